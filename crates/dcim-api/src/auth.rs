@@ -1,0 +1,252 @@
+//! Who is calling: the session token in any of its four places, the double-submit
+//! guard for cookie-authenticated writes, roles, password hashing and login
+//! throttling.
+//!
+//! A token may arrive as `Authorization: Bearer`, `ISP-Session`, `x-xsrf-token` or
+//! the `ses6` cookie. A POST or DELETE authenticated by the cookie alone must also
+//! carry `x-xsrf-token` equal to it (a cross-site page can make the browser send
+//! the cookie, but cannot read it to copy it into a header).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
+use dcim_core::Role;
+use dcim_store::list::Scope;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult, ErrorKind};
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: i64,
+    pub email: String,
+    pub role: Role,
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Refuses (403) a caller that is not `@admin`.
+    pub fn require_admin(&self) -> ApiResult<()> {
+        if self.is_admin() { Ok(()) } else { Err(ApiError::forbidden()) }
+    }
+
+    /// The servers this caller may see: all for an admin, its own for a user. The
+    /// restriction goes into the query, so another user's server is simply absent.
+    pub fn server_scope(&self) -> Vec<Scope> {
+        match self.role {
+            Role::Admin => vec![],
+            Role::User => vec![dcim_store::servers::owned_by(self.user_id)],
+        }
+    }
+}
+
+/// Name of the session cookie, as DCImanager names it.
+pub const COOKIE: &str = "ses6";
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn cookie<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// The token a request carries, after the double-submit check.
+pub fn request_token<'a>(method: &Method, h: &'a HeaderMap) -> ApiResult<Option<&'a str>> {
+    let bearer = header(h, "authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::trim));
+    let isp = header(h, "isp-session");
+    let xsrf = header(h, "x-xsrf-token");
+    let ses6 = cookie(h, COOKIE);
+    let writes = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if writes && bearer.is_none() && isp.is_none() && ses6.is_some() && xsrf != ses6 {
+        return Err(ApiError::new(
+            ErrorKind::XsrfMismatch,
+            "a POST or DELETE authenticated by the ses6 cookie must send the same token in x-xsrf-token",
+        ));
+    }
+    Ok(bearer.or(isp).or(xsrf).or(ses6))
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = request_token(&parts.method, &parts.headers)?.ok_or_else(|| {
+            ApiError::unauthorized("no session: log in with POST /api/auth/v4/public/token and send the token")
+        })?;
+        let idle = state.cfg.session_idle_secs;
+        let s = state
+            .store
+            .session_user(&hash_secret(token), idle, idle.min(60) / 2)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("the session has expired or was logged out; log in again"))?;
+        Ok(Caller { user_id: s.user_id, email: s.email, role: s.role.parse().unwrap_or(Role::User) })
+    }
+}
+
+/// A fresh 256-bit secret as 64 hex digits: session tokens and one-time keys.
+pub fn new_secret() -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// What the database keeps of a token or key.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Hashes a password with argon2id (on a blocking thread: it is slow on purpose).
+pub async fn hash_password(password: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()))
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(|e| {
+            tracing::error!(error = %e, "password hashing failed");
+            ApiError::internal()
+        })
+}
+
+/// Checks a password against a stored hash; `None` still burns the same time, so a
+/// wrong e-mail cannot be told from a wrong password by the clock.
+pub async fn verify_password(password: String, stored: Option<String>) -> bool {
+    tokio::task::spawn_blocking(move || {
+        static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let dummy = DUMMY.get_or_init(|| {
+            Argon2::default().hash_password(b"dcim-dummy-password").map(|h| h.to_string()).unwrap_or_default()
+        });
+        let real = stored.is_some();
+        let hash = stored.unwrap_or_else(|| dummy.clone());
+        let ok = PasswordHash::new(&hash)
+            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+            .unwrap_or(false);
+        ok && real
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Counts failed logins per account and per client address in a sliding window.
+/// Kept in memory: each `dcim` process throttles the attempts it sees.
+pub struct Throttle {
+    window: Duration,
+    max_per_account: u32,
+    max_per_address: u32,
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+impl Throttle {
+    pub fn new(window: Duration, max_per_account: u32, max_per_address: u32) -> Self {
+        Throttle { window, max_per_account, max_per_address, failures: Mutex::new(HashMap::new()) }
+    }
+
+    fn keys(account: &str, addr: Option<IpAddr>) -> [(String, bool); 2] {
+        [
+            (format!("a:{}", account.trim().to_ascii_lowercase()), true),
+            (format!("i:{}", addr.map(|a| a.to_string()).unwrap_or_default()), false),
+        ]
+    }
+
+    /// `Some(seconds to wait)` while the account or the address is locked out.
+    pub fn blocked_for(&self, account: &str, addr: Option<IpAddr>) -> Option<u64> {
+        let now = Instant::now();
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, (_, since)| now.duration_since(*since) < self.window);
+        Self::keys(account, addr).iter().find_map(|(k, is_account)| {
+            let max = if *is_account { self.max_per_account } else { self.max_per_address };
+            map.get(k)
+                .filter(|(n, _)| *n >= max)
+                .map(|(_, since)| self.window.saturating_sub(now.duration_since(*since)).as_secs().max(1))
+        })
+    }
+
+    pub fn record_failure(&self, account: &str, addr: Option<IpAddr>) {
+        let now = Instant::now();
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        for (k, _) in Self::keys(account, addr) {
+            let e = map.entry(k).or_insert((0, now));
+            e.0 += 1;
+        }
+    }
+
+    pub fn record_success(&self, account: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(&format!("a:{}", account.trim().to_ascii_lowercase()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn token_sources_and_double_submit() {
+        let get = Method::GET;
+        let post = Method::POST;
+        assert_eq!(request_token(&get, &headers(&[("cookie", "a=1; ses6=T1")])).unwrap(), Some("T1"));
+        assert_eq!(request_token(&get, &headers(&[("authorization", "Bearer T2")])).unwrap(), Some("T2"));
+        assert_eq!(request_token(&get, &headers(&[("isp-session", "T3")])).unwrap(), Some("T3"));
+        assert_eq!(request_token(&post, &headers(&[("x-xsrf-token", "T4")])).unwrap(), Some("T4"));
+        let both = headers(&[("cookie", "ses6=T5"), ("x-xsrf-token", "T5")]);
+        assert_eq!(request_token(&post, &both).unwrap(), Some("T5"));
+        let e = request_token(&post, &headers(&[("cookie", "ses6=T6")])).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::XsrfMismatch);
+        let e = request_token(&Method::DELETE, &headers(&[("cookie", "ses6=T7"), ("x-xsrf-token", "X")])).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::XsrfMismatch);
+        assert_eq!(request_token(&get, &headers(&[])).unwrap(), None);
+    }
+
+    #[test]
+    fn throttle_locks_account_and_address_then_forgets() {
+        let t = Throttle::new(Duration::from_millis(200), 2, 3);
+        let ip: Option<IpAddr> = Some("127.0.0.9".parse().unwrap());
+        t.record_failure("a@x.io", ip);
+        assert_eq!(t.blocked_for("a@x.io", ip), None);
+        t.record_failure("A@x.io", ip);
+        assert!(t.blocked_for("a@x.io", None).is_some(), "account locked");
+        t.record_failure("b@x.io", ip);
+        assert!(t.blocked_for("c@x.io", ip).is_some(), "address locked");
+        assert_eq!(t.blocked_for("c@x.io", None), None);
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(t.blocked_for("a@x.io", ip), None);
+    }
+
+    #[test]
+    fn secrets_are_long_and_hashed() {
+        let s = new_secret();
+        assert_eq!(s.len(), 64);
+        assert_ne!(s, new_secret());
+        assert_eq!(hash_secret(&s).len(), 64);
+        assert_ne!(hash_secret(&s), s);
+    }
+}

@@ -1,0 +1,84 @@
+//! The HTTP API: DCImanager 6's Auth API v4 and `dci/v3` services, and dcim's own
+//! inventory API in the same style.
+//!
+//! Handlers extract and authorize, call the store, and map rows to the wire shapes
+//! of [`wire`]; they hold no SQL. Errors go through the one table in [`error`].
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+pub mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use dcim_store::Store;
+use tower_http::trace::TraceLayer;
+
+/// Settings of the API layer.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// A session unused for this long is over.
+    pub session_idle_secs: i64,
+    /// How long a one-time login key lives.
+    pub key_ttl_secs: i64,
+    pub min_password_len: usize,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// Failed logins allowed per account, and per client address, within `throttle_window`.
+    pub max_failures_per_account: u32,
+    pub max_failures_per_address: u32,
+    pub throttle_window: Duration,
+    /// Mark the session cookie `Secure` (when serving HTTPS).
+    pub secure_cookies: bool,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            session_idle_secs: 3600,
+            key_ttl_secs: 3600,
+            min_password_len: 8,
+            body_limit: 1024 * 1024,
+            max_failures_per_account: 5,
+            max_failures_per_address: 20,
+            throttle_window: Duration::from_secs(900),
+            secure_cookies: false,
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Store,
+    pub cfg: ApiConfig,
+    pub throttle: auth::Throttle,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(store: Store, cfg: ApiConfig) -> Self {
+        let throttle =
+            auth::Throttle::new(cfg.throttle_window, cfg.max_failures_per_account, cfg.max_failures_per_address);
+        AppState(Arc::new(Inner { store, cfg, throttle }))
+    }
+}
+
+/// The complete application: routes, body limit and request tracing.
+pub fn app(state: AppState) -> Router {
+    let limit = state.cfg.body_limit;
+    routes::router(state).layer(DefaultBodyLimit::max(limit)).layer(TraceLayer::new_for_http())
+}

@@ -1,0 +1,56 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations and the wire
+//! types, served at `/swagger/openapi.json` with Swagger UI at `/swagger/`
+//! (where DCImanager serves its own reference).
+
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::routes::{auth_v4, inventory as inv, servers, users};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "dcim", description = "DCImanager 6 compatible bare-metal data-center manager. \
+        Every path also answers under /api. Errors: {\"error\":{\"code\",\"msg\",\"value\"}}; see docs/API.md."),
+    paths(
+        auth_v4::login, auth_v4::login_by_key, auth_v4::logout, auth_v4::whoami, auth_v4::issue_key,
+        auth_v4::key_redirect,
+        users::list_users, users::get_user, users::create_user, users::edit_user, users::block_user,
+        users::unblock_user, users::delete_user,
+        servers::server_configuration, servers::list_servers, servers::get_server, servers::set_owner,
+        servers::release_owner, servers::create_server, servers::edit_server, servers::delete_server,
+        servers::set_hardware_info, servers::connect_switch, servers::connect_pdu, servers::disconnect_switch,
+        servers::disconnect_pdu,
+        inv::list_locations, inv::get_location, inv::create_location, inv::edit_location, inv::delete_location,
+        inv::list_racks, inv::get_rack, inv::create_rack, inv::edit_rack, inv::delete_rack,
+        inv::list_switches, inv::get_switch, inv::create_switch, inv::edit_switch, inv::delete_switch,
+        inv::sync_switch, inv::list_switch_ports,
+        inv::list_pdus, inv::get_pdu, inv::create_pdu, inv::edit_pdu, inv::delete_pdu, inv::sync_pdu,
+        inv::list_pdu_ports,
+        inv::list_os_templates, inv::get_os_template, inv::create_os_template, inv::edit_os_template,
+        inv::delete_os_template,
+        crate::routes::health,
+    ),
+    modifiers(&Security),
+    security(("ses6" = []), ("bearer" = []), ("isp_session" = []))
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let c = doc.components.get_or_insert_with(Default::default);
+        c.add_security_scheme("ses6", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("ses6"))));
+        c.add_security_scheme("isp_session", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("ISP-Session"))));
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Swagger UI and the document it shows.
+pub fn swagger() -> SwaggerUi {
+    SwaggerUi::new("/swagger").url("/swagger/openapi.json", ApiDoc::openapi())
+}

@@ -1,0 +1,439 @@
+//! dcim's inventory API: locations, racks, switches and PDUs with their ports, and
+//! OS templates. All admin-only. A fake switch or PDU reports its ports when it is
+//! created; real devices are read by `sync` once their SNMP driver exists.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use dcim_core::validate::device_address;
+use dcim_core::{DeviceProtocol, TemplateType};
+use dcim_drivers::{DeviceAccess, DriverError};
+use dcim_store::inventory::{DeviceKind, NewDevice as StoreNewDevice, PortReport};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::extract::{Body, ListParams, Path};
+use crate::wire::inventory::{
+    Device, DeviceEdit, Location, LocationInput, NewDevice, NewOsTemplate, NewRack, OsTemplate, OsTemplateEdit,
+    PduPort, Rack, RackEdit, SnmpInput, SwitchPort,
+};
+use crate::wire::{Id, List};
+
+type Created = (StatusCode, Json<Id>);
+
+fn created(id: i64) -> Created {
+    (StatusCode::CREATED, Json(Id { id }))
+}
+
+fn name(field: &str, raw: &str) -> ApiResult<String> {
+    let n = raw.trim();
+    if n.is_empty() || n.len() > 128 {
+        return Err(ApiError::invalid(field, "must be 1 to 128 characters"));
+    }
+    Ok(n.to_owned())
+}
+
+// --- locations
+
+#[utoipa::path(get, path = "/dci/v3/location", tag = "inventory", responses((status = 200, body = List<Location>)))]
+pub async fn list_locations(
+    caller: Caller,
+    State(st): State<AppState>,
+    ListParams(q): ListParams,
+) -> ApiResult<Json<List<Location>>> {
+    caller.require_admin()?;
+    Ok(Json(List::from_page(st.store.list_locations(&q).await?, Location::from)))
+}
+
+#[utoipa::path(get, path = "/dci/v3/location/{id}", tag = "inventory", responses((status = 200, body = Location)))]
+pub async fn get_location(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Location>> {
+    caller.require_admin()?;
+    Ok(Json(st.store.get_location(id).await?.into()))
+}
+
+#[utoipa::path(post, path = "/dci/v3/location", tag = "inventory", request_body = LocationInput,
+    responses((status = 201, body = Id)))]
+pub async fn create_location(
+    caller: Caller,
+    State(st): State<AppState>,
+    Body(b): Body<LocationInput>,
+) -> ApiResult<Created> {
+    caller.require_admin()?;
+    let n = name("name", b.name.as_deref().unwrap_or(""))?;
+    Ok(created(st.store.create_location(&n, b.geolocation.as_deref().unwrap_or(""), None).await?))
+}
+
+#[utoipa::path(post, path = "/dci/v3/location/{id}", tag = "inventory", request_body = LocationInput,
+    responses((status = 200, body = Id)))]
+pub async fn edit_location(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    Body(b): Body<LocationInput>,
+) -> ApiResult<Json<Id>> {
+    caller.require_admin()?;
+    let n = b.name.as_deref().map(|n| name("name", n)).transpose()?;
+    st.store.update_location(id, n.as_deref(), b.geolocation.as_deref()).await?;
+    Ok(Json(Id { id }))
+}
+
+#[utoipa::path(delete, path = "/dci/v3/location/{id}", tag = "inventory", responses((status = 200, body = Id)))]
+pub async fn delete_location(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Id>> {
+    caller.require_admin()?;
+    st.store.delete_location(id).await?;
+    Ok(Json(Id { id }))
+}
+
+// --- racks
+
+fn rack_size(size: i64) -> ApiResult<i64> {
+    if (1..=100).contains(&size) { Ok(size) } else { Err(ApiError::invalid("size", "must be 1 to 100 units")) }
+}
+
+#[utoipa::path(get, path = "/dci/v3/rack", tag = "inventory", responses((status = 200, body = List<Rack>)))]
+pub async fn list_racks(
+    caller: Caller,
+    State(st): State<AppState>,
+    ListParams(q): ListParams,
+) -> ApiResult<Json<List<Rack>>> {
+    caller.require_admin()?;
+    Ok(Json(List::from_page(st.store.list_racks(&q).await?, Rack::from)))
+}
+
+#[utoipa::path(get, path = "/dci/v3/rack/{id}", tag = "inventory", responses((status = 200, body = Rack)))]
+pub async fn get_rack(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Rack>> {
+    caller.require_admin()?;
+    Ok(Json(st.store.get_rack(id).await?.into()))
+}
+
+#[utoipa::path(post, path = "/dci/v3/rack", tag = "inventory", request_body = NewRack, responses((status = 201, body = Id)))]
+pub async fn create_rack(caller: Caller, State(st): State<AppState>, Body(b): Body<NewRack>) -> ApiResult<Created> {
+    caller.require_admin()?;
+    let n = name("name", &b.name)?;
+    Ok(created(st.store.create_rack(&n, b.location_id, rack_size(b.size)?).await?))
+}
+
+#[utoipa::path(post, path = "/dci/v3/rack/{id}", tag = "inventory", request_body = RackEdit, responses((status = 200, body = Id)))]
+pub async fn edit_rack(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    Body(b): Body<RackEdit>,
+) -> ApiResult<Json<Id>> {
+    caller.require_admin()?;
+    let n = b.name.as_deref().map(|n| name("name", n)).transpose()?;
+    st.store.update_rack(id, n.as_deref(), b.size.map(rack_size).transpose()?).await?;
+    Ok(Json(Id { id }))
+}
+
+#[utoipa::path(delete, path = "/dci/v3/rack/{id}", tag = "inventory", responses((status = 200, body = Id)))]
+pub async fn delete_rack(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Id>> {
+    caller.require_admin()?;
+    st.store.delete_rack(id).await?;
+    Ok(Json(Id { id }))
+}
+
+// --- switches and PDUs
+
+fn snmp_secret(protocol: DeviceProtocol, snmp: Option<SnmpInput>) -> ApiResult<String> {
+    let s = snmp.unwrap_or_default();
+    match protocol {
+        DeviceProtocol::SnmpV2c if s.community.as_deref().unwrap_or("").is_empty() => {
+            return Err(ApiError::invalid("snmp.community", "is required for snmp_v2c"));
+        }
+        DeviceProtocol::SnmpV3 if s.user.as_deref().unwrap_or("").is_empty() => {
+            return Err(ApiError::invalid("snmp.user", "is required for snmp_v3"));
+        }
+        _ => {}
+    }
+    for (field, value, allowed) in [
+        ("snmp.auth_protocol", &s.auth_protocol, &["md5", "sha", "sha224", "sha256", "sha384", "sha512"][..]),
+        ("snmp.priv_protocol", &s.priv_protocol, &["des", "aes", "aes128", "aes192", "aes256"][..]),
+    ] {
+        if let Some(v) = value
+            && !allowed.contains(&v.to_ascii_lowercase().as_str())
+        {
+            return Err(ApiError::invalid(field, format!("'{v}' is not one of {allowed:?}")));
+        }
+    }
+    serde_json::to_string(&s).map_err(|_| ApiError::internal())
+}
+
+fn driver_error(e: DriverError) -> ApiError {
+    match e {
+        DriverError::Unsupported(m) => ApiError::new(ErrorKind::NotImplemented, m),
+        other => ApiError::new(ErrorKind::Unavailable, format!("the device could not be read: {other}")),
+    }
+}
+
+async fn read_ports(
+    kind: DeviceKind,
+    protocol: DeviceProtocol,
+    model: &str,
+    access: &DeviceAccess,
+) -> Result<Vec<PortReport>, DriverError> {
+    Ok(match kind {
+        DeviceKind::Switch => dcim_drivers::switch_driver(protocol, access)?
+            .ports()
+            .await?
+            .into_iter()
+            .map(|p| PortReport {
+                idx: p.index,
+                name: p.name,
+                description: p.description,
+                admin_status: p.admin_status.as_str().into(),
+                oper_status: p.oper_status.as_str().into(),
+                speed: p.speed,
+            })
+            .collect(),
+        DeviceKind::Pdu => dcim_drivers::pdu_driver(protocol, model, access)?
+            .outlets()
+            .await?
+            .into_iter()
+            .map(|o| PortReport {
+                idx: o.index,
+                name: o.name,
+                description: String::new(),
+                admin_status: o.status.as_str().into(),
+                oper_status: o.status.as_str().into(),
+                speed: None,
+            })
+            .collect(),
+    })
+}
+
+async fn create_device(st: &AppState, kind: DeviceKind, b: NewDevice) -> ApiResult<Created> {
+    let protocol: DeviceProtocol = b.protocol.parse().map_err(|e| ApiError::invalid("protocol", e))?;
+    let model = match kind {
+        DeviceKind::Switch => String::new(),
+        DeviceKind::Pdu => {
+            let m = b.model.as_deref().map(str::trim).unwrap_or("");
+            if m.is_empty() && protocol != DeviceProtocol::Fake {
+                return Err(ApiError::invalid("model", "names the PDU's MIB family, e.g. apc_rpdu"));
+            }
+            if m.is_empty() { "fake".to_owned() } else { m.to_owned() }
+        }
+    };
+    let device = StoreNewDevice {
+        name: name("name", &b.name)?,
+        location_id: b.location_id,
+        ip: device_address("ip", &b.ip)?,
+        protocol: protocol.as_str().to_owned(),
+        model,
+        secret: snmp_secret(protocol, b.snmp)?,
+    };
+    // A fake device reports its ports at once; a real one is read by `sync`.
+    let ports = if protocol == DeviceProtocol::Fake {
+        let access = DeviceAccess { address: device.ip.clone(), secret: device.secret.clone() };
+        read_ports(kind, protocol, &device.model, &access).await.map_err(driver_error)?
+    } else {
+        vec![]
+    };
+    Ok(created(st.store.create_device(kind, &device, &ports).await?))
+}
+
+async fn sync_device(st: &AppState, kind: DeviceKind, id: i64) -> ApiResult<Json<Id>> {
+    let d = st.store.get_device(kind, id).await?;
+    let protocol: DeviceProtocol = d.protocol.parse().map_err(|_| ApiError::internal())?;
+    let access = DeviceAccess { address: d.ip.clone(), secret: st.store.device_secret(kind, id).await? };
+    let ports = read_ports(kind, protocol, &d.model, &access).await.map_err(driver_error)?;
+    st.store.sync_ports(kind, id, &ports).await?;
+    Ok(Json(Id { id }))
+}
+
+async fn edit_device(st: &AppState, kind: DeviceKind, id: i64, b: DeviceEdit) -> ApiResult<Json<Id>> {
+    let d = st.store.get_device(kind, id).await?;
+    let protocol: DeviceProtocol = d.protocol.parse().map_err(|_| ApiError::internal())?;
+    let n = b.name.as_deref().map(|n| name("name", n)).transpose()?;
+    let ip = b.ip.as_deref().map(|ip| device_address("ip", ip)).transpose()?;
+    let secret = b.snmp.map(|s| snmp_secret(protocol, Some(s))).transpose()?;
+    st.store.update_device(kind, id, n.as_deref(), ip.as_deref(), secret.as_deref()).await?;
+    Ok(Json(Id { id }))
+}
+
+#[utoipa::path(get, path = "/dci/v3/switch", tag = "inventory", responses((status = 200, body = List<Device>)))]
+pub async fn list_switches(
+    caller: Caller,
+    State(st): State<AppState>,
+    ListParams(q): ListParams,
+) -> ApiResult<Json<List<Device>>> {
+    caller.require_admin()?;
+    Ok(Json(List::from_page(st.store.list_devices(DeviceKind::Switch, &q).await?, Device::switch)))
+}
+
+#[utoipa::path(get, path = "/dci/v3/switch/{id}", tag = "inventory", responses((status = 200, body = Device)))]
+pub async fn get_switch(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Device>> {
+    caller.require_admin()?;
+    Ok(Json(Device::switch(st.store.get_device(DeviceKind::Switch, id).await?)))
+}
+
+#[utoipa::path(post, path = "/dci/v3/switch", tag = "inventory", request_body = NewDevice, responses((status = 201, body = Id)))]
+pub async fn create_switch(caller: Caller, State(st): State<AppState>, Body(b): Body<NewDevice>) -> ApiResult<Created> {
+    caller.require_admin()?;
+    create_device(&st, DeviceKind::Switch, b).await
+}
+
+#[utoipa::path(post, path = "/dci/v3/switch/{id}", tag = "inventory", request_body = DeviceEdit, responses((status = 200, body = Id)))]
+pub async fn edit_switch(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    Body(b): Body<DeviceEdit>,
+) -> ApiResult<Json<Id>> {
+    caller.require_admin()?;
+    edit_device(&st, DeviceKind::Switch, id, b).await
+}
+
+#[utoipa::path(delete, path = "/dci/v3/switch/{id}", tag = "inventory", responses((status = 200, body = Id), (status = 409)))]
+pub async fn delete_switch(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Id>> {
+    caller.require_admin()?;
+    st.store.delete_device(DeviceKind::Switch, id).await?;
+    Ok(Json(Id { id }))
+}
+
+/// Re-read the switch's ports from the device, keeping existing connections.
+#[utoipa::path(post, path = "/dci/v3/switch/{id}/sync", tag = "inventory", responses((status = 200, body = Id), (status = 501)))]
+pub async fn sync_switch(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Id>> {
+    caller.require_admin()?;
+    sync_device(&st, DeviceKind::Switch, id).await
+}
+
+#[utoipa::path(get, path = "/dci/v3/switch/{id}/port", tag = "inventory", responses((status = 200, body = List<SwitchPort>)))]
+pub async fn list_switch_ports(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    ListParams(q): ListParams,
+) -> ApiResult<Json<List<SwitchPort>>> {
+    caller.require_admin()?;
+    Ok(Json(List::from_page(st.store.list_ports(DeviceKind::Switch, id, &q).await?, SwitchPort::from)))
+}
+
+#[utoipa::path(get, path = "/dci/v3/pdu", tag = "inventory", responses((status = 200, body = List<Device>)))]
+pub async fn list_pdus(
+    caller: Caller,
+    State(st): State<AppState>,
+    ListParams(q): ListParams,
+) -> ApiResult<Json<List<Device>>> {
+    caller.require_admin()?;
+    Ok(Json(List::from_page(st.store.list_devices(DeviceKind::Pdu, &q).await?, Device::pdu)))
+}
+
+#[utoipa::path(get, path = "/dci/v3/pdu/{id}", tag = "inventory", responses((status = 200, body = Device)))]
+pub async fn get_pdu(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Device>> {
+    caller.require_admin()?;
+    Ok(Json(Device::pdu(st.store.get_device(DeviceKind::Pdu, id).await?)))
+}
+
+#[utoipa::path(post, path = "/dci/v3/pdu", tag = "inventory", request_body = NewDevice, responses((status = 201, body = Id)))]
+pub async fn create_pdu(caller: Caller, State(st): State<AppState>, Body(b): Body<NewDevice>) -> ApiResult<Created> {
+    caller.require_admin()?;
+    create_device(&st, DeviceKind::Pdu, b).await
+}
+
+#[utoipa::path(post, path = "/dci/v3/pdu/{id}", tag = "inventory", request_body = DeviceEdit, responses((status = 200, body = Id)))]
+pub async fn edit_pdu(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    Body(b): Body<DeviceEdit>,
+) -> ApiResult<Json<Id>> {
+    caller.require_admin()?;
+    edit_device(&st, DeviceKind::Pdu, id, b).await
+}
+
+#[utoipa::path(delete, path = "/dci/v3/pdu/{id}", tag = "inventory", responses((status = 200, body = Id), (status = 409)))]
+pub async fn delete_pdu(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Id>> {
+    caller.require_admin()?;
+    st.store.delete_device(DeviceKind::Pdu, id).await?;
+    Ok(Json(Id { id }))
+}
+
+/// Re-read the PDU's outlets from the device, keeping existing connections.
+#[utoipa::path(post, path = "/dci/v3/pdu/{id}/sync", tag = "inventory", responses((status = 200, body = Id), (status = 501)))]
+pub async fn sync_pdu(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Id>> {
+    caller.require_admin()?;
+    sync_device(&st, DeviceKind::Pdu, id).await
+}
+
+#[utoipa::path(get, path = "/dci/v3/pdu/{id}/port", tag = "inventory", responses((status = 200, body = List<PduPort>)))]
+pub async fn list_pdu_ports(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    ListParams(q): ListParams,
+) -> ApiResult<Json<List<PduPort>>> {
+    caller.require_admin()?;
+    Ok(Json(List::from_page(st.store.list_ports(DeviceKind::Pdu, id, &q).await?, PduPort::from)))
+}
+
+// --- OS templates
+
+fn tags(t: &[String]) -> ApiResult<String> {
+    if t.iter().any(|t| t.trim().is_empty() || t.len() > 64) {
+        return Err(ApiError::invalid("tags", "each tag must be 1 to 64 characters"));
+    }
+    serde_json::to_string(t).map_err(|_| ApiError::internal())
+}
+
+#[utoipa::path(get, path = "/dci/v3/os_template", tag = "inventory", responses((status = 200, body = List<OsTemplate>)))]
+pub async fn list_os_templates(
+    caller: Caller,
+    State(st): State<AppState>,
+    ListParams(q): ListParams,
+) -> ApiResult<Json<List<OsTemplate>>> {
+    caller.require_admin()?;
+    Ok(Json(List::from_page(st.store.list_os_templates(&q).await?, OsTemplate::from)))
+}
+
+#[utoipa::path(get, path = "/dci/v3/os_template/{id}", tag = "inventory", responses((status = 200, body = OsTemplate)))]
+pub async fn get_os_template(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<OsTemplate>> {
+    caller.require_admin()?;
+    Ok(Json(st.store.get_os_template(id).await?.into()))
+}
+
+#[utoipa::path(post, path = "/dci/v3/os_template", tag = "inventory", request_body = NewOsTemplate, responses((status = 201, body = Id)))]
+pub async fn create_os_template(
+    caller: Caller,
+    State(st): State<AppState>,
+    Body(b): Body<NewOsTemplate>,
+) -> ApiResult<Created> {
+    caller.require_admin()?;
+    let kind: TemplateType = b.kind.parse().map_err(|e| ApiError::invalid("type", e))?;
+    let n = name("name", &b.name)?;
+    Ok(created(st.store.create_os_template(&n, kind.as_str(), &tags(&b.tags)?, b.efi).await?))
+}
+
+#[utoipa::path(post, path = "/dci/v3/os_template/{id}", tag = "inventory", request_body = OsTemplateEdit, responses((status = 200, body = Id)))]
+pub async fn edit_os_template(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    Body(b): Body<OsTemplateEdit>,
+) -> ApiResult<Json<Id>> {
+    caller.require_admin()?;
+    let n = b.name.as_deref().map(|n| name("name", n)).transpose()?;
+    let t = b.tags.as_deref().map(tags).transpose()?;
+    st.store.update_os_template(id, n.as_deref(), t.as_deref(), b.efi).await?;
+    Ok(Json(Id { id }))
+}
+
+#[utoipa::path(delete, path = "/dci/v3/os_template/{id}", tag = "inventory", responses((status = 200, body = Id), (status = 409)))]
+pub async fn delete_os_template(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Id>> {
+    caller.require_admin()?;
+    st.store.delete_os_template(id).await?;
+    Ok(Json(Id { id }))
+}

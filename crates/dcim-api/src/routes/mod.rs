@@ -1,0 +1,98 @@
+//! Every route of the API in one place. Each route answers with and without the
+//! `/api` prefix, as DCImanager's reverse proxy does.
+
+pub mod auth_v4;
+pub mod inventory;
+pub mod servers;
+pub mod users;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::{delete, get, post};
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorKind};
+
+/// The routes without the `/api` prefix.
+fn api(state: AppState) -> Router {
+    use inventory as inv;
+    Router::new()
+        // Auth API v4
+        .route("/auth/v4/public/token", post(auth_v4::login))
+        .route("/auth/v4/public/key", post(auth_v4::login_by_key))
+        .route("/auth/v4/token/{token}", delete(auth_v4::logout))
+        .route("/auth/v4/whoami", get(auth_v4::whoami))
+        .route("/auth/v4/user/{user}/key", post(auth_v4::issue_key))
+        .route("/auth/key-v4/{key}", get(auth_v4::key_redirect))
+        // users
+        .route("/dci/v3/user", get(users::list_users).post(users::create_user))
+        .route("/dci/v3/user/{id}", get(users::get_user).post(users::edit_user).delete(users::delete_user))
+        .route("/dci/v3/user/{id}/block", post(users::block_user))
+        .route("/dci/v3/user/{id}/unblock", post(users::unblock_user))
+        // servers
+        .route("/dci/v3/server/configuration", get(servers::server_configuration))
+        .route("/dci/v3/server", get(servers::list_servers).post(servers::create_server))
+        .route(
+            "/dci/v3/server/{id}",
+            get(servers::get_server).post(servers::edit_server).delete(servers::delete_server),
+        )
+        .route("/dci/v3/server/{id}/owner", post(servers::set_owner).delete(servers::release_owner))
+        .route("/dci/v3/server/{id}/hardware_info", post(servers::set_hardware_info))
+        .route("/dci/v3/server/{id}/switch_connection", post(servers::connect_switch))
+        .route("/dci/v3/server/{id}/switch_connection/{connection_id}", delete(servers::disconnect_switch))
+        .route("/dci/v3/server/{id}/pdu_connection", post(servers::connect_pdu))
+        .route("/dci/v3/server/{id}/pdu_connection/{connection_id}", delete(servers::disconnect_pdu))
+        // inventory
+        .route("/dci/v3/location", get(inv::list_locations).post(inv::create_location))
+        .route("/dci/v3/location/{id}", get(inv::get_location).post(inv::edit_location).delete(inv::delete_location))
+        .route("/dci/v3/rack", get(inv::list_racks).post(inv::create_rack))
+        .route("/dci/v3/rack/{id}", get(inv::get_rack).post(inv::edit_rack).delete(inv::delete_rack))
+        .route("/dci/v3/switch", get(inv::list_switches).post(inv::create_switch))
+        .route("/dci/v3/switch/{id}", get(inv::get_switch).post(inv::edit_switch).delete(inv::delete_switch))
+        .route("/dci/v3/switch/{id}/sync", post(inv::sync_switch))
+        .route("/dci/v3/switch/{id}/port", get(inv::list_switch_ports))
+        .route("/dci/v3/pdu", get(inv::list_pdus).post(inv::create_pdu))
+        .route("/dci/v3/pdu/{id}", get(inv::get_pdu).post(inv::edit_pdu).delete(inv::delete_pdu))
+        .route("/dci/v3/pdu/{id}/sync", post(inv::sync_pdu))
+        .route("/dci/v3/pdu/{id}/port", get(inv::list_pdu_ports))
+        .route("/dci/v3/os_template", get(inv::list_os_templates).post(inv::create_os_template))
+        .route(
+            "/dci/v3/os_template/{id}",
+            get(inv::get_os_template).post(inv::edit_os_template).delete(inv::delete_os_template),
+        )
+        .route("/health", get(health))
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// The whole router: the API at `/` and `/api`, the OpenAPI document and Swagger UI.
+pub fn router(state: AppState) -> Router {
+    let api = api(state);
+    Router::new()
+        .nest("/api", api.clone())
+        .merge(api)
+        .merge(crate::openapi::swagger())
+        .route("/", get(|| async { Redirect::to("/swagger/") }))
+        .fallback(no_handler)
+}
+
+async fn no_handler() -> ApiError {
+    ApiError::new(ErrorKind::NoHandler, "request handler not found")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(ErrorKind::MethodNotAllowed, "this path does not take that method")
+}
+
+/// Liveness and database reachability, for load balancers.
+#[utoipa::path(get, path = "/health", tag = "service", responses((status = 200), (status = 503)))]
+pub async fn health(State(st): State<AppState>) -> impl IntoResponse {
+    match st.store.ping().await {
+        Ok(()) => axum::Json(serde_json::json!({ "status": "ok" })).into_response(),
+        Err(e) => {
+            tracing::error!(error = ?e, "health check: database unreachable");
+            ApiError::new(ErrorKind::Unavailable, "the database is unreachable").into_response()
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Shapes of dcim's inventory API (locations, racks, switches, PDUs, ports, OS
+//! templates): DCImanager's public docs do not show how equipment is entered, so
+//! these follow its style. SNMP secrets are accepted and never returned.
+
+use dcim_store::inventory::{DeviceRow, LocationRow, OsTemplateRow, PortRow, RackRow};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::extract::id_like;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Location {
+    pub id: i64,
+    pub name: String,
+    pub geolocation: String,
+    pub userspace: Option<i64>,
+}
+
+impl From<LocationRow> for Location {
+    fn from(r: LocationRow) -> Self {
+        Location { id: r.id, name: r.name, geolocation: r.geolocation, userspace: r.userspace }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LocationInput {
+    pub name: Option<String>,
+    pub geolocation: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rack {
+    pub id: i64,
+    pub name: String,
+    pub location_id: i64,
+    pub size: i64,
+}
+
+impl From<RackRow> for Rack {
+    fn from(r: RackRow) -> Self {
+        Rack { id: r.id, name: r.name, location_id: r.location_id, size: r.size }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewRack {
+    pub name: String,
+    #[serde(deserialize_with = "id_like")]
+    #[schema(value_type = i64)]
+    pub location_id: i64,
+    pub size: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RackEdit {
+    pub name: Option<String>,
+    pub size: Option<i64>,
+}
+
+/// A switch or a PDU (`model` only for PDUs).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Device {
+    pub id: i64,
+    pub name: String,
+    pub location_id: i64,
+    pub ip: String,
+    pub protocol: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    pub port_count: i64,
+}
+
+impl Device {
+    pub fn switch(r: DeviceRow) -> Self {
+        Device {
+            id: r.id,
+            name: r.name,
+            location_id: r.location_id,
+            ip: r.ip,
+            protocol: r.protocol,
+            model: None,
+            port_count: r.port_count,
+        }
+    }
+
+    pub fn pdu(r: DeviceRow) -> Self {
+        let model = Some(r.model.clone());
+        Device { model, ..Device::switch(r) }
+    }
+}
+
+/// SNMP access: `{"community"}` for v2c, or the v3 user and keys. Write-only.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnmpInput {
+    pub community: Option<String>,
+    pub user: Option<String>,
+    pub auth_protocol: Option<String>,
+    pub auth_password: Option<String>,
+    pub priv_protocol: Option<String>,
+    pub priv_password: Option<String>,
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewDevice {
+    pub name: String,
+    #[serde(deserialize_with = "id_like")]
+    #[schema(value_type = i64)]
+    pub location_id: i64,
+    /// `host` or `host:port`.
+    pub ip: String,
+    /// `snmp_v2c`, `snmp_v3` or `fake`.
+    pub protocol: String,
+    #[serde(default)]
+    pub snmp: Option<SnmpInput>,
+    /// PDUs only: the MIB family, e.g. `apc_rpdu`.
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DeviceEdit {
+    pub name: Option<String>,
+    pub ip: Option<String>,
+    pub snmp: Option<SnmpInput>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PortServer {
+    pub id: i64,
+    pub name: String,
+}
+
+/// A switch port.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SwitchPort {
+    pub id: i64,
+    pub switch: i64,
+    pub index: i64,
+    pub name: String,
+    pub description: String,
+    pub admin_status: String,
+    pub oper_status: String,
+    /// Mbit/s.
+    pub speed: Option<i64>,
+    pub server: Option<PortServer>,
+}
+
+/// A PDU outlet.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PduPort {
+    pub id: i64,
+    pub pdu: i64,
+    pub index: i64,
+    pub name: String,
+    pub power_status: String,
+    pub server: Option<PortServer>,
+}
+
+fn port_server(r: &PortRow) -> Option<PortServer> {
+    match (r.server_id, &r.server_name) {
+        (Some(id), Some(name)) => Some(PortServer { id, name: name.clone() }),
+        _ => None,
+    }
+}
+
+impl From<PortRow> for SwitchPort {
+    fn from(r: PortRow) -> Self {
+        SwitchPort {
+            server: port_server(&r),
+            id: r.id,
+            switch: r.device_id,
+            index: r.idx,
+            name: r.name,
+            description: r.description,
+            admin_status: r.admin_status,
+            oper_status: r.oper_status,
+            speed: r.speed,
+        }
+    }
+}
+
+impl From<PortRow> for PduPort {
+    fn from(r: PortRow) -> Self {
+        PduPort {
+            server: port_server(&r),
+            id: r.id,
+            pdu: r.device_id,
+            index: r.idx,
+            name: r.name,
+            power_status: r.oper_status,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OsTemplate {
+    pub id: i64,
+    pub name: String,
+    /// `os`, `diag` or `rescue`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub tags: Vec<String>,
+    pub efi: bool,
+}
+
+impl From<OsTemplateRow> for OsTemplate {
+    fn from(r: OsTemplateRow) -> Self {
+        OsTemplate {
+            tags: serde_json::from_str(&r.tags).unwrap_or_default(),
+            id: r.id,
+            name: r.name,
+            kind: r.kind,
+            efi: r.efi != 0,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewOsTemplate {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default = "yes")]
+    pub efi: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OsTemplateEdit {
+    pub name: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub efi: Option<bool>,
+}
+
+/// Hardware entered by hand: the `hardware_info` object (schema in `dcim_core::configuration`).
+pub type HardwareInput = Value;

@@ -1,0 +1,44 @@
+//! The DCImanager 6 wire shapes, separate from the domain and storage types so
+//! the contract cannot drift by accident: a change here is a change of the API,
+//! and the snapshot tests show it.
+//!
+//! Field names, types and enum spellings follow the seed
+//! (`tests/fixtures/seed/dcimanager-api-examples.txt`). What no stored data backs
+//! yet is `null`, an empty list or an empty object, never an invented value.
+
+pub mod auth;
+pub mod inventory;
+pub mod server;
+pub mod user;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// `{"list": [...], "size": N}`: every list answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct List<T> {
+    pub list: Vec<T>,
+    /// Rows matching `where`, before `limit`.
+    pub size: i64,
+}
+
+impl<T> List<T> {
+    pub fn from_page<R>(page: dcim_store::list::Page<R>, f: impl FnMut(R) -> T) -> Self {
+        List { list: page.items.into_iter().map(f).collect(), size: page.size }
+    }
+}
+
+/// `{"id": N}`: what a create or an edit answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Id {
+    pub id: i64,
+}
+
+/// An empty JSON object, for answers with nothing to say.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Empty {}
+
+/// Parses a JSON text column, falling back to `fallback` for anything unreadable.
+pub(crate) fn json_column(text: &str, fallback: serde_json::Value) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or(fallback)
+}

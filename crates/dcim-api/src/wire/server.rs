@@ -1,0 +1,369 @@
+//! `/dci/v3/server` shapes: the server object of the seed with every field of its
+//! list example, and the bodies that create and edit servers.
+
+use dcim_store::servers::{ConfigurationCount, PduConnectionRow, ServerDetail, SwitchConnectionRow};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use super::json_column;
+use crate::extract::{id_like, nullable};
+
+/// A server as the seed shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Server {
+    /// The current or last operation; `null` until the server has had one.
+    pub operation: Option<Operation>,
+    pub domain: String,
+    pub id: i64,
+    pub os_template: Option<OsTemplateRef>,
+    #[schema(value_type = Object)]
+    pub hardware_info: Value,
+    #[schema(value_type = Object)]
+    pub perform_info: Value,
+    pub configuration: Option<String>,
+    pub settings: Settings,
+    /// `ok`, `suspending`, `suspended`, `suspend_error`, `resuming`, `resume_error`.
+    pub state: String,
+    pub state_info: String,
+    pub ip: Vec<ServerIp>,
+    pub switch_connection: Vec<SwitchConnection>,
+    pub pdu_connection: Option<PduConnection>,
+    pub ipmi: Option<Ipmi>,
+    pub intel_amt: Option<IntelAmt>,
+    pub location: Location,
+    pub location_id: i64,
+    pub mac: Option<String>,
+    pub main_ipv4: Option<i64>,
+    pub main_ipv6: Option<i64>,
+    pub name: String,
+    pub platform: Option<Platform>,
+    pub rack: Option<Rack>,
+    pub unit: Option<i64>,
+    pub chassis: Option<Chassis>,
+    pub slot: Option<i64>,
+    pub owner: Option<Owner>,
+    pub owner_email: Option<String>,
+    pub diag_error: Vec<DiagError>,
+    pub is_new: bool,
+    /// `on`, `off` or `unknown`, as the power driver last reported.
+    pub power_status: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Operation {
+    pub id: i64,
+    pub status: String,
+    #[schema(value_type = Object)]
+    pub status_info: Value,
+    #[schema(value_type = Vec<Object>)]
+    pub progress_info: Vec<Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OsTemplateRef {
+    pub id: i64,
+    pub name: String,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Settings {
+    pub efi: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerIp {
+    pub domain: String,
+    pub family: String,
+    pub gateway: String,
+    pub id: i64,
+    pub name: String,
+    pub network: String,
+    pub status: String,
+    #[schema(value_type = Object)]
+    pub status_info: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SwitchConnection {
+    /// The switch port's id.
+    pub id: i64,
+    pub switch: i64,
+    pub connection_id: i64,
+    pub description: String,
+    pub admin_status: String,
+    pub oper_status: String,
+    pub do_not_collect_traffic: bool,
+    pub is_ipmi_connection: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PduConnection {
+    pub port_id: i64,
+    pub port_identity: String,
+    pub pdu_id: i64,
+    pub pdu_name: String,
+    pub connection_id: i64,
+    pub power_status: String,
+}
+
+/// The BMC. Its `id` is the server's: dcim keeps one BMC per server.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ipmi {
+    pub address: String,
+    pub id: i64,
+    pub status: String,
+    #[schema(value_type = Object)]
+    pub status_info: Value,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub web_url: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntelAmt {
+    pub address: String,
+    pub id: i64,
+    pub status: String,
+    #[schema(value_type = Object)]
+    pub status_info: Value,
+    pub protocol: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Location {
+    pub geolocation: String,
+    pub id: i64,
+    pub name: String,
+    pub userspace: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Platform {
+    pub id: i64,
+    pub name: String,
+    pub size: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rack {
+    pub id: i64,
+    pub name: String,
+    pub size: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Chassis {
+    pub id: i64,
+    pub name: String,
+    pub size: i64,
+    pub server_slot_count: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Owner {
+    pub id: i64,
+    pub email: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DiagError {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub info: String,
+}
+
+impl From<SwitchConnectionRow> for SwitchConnection {
+    fn from(c: SwitchConnectionRow) -> Self {
+        SwitchConnection {
+            id: c.port_id,
+            switch: c.switch_id,
+            connection_id: c.connection_id,
+            description: if c.description.is_empty() { c.port_name } else { c.description },
+            admin_status: c.admin_status,
+            oper_status: c.oper_status,
+            do_not_collect_traffic: c.do_not_collect_traffic != 0,
+            is_ipmi_connection: c.is_ipmi_connection != 0,
+        }
+    }
+}
+
+impl From<PduConnectionRow> for PduConnection {
+    fn from(c: PduConnectionRow) -> Self {
+        PduConnection {
+            port_id: c.port_id,
+            port_identity: c.port_identity,
+            pdu_id: c.pdu_id,
+            pdu_name: c.pdu_name,
+            connection_id: c.connection_id,
+            power_status: c.power_status,
+        }
+    }
+}
+
+impl From<ServerDetail> for Server {
+    fn from(d: ServerDetail) -> Self {
+        let s = d.server;
+        let os_template = match (s.os_template_id, s.os_template_name) {
+            (Some(id), Some(name)) => Some(OsTemplateRef {
+                id,
+                name,
+                tags: s.os_template_tags.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default(),
+            }),
+            _ => None,
+        };
+        let rack = match (s.rack_id, s.rack_name, s.rack_size) {
+            (Some(id), Some(name), Some(size)) => Some(Rack { id, name, size }),
+            _ => None,
+        };
+        let ipmi = match (s.ipmi_address, s.ipmi_type) {
+            (Some(address), Some(kind)) => Some(Ipmi {
+                address,
+                id: s.id,
+                status: s.ipmi_status,
+                status_info: json!({}),
+                kind,
+                web_url: s.ipmi_web_url,
+            }),
+            _ => None,
+        };
+        let owner = match (s.owner_id, &s.owner_email) {
+            (Some(id), Some(email)) => Some(Owner { id, email: email.clone() }),
+            _ => None,
+        };
+        Server {
+            operation: None,
+            domain: s.domain,
+            id: s.id,
+            os_template,
+            hardware_info: json_column(&s.hardware_info, json!({})),
+            perform_info: json!({}),
+            configuration: s.configuration,
+            settings: Settings { efi: s.efi != 0 },
+            state: s.state,
+            state_info: s.state_info,
+            ip: vec![],
+            switch_connection: d.switch_connections.into_iter().map(Into::into).collect(),
+            pdu_connection: d.pdu_connections.into_iter().next().map(Into::into),
+            ipmi,
+            intel_amt: None,
+            location: Location {
+                geolocation: s.location_geolocation,
+                id: s.location_id,
+                name: s.location_name,
+                userspace: s.location_userspace,
+            },
+            location_id: s.location_id,
+            mac: s.mac,
+            main_ipv4: None,
+            main_ipv6: None,
+            name: s.name,
+            platform: None,
+            rack,
+            unit: s.unit,
+            chassis: None,
+            slot: None,
+            owner,
+            owner_email: s.owner_email,
+            diag_error: s.diag_error.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default(),
+            is_new: s.is_new != 0,
+            power_status: s.power_status,
+        }
+    }
+}
+
+/// One line of `GET /server/configuration`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Configuration {
+    pub configuration: String,
+    pub free_server_count: i64,
+}
+
+impl From<ConfigurationCount> for Configuration {
+    fn from(c: ConfigurationCount) -> Self {
+        Configuration { configuration: c.configuration, free_server_count: c.free_server_count }
+    }
+}
+
+/// `POST /server/{id}/owner`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OwnerRequest {
+    #[serde(deserialize_with = "id_like")]
+    #[schema(value_type = i64)]
+    pub owner: i64,
+}
+
+/// BMC access data. `password` is write-only.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct IpmiInput {
+    /// `host` or `host:port`.
+    pub address: String,
+    /// `IPMI v1.5/v2`, `IPMI v2(lanplus)`, `redfish` or `fake`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub password: String,
+    pub web_url: Option<String>,
+}
+
+/// `POST /server`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewServer {
+    pub name: String,
+    #[serde(deserialize_with = "id_like")]
+    #[schema(value_type = i64)]
+    pub location_id: i64,
+    pub rack_id: Option<i64>,
+    pub unit: Option<i64>,
+    pub mac: Option<String>,
+    #[serde(default)]
+    pub domain: String,
+    pub ipmi: Option<IpmiInput>,
+}
+
+/// `POST /server/{id}`: only the fields to change; `null` clears a nullable one.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ServerEdit {
+    pub name: Option<String>,
+    pub domain: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub mac: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
+    pub rack_id: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
+    pub unit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<IpmiInput>)]
+    pub ipmi: Option<Option<IpmiInput>>,
+    /// A custom configuration that overrides the generated one; `null` goes back to it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub configuration: Option<Option<String>>,
+    pub is_new: Option<bool>,
+}
+
+/// `POST /server/{id}/switch_connection`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SwitchConnectionRequest {
+    #[serde(deserialize_with = "id_like")]
+    #[schema(value_type = i64)]
+    pub port: i64,
+    #[serde(default)]
+    pub is_ipmi_connection: bool,
+}
+
+/// `POST /server/{id}/pdu_connection`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PduConnectionRequest {
+    #[serde(deserialize_with = "id_like")]
+    #[schema(value_type = i64)]
+    pub port: i64,
+}

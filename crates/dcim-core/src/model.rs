@@ -1,0 +1,139 @@
+//! The enums and small value types whose spellings are fixed by the DCImanager 6
+//! contract (`../shared/seed` in the development tree, fixtures in the repo).
+//!
+//! Each enum round-trips through the exact string the wire uses, and the same string
+//! is what the database stores, so there is one spelling per value everywhere.
+
+use serde::{Deserialize, Serialize};
+
+/// Defines a string-backed enum with `as_str`, `FromStr` and serde in one spelling.
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The contract's spelling of this value.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = UnknownValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownValue {
+                        what: stringify!($name),
+                        value: s.to_owned(),
+                        allowed: &[$($text),+],
+                    }),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// A string that is not one of an enum's spellings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{value}' is not a valid {what}; expected one of {allowed:?}")]
+pub struct UnknownValue {
+    pub what: &'static str,
+    pub value: String,
+    pub allowed: &'static [&'static str],
+}
+
+wire_enum! {
+    /// A user's system role.
+    Role { Admin => "@admin", User => "@user" }
+}
+
+wire_enum! {
+    /// The server `state` of the seed.
+    ServerState {
+        Ok => "ok",
+        Suspending => "suspending",
+        Suspended => "suspended",
+        SuspendError => "suspend_error",
+        Resuming => "resuming",
+        ResumeError => "resume_error",
+    }
+}
+
+wire_enum! {
+    /// A server's power as its power driver last reported it.
+    PowerStatus { On => "on", Off => "off", Unknown => "unknown" }
+}
+
+wire_enum! {
+    /// The BMC kinds of the seed (`ipmi.type`), plus dcim's `redfish` and `fake`.
+    BmcType {
+        Ipmi15 => "IPMI v1.5/v2",
+        IpmiLanplus => "IPMI v2(lanplus)",
+        Redfish => "redfish",
+        Fake => "fake",
+    }
+}
+
+wire_enum! {
+    /// How dcim talks to a switch or a PDU.
+    DeviceProtocol { SnmpV2c => "snmp_v2c", SnmpV3 => "snmp_v3", Fake => "fake" }
+}
+
+wire_enum! {
+    /// A switch port's `admin_status` / `oper_status`.
+    PortStatus { Up => "up", Down => "down", Testing => "testing", Unknown => "unknown" }
+}
+
+wire_enum! {
+    /// A PDU outlet's `power_status`.
+    OutletStatus { Up => "up", Down => "down", Unknown => "unknown" }
+}
+
+wire_enum! {
+    /// What an OS template boots: an installable OS, diagnostics, or a rescue system.
+    TemplateType { Os => "os", Diag => "diag", Rescue => "rescue" }
+}
+
+/// A server is free (rentable) when nobody owns it, it passed diagnostics, it is in
+/// state `ok` and diagnostics recorded no error. This is the one definition; the
+/// storage layer mirrors it in SQL (`FREE_SERVER_SQL` there) and tests pin both.
+pub fn is_free(owner: Option<i64>, is_new: bool, state: ServerState, has_diag_error: bool) -> bool {
+    owner.is_none() && !is_new && state == ServerState::Ok && !has_diag_error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_round_trip_through_their_contract_spelling() {
+        for s in ServerState::ALL {
+            assert_eq!(s.as_str().parse::<ServerState>().unwrap(), *s);
+            assert_eq!(serde_json::to_string(s).unwrap(), format!("\"{}\"", s.as_str()));
+        }
+        assert_eq!("IPMI v2(lanplus)".parse::<BmcType>().unwrap(), BmcType::IpmiLanplus);
+        let err = "root".parse::<Role>().unwrap_err();
+        assert!(err.to_string().contains("@admin"), "{err}");
+    }
+
+    #[test]
+    fn free_means_unowned_tested_ok_and_healthy() {
+        assert!(is_free(None, false, ServerState::Ok, false));
+        assert!(!is_free(Some(1), false, ServerState::Ok, false));
+        assert!(!is_free(None, true, ServerState::Ok, false));
+        assert!(!is_free(None, false, ServerState::Suspended, false));
+        assert!(!is_free(None, false, ServerState::Ok, true));
+    }
+}

@@ -1,0 +1,383 @@
+//! Turns a parsed DCImanager list query (`where`, `orderby`, `limit`) into SQL.
+//!
+//! Each list declares the fields a client may name, with the SQL expression behind
+//! each and its type. A field outside that whitelist is an error, and every value is
+//! bound as a parameter: nothing a client writes is ever pasted into SQL.
+
+use dcim_core::query::{CmpOp, Expr, ListQuery, Value};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::{Query, QueryAs};
+use sqlx::{Any, AssertSqlSafe, FromRow};
+
+use crate::{Result, Store, StoreError};
+
+/// A value bound to a `$N` placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    Int(i64),
+    Text(String),
+    Null,
+}
+
+/// The SQL type of a listed field, which decides how a `where` value is bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    Int,
+    Text,
+    /// Stored as 0/1; compared with `true`/`false` (or 1/0).
+    Bool,
+}
+
+/// One field a client may filter and sort on.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    pub name: &'static str,
+    pub sql: &'static str,
+    pub ty: FieldType,
+}
+
+impl Field {
+    pub const fn new(name: &'static str, sql: &'static str, ty: FieldType) -> Self {
+        Field { name, sql, ty }
+    }
+}
+
+/// How one list endpoint maps onto SQL.
+pub struct ListSpec {
+    /// `SELECT ... FROM ... [JOIN ...]`, without a `WHERE`.
+    pub select: &'static str,
+    /// `FROM ... [JOIN ...]` used for the count; the same joins as `select`.
+    pub from: &'static str,
+    pub fields: &'static [Field],
+    /// Order used after the client's own (and alone when it gives none): keeps pages stable.
+    pub tiebreak: &'static str,
+}
+
+/// A page of rows and the number of rows that matched before `limit`.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub size: i64,
+}
+
+/// SQL text under construction with its bound values.
+#[derive(Debug, Default)]
+pub struct SqlBuf {
+    pub text: String,
+    pub binds: Vec<Bind>,
+}
+
+impl SqlBuf {
+    /// Appends a placeholder bound to `b`.
+    pub fn bind(&mut self, b: Bind) {
+        self.binds.push(b);
+        self.text.push('$');
+        self.text.push_str(&self.binds.len().to_string());
+    }
+
+    pub fn push(&mut self, s: &str) {
+        self.text.push_str(s);
+    }
+}
+
+/// A restriction the caller cannot lift, such as "only my servers": `sql` holds one `?`
+/// that becomes a placeholder for `value`.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub sql: &'static str,
+    pub value: Bind,
+}
+
+fn query_err(param: &'static str, message: String) -> StoreError {
+    StoreError::Query { param, message, position: None }
+}
+
+fn field<'a>(spec: &'a ListSpec, name: &str, param: &'static str) -> Result<&'a Field> {
+    spec.fields.iter().find(|f| f.name == name).ok_or_else(|| {
+        let known: Vec<&str> = spec.fields.iter().map(|f| f.name).collect();
+        query_err(param, format!("unknown field '{name}'; known fields: {}", known.join(", ")))
+    })
+}
+
+fn bind_value(f: &Field, op: CmpOp, v: &Value) -> Result<Bind> {
+    let wrong = |expected: &str| query_err("where", format!("field '{}' expects {expected}, got {v:?}", f.name));
+    if op == CmpOp::Cp {
+        return match v {
+            Value::Str(s) => Ok(Bind::Text(s.to_lowercase())),
+            Value::Int(i) => Ok(Bind::Text(i.to_string())),
+            _ => Err(wrong("a pattern string with CP")),
+        };
+    }
+    match (f.ty, v) {
+        (_, Value::Null) => {
+            Err(query_err("where", format!("compare '{}' with null using IS null or IS NOT null", f.name)))
+        }
+        (FieldType::Int, Value::Int(i)) => Ok(Bind::Int(*i)),
+        (FieldType::Int, Value::Str(s)) => s.trim().parse().map(Bind::Int).map_err(|_| wrong("an integer")),
+        (FieldType::Int, Value::Bool(_)) => Err(wrong("an integer")),
+        (FieldType::Bool, Value::Bool(b)) => Ok(Bind::Int(i64::from(*b))),
+        (FieldType::Bool, Value::Int(i @ (0 | 1))) => Ok(Bind::Int(*i)),
+        (FieldType::Bool, Value::Str(s)) => match s.as_str() {
+            "true" => Ok(Bind::Int(1)),
+            "false" => Ok(Bind::Int(0)),
+            _ => Err(wrong("true or false")),
+        },
+        (FieldType::Bool, _) => Err(wrong("true or false")),
+        (FieldType::Text, Value::Str(s)) => Ok(Bind::Text(s.clone())),
+        (FieldType::Text, Value::Int(i)) => Ok(Bind::Text(i.to_string())),
+        (FieldType::Text, Value::Bool(b)) => Ok(Bind::Text(b.to_string())),
+    }
+}
+
+fn compile_expr(e: &Expr, spec: &ListSpec, out: &mut SqlBuf) -> Result<()> {
+    match e {
+        Expr::And(a, b) | Expr::Or(a, b) => {
+            out.push("(");
+            compile_expr(a, spec, out)?;
+            out.push(if matches!(e, Expr::And(..)) { " AND " } else { " OR " });
+            compile_expr(b, spec, out)?;
+            out.push(")");
+        }
+        Expr::Not(a) => {
+            out.push("NOT (");
+            compile_expr(a, spec, out)?;
+            out.push(")");
+        }
+        Expr::IsNull { field: name, negated } => {
+            let f = field(spec, name, "where")?;
+            out.push("(");
+            out.push(f.sql);
+            out.push(if *negated { " IS NOT NULL)" } else { " IS NULL)" });
+        }
+        Expr::Cmp { field: name, op, value } => {
+            let f = field(spec, name, "where")?;
+            let b = bind_value(f, *op, value)?;
+            out.push("(");
+            if *op == CmpOp::Cp {
+                out.push("LOWER(");
+                out.push(f.sql);
+                out.push(") LIKE ");
+            } else {
+                out.push(f.sql);
+                out.push(match op {
+                    CmpOp::Eq => " = ",
+                    CmpOp::Ne => " <> ",
+                    CmpOp::Gt => " > ",
+                    CmpOp::Lt => " < ",
+                    CmpOp::Ge => " >= ",
+                    CmpOp::Le => " <= ",
+                    CmpOp::Cp => unreachable!("handled above"),
+                });
+            }
+            out.bind(b);
+            out.push(")");
+        }
+    }
+    Ok(())
+}
+
+/// Appends ` WHERE ...` (scopes and the client's filter) to `out`.
+pub fn compile_where(q: &ListQuery, spec: &ListSpec, scopes: &[Scope], out: &mut SqlBuf) -> Result<()> {
+    let mut first = true;
+    for s in scopes {
+        out.push(if first { " WHERE " } else { " AND " });
+        first = false;
+        let (before, after) = s.sql.split_once('?').expect("a scope holds one '?'");
+        out.push(before);
+        out.bind(s.value.clone());
+        out.push(after);
+    }
+    if let Some(filter) = &q.filter {
+        out.push(if first { " WHERE " } else { " AND " });
+        compile_expr(filter, spec, out)?;
+    }
+    Ok(())
+}
+
+/// Appends ` ORDER BY ... [LIMIT n OFFSET m]` to `out`.
+pub fn compile_order_limit(q: &ListQuery, spec: &ListSpec, out: &mut SqlBuf) -> Result<()> {
+    out.push(" ORDER BY ");
+    for o in &q.order {
+        let f = field(spec, &o.field, "orderby")?;
+        out.push(f.sql);
+        out.push(if o.desc { " DESC, " } else { " ASC, " });
+    }
+    out.push(spec.tiebreak);
+    if let Some(l) = q.limit {
+        let count = i64::try_from(l.count).unwrap_or(i64::MAX);
+        let offset = i64::try_from(l.offset).unwrap_or(i64::MAX);
+        out.push(&format!(" LIMIT {count} OFFSET {offset}"));
+    }
+    Ok(())
+}
+
+/// An `UPDATE table SET ... WHERE id = $N` built from the fields a patch carries.
+pub(crate) struct Patch {
+    buf: SqlBuf,
+    empty: bool,
+}
+
+impl Patch {
+    pub(crate) fn new(table: &str) -> Self {
+        Patch { buf: SqlBuf { text: format!("UPDATE {table} SET "), binds: vec![] }, empty: true }
+    }
+
+    pub(crate) fn set(&mut self, col: &str, b: Bind) -> &mut Self {
+        if !self.empty {
+            self.buf.push(", ");
+        }
+        self.empty = false;
+        self.buf.push(col);
+        self.buf.push(" = ");
+        self.buf.bind(b);
+        self
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.empty
+    }
+
+    /// Runs the update on row `id`; the number of rows changed (0 when absent).
+    pub(crate) async fn execute(mut self, store: &Store, id: i64) -> std::result::Result<u64, sqlx::Error> {
+        self.buf.push(" WHERE id = ");
+        self.buf.bind(Bind::Int(id));
+        let r = bind_query(&self.buf.text, &self.buf.binds).execute(store.pool()).await?;
+        Ok(r.rows_affected())
+    }
+}
+
+impl From<String> for Bind {
+    fn from(s: String) -> Self {
+        Bind::Text(s)
+    }
+}
+
+impl From<&str> for Bind {
+    fn from(s: &str) -> Self {
+        Bind::Text(s.to_owned())
+    }
+}
+
+impl From<i64> for Bind {
+    fn from(i: i64) -> Self {
+        Bind::Int(i)
+    }
+}
+
+impl From<bool> for Bind {
+    fn from(b: bool) -> Self {
+        Bind::Int(i64::from(b))
+    }
+}
+
+impl<T: Into<Bind>> From<Option<T>> for Bind {
+    fn from(o: Option<T>) -> Self {
+        o.map_or(Bind::Null, Into::into)
+    }
+}
+
+/// A query over SQL built by this crate from its own fragments and `$N` placeholders.
+pub(crate) fn bind_query<'q>(sql: &str, binds: &[Bind]) -> Query<'q, Any, AnyArguments> {
+    let mut q = sqlx::query(AssertSqlSafe(sql.to_owned()));
+    for b in binds {
+        q = match b {
+            Bind::Int(i) => q.bind(*i),
+            Bind::Text(s) => q.bind(s.clone()),
+            Bind::Null => q.bind(None::<String>),
+        };
+    }
+    q
+}
+
+/// Like [`bind_query`], mapping rows to `T`.
+pub(crate) fn bind_query_as<'q, T>(sql: &str, binds: &[Bind]) -> QueryAs<'q, Any, T, AnyArguments>
+where
+    T: for<'r> FromRow<'r, AnyRow>,
+{
+    let mut q = sqlx::query_as(AssertSqlSafe(sql.to_owned()));
+    for b in binds {
+        q = match b {
+            Bind::Int(i) => q.bind(*i),
+            Bind::Text(s) => q.bind(s.clone()),
+            Bind::Null => q.bind(None::<String>),
+        };
+    }
+    q
+}
+
+impl Store {
+    /// Runs a list query: the matching rows of the requested page and the total count.
+    pub(crate) async fn fetch_page<T>(&self, spec: &ListSpec, q: &ListQuery, scopes: &[Scope]) -> Result<Page<T>>
+    where
+        T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+    {
+        let mut filter = SqlBuf::default();
+        compile_where(q, spec, scopes, &mut filter)?;
+        let mut rows = SqlBuf { text: format!("{}{}", spec.select, filter.text), binds: filter.binds.clone() };
+        compile_order_limit(q, spec, &mut rows)?;
+        let items: Vec<T> = bind_query_as(&rows.text, &rows.binds).fetch_all(self.pool()).await?;
+        let size = match q.limit {
+            None => items.len() as i64,
+            Some(_) => {
+                let count_sql = format!("SELECT COUNT(*) FROM {}{}", spec.from, filter.text);
+                let (n,): (i64,) = bind_query_as(&count_sql, &filter.binds).fetch_one(self.pool()).await?;
+                n
+            }
+        };
+        Ok(Page { items, size })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: ListSpec = ListSpec {
+        select: "SELECT id FROM t",
+        from: "t",
+        fields: &[
+            Field::new("id", "t.id", FieldType::Int),
+            Field::new("name", "t.name", FieldType::Text),
+            Field::new("is_new", "t.is_new", FieldType::Bool),
+        ],
+        tiebreak: "t.id ASC",
+    };
+
+    fn compile(w: &str) -> Result<SqlBuf> {
+        let q = ListQuery::parse(Some(w), Some("name desc"), Some("10,5")).unwrap();
+        let mut out = SqlBuf::default();
+        compile_where(&q, &SPEC, &[Scope { sql: "t.owner = ?", value: Bind::Int(7) }], &mut out)?;
+        compile_order_limit(&q, &SPEC, &mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn values_are_bound_never_pasted() {
+        let out = compile("name EQ 'x'' OR 1=1 --' AND NOT is_new EQ false OR id IS null").unwrap();
+        assert_eq!(
+            out.text,
+            " WHERE t.owner = $1 AND (((t.name = $2) AND NOT ((t.is_new = $3))) OR (t.id IS NULL)) \
+             ORDER BY t.name DESC, t.id ASC LIMIT 5 OFFSET 10"
+        );
+        assert_eq!(out.binds, vec![Bind::Int(7), Bind::Text("x' OR 1=1 --".into()), Bind::Int(0)]);
+    }
+
+    #[test]
+    fn cp_is_case_insensitive_like() {
+        let out = compile("name CP '%SRV-1%'").unwrap();
+        assert!(out.text.contains("(LOWER(t.name) LIKE $2)"), "{}", out.text);
+        assert_eq!(out.binds[1], Bind::Text("%srv-1%".into()));
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_are_refused() {
+        let e = compile("password EQ 'x'").unwrap_err().to_string();
+        assert!(e.contains("unknown field 'password'") && e.contains("known fields: id, name, is_new"), "{e}");
+        assert!(compile("id EQ 'abc'").unwrap_err().to_string().contains("expects an integer"));
+        assert!(compile("is_new EQ 7").unwrap_err().to_string().contains("true or false"));
+        assert!(compile("id EQ null").unwrap_err().to_string().contains("IS null"));
+        let q = ListQuery::parse(None, Some("secret asc"), None).unwrap();
+        let e = compile_order_limit(&q, &SPEC, &mut SqlBuf::default()).unwrap_err().to_string();
+        assert!(e.starts_with("orderby: unknown field 'secret'"), "{e}");
+    }
+}

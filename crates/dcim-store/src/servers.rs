@@ -1,0 +1,503 @@
+//! Servers: placement, BMC access, hardware, owner, and the connections to switch
+//! ports and PDU outlets. The BMC password is write-only: [`Store::bmc_credentials`]
+//! is the one reader, for power drivers.
+
+use std::collections::HashMap;
+
+use dcim_core::query::ListQuery;
+use sqlx::{AssertSqlSafe, FromRow};
+
+use crate::list::{Bind, Field, FieldType, ListSpec, Page, Patch, Scope, bind_query_as};
+use crate::{Result, Store, StoreError, now};
+
+/// A server with the names of what it refers to, as one joined row.
+#[derive(Debug, Clone, FromRow)]
+pub struct ServerRow {
+    pub id: i64,
+    pub name: String,
+    pub domain: String,
+    pub mac: Option<String>,
+    pub location_id: i64,
+    pub location_name: String,
+    pub location_geolocation: String,
+    pub location_userspace: Option<i64>,
+    pub rack_id: Option<i64>,
+    pub rack_name: Option<String>,
+    pub rack_size: Option<i64>,
+    pub unit: Option<i64>,
+    pub ipmi_address: Option<String>,
+    pub ipmi_type: Option<String>,
+    pub ipmi_web_url: Option<String>,
+    pub ipmi_status: String,
+    pub power_status: String,
+    pub state: String,
+    pub state_info: String,
+    pub hardware_info: String,
+    pub configuration: Option<String>,
+    pub generated_configuration: Option<String>,
+    pub custom_configuration: Option<String>,
+    pub is_new: i64,
+    pub diag_error: Option<String>,
+    pub owner_id: Option<i64>,
+    pub owner_email: Option<String>,
+    pub os_template_id: Option<i64>,
+    pub os_template_name: Option<String>,
+    pub os_template_tags: Option<String>,
+    pub efi: i64,
+}
+
+/// A server's link to a switch port.
+#[derive(Debug, Clone, FromRow)]
+pub struct SwitchConnectionRow {
+    pub connection_id: i64,
+    pub server_id: i64,
+    pub port_id: i64,
+    pub switch_id: i64,
+    pub port_name: String,
+    pub description: String,
+    pub admin_status: String,
+    pub oper_status: String,
+    pub is_ipmi_connection: i64,
+    pub do_not_collect_traffic: i64,
+}
+
+/// A server's link to a PDU outlet.
+#[derive(Debug, Clone, FromRow)]
+pub struct PduConnectionRow {
+    pub connection_id: i64,
+    pub server_id: i64,
+    pub port_id: i64,
+    pub port_identity: String,
+    pub pdu_id: i64,
+    pub pdu_name: String,
+    pub power_status: String,
+}
+
+/// A server with its connections.
+#[derive(Debug, Clone)]
+pub struct ServerDetail {
+    pub server: ServerRow,
+    pub switch_connections: Vec<SwitchConnectionRow>,
+    pub pdu_connections: Vec<PduConnectionRow>,
+}
+
+/// BMC access data as entered.
+#[derive(Debug, Clone, Default)]
+pub struct BmcAccess {
+    pub address: String,
+    pub kind: String,
+    pub user: String,
+    pub password: String,
+    pub web_url: Option<String>,
+}
+
+/// A new server, validated by the caller.
+#[derive(Debug, Clone)]
+pub struct NewServer {
+    pub name: String,
+    pub location_id: i64,
+    pub rack_id: Option<i64>,
+    pub unit: Option<i64>,
+    pub mac: Option<String>,
+    pub domain: String,
+    pub bmc: Option<BmcAccess>,
+}
+
+/// Changes to a server; `None` leaves a field, `Some(None)` clears a nullable one.
+#[derive(Debug, Clone, Default)]
+pub struct ServerPatch {
+    pub name: Option<String>,
+    pub domain: Option<String>,
+    pub mac: Option<Option<String>>,
+    pub rack_id: Option<Option<i64>>,
+    pub unit: Option<Option<i64>>,
+    pub bmc: Option<Option<BmcAccess>>,
+    pub custom_configuration: Option<Option<String>>,
+    pub is_new: Option<bool>,
+}
+
+/// What the billing counts: free servers per configuration.
+#[derive(Debug, Clone, FromRow)]
+pub struct ConfigurationCount {
+    pub configuration: String,
+    pub free_server_count: i64,
+}
+
+/// The SQL form of `dcim_core::is_free`, on the `servers s` alias.
+pub const FREE_SERVER_SQL: &str = "s.owner_id IS NULL AND s.is_new = 0 AND s.state = 'ok' AND s.diag_error IS NULL";
+
+const SERVER_FROM: &str = "servers s JOIN locations l ON l.id = s.location_id \
+     LEFT JOIN racks r ON r.id = s.rack_id LEFT JOIN users o ON o.id = s.owner_id \
+     LEFT JOIN os_templates t ON t.id = s.os_template_id";
+
+pub const SERVER_LIST: ListSpec = ListSpec {
+    select: "SELECT s.id, s.name, s.domain, s.mac, s.location_id, l.name AS location_name, \
+             l.geolocation AS location_geolocation, l.userspace AS location_userspace, s.rack_id, \
+             r.name AS rack_name, r.size AS rack_size, s.unit, s.ipmi_address, s.ipmi_type, s.ipmi_web_url, \
+             s.ipmi_status, s.power_status, s.state, s.state_info, s.hardware_info, s.configuration, \
+             s.generated_configuration, s.custom_configuration, s.is_new, s.diag_error, s.owner_id, \
+             o.email AS owner_email, s.os_template_id, t.name AS os_template_name, t.tags AS os_template_tags, s.efi \
+             FROM servers s JOIN locations l ON l.id = s.location_id \
+             LEFT JOIN racks r ON r.id = s.rack_id LEFT JOIN users o ON o.id = s.owner_id \
+             LEFT JOIN os_templates t ON t.id = s.os_template_id",
+    from: SERVER_FROM,
+    fields: &[
+        Field::new("id", "s.id", FieldType::Int),
+        Field::new("name", "s.name", FieldType::Text),
+        Field::new("domain", "s.domain", FieldType::Text),
+        Field::new("mac", "s.mac", FieldType::Text),
+        Field::new("state", "s.state", FieldType::Text),
+        Field::new("state_info", "s.state_info", FieldType::Text),
+        Field::new("power_status", "s.power_status", FieldType::Text),
+        Field::new("configuration", "s.configuration", FieldType::Text),
+        Field::new("is_new", "s.is_new", FieldType::Bool),
+        Field::new("diag_error", "s.diag_error", FieldType::Text),
+        Field::new("owner", "s.owner_id", FieldType::Int),
+        Field::new("owner.id", "s.owner_id", FieldType::Int),
+        Field::new("owner_email", "o.email", FieldType::Text),
+        Field::new("owner.email", "o.email", FieldType::Text),
+        Field::new("location_id", "s.location_id", FieldType::Int),
+        Field::new("location.id", "s.location_id", FieldType::Int),
+        Field::new("location.name", "l.name", FieldType::Text),
+        Field::new("rack.id", "s.rack_id", FieldType::Int),
+        Field::new("rack.name", "r.name", FieldType::Text),
+        Field::new("unit", "s.unit", FieldType::Int),
+        Field::new("os_template.id", "s.os_template_id", FieldType::Int),
+        Field::new("os_template.name", "t.name", FieldType::Text),
+        Field::new("ipmi.address", "s.ipmi_address", FieldType::Text),
+        Field::new("ipmi.type", "s.ipmi_type", FieldType::Text),
+        Field::new("ipmi.status", "s.ipmi_status", FieldType::Text),
+    ],
+    tiebreak: "s.id ASC",
+};
+
+pub const CONFIGURATION_LIST: ListSpec = ListSpec {
+    select: "SELECT c.configuration, c.free_server_count FROM (SELECT s.configuration, \
+             COUNT(CASE WHEN s.owner_id IS NULL AND s.is_new = 0 AND s.state = 'ok' AND s.diag_error IS NULL \
+             THEN 1 END) AS free_server_count FROM servers s WHERE s.configuration IS NOT NULL \
+             GROUP BY s.configuration) c",
+    from: "(SELECT s.configuration, COUNT(CASE WHEN s.owner_id IS NULL AND s.is_new = 0 AND s.state = 'ok' \
+           AND s.diag_error IS NULL THEN 1 END) AS free_server_count FROM servers s \
+           WHERE s.configuration IS NOT NULL GROUP BY s.configuration) c",
+    fields: &[
+        Field::new("configuration", "c.configuration", FieldType::Text),
+        Field::new("free_server_count", "c.free_server_count", FieldType::Int),
+    ],
+    tiebreak: "c.configuration ASC",
+};
+
+const SWITCH_CONN_SELECT: &str = "SELECT c.id AS connection_id, c.server_id, c.port_id, p.switch_id, \
+     p.name AS port_name, p.description, p.admin_status, p.oper_status, c.is_ipmi_connection, c.do_not_collect_traffic \
+     FROM switch_connections c JOIN switch_ports p ON p.id = c.port_id";
+
+const PDU_CONN_SELECT: &str = "SELECT c.id AS connection_id, c.server_id, c.port_id, p.name AS port_identity, \
+     p.pdu_id, d.name AS pdu_name, p.power_status FROM pdu_connections c JOIN pdu_ports p ON p.id = c.port_id \
+     JOIN pdus d ON d.id = p.pdu_id";
+
+/// Above this many servers a page loads every connection in one query instead of by id.
+const CONNECTIONS_BY_ID_MAX: usize = 200;
+
+/// The restriction a `@user` caller lives under: only servers it owns.
+pub fn owned_by(user_id: i64) -> Scope {
+    Scope { sql: "s.owner_id = ?", value: Bind::Int(user_id) }
+}
+
+impl Store {
+    pub async fn create_server(&self, s: &NewServer) -> Result<i64> {
+        self.check_placement(s.location_id, s.rack_id, s.unit).await?;
+        let bmc = s.bmc.clone().unwrap_or_default();
+        let has_bmc = s.bmc.is_some();
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO servers (name, location_id, rack_id, unit, mac, domain, ipmi_address, ipmi_type, ipmi_user, \
+             ipmi_password, ipmi_web_url, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+        )
+        .bind(s.name.clone())
+        .bind(s.location_id)
+        .bind(s.rack_id)
+        .bind(s.unit)
+        .bind(s.mac.clone())
+        .bind(s.domain.clone())
+        .bind(has_bmc.then(|| bmc.address.clone()))
+        .bind(has_bmc.then(|| bmc.kind.clone()))
+        .bind(has_bmc.then(|| bmc.user.clone()))
+        .bind(has_bmc.then(|| bmc.password.clone()))
+        .bind(bmc.web_url.clone())
+        .bind(now())
+        .fetch_one(self.pool())
+        .await
+        .map_err(|e| {
+            StoreError::conflict_on_constraint(e, || {
+                "another server has that name, MAC address or rack unit".to_owned()
+            })
+        })?;
+        Ok(id)
+    }
+
+    async fn check_placement(&self, location_id: i64, rack_id: Option<i64>, unit: Option<i64>) -> Result<()> {
+        self.get_location(location_id).await?;
+        if let Some(rack_id) = rack_id {
+            let rack = self.get_rack(rack_id).await?;
+            if rack.location_id != location_id {
+                return Err(StoreError::Conflict(format!(
+                    "rack {rack_id} is in location {}, not {location_id}",
+                    rack.location_id
+                )));
+            }
+            if let Some(u) = unit
+                && (u < 1 || u > rack.size)
+            {
+                return Err(StoreError::Conflict(format!(
+                    "unit {u} is outside rack {rack_id} (units 1 to {})",
+                    rack.size
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// A page of servers with their connections; `scopes` restrict what the caller sees.
+    pub async fn list_servers(&self, q: &ListQuery, scopes: &[Scope]) -> Result<Page<ServerDetail>> {
+        let page: Page<ServerRow> = self.fetch_page(&SERVER_LIST, q, scopes).await?;
+        let items = self.attach_connections(page.items).await?;
+        Ok(Page { items, size: page.size })
+    }
+
+    /// One server, if the caller may see it.
+    pub async fn get_server(&self, id: i64, scopes: &[Scope]) -> Result<ServerDetail> {
+        let q = ListQuery {
+            filter: Some(dcim_core::query::Expr::Cmp {
+                field: "id".into(),
+                op: dcim_core::query::CmpOp::Eq,
+                value: dcim_core::query::Value::Int(id),
+            }),
+            ..ListQuery::default()
+        };
+        let page: Page<ServerRow> = self.fetch_page(&SERVER_LIST, &q, scopes).await?;
+        let mut items = self.attach_connections(page.items).await?;
+        items.pop().ok_or_else(|| StoreError::not_found("server", id))
+    }
+
+    async fn attach_connections(&self, servers: Vec<ServerRow>) -> Result<Vec<ServerDetail>> {
+        if servers.is_empty() {
+            return Ok(vec![]);
+        }
+        let (sw, pdu): (Vec<SwitchConnectionRow>, Vec<PduConnectionRow>) = if servers.len() > CONNECTIONS_BY_ID_MAX {
+            let sw = sqlx::query_as(SWITCH_CONN_SELECT).fetch_all(self.pool()).await?;
+            let pdu = sqlx::query_as(PDU_CONN_SELECT).fetch_all(self.pool()).await?;
+            (sw, pdu)
+        } else {
+            let ids: Vec<Bind> = servers.iter().map(|s| Bind::Int(s.id)).collect();
+            let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+            let cond = format!(" WHERE c.server_id IN ({}) ORDER BY c.id", marks.join(", "));
+            let sw_sql = format!("{SWITCH_CONN_SELECT}{cond}");
+            let pdu_sql = format!("{PDU_CONN_SELECT}{cond}");
+            let sw = bind_query_as(&sw_sql, &ids).fetch_all(self.pool()).await?;
+            let pdu = bind_query_as(&pdu_sql, &ids).fetch_all(self.pool()).await?;
+            (sw, pdu)
+        };
+        let mut sw_by: HashMap<i64, Vec<SwitchConnectionRow>> = HashMap::new();
+        for c in sw {
+            sw_by.entry(c.server_id).or_default().push(c);
+        }
+        let mut pdu_by: HashMap<i64, Vec<PduConnectionRow>> = HashMap::new();
+        for c in pdu {
+            pdu_by.entry(c.server_id).or_default().push(c);
+        }
+        Ok(servers
+            .into_iter()
+            .map(|s| ServerDetail {
+                switch_connections: sw_by.remove(&s.id).unwrap_or_default(),
+                pdu_connections: pdu_by.remove(&s.id).unwrap_or_default(),
+                server: s,
+            })
+            .collect())
+    }
+
+    pub async fn update_server(&self, id: i64, p: &ServerPatch) -> Result<()> {
+        let current = self.get_server(id, &[]).await?.server;
+        if p.rack_id.is_some() || p.unit.is_some() {
+            let rack = p.rack_id.unwrap_or(current.rack_id);
+            let unit = p.unit.unwrap_or(current.unit);
+            self.check_placement(current.location_id, rack, unit).await?;
+        }
+        let mut u = Patch::new("servers");
+        if let Some(v) = &p.name {
+            u.set("name", v.as_str().into());
+        }
+        if let Some(v) = &p.domain {
+            u.set("domain", v.as_str().into());
+        }
+        if let Some(v) = &p.mac {
+            u.set("mac", v.clone().into());
+        }
+        if let Some(v) = p.rack_id {
+            u.set("rack_id", v.into());
+        }
+        if let Some(v) = p.unit {
+            u.set("unit", v.into());
+        }
+        if let Some(bmc) = &p.bmc {
+            let b = bmc.as_ref();
+            u.set("ipmi_address", b.map(|b| b.address.clone()).into());
+            u.set("ipmi_type", b.map(|b| b.kind.clone()).into());
+            u.set("ipmi_user", b.map(|b| b.user.clone()).into());
+            u.set("ipmi_password", b.map(|b| b.password.clone()).into());
+            u.set("ipmi_web_url", b.and_then(|b| b.web_url.clone()).into());
+        }
+        if let Some(v) = &p.custom_configuration {
+            u.set("custom_configuration", v.clone().into());
+            let effective = v.clone().or(current.generated_configuration.clone());
+            u.set("configuration", effective.into());
+        }
+        if let Some(v) = p.is_new {
+            u.set("is_new", v.into());
+        }
+        self.apply_server_patch(u, id).await
+    }
+
+    async fn apply_server_patch(&self, u: Patch, id: i64) -> Result<()> {
+        if u.is_empty() {
+            return Ok(());
+        }
+        let n = u.execute(self, id).await.map_err(|e| {
+            StoreError::conflict_on_constraint(e, || "another server has that name, MAC address or rack unit".into())
+        })?;
+        if n == 0 {
+            return Err(StoreError::not_found("server", id));
+        }
+        Ok(())
+    }
+
+    /// Stores hardware as entered by hand (or found by diagnostics) with the
+    /// configuration generated from it; a custom configuration still wins.
+    pub async fn set_hardware_info(&self, id: i64, hardware_json: &str, generated: Option<&str>) -> Result<()> {
+        let r = sqlx::query(
+            "UPDATE servers SET hardware_info = $1, generated_configuration = $2, \
+             configuration = COALESCE(custom_configuration, $2) WHERE id = $3",
+        )
+        .bind(hardware_json.to_owned())
+        .bind(generated.map(str::to_owned))
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::not_found("server", id));
+        }
+        Ok(())
+    }
+
+    /// Deletes a server nobody owns, with its connections.
+    pub async fn delete_server(&self, id: i64) -> Result<()> {
+        let r =
+            sqlx::query("DELETE FROM servers WHERE id = $1 AND owner_id IS NULL").bind(id).execute(self.pool()).await?;
+        if r.rows_affected() == 1 {
+            return Ok(());
+        }
+        let owner = self.get_server(id, &[]).await?.server.owner_email;
+        Err(StoreError::Conflict(format!("server {id} is owned by {}; release it first", owner.unwrap_or_default())))
+    }
+
+    /// Makes `user_id` the owner. One conditional UPDATE decides, so of many callers
+    /// racing for one free server exactly one wins; the owner itself may repeat it.
+    pub async fn assign_owner(&self, server_id: i64, user_id: i64) -> Result<()> {
+        self.get_user(user_id).await?;
+        let r = sqlx::query("UPDATE servers SET owner_id = $1 WHERE id = $2 AND (owner_id IS NULL OR owner_id = $1)")
+            .bind(user_id)
+            .bind(server_id)
+            .execute(self.pool())
+            .await
+            .map_err(|e| StoreError::conflict_on_constraint(e, || format!("user {user_id} was just deleted")))?;
+        if r.rows_affected() == 1 {
+            return Ok(());
+        }
+        let current = self.get_server(server_id, &[]).await?.server;
+        Err(StoreError::Conflict(format!(
+            "server {server_id} is owned by another user ({})",
+            current.owner_email.unwrap_or_default()
+        )))
+    }
+
+    /// Releases a server; releasing a free one is not an error.
+    pub async fn release_owner(&self, server_id: i64) -> Result<()> {
+        let r = sqlx::query("UPDATE servers SET owner_id = NULL WHERE id = $1")
+            .bind(server_id)
+            .execute(self.pool())
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::not_found("server", server_id));
+        }
+        Ok(())
+    }
+
+    pub async fn configuration_counts(&self, q: &ListQuery) -> Result<Page<ConfigurationCount>> {
+        self.fetch_page(&CONFIGURATION_LIST, q, &[]).await
+    }
+
+    /// BMC access data with the password, for the power driver only.
+    pub async fn bmc_credentials(&self, server_id: i64) -> Result<Option<BmcAccess>> {
+        type Row = (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT ipmi_address, ipmi_type, ipmi_user, ipmi_password, ipmi_web_url FROM servers WHERE id = $1",
+        )
+        .bind(server_id)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Err(StoreError::not_found("server", server_id)) };
+        Ok(match row {
+            (Some(address), Some(kind), user, password, web_url) => Some(BmcAccess {
+                address,
+                kind,
+                user: user.unwrap_or_default(),
+                password: password.unwrap_or_default(),
+                web_url,
+            }),
+            _ => None,
+        })
+    }
+
+    pub async fn connect_switch_port(&self, server_id: i64, port_id: i64, is_ipmi: bool) -> Result<i64> {
+        self.get_server(server_id, &[]).await?;
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO switch_connections (server_id, port_id, is_ipmi_connection) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(server_id)
+        .bind(port_id)
+        .bind(i64::from(is_ipmi))
+        .fetch_one(self.pool())
+        .await
+        .map_err(|e| self.port_conflict(e, "switch port", port_id))?;
+        Ok(id)
+    }
+
+    pub async fn connect_pdu_port(&self, server_id: i64, port_id: i64) -> Result<i64> {
+        self.get_server(server_id, &[]).await?;
+        let (id,): (i64,) =
+            sqlx::query_as("INSERT INTO pdu_connections (server_id, port_id) VALUES ($1, $2) RETURNING id")
+                .bind(server_id)
+                .bind(port_id)
+                .fetch_one(self.pool())
+                .await
+                .map_err(|e| self.port_conflict(e, "PDU port", port_id))?;
+        Ok(id)
+    }
+
+    fn port_conflict(&self, e: sqlx::Error, what: &str, port_id: i64) -> StoreError {
+        if let sqlx::Error::Database(db) = &e
+            && db.kind() == sqlx::error::ErrorKind::ForeignKeyViolation
+        {
+            return StoreError::NotFound { what: "port", id: port_id.to_string() };
+        }
+        StoreError::conflict_on_constraint(e, || format!("{what} {port_id} is already connected to a server"))
+    }
+
+    /// Removes a connection of the server; `pdu` picks the table.
+    pub async fn disconnect(&self, server_id: i64, connection_id: i64, pdu: bool) -> Result<()> {
+        let table = if pdu { "pdu_connections" } else { "switch_connections" };
+        let sql = format!("DELETE FROM {table} WHERE id = $1 AND server_id = $2");
+        let r = sqlx::query(AssertSqlSafe(sql)).bind(connection_id).bind(server_id).execute(self.pool()).await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::not_found("connection", connection_id));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,188 @@
+//! Users: accounts keyed by e-mail, with a role and a password hash.
+
+use dcim_core::query::ListQuery;
+use dcim_core::{Email, Role};
+use sqlx::{AssertSqlSafe, FromRow};
+
+use crate::list::{Field, FieldType, ListSpec, Page, Patch};
+use crate::{Result, Store, StoreError, now};
+
+/// A user as stored, with the number of servers it owns.
+#[derive(Debug, Clone, FromRow)]
+pub struct UserRow {
+    pub id: i64,
+    pub email: String,
+    pub full_name: String,
+    pub phone_number: String,
+    pub role: String,
+    pub blocked: i64,
+    pub vlans_per_user: i64,
+    pub server_count: i64,
+}
+
+impl UserRow {
+    pub fn role(&self) -> Role {
+        self.role.parse().unwrap_or(Role::User)
+    }
+}
+
+/// What a login needs to check.
+#[derive(Debug, Clone, FromRow)]
+pub struct Credentials {
+    pub id: i64,
+    pub email: String,
+    pub role: String,
+    pub blocked: i64,
+    pub password_hash: String,
+}
+
+/// A new account; the password is already hashed.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: Email,
+    pub password_hash: String,
+    pub role: Role,
+    pub full_name: String,
+    pub phone_number: String,
+    pub vlans_per_user: i64,
+}
+
+/// Changes to an account; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub email: Option<Email>,
+    pub password_hash: Option<String>,
+    pub role: Option<Role>,
+    pub full_name: Option<String>,
+    pub phone_number: Option<String>,
+    pub vlans_per_user: Option<i64>,
+    pub blocked: Option<bool>,
+}
+
+pub const USER_LIST: ListSpec = ListSpec {
+    select: "SELECT u.id, u.email, u.full_name, u.phone_number, u.role, u.blocked, u.vlans_per_user, \
+             (SELECT COUNT(*) FROM servers s WHERE s.owner_id = u.id) AS server_count FROM users u",
+    from: "users u",
+    fields: &[
+        Field::new("id", "u.id", FieldType::Int),
+        Field::new("email", "u.email", FieldType::Text),
+        Field::new("full_name", "u.full_name", FieldType::Text),
+        Field::new("phone_number", "u.phone_number", FieldType::Text),
+        Field::new("roles", "u.role", FieldType::Text),
+        Field::new("role", "u.role", FieldType::Text),
+        Field::new("blocked", "u.blocked", FieldType::Bool),
+        Field::new("vlans_per_user", "u.vlans_per_user", FieldType::Int),
+        Field::new("server_count", "(SELECT COUNT(*) FROM servers s WHERE s.owner_id = u.id)", FieldType::Int),
+    ],
+    tiebreak: "u.id ASC",
+};
+
+impl Store {
+    pub async fn create_user(&self, u: &NewUser) -> Result<i64> {
+        let email = u.email.as_str().to_owned();
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO users (email, full_name, phone_number, password_hash, role, vlans_per_user, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(email.clone())
+        .bind(u.full_name.clone())
+        .bind(u.phone_number.clone())
+        .bind(u.password_hash.clone())
+        .bind(u.role.as_str())
+        .bind(u.vlans_per_user)
+        .bind(now())
+        .fetch_one(self.pool())
+        .await
+        .map_err(|e| StoreError::conflict_on_constraint(e, || format!("a user with e-mail {email} exists")))?;
+        Ok(id)
+    }
+
+    pub async fn list_users(&self, q: &ListQuery) -> Result<Page<UserRow>> {
+        self.fetch_page(&USER_LIST, q, &[]).await
+    }
+
+    pub async fn get_user(&self, id: i64) -> Result<UserRow> {
+        let sql = format!("{} WHERE u.id = $1", USER_LIST.select);
+        sqlx::query_as(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::not_found("user", id))
+    }
+
+    pub async fn find_user_id_by_email(&self, email: &str) -> Result<Option<i64>> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE email = $1")
+            .bind(email.trim().to_ascii_lowercase())
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    pub async fn count_users(&self) -> Result<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(self.pool()).await?;
+        Ok(n)
+    }
+
+    pub async fn credentials_by_email(&self, email: &str) -> Result<Option<Credentials>> {
+        Ok(sqlx::query_as("SELECT id, email, role, blocked, password_hash FROM users WHERE email = $1")
+            .bind(email.trim().to_ascii_lowercase())
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    pub async fn update_user(&self, id: i64, p: &UserPatch) -> Result<()> {
+        let mut u = Patch::new("users");
+        if let Some(e) = &p.email {
+            u.set("email", e.as_str().into());
+        }
+        if let Some(h) = &p.password_hash {
+            u.set("password_hash", h.as_str().into());
+        }
+        if let Some(r) = p.role {
+            u.set("role", r.as_str().into());
+        }
+        if let Some(v) = &p.full_name {
+            u.set("full_name", v.as_str().into());
+        }
+        if let Some(v) = &p.phone_number {
+            u.set("phone_number", v.as_str().into());
+        }
+        if let Some(v) = p.vlans_per_user {
+            u.set("vlans_per_user", v.into());
+        }
+        if let Some(b) = p.blocked {
+            u.set("blocked", b.into());
+        }
+        if u.is_empty() {
+            return self.get_user(id).await.map(|_| ());
+        }
+        let changed = u
+            .execute(self, id)
+            .await
+            .map_err(|e| StoreError::conflict_on_constraint(e, || "that e-mail belongs to another user".into()))?;
+        if changed == 0 {
+            return Err(StoreError::not_found("user", id));
+        }
+        if p.blocked == Some(true) || p.password_hash.is_some() {
+            // A blocked user or a changed password ends every open session.
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(self.pool()).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a user that owns no server. The check and the delete are one statement,
+    /// so a server assigned meanwhile cannot be left with a dangling owner.
+    pub async fn delete_user(&self, id: i64) -> Result<()> {
+        let res =
+            sqlx::query("DELETE FROM users WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM servers WHERE owner_id = $1)")
+                .bind(id)
+                .execute(self.pool())
+                .await
+                .map_err(|e| StoreError::conflict_on_constraint(e, || format!("user {id} still owns servers")))?;
+        if res.rows_affected() == 1 {
+            return Ok(());
+        }
+        let user = self.get_user(id).await?;
+        Err(StoreError::Conflict(format!("user {id} owns {} server(s); release them first", user.server_count)))
+    }
+}

@@ -1,0 +1,163 @@
+//! Typed, layered configuration: defaults < TOML file (`--config` or
+//! `DCIM_CONFIG`) < `DCIM_*` environment < command-line flags. Secrets may come
+//! from files (`DCIM_ADMIN_PASSWORD_FILE`) and are never logged: [`Config`]'s
+//! `Debug` hides them.
+
+use std::path::PathBuf;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address to listen on, `host:port`.
+    pub listen: String,
+    /// Where the SQLite database, the demo certificate and demo credentials live.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://...`; SQLite under `data_dir` when unset.
+    pub database_url: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP even in demo mode.
+    pub no_tls: bool,
+    /// Start with the demo data center on the fake drivers.
+    pub demo: bool,
+    /// `tracing` filter, e.g. `info` or `dcim=debug,tower_http=debug`.
+    pub log: String,
+    pub session_idle_secs: i64,
+    pub min_password_len: usize,
+    pub body_limit: usize,
+    /// With `admin_password`: an admin created at start if no user has this e-mail.
+    pub admin_email: Option<String>,
+    pub admin_password: Option<String>,
+    pub admin_password_file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let api = dcim_api::ApiConfig::default();
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("dcim-data"),
+            database_url: None,
+            tls_cert: None,
+            tls_key: None,
+            no_tls: false,
+            demo: false,
+            log: "info".into(),
+            session_idle_secs: api.session_idle_secs,
+            min_password_len: api.min_password_len,
+            body_limit: api.body_limit,
+            admin_email: None,
+            admin_password: None,
+            admin_password_file: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_deref().map(dcim_store::redact_url))
+            .field("tls_cert", &self.tls_cert)
+            .field("demo", &self.demo)
+            .field("admin_email", &self.admin_email)
+            .field("admin_password", &self.admin_password.as_ref().map(|_| "***"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Flags given on the command line; only those set override the layers below.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_tls: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub demo: Option<bool>,
+}
+
+impl Config {
+    /// Reads the layers. `file` is the `--config` flag.
+    pub fn load(file: Option<PathBuf>, flags: &Overrides) -> anyhow::Result<Config> {
+        let file = file.or_else(|| std::env::var_os("DCIM_CONFIG").map(PathBuf::from));
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = &file {
+            anyhow::ensure!(path.exists(), "configuration file {} does not exist", path.display());
+            fig = fig.merge(Toml::file(path));
+        }
+        let mut cfg: Config = fig
+            .merge(Env::prefixed("DCIM_").ignore(&["config"]))
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        if let Some(path) = &cfg.admin_password_file {
+            let pw = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("reading admin_password_file {}: {e}", path.display()))?;
+            cfg.admin_password = Some(pw.trim_end_matches(['\r', '\n']).to_owned());
+        }
+        Ok(cfg)
+    }
+
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) if !u.is_empty() => u.clone(),
+            _ => format!("sqlite://{}", self.data_dir.join("dcim.db").display()),
+        }
+    }
+
+    pub fn api(&self) -> dcim_api::ApiConfig {
+        dcim_api::ApiConfig {
+            session_idle_secs: self.session_idle_secs,
+            min_password_len: self.min_password_len,
+            body_limit: self.body_limit,
+            secure_cookies: self.tls_enabled(),
+            ..dcim_api::ApiConfig::default()
+        }
+    }
+
+    /// HTTPS when a certificate is given, or in demo mode unless `no_tls`.
+    pub fn tls_enabled(&self) -> bool {
+        !self.no_tls && (self.tls_cert.is_some() || self.demo)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[expect(clippy::result_large_err, reason = "figment::Jail's closure returns figment's own error type")]
+    fn layers_apply_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("dcim.toml", "listen = \"127.0.0.1:1\"\nlog = \"debug\"\nsession_idle_secs = 10")?;
+            jail.set_env("DCIM_LISTEN", "127.0.0.1:2");
+            jail.set_env("DCIM_SESSION_IDLE_SECS", "20");
+            jail.create_file("pw", "s3cret-pass\n")?;
+            jail.set_env("DCIM_ADMIN_PASSWORD_FILE", "pw");
+            let flags = Overrides { listen: Some("127.0.0.1:3".into()), ..Overrides::default() };
+            let cfg = Config::load(Some("dcim.toml".into()), &flags).expect("loads");
+            assert_eq!(cfg.listen, "127.0.0.1:3", "flag beats env");
+            assert_eq!(cfg.session_idle_secs, 20, "env beats file");
+            assert_eq!(cfg.log, "debug", "file beats default");
+            assert_eq!(cfg.admin_password.as_deref(), Some("s3cret-pass"));
+            assert!(!format!("{cfg:?}").contains("s3cret"), "Debug hides secrets");
+            assert_eq!(cfg.database_url(), "sqlite://dcim-data/dcim.db");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,286 @@
+//! The admin account from the environment, and the demo data center.
+//!
+//! `DCIM_ADMIN_EMAIL` with `DCIM_ADMIN_PASSWORD` (or `_FILE`) creates that admin at
+//! any start if no user has that e-mail. `--demo` adds, once, a virtual data center
+//! on the fake drivers: a location, two racks, a 48-port switch, a 24-outlet PDU,
+//! 24 servers in four configurations (some new, some owned by two customers) and OS
+//! templates. Without a configured admin, the demo makes `admin@example.com` with a
+//! random password, kept in `DATA_DIR/demo-admin.txt` and printed at every start.
+//! Device addresses use the reserved `.invalid` domain: the fake drivers send nothing.
+//!
+//! IP networks and pools join the demo with the IPAM module.
+
+use anyhow::Context;
+use dcim_core::configuration::{Cpu, Disk, DiskType, HardwareInfo, Memory, Motherboard, Nic, generate};
+use dcim_core::{Email, Role};
+use dcim_store::Store;
+use dcim_store::inventory::{DeviceKind, NewDevice, PortReport};
+use dcim_store::servers::{BmcAccess, NewServer, ServerPatch};
+use dcim_store::users::NewUser;
+use serde_json::json;
+
+use crate::Config;
+
+const DEMO_ADMIN: &str = "admin@example.com";
+
+async fn add_user(store: &Store, email: &str, password: &str, role: Role) -> anyhow::Result<i64> {
+    let password_hash = dcim_api::auth::hash_password(password.to_owned())
+        .await
+        .map_err(|e| anyhow::anyhow!("hashing the password: {}", e.msg))?;
+    let id = store
+        .create_user(&NewUser {
+            email: Email::parse("email", email).map_err(|e| anyhow::anyhow!("{e}"))?,
+            password_hash,
+            role,
+            full_name: String::new(),
+            phone_number: String::new(),
+            vlans_per_user: 0,
+        })
+        .await?;
+    Ok(id)
+}
+
+/// `dcim user add`, and the configured admin.
+pub async fn create_user(store: &Store, email: &str, password: &str, role: Role) -> anyhow::Result<i64> {
+    add_user(store, email, password, role).await
+}
+
+/// Creates the configured admin if both its e-mail and password are set and no
+/// user has that e-mail yet.
+pub async fn ensure_admin(store: &Store, cfg: &Config) -> anyhow::Result<()> {
+    let (Some(email), Some(password)) = (&cfg.admin_email, &cfg.admin_password) else { return Ok(()) };
+    if store.find_user_id_by_email(email).await?.is_some() {
+        return Ok(());
+    }
+    add_user(store, email, password, Role::Admin).await.context("creating the configured admin")?;
+    tracing::info!(%email, "admin account created from the configuration");
+    Ok(())
+}
+
+fn random_password() -> String {
+    dcim_api::auth::new_secret()[..20].to_owned()
+}
+
+/// Seeds the demo data center unless the database already has a location.
+pub async fn seed(store: &Store, cfg: &Config) -> anyhow::Result<()> {
+    let no_admin_configured = cfg.admin_email.is_none() || cfg.admin_password.is_none();
+    let cred_file = cfg.data_dir.join("demo-admin.txt");
+    if no_admin_configured && store.find_user_id_by_email(DEMO_ADMIN).await?.is_none() {
+        let password = random_password();
+        add_user(store, DEMO_ADMIN, &password, Role::Admin).await?;
+        std::fs::create_dir_all(&cfg.data_dir)?;
+        crate::tls::write_private(&cred_file, format!("{DEMO_ADMIN} {password}\n").as_bytes())?;
+    }
+    if no_admin_configured && let Ok(line) = std::fs::read_to_string(&cred_file) {
+        let mut parts = line.split_whitespace();
+        if let (Some(e), Some(p)) = (parts.next(), parts.next()) {
+            println!("demo admin: email {e} password {p}  (kept in {})", cred_file.display());
+        }
+    }
+    if store.list_locations(&Default::default()).await?.size > 0 {
+        return Ok(());
+    }
+    build(store).await.context("seeding the demo data center")?;
+    tracing::info!("demo data center created");
+    Ok(())
+}
+
+struct Model {
+    cpu: &'static str,
+    sockets: u32,
+    cores: u32,
+    ram_gib: u64,
+    disks: &'static [(u64, DiskType)],
+    board: &'static str,
+}
+
+const MODELS: &[(Model, usize)] = &[
+    (
+        Model {
+            cpu: "Intel(R) Core(TM) i9-9900K CPU @ 3.60GHz",
+            sockets: 1,
+            cores: 8,
+            ram_gib: 64,
+            disks: &[(1024, DiskType::Nvme), (1024, DiskType::Nvme)],
+            board: "Z390 AORUS PRO",
+        },
+        8,
+    ),
+    (
+        Model {
+            cpu: "Intel(R) Xeon(R) E-2146G CPU @ 3.50GHz",
+            sockets: 1,
+            cores: 6,
+            ram_gib: 64,
+            disks: &[(1920, DiskType::Ssd), (3840, DiskType::Ssd)],
+            board: "X11SCH-F",
+        },
+        6,
+    ),
+    (
+        Model {
+            cpu: "Intel(R) Xeon(R) Gold 6130 CPU @ 2.10GHz",
+            sockets: 2,
+            cores: 16,
+            ram_gib: 256,
+            disks: &[(4000, DiskType::Hdd), (4000, DiskType::Hdd), (4000, DiskType::Hdd), (4000, DiskType::Hdd)],
+            board: "X11DPi-N",
+        },
+        6,
+    ),
+    (
+        Model {
+            cpu: "AMD EPYC 7502P 32-Core Processor",
+            sockets: 1,
+            cores: 32,
+            ram_gib: 128,
+            disks: &[(960, DiskType::Ssd), (960, DiskType::Ssd)],
+            board: "H12SSL-i",
+        },
+        4,
+    ),
+];
+
+fn hardware(m: &Model, n: usize, mac: &str) -> HardwareInfo {
+    HardwareInfo {
+        cpu: Some(Cpu {
+            model: Some(m.cpu.into()),
+            sockets: Some(m.sockets),
+            cores: Some(m.cores),
+            threads: Some(m.cores * 2),
+        }),
+        memory: Some(Memory { total_mib: Some(m.ram_gib * 1024) }),
+        disks: m
+            .disks
+            .iter()
+            .enumerate()
+            .map(|(i, (size, kind))| Disk {
+                name: Some(match kind {
+                    DiskType::Nvme => format!("nvme{i}n1"),
+                    _ => format!("sd{}", (b'a' + i as u8) as char),
+                }),
+                size_gb: Some(*size),
+                kind: Some(*kind),
+                serial: Some(format!("DEMO{n:02}D{i}")),
+                model: None,
+            })
+            .collect(),
+        nics: vec![Nic { name: Some("eth0".into()), mac: Some(mac.into()), link: Some(true) }],
+        motherboard: Some(Motherboard {
+            vendor: Some("Supermicro".into()),
+            model: Some(m.board.into()),
+            serial: Some(format!("DEMO-BOARD-{n:02}")),
+        }),
+    }
+}
+
+async fn build(store: &Store) -> anyhow::Result<()> {
+    let loc = store.create_location("Demo DC", "1st Street, 25", None).await?;
+    let racks = [store.create_rack("A1", loc, 42).await?, store.create_rack("A2", loc, 42).await?];
+
+    let switch_ports: Vec<PortReport> = (0..48)
+        .map(|i| PortReport {
+            idx: i + 1,
+            name: format!("ge-0/0/{i}"),
+            description: String::new(),
+            admin_status: "up".into(),
+            oper_status: "up".into(),
+            speed: Some(1000),
+        })
+        .collect();
+    let sw = store
+        .create_device(
+            DeviceKind::Switch,
+            &NewDevice {
+                name: "demo-sw1".into(),
+                location_id: loc,
+                ip: "sw1.demo.invalid".into(),
+                protocol: "fake".into(),
+                model: String::new(),
+                secret: "{}".into(),
+            },
+            &switch_ports,
+        )
+        .await?;
+    let outlets: Vec<PortReport> = (1..=24)
+        .map(|i| PortReport {
+            idx: i,
+            name: i.to_string(),
+            description: String::new(),
+            admin_status: "up".into(),
+            oper_status: "up".into(),
+            speed: None,
+        })
+        .collect();
+    let pdu = store
+        .create_device(
+            DeviceKind::Pdu,
+            &NewDevice {
+                name: "demo-pdu1".into(),
+                location_id: loc,
+                ip: "pdu1.demo.invalid".into(),
+                protocol: "fake".into(),
+                model: "apc_rpdu".into(),
+                secret: "{}".into(),
+            },
+            &outlets,
+        )
+        .await?;
+    let sw_ports = store.list_ports(DeviceKind::Switch, sw, &Default::default()).await?.items;
+    let pdu_ports = store.list_ports(DeviceKind::Pdu, pdu, &Default::default()).await?.items;
+
+    for (name, kind, tags) in [
+        ("Debian 12", "os", json!(["linux", "debian"])),
+        ("Ubuntu 24.04", "os", json!(["linux", "ubuntu"])),
+        ("AlmaLinux 9", "os", json!(["linux", "rhel"])),
+        ("Diag6", "diag", json!(["diagnostics"])),
+        ("SystemRescue", "rescue", json!(["rescue"])),
+    ] {
+        store.create_os_template(name, kind, &tags.to_string(), true).await?;
+    }
+
+    let customers = [
+        add_user(store, "customer1@example.com", &random_password(), Role::User).await?,
+        add_user(store, "customer2@example.com", &random_password(), Role::User).await?,
+    ];
+
+    let mut n = 0usize;
+    for (model, count) in MODELS {
+        for k in 0..*count {
+            n += 1;
+            let mac = format!("52:54:00:00:00:{n:02x}");
+            let id = store
+                .create_server(&NewServer {
+                    name: format!("srv-{n:02}"),
+                    location_id: loc,
+                    rack_id: Some(racks[(n - 1) / 12]),
+                    unit: Some(((n - 1) % 12 * 2 + 1) as i64),
+                    mac: Some(mac.clone()),
+                    domain: format!("srv-{n:02}.demo.invalid"),
+                    bmc: Some(BmcAccess {
+                        address: format!("bmc-{n:02}.demo.invalid"),
+                        kind: "fake".into(),
+                        user: "admin".into(),
+                        password: random_password(),
+                        web_url: None,
+                    }),
+                })
+                .await?;
+            let hw = hardware(model, n, &mac);
+            let hw_json = serde_json::to_string(&hw)?;
+            store.set_hardware_info(id, &hw_json, generate(&hw).as_deref()).await?;
+            // The last server of each model is new (not yet diagnosed).
+            if k + 1 < *count {
+                store.update_server(id, &ServerPatch { is_new: Some(false), ..ServerPatch::default() }).await?;
+            }
+            store.connect_switch_port(id, sw_ports[n - 1].id, false).await?;
+            store.connect_switch_port(id, sw_ports[24 + n - 1].id, true).await?;
+            store.connect_pdu_port(id, pdu_ports[n - 1].id).await?;
+            // The first two servers of each model are rented out.
+            if let Some(customer) = customers.get(k) {
+                store.assign_owner(id, *customer).await?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! `dcim`: one binary, a subcommand per role.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use dcim::config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(name = "dcim", version, about = "Bare-metal data-center manager with a DCImanager 6 compatible API")]
+struct Cli {
+    /// TOML configuration file (also DCIM_CONFIG).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://... (default: SQLite in the data directory).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    /// Data directory (SQLite file, demo certificate and credentials).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API.
+    Serve {
+        /// Address to listen on, host:port.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Start with the demo data center on the fake drivers (HTTPS with a self-signed certificate).
+        #[arg(long)]
+        demo: bool,
+        #[arg(long)]
+        tls_cert: Option<PathBuf>,
+        #[arg(long)]
+        tls_key: Option<PathBuf>,
+        /// Plain HTTP even with --demo.
+        #[arg(long)]
+        no_tls: bool,
+    },
+    /// Create or update the database schema, then exit.
+    Migrate,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user.
+    Add {
+        #[arg(long)]
+        email: String,
+        /// The password (or DCIM_USER_PASSWORD).
+        #[arg(long, env = "DCIM_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// @admin or @user.
+        #[arg(long, default_value = "@user")]
+        role: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut flags = Overrides { database_url: cli.database_url, data_dir: cli.data_dir, ..Overrides::default() };
+    if let Command::Serve { listen, demo, tls_cert, tls_key, no_tls } = &cli.command {
+        flags.listen = listen.clone();
+        flags.demo = demo.then_some(true);
+        flags.tls_cert = tls_cert.clone();
+        flags.tls_key = tls_key.clone();
+        flags.no_tls = no_tls.then_some(true);
+    }
+    let cfg = Config::load(cli.config, &flags)?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+
+    match cli.command {
+        Command::Serve { .. } => dcim::serve::run(cfg).await,
+        Command::Migrate => {
+            let store = dcim::serve::open_store(&cfg).await?;
+            store.close().await;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::User { command: UserCommand::Add { email, password, role } } => {
+            let role = role.parse().map_err(|e| anyhow::anyhow!("--role: {e}"))?;
+            anyhow::ensure!(
+                password.chars().count() >= cfg.min_password_len,
+                "--password needs at least {} characters",
+                cfg.min_password_len
+            );
+            let store = dcim::serve::open_store(&cfg).await?;
+            let id = dcim::demo::create_user(&store, &email, &password, role).await.context("adding the user")?;
+            store.close().await;
+            println!("user {id} created");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! The server's life cycle: open and migrate the database, ensure the configured
+//! admin (and the demo data), bind, serve HTTP or HTTPS until a signal, then stop
+//! accepting, let requests in flight finish, and close the database.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use dcim_api::AppState;
+use dcim_store::Store;
+use tokio::task::JoinHandle;
+
+use crate::Config;
+
+/// A server started by [`start`].
+pub struct Running {
+    pub addr: SocketAddr,
+    pub tls: bool,
+    pub store: Store,
+    handle: axum_server::Handle<SocketAddr>,
+    task: JoinHandle<anyhow::Result<()>>,
+    purge: JoinHandle<()>,
+}
+
+impl Running {
+    /// Base URL of the API, e.g. `https://127.0.0.1:8080`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
+    }
+
+    /// Graceful stop: no new connections, requests in flight get `grace` to finish.
+    pub async fn stop(self, grace: Duration) -> anyhow::Result<()> {
+        self.handle.graceful_shutdown(Some(grace));
+        self.purge.abort();
+        let r = self.task.await.context("server task")?;
+        self.store.close().await;
+        r
+    }
+
+    /// Serves until the task ends (it does not, short of an error).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task")?
+    }
+}
+
+/// Opens the store named by the configuration and brings its schema up to date.
+pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
+    let url = cfg.database_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
+    }
+    let store =
+        Store::connect(&url).await.with_context(|| format!("opening database {}", dcim_store::redact_url(&url)))?;
+    store.migrate().await.context("migrating the database")?;
+    Ok(store)
+}
+
+/// Starts serving in the background; returns once the socket is bound.
+pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
+    let store = open_store(cfg).await?;
+    crate::demo::ensure_admin(&store, cfg).await?;
+    if cfg.demo {
+        crate::demo::seed(&store, cfg).await?;
+    }
+    let state = AppState::new(store.clone(), cfg.api());
+    let app = dcim_api::app(state).into_make_service_with_connect_info::<SocketAddr>();
+
+    let listener = std::net::TcpListener::bind(&cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let handle = axum_server::Handle::new();
+    let tls = cfg.tls_enabled();
+    let task = if tls {
+        let (cert, key) = match (&cfg.tls_cert, &cfg.tls_key) {
+            (Some(c), Some(k)) => (c.clone(), k.clone()),
+            (Some(_), None) | (None, Some(_)) => anyhow::bail!("--tls-cert and --tls-key go together"),
+            (None, None) => crate::tls::demo_certificate(&cfg.data_dir)?,
+        };
+        let rustls = crate::tls::rustls_config(&cert, &key).await?;
+        let server = axum_server::from_tcp_rustls(listener, rustls)?.handle(handle.clone());
+        tokio::spawn(async move { server.serve(app).await.context("serving HTTPS") })
+    } else {
+        let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+        tokio::spawn(async move { server.serve(app).await.context("serving HTTP") })
+    };
+    let purge = tokio::spawn(purge_loop(store.clone(), cfg.session_idle_secs));
+    tracing::info!(%addr, tls, database = %dcim_store::redact_url(&cfg.database_url()), "dcim is serving");
+    Ok(Running { addr, tls, store, handle, task, purge })
+}
+
+/// Removes idle sessions and expired keys every five minutes.
+async fn purge_loop(store: Store, idle_secs: i64) {
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        tick.tick().await;
+        match store.purge_expired(idle_secs).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "expired sessions and keys purged"),
+            Err(e) => tracing::warn!(error = ?e, "purging expired sessions failed"),
+        }
+    }
+}
+
+/// `dcim serve`: runs until SIGINT or SIGTERM, then shuts down gracefully.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let running = start(&cfg).await?;
+    println!("dcim listening on {}", running.url());
+    tokio::select! {
+        r = shutdown_signal() => {
+            r?;
+            tracing::info!("shutting down: finishing requests in flight");
+            running.stop(Duration::from_secs(10)).await
+        }
+    }
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C"),
+        _ = term.recv() => Ok(()),
+    }
+}
