@@ -1,0 +1,300 @@
+//! Test harness: a real dcim server on 127.0.0.1 port 0, on a fresh SQLite file or
+//! a fresh PostgreSQL schema, and a client that talks to it over HTTP.
+//!
+//! PostgreSQL comes from `DCIM_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`); a test on it fails, never skips, when
+//! the database is not there.
+
+#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+
+use std::time::Duration;
+
+use dcim::Config;
+use dcim::serve::Running;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+pub const ADMIN_EMAIL: &str = "admin@test.example";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates `mod NAME { sqlite(), postgres() }` running `NAME(Db)` on each backend.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::common::Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(super::common::Db::Postgres).await
+            }
+        }
+    )+};
+}
+
+pub fn postgres_base_url() -> String {
+    std::env::var("DCIM_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A fresh, empty PostgreSQL schema and the URL that selects it.
+pub async fn fresh_postgres_schema() -> (String, String) {
+    let base = postgres_base_url();
+    let schema = format!("t_{}", hex::encode(rand::random::<[u8; 8]>()));
+    let mut conn = sqlx::PgConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {base} is needed for this test: {e}"));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&mut conn).await.unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    (schema.clone(), format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+pub async fn drop_postgres_schema(schema: &str) {
+    if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_base_url()).await {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&mut conn).await;
+    }
+}
+
+/// A running server with an admin account and a client.
+pub struct TestServer {
+    pub base: String,
+    pub db: Db,
+    pub client: reqwest::Client,
+    pub admin_token: String,
+    pub running: Option<Running>,
+    pub dir: tempdir::Dir,
+    pub schema: Option<String>,
+    pub cfg: Config,
+}
+
+pub mod tempdir {
+    /// A directory removed when dropped.
+    pub struct Dir(pub std::path::PathBuf);
+
+    impl Dir {
+        pub fn new() -> Self {
+            let p = std::env::temp_dir().join(format!("dcim-test-{}", hex::encode(rand::random::<[u8; 8]>())));
+            std::fs::create_dir_all(&p).unwrap();
+            Dir(p)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+impl TestServer {
+    pub async fn start(db: Db) -> TestServer {
+        Self::start_with(db, |_| {}).await
+    }
+
+    /// Starts a server; `tune` may change the configuration first.
+    pub async fn start_with(db: Db, tune: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempdir::Dir::new();
+        let (schema, database_url) = match db {
+            Db::Sqlite => (None, None),
+            Db::Postgres => {
+                let (s, u) = fresh_postgres_schema().await;
+                (Some(s), Some(u))
+            }
+        };
+        let mut cfg = Config {
+            listen: "127.0.0.1:0".into(),
+            data_dir: dir.0.clone(),
+            database_url,
+            log: "warn".into(),
+            admin_email: Some(ADMIN_EMAIL.into()),
+            admin_password: Some(ADMIN_PASSWORD.into()),
+            ..Config::default()
+        };
+        tune(&mut cfg);
+        let running = dcim::serve::start(&cfg).await.expect("server starts");
+        let base = running.url();
+        let client = client();
+        let mut s =
+            TestServer { base, db, client, admin_token: String::new(), running: Some(running), dir, schema, cfg };
+        s.admin_token = s.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        s
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop(Duration::from_secs(5)).await.unwrap();
+        }
+        if let Some(schema) = self.schema.take() {
+            drop_postgres_schema(&schema).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Logs in and returns the token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let r = self
+            .client
+            .post(self.url("/api/auth/v4/public/token"))
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "login of {email}");
+        let v: Value = r.json().await.unwrap();
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    /// A request the way the seed's curl lines make it: the token as the `ses6`
+    /// cookie, `isp-box-instance: true`, and `x-xsrf-token` on POST and DELETE.
+    pub fn seed_request(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
+        let mut rb = self
+            .client
+            .request(method.clone(), self.url(path))
+            .header("Cookie", format!("ses6={token}"))
+            .header("isp-box-instance", "true");
+        if method != Method::GET {
+            rb = rb.header("x-xsrf-token", token);
+        }
+        rb
+    }
+
+    /// Sends a request as the admin (seed style) with an optional JSON body sent as
+    /// curl's `-d` sends it (form content type); returns status and JSON.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call_as(&self.admin_token.clone(), method, path, body).await
+    }
+
+    pub async fn call_as(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut rb = self.seed_request(method, path, token);
+        if let Some(b) = body {
+            rb = rb.header("Content-Type", "application/x-www-form-urlencoded").body(b.to_string());
+        }
+        json_of(rb.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let (s, v) = self.call(Method::GET, path, None).await;
+        assert_eq!(s, StatusCode::OK, "GET {path}: {v}");
+        v
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Value {
+        let (s, v) = self.call(Method::POST, path, Some(body.clone())).await;
+        assert!(s.is_success(), "POST {path} {body}: {s} {v}");
+        v
+    }
+
+    /// Creates a user and returns its id.
+    pub async fn add_user(&self, email: &str, password: &str, role: &str) -> i64 {
+        let v = self.post("/dci/v3/user", json!({ "email": email, "password": password, "role": role })).await;
+        v["id"].as_i64().unwrap()
+    }
+
+    /// A location, a rack, a fake switch and PDU; returns (location, rack, switch, pdu).
+    pub async fn add_site(&self) -> (i64, i64, i64, i64) {
+        let loc = self.post("/dci/v3/location", json!({"name": "DC-1", "geolocation": "1st Street, 25"})).await;
+        let loc = loc["id"].as_i64().unwrap();
+        let rack = self.post("/dci/v3/rack", json!({"name": "R1", "location_id": loc, "size": 42})).await;
+        let sw = self
+            .post("/dci/v3/switch", json!({"name": "sw1", "location_id": loc, "ip": "127.0.0.1", "protocol": "fake"}))
+            .await;
+        let pdu = self
+            .post(
+                "/dci/v3/pdu",
+                json!({"name": "pdu1", "location_id": loc, "ip": "127.0.0.1", "protocol": "fake", "model": "apc_rpdu"}),
+            )
+            .await;
+        (loc, rack["id"].as_i64().unwrap(), sw["id"].as_i64().unwrap(), pdu["id"].as_i64().unwrap())
+    }
+
+    /// A server with hardware, `is_new` cleared: a free server. Returns its id.
+    pub async fn add_free_server(&self, loc: i64, rack: i64, n: i64, hw: Value) -> i64 {
+        let v = self
+            .post(
+                "/dci/v3/server",
+                json!({
+                    "name": format!("srv-{n}"), "location_id": loc, "rack_id": rack, "unit": n,
+                    "mac": format!("52:54:00:00:01:{n:02x}"), "domain": format!("srv-{n}.example.com"),
+                    "ipmi": {"address": format!("127.0.0.1:{}", 6230 + n), "type": "IPMI v2(lanplus)", "user": "admin", "password": "bmc-secret"}
+                }),
+            )
+            .await;
+        let id = v["id"].as_i64().unwrap();
+        self.post(&format!("/dci/v3/server/{id}/hardware_info"), hw).await;
+        self.post(&format!("/dci/v3/server/{id}"), json!({"is_new": false})).await;
+        id
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(schema) = self.schema.take() {
+            // Best effort when a test panicked before `stop`.
+            let schema = schema.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(drop_postgres_schema(&schema));
+            })
+            .join()
+            .ok();
+        }
+    }
+}
+
+pub async fn json_of(r: Response) -> (StatusCode, Value) {
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    (status, v)
+}
+
+/// The hardware of DCImanager's first example configuration.
+pub fn hw_i9() -> Value {
+    json!({
+        "cpu": {"model": "Intel(R) Core(TM) i9-9900K CPU @ 3.60GHz", "sockets": 1, "cores": 8, "threads": 16},
+        "memory": {"total_mib": 65536},
+        "disks": [{"name": "nvme0n1", "size_gb": 1024, "type": "NVMe"}, {"name": "nvme1n1", "size_gb": 1024, "type": "NVMe"}],
+        "nics": [{"name": "eth0", "mac": "52:54:00:aa:bb:01", "link": true}],
+        "motherboard": {"vendor": "Gigabyte", "model": "Z390", "serial": "SN1"}
+    })
+}
+
+/// The hardware of DCImanager's second example configuration.
+pub fn hw_e2146g() -> Value {
+    json!({
+        "cpu": {"model": "Intel(R) Xeon(R) E-2146G CPU @ 3.50GHz", "sockets": 1},
+        "memory": {"total_mib": 65536},
+        "disks": [{"size_gb": 3840, "type": "SSD"}, {"size_gb": 1920, "type": "SSD"}]
+    })
+}
+
+/// Asserts the error envelope with `status` and returns the message.
+pub fn assert_error(status: StatusCode, v: &Value, expected: StatusCode) -> String {
+    assert_eq!(status, expected, "body: {v}");
+    let e = &v["error"];
+    assert!(e["code"].is_i64(), "error.code is an integer: {v}");
+    assert!(e["msg"].is_string(), "error.msg is a string: {v}");
+    assert!(e["value"].is_object(), "error.value is an object: {v}");
+    e["msg"].as_str().unwrap().to_owned()
+}
