@@ -298,3 +298,13 @@ pub fn assert_error(status: StatusCode, v: &Value, expected: StatusCode) -> Stri
     assert!(e["value"].is_object(), "error.value is an object: {v}");
     e["msg"].as_str().unwrap().to_owned()
 }
+
+/// Percent-encodes a query value.
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

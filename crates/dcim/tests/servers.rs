@@ -1,0 +1,199 @@
+//! Servers, owners, configurations and roles through HTTP, on both backends.
+
+mod common;
+
+use common::{Db, TestServer, assert_error, hw_e2146g, hw_i9};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+async fn owner_assign_and_release(db: Db) {
+    let s = TestServer::start(db).await;
+    let (loc, rack, _, _) = s.add_site().await;
+    let srv = s.add_free_server(loc, rack, 1, hw_i9()).await;
+    let u1 = s.add_user("u1@example.com", "password-1", "@user").await;
+    let u2 = s.add_user("u2@example.com", "password-2", "@user").await;
+    let path = format!("/dci/v3/server/{srv}/owner");
+
+    assert_eq!(s.post(&path, json!({"owner": u1})).await, json!({"id": srv}));
+    assert_eq!(s.post(&path, json!({"owner": u1})).await, json!({"id": srv}), "the owner may repeat it");
+    let (st, v) = s.call(Method::POST, &path, Some(json!({"owner": u2}))).await;
+    assert!(assert_error(st, &v, StatusCode::CONFLICT).contains("u1@example.com"));
+    let got = s.get(&format!("/dci/v3/server/{srv}")).await;
+    assert_eq!(
+        (got["owner"].clone(), got["owner_email"].clone()),
+        (json!({"id": u1, "email": "u1@example.com"}), json!("u1@example.com"))
+    );
+    assert_eq!(s.get(&format!("/dci/v3/user?where=id%20EQ%20{u1}")).await["list"][0]["server_count"], 1);
+
+    // A user that owns servers cannot be deleted.
+    let (st, v) = s.call(Method::DELETE, &format!("/dci/v3/user/{u1}"), None).await;
+    assert_error(st, &v, StatusCode::CONFLICT);
+    let (st, v) = s.call(Method::DELETE, &path, None).await;
+    assert_eq!((st, v), (StatusCode::OK, json!({"id": srv})));
+    let (st, _) = s.call(Method::DELETE, &path, None).await;
+    assert_eq!(st, StatusCode::OK, "releasing a free server is not an error");
+    let got = s.get(&format!("/dci/v3/server/{srv}")).await;
+    assert_eq!((got["owner"].clone(), got["owner_email"].clone()), (json!(null), json!(null)));
+    assert_eq!(s.call(Method::DELETE, &format!("/dci/v3/user/{u1}"), None).await.0, StatusCode::OK);
+
+    for (p, body) in [("/dci/v3/server/999/owner", json!({"owner": u2})), (path.as_str(), json!({"owner": 999}))] {
+        let (st, v) = s.call(Method::POST, p, Some(body)).await;
+        assert_error(st, &v, StatusCode::NOT_FOUND);
+    }
+    assert_eq!(s.call(Method::DELETE, "/dci/v3/server/999/owner", None).await.0, StatusCode::NOT_FOUND);
+    s.stop().await;
+}
+
+/// Fifty clients race for one free server: exactly one wins.
+async fn fifty_racing_owners_one_winner(db: Db) {
+    let s = TestServer::start(db).await;
+    let (loc, rack, _, _) = s.add_site().await;
+    let srv = s.add_free_server(loc, rack, 1, hw_i9()).await;
+    let mut users = vec![];
+    for i in 0..50 {
+        users.push(s.add_user(&format!("racer{i}@example.com"), "racer-password", "@user").await);
+    }
+    let path = format!("/dci/v3/server/{srv}/owner");
+    let mut set = tokio::task::JoinSet::new();
+    for u in users.clone() {
+        let (client, url, token) = (s.client.clone(), s.url(&path), s.admin_token.clone());
+        set.spawn(async move {
+            let r = client
+                .post(url)
+                .header("Cookie", format!("ses6={token}"))
+                .header("x-xsrf-token", token)
+                .body(json!({"owner": u}).to_string())
+                .send()
+                .await
+                .unwrap();
+            (u, common::json_of(r).await)
+        });
+    }
+    let results = set.join_all().await;
+    let winners: Vec<i64> = results.iter().filter(|(_, (st, _))| *st == StatusCode::OK).map(|(u, _)| *u).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    for (_, (st, v)) in results.iter().filter(|(_, (st, _))| *st != StatusCode::OK) {
+        assert_error(*st, v, StatusCode::CONFLICT);
+    }
+    let got = s.get(&format!("/dci/v3/server/{srv}")).await;
+    assert_eq!(got["owner"]["id"], winners[0]);
+    s.stop().await;
+}
+
+async fn free_servers_per_configuration(db: Db) {
+    let s = TestServer::start(db).await;
+    assert_eq!(s.get("/dci/v3/server/configuration").await, json!({"list": [], "size": 0}));
+    let (loc, rack, _, _) = s.add_site().await;
+    let a = s.add_free_server(loc, rack, 1, hw_i9()).await;
+    s.add_free_server(loc, rack, 2, hw_i9()).await;
+    let c = s.add_free_server(loc, rack, 3, hw_e2146g()).await;
+    let conf = s.get("/dci/v3/server/configuration").await;
+    assert_eq!(
+        conf,
+        json!({"list": [
+            {"configuration": "E-2146G-64Gb-1920SSD-3840SSD", "free_server_count": 1},
+            {"configuration": "i9-9900K-64Gb-2x1024NVMe", "free_server_count": 2}
+        ], "size": 2})
+    );
+    // Owned, new, or with a custom configuration: the counts follow.
+    let u = s.add_user("buyer@example.com", "buyer-password", "@user").await;
+    s.post(&format!("/dci/v3/server/{a}/owner"), json!({"owner": u})).await;
+    s.post(&format!("/dci/v3/server/{c}"), json!({"is_new": true})).await;
+    let conf = s.get("/dci/v3/server/configuration?where=free_server_count%20GT%200").await;
+    assert_eq!(conf["list"], json!([{"configuration": "i9-9900K-64Gb-2x1024NVMe", "free_server_count": 1}]));
+    s.post(&format!("/dci/v3/server/{c}"), json!({"is_new": false, "configuration": "custom-box"})).await;
+    let conf = s.get("/dci/v3/server/configuration?orderby=configuration%20asc").await;
+    assert_eq!(conf["list"][0], json!({"configuration": "custom-box", "free_server_count": 1}));
+    s.post(&format!("/dci/v3/server/{c}"), json!({"configuration": null})).await;
+    assert_eq!(s.get(&format!("/dci/v3/server/{c}")).await["configuration"], "E-2146G-64Gb-1920SSD-3840SSD");
+    s.stop().await;
+}
+
+async fn users_see_only_their_own(db: Db) {
+    let s = TestServer::start(db).await;
+    let (loc, rack, _, _) = s.add_site().await;
+    let mine = s.add_free_server(loc, rack, 1, hw_i9()).await;
+    let other = s.add_free_server(loc, rack, 2, hw_i9()).await;
+    let me = s.add_user("me@example.com", "me-password", "@user").await;
+    let them = s.add_user("them@example.com", "them-password", "@user").await;
+    s.post(&format!("/dci/v3/server/{mine}/owner"), json!({"owner": me})).await;
+    s.post(&format!("/dci/v3/server/{other}/owner"), json!({"owner": them})).await;
+    let t = s.login("me@example.com", "me-password").await;
+
+    let (st, v) = s.call_as(&t, Method::GET, "/dci/v3/server", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["size"], 1);
+    assert_eq!(v["list"][0]["id"], mine);
+    let (st, v) = s.call_as(&t, Method::GET, "/dci/v3/server?where=id%20EQ%20", None).await;
+    assert_error(st, &v, StatusCode::BAD_REQUEST);
+    let (st, v) = s.call_as(&t, Method::GET, &format!("/dci/v3/server?where=id%20EQ%20{other}"), None).await;
+    assert_eq!((st, v["size"].clone()), (StatusCode::OK, json!(0)), "the filter cannot widen the view");
+    assert_eq!(s.call_as(&t, Method::GET, &format!("/dci/v3/server/{mine}"), None).await.0, StatusCode::OK);
+    let (st, v) = s.call_as(&t, Method::GET, &format!("/dci/v3/server/{other}"), None).await;
+    assert_error(st, &v, StatusCode::NOT_FOUND);
+
+    let admin_only: &[(Method, String, Option<serde_json::Value>)] = &[
+        (Method::GET, "/dci/v3/user".into(), None),
+        (Method::POST, "/dci/v3/user".into(), Some(json!({"email": "x@example.com", "password": "password-x"}))),
+        (Method::POST, format!("/dci/v3/user/{me}"), Some(json!({"role": "@admin"}))),
+        (Method::DELETE, format!("/dci/v3/user/{them}"), None),
+        (Method::GET, "/dci/v3/server/configuration".into(), None),
+        (Method::POST, format!("/dci/v3/server/{mine}/owner"), Some(json!({"owner": me}))),
+        (Method::DELETE, format!("/dci/v3/server/{mine}/owner"), None),
+        (Method::POST, "/dci/v3/location".into(), Some(json!({"name": "L"}))),
+        (Method::GET, "/dci/v3/switch".into(), None),
+        (Method::POST, format!("/dci/v3/server/{mine}"), Some(json!({"name": "renamed"}))),
+        (Method::DELETE, format!("/dci/v3/server/{mine}"), None),
+        (Method::POST, format!("/dci/v3/server/{mine}/hardware_info"), Some(json!({}))),
+    ];
+    for (m, p, b) in admin_only {
+        let (st, v) = s.call_as(&t, m.clone(), p, b.clone()).await;
+        assert_error(st, &v, StatusCode::FORBIDDEN);
+    }
+    // Nothing changed.
+    let got = s.get(&format!("/dci/v3/server/{mine}")).await;
+    assert_eq!((got["name"].as_str(), got["owner"]["id"].as_i64()), (Some("srv-1"), Some(me)));
+    assert_eq!(s.get("/dci/v3/user").await["size"], 3);
+    s.stop().await;
+}
+
+async fn list_queries(db: Db) {
+    let s = TestServer::start(db).await;
+    let (loc, rack, _, _) = s.add_site().await;
+    for n in 1..=12 {
+        s.add_free_server(loc, rack, n, if n % 2 == 0 { hw_i9() } else { hw_e2146g() }).await;
+    }
+    let u = s.add_user("o@example.com", "o-password", "@user").await;
+    s.post("/dci/v3/server/3/owner", json!({"owner": u})).await;
+    s.post("/dci/v3/server/12", json!({"is_new": true})).await;
+    let q = |w: &str| format!("/dci/v3/server?where={}", common::enc(w));
+    let ids = |v: &serde_json::Value| -> Vec<i64> {
+        v["list"].as_array().unwrap().iter().map(|s| s["id"].as_i64().unwrap()).collect()
+    };
+
+    let v = s.get(&q("(owner_email IS null) AND is_new EQ false")).await;
+    assert_eq!(v["size"], 10);
+    let v = s.get(&q("name CP '%srv-1%'")).await;
+    assert_eq!(ids(&v), vec![1, 10, 11, 12]);
+    let v = s.get(&q("name CP '%SRV-1%' AND NOT id EQ 1")).await;
+    assert_eq!(ids(&v), vec![10, 11, 12], "CP ignores case");
+    let v = s.get(&q("owner IS NOT null OR id GE 11")).await;
+    assert_eq!(ids(&v), vec![3, 11, 12]);
+    let v = s.get(&q("configuration EQ 'i9-9900K-64Gb-2x1024NVMe' AND location.id EQ 1")).await;
+    assert_eq!(v["size"], 6);
+    let v = s.get(&format!("{}&orderby=id%20desc&limit=2,3", q("configuration CP '%NVMe'"))).await;
+    assert_eq!((ids(&v), v["size"].clone()), (vec![8, 6, 4], json!(6)), "size counts before limit");
+    let v = s.get("/dci/v3/server?limit=5").await;
+    assert_eq!((ids(&v), v["size"].clone()), (vec![1, 2, 3, 4, 5], json!(12)));
+    let v = s.get("/dci/v3/user?orderby=email%20desc").await;
+    assert_eq!(v["list"][0]["email"], "o@example.com");
+    s.stop().await;
+}
+
+on_both_backends!(
+    owner_assign_and_release,
+    fifty_racing_owners_one_winner,
+    free_servers_per_configuration,
+    users_see_only_their_own,
+    list_queries,
+);
