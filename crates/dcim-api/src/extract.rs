@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::error::{ApiError, ErrorKind};
 
-/// A JSON body. An empty body reads as `{}`.
+/// A JSON object body. An empty body reads as `{}`.
 pub struct Body<T>(pub T);
 
 impl<S, T> FromRequest<S> for Body<T>
@@ -34,6 +34,9 @@ where
             }
         })?;
         let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::bad_request("body: the request body must be a JSON object"));
+        }
         let de = &mut serde_json::Deserializer::from_slice(bytes);
         match serde_path_to_error::deserialize(de) {
             Ok(v) => Ok(Body(v)),
