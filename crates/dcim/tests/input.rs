@@ -5,7 +5,7 @@ mod common;
 
 use common::{Db, TestServer, assert_error, enc, hw_i9};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 async fn raw(s: &TestServer, method: Method, path: &str, body: &str) -> (StatusCode, Value) {
     let r = s.seed_request(method, path, &s.admin_token).body(body.to_owned()).send().await.unwrap();
