@@ -1,0 +1,220 @@
+//! The storage conformance suite: the same calls, the same answers, on SQLite and
+//! on PostgreSQL. Each test takes a fresh SQLite file or PostgreSQL schema
+//! (`DCIM_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
+
+use dcim_core::query::ListQuery;
+use dcim_core::{Email, Role};
+use dcim_store::inventory::{DeviceKind, NewDevice, PortReport};
+use dcim_store::servers::{NewServer, ServerPatch};
+use dcim_store::users::NewUser;
+use dcim_store::{Store, StoreError};
+use sqlx::Connection;
+
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
+struct Fresh {
+    store: Store,
+    cleanup: Option<String>,
+    file: Option<std::path::PathBuf>,
+}
+
+fn random_name() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+async fn fresh(db: Db) -> Fresh {
+    match db {
+        Db::Sqlite => {
+            let path = std::env::temp_dir().join(format!("dcim-store-{}.db", random_name()));
+            let store = Store::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+            store.migrate().await.unwrap();
+            Fresh { store, cleanup: None, file: Some(path) }
+        }
+        Db::Postgres => {
+            let base = std::env::var("DCIM_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+            let schema = format!("s_{}", random_name());
+            let mut c = sqlx::PgConnection::connect(&base).await.expect("PostgreSQL is needed for this test");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&mut c).await.unwrap();
+            let store = Store::connect(&format!("{base}?options=-c%20search_path%3D{schema}")).await.unwrap();
+            store.migrate().await.unwrap();
+            Fresh { store, cleanup: Some(format!("DROP SCHEMA {schema} CASCADE")), file: None }
+        }
+    }
+}
+
+impl Fresh {
+    async fn done(self) {
+        self.store.close().await;
+        if let Some(path) = self.file {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+        }
+        if let Some(sql) = self.cleanup {
+            let base = std::env::var("DCIM_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+            let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.unwrap();
+        }
+    }
+}
+
+macro_rules! conformance {
+    ($($name:ident),+) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() { super::$name(super::Db::Sqlite).await }
+            #[tokio::test]
+            async fn postgres() { super::$name(super::Db::Postgres).await }
+        }
+    )+};
+}
+
+fn user(email: &str) -> NewUser {
+    NewUser {
+        email: Email::parse("email", email).unwrap(),
+        password_hash: "$argon2id$test".into(),
+        role: Role::User,
+        full_name: String::new(),
+        phone_number: String::new(),
+        vlans_per_user: 0,
+    }
+}
+
+fn ports(n: i64) -> Vec<PortReport> {
+    (1..=n)
+        .map(|i| PortReport {
+            idx: i,
+            name: format!("p{i}"),
+            description: String::new(),
+            admin_status: "up".into(),
+            oper_status: "up".into(),
+            speed: None,
+        })
+        .collect()
+}
+
+async fn migrations_are_idempotent(db: Db) {
+    let f = fresh(db).await;
+    f.store.migrate().await.unwrap();
+    f.store.ping().await.unwrap();
+    f.done().await;
+}
+
+async fn constraints_map_to_conflicts(db: Db) {
+    let f = fresh(db).await;
+    let s = &f.store;
+    let a = s.create_user(&user("a@example.com")).await.unwrap();
+    assert!(matches!(s.create_user(&user("A@example.com")).await, Err(StoreError::Conflict(_))));
+    let loc = s.create_location("L", "", None).await.unwrap();
+    assert!(matches!(s.create_location("L", "", None).await, Err(StoreError::Conflict(_))));
+    let srv = s
+        .create_server(&NewServer {
+            name: "s".into(),
+            location_id: loc,
+            rack_id: None,
+            unit: None,
+            mac: None,
+            domain: String::new(),
+            bmc: None,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(s.delete_location(loc).await, Err(StoreError::Conflict(_))), "in use");
+    s.assign_owner(srv, a).await.unwrap();
+    assert!(matches!(s.delete_user(a).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(s.assign_owner(srv, 999).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(s.get_server(999, &[]).await, Err(StoreError::NotFound { .. })));
+    // The owner-only scope hides other servers.
+    let b = s.create_user(&user("b@example.com")).await.unwrap();
+    assert!(s.get_server(srv, &[dcim_store::servers::owned_by(b)]).await.is_err());
+    assert!(s.get_server(srv, &[dcim_store::servers::owned_by(a)]).await.is_ok());
+    f.done().await;
+}
+
+async fn a_failed_device_create_writes_nothing(db: Db) {
+    let f = fresh(db).await;
+    let s = &f.store;
+    let loc = s.create_location("L", "", None).await.unwrap();
+    let dev = NewDevice {
+        name: "sw".into(),
+        location_id: loc,
+        ip: "127.0.0.1".into(),
+        protocol: "fake".into(),
+        model: String::new(),
+        secret: "{\"community\":\"c\"}".into(),
+    };
+    // A repeated index updates that port (ports are upserted by index), it adds none.
+    let mut dup = ports(3);
+    dup.push(PortReport { name: "again".into(), ..dup[0].clone() });
+    let id = s.create_device(DeviceKind::Switch, &dev, &dup).await.unwrap();
+    let listed = s.list_ports(DeviceKind::Switch, id, &ListQuery::default()).await.unwrap();
+    assert_eq!((listed.size, listed.items[0].name.as_str()), (3, "again"));
+    // A duplicate name fails as a whole: no device and no ports are left behind.
+    let err = s.create_device(DeviceKind::Switch, &dev, &ports(5)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let all = s.list_devices(DeviceKind::Switch, &ListQuery::default()).await.unwrap();
+    assert_eq!(all.size, 1);
+    assert_eq!(all.items[0].port_count, 3);
+    assert_eq!(s.device_secret(DeviceKind::Switch, id).await.unwrap(), "{\"community\":\"c\"}");
+    f.done().await;
+}
+
+async fn lists_page_and_count(db: Db) {
+    let f = fresh(db).await;
+    let s = &f.store;
+    let loc = s.create_location("L", "", None).await.unwrap();
+    for i in 0..7 {
+        let id = s
+            .create_server(&NewServer {
+                name: format!("n{i}"),
+                location_id: loc,
+                rack_id: None,
+                unit: None,
+                mac: None,
+                domain: String::new(),
+                bmc: None,
+            })
+            .await
+            .unwrap();
+        s.set_hardware_info(id, "{}", Some(if i % 2 == 0 { "even" } else { "odd" })).await.unwrap();
+        s.update_server(id, &ServerPatch { is_new: Some(i == 0), ..ServerPatch::default() }).await.unwrap();
+    }
+    let q = ListQuery::parse(Some("configuration EQ even"), Some("name desc"), Some("1,2")).unwrap();
+    let page = s.list_servers(&q, &[]).await.unwrap();
+    assert_eq!(page.size, 4);
+    let names: Vec<&str> = page.items.iter().map(|d| d.server.name.as_str()).collect();
+    assert_eq!(names, ["n4", "n2"]);
+    let counts = s.configuration_counts(&ListQuery::default()).await.unwrap();
+    let got: Vec<(String, i64)> = counts.items.into_iter().map(|c| (c.configuration, c.free_server_count)).collect();
+    assert_eq!(got, [("even".to_owned(), 3), ("odd".to_owned(), 3)]);
+    f.done().await;
+}
+
+async fn sessions_and_keys(db: Db) {
+    let f = fresh(db).await;
+    let s = &f.store;
+    let u = s.create_user(&user("s@example.com")).await.unwrap();
+    s.create_session(u, "h1").await.unwrap();
+    assert_eq!(s.session_user("h1", 3600, 30).await.unwrap().unwrap().user_id, u);
+    assert!(s.session_user("h1", -1, 30).await.unwrap().is_none(), "idle beyond the limit");
+    assert!(s.session_user("h1", 3600, 30).await.unwrap().is_none(), "and deleted");
+    s.create_auth_key(u, "k1", 3600).await.unwrap();
+    s.create_auth_key(u, "k2", -1).await.unwrap();
+    assert_eq!(s.consume_auth_key("k1").await.unwrap(), Some(u));
+    assert_eq!(s.consume_auth_key("k1").await.unwrap(), None, "single use");
+    assert_eq!(s.consume_auth_key("k2").await.unwrap(), None, "expired");
+    f.done().await;
+}
+
+conformance!(
+    migrations_are_idempotent,
+    constraints_map_to_conflicts,
+    a_failed_device_create_writes_nothing,
+    lists_page_and_count,
+    sessions_and_keys
+);
