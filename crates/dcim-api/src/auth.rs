@@ -95,13 +95,19 @@ impl FromRequestParts<AppState> for Caller {
         let token = request_token(&parts.method, &parts.headers)?.ok_or_else(|| {
             ApiError::unauthorized("no session: log in with POST /api/auth/v4/public/token and send the token")
         })?;
+        let hash = hash_secret(token);
+        if let Some(caller) = state.sessions.get(&hash) {
+            return Ok(caller);
+        }
         let idle = state.cfg.session_idle_secs;
         let s = state
             .store
-            .session_user(&hash_secret(token), idle, idle.min(60) / 2)
+            .session_user(&hash, idle, idle.min(60) / 2)
             .await?
             .ok_or_else(|| ApiError::unauthorized("the session has expired or was logged out; log in again"))?;
-        Ok(Caller { user_id: s.user_id, email: s.email, role: s.role.parse().unwrap_or(Role::User) })
+        let caller = Caller { user_id: s.user_id, email: s.email, role: s.role.parse().unwrap_or(Role::User) };
+        state.sessions.put(hash, caller.clone());
+        Ok(caller)
     }
 }
 
@@ -145,6 +151,51 @@ pub async fn verify_password(password: String, stored: Option<String>) -> bool {
     })
     .await
     .unwrap_or(false)
+}
+
+/// Sessions checked against the database within the last `ttl`, so a busy client
+/// costs one session query per `ttl` rather than one per request. A logout, block or
+/// password change in this process takes effect at once ([`SessionCache::forget`]);
+/// one made by another process sharing the database, within `ttl`.
+pub struct SessionCache {
+    ttl: Duration,
+    map: Mutex<HashMap<String, (Caller, Instant)>>,
+}
+
+impl SessionCache {
+    /// Entries kept before expired ones are swept.
+    const SWEEP_AT: usize = 10_000;
+
+    pub fn new(ttl: Duration) -> Self {
+        SessionCache { ttl, map: Mutex::new(HashMap::new()) }
+    }
+
+    fn get(&self, token_hash: &str) -> Option<Caller> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(token_hash).filter(|(_, at)| at.elapsed() < self.ttl).map(|(c, _)| c.clone())
+    }
+
+    fn put(&self, token_hash: String, caller: Caller) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= Self::SWEEP_AT {
+            map.retain(|_, (_, at)| at.elapsed() < self.ttl);
+        }
+        map.insert(token_hash, (caller, Instant::now()));
+    }
+
+    /// Drops one session (by token hash), or every session of a user.
+    pub fn forget(&self, token_hash: Option<&str>, user_id: Option<i64>) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = token_hash {
+            map.remove(h);
+        }
+        if let Some(u) = user_id {
+            map.retain(|_, (c, _)| c.user_id != u);
+        }
+    }
 }
 
 /// Counts failed logins per account and per client address in a sliding window.

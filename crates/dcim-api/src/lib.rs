@@ -35,6 +35,9 @@ pub struct ApiConfig {
     pub throttle_window: Duration,
     /// Mark the session cookie `Secure` (when serving HTTPS).
     pub secure_cookies: bool,
+    /// How long a checked session is trusted without asking the database again
+    /// (bounds how late another process's logout is seen); zero disables the cache.
+    pub session_cache: Duration,
 }
 
 impl Default for ApiConfig {
@@ -48,6 +51,7 @@ impl Default for ApiConfig {
             max_failures_per_address: 20,
             throttle_window: Duration::from_secs(900),
             secure_cookies: false,
+            session_cache: Duration::from_secs(5),
         }
     }
 }
@@ -60,6 +64,7 @@ pub struct Inner {
     pub store: Store,
     pub cfg: ApiConfig,
     pub throttle: auth::Throttle,
+    pub sessions: auth::SessionCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -73,7 +78,10 @@ impl AppState {
     pub fn new(store: Store, cfg: ApiConfig) -> Self {
         let throttle =
             auth::Throttle::new(cfg.throttle_window, cfg.max_failures_per_account, cfg.max_failures_per_address);
-        AppState(Arc::new(Inner { store, cfg, throttle }))
+        // A cached session must not outlive its idle limit.
+        let idle = Duration::from_secs(cfg.session_idle_secs.max(0) as u64);
+        let sessions = auth::SessionCache::new(cfg.session_cache.min(idle / 2));
+        AppState(Arc::new(Inner { store, cfg, throttle, sessions }))
     }
 }
 

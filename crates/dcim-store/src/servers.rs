@@ -2,8 +2,6 @@
 //! ports and PDU outlets. The BMC password is write-only: [`Store::bmc_credentials`]
 //! is the one reader, for power drivers.
 
-use std::collections::HashMap;
-
 use dcim_core::query::ListQuery;
 use sqlx::{AssertSqlSafe, FromRow};
 
@@ -44,10 +42,14 @@ pub struct ServerRow {
     pub os_template_name: Option<String>,
     pub os_template_tags: Option<String>,
     pub efi: i64,
+    /// The switch connections as a JSON array of arrays (see [`SWITCH_CONN_COLUMNS`]).
+    pub switch_connections: String,
+    /// The PDU connections as a JSON array of arrays (see [`PDU_CONN_COLUMNS`]).
+    pub pdu_connections: String,
 }
 
 /// A server's link to a switch port.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct SwitchConnectionRow {
     pub connection_id: i64,
     pub server_id: i64,
@@ -62,7 +64,7 @@ pub struct SwitchConnectionRow {
 }
 
 /// A server's link to a PDU outlet.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct PduConnectionRow {
     pub connection_id: i64,
     pub server_id: i64,
@@ -79,6 +81,52 @@ pub struct ServerDetail {
     pub server: ServerRow,
     pub switch_connections: Vec<SwitchConnectionRow>,
     pub pdu_connections: Vec<PduConnectionRow>,
+}
+
+type SwitchConnTuple = (i64, i64, i64, String, String, String, String, i64, i64);
+type PduConnTuple = (i64, i64, String, i64, String, String);
+
+impl ServerDetail {
+    fn from_row(mut server: ServerRow) -> Result<Self> {
+        let bad =
+            |e: serde_json::Error| StoreError::Config(format!("server {}: unreadable connections: {e}", server.id));
+        let sw: Vec<SwitchConnTuple> = serde_json::from_str(&server.switch_connections).map_err(bad)?;
+        let pdu: Vec<PduConnTuple> = serde_json::from_str(&server.pdu_connections).map_err(bad)?;
+        let server_id = server.id;
+        // Parsed: free the JSON text now rather than with the row.
+        drop(std::mem::take(&mut server.switch_connections));
+        drop(std::mem::take(&mut server.pdu_connections));
+        Ok(ServerDetail {
+            switch_connections: sw
+                .into_iter()
+                .map(|c| SwitchConnectionRow {
+                    connection_id: c.0,
+                    server_id,
+                    port_id: c.1,
+                    switch_id: c.2,
+                    port_name: c.3,
+                    description: c.4,
+                    admin_status: c.5,
+                    oper_status: c.6,
+                    is_ipmi_connection: c.7,
+                    do_not_collect_traffic: c.8,
+                })
+                .collect(),
+            pdu_connections: pdu
+                .into_iter()
+                .map(|c| PduConnectionRow {
+                    connection_id: c.0,
+                    server_id,
+                    port_id: c.1,
+                    port_identity: c.2,
+                    pdu_id: c.3,
+                    pdu_name: c.4,
+                    power_status: c.5,
+                })
+                .collect(),
+            server,
+        })
+    }
 }
 
 /// BMC access data as entered.
@@ -130,44 +178,87 @@ const SERVER_FROM: &str = "servers s JOIN locations l ON l.id = s.location_id \
      LEFT JOIN racks r ON r.id = s.rack_id LEFT JOIN users o ON o.id = s.owner_id \
      LEFT JOIN os_templates t ON t.id = s.os_template_id";
 
-pub const SERVER_LIST: ListSpec = ListSpec {
-    select: "SELECT s.id, s.name, s.domain, s.mac, s.location_id, l.name AS location_name, \
+/// Columns of each element of `switch_connections`, in order.
+pub const SWITCH_CONN_COLUMNS: &str = "connection id, port id, switch id, port name, port description, \
+     admin_status, oper_status, is_ipmi_connection, do_not_collect_traffic";
+/// Columns of each element of `pdu_connections`, in order.
+pub const PDU_CONN_COLUMNS: &str = "connection id, port id, port name, pdu id, pdu name, power_status";
+
+/// The server list query with a dialect's JSON aggregation of the connections: one
+/// statement answers a page of any size, connections included.
+macro_rules! server_select {
+    ($switch_agg:literal, $pdu_agg:literal) => {
+        concat!(
+            "SELECT s.id, s.name, s.domain, s.mac, s.location_id, l.name AS location_name, \
              l.geolocation AS location_geolocation, l.userspace AS location_userspace, s.rack_id, \
              r.name AS rack_name, r.size AS rack_size, s.unit, s.ipmi_address, s.ipmi_type, s.ipmi_web_url, \
              s.ipmi_status, s.power_status, s.state, s.state_info, s.hardware_info, s.configuration, \
              s.generated_configuration, s.custom_configuration, s.is_new, s.diag_error, s.owner_id, \
-             o.email AS owner_email, s.os_template_id, t.name AS os_template_name, t.tags AS os_template_tags, s.efi \
-             FROM servers s JOIN locations l ON l.id = s.location_id \
+             o.email AS owner_email, s.os_template_id, t.name AS os_template_name, t.tags AS os_template_tags, s.efi, ",
+            $switch_agg,
+            " AS switch_connections, ",
+            $pdu_agg,
+            " AS pdu_connections FROM servers s JOIN locations l ON l.id = s.location_id \
              LEFT JOIN racks r ON r.id = s.rack_id LEFT JOIN users o ON o.id = s.owner_id \
-             LEFT JOIN os_templates t ON t.id = s.os_template_id",
+             LEFT JOIN os_templates t ON t.id = s.os_template_id"
+        )
+    };
+}
+
+const SERVER_FIELDS: &[Field] = &[
+    Field::new("id", "s.id", FieldType::Int),
+    Field::new("name", "s.name", FieldType::Text),
+    Field::new("domain", "s.domain", FieldType::Text),
+    Field::new("mac", "s.mac", FieldType::Text),
+    Field::new("state", "s.state", FieldType::Text),
+    Field::new("state_info", "s.state_info", FieldType::Text),
+    Field::new("power_status", "s.power_status", FieldType::Text),
+    Field::new("configuration", "s.configuration", FieldType::Text),
+    Field::new("is_new", "s.is_new", FieldType::Bool),
+    Field::new("diag_error", "s.diag_error", FieldType::Text),
+    Field::new("owner", "s.owner_id", FieldType::Int),
+    Field::new("owner.id", "s.owner_id", FieldType::Int),
+    Field::new("owner_email", "o.email", FieldType::Text),
+    Field::new("owner.email", "o.email", FieldType::Text),
+    Field::new("location_id", "s.location_id", FieldType::Int),
+    Field::new("location.id", "s.location_id", FieldType::Int),
+    Field::new("location.name", "l.name", FieldType::Text),
+    Field::new("rack.id", "s.rack_id", FieldType::Int),
+    Field::new("rack.name", "r.name", FieldType::Text),
+    Field::new("unit", "s.unit", FieldType::Int),
+    Field::new("os_template.id", "s.os_template_id", FieldType::Int),
+    Field::new("os_template.name", "t.name", FieldType::Text),
+    Field::new("ipmi.address", "s.ipmi_address", FieldType::Text),
+    Field::new("ipmi.type", "s.ipmi_type", FieldType::Text),
+    Field::new("ipmi.status", "s.ipmi_status", FieldType::Text),
+];
+
+const SERVER_LIST_SQLITE: ListSpec = ListSpec {
+    select: server_select!(
+        "(SELECT json_group_array(json_array(x.id, x.port_id, x.switch_id, x.name, x.description, x.admin_status, \
+         x.oper_status, x.is_ipmi_connection, x.do_not_collect_traffic)) FROM (SELECT c.id, c.port_id, p.switch_id, \
+         p.name, p.description, p.admin_status, p.oper_status, c.is_ipmi_connection, c.do_not_collect_traffic \
+         FROM switch_connections c JOIN switch_ports p ON p.id = c.port_id WHERE c.server_id = s.id ORDER BY c.id) x)",
+        "(SELECT json_group_array(json_array(x.id, x.port_id, x.name, x.pdu_id, x.pdu_name, x.power_status)) \
+         FROM (SELECT c.id, c.port_id, p.name, p.pdu_id, d.name AS pdu_name, p.power_status FROM pdu_connections c \
+         JOIN pdu_ports p ON p.id = c.port_id JOIN pdus d ON d.id = p.pdu_id WHERE c.server_id = s.id ORDER BY c.id) x)"
+    ),
     from: SERVER_FROM,
-    fields: &[
-        Field::new("id", "s.id", FieldType::Int),
-        Field::new("name", "s.name", FieldType::Text),
-        Field::new("domain", "s.domain", FieldType::Text),
-        Field::new("mac", "s.mac", FieldType::Text),
-        Field::new("state", "s.state", FieldType::Text),
-        Field::new("state_info", "s.state_info", FieldType::Text),
-        Field::new("power_status", "s.power_status", FieldType::Text),
-        Field::new("configuration", "s.configuration", FieldType::Text),
-        Field::new("is_new", "s.is_new", FieldType::Bool),
-        Field::new("diag_error", "s.diag_error", FieldType::Text),
-        Field::new("owner", "s.owner_id", FieldType::Int),
-        Field::new("owner.id", "s.owner_id", FieldType::Int),
-        Field::new("owner_email", "o.email", FieldType::Text),
-        Field::new("owner.email", "o.email", FieldType::Text),
-        Field::new("location_id", "s.location_id", FieldType::Int),
-        Field::new("location.id", "s.location_id", FieldType::Int),
-        Field::new("location.name", "l.name", FieldType::Text),
-        Field::new("rack.id", "s.rack_id", FieldType::Int),
-        Field::new("rack.name", "r.name", FieldType::Text),
-        Field::new("unit", "s.unit", FieldType::Int),
-        Field::new("os_template.id", "s.os_template_id", FieldType::Int),
-        Field::new("os_template.name", "t.name", FieldType::Text),
-        Field::new("ipmi.address", "s.ipmi_address", FieldType::Text),
-        Field::new("ipmi.type", "s.ipmi_type", FieldType::Text),
-        Field::new("ipmi.status", "s.ipmi_status", FieldType::Text),
-    ],
+    fields: SERVER_FIELDS,
+    tiebreak: "s.id ASC",
+};
+
+const SERVER_LIST_POSTGRES: ListSpec = ListSpec {
+    select: server_select!(
+        "(SELECT COALESCE(json_agg(json_build_array(c.id, c.port_id, p.switch_id, p.name, p.description, \
+         p.admin_status, p.oper_status, c.is_ipmi_connection, c.do_not_collect_traffic) ORDER BY c.id), '[]')::text \
+         FROM switch_connections c JOIN switch_ports p ON p.id = c.port_id WHERE c.server_id = s.id)",
+        "(SELECT COALESCE(json_agg(json_build_array(c.id, c.port_id, p.name, p.pdu_id, d.name, p.power_status) \
+         ORDER BY c.id), '[]')::text FROM pdu_connections c JOIN pdu_ports p ON p.id = c.port_id \
+         JOIN pdus d ON d.id = p.pdu_id WHERE c.server_id = s.id)"
+    ),
+    from: SERVER_FROM,
+    fields: SERVER_FIELDS,
     tiebreak: "s.id ASC",
 };
 
@@ -185,17 +276,6 @@ pub const CONFIGURATION_LIST: ListSpec = ListSpec {
     ],
     tiebreak: "c.configuration ASC",
 };
-
-const SWITCH_CONN_SELECT: &str = "SELECT c.id AS connection_id, c.server_id, c.port_id, p.switch_id, \
-     p.name AS port_name, p.description, p.admin_status, p.oper_status, c.is_ipmi_connection, c.do_not_collect_traffic \
-     FROM switch_connections c JOIN switch_ports p ON p.id = c.port_id";
-
-const PDU_CONN_SELECT: &str = "SELECT c.id AS connection_id, c.server_id, c.port_id, p.name AS port_identity, \
-     p.pdu_id, d.name AS pdu_name, p.power_status FROM pdu_connections c JOIN pdu_ports p ON p.id = c.port_id \
-     JOIN pdus d ON d.id = p.pdu_id";
-
-/// Above this many servers a page loads every connection in one query instead of by id.
-const CONNECTIONS_BY_ID_MAX: usize = 200;
 
 /// The restriction a `@user` caller lives under: only servers it owns.
 pub fn owned_by(user_id: i64) -> Scope {
@@ -255,62 +335,33 @@ impl Store {
         Ok(())
     }
 
+    fn server_list(&self) -> &'static ListSpec {
+        match self.backend() {
+            crate::Backend::Sqlite => &SERVER_LIST_SQLITE,
+            crate::Backend::Postgres => &SERVER_LIST_POSTGRES,
+        }
+    }
+
     /// A page of servers with their connections; `scopes` restrict what the caller sees.
     pub async fn list_servers(&self, q: &ListQuery, scopes: &[Scope]) -> Result<Page<ServerDetail>> {
-        let page: Page<ServerRow> = self.fetch_page(&SERVER_LIST, q, scopes).await?;
-        let items = self.attach_connections(page.items).await?;
-        Ok(Page { items, size: page.size })
+        let page: Page<ServerRow> = self.fetch_page(self.server_list(), q, scopes).await?;
+        Ok(Page { items: page.items.into_iter().map(ServerDetail::from_row).collect::<Result<_>>()?, size: page.size })
     }
 
-    /// One server, if the caller may see it.
+    /// One server, if the caller may see it: one statement, connections included.
     pub async fn get_server(&self, id: i64, scopes: &[Scope]) -> Result<ServerDetail> {
-        let q = ListQuery {
-            filter: Some(dcim_core::query::Expr::Cmp {
-                field: "id".into(),
-                op: dcim_core::query::CmpOp::Eq,
-                value: dcim_core::query::Value::Int(id),
-            }),
-            ..ListQuery::default()
-        };
-        let page: Page<ServerRow> = self.fetch_page(&SERVER_LIST, &q, scopes).await?;
-        let mut items = self.attach_connections(page.items).await?;
-        items.pop().ok_or_else(|| StoreError::not_found("server", id))
-    }
-
-    async fn attach_connections(&self, servers: Vec<ServerRow>) -> Result<Vec<ServerDetail>> {
-        if servers.is_empty() {
-            return Ok(vec![]);
+        let mut sql = crate::list::SqlBuf { text: self.server_list().select.to_owned(), binds: vec![] };
+        sql.push(" WHERE s.id = ");
+        sql.bind(Bind::Int(id));
+        for s in scopes {
+            let (before, after) = s.sql.split_once('?').expect("a scope holds one '?'");
+            sql.push(" AND ");
+            sql.push(before);
+            sql.bind(s.value.clone());
+            sql.push(after);
         }
-        let (sw, pdu): (Vec<SwitchConnectionRow>, Vec<PduConnectionRow>) = if servers.len() > CONNECTIONS_BY_ID_MAX {
-            let sw = sqlx::query_as(SWITCH_CONN_SELECT).fetch_all(self.pool()).await?;
-            let pdu = sqlx::query_as(PDU_CONN_SELECT).fetch_all(self.pool()).await?;
-            (sw, pdu)
-        } else {
-            let ids: Vec<Bind> = servers.iter().map(|s| Bind::Int(s.id)).collect();
-            let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-            let cond = format!(" WHERE c.server_id IN ({}) ORDER BY c.id", marks.join(", "));
-            let sw_sql = format!("{SWITCH_CONN_SELECT}{cond}");
-            let pdu_sql = format!("{PDU_CONN_SELECT}{cond}");
-            let sw = bind_query_as(&sw_sql, &ids).fetch_all(self.pool()).await?;
-            let pdu = bind_query_as(&pdu_sql, &ids).fetch_all(self.pool()).await?;
-            (sw, pdu)
-        };
-        let mut sw_by: HashMap<i64, Vec<SwitchConnectionRow>> = HashMap::new();
-        for c in sw {
-            sw_by.entry(c.server_id).or_default().push(c);
-        }
-        let mut pdu_by: HashMap<i64, Vec<PduConnectionRow>> = HashMap::new();
-        for c in pdu {
-            pdu_by.entry(c.server_id).or_default().push(c);
-        }
-        Ok(servers
-            .into_iter()
-            .map(|s| ServerDetail {
-                switch_connections: sw_by.remove(&s.id).unwrap_or_default(),
-                pdu_connections: pdu_by.remove(&s.id).unwrap_or_default(),
-                server: s,
-            })
-            .collect())
+        let row: Option<ServerRow> = bind_query_as(&sql.text, &sql.binds).fetch_optional(self.pool()).await?;
+        ServerDetail::from_row(row.ok_or_else(|| StoreError::not_found("server", id))?)
     }
 
     pub async fn update_server(&self, id: i64, p: &ServerPatch) -> Result<()> {

@@ -27,6 +27,8 @@ pub struct Config {
     /// `tracing` filter, e.g. `info` or `dcim=debug,tower_http=debug`.
     pub log: String,
     pub session_idle_secs: i64,
+    /// Seconds a checked session is trusted before the database is asked again.
+    pub session_cache_secs: u64,
     pub min_password_len: usize,
     pub body_limit: usize,
     /// With `admin_password`: an admin created at start if no user has this e-mail.
@@ -48,6 +50,7 @@ impl Default for Config {
             demo: false,
             log: "info".into(),
             session_idle_secs: api.session_idle_secs,
+            session_cache_secs: api.session_cache.as_secs(),
             min_password_len: api.min_password_len,
             body_limit: api.body_limit,
             admin_email: None,
@@ -123,6 +126,7 @@ impl Config {
     pub fn api(&self) -> dcim_api::ApiConfig {
         dcim_api::ApiConfig {
             session_idle_secs: self.session_idle_secs,
+            session_cache: std::time::Duration::from_secs(self.session_cache_secs),
             min_password_len: self.min_password_len,
             body_limit: self.body_limit,
             secure_cookies: self.tls_enabled(),

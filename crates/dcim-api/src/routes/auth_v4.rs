@@ -97,7 +97,9 @@ pub async fn key_redirect(
 #[utoipa::path(delete, path = "/auth/v4/token/{token}", tag = "auth",
     responses((status = 200, body = Empty), (status = 404)))]
 pub async fn logout(State(st): State<AppState>, Path(token): Path<String>) -> ApiResult<Json<Empty>> {
-    if st.store.delete_session(&hash_secret(&token)).await? {
+    let hash = hash_secret(&token);
+    st.sessions.forget(Some(&hash), None);
+    if st.store.delete_session(&hash).await? {
         Ok(Json(Empty {}))
     } else {
         Err(ApiError::not_found("session", "with that token"))

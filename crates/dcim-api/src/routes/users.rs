@@ -108,7 +108,11 @@ pub async fn edit_user(
         vlans_per_user: b.vlans_per_user,
         blocked: b.blocked,
     };
+    let ends_sessions = patch.blocked == Some(true) || patch.password_hash.is_some() || patch.role.is_some();
     st.store.update_user(id, &patch).await?;
+    if ends_sessions {
+        st.sessions.forget(None, Some(id));
+    }
     Ok(Json(Id { id }))
 }
 
@@ -118,6 +122,7 @@ async fn set_blocked(caller: Caller, st: AppState, id: i64, blocked: bool) -> Ap
         return Err(ApiError::conflict("you cannot block yourself"));
     }
     st.store.update_user(id, &UserPatch { blocked: Some(blocked), ..UserPatch::default() }).await?;
+    st.sessions.forget(None, Some(id));
     Ok(Json(Id { id }))
 }
 
@@ -141,5 +146,6 @@ pub async fn delete_user(caller: Caller, State(st): State<AppState>, Path(id): P
         return Err(ApiError::conflict("you cannot delete yourself"));
     }
     st.store.delete_user(id).await?;
+    st.sessions.forget(None, Some(id));
     Ok(Json(Id { id }))
 }

@@ -37,8 +37,3 @@ pub struct Id {
 /// An empty JSON object, for answers with nothing to say.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Empty {}
-
-/// Parses a JSON text column, falling back to `fallback` for anything unreadable.
-pub(crate) fn json_column(text: &str, fallback: serde_json::Value) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or(fallback)
-}

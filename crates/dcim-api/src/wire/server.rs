@@ -3,10 +3,10 @@
 
 use dcim_store::servers::{ConfigurationCount, PduConnectionRow, ServerDetail, SwitchConnectionRow};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use super::json_column;
 use crate::extract::{id_like, nullable};
 
 /// A server as the seed shows it.
@@ -17,8 +17,9 @@ pub struct Server {
     pub domain: String,
     pub id: i64,
     pub os_template: Option<OsTemplateRef>,
+    /// Passed through as stored (it was validated on the way in).
     #[schema(value_type = Object)]
-    pub hardware_info: Value,
+    pub hardware_info: Box<RawValue>,
     #[schema(value_type = Object)]
     pub perform_info: Value,
     pub configuration: Option<String>,
@@ -239,7 +240,7 @@ impl From<ServerDetail> for Server {
             domain: s.domain,
             id: s.id,
             os_template,
-            hardware_info: json_column(&s.hardware_info, json!({})),
+            hardware_info: raw_json(s.hardware_info),
             perform_info: json!({}),
             configuration: s.configuration,
             settings: Settings { efi: s.efi != 0 },
@@ -366,4 +367,9 @@ pub struct PduConnectionRequest {
     #[serde(deserialize_with = "id_like")]
     #[schema(value_type = i64)]
     pub port: i64,
+}
+
+/// A stored JSON object handed on without being parsed into a tree.
+fn raw_json(text: String) -> Box<RawValue> {
+    RawValue::from_string(text).unwrap_or_else(|_| RawValue::from_string("{}".to_owned()).expect("valid JSON"))
 }
