@@ -1,0 +1,306 @@
+//! Load benchmark of the server on SQLite: seeds N servers, starts `dcim serve` as a
+//! separate process, and drives it over loopback from this process (and from `wrk`
+//! when installed). Prints figures; asserts nothing. See bench/README.md.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use dcim_core::configuration::{Cpu, Disk, DiskType, HardwareInfo, Memory, Motherboard, Nic, generate};
+use dcim_core::{Email, Role};
+use dcim_store::Store;
+use dcim_store::inventory::{DeviceKind, NewDevice, PortReport};
+use dcim_store::servers::{BmcAccess, NewServer, ServerPatch};
+use dcim_store::users::NewUser;
+
+#[derive(Parser)]
+struct Args {
+    /// Number of servers to seed.
+    #[arg(long, default_value_t = 10_000)]
+    servers: usize,
+    /// Seconds of load for the by-id throughput run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Concurrent connections of the load.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// The dcim binary to run (build it with --release first).
+    #[arg(long, default_value = "target/release/dcim")]
+    dcim: String,
+    /// Reuse (or keep) the seeded data in this directory instead of a fresh one.
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
+}
+
+const ADMIN: &str = "bench@example.com";
+const PASSWORD: &str = "bench-password";
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let keep = args.data_dir.is_some();
+    let dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("dcim-bench-{}", std::process::id())));
+    if !dir.join("dcim.db").exists() {
+        std::fs::create_dir_all(&dir)?;
+        let t = Instant::now();
+        seed(&dir, args.servers).await?;
+        println!("seeded {} servers in {:.1} s", args.servers, t.elapsed().as_secs_f64());
+    }
+
+    let mut child = Command::new(&args.dcim)
+        .args(["serve", "--no-tls", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .env("DCIM_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", args.dcim))?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let server = Server(child);
+    let pid = server.0.id();
+    let mut base = String::new();
+    for line in BufReader::new(stdout).lines() {
+        if let Some(u) = line?.strip_prefix("dcim listening on ") {
+            base = u.to_owned();
+            break;
+        }
+    }
+    anyhow::ensure!(!base.is_empty(), "dcim did not start");
+    println!("dcim pid {pid} on {base}, RSS after start {} MiB", rss_mib(pid, "VmRSS"));
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.connections).build()?;
+    let login: serde_json::Value = client
+        .post(format!("{base}/api/auth/v4/public/token"))
+        .json(&serde_json::json!({"email": ADMIN, "password": PASSWORD}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = login["token"].as_str().context("login")?.to_owned();
+
+    // By-id throughput from this process.
+    let done = Arc::new(AtomicU64::new(0));
+    let stop_at = Instant::now() + Duration::from_secs(args.seconds);
+    let mut tasks = vec![];
+    for _ in 0..args.connections {
+        let (client, base, token, done, n) = (client.clone(), base.clone(), token.clone(), done.clone(), args.servers);
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < stop_at {
+                let id = rand::random_range(1..=n);
+                let r = client
+                    .get(format!("{base}/api/dci/v3/server/{id}"))
+                    .header("Cookie", format!("ses6={token}"))
+                    .send()
+                    .await;
+                if let Ok(r) = r
+                    && r.status().is_success()
+                    && r.bytes().await.is_ok()
+                {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let n = done.load(Ordering::Relaxed);
+    println!(
+        "GET /dci/v3/server/{{id}} from this process, {} connections: {:.0} requests/s",
+        args.connections,
+        n as f64 / args.seconds as f64
+    );
+
+    if Command::new("wrk").arg("--version").output().is_ok() {
+        let script = dir.join("by-id.lua");
+        std::fs::write(
+            &script,
+            format!(
+                "request = function()\n  return wrk.format(\"GET\", \"/api/dci/v3/server/\" .. math.random(1, {}))\nend\n",
+                args.servers
+            ),
+        )?;
+        let out = Command::new("wrk")
+            .args(["-t1", &format!("-c{}", args.connections), &format!("-d{}s", args.seconds)])
+            .args(["-H", &format!("Cookie: ses6={token}"), "-s"])
+            .arg(&script)
+            .arg(&base)
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        for l in text.lines().filter(|l| l.contains("Requests/sec") || l.contains("Latency") || l.contains("Non-2xx")) {
+            println!("wrk GET /dci/v3/server/{{id}}: {}", l.trim());
+        }
+    } else {
+        println!("(wrk not installed: apt-get install wrk for the second load generator)");
+    }
+    println!("dcim RSS after the by-id load {} MiB (peak so far {} MiB)", rss_mib(pid, "VmRSS"), rss_mib(pid, "VmHWM"));
+
+    // Full list and configuration: sequential latency, as a billing poll sees it.
+    let list_url = format!("{base}/api/dci/v3/server");
+    let (list, bytes) = latencies(&client, &list_url, &token, 15).await?;
+    println!("GET /dci/v3/server ({} servers, {:.1} MB): {}", args.servers, bytes as f64 / 1e6, summary(&list));
+    let conf_url = format!("{base}/api/dci/v3/server/configuration");
+    let (conf, _) = latencies(&client, &conf_url, &token, 200).await?;
+    println!("GET /dci/v3/server/configuration: {}", summary(&conf));
+
+    println!("dcim RSS after the full lists {} MiB, peak {} MiB", rss_mib(pid, "VmRSS"), rss_mib(pid, "VmHWM"));
+    drop(server);
+    if !keep {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    Ok(())
+}
+
+async fn latencies(client: &reqwest::Client, url: &str, token: &str, n: usize) -> anyhow::Result<(Vec<f64>, usize)> {
+    let mut out = vec![];
+    let mut bytes = 0;
+    for _ in 0..n {
+        let t = Instant::now();
+        let r = client.get(url).header("Cookie", format!("ses6={token}")).send().await?;
+        anyhow::ensure!(r.status().is_success(), "{url}: {}", r.status());
+        bytes = r.bytes().await?.len();
+        out.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok((out, bytes))
+}
+
+fn summary(ms: &[f64]) -> String {
+    let mut v = ms.to_vec();
+    v.sort_by(f64::total_cmp);
+    format!("min {:.2} ms, median {:.2} ms, max {:.2} ms ({} runs)", v[0], v[v.len() / 2], v[v.len() - 1], v.len())
+}
+
+fn rss_mib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 1024)
+        .unwrap_or(0)
+}
+
+/// Seeds the data directory's SQLite database through the store.
+async fn seed(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
+    let store = Store::connect(&format!("sqlite://{}", dir.join("dcim.db").display())).await?;
+    store.migrate().await?;
+    let hash = dcim_api::auth::hash_password(PASSWORD.into()).await.map_err(|e| anyhow::anyhow!(e.msg))?;
+    let user = |email: &str, role| NewUser {
+        email: Email::parse("email", email).expect("valid"),
+        password_hash: hash.clone(),
+        role,
+        full_name: String::new(),
+        phone_number: String::new(),
+        vlans_per_user: 0,
+    };
+    store.create_user(&user(ADMIN, Role::Admin)).await?;
+    let mut customers = vec![];
+    for i in 0..100 {
+        customers.push(store.create_user(&user(&format!("customer{i}@example.com"), Role::User)).await?);
+    }
+    let loc = store.create_location("Bench DC", "", None).await?;
+    let ports: Vec<PortReport> = (1..=48)
+        .map(|i| PortReport {
+            idx: i,
+            name: format!("ge-0/0/{}", i - 1),
+            description: String::new(),
+            admin_status: "up".into(),
+            oper_status: "up".into(),
+            speed: Some(1000),
+        })
+        .collect();
+    let mut switch_ports = vec![];
+    let mut outlets = vec![];
+    for s in 0..n.div_ceil(48) {
+        let dev = |name: String, model: &str| NewDevice {
+            name,
+            location_id: loc,
+            ip: "127.0.0.1".into(),
+            protocol: "fake".into(),
+            model: model.into(),
+            secret: "{}".into(),
+        };
+        let sw = store.create_device(DeviceKind::Switch, &dev(format!("sw{s}"), ""), &ports).await?;
+        let pdu = store.create_device(DeviceKind::Pdu, &dev(format!("pdu{s}"), "apc_rpdu"), &ports).await?;
+        switch_ports.extend(store.list_ports(DeviceKind::Switch, sw, &Default::default()).await?.items);
+        outlets.extend(store.list_ports(DeviceKind::Pdu, pdu, &Default::default()).await?.items);
+    }
+    let cpus = [
+        "Intel(R) Core(TM) i9-9900K CPU @ 3.60GHz",
+        "Intel(R) Xeon(R) E-2146G CPU @ 3.50GHz",
+        "AMD EPYC 7502P 32-Core Processor",
+    ];
+    for i in 0..n {
+        let mac =
+            format!("52:54:{:02x}:{:02x}:{:02x}:{:02x}", (i >> 24) & 255, (i >> 16) & 255, (i >> 8) & 255, i & 255);
+        let id = store
+            .create_server(&NewServer {
+                name: format!("srv-{i:05}"),
+                location_id: loc,
+                rack_id: None,
+                unit: None,
+                mac: Some(mac.clone()),
+                domain: format!("srv-{i:05}.example.com"),
+                bmc: Some(BmcAccess {
+                    address: format!("10.0.{}.{}", i / 250, i % 250),
+                    kind: "IPMI v2(lanplus)".into(),
+                    user: "admin".into(),
+                    password: "secret".into(),
+                    web_url: None,
+                }),
+            })
+            .await?;
+        let hw = HardwareInfo {
+            cpu: Some(Cpu {
+                model: Some(cpus[i % 3].into()),
+                sockets: Some(1 + (i % 2) as u32),
+                cores: Some(8),
+                threads: Some(16),
+            }),
+            memory: Some(Memory { total_mib: Some(32768 << (i % 3)) }),
+            disks: (0..2)
+                .map(|d| Disk {
+                    name: Some(format!("nvme{d}n1")),
+                    size_gb: Some(960 << (i % 2)),
+                    kind: Some(if i % 4 == 0 { DiskType::Ssd } else { DiskType::Nvme }),
+                    serial: Some(format!("S{i}D{d}")),
+                    model: None,
+                })
+                .collect(),
+            nics: vec![Nic { name: Some("eth0".into()), mac: Some(mac), link: Some(true) }],
+            motherboard: Some(Motherboard {
+                vendor: Some("Supermicro".into()),
+                model: Some("X11".into()),
+                serial: Some(format!("B{i}")),
+            }),
+        };
+        store.set_hardware_info(id, &serde_json::to_string(&hw)?, generate(&hw).as_deref()).await?;
+        store.update_server(id, &ServerPatch { is_new: Some(i % 10 == 9), ..ServerPatch::default() }).await?;
+        store.connect_switch_port(id, switch_ports[i].id, false).await?;
+        store.connect_pdu_port(id, outlets[i].id).await?;
+        if i % 5 == 0 {
+            store.assign_owner(id, customers[i % customers.len()]).await?;
+        }
+    }
+    store.close().await;
+    Ok(())
+}
