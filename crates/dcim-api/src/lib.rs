@@ -62,6 +62,7 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub store: Store,
+    pub engine: Arc<dcim_tasks::Engine>,
     pub cfg: ApiConfig,
     pub throttle: auth::Throttle,
     pub sessions: auth::SessionCache,
@@ -75,13 +76,13 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, cfg: ApiConfig) -> Self {
+    pub fn new(store: Store, engine: Arc<dcim_tasks::Engine>, cfg: ApiConfig) -> Self {
         let throttle =
             auth::Throttle::new(cfg.throttle_window, cfg.max_failures_per_account, cfg.max_failures_per_address);
         // A cached session must not outlive its idle limit.
         let idle = Duration::from_secs(cfg.session_idle_secs.max(0) as u64);
         let sessions = auth::SessionCache::new(cfg.session_cache.min(idle / 2));
-        AppState(Arc::new(Inner { store, cfg, throttle, sessions }))
+        AppState(Arc::new(Inner { store, engine, cfg, throttle, sessions }))
     }
 }
 

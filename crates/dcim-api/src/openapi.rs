@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{auth_v4, inventory as inv, servers, users};
+use crate::routes::{auth_v4, inventory as inv, operations as ops, servers, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,6 +29,10 @@ use crate::routes::{auth_v4, inventory as inv, servers, users};
         inv::list_pdu_ports,
         inv::list_os_templates, inv::get_os_template, inv::create_os_template, inv::edit_os_template,
         inv::delete_os_template,
+        ops::power_on, ops::power_off, ops::power_reset, ops::suspend, ops::resume, ops::operation_diag,
+        ops::operation_clear_hdd, ops::operation_os, ops::abort_operation, ops::list_tasks, ops::get_task,
+        ops::agent_report, ops::fake_state, ops::fake_fault, ops::fake_clear_faults, ops::fake_delay,
+        ops::fake_hardware,
         crate::routes::health,
     ),
     modifiers(&Security),

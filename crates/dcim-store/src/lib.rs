@@ -15,6 +15,7 @@ pub mod inventory;
 pub mod list;
 pub mod servers;
 pub mod sessions;
+pub mod tasks;
 pub mod users;
 
 use std::str::FromStr;

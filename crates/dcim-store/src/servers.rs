@@ -42,6 +42,11 @@ pub struct ServerRow {
     pub os_template_name: Option<String>,
     pub os_template_tags: Option<String>,
     pub efi: i64,
+    /// The current or last operation (task) of the server.
+    pub op_id: Option<i64>,
+    pub op_status: Option<String>,
+    pub op_status_info: Option<String>,
+    pub op_progress_info: Option<String>,
     /// The switch connections as a JSON array of arrays (see [`SWITCH_CONN_COLUMNS`]).
     pub switch_connections: String,
     /// The PDU connections as a JSON array of arrays (see [`PDU_CONN_COLUMNS`]).
@@ -54,6 +59,8 @@ pub struct SwitchConnectionRow {
     pub connection_id: i64,
     pub server_id: i64,
     pub port_id: i64,
+    /// The port's index on the switch (SNMP ifIndex).
+    pub port_index: i64,
     pub switch_id: i64,
     pub port_name: String,
     pub description: String,
@@ -69,6 +76,8 @@ pub struct PduConnectionRow {
     pub connection_id: i64,
     pub server_id: i64,
     pub port_id: i64,
+    /// The outlet's number on the PDU.
+    pub port_index: i64,
     pub port_identity: String,
     pub pdu_id: i64,
     pub pdu_name: String,
@@ -83,8 +92,8 @@ pub struct ServerDetail {
     pub pdu_connections: Vec<PduConnectionRow>,
 }
 
-type SwitchConnTuple = (i64, i64, i64, String, String, String, String, i64, i64);
-type PduConnTuple = (i64, i64, String, i64, String, String);
+type SwitchConnTuple = (i64, i64, i64, String, String, String, String, i64, i64, i64);
+type PduConnTuple = (i64, i64, String, i64, String, String, i64);
 
 impl ServerDetail {
     fn from_row(mut server: ServerRow) -> Result<Self> {
@@ -110,6 +119,7 @@ impl ServerDetail {
                     oper_status: c.6,
                     is_ipmi_connection: c.7,
                     do_not_collect_traffic: c.8,
+                    port_index: c.9,
                 })
                 .collect(),
             pdu_connections: pdu
@@ -122,6 +132,7 @@ impl ServerDetail {
                     pdu_id: c.3,
                     pdu_name: c.4,
                     power_status: c.5,
+                    port_index: c.6,
                 })
                 .collect(),
             server,
@@ -176,13 +187,13 @@ pub const FREE_SERVER_SQL: &str = "s.owner_id IS NULL AND s.is_new = 0 AND s.sta
 
 const SERVER_FROM: &str = "servers s JOIN locations l ON l.id = s.location_id \
      LEFT JOIN racks r ON r.id = s.rack_id LEFT JOIN users o ON o.id = s.owner_id \
-     LEFT JOIN os_templates t ON t.id = s.os_template_id";
+     LEFT JOIN os_templates t ON t.id = s.os_template_id LEFT JOIN tasks lt ON lt.id = s.last_task_id";
 
 /// Columns of each element of `switch_connections`, in order.
 pub const SWITCH_CONN_COLUMNS: &str = "connection id, port id, switch id, port name, port description, \
-     admin_status, oper_status, is_ipmi_connection, do_not_collect_traffic";
+     admin_status, oper_status, is_ipmi_connection, do_not_collect_traffic, ifIndex";
 /// Columns of each element of `pdu_connections`, in order.
-pub const PDU_CONN_COLUMNS: &str = "connection id, port id, port name, pdu id, pdu name, power_status";
+pub const PDU_CONN_COLUMNS: &str = "connection id, port id, port name, pdu id, pdu name, power_status, outlet number";
 
 /// The server list query with a dialect's JSON aggregation of the connections: one
 /// statement answers a page of any size, connections included.
@@ -194,13 +205,15 @@ macro_rules! server_select {
              r.name AS rack_name, r.size AS rack_size, s.unit, s.ipmi_address, s.ipmi_type, s.ipmi_web_url, \
              s.ipmi_status, s.power_status, s.state, s.state_info, s.hardware_info, s.configuration, \
              s.generated_configuration, s.custom_configuration, s.is_new, s.diag_error, s.owner_id, \
-             o.email AS owner_email, s.os_template_id, t.name AS os_template_name, t.tags AS os_template_tags, s.efi, ",
+             o.email AS owner_email, s.os_template_id, t.name AS os_template_name, t.tags AS os_template_tags, s.efi, \
+             lt.id AS op_id, lt.status AS op_status, lt.status_info AS op_status_info, \
+             lt.progress_info AS op_progress_info, ",
             $switch_agg,
             " AS switch_connections, ",
             $pdu_agg,
             " AS pdu_connections FROM servers s JOIN locations l ON l.id = s.location_id \
              LEFT JOIN racks r ON r.id = s.rack_id LEFT JOIN users o ON o.id = s.owner_id \
-             LEFT JOIN os_templates t ON t.id = s.os_template_id"
+             LEFT JOIN os_templates t ON t.id = s.os_template_id LEFT JOIN tasks lt ON lt.id = s.last_task_id"
         )
     };
 }
@@ -231,16 +244,18 @@ const SERVER_FIELDS: &[Field] = &[
     Field::new("ipmi.address", "s.ipmi_address", FieldType::Text),
     Field::new("ipmi.type", "s.ipmi_type", FieldType::Text),
     Field::new("ipmi.status", "s.ipmi_status", FieldType::Text),
+    Field::new("operation.id", "lt.id", FieldType::Int),
+    Field::new("operation.status", "lt.status", FieldType::Text),
 ];
 
 const SERVER_LIST_SQLITE: ListSpec = ListSpec {
     select: server_select!(
         "(SELECT json_group_array(json_array(x.id, x.port_id, x.switch_id, x.name, x.description, x.admin_status, \
-         x.oper_status, x.is_ipmi_connection, x.do_not_collect_traffic)) FROM (SELECT c.id, c.port_id, p.switch_id, \
-         p.name, p.description, p.admin_status, p.oper_status, c.is_ipmi_connection, c.do_not_collect_traffic \
-         FROM switch_connections c JOIN switch_ports p ON p.id = c.port_id WHERE c.server_id = s.id ORDER BY c.id) x)",
-        "(SELECT json_group_array(json_array(x.id, x.port_id, x.name, x.pdu_id, x.pdu_name, x.power_status)) \
-         FROM (SELECT c.id, c.port_id, p.name, p.pdu_id, d.name AS pdu_name, p.power_status FROM pdu_connections c \
+         x.oper_status, x.is_ipmi_connection, x.do_not_collect_traffic, x.idx)) FROM (SELECT c.id, c.port_id, \
+         p.switch_id, p.name, p.description, p.admin_status, p.oper_status, c.is_ipmi_connection, \
+         c.do_not_collect_traffic, p.idx FROM switch_connections c JOIN switch_ports p ON p.id = c.port_id WHERE c.server_id = s.id ORDER BY c.id) x)",
+        "(SELECT json_group_array(json_array(x.id, x.port_id, x.name, x.pdu_id, x.pdu_name, x.power_status, x.idx)) \
+         FROM (SELECT c.id, c.port_id, p.name, p.pdu_id, d.name AS pdu_name, p.power_status, p.idx FROM pdu_connections c \
          JOIN pdu_ports p ON p.id = c.port_id JOIN pdus d ON d.id = p.pdu_id WHERE c.server_id = s.id ORDER BY c.id) x)"
     ),
     from: SERVER_FROM,
@@ -251,9 +266,9 @@ const SERVER_LIST_SQLITE: ListSpec = ListSpec {
 const SERVER_LIST_POSTGRES: ListSpec = ListSpec {
     select: server_select!(
         "(SELECT COALESCE(json_agg(json_build_array(c.id, c.port_id, p.switch_id, p.name, p.description, \
-         p.admin_status, p.oper_status, c.is_ipmi_connection, c.do_not_collect_traffic) ORDER BY c.id), '[]')::text \
+         p.admin_status, p.oper_status, c.is_ipmi_connection, c.do_not_collect_traffic, p.idx) ORDER BY c.id), '[]')::text \
          FROM switch_connections c JOIN switch_ports p ON p.id = c.port_id WHERE c.server_id = s.id)",
-        "(SELECT COALESCE(json_agg(json_build_array(c.id, c.port_id, p.name, p.pdu_id, d.name, p.power_status) \
+        "(SELECT COALESCE(json_agg(json_build_array(c.id, c.port_id, p.name, p.pdu_id, d.name, p.power_status, p.idx) \
          ORDER BY c.id), '[]')::text FROM pdu_connections c JOIN pdu_ports p ON p.id = c.port_id \
          JOIN pdus d ON d.id = p.pdu_id WHERE c.server_id = s.id)"
     ),
@@ -437,13 +452,22 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes a server nobody owns, with its connections.
+    /// Deletes a server nobody owns and no operation runs on, with its connections.
     pub async fn delete_server(&self, id: i64) -> Result<()> {
-        let r =
-            sqlx::query("DELETE FROM servers WHERE id = $1 AND owner_id IS NULL").bind(id).execute(self.pool()).await?;
+        let r = sqlx::query(
+            "DELETE FROM servers WHERE id = $1 AND owner_id IS NULL AND NOT EXISTS \
+             (SELECT 1 FROM tasks WHERE server_id = $1 AND status IN ('pending', 'running'))",
+        )
+        .bind(id)
+        .execute(self.pool())
+        .await?;
         if r.rows_affected() == 1 {
             return Ok(());
         }
+        if let Some((task, name)) = self.active_task(id).await? {
+            return Err(StoreError::Conflict(format!("server {id} is busy with task {task} ({name})")));
+        }
+
         let owner = self.get_server(id, &[]).await?.server.owner_email;
         Err(StoreError::Conflict(format!("server {id} is owned by {}; release it first", owner.unwrap_or_default())))
     }

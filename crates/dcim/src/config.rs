@@ -31,6 +31,28 @@ pub struct Config {
     pub session_cache_secs: u64,
     pub min_password_len: usize,
     pub body_limit: usize,
+    /// Tasks this process runs at once (tasks waiting on a device or an agent do not count).
+    pub task_workers: usize,
+    /// Seconds a worker's claim on a task lasts unrenewed; a dead process's tasks resume after it.
+    pub task_lease_secs: u64,
+    /// How often an idle process looks for tasks, in milliseconds.
+    pub task_poll_ms: u64,
+    /// Tries of a step that fails transiently (device unreachable or slow).
+    pub task_max_attempts: i64,
+    /// First retry delay in milliseconds; doubles each attempt.
+    pub task_backoff_ms: u64,
+    /// Longest a single device call may take, in milliseconds.
+    pub device_timeout_ms: u64,
+    /// How long the power state may take to follow a command.
+    pub power_timeout_secs: u64,
+    /// How long to wait for an in-band agent's report.
+    pub agent_timeout_secs: u64,
+    /// Base URL agents report to (`.../agent/v1/task`); this server's own by default.
+    pub agent_callback_url: Option<String>,
+    /// Delay of every fake device call, in milliseconds (demos, tests, benchmarks).
+    pub fake_delay_ms: u64,
+    /// Run every task step twice (a test of step idempotency).
+    pub task_repeat_steps: bool,
     /// With `admin_password`: an admin created at start if no user has this e-mail.
     pub admin_email: Option<String>,
     pub admin_password: Option<String>,
@@ -40,6 +62,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         let api = dcim_api::ApiConfig::default();
+        let engine = dcim_tasks::EngineConfig::default();
         Config {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("dcim-data"),
@@ -53,6 +76,17 @@ impl Default for Config {
             session_cache_secs: api.session_cache.as_secs(),
             min_password_len: api.min_password_len,
             body_limit: api.body_limit,
+            task_workers: engine.workers,
+            task_lease_secs: engine.lease.as_secs(),
+            task_poll_ms: engine.poll.as_millis() as u64,
+            task_max_attempts: engine.max_attempts,
+            task_backoff_ms: engine.backoff.as_millis() as u64,
+            device_timeout_ms: engine.call_timeout.as_millis() as u64,
+            power_timeout_secs: engine.power_timeout.as_secs(),
+            agent_timeout_secs: engine.agent_timeout.as_secs(),
+            agent_callback_url: None,
+            fake_delay_ms: 0,
+            task_repeat_steps: false,
             admin_email: None,
             admin_password: None,
             admin_password_file: None,
@@ -131,6 +165,24 @@ impl Config {
             body_limit: self.body_limit,
             secure_cookies: self.tls_enabled(),
             ..dcim_api::ApiConfig::default()
+        }
+    }
+
+    /// The task engine's settings; `base_url` is this server's own address.
+    pub fn engine(&self, base_url: &str) -> dcim_tasks::EngineConfig {
+        use std::time::Duration;
+        dcim_tasks::EngineConfig {
+            workers: self.task_workers.max(1),
+            lease: Duration::from_secs(self.task_lease_secs.max(1)),
+            poll: Duration::from_millis(self.task_poll_ms.max(10)),
+            call_timeout: Duration::from_millis(self.device_timeout_ms.max(1)),
+            max_attempts: self.task_max_attempts.max(1),
+            backoff: Duration::from_millis(self.task_backoff_ms),
+            power_timeout: Duration::from_secs(self.power_timeout_secs),
+            agent_timeout: Duration::from_secs(self.agent_timeout_secs),
+            max_recoveries: dcim_tasks::EngineConfig::default().max_recoveries,
+            agent_callback: self.agent_callback_url.clone().unwrap_or_else(|| format!("{base_url}/agent/v1/task")),
+            repeat_steps: self.task_repeat_steps,
         }
     }
 

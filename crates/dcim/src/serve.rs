@@ -6,8 +6,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use std::sync::Arc;
+
 use dcim_api::AppState;
+use dcim_drivers::Drivers;
+use dcim_drivers::fake::FakeLab;
 use dcim_store::Store;
+use dcim_tasks::Engine;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::Config;
@@ -17,9 +23,12 @@ pub struct Running {
     pub addr: SocketAddr,
     pub tls: bool,
     pub store: Store,
+    pub engine: Arc<Engine>,
     handle: axum_server::Handle<SocketAddr>,
     task: JoinHandle<anyhow::Result<()>>,
     purge: JoinHandle<()>,
+    engine_stop: watch::Sender<bool>,
+    engine_task: JoinHandle<()>,
 }
 
 impl Running {
@@ -28,18 +37,16 @@ impl Running {
         format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
     }
 
-    /// Graceful stop: no new connections, requests in flight get `grace` to finish.
+    /// Graceful stop: no new connections or task claims; requests in flight and
+    /// running steps get `grace` to finish, and unfinished tasks are handed back.
     pub async fn stop(self, grace: Duration) -> anyhow::Result<()> {
+        let _ = self.engine_stop.send(true);
+        let _ = tokio::time::timeout(grace, self.engine_task).await;
         self.handle.graceful_shutdown(Some(grace));
         self.purge.abort();
         let r = self.task.await.context("server task")?;
         self.store.close().await;
         r
-    }
-
-    /// Serves until the task ends (it does not, short of an error).
-    pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await.context("server task")?
     }
 }
 
@@ -63,14 +70,21 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     if cfg.demo {
         crate::demo::seed(&store, cfg).await?;
     }
-    let state = AppState::new(store.clone(), cfg.api());
-    let app = dcim_api::app(state).into_make_service_with_connect_info::<SocketAddr>();
-
     let listener = std::net::TcpListener::bind(&cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    let handle = axum_server::Handle::new();
     let tls = cfg.tls_enabled();
+    let scheme = if tls { "https" } else { "http" };
+    // Agents on this machine (the fake lab's) call back on loopback.
+    let own = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };
+    let lab = FakeLab::new(Duration::from_millis(cfg.fake_delay_ms));
+    let engine = Engine::new(store.clone(), Drivers::new(lab), cfg.engine(&format!("{scheme}://{own}")));
+    let (engine_stop, stop_rx) = watch::channel(false);
+    let engine_task = tokio::spawn(engine.clone().run(stop_rx));
+
+    let state = AppState::new(store.clone(), engine.clone(), cfg.api());
+    let app = dcim_api::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let handle = axum_server::Handle::new();
     let task = if tls {
         let (cert, key) = match (&cfg.tls_cert, &cfg.tls_key) {
             (Some(c), Some(k)) => (c.clone(), k.clone()),
@@ -86,7 +100,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     };
     let purge = tokio::spawn(purge_loop(store.clone(), cfg.session_idle_secs));
     tracing::info!(%addr, tls, database = %dcim_store::redact_url(&cfg.database_url()), "dcim is serving");
-    Ok(Running { addr, tls, store, handle, task, purge })
+    Ok(Running { addr, tls, store, engine, handle, task, purge, engine_stop, engine_task })
 }
 
 /// Removes idle sessions and expired keys every five minutes.

@@ -172,13 +172,16 @@ fn driver_error(e: DriverError) -> ApiError {
 }
 
 async fn read_ports(
+    st: &AppState,
     kind: DeviceKind,
     protocol: DeviceProtocol,
     model: &str,
     access: &DeviceAccess,
 ) -> Result<Vec<PortReport>, DriverError> {
+    let drivers = &st.engine.drivers;
     Ok(match kind {
-        DeviceKind::Switch => dcim_drivers::switch_driver(protocol, access)?
+        DeviceKind::Switch => drivers
+            .switch(protocol, access)?
             .ports()
             .await?
             .into_iter()
@@ -191,7 +194,8 @@ async fn read_ports(
                 speed: p.speed,
             })
             .collect(),
-        DeviceKind::Pdu => dcim_drivers::pdu_driver(protocol, model, access)?
+        DeviceKind::Pdu => drivers
+            .pdu(protocol, model, access)?
             .outlets()
             .await?
             .into_iter()
@@ -230,7 +234,7 @@ async fn create_device(st: &AppState, kind: DeviceKind, b: NewDevice) -> ApiResu
     // A fake device reports its ports at once; a real one is read by `sync`.
     let ports = if protocol == DeviceProtocol::Fake {
         let access = DeviceAccess { address: device.ip.clone(), secret: device.secret.clone() };
-        read_ports(kind, protocol, &device.model, &access).await.map_err(driver_error)?
+        read_ports(st, kind, protocol, &device.model, &access).await.map_err(driver_error)?
     } else {
         vec![]
     };
@@ -241,7 +245,7 @@ async fn sync_device(st: &AppState, kind: DeviceKind, id: i64) -> ApiResult<Json
     let d = st.store.get_device(kind, id).await?;
     let protocol: DeviceProtocol = d.protocol.parse().map_err(|_| ApiError::internal())?;
     let access = DeviceAccess { address: d.ip.clone(), secret: st.store.device_secret(kind, id).await? };
-    let ports = read_ports(kind, protocol, &d.model, &access).await.map_err(driver_error)?;
+    let ports = read_ports(st, kind, protocol, &d.model, &access).await.map_err(driver_error)?;
     st.store.sync_ports(kind, id, &ports).await?;
     Ok(Json(Id { id }))
 }

@@ -3,6 +3,7 @@
 
 pub mod auth_v4;
 pub mod inventory;
+pub mod operations;
 pub mod servers;
 pub mod users;
 
@@ -17,6 +18,7 @@ use crate::error::{ApiError, ErrorKind};
 /// The routes without the `/api` prefix.
 fn api(state: AppState) -> Router {
     use inventory as inv;
+    use operations as ops;
     Router::new()
         // Auth API v4
         .route("/auth/v4/public/token", post(auth_v4::login))
@@ -43,6 +45,23 @@ fn api(state: AppState) -> Router {
         .route("/dci/v3/server/{id}/switch_connection/{connection_id}", delete(servers::disconnect_switch))
         .route("/dci/v3/server/{id}/pdu_connection", post(servers::connect_pdu))
         .route("/dci/v3/server/{id}/pdu_connection/{connection_id}", delete(servers::disconnect_pdu))
+        // operations
+        .route("/dci/v3/server/{id}/power_on", post(ops::power_on))
+        .route("/dci/v3/server/{id}/power_off", post(ops::power_off))
+        .route("/dci/v3/server/{id}/power_reset", post(ops::power_reset))
+        .route("/dci/v3/server/{id}/suspend", post(ops::suspend))
+        .route("/dci/v3/server/{id}/resume", post(ops::resume))
+        .route("/dci/v3/server/{id}/operation_diag", post(ops::operation_diag))
+        .route("/dci/v3/server/{id}/operation_clear_hdd", post(ops::operation_clear_hdd))
+        .route("/dci/v3/server/{id}/operation_os", post(ops::operation_os))
+        .route("/dci/v3/server/{id}/operation", delete(ops::abort_operation))
+        .route("/dci/v3/task", get(ops::list_tasks))
+        .route("/dci/v3/task/{id}", get(ops::get_task))
+        .route("/agent/v1/task/{id}/report", post(ops::agent_report))
+        .route("/dci/v3/fake", get(ops::fake_state))
+        .route("/dci/v3/fake/fault", post(ops::fake_fault).delete(ops::fake_clear_faults))
+        .route("/dci/v3/fake/delay", post(ops::fake_delay))
+        .route("/dci/v3/fake/hardware", post(ops::fake_hardware))
         // inventory
         .route("/dci/v3/location", get(inv::list_locations).post(inv::create_location))
         .route("/dci/v3/location/{id}", get(inv::get_location).post(inv::edit_location).delete(inv::delete_location))

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod inventory;
 pub mod server;
+pub mod task;
 pub mod user;
 
 use serde::Serialize;

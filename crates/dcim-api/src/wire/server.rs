@@ -235,8 +235,21 @@ impl From<ServerDetail> for Server {
             (Some(id), Some(email)) => Some(Owner { id, email: email.clone() }),
             _ => None,
         };
+        let operation = match (s.op_id, s.op_status) {
+            (Some(id), Some(status)) => Some(Operation {
+                id,
+                status,
+                status_info: s
+                    .op_status_info
+                    .as_deref()
+                    .and_then(|t| serde_json::from_str(t).ok())
+                    .unwrap_or_else(|| json!({})),
+                progress_info: crate::wire::task::progress_info(s.op_progress_info.as_deref().unwrap_or("[]")),
+            }),
+            _ => None,
+        };
         Server {
-            operation: None,
+            operation,
             domain: s.domain,
             id: s.id,
             os_template,

@@ -308,3 +308,57 @@ pub fn enc(s: &str) -> String {
         })
         .collect()
 }
+
+/// Waits until a task has ended (complete, fail or canceled) and returns it.
+pub async fn wait_task(s: &TestServer, id: i64) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let t = s.get(&format!("/dci/v3/task/{id}")).await;
+        if matches!(t["status"].as_str(), Some("complete" | "fail" | "canceled")) {
+            return t;
+        }
+        assert!(std::time::Instant::now() < deadline, "task {id} did not end: {t}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Quick engine settings for tests.
+pub fn fast_tasks(c: &mut Config) {
+    c.task_poll_ms = 20;
+    c.task_backoff_ms = 10;
+    c.power_timeout_secs = 5;
+    c.agent_timeout_secs = 20;
+    c.device_timeout_ms = 5000;
+}
+
+/// A rack-mounted server with a fake BMC, hardware, two switch ports (the second
+/// for its BMC) and a PDU outlet; with OS and diagnostics templates. Returns
+/// (server id, switch id, pdu id).
+pub async fn fake_server(s: &TestServer) -> (i64, i64, i64) {
+    let (loc, rack, sw, pdu) = s.add_site().await;
+    let srv = s
+        .post(
+            "/dci/v3/server",
+            json!({
+                "name": "op-1", "location_id": loc, "rack_id": rack, "unit": 1, "mac": "52:54:00:0f:00:01",
+                "domain": "op-1.example.com", "ipmi": {"address": "bmc-op-1", "type": "fake", "user": "admin", "password": "pw"}
+            }),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    s.post(&format!("/dci/v3/server/{srv}/hardware_info"), hw_i9()).await;
+    s.post(&format!("/dci/v3/server/{srv}"), json!({"is_new": false})).await;
+    let ports = s.get(&format!("/dci/v3/switch/{sw}/port?limit=0,2")).await;
+    s.post(&format!("/dci/v3/server/{srv}/switch_connection"), json!({"port": ports["list"][0]["id"]})).await;
+    s.post(
+        &format!("/dci/v3/server/{srv}/switch_connection"),
+        json!({"port": ports["list"][1]["id"], "is_ipmi_connection": true}),
+    )
+    .await;
+    let outlet = s.get(&format!("/dci/v3/pdu/{pdu}/port?limit=0,1")).await;
+    s.post(&format!("/dci/v3/server/{srv}/pdu_connection"), json!({"port": outlet["list"][0]["id"]})).await;
+    s.post("/dci/v3/os_template", json!({"name": "Debian 12", "type": "os", "tags": ["linux"]})).await;
+    s.post("/dci/v3/os_template", json!({"name": "Diag6", "type": "diag"})).await;
+    (srv, sw, pdu)
+}

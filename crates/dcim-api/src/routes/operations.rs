@@ -1,0 +1,368 @@
+//! The seed's operations (power, suspend and resume, diagnostics, disk clearing,
+//! OS install), their tasks, the abort call, the agents' report route, and the
+//! admin controls of the fake device set.
+//!
+//! A handler validates everything it can before the task exists: a bad body never
+//! leaves a task behind.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use dcim_core::TemplateType;
+use dcim_core::configuration::HardwareInfo;
+use dcim_drivers::fake::{Fault, LabView, OPS};
+use dcim_tasks::Operation;
+use dcim_tasks::ops::raid_min_disks;
+use serde::Deserialize;
+
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::auth::{Caller, hash_secret};
+use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::extract::{Body, ListParams, Path};
+use crate::wire::task::{AgentReport, ClearHddRequest, DiagRequest, OsRequest, Task, TaskAnswer};
+use crate::wire::{Empty, List};
+
+/// Starts `op` on a server the caller may see (404 otherwise).
+async fn start(st: &AppState, caller: &Caller, server_id: i64, op: Operation) -> ApiResult<Json<TaskAnswer>> {
+    st.store.get_server(server_id, &caller.server_scope()).await?;
+    let task = st.engine.submit(server_id, &op).await?;
+    tracing::info!(server = server_id, task, op = op.name(), by = caller.user_id, "operation started");
+    Ok(Json(TaskAnswer { id: server_id, task }))
+}
+
+/// Power on.
+#[utoipa::path(post, path = "/dci/v3/server/{id}/power_on", tag = "operations", responses((status = 200, body = TaskAnswer), (status = 409)))]
+pub async fn power_on(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<TaskAnswer>> {
+    start(&st, &caller, id, Operation::PowerOn).await
+}
+
+/// Power off.
+#[utoipa::path(post, path = "/dci/v3/server/{id}/power_off", tag = "operations", responses((status = 200, body = TaskAnswer), (status = 409)))]
+pub async fn power_off(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<TaskAnswer>> {
+    start(&st, &caller, id, Operation::PowerOff).await
+}
+
+/// Reboot (or power on a server that is off).
+#[utoipa::path(post, path = "/dci/v3/server/{id}/power_reset", tag = "operations", responses((status = 200, body = TaskAnswer), (status = 409)))]
+pub async fn power_reset(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<TaskAnswer>> {
+    start(&st, &caller, id, Operation::PowerReset).await
+}
+
+/// Shut the server's switch ports (all but its BMC's).
+#[utoipa::path(post, path = "/dci/v3/server/{id}/suspend", tag = "operations", responses((status = 200, body = TaskAnswer), (status = 409)))]
+pub async fn suspend(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<TaskAnswer>> {
+    caller.require_admin()?;
+    start(&st, &caller, id, Operation::Suspend).await
+}
+
+/// Open the server's switch ports again.
+#[utoipa::path(post, path = "/dci/v3/server/{id}/resume", tag = "operations", responses((status = 200, body = TaskAnswer), (status = 409)))]
+pub async fn resume(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<TaskAnswer>> {
+    caller.require_admin()?;
+    start(&st, &caller, id, Operation::Resume).await
+}
+
+fn clear_mode(v: &str) -> ApiResult<String> {
+    match v {
+        "none" | "simple" | "full" => Ok(v.to_owned()),
+        other => Err(ApiError::invalid("clear_hdd", format!("'{other}' is not one of none, simple, full"))),
+    }
+}
+
+/// Diagnostics: boot the diagnostics template, collect hardware, optionally wipe.
+#[utoipa::path(post, path = "/dci/v3/server/{id}/operation_diag", tag = "operations", request_body = DiagRequest,
+    responses((status = 200, body = TaskAnswer), (status = 409), (status = 422)))]
+pub async fn operation_diag(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    Body(b): Body<DiagRequest>,
+) -> ApiResult<Json<TaskAnswer>> {
+    caller.require_admin()?;
+    let clear_hdd = clear_mode(&b.clear_hdd)?;
+    if b.setup_ipmi {
+        return Err(ApiError::new(
+            ErrorKind::NotImplemented,
+            "setup_ipmi needs an address from ipmi_pool, and this dcim has no IP address management yet",
+        ));
+    }
+    let template = match b.os_template_id.filter(|t| *t != 0) {
+        Some(t) => {
+            let tpl = st.store.get_os_template(t).await?;
+            if tpl.kind != TemplateType::Diag.as_str() {
+                return Err(ApiError::invalid("os_template_id", format!("template {t} is not a diagnostics template")));
+            }
+            tpl.name
+        }
+        None => {
+            let q = dcim_core::query::ListQuery::parse(Some("type EQ diag"), None, Some("1")).expect("valid query");
+            let found = st.store.list_os_templates(&q).await?;
+            found
+                .items
+                .into_iter()
+                .next()
+                .map(|t| t.name)
+                .ok_or_else(|| ApiError::conflict("there is no diagnostics template; add one (type diag) first"))?
+        }
+    };
+    start(&st, &caller, id, Operation::Diag { template, clear_hdd }).await
+}
+
+/// Clear the server's disks.
+#[utoipa::path(post, path = "/dci/v3/server/{id}/operation_clear_hdd", tag = "operations", request_body = ClearHddRequest,
+    responses((status = 200, body = TaskAnswer), (status = 409), (status = 422)))]
+pub async fn operation_clear_hdd(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    Body(b): Body<ClearHddRequest>,
+) -> ApiResult<Json<TaskAnswer>> {
+    let clear_hdd = clear_mode(&b.clear_hdd)?;
+    start(&st, &caller, id, Operation::ClearHdd { clear_hdd }).await
+}
+
+/// Install an operating system.
+#[utoipa::path(post, path = "/dci/v3/server/{id}/operation_os", tag = "operations", request_body = OsRequest,
+    responses((status = 200, body = TaskAnswer), (status = 409), (status = 422)))]
+pub async fn operation_os(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    Body(b): Body<OsRequest>,
+) -> ApiResult<Json<TaskAnswer>> {
+    let server = st.store.get_server(id, &caller.server_scope()).await?.server;
+    let min = raid_min_disks(&b.hdd_raid).ok_or_else(|| {
+        ApiError::invalid(
+            "hdd_raid",
+            format!("'{}' is not one of no_raid, raid_0, raid_1, raid_5, raid_10", b.hdd_raid),
+        )
+    })?;
+    let tpl = match st.store.get_os_template(b.os_template_id).await {
+        Ok(t) => t,
+        Err(dcim_store::StoreError::NotFound { .. }) => {
+            return Err(ApiError::invalid("os_template_id", format!("there is no OS template {}", b.os_template_id)));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if tpl.kind != TemplateType::Os.as_str() {
+        return Err(ApiError::invalid(
+            "os_template_id",
+            format!("template {} ({}) is a {} template, not an OS", tpl.id, tpl.name, tpl.kind),
+        ));
+    }
+    let n = b.password.chars().count();
+    if n == 0 || n > 256 || b.password.chars().any(char::is_control) {
+        return Err(ApiError::invalid("password", "must be 1 to 256 printable characters"));
+    }
+    for (i, k) in b.ssh_pub_keys.iter().enumerate() {
+        ssh_key::PublicKey::from_openssh(k.trim())
+            .map_err(|e| ApiError::invalid(&format!("ssh_pub_keys[{i}]"), format!("not an OpenSSH public key: {e}")))?;
+    }
+    // The RAID needs `min` identical disks (same size and type).
+    let hw: HardwareInfo = serde_json::from_str(&server.hardware_info).unwrap_or_default();
+    let mut groups: std::collections::BTreeMap<(u64, String), Vec<String>> = Default::default();
+    for (i, d) in hw.disks.iter().enumerate() {
+        let key = (d.size_gb.unwrap_or(0), d.kind.map(|k| k.as_str().to_owned()).unwrap_or_default());
+        groups.entry(key).or_default().push(d.name.clone().unwrap_or_else(|| format!("disk{i}")));
+    }
+    let best = groups.into_values().max_by_key(Vec::len).unwrap_or_default();
+    if best.len() < min {
+        return Err(ApiError::conflict(format!(
+            "{} needs {min} identical disks; the server's hardware shows {} (run diagnostics if it is unknown)",
+            b.hdd_raid,
+            best.len()
+        )));
+    }
+    if b.hdd_raid == "raid_10" && best.len() % 2 != 0 {
+        return Err(ApiError::conflict("raid_10 needs an even number of identical disks"));
+    }
+    let disks: Vec<String> = if b.hdd_raid == "no_raid" { best.into_iter().take(1).collect() } else { best };
+    let password = b.password;
+    let password_hash = tokio::task::spawn_blocking(move || {
+        sha_crypt::sha512_simple(&password, &sha_crypt::Sha512Params::default()).map_err(|_| ())
+    })
+    .await
+    .map_err(|_| ApiError::internal())?
+    .map_err(|_| ApiError::internal())?;
+    let hostname = if server.domain.is_empty() { server.name.clone() } else { server.domain.clone() };
+    let op = Operation::InstallOs {
+        template_id: tpl.id,
+        template: tpl.name,
+        raid: b.hdd_raid,
+        hostname,
+        password_hash,
+        ssh_keys: b.ssh_pub_keys.iter().map(|k| k.trim().to_owned()).collect(),
+        disks,
+    };
+    start(&st, &caller, id, op).await
+}
+
+/// Abort the server's running operation; it unwinds and ends `canceled`.
+#[utoipa::path(delete, path = "/dci/v3/server/{id}/operation", tag = "operations",
+    responses((status = 200, body = TaskAnswer), (status = 404)))]
+pub async fn abort_operation(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<TaskAnswer>> {
+    st.store.get_server(id, &caller.server_scope()).await?;
+    match st.engine.abort(id).await? {
+        Some(task) => Ok(Json(TaskAnswer { id, task })),
+        None => Err(ApiError::not_found("running operation of server", id)),
+    }
+}
+
+/// List tasks (a `@user` sees those of its servers).
+#[utoipa::path(get, path = "/dci/v3/task", tag = "operations", responses((status = 200, body = List<Task>)))]
+pub async fn list_tasks(
+    caller: Caller,
+    State(st): State<AppState>,
+    ListParams(q): ListParams,
+) -> ApiResult<Json<List<Task>>> {
+    Ok(Json(List::from_page(st.store.list_tasks(&q, &caller.server_scope()).await?, Task::from)))
+}
+
+/// One task.
+#[utoipa::path(get, path = "/dci/v3/task/{id}", tag = "operations", responses((status = 200, body = Task), (status = 404)))]
+pub async fn get_task(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Task>> {
+    Ok(Json(st.store.get_task(id, &caller.server_scope()).await?.into()))
+}
+
+const REPORT_KINDS: &[&str] = &["hardware", "wiped", "installed", "progress", "done", "failed"];
+
+/// The in-band agent reports a step, authenticated by its task's secret (Bearer),
+/// never by a user session.
+#[utoipa::path(post, path = "/agent/v1/task/{id}/report", tag = "agent", request_body = AgentReport,
+    security(()), responses((status = 200, body = Empty), (status = 404)))]
+pub async fn agent_report(
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    Body(b): Body<AgentReport>,
+) -> ApiResult<Json<Empty>> {
+    let secret = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::unauthorized("an agent report needs its task's secret as a Bearer token"))?;
+    if !REPORT_KINDS.contains(&b.kind.as_str()) {
+        return Err(ApiError::invalid("kind", format!("'{}' is not one of {REPORT_KINDS:?}", b.kind)));
+    }
+    if !b.data.is_object() {
+        return Err(ApiError::bad_request("data: must be a JSON object"));
+    }
+    if b.kind == "hardware" {
+        serde_json::from_value::<HardwareInfo>(b.data.clone()).map_err(|e| ApiError::invalid("data", e))?;
+    }
+    if !st.store.add_task_report(id, &hash_secret(secret.trim()), &b.kind, &b.data.to_string()).await? {
+        return Err(ApiError::not_found("running task with that secret", id));
+    }
+    st.engine.nudge();
+    Ok(Json(Empty {}))
+}
+
+/// The fake devices' state (admin).
+#[utoipa::path(get, path = "/dci/v3/fake", tag = "fake", responses((status = 200, body = Object)))]
+pub async fn fake_state(caller: Caller, State(st): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    caller.require_admin()?;
+    let v: LabView = st.engine.drivers.fake.view();
+    Ok(Json(serde_json::to_value(v).map_err(|_| ApiError::internal())?))
+}
+
+/// A fault to inject into fake devices.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct FaultRequest {
+    /// A device address (BMC address, switch or PDU `ip`, `boot`, `agent:<mac>`) or `*`.
+    pub device: String,
+    /// The operation to break, or `*`.
+    pub op: String,
+    /// How many calls fail; absent: until cleared.
+    pub times: Option<u32>,
+    #[serde(default)]
+    pub transient: bool,
+    pub message: Option<String>,
+    /// Let this many matching calls through first.
+    #[serde(default)]
+    pub skip: u32,
+}
+
+/// Inject a failure into the fake devices (admin).
+#[utoipa::path(post, path = "/dci/v3/fake/fault", tag = "fake", request_body = FaultRequest, responses((status = 200, body = Empty)))]
+pub async fn fake_fault(
+    caller: Caller,
+    State(st): State<AppState>,
+    Body(b): Body<FaultRequest>,
+) -> ApiResult<Json<Empty>> {
+    caller.require_admin()?;
+    if b.op != "*" && !OPS.contains(&b.op.as_str()) {
+        return Err(ApiError::invalid("op", format!("'{}' is not one of {OPS:?} or *", b.op)));
+    }
+    st.engine.drivers.fake.add_fault(Fault {
+        device: b.device,
+        op: b.op,
+        times: b.times,
+        transient: b.transient,
+        message: b.message,
+        skip: b.skip,
+    });
+    Ok(Json(Empty {}))
+}
+
+/// Remove every injected failure (admin).
+#[utoipa::path(delete, path = "/dci/v3/fake/fault", tag = "fake", responses((status = 200, body = Empty)))]
+pub async fn fake_clear_faults(caller: Caller, State(st): State<AppState>) -> ApiResult<Json<Empty>> {
+    caller.require_admin()?;
+    st.engine.drivers.fake.clear_faults();
+    Ok(Json(Empty {}))
+}
+
+/// How long fake devices take.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DelayRequest {
+    pub ms: u64,
+    /// One device, or every device when absent.
+    pub device: Option<String>,
+}
+
+/// Set the fake devices' delay (admin).
+#[utoipa::path(post, path = "/dci/v3/fake/delay", tag = "fake", request_body = DelayRequest, responses((status = 200, body = Empty)))]
+pub async fn fake_delay(
+    caller: Caller,
+    State(st): State<AppState>,
+    Body(b): Body<DelayRequest>,
+) -> ApiResult<Json<Empty>> {
+    caller.require_admin()?;
+    if b.ms > 600_000 {
+        return Err(ApiError::invalid("ms", "at most 600000"));
+    }
+    st.engine.drivers.fake.set_delay(b.device.as_deref(), std::time::Duration::from_millis(b.ms));
+    Ok(Json(Empty {}))
+}
+
+/// What the fake agent reports as a machine's hardware.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct FakeHardwareRequest {
+    pub mac: String,
+    #[schema(value_type = Object)]
+    pub hardware: serde_json::Value,
+}
+
+/// Set the hardware the fake agent finds on a machine (admin).
+#[utoipa::path(post, path = "/dci/v3/fake/hardware", tag = "fake", request_body = FakeHardwareRequest, responses((status = 200, body = Empty)))]
+pub async fn fake_hardware(
+    caller: Caller,
+    State(st): State<AppState>,
+    Body(b): Body<FakeHardwareRequest>,
+) -> ApiResult<Json<Empty>> {
+    caller.require_admin()?;
+    let mac = dcim_core::Mac::parse("mac", &b.mac)?;
+    serde_json::from_value::<HardwareInfo>(b.hardware.clone()).map_err(|e| ApiError::invalid("hardware", e))?;
+    st.engine.drivers.fake.set_hardware(&mac.to_string(), b.hardware);
+    Ok(Json(Empty {}))
+}

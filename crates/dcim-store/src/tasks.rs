@@ -1,0 +1,410 @@
+//! Tasks: durable operations with steps, claimed by workers under a lease.
+//!
+//! The rules the database itself holds: at most one pending or running task per
+//! server (a partial unique index), a claim succeeds for one worker only (the lease
+//! is re-checked in the claiming `UPDATE`), and a worker that lost its lease can no
+//! longer write (every update is fenced by `lease_owner`).
+
+use dcim_core::query::ListQuery;
+use sqlx::{AssertSqlSafe, FromRow};
+
+use crate::list::{Bind, Field, FieldType, ListSpec, Page, Scope, bind_query_as};
+use crate::{Result, Store, StoreError, now};
+
+/// Unix milliseconds, the clock of leases and schedules.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct TaskRow {
+    pub id: i64,
+    pub server_id: Option<i64>,
+    pub name: String,
+    pub status: String,
+    pub params: String,
+    pub steps: String,
+    pub step: i64,
+    pub attempt: i64,
+    pub recoveries: i64,
+    pub progress: i64,
+    pub progress_info: String,
+    pub status_info: String,
+    pub memo: String,
+    pub cancel: i64,
+    pub lease_owner: Option<String>,
+    pub created: i64,
+    pub started: Option<i64>,
+    pub finished: Option<i64>,
+}
+
+/// A task to create.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub server_id: i64,
+    pub name: String,
+    pub params: String,
+    /// The step names, as JSON array.
+    pub steps: String,
+    pub progress_info: String,
+    pub secret_hash: Option<String>,
+    /// The server's `state` and `state_info` to set with the task, atomically.
+    pub server_state: Option<(String, String)>,
+}
+
+/// What a finished task changes on its server, in the same transaction.
+#[derive(Debug, Clone, Default)]
+pub struct ServerEffects {
+    pub state: Option<(String, String)>,
+    pub power_status: Option<String>,
+    /// hardware_info JSON and the configuration generated from it.
+    pub hardware: Option<(String, Option<String>)>,
+    pub is_new: Option<bool>,
+    /// `Some(None)` clears the diagnostics error.
+    pub diag_error: Option<Option<String>>,
+    pub os_template_id: Option<i64>,
+}
+
+/// Where a worker's step leaves the task.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub step: i64,
+    pub attempt: i64,
+    pub progress: i64,
+    pub progress_info: String,
+    pub memo: String,
+    /// Unix ms before which no worker picks the task up again; set with `release`.
+    pub not_before: i64,
+    /// Give the lease back (the task waits for something and frees its worker).
+    pub release: bool,
+}
+
+const TASK_COLUMNS: &str = "t.id, t.server_id, t.name, t.status, t.params, t.steps, t.step, t.attempt, \
+     t.recoveries, t.progress, t.progress_info, t.status_info, t.memo, t.cancel, t.lease_owner, t.created, \
+     t.started, t.finished";
+
+pub const TASK_LIST: ListSpec = ListSpec {
+    select: "SELECT t.id, t.server_id, t.name, t.status, t.params, t.steps, t.step, t.attempt, t.recoveries, \
+             t.progress, t.progress_info, t.status_info, t.memo, t.cancel, t.lease_owner, t.created, t.started, \
+             t.finished FROM tasks t LEFT JOIN servers s ON s.id = t.server_id",
+    from: "tasks t LEFT JOIN servers s ON s.id = t.server_id",
+    fields: &[
+        Field::new("id", "t.id", FieldType::Int),
+        Field::new("server", "t.server_id", FieldType::Int),
+        Field::new("name", "t.name", FieldType::Text),
+        Field::new("status", "t.status", FieldType::Text),
+        Field::new("progress", "t.progress", FieldType::Int),
+        Field::new("created", "t.created", FieldType::Int),
+        Field::new("started", "t.started", FieldType::Int),
+        Field::new("finished", "t.finished", FieldType::Int),
+    ],
+    tiebreak: "t.id ASC",
+};
+
+impl Store {
+    /// Creates a task unless the server already runs one: then a conflict naming it.
+    pub async fn create_task(&self, t: &NewTask) -> Result<i64> {
+        let mut tx = self.pool().begin().await?;
+        let inserted: std::result::Result<(i64,), sqlx::Error> = sqlx::query_as(
+            "INSERT INTO tasks (server_id, name, params, steps, progress_info, secret_hash, created) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(t.server_id)
+        .bind(t.name.clone())
+        .bind(t.params.clone())
+        .bind(t.steps.clone())
+        .bind(t.progress_info.clone())
+        .bind(t.secret_hash.clone())
+        .bind(now())
+        .fetch_one(&mut *tx)
+        .await;
+        let id = match inserted {
+            Ok((id,)) => id,
+            Err(e) => {
+                drop(tx);
+                let unique =
+                    matches!(&e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::UniqueViolation);
+                if !unique {
+                    return Err(StoreError::conflict_on_constraint(e, || format!("server {} not found", t.server_id)));
+                }
+                return Err(match self.active_task(t.server_id).await? {
+                    Some((tid, name)) => StoreError::Conflict(format!(
+                        "server {} is busy with task {tid} ({name}); wait for it or abort it",
+                        t.server_id
+                    )),
+                    None => StoreError::Conflict(format!("server {} is busy; retry", t.server_id)),
+                });
+            }
+        };
+        let r = match &t.server_state {
+            Some((state, info)) => {
+                sqlx::query("UPDATE servers SET last_task_id = $1, state = $2, state_info = $3 WHERE id = $4")
+                    .bind(id)
+                    .bind(state.clone())
+                    .bind(info.clone())
+                    .bind(t.server_id)
+                    .execute(&mut *tx)
+                    .await?
+            }
+            None => {
+                sqlx::query("UPDATE servers SET last_task_id = $1 WHERE id = $2")
+                    .bind(id)
+                    .bind(t.server_id)
+                    .execute(&mut *tx)
+                    .await?
+            }
+        };
+        if r.rows_affected() == 0 {
+            return Err(StoreError::not_found("server", t.server_id));
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// The pending or running task of a server, if any: (id, name).
+    pub async fn active_task(&self, server_id: i64) -> Result<Option<(i64, String)>> {
+        Ok(sqlx::query_as("SELECT id, name FROM tasks WHERE server_id = $1 AND status IN ('pending', 'running')")
+            .bind(server_id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// Claims the oldest runnable task whose lease is free or expired. A task found
+    /// with an expired lease was running under a worker that died: `recoveries` counts it.
+    pub async fn claim_task(&self, owner: &str, lease_ms: i64) -> Result<Option<TaskRow>> {
+        let t = now_ms();
+        let sql = format!(
+            "UPDATE tasks SET lease_owner = $1, lease_until = $2, status = 'running', \
+             started = COALESCE(started, $3), \
+             recoveries = recoveries + CASE WHEN lease_owner IS NOT NULL THEN 1 ELSE 0 END \
+             WHERE id = (SELECT id FROM tasks WHERE status IN ('pending', 'running') AND not_before <= $4 \
+                         AND (lease_until IS NULL OR lease_until < $4) ORDER BY not_before, id LIMIT 1) \
+               AND status IN ('pending', 'running') AND (lease_until IS NULL OR lease_until < $4) \
+             RETURNING {}",
+            TASK_COLUMNS.replace("t.", "")
+        );
+        let row: Option<TaskRow> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(owner.to_owned())
+            .bind(t + lease_ms)
+            .bind(t / 1000)
+            .bind(t)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row)
+    }
+
+    /// Extends a lease; false when the worker lost it.
+    pub async fn renew_lease(&self, id: i64, owner: &str, lease_ms: i64) -> Result<bool> {
+        let r =
+            sqlx::query("UPDATE tasks SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND status = 'running'")
+                .bind(now_ms() + lease_ms)
+                .bind(id)
+                .bind(owner.to_owned())
+                .execute(self.pool())
+                .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Records progress. `None` when the worker lost its lease; otherwise whether an
+    /// abort was requested meanwhile.
+    pub async fn checkpoint(&self, id: i64, owner: &str, c: &Checkpoint) -> Result<Option<bool>> {
+        let sql = if c.release {
+            "UPDATE tasks SET step = $1, attempt = $2, progress = $3, progress_info = $4, memo = $5, \
+             not_before = CASE WHEN cancel = 1 THEN 0 ELSE $6 END, lease_owner = NULL, lease_until = NULL \
+             WHERE id = $7 AND lease_owner = $8 RETURNING cancel"
+        } else {
+            "UPDATE tasks SET step = $1, attempt = $2, progress = $3, progress_info = $4, memo = $5, \
+             not_before = $6 WHERE id = $7 AND lease_owner = $8 RETURNING cancel"
+        };
+        let row: Option<(i64,)> = sqlx::query_as(sql)
+            .bind(c.step)
+            .bind(c.attempt)
+            .bind(c.progress)
+            .bind(c.progress_info.clone())
+            .bind(c.memo.clone())
+            .bind(c.not_before)
+            .bind(id)
+            .bind(owner.to_owned())
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|(c,)| c != 0))
+    }
+
+    /// Sets the hash of the secret the task's agent reports with.
+    pub async fn set_task_secret(&self, id: i64, owner: &str, secret_hash: &str) -> Result<bool> {
+        let r = sqlx::query("UPDATE tasks SET secret_hash = $1 WHERE id = $2 AND lease_owner = $3")
+            .bind(secret_hash.to_owned())
+            .bind(id)
+            .bind(owner.to_owned())
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Ends a task (`complete`, `fail` or `canceled`) and applies its effects on the
+    /// server in one transaction; false (and nothing written) if `owner` lost the lease.
+    #[expect(clippy::too_many_arguments, reason = "one row's worth of columns, written together")]
+    pub async fn finish_task(
+        &self,
+        id: i64,
+        owner: &str,
+        status: &str,
+        status_info: &str,
+        progress: i64,
+        progress_info: &str,
+        effects: &ServerEffects,
+    ) -> Result<bool> {
+        let mut tx = self.pool().begin().await?;
+        let row: Option<(Option<i64>,)> = sqlx::query_as(
+            "UPDATE tasks SET status = $1, status_info = $2, progress = $3, progress_info = $4, finished = $5, \
+             lease_owner = NULL, lease_until = NULL WHERE id = $7 AND status IN ('pending', 'running') \
+             AND lease_owner = $6 RETURNING server_id",
+        )
+        .bind(status.to_owned())
+        .bind(status_info.to_owned())
+        .bind(progress)
+        .bind(progress_info.to_owned())
+        .bind(now())
+        .bind(owner.to_owned())
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((server_id,)) = row else { return Ok(false) };
+        if let Some(server_id) = server_id {
+            apply_effects(&mut tx, server_id, effects).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Asks the server's active task to stop; returns its id.
+    pub async fn request_cancel(&self, server_id: i64) -> Result<Option<i64>> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "UPDATE tasks SET cancel = 1, not_before = 0 WHERE server_id = $1 AND status IN ('pending', 'running') \
+             RETURNING id",
+        )
+        .bind(server_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    /// Stores an agent's report if `secret_hash` is the task's and the task is live.
+    pub async fn add_task_report(&self, task_id: i64, secret_hash: &str, kind: &str, data: &str) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT INTO task_reports (task_id, kind, data, created) SELECT id, $1, $2, $3 FROM tasks \
+             WHERE id = $4 AND secret_hash = $5 AND status IN ('pending', 'running')",
+        )
+        .bind(kind.to_owned())
+        .bind(data.to_owned())
+        .bind(now())
+        .bind(task_id)
+        .bind(secret_hash.to_owned())
+        .execute(self.pool())
+        .await?;
+        if r.rows_affected() == 1 {
+            // Wake the task at once rather than at its next poll.
+            sqlx::query("UPDATE tasks SET not_before = 0 WHERE id = $1").bind(task_id).execute(self.pool()).await?;
+        }
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// The reports received for a task, oldest first: (kind, data).
+    pub async fn task_reports(&self, task_id: i64) -> Result<Vec<(String, String)>> {
+        Ok(sqlx::query_as("SELECT kind, data FROM task_reports WHERE task_id = $1 ORDER BY id")
+            .bind(task_id)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    pub async fn get_task(&self, id: i64, scopes: &[Scope]) -> Result<TaskRow> {
+        let mut sql = crate::list::SqlBuf { text: TASK_LIST.select.to_owned(), binds: vec![] };
+        sql.push(" WHERE t.id = ");
+        sql.bind(Bind::Int(id));
+        for s in scopes {
+            let (before, after) = s.sql.split_once('?').expect("a scope holds one '?'");
+            sql.push(" AND ");
+            sql.push(before);
+            sql.bind(s.value.clone());
+            sql.push(after);
+        }
+        bind_query_as(&sql.text, &sql.binds)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::not_found("task", id))
+    }
+
+    pub async fn list_tasks(&self, q: &ListQuery, scopes: &[Scope]) -> Result<Page<TaskRow>> {
+        self.fetch_page(&TASK_LIST, q, scopes).await
+    }
+
+    /// Records what the power driver reported.
+    pub async fn set_power_status(&self, server_id: i64, status: &str) -> Result<()> {
+        sqlx::query("UPDATE servers SET power_status = $1 WHERE id = $2")
+            .bind(status.to_owned())
+            .bind(server_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a switch port's admin status as the device now has it.
+    pub async fn set_port_admin_status(&self, port_id: i64, status: &str) -> Result<()> {
+        sqlx::query("UPDATE switch_ports SET admin_status = $1 WHERE id = $2")
+            .bind(status.to_owned())
+            .bind(port_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a PDU outlet's power status as the device now has it.
+    pub async fn set_outlet_status(&self, port_id: i64, status: &str) -> Result<()> {
+        sqlx::query("UPDATE pdu_ports SET power_status = $1 WHERE id = $2")
+            .bind(status.to_owned())
+            .bind(port_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
+
+async fn apply_effects(tx: &mut sqlx::Transaction<'_, sqlx::Any>, server_id: i64, e: &ServerEffects) -> Result<()> {
+    let mut p = crate::list::SqlBuf { text: "UPDATE servers SET id = id".into(), binds: vec![] };
+    let mut set = |col: &str, b: Bind| {
+        p.push(", ");
+        p.push(col);
+        p.push(" = ");
+        p.bind(b);
+    };
+    if let Some((state, info)) = &e.state {
+        set("state", state.as_str().into());
+        set("state_info", info.as_str().into());
+    }
+    if let Some(ps) = &e.power_status {
+        set("power_status", ps.as_str().into());
+    }
+    if let Some((hw, conf)) = &e.hardware {
+        set("hardware_info", hw.as_str().into());
+        set("generated_configuration", conf.clone().into());
+    }
+    if let Some(n) = e.is_new {
+        set("is_new", n.into());
+    }
+    if let Some(d) = &e.diag_error {
+        set("diag_error", d.clone().into());
+    }
+    if let Some(t) = e.os_template_id {
+        set("os_template_id", t.into());
+    }
+    if let Some((_, conf)) = &e.hardware {
+        // The new generated value, not the column's old one: SET sees old values.
+        p.push(", configuration = COALESCE(custom_configuration, ");
+        p.bind(conf.clone().into());
+        p.push(")");
+    }
+    p.push(" WHERE id = ");
+    p.bind(Bind::Int(server_id));
+    crate::list::bind_query(&p.text, &p.binds).execute(&mut **tx).await?;
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! The operations: their parameters, steps, and what they change on the server.
+
+use serde::{Deserialize, Serialize};
+
+/// An operation with its validated parameters, stored as the task's `params`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Operation {
+    PowerOn,
+    PowerOff,
+    PowerReset,
+    Suspend,
+    Resume,
+    Diag {
+        template: String,
+        clear_hdd: String,
+    },
+    ClearHdd {
+        clear_hdd: String,
+    },
+    InstallOs {
+        template_id: i64,
+        template: String,
+        raid: String,
+        hostname: String,
+        /// SHA-512 crypt hash; the password itself is never stored.
+        password_hash: String,
+        ssh_keys: Vec<String>,
+        /// Disks of the RAID, by name, from the server's hardware.
+        disks: Vec<String>,
+    },
+}
+
+/// A step of an operation: its name in `progress_info` and what it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKind {
+    PowerOn,
+    PowerOff,
+    Reset,
+    ConfirmOn,
+    ConfirmOff,
+    ShutPorts,
+    OpenPorts,
+    PrepareBoot,
+    NetBoot,
+    AwaitHardware,
+    AwaitWipe,
+    AwaitInstall,
+    DiskBoot,
+    CleanupBoot,
+}
+
+impl StepKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            StepKind::PowerOn => "power on",
+            StepKind::PowerOff => "power off",
+            StepKind::Reset => "reset",
+            StepKind::ConfirmOn => "confirm power on",
+            StepKind::ConfirmOff => "confirm power off",
+            StepKind::ShutPorts => "shut switch ports",
+            StepKind::OpenPorts => "open switch ports",
+            StepKind::PrepareBoot => "prepare network boot",
+            StepKind::NetBoot => "boot from network",
+            StepKind::AwaitHardware => "collect hardware",
+            StepKind::AwaitWipe => "clear disks",
+            StepKind::AwaitInstall => "install OS",
+            StepKind::DiskBoot => "boot from disk",
+            StepKind::CleanupBoot => "clean up network boot",
+        }
+    }
+}
+
+impl Operation {
+    /// The task name, as `GET /task` shows it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::PowerOn => "power_on",
+            Operation::PowerOff => "power_off",
+            Operation::PowerReset => "power_reset",
+            Operation::Suspend => "suspend",
+            Operation::Resume => "resume",
+            Operation::Diag { .. } => "diag",
+            Operation::ClearHdd { .. } => "clear_hdd",
+            Operation::InstallOs { .. } => "os_install",
+        }
+    }
+
+    pub fn steps(&self) -> Vec<StepKind> {
+        use StepKind::*;
+        match self {
+            Operation::PowerOn => vec![PowerOn, ConfirmOn],
+            Operation::PowerOff => vec![PowerOff, ConfirmOff],
+            Operation::PowerReset => vec![Reset, ConfirmOn],
+            Operation::Suspend => vec![ShutPorts],
+            Operation::Resume => vec![OpenPorts],
+            Operation::Diag { .. } => vec![PrepareBoot, NetBoot, AwaitHardware, AwaitWipe, PowerOff, CleanupBoot],
+            Operation::ClearHdd { .. } => vec![PrepareBoot, NetBoot, AwaitWipe, PowerOff, CleanupBoot],
+            Operation::InstallOs { .. } => vec![PrepareBoot, NetBoot, AwaitInstall, DiskBoot, CleanupBoot],
+        }
+    }
+
+    /// The server `state` the operation puts the server in when it is accepted.
+    pub fn starting_state(&self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Operation::Suspend => Some(("suspending", "")),
+            Operation::Resume => Some(("resuming", "")),
+            _ => None,
+        }
+    }
+
+    /// Whether it boots the in-band agent.
+    pub fn uses_netboot(&self) -> bool {
+        matches!(self, Operation::Diag { .. } | Operation::ClearHdd { .. } | Operation::InstallOs { .. })
+    }
+
+    /// `clear_hdd` of the operations that wipe, `none` otherwise.
+    pub fn clear_hdd(&self) -> &str {
+        match self {
+            Operation::Diag { clear_hdd, .. } | Operation::ClearHdd { clear_hdd } => clear_hdd,
+            _ => "none",
+        }
+    }
+}
+
+/// The RAID levels of the seed and the identical disks each needs at least.
+pub fn raid_min_disks(raid: &str) -> Option<usize> {
+    match raid {
+        "no_raid" => Some(1),
+        "raid_0" | "raid_1" => Some(2),
+        "raid_5" => Some(3),
+        "raid_10" => Some(4),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_round_trip_and_steps_are_named() {
+        let op = Operation::Diag { template: "Diag6".into(), clear_hdd: "simple".into() };
+        let s = serde_json::to_string(&op).unwrap();
+        assert_eq!(serde_json::from_str::<Operation>(&s).unwrap(), op);
+        assert_eq!(op.steps().len(), 6);
+        assert_eq!(Operation::Suspend.starting_state(), Some(("suspending", "")));
+        assert_eq!(raid_min_disks("raid_10"), Some(4));
+        assert_eq!(raid_min_disks("raid_6"), None);
+    }
+}

@@ -1,0 +1,352 @@
+//! Operations end to end on the fake hardware, through HTTP: every operation's
+//! happy path (also with every step run twice), a failure injected at every step,
+//! retries, abort, roles and bad bodies, on SQLite and PostgreSQL.
+
+mod common;
+
+use common::{Db, TestServer, assert_error, fake_server, fast_tasks, wait_task};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl user@host";
+
+/// Starts an operation as the seed's curl line does and returns the task id.
+async fn start(s: &TestServer, srv: i64, op: &str, body: Value) -> i64 {
+    let v = s.post(&format!("/dci/v3/server/{srv}/{op}"), body).await;
+    assert_eq!(v["id"], srv, "{v}");
+    v["task"].as_i64().unwrap()
+}
+
+fn ops() -> Vec<(&'static str, Value)> {
+    vec![
+        ("power_on", json!({})),
+        ("power_off", json!({})),
+        ("power_reset", json!({})),
+        ("suspend", json!({})),
+        ("resume", json!({})),
+        ("operation_diag", json!({"setup_ipmi": false, "ipmi_pool": 0, "os_template_id": 0, "clear_hdd": "simple"})),
+        ("operation_clear_hdd", json!({"clear_hdd": "full"})),
+        ("operation_os", json!({"hdd_raid": "raid_1", "os_template_id": 1, "password": "pass", "ssh_pub_keys": [KEY]})),
+    ]
+}
+
+/// What the server looks like after each operation, less what changes anyway.
+async fn outcome(s: &TestServer, srv: i64, sw: i64) -> Value {
+    let g = s.get(&format!("/dci/v3/server/{srv}")).await;
+    let ports = s.get(&format!("/dci/v3/switch/{sw}/port?limit=0,2")).await;
+    let fake = s.get("/dci/v3/fake").await;
+    json!({
+        "state": g["state"], "power_status": g["power_status"], "is_new": g["is_new"],
+        "configuration": g["configuration"], "os_template": g["os_template"], "diag_error": g["diag_error"],
+        "ports": ports["list"].as_array().unwrap().iter().map(|p| p["admin_status"].clone()).collect::<Vec<_>>(),
+        "machine_power": fake["machines"]["bmc-op-1"]["power"], "next_boot": fake["machines"]["bmc-op-1"]["next_boot"],
+        "boots_left": fake["boots"],
+    })
+}
+
+async fn every_operation_completes(db: Db, twice: bool) {
+    let s = TestServer::start_with(db, |c| {
+        fast_tasks(c);
+        c.task_repeat_steps = twice;
+    })
+    .await;
+    let (srv, sw, _) = fake_server(&s).await;
+    let mut seen = vec![];
+    for (op, body) in ops() {
+        let id = start(&s, srv, op, body).await;
+        let t = wait_task(&s, id).await;
+        assert_eq!(t["status"], "complete", "{op}: {t}");
+        assert_eq!(t["progress"], 100);
+        assert_eq!(t["server"], srv);
+        let steps = t["progress_info"].as_array().unwrap();
+        assert!(steps.iter().all(|p| p["status"] == "complete" || p["status"] == "skipped"), "{t}");
+        assert!(t["created"].as_str().unwrap().ends_with('Z') && t["finished"].is_string());
+        let server = s.get(&format!("/dci/v3/server/{srv}")).await;
+        assert_eq!(server["operation"]["id"], id);
+        assert_eq!(server["operation"]["status"], "complete");
+        seen.push((op, outcome(&s, srv, sw).await));
+    }
+    let expect = |op: &str| seen.iter().find(|(o, _)| *o == op).unwrap().1.clone();
+    assert_eq!(expect("power_on")["power_status"], "on");
+    assert_eq!(expect("power_on")["machine_power"], "on");
+    assert_eq!(expect("power_off")["power_status"], "off");
+    assert_eq!(expect("power_off")["machine_power"], "off");
+    assert_eq!(expect("power_reset")["power_status"], "on");
+    assert_eq!(expect("suspend")["state"], "suspended");
+    assert_eq!(expect("suspend")["ports"], json!(["down", "up"]), "the BMC's port stays up");
+    assert_eq!(expect("resume")["state"], "ok");
+    assert_eq!(expect("resume")["ports"], json!(["up", "up"]));
+    let diag = expect("operation_diag");
+    assert_eq!((diag["is_new"].clone(), diag["diag_error"].clone()), (json!(false), json!([])));
+    assert_eq!(diag["configuration"], "i9-9900K-64Gb-2x1024NVMe");
+    assert_eq!(diag["power_status"], "off");
+    assert_eq!(diag["boots_left"], json!({}), "the network boot is cleaned up");
+    let os = expect("operation_os");
+    assert_eq!(os["os_template"]["name"], "Debian 12");
+    assert_eq!((os["power_status"].clone(), os["next_boot"].clone()), (json!("on"), json!("disk")));
+    s.stop().await;
+    if twice {
+        // Compared with a run where every step ran once.
+        let s = TestServer::start_with(db, fast_tasks).await;
+        let (srv, sw, _) = fake_server(&s).await;
+        for ((op, body), (_, twice_outcome)) in ops().into_iter().zip(&seen) {
+            let id = start(&s, srv, op, body).await;
+            assert_eq!(wait_task(&s, id).await["status"], "complete");
+            assert_eq!(&outcome(&s, srv, sw).await, twice_outcome, "{op} run once vs every step twice");
+        }
+        s.stop().await;
+    }
+}
+
+async fn operations_complete(db: Db) {
+    every_operation_completes(db, false).await;
+}
+
+async fn steps_run_twice_give_the_same_result(db: Db) {
+    every_operation_completes(db, true).await;
+}
+
+/// (operation, body, step, fault device, fault op, fault skip)
+fn breakpoints() -> Vec<(&'static str, Value, &'static str, &'static str, &'static str, u32)> {
+    let diag = json!({"clear_hdd": "simple"});
+    let os = json!({"hdd_raid": "no_raid", "os_template_id": 1, "password": "pass"});
+    let agent = "agent:52:54:00:0f:00:01";
+    vec![
+        ("power_on", json!({}), "power on", "bmc-op-1", "power_on", 0),
+        ("power_on", json!({}), "confirm power on", "bmc-op-1", "power_status", 0),
+        ("power_off", json!({}), "confirm power off", "bmc-op-1", "power_status", 0),
+        ("power_reset", json!({}), "reset", "bmc-op-1", "power_reset", 0),
+        ("suspend", json!({}), "shut switch ports", "127.0.0.1", "set_admin", 0),
+        ("resume", json!({}), "open switch ports", "127.0.0.1", "set_admin", 0),
+        ("operation_diag", diag.clone(), "prepare network boot", "boot", "boot_prepare", 0),
+        ("operation_diag", diag.clone(), "boot from network", "bmc-op-1", "set_boot_device", 0),
+        ("operation_diag", diag.clone(), "collect hardware", agent, "agent_hardware", 0),
+        ("operation_diag", diag.clone(), "clear disks", agent, "agent_wipe", 0),
+        ("operation_diag", diag.clone(), "clean up network boot", "boot", "boot_cleanup", 0),
+        ("operation_clear_hdd", json!({"clear_hdd": "simple"}), "clear disks", agent, "agent_wipe", 0),
+        ("operation_os", os.clone(), "install OS", agent, "agent_install", 0),
+        ("operation_os", os.clone(), "boot from disk", "bmc-op-1", "set_boot_device", 1),
+    ]
+}
+
+async fn a_failure_at_every_step_is_reported(db: Db) {
+    let s = TestServer::start_with(db, fast_tasks).await;
+    let (srv, _, _) = fake_server(&s).await;
+    for (op, body, step, device, fault, skip) in breakpoints() {
+        s.post(
+            "/dci/v3/fake/fault",
+            json!({"device": device, "op": fault, "times": 1, "skip": skip, "message": "broken on purpose"}),
+        )
+        .await;
+        let id = start(&s, srv, op, body).await;
+        let t = wait_task(&s, id).await;
+        assert_eq!(t["status"], "fail", "{op} at {step}: {t}");
+        assert_eq!(t["status_info"]["step"], step, "{op}: {t}");
+        assert!(t["status_info"]["message"].as_str().unwrap().contains("broken on purpose"), "{t}");
+        let failed: Vec<&Value> =
+            t["progress_info"].as_array().unwrap().iter().filter(|p| p["status"] == "fail").collect();
+        assert_eq!((failed.len(), failed[0]["name"].as_str()), (1, Some(step)));
+        let server = s.get(&format!("/dci/v3/server/{srv}")).await;
+        match op {
+            "suspend" => {
+                assert_eq!(server["state"], "suspend_error");
+                let info = server["state_info"].as_str().unwrap();
+                assert!(info.contains("switch sw1 port ge-0/0/0"), "names the port and switch: {info}");
+            }
+            "resume" => assert_eq!(server["state"], "resume_error"),
+            "operation_diag" => assert_eq!(server["diag_error"][0]["type"], step),
+            _ => {}
+        }
+        // Not left busy: the next operation starts at once (it also puts state back to ok).
+        s.call(Method::DELETE, "/dci/v3/fake/fault", None).await;
+        let id = start(&s, srv, "resume", json!({})).await;
+        assert_eq!(wait_task(&s, id).await["status"], "complete");
+    }
+    assert_eq!(s.get("/dci/v3/fake").await["boots"], json!({}), "failed network boots are cleaned up");
+    s.stop().await;
+}
+
+async fn transient_failures_are_retried(db: Db) {
+    let s = TestServer::start_with(db, fast_tasks).await;
+    let (srv, _, _) = fake_server(&s).await;
+    s.post("/dci/v3/fake/fault", json!({"device": "bmc-op-1", "op": "power_on", "times": 2, "transient": true})).await;
+    let id = start(&s, srv, "power_on", json!({})).await;
+    assert_eq!(wait_task(&s, id).await["status"], "complete");
+    // Past the attempts allowed (5), it fails and says so.
+    s.post("/dci/v3/fake/fault", json!({"device": "bmc-op-1", "op": "power_off", "transient": true})).await;
+    let (st, _) = s.call(Method::DELETE, &format!("/dci/v3/server/{srv}/pdu_connection/1"), None).await;
+    assert_eq!(st, StatusCode::OK, "without a PDU there is no fallback");
+    let id = start(&s, srv, "power_off", json!({})).await;
+    let t = wait_task(&s, id).await;
+    assert_eq!(t["status"], "fail");
+    assert!(t["status_info"]["message"].as_str().unwrap().contains("gave up after 5 attempts"), "{t}");
+    assert_eq!(s.get(&format!("/dci/v3/server/{srv}")).await["power_status"], "unknown");
+    s.stop().await;
+}
+
+async fn pdu_power_and_fallback(db: Db) {
+    let s = TestServer::start_with(db, fast_tasks).await;
+    let (srv, _, pdu) = fake_server(&s).await;
+    // A BMC that refuses: power off falls back to the PDU outlet.
+    s.post("/dci/v3/fake/fault", json!({"device": "bmc-op-1", "op": "power_off", "times": 1})).await;
+    let id = start(&s, srv, "power_off", json!({})).await;
+    let t = wait_task(&s, id).await;
+    assert_eq!(t["status"], "complete", "{t}");
+    assert!(t["status_info"]["note"].as_str().unwrap().contains("powered off at the PDU"), "{t}");
+    assert_eq!(s.get(&format!("/dci/v3/pdu/{pdu}/port?limit=0,1")).await["list"][0]["power_status"], "down");
+    // Power on again switches the outlet on before asking the BMC.
+    let id = start(&s, srv, "power_on", json!({})).await;
+    let t = wait_task(&s, id).await;
+    assert_eq!(t["status"], "complete", "{t}");
+    assert!(t["status_info"]["note"].as_str().unwrap().contains("PDU outlet"), "{t}");
+    // A server without a BMC is powered through its outlet alone.
+    s.post(&format!("/dci/v3/server/{srv}"), json!({"ipmi": null})).await;
+    let id = start(&s, srv, "power_off", json!({})).await;
+    assert_eq!(wait_task(&s, id).await["status"], "complete");
+    assert_eq!(s.get(&format!("/dci/v3/server/{srv}")).await["power_status"], "off");
+    assert_eq!(s.get(&format!("/dci/v3/pdu/{pdu}/port?limit=0,1")).await["list"][0]["power_status"], "down");
+    let id = start(&s, srv, "power_on", json!({})).await;
+    assert_eq!(wait_task(&s, id).await["status"], "complete");
+    assert_eq!(s.get(&format!("/dci/v3/pdu/{pdu}/port?limit=0,1")).await["list"][0]["power_status"], "up");
+    // No BMC and no outlet: a clear failure.
+    s.call(Method::DELETE, &format!("/dci/v3/server/{srv}/pdu_connection/1"), None).await;
+    let id = start(&s, srv, "power_reset", json!({})).await;
+    let t = wait_task(&s, id).await;
+    assert!(t["status_info"]["message"].as_str().unwrap().contains("neither a BMC nor a PDU outlet"), "{t}");
+    s.stop().await;
+}
+
+async fn one_operation_at_a_time_and_abort(db: Db) {
+    let s = TestServer::start_with(db, |c| {
+        fast_tasks(c);
+        c.fake_delay_ms = 300;
+    })
+    .await;
+    let (srv, _, _) = fake_server(&s).await;
+    let id = start(&s, srv, "operation_diag", json!({"clear_hdd": "none"})).await;
+    let (st, v) = s.call(Method::POST, &format!("/dci/v3/server/{srv}/power_on"), Some(json!({}))).await;
+    let msg = assert_error(st, &v, StatusCode::CONFLICT);
+    assert!(msg.contains(&format!("task {id} (diag)")), "{msg}");
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let (st, v) = s.call(Method::DELETE, &format!("/dci/v3/server/{srv}/operation"), None).await;
+    assert_eq!((st, v), (StatusCode::OK, json!({"id": srv, "task": id})));
+    let t = wait_task(&s, id).await;
+    assert_eq!(t["status"], "canceled", "{t}");
+    assert_eq!(t["status_info"]["message"], "aborted by request");
+    assert_eq!(s.get("/dci/v3/fake").await["boots"], json!({}), "the boot is undone");
+    let (st, v) = s.call(Method::DELETE, &format!("/dci/v3/server/{srv}/operation"), None).await;
+    assert_error(st, &v, StatusCode::NOT_FOUND);
+    // A busy server cannot be deleted either.
+    let id = start(&s, srv, "power_on", json!({})).await;
+    let (st, v) = s.call(Method::DELETE, &format!("/dci/v3/server/{srv}"), None).await;
+    assert!(assert_error(st, &v, StatusCode::CONFLICT).contains("busy"));
+    wait_task(&s, id).await;
+    s.stop().await;
+}
+
+async fn roles_and_bad_bodies(db: Db) {
+    let s = TestServer::start_with(db, fast_tasks).await;
+    let (srv, _, _) = fake_server(&s).await;
+    let u = s.add_user("tenant@example.com", "tenant-password", "@user").await;
+    s.post(&format!("/dci/v3/server/{srv}/owner"), json!({"owner": u})).await;
+    let t = s.login("tenant@example.com", "tenant-password").await;
+    for (op, body) in [
+        ("power_on", json!({})),
+        ("operation_clear_hdd", json!({"clear_hdd": "simple"})),
+        ("operation_os", json!({"hdd_raid": "raid_0", "os_template_id": 1, "password": "pass"})),
+    ] {
+        let (st, v) = s.call_as(&t, Method::POST, &format!("/dci/v3/server/{srv}/{op}"), Some(body)).await;
+        assert_eq!(st, StatusCode::OK, "{op}: {v}");
+        assert_eq!(wait_task(&s, v["task"].as_i64().unwrap()).await["status"], "complete");
+    }
+    let (st, v) = s.call_as(&t, Method::GET, "/dci/v3/task", None).await;
+    assert_eq!((st, v["size"].clone()), (StatusCode::OK, json!(3)));
+    for op in ["suspend", "resume", "operation_diag"] {
+        let (st, v) = s.call_as(&t, Method::POST, &format!("/dci/v3/server/{srv}/{op}"), Some(json!({}))).await;
+        assert_error(st, &v, StatusCode::FORBIDDEN);
+    }
+    // Another user's server does not exist for this one.
+    s.call(Method::DELETE, &format!("/dci/v3/server/{srv}/owner"), None).await;
+    let (st, v) = s.call_as(&t, Method::POST, &format!("/dci/v3/server/{srv}/power_on"), Some(json!({}))).await;
+    assert_error(st, &v, StatusCode::NOT_FOUND);
+    let (st, v) = s.call_as(&t, Method::GET, "/dci/v3/task/1", None).await;
+    assert_error(st, &v, StatusCode::NOT_FOUND);
+
+    let before = s.get("/dci/v3/task").await["size"].clone();
+    for (op, body, status, field) in [
+        ("operation_os", json!({"hdd_raid": "raid_6", "os_template_id": 1, "password": "p"}), 422, "hdd_raid"),
+        (
+            "operation_os",
+            json!({"hdd_raid": "raid_1", "os_template_id": 1, "password": "p", "ssh_pub_keys": ["ssh-rsa AAAAnotbase64!"]}),
+            422,
+            "ssh_pub_keys[0]",
+        ),
+        ("operation_os", json!({"hdd_raid": "raid_1", "os_template_id": 99, "password": "p"}), 422, "os_template_id"),
+        ("operation_os", json!({"hdd_raid": "raid_1", "os_template_id": 2, "password": "p"}), 422, "os_template_id"),
+        ("operation_os", json!({"hdd_raid": "raid_5", "os_template_id": 1, "password": "p"}), 409, "identical disks"),
+        ("operation_os", json!({"hdd_raid": "raid_1", "os_template_id": 1, "password": ""}), 422, "password"),
+        ("operation_os", json!({"hdd_raid": "raid_1", "os_template_id": "x", "password": "p"}), 400, "os_template_id"),
+        ("operation_clear_hdd", json!({"clear_hdd": "shred"}), 422, "clear_hdd"),
+        ("operation_diag", json!({"clear_hdd": "none", "os_template_id": 1}), 422, "os_template_id"),
+        ("operation_diag", json!({"setup_ipmi": true, "ipmi_pool": 3}), 501, "setup_ipmi"),
+    ] {
+        let (st, v) = s.call(Method::POST, &format!("/dci/v3/server/{srv}/{op}"), Some(body.clone())).await;
+        let msg = assert_error(st, &v, StatusCode::from_u16(status).unwrap());
+        assert!(msg.contains(field), "{body}: {msg}");
+    }
+    assert_eq!(s.get("/dci/v3/task").await["size"], before, "no task was created");
+    s.stop().await;
+}
+
+async fn agent_reports_need_the_task_secret(db: Db) {
+    let s = TestServer::start_with(db, |c| {
+        fast_tasks(c);
+        c.fake_delay_ms = 200;
+    })
+    .await;
+    let (srv, _, _) = fake_server(&s).await;
+    let id = start(&s, srv, "operation_clear_hdd", json!({"clear_hdd": "simple"})).await;
+    for auth in [None, Some("Bearer wrong-secret"), Some(&format!("Bearer {}", s.admin_token)[..])] {
+        let mut rb =
+            s.client.post(s.url(&format!("/agent/v1/task/{id}/report"))).json(&json!({"kind": "wiped", "data": {}}));
+        if let Some(a) = auth {
+            rb = rb.header("Authorization", a);
+        }
+        let (st, v) = common::json_of(rb.send().await.unwrap()).await;
+        assert!(st == StatusCode::UNAUTHORIZED || st == StatusCode::NOT_FOUND, "{auth:?}: {st} {v}");
+    }
+    assert_eq!(wait_task(&s, id).await["status"], "complete", "the real agent's report went through");
+    s.stop().await;
+}
+
+async fn agent_silence_times_out(db: Db) {
+    let s = TestServer::start_with(db, |c| {
+        fast_tasks(c);
+        c.agent_timeout_secs = 1;
+    })
+    .await;
+    let (srv, _, _) = fake_server(&s).await;
+    // The machine never network-boots, so no agent ever reports.
+    s.post("/dci/v3/fake/fault", json!({"device": "agent:52:54:00:0f:00:01", "op": "agent_boot"})).await;
+    let id = start(&s, srv, "operation_clear_hdd", json!({"clear_hdd": "simple"})).await;
+    let t = wait_task(&s, id).await;
+    assert_eq!(t["status"], "fail", "{t}");
+    assert_eq!(t["status_info"]["step"], "clear disks");
+    assert!(
+        t["status_info"]["message"].as_str().unwrap().contains("no report from the in-band agent within 1 s"),
+        "{t}"
+    );
+    s.stop().await;
+}
+
+on_both_backends!(
+    operations_complete,
+    steps_run_twice_give_the_same_result,
+    a_failure_at_every_step_is_reported,
+    transient_failures_are_retried,
+    pdu_power_and_fallback,
+    one_operation_at_a_time_and_abort,
+    roles_and_bad_bodies,
+    agent_reports_need_the_task_secret,
+    agent_silence_times_out,
+);
