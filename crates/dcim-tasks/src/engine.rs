@@ -280,6 +280,24 @@ impl Engine {
             }
             Err(e) => return Err(e),
         };
+        // The boot service of the process that prepared a network boot may be gone
+        // with it: a task resumed elsewhere prepares the boot again (it is idempotent).
+        if let Some(prep) = steps.iter().position(|k| *k == StepKind::PrepareBoot) {
+            let elsewhere = memo.get("boot_owner").and_then(Value::as_str).is_some_and(|o| o != self.owner);
+            if elsewhere && step > prep && step < steps.len() {
+                for p in progress.iter_mut().skip(prep) {
+                    *p = StepInfo {
+                        name: p.name.clone(),
+                        status: "pending".into(),
+                        started: None,
+                        finished: None,
+                        message: "again: the process that prepared the network boot stopped".into(),
+                    };
+                }
+                step = prep;
+                attempt = 0;
+            }
+        }
         let mut cancel = task.cancel != 0;
         loop {
             if lost.load(Ordering::SeqCst) {
@@ -473,7 +491,8 @@ impl Engine {
                     answer,
                 };
                 self.call(boot.prepare(&req)).await?;
-                memo.insert("boot_prepared".into(), true.into());
+                memo.insert("boot_owner".into(), self.owner.clone().into());
+
                 Ok(Outcome::Done)
             }
             StepKind::NetBoot => {

@@ -3,9 +3,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
+use common::Served;
 use common::tempdir::Dir;
 use serde_json::{Value, json};
 
@@ -68,40 +68,14 @@ async fn migrate_on_postgres() {
     assert!(ok, "{out}");
 }
 
-struct Served {
-    child: Child,
-    url: String,
-    lines: Vec<String>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        // A test that failed midway must not leave the server running.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve_demo(dir: &str, envs: &[(&str, &str)]) -> Served {
     let mut cmd = dcim(&["serve", "--demo", "--data-dir", dir, "--listen", "127.0.0.1:0"]);
-    cmd.envs(envs.iter().copied()).stdout(Stdio::piped()).stderr(Stdio::null());
-    let mut served = Served { child: cmd.spawn().unwrap(), url: String::new(), lines: vec![] };
-    let mut reader = BufReader::new(served.child.stdout.take().unwrap());
-    loop {
-        let mut l = String::new();
-        assert!(reader.read_line(&mut l).unwrap() > 0, "dcim exited early: {:?}", served.lines);
-        if let Some(url) = l.trim().strip_prefix("dcim listening on ") {
-            served.url = url.to_owned();
-            return served;
-        }
-        served.lines.push(l.trim().to_owned());
-    }
+    cmd.envs(envs.iter().copied());
+    Served::start(cmd)
 }
 
-fn stop(mut s: Served) {
-    Command::new("kill").args(["-TERM", &s.child.id().to_string()]).status().unwrap();
-    let status = s.child.wait().unwrap();
-    assert!(status.success(), "graceful exit on SIGTERM: {status}");
+fn stop(s: Served) {
+    s.stop();
 }
 
 async fn login(client: &reqwest::Client, url: &str, email: &str, password: &str) -> String {

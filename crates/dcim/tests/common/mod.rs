@@ -362,3 +362,51 @@ pub async fn fake_server(s: &TestServer) -> (i64, i64, i64) {
     s.post("/dci/v3/os_template", json!({"name": "Diag6", "type": "diag"})).await;
     (srv, sw, pdu)
 }
+
+/// A `dcim` process started by a test; killed when dropped.
+pub struct Served {
+    pub child: std::process::Child,
+    pub url: String,
+    /// What it printed before "listening".
+    pub lines: Vec<String>,
+}
+
+impl Served {
+    /// Spawns the command and waits for its "dcim listening on URL" line.
+    pub fn start(mut cmd: std::process::Command) -> Served {
+        use std::io::BufRead;
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+        let mut served = Served { child: cmd.spawn().unwrap(), url: String::new(), lines: vec![] };
+        let mut reader = std::io::BufReader::new(served.child.stdout.take().unwrap());
+        loop {
+            let mut l = String::new();
+            assert!(reader.read_line(&mut l).unwrap() > 0, "dcim exited early: {:?}", served.lines);
+            if let Some(url) = l.trim().strip_prefix("dcim listening on ") {
+                served.url = url.to_owned();
+                return served;
+            }
+            served.lines.push(l.trim().to_owned());
+        }
+    }
+
+    /// SIGTERM, and a graceful exit expected.
+    pub fn stop(mut self) {
+        std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "graceful exit on SIGTERM: {status}");
+    }
+
+    /// SIGKILL: a crash, nothing handed back.
+    pub fn crash(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        // A test that failed midway must not leave the server running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
