@@ -34,6 +34,12 @@ struct Args {
     /// Reuse (or keep) the seeded data in this directory instead of a fresh one.
     #[arg(long)]
     data_dir: Option<std::path::PathBuf>,
+    /// `api` (reads) or `tasks` (operations end to end on the fake drivers).
+    #[arg(long, default_value = "api")]
+    mode: String,
+    /// tasks mode: the fake devices' delay per call, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    fake_delay_ms: u64,
 }
 
 const ADMIN: &str = "bench@example.com";
@@ -67,6 +73,9 @@ async fn main() -> anyhow::Result<()> {
         .args(["serve", "--no-tls", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&dir)
         .env("DCIM_LOG", "warn")
+        .env("DCIM_FAKE_DELAY_MS", args.fake_delay_ms.to_string())
+        .env("DCIM_TASK_WORKERS", (args.servers + 16).to_string())
+        .env("DCIM_TASK_POLL_MS", "20")
         .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {}", args.dcim))?;
@@ -93,6 +102,15 @@ async fn main() -> anyhow::Result<()> {
         .json()
         .await?;
     let token = login["token"].as_str().context("login")?.to_owned();
+    if args.mode == "tasks" {
+        tasks(&client, &base, &token, args.servers, args.connections, args.fake_delay_ms).await?;
+        println!("dcim RSS now {} MiB, peak {} MiB", rss_mib(pid, "VmRSS"), rss_mib(pid, "VmHWM"));
+        drop(server);
+        if !keep {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        return Ok(());
+    }
 
     // By-id throughput from this process.
     let done = Arc::new(AtomicU64::new(0));
@@ -164,6 +182,64 @@ async fn main() -> anyhow::Result<()> {
     if !keep {
         std::fs::remove_dir_all(&dir)?;
     }
+    Ok(())
+}
+
+/// Starts `power_reset` on every server at once (from `connections` concurrent
+/// clients) and times until the last task is complete.
+async fn tasks(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    n: usize,
+    connections: usize,
+    delay_ms: u64,
+) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let next = Arc::new(AtomicU64::new(1));
+    let mut senders = vec![];
+    for _ in 0..connections.min(n) {
+        let (client, base, token, next) = (client.clone(), base.to_owned(), token.to_owned(), next.clone());
+        senders.push(tokio::spawn(async move {
+            loop {
+                let id = next.fetch_add(1, Ordering::Relaxed);
+                if id > n as u64 {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let r = client
+                    .post(format!("{base}/api/dci/v3/server/{id}/power_reset"))
+                    .bearer_auth(&token)
+                    .body("{}")
+                    .send()
+                    .await?;
+                anyhow::ensure!(r.status().is_success(), "server {id}: {}", r.status());
+            }
+        }));
+    }
+    for s in senders {
+        s.await??;
+    }
+    let accepted = t0.elapsed();
+    let open = format!("{base}/api/dci/v3/task?where=status%20EQ%20pending%20OR%20status%20EQ%20running&limit=0,1");
+    let failed = format!("{base}/api/dci/v3/task?where=status%20NE%20complete&limit=0,1");
+    loop {
+        let v: serde_json::Value = client.get(&open).bearer_auth(token).send().await?.json().await?;
+        if v["size"].as_i64() == Some(0) {
+            break;
+        }
+        anyhow::ensure!(t0.elapsed() < Duration::from_secs(900), "tasks still open after 15 minutes: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let total = t0.elapsed();
+    let bad: serde_json::Value = client.get(&failed).bearer_auth(token).send().await?.json().await?;
+    println!(
+        "{n} power_reset tasks, fake delay {delay_ms} ms per device call (2 calls per task): all accepted in {:.2} s, \
+         all complete in {:.2} s = {:.0} tasks/s end to end; not complete: {}",
+        accepted.as_secs_f64(),
+        total.as_secs_f64(),
+        n as f64 / total.as_secs_f64(),
+        bad["size"]
+    );
     Ok(())
 }
 
@@ -261,8 +337,9 @@ async fn seed(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
                 mac: Some(mac.clone()),
                 domain: format!("srv-{i:05}.example.com"),
                 bmc: Some(BmcAccess {
-                    address: format!("10.0.{}.{}", i / 250, i % 250),
-                    kind: "IPMI v2(lanplus)".into(),
+                    address: format!("bmc-{i}.bench.invalid"),
+                    kind: "fake".into(),
+
                     user: "admin".into(),
                     password: "secret".into(),
                     web_url: None,

@@ -78,6 +78,17 @@ impl SqlBuf {
     pub fn push(&mut self, s: &str) {
         self.text.push_str(s);
     }
+
+    /// Appends ` AND <scope>` for each scope.
+    pub fn and_scopes(&mut self, scopes: &[Scope]) {
+        for s in scopes {
+            let (before, after) = s.sql.split_once('?').expect("a scope holds one '?'");
+            self.push(" AND ");
+            self.push(before);
+            self.bind(s.value.clone());
+            self.push(after);
+        }
+    }
 }
 
 /// A restriction the caller cannot lift, such as "only my servers": `sql` holds one `?`

@@ -363,18 +363,22 @@ impl Store {
         Ok(Page { items: page.items.into_iter().map(ServerDetail::from_row).collect::<Result<_>>()?, size: page.size })
     }
 
+    /// Whether the server exists and the caller may see it: a cheap check before
+    /// acting on it.
+    pub async fn check_server(&self, id: i64, scopes: &[Scope]) -> Result<()> {
+        let mut sql = crate::list::SqlBuf { text: "SELECT s.id FROM servers s WHERE s.id = ".into(), binds: vec![] };
+        sql.bind(Bind::Int(id));
+        sql.and_scopes(scopes);
+        let row: Option<(i64,)> = bind_query_as(&sql.text, &sql.binds).fetch_optional(self.pool()).await?;
+        row.map(|_| ()).ok_or_else(|| StoreError::not_found("server", id))
+    }
+
     /// One server, if the caller may see it: one statement, connections included.
     pub async fn get_server(&self, id: i64, scopes: &[Scope]) -> Result<ServerDetail> {
         let mut sql = crate::list::SqlBuf { text: self.server_list().select.to_owned(), binds: vec![] };
         sql.push(" WHERE s.id = ");
         sql.bind(Bind::Int(id));
-        for s in scopes {
-            let (before, after) = s.sql.split_once('?').expect("a scope holds one '?'");
-            sql.push(" AND ");
-            sql.push(before);
-            sql.bind(s.value.clone());
-            sql.push(after);
-        }
+        sql.and_scopes(scopes);
         let row: Option<ServerRow> = bind_query_as(&sql.text, &sql.binds).fetch_optional(self.pool()).await?;
         ServerDetail::from_row(row.ok_or_else(|| StoreError::not_found("server", id))?)
     }

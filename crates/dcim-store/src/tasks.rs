@@ -169,28 +169,30 @@ impl Store {
             .await?)
     }
 
-    /// Claims the oldest runnable task whose lease is free or expired. A task found
-    /// with an expired lease was running under a worker that died: `recoveries` counts it.
-    pub async fn claim_task(&self, owner: &str, lease_ms: i64) -> Result<Option<TaskRow>> {
+    /// Claims up to `limit` of the oldest runnable tasks whose lease is free or
+    /// expired. A task found with an expired lease was running under a worker that
+    /// died: `recoveries` counts it. Under concurrency a claim may return fewer.
+    pub async fn claim_tasks(&self, owner: &str, lease_ms: i64, limit: i64) -> Result<Vec<TaskRow>> {
         let t = now_ms();
         let sql = format!(
             "UPDATE tasks SET lease_owner = $1, lease_until = $2, status = 'running', \
              started = COALESCE(started, $3), \
              recoveries = recoveries + CASE WHEN lease_owner IS NOT NULL THEN 1 ELSE 0 END \
-             WHERE id = (SELECT id FROM tasks WHERE status IN ('pending', 'running') AND not_before <= $4 \
-                         AND (lease_until IS NULL OR lease_until < $4) ORDER BY not_before, id LIMIT 1) \
+             WHERE id IN (SELECT id FROM tasks WHERE status IN ('pending', 'running') AND not_before <= $4 \
+                         AND (lease_until IS NULL OR lease_until < $4) ORDER BY not_before, id LIMIT $5) \
                AND status IN ('pending', 'running') AND (lease_until IS NULL OR lease_until < $4) \
              RETURNING {}",
             TASK_COLUMNS.replace("t.", "")
         );
-        let row: Option<TaskRow> = sqlx::query_as(AssertSqlSafe(sql))
+        let rows: Vec<TaskRow> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(owner.to_owned())
             .bind(t + lease_ms)
             .bind(t / 1000)
             .bind(t)
-            .fetch_optional(self.pool())
+            .bind(limit)
+            .fetch_all(self.pool())
             .await?;
-        Ok(row)
+        Ok(rows)
     }
 
     /// Extends a lease; false when the worker lost it.
@@ -321,13 +323,7 @@ impl Store {
         let mut sql = crate::list::SqlBuf { text: TASK_LIST.select.to_owned(), binds: vec![] };
         sql.push(" WHERE t.id = ");
         sql.bind(Bind::Int(id));
-        for s in scopes {
-            let (before, after) = s.sql.split_once('?').expect("a scope holds one '?'");
-            sql.push(" AND ");
-            sql.push(before);
-            sql.bind(s.value.clone());
-            sql.push(after);
-        }
+        sql.and_scopes(scopes);
         bind_query_as(&sql.text, &sql.binds)
             .fetch_optional(self.pool())
             .await?

@@ -19,7 +19,14 @@ use tokio::sync::{Notify, Semaphore, watch};
 
 use crate::ops::{Operation, StepKind};
 
+/// Most tasks claimed in one statement.
+const CLAIM_BATCH: usize = 64;
+
+/// Longest run of quick steps left unrecorded.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
 /// Tunables of the engine.
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Tasks one process runs at once (waiting tasks do not count).
@@ -186,20 +193,30 @@ impl Engine {
             if *stop.borrow() {
                 break;
             }
-            let permit = tokio::select! {
+            let first = tokio::select! {
                 p = permits.clone().acquire_owned() => p.expect("semaphore open"),
                 _ = stop.changed() => break,
             };
-            match self.store.claim_task(&self.owner, lease_ms).await {
-                Ok(Some(task)) => {
-                    let me = self.clone();
-                    tokio::spawn(async move {
-                        me.drive(task).await;
-                        drop(permit);
-                    });
+            // Claim as many as there are free workers (up to a batch) in one statement.
+            let mut batch = vec![first];
+            while batch.len() < CLAIM_BATCH {
+                match permits.clone().try_acquire_owned() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
                 }
-                Ok(None) => {
-                    drop(permit);
+            }
+            match self.store.claim_tasks(&self.owner, lease_ms, batch.len() as i64).await {
+                Ok(tasks) if !tasks.is_empty() => {
+                    for (task, permit) in tasks.into_iter().zip(batch.drain(..)) {
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            me.drive(task).await;
+                            drop(permit);
+                        });
+                    }
+                }
+                Ok(_) => {
+                    drop(batch);
                     tokio::select! {
                         _ = self.wake.notified() => {}
                         _ = tokio::time::sleep(self.cfg.poll) => {}
@@ -207,7 +224,7 @@ impl Engine {
                     }
                 }
                 Err(e) => {
-                    drop(permit);
+                    drop(batch);
                     tracing::warn!(error = %e, "claiming a task failed");
                     tokio::time::sleep(self.cfg.poll).await;
                 }
@@ -299,6 +316,7 @@ impl Engine {
             }
         }
         let mut cancel = task.cancel != 0;
+        let mut last_write = std::time::Instant::now();
         loop {
             if lost.load(Ordering::SeqCst) {
                 return Ok(());
@@ -363,6 +381,12 @@ impl Engine {
                 continue; // finishing writes everything at once
             }
             let stopping = self.stopping.load(Ordering::SeqCst);
+            // Quick steps in a row are recorded together: a resumed task repeats
+            // at most those (steps are idempotent), and the database is spared.
+            if release_at.is_none() && !stopping && last_write.elapsed() < CHECKPOINT_EVERY {
+                continue;
+            }
+            last_write = std::time::Instant::now();
             let cp = Checkpoint {
                 step: step as i64,
                 attempt,
@@ -422,7 +446,10 @@ impl Engine {
                     self.power(server).await?
                 };
                 let got = self.call(driver.status()).await?;
-                self.store.set_power_status(s.id, got.as_str()).await?;
+                if got != want {
+                    // Shown while waiting; on success the task's end records it.
+                    self.store.set_power_status(s.id, got.as_str()).await?;
+                }
                 if s.ipmi_address.is_none() || memo.contains_key("power_via") {
                     // Powered at the PDU: its outlets' state is what changed.
                     let pdu = self.pdu_power(server).await?;

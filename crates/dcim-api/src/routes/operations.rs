@@ -26,7 +26,7 @@ use crate::wire::{Empty, List};
 
 /// Starts `op` on a server the caller may see (404 otherwise).
 async fn start(st: &AppState, caller: &Caller, server_id: i64, op: Operation) -> ApiResult<Json<TaskAnswer>> {
-    st.store.get_server(server_id, &caller.server_scope()).await?;
+    st.store.check_server(server_id, &caller.server_scope()).await?;
     let task = st.engine.submit(server_id, &op).await?;
     tracing::info!(server = server_id, task, op = op.name(), by = caller.user_id, "operation started");
     Ok(Json(TaskAnswer { id: server_id, task }))
@@ -211,7 +211,7 @@ pub async fn abort_operation(
     State(st): State<AppState>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<TaskAnswer>> {
-    st.store.get_server(id, &caller.server_scope()).await?;
+    st.store.check_server(id, &caller.server_scope()).await?;
     match st.engine.abort(id).await? {
         Some(task) => Ok(Json(TaskAnswer { id, task })),
         None => Err(ApiError::not_found("running operation of server", id)),
