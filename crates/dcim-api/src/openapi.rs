@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{auth_v4, inventory as inv, operations as ops, servers, users};
+use crate::routes::{auth_v4, inventory as inv, ip, operations as ops, servers, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +33,9 @@ use crate::routes::{auth_v4, inventory as inv, operations as ops, servers, users
         ops::operation_clear_hdd, ops::operation_os, ops::abort_operation, ops::list_tasks, ops::get_task,
         ops::agent_report, ops::fake_state, ops::fake_fault, ops::fake_clear_faults, ops::fake_delay,
         ops::fake_hardware,
+        ip::list_ipnets, ip::get_ipnet, ip::create_ipnet, ip::edit_ipnet, ip::delete_ipnet, ip::list_pools,
+        ip::get_pool, ip::create_pool, ip::edit_pool, ip::delete_pool, ip::list_ips, ip::server_ips,
+        ip::allocate_ip, ip::release_ip,
         crate::routes::health,
     ),
     modifiers(&Security),

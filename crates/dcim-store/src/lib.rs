@@ -12,6 +12,7 @@
 
 mod error;
 pub mod inventory;
+pub mod ipam;
 pub mod list;
 pub mod servers;
 pub mod sessions;

@@ -51,6 +51,10 @@ pub struct ServerRow {
     pub switch_connections: String,
     /// The PDU connections as a JSON array of arrays (see [`PDU_CONN_COLUMNS`]).
     pub pdu_connections: String,
+    /// The addresses as a JSON array of arrays (see [`IP_COLUMNS`]).
+    pub ips: String,
+    pub main_ipv4: Option<i64>,
+    pub main_ipv6: Option<i64>,
 }
 
 /// A server's link to a switch port.
@@ -84,12 +88,26 @@ pub struct PduConnectionRow {
     pub power_status: String,
 }
 
-/// A server with its connections.
+/// A server with its connections and addresses.
 #[derive(Debug, Clone)]
 pub struct ServerDetail {
     pub server: ServerRow,
     pub switch_connections: Vec<SwitchConnectionRow>,
     pub pdu_connections: Vec<PduConnectionRow>,
+    pub ips: Vec<ServerIpRow>,
+}
+
+/// One of a server's addresses.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ServerIpRow {
+    pub id: i64,
+    pub name: String,
+    pub family: i64,
+    pub domain: String,
+    pub status: String,
+    pub status_info: String,
+    pub gateway: String,
+    pub network: String,
 }
 
 type SwitchConnTuple = (i64, i64, i64, String, String, String, String, i64, i64, i64);
@@ -101,11 +119,14 @@ impl ServerDetail {
             |e: serde_json::Error| StoreError::Config(format!("server {}: unreadable connections: {e}", server.id));
         let sw: Vec<SwitchConnTuple> = serde_json::from_str(&server.switch_connections).map_err(bad)?;
         let pdu: Vec<PduConnTuple> = serde_json::from_str(&server.pdu_connections).map_err(bad)?;
+        let ips: Vec<ServerIpRow> = serde_json::from_str(&server.ips).map_err(bad)?;
+        drop(std::mem::take(&mut server.ips));
         let server_id = server.id;
         // Parsed: free the JSON text now rather than with the row.
         drop(std::mem::take(&mut server.switch_connections));
         drop(std::mem::take(&mut server.pdu_connections));
         Ok(ServerDetail {
+            ips,
             switch_connections: sw
                 .into_iter()
                 .map(|c| SwitchConnectionRow {
@@ -192,13 +213,16 @@ const SERVER_FROM: &str = "servers s JOIN locations l ON l.id = s.location_id \
 /// Columns of each element of `switch_connections`, in order.
 pub const SWITCH_CONN_COLUMNS: &str = "connection id, port id, switch id, port name, port description, \
      admin_status, oper_status, is_ipmi_connection, do_not_collect_traffic, ifIndex";
+/// Columns of each element of `ips`, in order.
+pub const IP_COLUMNS: &str = "id, address, family, domain, status, status_info, gateway, network";
+
 /// Columns of each element of `pdu_connections`, in order.
 pub const PDU_CONN_COLUMNS: &str = "connection id, port id, port name, pdu id, pdu name, power_status, outlet number";
 
 /// The server list query with a dialect's JSON aggregation of the connections: one
 /// statement answers a page of any size, connections included.
 macro_rules! server_select {
-    ($switch_agg:literal, $pdu_agg:literal) => {
+    ($switch_agg:literal, $pdu_agg:literal, $ip_agg:literal) => {
         concat!(
             "SELECT s.id, s.name, s.domain, s.mac, s.location_id, l.name AS location_name, \
              l.geolocation AS location_geolocation, l.userspace AS location_userspace, s.rack_id, \
@@ -211,7 +235,9 @@ macro_rules! server_select {
             $switch_agg,
             " AS switch_connections, ",
             $pdu_agg,
-            " AS pdu_connections FROM servers s JOIN locations l ON l.id = s.location_id \
+            " AS pdu_connections, ",
+            $ip_agg,
+            " AS ips, s.main_ipv4, s.main_ipv6 FROM servers s JOIN locations l ON l.id = s.location_id \
              LEFT JOIN racks r ON r.id = s.rack_id LEFT JOIN users o ON o.id = s.owner_id \
              LEFT JOIN os_templates t ON t.id = s.os_template_id LEFT JOIN tasks lt ON lt.id = s.last_task_id"
         )
@@ -256,7 +282,11 @@ const SERVER_LIST_SQLITE: ListSpec = ListSpec {
          c.do_not_collect_traffic, p.idx FROM switch_connections c JOIN switch_ports p ON p.id = c.port_id WHERE c.server_id = s.id ORDER BY c.id) x)",
         "(SELECT json_group_array(json_array(x.id, x.port_id, x.name, x.pdu_id, x.pdu_name, x.power_status, x.idx)) \
          FROM (SELECT c.id, c.port_id, p.name, p.pdu_id, d.name AS pdu_name, p.power_status, p.idx FROM pdu_connections c \
-         JOIN pdu_ports p ON p.id = c.port_id JOIN pdus d ON d.id = p.pdu_id WHERE c.server_id = s.id ORDER BY c.id) x)"
+         JOIN pdu_ports p ON p.id = c.port_id JOIN pdus d ON d.id = p.pdu_id WHERE c.server_id = s.id ORDER BY c.id) x)",
+        "(SELECT json_group_array(json_array(x.id, x.name, x.family, x.domain, x.status, x.status_info, x.gateway, \
+         x.network)) FROM (SELECT i.id, i.name, i.family, i.domain, i.status, i.status_info, n.gateway, \
+         n.name AS network FROM ips i JOIN ipnets n ON n.id = i.ipnet_id WHERE i.server_id = s.id \
+         ORDER BY i.family, i.addr_key) x)"
     ),
     from: SERVER_FROM,
     fields: SERVER_FIELDS,
@@ -270,7 +300,10 @@ const SERVER_LIST_POSTGRES: ListSpec = ListSpec {
          FROM switch_connections c JOIN switch_ports p ON p.id = c.port_id WHERE c.server_id = s.id)",
         "(SELECT COALESCE(json_agg(json_build_array(c.id, c.port_id, p.name, p.pdu_id, d.name, p.power_status, p.idx) \
          ORDER BY c.id), '[]')::text FROM pdu_connections c JOIN pdu_ports p ON p.id = c.port_id \
-         JOIN pdus d ON d.id = p.pdu_id WHERE c.server_id = s.id)"
+         JOIN pdus d ON d.id = p.pdu_id WHERE c.server_id = s.id)",
+        "(SELECT COALESCE(json_agg(json_build_array(i.id, i.name, i.family, i.domain, i.status, i.status_info, \
+         n.gateway, n.name) ORDER BY i.family, i.addr_key), '[]')::text FROM ips i JOIN ipnets n ON n.id = i.ipnet_id \
+         WHERE i.server_id = s.id)"
     ),
     from: SERVER_FROM,
     fields: SERVER_FIELDS,

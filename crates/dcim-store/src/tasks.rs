@@ -50,6 +50,8 @@ pub struct NewTask {
     pub secret_hash: Option<String>,
     /// The server's `state` and `state_info` to set with the task, atomically.
     pub server_state: Option<(String, String)>,
+    /// Holds the server (one at a time); IP changes run beside other operations.
+    pub exclusive: bool,
 }
 
 /// What a finished task changes on its server, in the same transaction.
@@ -63,6 +65,18 @@ pub struct ServerEffects {
     /// `Some(None)` clears the diagnostics error.
     pub diag_error: Option<Option<String>>,
     pub os_template_id: Option<i64>,
+    pub ip: Option<IpEffect>,
+}
+
+/// What an IP task's end does to its address.
+#[derive(Debug, Clone)]
+pub enum IpEffect {
+    /// The address is the server's now (`ok`), and its main one of its family if asked.
+    Assigned { ip_id: i64, family: i64, main: bool },
+    /// The address is given back.
+    Released { ip_id: i64 },
+    /// The change failed: the address gets `status` with the reason.
+    Failed { ip_id: i64, status: String, info: String },
 }
 
 /// Where a worker's step leaves the task.
@@ -106,8 +120,8 @@ impl Store {
     pub async fn create_task(&self, t: &NewTask) -> Result<i64> {
         let mut tx = self.pool().begin().await?;
         let inserted: std::result::Result<(i64,), sqlx::Error> = sqlx::query_as(
-            "INSERT INTO tasks (server_id, name, params, steps, progress_info, secret_hash, created) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO tasks (server_id, name, params, steps, progress_info, secret_hash, created, exclusive) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(t.server_id)
         .bind(t.name.clone())
@@ -116,6 +130,7 @@ impl Store {
         .bind(t.progress_info.clone())
         .bind(t.secret_hash.clone())
         .bind(now())
+        .bind(i64::from(t.exclusive))
         .fetch_one(&mut *tx)
         .await;
         let id = match inserted {
@@ -136,6 +151,10 @@ impl Store {
                 });
             }
         };
+        if !t.exclusive {
+            tx.commit().await?;
+            return Ok(id);
+        }
         let r = match &t.server_state {
             Some((state, info)) => {
                 sqlx::query("UPDATE servers SET last_task_id = $1, state = $2, state_info = $3 WHERE id = $4")
@@ -163,10 +182,12 @@ impl Store {
 
     /// The pending or running task of a server, if any: (id, name).
     pub async fn active_task(&self, server_id: i64) -> Result<Option<(i64, String)>> {
-        Ok(sqlx::query_as("SELECT id, name FROM tasks WHERE server_id = $1 AND status IN ('pending', 'running')")
-            .bind(server_id)
-            .fetch_optional(self.pool())
-            .await?)
+        Ok(sqlx::query_as(
+            "SELECT id, name FROM tasks WHERE server_id = $1 AND exclusive = 1 AND status IN ('pending', 'running')",
+        )
+        .bind(server_id)
+        .fetch_optional(self.pool())
+        .await?)
     }
 
     /// Claims up to `limit` of the oldest runnable tasks whose lease is free or
@@ -282,8 +303,8 @@ impl Store {
     /// Asks the server's active task to stop; returns its id.
     pub async fn request_cancel(&self, server_id: i64) -> Result<Option<i64>> {
         let row: Option<(i64,)> = sqlx::query_as(
-            "UPDATE tasks SET cancel = 1, not_before = 0 WHERE server_id = $1 AND status IN ('pending', 'running') \
-             RETURNING id",
+            "UPDATE tasks SET cancel = 1, not_before = 0 WHERE server_id = $1 AND exclusive = 1 \
+             AND status IN ('pending', 'running') RETURNING id",
         )
         .bind(server_id)
         .fetch_optional(self.pool())
@@ -402,5 +423,28 @@ async fn apply_effects(tx: &mut sqlx::Transaction<'_, sqlx::Any>, server_id: i64
     p.push(" WHERE id = ");
     p.bind(Bind::Int(server_id));
     crate::list::bind_query(&p.text, &p.binds).execute(&mut **tx).await?;
+    match &e.ip {
+        None => {}
+        Some(IpEffect::Assigned { ip_id, family, main }) => {
+            sqlx::query("UPDATE ips SET status = 'ok', status_info = '{}' WHERE id = $1")
+                .bind(*ip_id)
+                .execute(&mut **tx)
+                .await?;
+            if *main {
+                let col = if *family == 2 { "main_ipv4" } else { "main_ipv6" };
+                let sql = format!("UPDATE servers SET {col} = $1 WHERE id = $2");
+                sqlx::query(AssertSqlSafe(sql)).bind(*ip_id).bind(server_id).execute(&mut **tx).await?;
+            }
+        }
+        Some(IpEffect::Released { ip_id }) => crate::ipam::release_ip(tx, *ip_id).await?,
+        Some(IpEffect::Failed { ip_id, status, info }) => {
+            sqlx::query("UPDATE ips SET status = $1, status_info = $2 WHERE id = $3")
+                .bind(status.clone())
+                .bind(info.clone())
+                .bind(*ip_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
     Ok(())
 }

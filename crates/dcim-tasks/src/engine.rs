@@ -10,7 +10,7 @@ use dcim_drivers::{
 };
 use dcim_store::inventory::DeviceKind;
 use dcim_store::servers::ServerDetail;
-use dcim_store::tasks::{Checkpoint, NewTask, ServerEffects, TaskRow, now_ms};
+use dcim_store::tasks::{Checkpoint, IpEffect, NewTask, ServerEffects, TaskRow, now_ms};
 use dcim_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -166,6 +166,7 @@ impl Engine {
                 progress_info: serde_json::to_string(&steps).expect("serializable"),
                 secret_hash: None,
                 server_state: op.starting_state().map(|(s, i)| (s.to_owned(), i.to_owned())),
+                exclusive: op.exclusive(),
             })
             .await?;
         self.wake.notify_one();
@@ -536,6 +537,20 @@ impl Engine {
                 self.await_report(task, "wiped", memo).await
             }
             StepKind::AwaitInstall => self.await_report(task, "installed", memo).await,
+            StepKind::AssignIp | StepKind::ReleaseIp => {
+                let ip_id = match op {
+                    Operation::IpAssign { ip_id, .. } | Operation::IpRelease { ip_id } => *ip_id,
+                    _ => return Err(StepError::Fatal("not an IP operation".into())),
+                };
+                // The address is recorded by the task's end, in the same transaction
+                // as its status; here it must still be this server's.
+                match self.store.get_ip(ip_id).await {
+                    Ok(ip) if ip.server_id == Some(s.id) => Ok(Outcome::Done),
+                    Ok(_) => Err(StepError::Fatal(format!("address {ip_id} belongs to another server now"))),
+                    Err(StoreError::NotFound { .. }) => Err(StepError::Fatal(format!("address {ip_id} is gone"))),
+                    Err(e) => Err(e.into()),
+                }
+            }
             StepKind::DiskBoot => {
                 let power = self.power(server).await?;
                 self.call(power.set_boot_device(BootDevice::Disk, s.efi != 0, true)).await?;
@@ -695,6 +710,10 @@ impl Engine {
                 fx.os_template_id = Some(*template_id);
                 fx.power_status = Some("on".into());
             }
+            Operation::IpAssign { ip_id, family, main } => {
+                fx.ip = Some(IpEffect::Assigned { ip_id: *ip_id, family: *family, main: *main })
+            }
+            Operation::IpRelease { ip_id } => fx.ip = Some(IpEffect::Released { ip_id: *ip_id }),
         }
         let mut info = json!({"message": format!("{} complete", op.name())});
         if let Some(n) = memo.get("note") {
@@ -736,6 +755,14 @@ impl Engine {
             }
             Some(Operation::PowerOn | Operation::PowerOff | Operation::PowerReset) => {
                 fx.power_status = Some("unknown".into());
+            }
+            Some(Operation::IpAssign { ip_id, .. }) => {
+                let info = json!({"step": name, "message": msg}).to_string();
+                fx.ip = Some(IpEffect::Failed { ip_id: *ip_id, status: "allocation_fail".into(), info });
+            }
+            Some(Operation::IpRelease { ip_id }) => {
+                let info = json!({"step": name, "message": msg}).to_string();
+                fx.ip = Some(IpEffect::Failed { ip_id: *ip_id, status: "fail".into(), info });
             }
             _ => {}
         }

@@ -29,6 +29,16 @@ pub enum Operation {
         /// Disks of the RAID, by name, from the server's hardware.
         disks: Vec<String>,
     },
+    /// Give the server an address already reserved for it (row `allocating`).
+    IpAssign {
+        ip_id: i64,
+        family: i64,
+        main: bool,
+    },
+    /// Take an address back from the server (row `deleting`).
+    IpRelease {
+        ip_id: i64,
+    },
 }
 
 /// A step of an operation: its name in `progress_info` and what it does.
@@ -48,6 +58,8 @@ pub enum StepKind {
     AwaitInstall,
     DiskBoot,
     CleanupBoot,
+    AssignIp,
+    ReleaseIp,
 }
 
 impl StepKind {
@@ -67,6 +79,8 @@ impl StepKind {
             StepKind::AwaitInstall => "install OS",
             StepKind::DiskBoot => "boot from disk",
             StepKind::CleanupBoot => "clean up network boot",
+            StepKind::AssignIp => "assign address",
+            StepKind::ReleaseIp => "release address",
         }
     }
 }
@@ -83,7 +97,15 @@ impl Operation {
             Operation::Diag { .. } => "diag",
             Operation::ClearHdd { .. } => "clear_hdd",
             Operation::InstallOs { .. } => "os_install",
+            Operation::IpAssign { .. } => "ip_assign",
+            Operation::IpRelease { .. } => "ip_release",
         }
+    }
+
+    /// Whether it holds the server (one such operation at a time); IP changes
+    /// run beside the others.
+    pub fn exclusive(&self) -> bool {
+        !matches!(self, Operation::IpAssign { .. } | Operation::IpRelease { .. })
     }
 
     pub fn steps(&self) -> Vec<StepKind> {
@@ -97,6 +119,8 @@ impl Operation {
             Operation::Diag { .. } => vec![PrepareBoot, NetBoot, AwaitHardware, AwaitWipe, PowerOff, CleanupBoot],
             Operation::ClearHdd { .. } => vec![PrepareBoot, NetBoot, AwaitWipe, PowerOff, CleanupBoot],
             Operation::InstallOs { .. } => vec![PrepareBoot, NetBoot, AwaitInstall, DiskBoot, CleanupBoot],
+            Operation::IpAssign { .. } => vec![AssignIp],
+            Operation::IpRelease { .. } => vec![ReleaseIp],
         }
     }
 

@@ -8,7 +8,7 @@
 //! random password, kept in `DATA_DIR/demo-admin.txt` and printed at every start.
 //! Device addresses use the reserved `.invalid` domain: the fake drivers send nothing.
 //!
-//! IP networks and pools join the demo with the IPAM module.
+//! An IPv4 network in 192.0.2.0/24 and an IPv6 one in 2001:db8::/64 with a pool each.
 
 use anyhow::Context;
 use dcim_core::configuration::{Cpu, Disk, DiskType, HardwareInfo, Memory, Motherboard, Nic, generate};
@@ -239,6 +239,29 @@ async fn build(store: &Store) -> anyhow::Result<()> {
         store.create_os_template(name, kind, &tags.to_string(), true).await?;
     }
 
+    // Documentation ranges only: no traffic is ever sent to them.
+    for (cidr, gw, start, end, pool) in [
+        ("192.0.2.0/24", "192.0.2.1", "192.0.2.10", "192.0.2.250", "public-ipv4"),
+        ("2001:db8::/64", "2001:db8::1", "2001:db8::100", "2001:db8::ffff", "public-ipv6"),
+    ] {
+        let net: ipnet::IpNet = cidr.parse()?;
+        let net_id = store
+            .create_ipnet(&dcim_store::ipam::NewIpnet {
+                name: net.to_string(),
+                family: dcim_core::ip::family(&net.addr()),
+                prefix: i64::from(net.prefix_len()),
+                first_key: dcim_core::ip::key(&net.network()),
+                last_key: dcim_core::ip::key(&net.broadcast()),
+                gateway: gw.into(),
+                vlan: "100".into(),
+                note: "demo (documentation range)".into(),
+                userspace: 1,
+            })
+            .await?;
+        let (s, e): (std::net::IpAddr, std::net::IpAddr) = (start.parse()?, end.parse()?);
+        let range = (net_id, dcim_core::ip::key(&s), dcim_core::ip::key(&e));
+        store.create_pool(pool, "demo", true, &[range]).await?;
+    }
     let customers = [
         add_user(store, "customer1@example.com", &random_password(), Role::User).await?,
         add_user(store, "customer2@example.com", &random_password(), Role::User).await?,

@@ -3,6 +3,7 @@
 
 pub mod auth_v4;
 pub mod inventory;
+pub mod ip;
 pub mod operations;
 pub mod servers;
 pub mod users;
@@ -62,6 +63,14 @@ fn api(state: AppState) -> Router {
         .route("/dci/v3/fake/fault", post(ops::fake_fault).delete(ops::fake_clear_faults))
         .route("/dci/v3/fake/delay", post(ops::fake_delay))
         .route("/dci/v3/fake/hardware", post(ops::fake_hardware))
+        // IP addresses
+        .route("/ip/v3/ipnet", get(ip::list_ipnets).post(ip::create_ipnet))
+        .route("/ip/v3/ipnet/{id}", get(ip::get_ipnet).post(ip::edit_ipnet).delete(ip::delete_ipnet))
+        .route("/ip/v3/ippool", get(ip::list_pools).post(ip::create_pool))
+        .route("/ip/v3/ippool/{id}", get(ip::get_pool).post(ip::edit_pool).delete(ip::delete_pool))
+        .route("/dci/v3/ip", get(ip::list_ips))
+        .route("/dci/v3/server/{id}/ip", get(ip::server_ips).post(ip::allocate_ip))
+        .route("/dci/v3/server/{id}/ip/{ip_id}", post(ip::release_ip).delete(ip::release_ip))
         // inventory
         .route("/dci/v3/location", get(inv::list_locations).post(inv::create_location))
         .route("/dci/v3/location/{id}", get(inv::get_location).post(inv::edit_location).delete(inv::delete_location))

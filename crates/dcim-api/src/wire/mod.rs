@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod inventory;
+pub mod ip;
 pub mod server;
 pub mod task;
 pub mod user;

@@ -259,7 +259,20 @@ impl From<ServerDetail> for Server {
             settings: Settings { efi: s.efi != 0 },
             state: s.state,
             state_info: s.state_info,
-            ip: vec![],
+            ip: d
+                .ips
+                .into_iter()
+                .map(|i| ServerIp {
+                    domain: i.domain,
+                    family: dcim_core::ip::family_name(i.family).into(),
+                    gateway: i.gateway,
+                    id: i.id,
+                    name: i.name,
+                    network: i.network,
+                    status: i.status,
+                    status_info: serde_json::from_str(&i.status_info).unwrap_or_else(|_| json!({})),
+                })
+                .collect(),
             switch_connection: d.switch_connections.into_iter().map(Into::into).collect(),
             pdu_connection: d.pdu_connections.into_iter().next().map(Into::into),
             ipmi,
@@ -272,8 +285,8 @@ impl From<ServerDetail> for Server {
             },
             location_id: s.location_id,
             mac: s.mac,
-            main_ipv4: None,
-            main_ipv6: None,
+            main_ipv4: s.main_ipv4,
+            main_ipv6: s.main_ipv6,
             name: s.name,
             platform: None,
             rack,

@@ -18,6 +18,8 @@ CREATE TABLE tasks (
     memo          TEXT NOT NULL DEFAULT '{}',
     secret_hash   TEXT,
     cancel        INTEGER NOT NULL DEFAULT 0,
+    -- 1: holds the server (power, suspend, OS...); 0: runs beside others (IP changes).
+    exclusive     INTEGER NOT NULL DEFAULT 1,
     not_before    INTEGER NOT NULL DEFAULT 0,
     lease_owner   TEXT,
     lease_until   INTEGER,
@@ -26,7 +28,7 @@ CREATE TABLE tasks (
     finished      INTEGER
 );
 -- One exclusive operation per server, held by the database.
-CREATE UNIQUE INDEX tasks_one_active ON tasks(server_id) WHERE status IN ('pending', 'running');
+CREATE UNIQUE INDEX tasks_one_active ON tasks(server_id) WHERE exclusive = 1 AND status IN ('pending', 'running');
 CREATE INDEX tasks_runnable ON tasks(not_before) WHERE status IN ('pending', 'running');
 CREATE INDEX tasks_server ON tasks(server_id);
 

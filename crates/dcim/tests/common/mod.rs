@@ -410,3 +410,24 @@ impl Drop for Served {
         let _ = self.child.wait();
     }
 }
+
+/// An IPv4 network 192.0.2.0/24 (gateway .1) with a pool .10-.20, and an IPv6
+/// network 2001:db8::/64 (gateway ::1). Returns (v4 net, v4 pool, v6 net).
+pub async fn add_networks(s: &TestServer) -> (i64, i64, i64) {
+    let v4 = s
+        .post("/ip/v3/ipnet", json!({"name": "192.0.2.0/24", "gateway": "192.0.2.1", "vlan": "10", "note": "doc"}))
+        .await;
+    let v4 = v4["id"].as_i64().unwrap();
+    let pool = s
+        .post(
+            "/ip/v3/ippool",
+            json!({"name": "public", "note": "", "is_public": true, "ranges": [{"ipnet": v4, "start": "192.0.2.10", "end": "192.0.2.20"}]}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let v6 = s.post("/ip/v3/ipnet", json!({"name": "2001:db8::/64", "gateway": "2001:db8::1"})).await["id"]
+        .as_i64()
+        .unwrap();
+    (v4, pool, v6)
+}

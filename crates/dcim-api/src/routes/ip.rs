@@ -1,0 +1,408 @@
+//! IPmanager's networks and pools (`/ip/v3`), and the addresses of servers
+//! (`/dci/v3/ip`, `/dci/v3/server/{id}/ip`). Giving and taking back an address
+//! answers `{"id","task"}`: the row is `allocating` (or `deleting`) until its task ends.
+
+use std::net::IpAddr;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use dcim_core::ip::{self as ipm, family_name, from_key, is_reserved, key, parse_addr, parse_network, to_u128};
+use dcim_store::ipam::{IpRow, IpnetRow, NewIp, NewIpnet as StoreNewIpnet, PoolRow, RangeRow, Source};
+use dcim_tasks::Operation;
+use ipnet::IpNet;
+use serde_json::json;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, ListParams, Path};
+use crate::wire::ip::{Ip, IpRequest, Ipnet, IpnetEdit, Ippool, IppoolEdit, NewIpnet, NewIppool};
+use crate::wire::task::TaskAnswer;
+use crate::wire::{Id, List};
+
+fn net_of(r: &IpnetRow) -> Option<IpNet> {
+    r.name.parse().ok()
+}
+
+fn gateway_of(gw: &str) -> Option<IpAddr> {
+    gw.parse().ok()
+}
+
+fn ipnet_wire(r: IpnetRow) -> Ipnet {
+    let (size, total) = match net_of(&r) {
+        Some(n) => {
+            let gw = gateway_of(&r.gateway);
+            (ipm::size(&n), ipm::usable_in(&n, gw.as_ref(), to_u128(&n.network()), to_u128(&n.broadcast())))
+        }
+        None => (0, 0),
+    };
+    Ipnet {
+        id: r.id,
+        name: r.name,
+        family: r.family,
+        mask: r.prefix,
+        gateway: r.gateway,
+        userspace: r.userspace,
+        vlan: r.vlan,
+        note: r.note,
+        size: size.to_string(),
+        using_ip: r.using_ip.to_string(),
+        total_ip: total.to_string(),
+    }
+}
+
+/// Usable addresses of a range, given its network.
+fn range_total(r: &RangeRow) -> u128 {
+    let (Ok(net), Ok(s), Ok(e)) =
+        (r.net_name.parse::<IpNet>(), u128::from_str_radix(&r.start_key, 16), u128::from_str_radix(&r.end_key, 16))
+    else {
+        return 0;
+    };
+    ipm::usable_in(&net, gateway_of(&r.gateway).as_ref(), s, e)
+}
+
+fn pool_wire(p: PoolRow, ranges: &[RangeRow]) -> Ippool {
+    let total =
+        |fam: i64| -> u128 { ranges.iter().filter(|r| r.pool_id == p.id && r.family == fam).map(range_total).sum() };
+    let (t4, t6) = (total(2), total(10));
+    Ippool {
+        id: p.id,
+        name: p.name,
+        userspace: p.userspace,
+        note: p.note,
+        is_public: (p.is_public != 0).to_string(),
+        using_ip: (p.using_ipv4 + p.using_ipv6).to_string(),
+        using_ipv4: p.using_ipv4.to_string(),
+        using_ipv6: p.using_ipv6.to_string(),
+        total_ip: (t4 + t6).to_string(),
+        total_ipv4: t4.to_string(),
+        total_ipv6: t6.to_string(),
+    }
+}
+
+pub fn ip_wire(r: IpRow) -> Ip {
+    Ip {
+        domain: r.domain,
+        family: family_name(r.family).into(),
+        gateway: r.gateway,
+        id: r.id,
+        name: r.name,
+        network: r.network,
+        server: r.server_name,
+        status: r.status,
+        status_info: serde_json::from_str(&r.status_info).unwrap_or_else(|_| json!({})),
+    }
+}
+
+/// List networks.
+#[utoipa::path(get, path = "/ip/v3/ipnet", tag = "ipam", responses((status = 200, body = List<Ipnet>)))]
+pub async fn list_ipnets(
+    caller: Caller,
+    State(st): State<AppState>,
+    ListParams(q): ListParams,
+) -> ApiResult<Json<List<Ipnet>>> {
+    caller.require_admin()?;
+    Ok(Json(List::from_page(st.store.list_ipnets(&q).await?, ipnet_wire)))
+}
+
+#[utoipa::path(get, path = "/ip/v3/ipnet/{id}", tag = "ipam", responses((status = 200, body = Ipnet)))]
+pub async fn get_ipnet(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Ipnet>> {
+    caller.require_admin()?;
+    Ok(Json(ipnet_wire(st.store.get_ipnet(id).await?)))
+}
+
+fn check_gateway(net: &IpNet, gateway: &str) -> ApiResult<String> {
+    if gateway.trim().is_empty() {
+        return Ok(String::new());
+    }
+    let gw = parse_addr("gateway", gateway)?;
+    if !net.contains(&gw)
+        || gw == net.network()
+        || (net.addr().is_ipv4() && gw == net.broadcast() && net.prefix_len() < 31)
+    {
+        return Err(ApiError::invalid("gateway", format!("{gw} is not a host address of {net}")));
+    }
+    Ok(gw.to_string())
+}
+
+/// Add a network.
+#[utoipa::path(post, path = "/ip/v3/ipnet", tag = "ipam", request_body = NewIpnet, responses((status = 201, body = Id), (status = 409)))]
+pub async fn create_ipnet(
+    caller: Caller,
+    State(st): State<AppState>,
+    Body(b): Body<NewIpnet>,
+) -> ApiResult<(StatusCode, Json<Id>)> {
+    caller.require_admin()?;
+    let net = parse_network("name", &b.name)?;
+    let gateway = check_gateway(&net, &b.gateway)?;
+    let id = st
+        .store
+        .create_ipnet(&StoreNewIpnet {
+            name: net.to_string(),
+            family: ipm::family(&net.addr()),
+            prefix: i64::from(net.prefix_len()),
+            first_key: key(&net.network()),
+            last_key: key(&net.broadcast()),
+            gateway,
+            vlan: b.vlan,
+            note: b.note,
+            userspace: 1,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(Id { id })))
+}
+
+#[utoipa::path(post, path = "/ip/v3/ipnet/{id}", tag = "ipam", request_body = IpnetEdit, responses((status = 200, body = Id)))]
+pub async fn edit_ipnet(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    Body(b): Body<IpnetEdit>,
+) -> ApiResult<Json<Id>> {
+    caller.require_admin()?;
+    let current = st.store.get_ipnet(id).await?;
+    let gateway = match &b.gateway {
+        Some(g) => Some(check_gateway(&net_of(&current).ok_or_else(ApiError::internal)?, g)?),
+        None => None,
+    };
+    st.store.update_ipnet(id, gateway.as_deref(), b.vlan.as_deref(), b.note.as_deref()).await?;
+    Ok(Json(Id { id }))
+}
+
+#[utoipa::path(delete, path = "/ip/v3/ipnet/{id}", tag = "ipam", responses((status = 200, body = Id), (status = 409)))]
+pub async fn delete_ipnet(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Id>> {
+    caller.require_admin()?;
+    st.store.delete_ipnet(id).await?;
+    Ok(Json(Id { id }))
+}
+
+/// List pools.
+#[utoipa::path(get, path = "/ip/v3/ippool", tag = "ipam", responses((status = 200, body = List<Ippool>)))]
+pub async fn list_pools(
+    caller: Caller,
+    State(st): State<AppState>,
+    ListParams(q): ListParams,
+) -> ApiResult<Json<List<Ippool>>> {
+    caller.require_admin()?;
+    let ranges = st.store.pool_ranges(None).await?;
+    Ok(Json(List::from_page(st.store.list_pools(&q).await?, |p| pool_wire(p, &ranges))))
+}
+
+#[utoipa::path(get, path = "/ip/v3/ippool/{id}", tag = "ipam", responses((status = 200, body = Ippool)))]
+pub async fn get_pool(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Ippool>> {
+    caller.require_admin()?;
+    let ranges = st.store.pool_ranges(Some(id)).await?;
+    Ok(Json(pool_wire(st.store.get_pool(id).await?, &ranges)))
+}
+
+/// Add a pool: ranges inside networks.
+#[utoipa::path(post, path = "/ip/v3/ippool", tag = "ipam", request_body = NewIppool, responses((status = 201, body = Id)))]
+pub async fn create_pool(
+    caller: Caller,
+    State(st): State<AppState>,
+    Body(b): Body<NewIppool>,
+) -> ApiResult<(StatusCode, Json<Id>)> {
+    caller.require_admin()?;
+    let name = b.name.trim();
+    if name.is_empty() || name.len() > 128 {
+        return Err(ApiError::invalid("name", "must be 1 to 128 characters"));
+    }
+    if b.ranges.is_empty() {
+        return Err(ApiError::invalid("ranges", "a pool needs at least one range"));
+    }
+    let mut ranges = vec![];
+    for (i, r) in b.ranges.iter().enumerate() {
+        let field = |f: &str| format!("ranges[{i}].{f}");
+        let net_row = match st.store.get_ipnet(r.ipnet).await {
+            Ok(n) => n,
+            Err(dcim_store::StoreError::NotFound { .. }) => {
+                return Err(ApiError::invalid(&field("ipnet"), format!("there is no network {}", r.ipnet)));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let net = net_of(&net_row).ok_or_else(ApiError::internal)?;
+        let start = parse_addr(&field("start"), &r.start)?;
+        let end = parse_addr(&field("end"), &r.end)?;
+        for (f, a) in [("start", start), ("end", end)] {
+            if !net.contains(&a) {
+                return Err(ApiError::invalid(&field(f), format!("{a} is outside {net}")));
+            }
+        }
+        if to_u128(&start) > to_u128(&end) {
+            return Err(ApiError::invalid(&field("end"), "the range ends before it starts"));
+        }
+        ranges.push((r.ipnet, key(&start), key(&end)));
+    }
+    let id = st.store.create_pool(name, &b.note, b.is_public, &ranges).await?;
+    Ok((StatusCode::CREATED, Json(Id { id })))
+}
+
+#[utoipa::path(post, path = "/ip/v3/ippool/{id}", tag = "ipam", request_body = IppoolEdit, responses((status = 200, body = Id)))]
+pub async fn edit_pool(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    Body(b): Body<IppoolEdit>,
+) -> ApiResult<Json<Id>> {
+    caller.require_admin()?;
+    st.store.update_pool(id, b.name.as_deref().map(str::trim), b.note.as_deref(), b.is_public).await?;
+    Ok(Json(Id { id }))
+}
+
+#[utoipa::path(delete, path = "/ip/v3/ippool/{id}", tag = "ipam", responses((status = 200, body = Id), (status = 409)))]
+pub async fn delete_pool(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Id>> {
+    caller.require_admin()?;
+    st.store.delete_pool(id).await?;
+    Ok(Json(Id { id }))
+}
+
+/// Every address (a `@user` sees those of its servers).
+#[utoipa::path(get, path = "/dci/v3/ip", tag = "ipam", responses((status = 200, body = List<Ip>)))]
+pub async fn list_ips(
+    caller: Caller,
+    State(st): State<AppState>,
+    ListParams(q): ListParams,
+) -> ApiResult<Json<List<Ip>>> {
+    Ok(Json(List::from_page(st.store.list_ips(&q, &caller.server_scope()).await?, ip_wire)))
+}
+
+/// A server's addresses.
+#[utoipa::path(get, path = "/dci/v3/server/{id}/ip", tag = "ipam", responses((status = 200, body = List<Ip>)))]
+pub async fn server_ips(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    ListParams(q): ListParams,
+) -> ApiResult<Json<List<Ip>>> {
+    st.store.check_server(id, &caller.server_scope()).await?;
+    let mut scopes = caller.server_scope();
+    scopes.push(dcim_store::list::Scope { sql: "i.server_id = ?", value: dcim_store::list::Bind::Int(id) });
+    Ok(Json(List::from_page(st.store.list_ips(&q, &scopes).await?, ip_wire)))
+}
+
+/// Give a server an address: a given one (`ip_name`), or the next free one of
+/// `ip_pool` or `ip_net`.
+#[utoipa::path(post, path = "/dci/v3/server/{id}/ip", tag = "ipam", request_body = IpRequest,
+    responses((status = 200, body = TaskAnswer), (status = 409), (status = 422)))]
+pub async fn allocate_ip(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    Body(b): Body<IpRequest>,
+) -> ApiResult<Json<TaskAnswer>> {
+    caller.require_admin()?;
+    st.store.check_server(id, &[]).await?;
+    let family = match b.family.as_deref().map(str::trim) {
+        None | Some("") | Some("ipv4") => 2,
+        Some("ipv6") => 10,
+        Some(other) => return Err(ApiError::invalid("family", format!("'{other}' is not ipv4 or ipv6"))),
+    };
+    let domain = dcim_core::validate::domain_name("domain", &b.domain)?;
+    let pool = b.ip_pool.filter(|p| *p != 0);
+    let net = b.ip_net.filter(|n| *n != 0);
+    let name = b.ip_name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    let new = NewIp { server_id: id, family, domain };
+    let ip_id = if let Some(name) = name {
+        let addr = parse_addr("ip_name", name)?;
+        if ipm::family(&addr) != family {
+            return Err(ApiError::invalid("ip_name", format!("{addr} is not {}", family_name(family))));
+        }
+        let k = key(&addr);
+        // Where it belongs: the pool's range, the given network, or the network holding it.
+        let (net_id, range_id) = if let Some(p) = pool {
+            st.store.get_pool(p).await?;
+            let ranges = st.store.pool_ranges(Some(p)).await?;
+            let r = ranges
+                .iter()
+                .find(|r| r.family == family && r.start_key <= k && k <= r.end_key)
+                .ok_or_else(|| ApiError::invalid("ip_name", format!("{addr} is outside pool {p}")))?;
+            (r.ipnet_id, Some(r.id))
+        } else if let Some(n) = net {
+            let row = st.store.get_ipnet(n).await?;
+            if !(row.family == family && row.first_key <= k && k <= row.last_key) {
+                return Err(ApiError::invalid("ip_name", format!("{addr} is outside network {}", row.name)));
+            }
+            (n, None)
+        } else {
+            let q = dcim_core::query::ListQuery::default();
+            let nets = st.store.list_ipnets(&q).await?.items;
+            let row = nets
+                .into_iter()
+                .find(|r| r.family == family && r.first_key <= k && k <= r.last_key)
+                .ok_or_else(|| ApiError::invalid("ip_name", format!("{addr} is in no known network")))?;
+            (row.id, None)
+        };
+        let row = st.store.get_ipnet(net_id).await?;
+        let netw = net_of(&row).ok_or_else(ApiError::internal)?;
+        if is_reserved(&netw, gateway_of(&row.gateway).as_ref(), &addr) {
+            return Err(ApiError::invalid("ip_name", format!("{addr} is the network, broadcast or gateway address")));
+        }
+        st.store.allocate_given(&new, net_id, pool, range_id, &k).await?
+    } else {
+        let source = match (pool, net) {
+            (Some(p), _) => {
+                st.store.get_pool(p).await?;
+                Source::Pool(p)
+            }
+            (None, Some(n)) => {
+                let row = st.store.get_ipnet(n).await?;
+                if row.family != family {
+                    return Err(ApiError::invalid(
+                        "family",
+                        format!("network {} is not {}", row.name, family_name(family)),
+                    ));
+                }
+                Source::Network(n)
+            }
+            (None, None) => return Err(ApiError::invalid("ip_name", "give ip_name, ip_pool or ip_net")),
+        };
+        let nets: std::collections::HashMap<String, (IpNet, Option<IpAddr>)> = st
+            .store
+            .list_ipnets(&dcim_core::query::ListQuery::default())
+            .await?
+            .items
+            .into_iter()
+            .filter_map(|r| Some((r.first_key.clone(), (net_of(&r)?, gateway_of(&r.gateway)))))
+            .collect();
+        let reserved = |k: &str| {
+            let Some(addr) = from_key(family, k) else { return true };
+            nets.values().any(|(n, gw)| n.contains(&addr) && is_reserved(n, gw.as_ref(), &addr))
+        };
+        st.store.allocate_next(&new, source, reserved).await?
+    };
+    let op = Operation::IpAssign { ip_id, family, main: b.set_as_main_ipv4 };
+    match st.engine.submit(id, &op).await {
+        Ok(task) => Ok(Json(TaskAnswer { id, task })),
+        Err(e) => {
+            // No task, no address: nothing is left half-written.
+            st.store.forget_ip(ip_id).await?;
+            Err(e.into())
+        }
+    }
+}
+
+/// Take an address back from a server (the seed's POST, or DELETE).
+#[utoipa::path(post, path = "/dci/v3/server/{id}/ip/{ip_id}", tag = "ipam", responses((status = 200, body = TaskAnswer), (status = 409)))]
+pub async fn release_ip(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path((id, ip_id)): Path<(i64, i64)>,
+) -> ApiResult<Json<TaskAnswer>> {
+    caller.require_admin()?;
+    let ip = st.store.get_ip(ip_id).await?;
+    if ip.server_id != Some(id) {
+        return Err(ApiError::not_found("ip of server", format!("{ip_id} of server {id}")));
+    }
+    if matches!(ip.status.as_str(), "allocating" | "deleting" | "in_progress") {
+        return Err(ApiError::conflict(format!("address {} is {}; wait for its task", ip.name, ip.status)));
+    }
+    st.store.set_ip_status(ip_id, "deleting", "{}").await?;
+    match st.engine.submit(id, &Operation::IpRelease { ip_id }).await {
+        Ok(task) => Ok(Json(TaskAnswer { id, task })),
+        Err(e) => {
+            st.store.set_ip_status(ip_id, &ip.status, &ip.status_info).await?;
+            Err(e.into())
+        }
+    }
+}

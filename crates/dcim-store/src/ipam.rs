@@ -1,0 +1,559 @@
+//! IP address management: networks, pools of ranges, and addresses given to servers.
+//!
+//! No address is handed out twice because `ips` has a unique key on
+//! (network, address): every allocation is an `INSERT` that the database refuses
+//! for a taken address. Finding a free one never scans the used addresses: each
+//! pool range (and each network, for network-wide allocation) has a cursor that
+//! one atomic `UPDATE ... RETURNING` moves on, so concurrent allocators get
+//! different candidates; released addresses go to `ip_free` and are offered first.
+
+use dcim_core::query::ListQuery;
+use sqlx::{AssertSqlSafe, FromRow};
+
+use crate::list::{Bind, Field, FieldType, ListSpec, Page, Scope};
+use crate::{Result, Store, StoreError, now};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct IpnetRow {
+    pub id: i64,
+    pub name: String,
+    pub family: i64,
+    pub prefix: i64,
+    pub first_key: String,
+    pub last_key: String,
+    pub gateway: String,
+    pub vlan: String,
+    pub note: String,
+    pub userspace: i64,
+    pub using_ip: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewIpnet {
+    pub name: String,
+    pub family: i64,
+    pub prefix: i64,
+    pub first_key: String,
+    pub last_key: String,
+    pub gateway: String,
+    pub vlan: String,
+    pub note: String,
+    pub userspace: i64,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct PoolRow {
+    pub id: i64,
+    pub name: String,
+    pub note: String,
+    pub is_public: i64,
+    pub userspace: i64,
+    pub using_ipv4: i64,
+    pub using_ipv6: i64,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct RangeRow {
+    pub id: i64,
+    pub pool_id: i64,
+    pub ipnet_id: i64,
+    pub start_key: String,
+    pub end_key: String,
+    pub family: i64,
+    pub net_name: String,
+    pub gateway: String,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct IpRow {
+    pub id: i64,
+    pub ipnet_id: i64,
+    pub pool_id: Option<i64>,
+    pub server_id: Option<i64>,
+    pub server_name: Option<String>,
+    pub name: String,
+    pub addr_key: String,
+    pub family: i64,
+    pub domain: String,
+    pub status: String,
+    pub status_info: String,
+    pub network: String,
+    pub gateway: String,
+}
+
+/// Where a next-free address comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Source {
+    Pool(i64),
+    Network(i64),
+}
+
+/// A new address row for a server (status `allocating`).
+#[derive(Debug, Clone)]
+pub struct NewIp {
+    pub server_id: i64,
+    pub family: i64,
+    pub domain: String,
+}
+
+pub const IPNET_LIST: ListSpec = ListSpec {
+    select: "SELECT n.id, n.name, n.family, n.prefix, n.first_key, n.last_key, n.gateway, n.vlan, n.note, \
+             n.userspace, (SELECT COUNT(*) FROM ips i WHERE i.ipnet_id = n.id) AS using_ip FROM ipnets n",
+    from: "ipnets n",
+    fields: &[
+        Field::new("id", "n.id", FieldType::Int),
+        Field::new("name", "n.name", FieldType::Text),
+        Field::new("family", "n.family", FieldType::Int),
+        Field::new("mask", "n.prefix", FieldType::Int),
+        Field::new("gateway", "n.gateway", FieldType::Text),
+        Field::new("vlan", "n.vlan", FieldType::Text),
+        Field::new("note", "n.note", FieldType::Text),
+        Field::new("userspace", "n.userspace", FieldType::Int),
+    ],
+    tiebreak: "n.id ASC",
+};
+
+pub const POOL_LIST: ListSpec = ListSpec {
+    select: "SELECT p.id, p.name, p.note, p.is_public, p.userspace, \
+             (SELECT COUNT(*) FROM ips i WHERE i.pool_id = p.id AND i.family = 2) AS using_ipv4, \
+             (SELECT COUNT(*) FROM ips i WHERE i.pool_id = p.id AND i.family = 10) AS using_ipv6 FROM ippools p",
+    from: "ippools p",
+    fields: &[
+        Field::new("id", "p.id", FieldType::Int),
+        Field::new("name", "p.name", FieldType::Text),
+        Field::new("note", "p.note", FieldType::Text),
+        Field::new("is_public", "p.is_public", FieldType::Bool),
+        Field::new("userspace", "p.userspace", FieldType::Int),
+    ],
+    tiebreak: "p.id ASC",
+};
+
+pub const IP_LIST: ListSpec = ListSpec {
+    select: "SELECT i.id, i.ipnet_id, i.pool_id, i.server_id, s.name AS server_name, i.name, i.addr_key, i.family, \
+             i.domain, i.status, i.status_info, n.name AS network, n.gateway FROM ips i \
+             JOIN ipnets n ON n.id = i.ipnet_id LEFT JOIN servers s ON s.id = i.server_id",
+    from: "ips i JOIN ipnets n ON n.id = i.ipnet_id LEFT JOIN servers s ON s.id = i.server_id",
+    fields: &[
+        Field::new("id", "i.id", FieldType::Int),
+        Field::new("name", "i.name", FieldType::Text),
+        Field::new("family", "i.family", FieldType::Int),
+        Field::new("domain", "i.domain", FieldType::Text),
+        Field::new("status", "i.status", FieldType::Text),
+        Field::new("server", "i.server_id", FieldType::Int),
+        Field::new("ipnet", "i.ipnet_id", FieldType::Int),
+        Field::new("pool", "i.pool_id", FieldType::Int),
+        Field::new("network", "n.name", FieldType::Text),
+    ],
+    tiebreak: "i.family ASC, i.addr_key ASC",
+};
+
+const RANGE_SELECT: &str = "SELECT r.id, r.pool_id, r.ipnet_id, r.start_key, r.end_key, n.family, n.name AS net_name, \
+     n.gateway FROM ippool_ranges r JOIN ipnets n ON n.id = r.ipnet_id";
+
+fn is_unique(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}
+
+/// Turns a key and an offset into the candidate's key, `None` past `end`.
+fn offset_key(family: i64, start: &str, end: &str, off: i64) -> Option<String> {
+    let s = u128::from_str_radix(start, 16).ok()?;
+    let e = u128::from_str_radix(end, 16).ok()?;
+    let n = s.checked_add(u128::try_from(off).ok()?)?;
+    (n <= e).then(|| if family == 2 { format!("{n:08x}") } else { format!("{n:032x}") })
+}
+
+/// Largest cursor offset a range allows (offsets are 64-bit).
+fn max_offset(start: &str, end: &str) -> i64 {
+    let s = u128::from_str_radix(start, 16).unwrap_or(0);
+    let e = u128::from_str_radix(end, 16).unwrap_or(0);
+    i64::try_from(e.saturating_sub(s)).unwrap_or(i64::MAX - 1)
+}
+
+impl Store {
+    pub async fn create_ipnet(&self, n: &NewIpnet) -> Result<i64> {
+        let mut tx = self.pool().begin().await?;
+        let overlap: Option<(i64, String)> = sqlx::query_as(
+            "SELECT id, name FROM ipnets WHERE userspace = $1 AND family = $2 AND first_key <= $3 AND last_key >= $4",
+        )
+        .bind(n.userspace)
+        .bind(n.family)
+        .bind(n.last_key.clone())
+        .bind(n.first_key.clone())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((id, name)) = overlap {
+            return Err(StoreError::Conflict(format!("{} overlaps network {id} ({name})", n.name)));
+        }
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO ipnets (name, family, prefix, first_key, last_key, gateway, vlan, note, userspace) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(n.name.clone())
+        .bind(n.family)
+        .bind(n.prefix)
+        .bind(n.first_key.clone())
+        .bind(n.last_key.clone())
+        .bind(n.gateway.clone())
+        .bind(n.vlan.clone())
+        .bind(n.note.clone())
+        .bind(n.userspace)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| StoreError::conflict_on_constraint(e, || format!("network {} exists", n.name)))?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn list_ipnets(&self, q: &ListQuery) -> Result<Page<IpnetRow>> {
+        self.fetch_page(&IPNET_LIST, q, &[]).await
+    }
+
+    pub async fn get_ipnet(&self, id: i64) -> Result<IpnetRow> {
+        let sql = format!("{} WHERE n.id = $1", IPNET_LIST.select);
+        sqlx::query_as(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::not_found("ipnet", id))
+    }
+
+    pub async fn update_ipnet(
+        &self,
+        id: i64,
+        gateway: Option<&str>,
+        vlan: Option<&str>,
+        note: Option<&str>,
+    ) -> Result<()> {
+        let mut p = crate::list::Patch::new("ipnets");
+        if let Some(v) = gateway {
+            p.set("gateway", v.into());
+        }
+        if let Some(v) = vlan {
+            p.set("vlan", v.into());
+        }
+        if let Some(v) = note {
+            p.set("note", v.into());
+        }
+        if p.is_empty() {
+            return self.get_ipnet(id).await.map(|_| ());
+        }
+        if p.execute(self, id).await? == 0 {
+            return Err(StoreError::not_found("ipnet", id));
+        }
+        Ok(())
+    }
+
+    /// Deletes a network no address and no pool range uses.
+    pub async fn delete_ipnet(&self, id: i64) -> Result<()> {
+        let r = sqlx::query(
+            "DELETE FROM ipnets WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM ips WHERE ipnet_id = $1) \
+             AND NOT EXISTS (SELECT 1 FROM ippool_ranges WHERE ipnet_id = $1)",
+        )
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        if r.rows_affected() == 1 {
+            return Ok(());
+        }
+        let n = self.get_ipnet(id).await?;
+        Err(StoreError::Conflict(format!(
+            "network {} is in use ({} address(es), or pool ranges); free them first",
+            n.name, n.using_ip
+        )))
+    }
+
+    /// Creates a pool with its ranges: (network id, start key, end key).
+    pub async fn create_pool(
+        &self,
+        name: &str,
+        note: &str,
+        is_public: bool,
+        ranges: &[(i64, String, String)],
+    ) -> Result<i64> {
+        let mut tx = self.pool().begin().await?;
+        let (id,): (i64,) =
+            sqlx::query_as("INSERT INTO ippools (name, note, is_public) VALUES ($1, $2, $3) RETURNING id")
+                .bind(name.to_owned())
+                .bind(note.to_owned())
+                .bind(i64::from(is_public))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| StoreError::conflict_on_constraint(e, || format!("pool '{name}' exists")))?;
+        for (net, start, end) in ranges {
+            sqlx::query("INSERT INTO ippool_ranges (pool_id, ipnet_id, start_key, end_key) VALUES ($1, $2, $3, $4)")
+                .bind(id)
+                .bind(*net)
+                .bind(start.clone())
+                .bind(end.clone())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::conflict_on_constraint(e, || format!("network {net} not found")))?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn list_pools(&self, q: &ListQuery) -> Result<Page<PoolRow>> {
+        self.fetch_page(&POOL_LIST, q, &[]).await
+    }
+
+    pub async fn get_pool(&self, id: i64) -> Result<PoolRow> {
+        let sql = format!("{} WHERE p.id = $1", POOL_LIST.select);
+        sqlx::query_as(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::not_found("ippool", id))
+    }
+
+    /// Ranges of the given pools (all pools when `pool` is `None`).
+    pub async fn pool_ranges(&self, pool: Option<i64>) -> Result<Vec<RangeRow>> {
+        Ok(match pool {
+            Some(p) => {
+                sqlx::query_as(AssertSqlSafe(format!("{RANGE_SELECT} WHERE r.pool_id = $1 ORDER BY r.id")))
+                    .bind(p)
+                    .fetch_all(self.pool())
+                    .await?
+            }
+            None => {
+                sqlx::query_as(AssertSqlSafe(format!("{RANGE_SELECT} ORDER BY r.id"))).fetch_all(self.pool()).await?
+            }
+        })
+    }
+
+    pub async fn update_pool(
+        &self,
+        id: i64,
+        name: Option<&str>,
+        note: Option<&str>,
+        is_public: Option<bool>,
+    ) -> Result<()> {
+        let mut p = crate::list::Patch::new("ippools");
+        if let Some(v) = name {
+            p.set("name", v.into());
+        }
+        if let Some(v) = note {
+            p.set("note", v.into());
+        }
+        if let Some(v) = is_public {
+            p.set("is_public", v.into());
+        }
+        if p.is_empty() {
+            return self.get_pool(id).await.map(|_| ());
+        }
+        let n = p
+            .execute(self, id)
+            .await
+            .map_err(|e| StoreError::conflict_on_constraint(e, || "another pool has that name".into()))?;
+        if n == 0 {
+            return Err(StoreError::not_found("ippool", id));
+        }
+        Ok(())
+    }
+
+    /// Deletes a pool none of whose addresses is in use.
+    pub async fn delete_pool(&self, id: i64) -> Result<()> {
+        let r = sqlx::query("DELETE FROM ippools WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM ips WHERE pool_id = $1)")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        if r.rows_affected() == 1 {
+            return Ok(());
+        }
+        let p = self.get_pool(id).await?;
+        Err(StoreError::Conflict(format!(
+            "pool {} has {} address(es) in use; free them first",
+            p.name,
+            p.using_ipv4 + p.using_ipv6
+        )))
+    }
+
+    async fn insert_ip(
+        &self,
+        ip: &NewIp,
+        ipnet_id: i64,
+        pool_id: Option<i64>,
+        range_id: Option<i64>,
+        key: &str,
+    ) -> std::result::Result<i64, sqlx::Error> {
+        let addr = dcim_core::ip::from_key(ip.family, key).map(|a| a.to_string()).unwrap_or_default();
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO ips (ipnet_id, pool_id, range_id, server_id, name, addr_key, family, domain, created) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(ipnet_id)
+        .bind(pool_id)
+        .bind(range_id)
+        .bind(ip.server_id)
+        .bind(addr)
+        .bind(key.to_owned())
+        .bind(ip.family)
+        .bind(ip.domain.clone())
+        .bind(now())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(id)
+    }
+
+    /// Gives a server a chosen address of network `ipnet_id` (inside `pool_id`'s
+    /// range `range_id` when given). A taken address is a conflict.
+    pub async fn allocate_given(
+        &self,
+        ip: &NewIp,
+        ipnet_id: i64,
+        pool_id: Option<i64>,
+        range_id: Option<i64>,
+        key: &str,
+    ) -> Result<i64> {
+        self.insert_ip(ip, ipnet_id, pool_id, range_id, key).await.map_err(|e| {
+            let addr = dcim_core::ip::from_key(ip.family, key).map(|a| a.to_string()).unwrap_or_default();
+            StoreError::conflict_on_constraint(e, || format!("{addr} is already taken"))
+        })
+    }
+
+    /// Gives a server the next free address of a pool or network. `reserved`
+    /// says which addresses (network, broadcast, gateway) are never handed out.
+    pub async fn allocate_next(&self, ip: &NewIp, source: Source, reserved: impl Fn(&str) -> bool) -> Result<i64> {
+        let (ranges, pool_id) = match source {
+            Source::Pool(p) => {
+                let r: Vec<(i64, i64, String, String)> = sqlx::query_as(
+                    "SELECT r.id, r.ipnet_id, r.start_key, r.end_key FROM ippool_ranges r \
+                     JOIN ipnets n ON n.id = r.ipnet_id WHERE r.pool_id = $1 AND n.family = $2 ORDER BY r.id",
+                )
+                .bind(p)
+                .bind(ip.family)
+                .fetch_all(self.pool())
+                .await?;
+                (r.into_iter().map(|(id, net, s, e)| (Some(id), net, s, e)).collect::<Vec<_>>(), Some(p))
+            }
+            Source::Network(n) => {
+                let r: Vec<(i64, String, String)> =
+                    sqlx::query_as("SELECT id, first_key, last_key FROM ipnets WHERE id = $1 AND family = $2")
+                        .bind(n)
+                        .bind(ip.family)
+                        .fetch_all(self.pool())
+                        .await?;
+                (r.into_iter().map(|(id, s, e)| (None, id, s, e)).collect(), None)
+            }
+        };
+        for (range_id, net, start, end) in ranges {
+            // Released addresses first.
+            loop {
+                let freed: Option<(String,)> = match range_id {
+                    Some(r) => {
+                        sqlx::query_as(
+                            "DELETE FROM ip_free WHERE id = (SELECT id FROM ip_free WHERE range_id = $1 \
+                         ORDER BY addr_key LIMIT 1) RETURNING addr_key",
+                        )
+                        .bind(r)
+                        .fetch_optional(self.pool())
+                        .await?
+                    }
+                    None => {
+                        sqlx::query_as(
+                            "DELETE FROM ip_free WHERE id = (SELECT id FROM ip_free WHERE ipnet_id = $1 \
+                         ORDER BY addr_key LIMIT 1) RETURNING addr_key",
+                        )
+                        .bind(net)
+                        .fetch_optional(self.pool())
+                        .await?
+                    }
+                };
+                let Some((key,)) = freed else { break };
+                match self.insert_ip(ip, net, pool_id, range_id, &key).await {
+                    Ok(id) => return Ok(id),
+                    Err(e) if is_unique(&e) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            // Then the cursor: each call takes its own offset.
+            let max = max_offset(&start, &end);
+            loop {
+                let taken: Option<(i64,)> = match range_id {
+                    Some(r) => sqlx::query_as(
+                        "UPDATE ippool_ranges SET next_offset = next_offset + 1 WHERE id = $1 AND next_offset <= $2 \
+                         RETURNING next_offset - 1",
+                    )
+                    .bind(r)
+                    .bind(max)
+                    .fetch_optional(self.pool())
+                    .await?,
+                    None => {
+                        sqlx::query_as(
+                            "UPDATE ipnets SET next_offset = next_offset + 1 WHERE id = $1 AND next_offset <= $2 \
+                         RETURNING next_offset - 1",
+                        )
+                        .bind(net)
+                        .bind(max)
+                        .fetch_optional(self.pool())
+                        .await?
+                    }
+                };
+                let Some((off,)) = taken else { break };
+                let Some(key) = offset_key(ip.family, &start, &end, off) else { break };
+                if reserved(&key) {
+                    continue;
+                }
+                match self.insert_ip(ip, net, pool_id, range_id, &key).await {
+                    Ok(id) => return Ok(id),
+                    Err(e) if is_unique(&e) => continue,
+                    Err(e) => return Err(StoreError::conflict_on_constraint(e, || "the server was deleted".into())),
+                }
+            }
+        }
+        let fam = dcim_core::ip::family_name(ip.family);
+        Err(StoreError::Conflict(match source {
+            Source::Pool(p) => format!("pool {p} has no free {fam} address"),
+            Source::Network(n) => format!("network {n} has no free {fam} address"),
+        }))
+    }
+
+    pub async fn list_ips(&self, q: &ListQuery, scopes: &[Scope]) -> Result<Page<IpRow>> {
+        self.fetch_page(&IP_LIST, q, scopes).await
+    }
+
+    pub async fn get_ip(&self, id: i64) -> Result<IpRow> {
+        let mut sql = crate::list::SqlBuf { text: format!("{} WHERE i.id = ", IP_LIST.select), binds: vec![] };
+        sql.bind(Bind::Int(id));
+        crate::list::bind_query_as(&sql.text, &sql.binds)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::not_found("ip", id))
+    }
+
+    /// Marks an address (e.g. `deleting`).
+    pub async fn set_ip_status(&self, id: i64, status: &str, info: &str) -> Result<()> {
+        sqlx::query("UPDATE ips SET status = $1, status_info = $2 WHERE id = $3")
+            .bind(status.to_owned())
+            .bind(info.to_owned())
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Removes an address row that never became a task (compensation).
+    pub async fn forget_ip(&self, id: i64) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        release_ip(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Deletes an address, offers it again, and clears it as a main address.
+pub(crate) async fn release_ip(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO ip_free (ipnet_id, range_id, addr_key) SELECT i.ipnet_id, \
+         (SELECT r.id FROM ippool_ranges r WHERE r.ipnet_id = i.ipnet_id AND r.start_key <= i.addr_key \
+          AND r.end_key >= i.addr_key ORDER BY r.id LIMIT 1), i.addr_key FROM ips i WHERE i.id = $1 \
+         ON CONFLICT (ipnet_id, addr_key) DO NOTHING",
+    )
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE servers SET main_ipv4 = NULL WHERE main_ipv4 = $1").bind(id).execute(&mut **tx).await?;
+    sqlx::query("UPDATE servers SET main_ipv6 = NULL WHERE main_ipv6 = $1").bind(id).execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM ips WHERE id = $1").bind(id).execute(&mut **tx).await?;
+    Ok(())
+}
