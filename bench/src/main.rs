@@ -65,8 +65,13 @@ async fn main() -> anyhow::Result<()> {
     if !dir.join("dcim.db").exists() {
         std::fs::create_dir_all(&dir)?;
         let t = Instant::now();
-        seed(&dir, args.servers).await?;
-        println!("seeded {} servers in {:.1} s", args.servers, t.elapsed().as_secs_f64());
+        if args.mode == "ipam" {
+            seed_ipam(&dir, args.servers).await?;
+            println!("seeded {} used addresses per family in {:.1} s", args.servers, t.elapsed().as_secs_f64());
+        } else {
+            seed(&dir, args.servers).await?;
+            println!("seeded {} servers in {:.1} s", args.servers, t.elapsed().as_secs_f64());
+        }
     }
 
     let mut child = Command::new(&args.dcim)
@@ -102,6 +107,14 @@ async fn main() -> anyhow::Result<()> {
         .json()
         .await?;
     let token = login["token"].as_str().context("login")?.to_owned();
+    if args.mode == "ipam" {
+        ipam(&client, &base, &token).await?;
+        drop(server);
+        if !keep {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        return Ok(());
+    }
     if args.mode == "tasks" {
         tasks(&client, &base, &token, args.servers, args.connections, args.fake_delay_ms).await?;
         println!("dcim RSS now {} MiB, peak {} MiB", rss_mib(pid, "VmRSS"), rss_mib(pid, "VmHWM"));
@@ -182,6 +195,119 @@ async fn main() -> anyhow::Result<()> {
     if !keep {
         std::fs::remove_dir_all(&dir)?;
     }
+    Ok(())
+}
+
+/// Next-free allocation latency in a full /16 and /64, and paging through the addresses.
+async fn ipam(client: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<()> {
+    for (label, body) in [
+        ("IPv4 /16", serde_json::json!({"ip_net": 1})),
+        ("IPv6 /64", serde_json::json!({"family": "ipv6", "ip_net": 2})),
+    ] {
+        let (mut busy, mut quiet) = (vec![], vec![]);
+        for i in 0..100 {
+            let t = Instant::now();
+            let r = client.post(format!("{base}/api/dci/v3/server/1/ip")).bearer_auth(token).json(&body).send().await?;
+            anyhow::ensure!(r.status().is_success(), "allocate: {}", r.text().await?);
+            let v: serde_json::Value = r.json().await?;
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            if i % 2 == 0 {
+                busy.push(ms);
+                continue;
+            }
+            quiet.push(ms);
+            // Let the address's task finish before the next call: the quiet figure
+            // is the allocation alone, without the previous task's writes beside it.
+            let task = v["task"].as_i64().unwrap_or(0);
+            loop {
+                let t: serde_json::Value = client
+                    .get(format!("{base}/api/dci/v3/task/{task}"))
+                    .bearer_auth(token)
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                if t["status"] != "pending" && t["status"] != "running" {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        println!("POST /dci/v3/server/1/ip next free in the {label}, quiet: {}", summary(&quiet));
+        println!("POST /dci/v3/server/1/ip next free in the {label}, right after another: {}", summary(&busy));
+    }
+    let v: serde_json::Value =
+        client.get(format!("{base}/api/dci/v3/ip?limit=0,1")).bearer_auth(token).send().await?.json().await?;
+    let total = v["size"].as_u64().unwrap_or(0);
+    let mut ms = vec![];
+    let mut offset = 0;
+    while offset < total {
+        let url = format!("{base}/api/dci/v3/ip?limit={offset},1000");
+        let t = Instant::now();
+        let r = client.get(&url).bearer_auth(token).send().await?;
+        anyhow::ensure!(r.status().is_success(), "{url}: {}", r.status());
+        r.bytes().await?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+        offset += 1000;
+    }
+    println!("GET /dci/v3/ip, {total} addresses in pages of 1000: {}", summary(&ms));
+    Ok(())
+}
+
+/// A server and two networks (198.18.0.0/16, the benchmarking range, and
+/// 2001:db8:1::/64) with `n` addresses in use in each.
+async fn seed_ipam(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
+    use dcim_store::ipam::{NewIp, NewIpnet, Source};
+    let store = Store::connect(&format!("sqlite://{}", dir.join("dcim.db").display())).await?;
+    store.migrate().await?;
+    let hash = dcim_api::auth::hash_password(PASSWORD.into()).await.map_err(|e| anyhow::anyhow!(e.msg))?;
+    store
+        .create_user(&NewUser {
+            email: Email::parse("email", ADMIN).expect("valid"),
+            password_hash: hash,
+            role: Role::Admin,
+            full_name: String::new(),
+            phone_number: String::new(),
+            vlans_per_user: 0,
+        })
+        .await?;
+    let loc = store.create_location("Bench DC", "", None).await?;
+    let srv = store
+        .create_server(&NewServer {
+            name: "holder".into(),
+            location_id: loc,
+            rack_id: None,
+            unit: None,
+            mac: None,
+            domain: String::new(),
+            bmc: None,
+        })
+        .await?;
+    for (cidr, gw) in [("198.18.0.0/16", "198.18.0.1"), ("2001:db8:1::/64", "2001:db8:1::1")] {
+        let net: ipnet::IpNet = cidr.parse()?;
+        let fam = dcim_core::ip::family(&net.addr());
+        let id = store
+            .create_ipnet(&NewIpnet {
+                name: net.to_string(),
+                family: fam,
+                prefix: i64::from(net.prefix_len()),
+                first_key: dcim_core::ip::key(&net.network()),
+                last_key: dcim_core::ip::key(&net.broadcast()),
+                gateway: gw.into(),
+                vlan: String::new(),
+                note: String::new(),
+                userspace: 1,
+            })
+            .await?;
+        let gw: std::net::IpAddr = gw.parse()?;
+        let reserved =
+            |k: &str| dcim_core::ip::from_key(fam, k).is_none_or(|a| dcim_core::ip::is_reserved(&net, Some(&gw), &a));
+        let ip = NewIp { server_id: srv, family: fam, domain: String::new() };
+        for _ in 0..n {
+            store.allocate_next(&ip, Source::Network(id), &reserved).await?;
+        }
+    }
+    store.close().await;
     Ok(())
 }
 

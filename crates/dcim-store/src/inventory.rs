@@ -109,6 +109,7 @@ pub struct NewDevice {
 pub const LOCATION_LIST: ListSpec = ListSpec {
     select: "SELECT id, name, geolocation, userspace FROM locations",
     from: "locations",
+    count_all_from: None,
     fields: &[
         Field::new("id", "id", FieldType::Int),
         Field::new("name", "name", FieldType::Text),
@@ -121,6 +122,7 @@ pub const LOCATION_LIST: ListSpec = ListSpec {
 pub const RACK_LIST: ListSpec = ListSpec {
     select: "SELECT id, name, location_id, size FROM racks",
     from: "racks",
+    count_all_from: None,
     fields: &[
         Field::new("id", "id", FieldType::Int),
         Field::new("name", "name", FieldType::Text),
@@ -142,6 +144,7 @@ pub const SWITCH_LIST: ListSpec = ListSpec {
     select: "SELECT d.id, d.name, d.location_id, d.ip, d.protocol, '' AS model, \
              (SELECT COUNT(*) FROM switch_ports p WHERE p.switch_id = d.id) AS port_count FROM switches d",
     from: "switches d",
+    count_all_from: None,
     fields: DEVICE_FIELDS,
     tiebreak: "d.id ASC",
 };
@@ -150,6 +153,7 @@ pub const PDU_LIST: ListSpec = ListSpec {
     select: "SELECT d.id, d.name, d.location_id, d.ip, d.protocol, d.model, \
              (SELECT COUNT(*) FROM pdu_ports p WHERE p.pdu_id = d.id) AS port_count FROM pdus d",
     from: "pdus d",
+    count_all_from: None,
     fields: DEVICE_FIELDS,
     tiebreak: "d.id ASC",
 };
@@ -170,6 +174,7 @@ pub const SWITCH_PORT_LIST: ListSpec = ListSpec {
              p.speed, c.server_id, s.name AS server_name FROM switch_ports p \
              LEFT JOIN switch_connections c ON c.port_id = p.id LEFT JOIN servers s ON s.id = c.server_id",
     from: "switch_ports p LEFT JOIN switch_connections c ON c.port_id = p.id",
+    count_all_from: None,
     fields: PORT_FIELDS,
     tiebreak: "p.idx ASC",
 };
@@ -179,6 +184,7 @@ pub const PDU_PORT_LIST: ListSpec = ListSpec {
              p.power_status AS oper_status, NULL AS speed, c.server_id, s.name AS server_name FROM pdu_ports p \
              LEFT JOIN pdu_connections c ON c.port_id = p.id LEFT JOIN servers s ON s.id = c.server_id",
     from: "pdu_ports p LEFT JOIN pdu_connections c ON c.port_id = p.id",
+    count_all_from: None,
     fields: &[
         Field::new("id", "p.id", FieldType::Int),
         Field::new("index", "p.idx", FieldType::Int),
@@ -192,6 +198,7 @@ pub const PDU_PORT_LIST: ListSpec = ListSpec {
 pub const OS_TEMPLATE_LIST: ListSpec = ListSpec {
     select: "SELECT id, name, type, tags, efi FROM os_templates",
     from: "os_templates",
+    count_all_from: None,
     fields: &[
         Field::new("id", "id", FieldType::Int),
         Field::new("name", "name", FieldType::Text),

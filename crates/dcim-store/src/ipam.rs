@@ -100,6 +100,7 @@ pub const IPNET_LIST: ListSpec = ListSpec {
     select: "SELECT n.id, n.name, n.family, n.prefix, n.first_key, n.last_key, n.gateway, n.vlan, n.note, \
              n.userspace, (SELECT COUNT(*) FROM ips i WHERE i.ipnet_id = n.id) AS using_ip FROM ipnets n",
     from: "ipnets n",
+    count_all_from: None,
     fields: &[
         Field::new("id", "n.id", FieldType::Int),
         Field::new("name", "n.name", FieldType::Text),
@@ -118,6 +119,7 @@ pub const POOL_LIST: ListSpec = ListSpec {
              (SELECT COUNT(*) FROM ips i WHERE i.pool_id = p.id AND i.family = 2) AS using_ipv4, \
              (SELECT COUNT(*) FROM ips i WHERE i.pool_id = p.id AND i.family = 10) AS using_ipv6 FROM ippools p",
     from: "ippools p",
+    count_all_from: None,
     fields: &[
         Field::new("id", "p.id", FieldType::Int),
         Field::new("name", "p.name", FieldType::Text),
@@ -133,6 +135,7 @@ pub const IP_LIST: ListSpec = ListSpec {
              i.domain, i.status, i.status_info, n.name AS network, n.gateway FROM ips i \
              JOIN ipnets n ON n.id = i.ipnet_id LEFT JOIN servers s ON s.id = i.server_id",
     from: "ips i JOIN ipnets n ON n.id = i.ipnet_id LEFT JOIN servers s ON s.id = i.server_id",
+    count_all_from: Some("ips i"),
     fields: &[
         Field::new("id", "i.id", FieldType::Int),
         Field::new("name", "i.name", FieldType::Text),
@@ -146,6 +149,9 @@ pub const IP_LIST: ListSpec = ListSpec {
     ],
     tiebreak: "i.family ASC, i.addr_key ASC",
 };
+
+const IPNET_PLAIN: &str = "SELECT n.id, n.name, n.family, n.prefix, n.first_key, n.last_key, n.gateway, n.vlan, \
+     n.note, n.userspace, 0 AS using_ip FROM ipnets n ORDER BY n.id";
 
 const RANGE_SELECT: &str = "SELECT r.id, r.pool_id, r.ipnet_id, r.start_key, r.end_key, n.family, n.name AS net_name, \
      n.gateway FROM ippool_ranges r JOIN ipnets n ON n.id = r.ipnet_id";
@@ -206,6 +212,11 @@ impl Store {
 
     pub async fn list_ipnets(&self, q: &ListQuery) -> Result<Page<IpnetRow>> {
         self.fetch_page(&IPNET_LIST, q, &[]).await
+    }
+
+    /// Every network without usage counts (cheap): for checks on the allocation path.
+    pub async fn ipnets_plain(&self) -> Result<Vec<IpnetRow>> {
+        Ok(sqlx::query_as(IPNET_PLAIN).fetch_all(self.pool()).await?)
     }
 
     pub async fn get_ipnet(&self, id: i64) -> Result<IpnetRow> {

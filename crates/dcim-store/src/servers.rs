@@ -289,6 +289,7 @@ const SERVER_LIST_SQLITE: ListSpec = ListSpec {
          ORDER BY i.family, i.addr_key) x)"
     ),
     from: SERVER_FROM,
+    count_all_from: Some("servers s"),
     fields: SERVER_FIELDS,
     tiebreak: "s.id ASC",
 };
@@ -306,6 +307,7 @@ const SERVER_LIST_POSTGRES: ListSpec = ListSpec {
          WHERE i.server_id = s.id)"
     ),
     from: SERVER_FROM,
+    count_all_from: Some("servers s"),
     fields: SERVER_FIELDS,
     tiebreak: "s.id ASC",
 };
@@ -318,6 +320,7 @@ pub const CONFIGURATION_LIST: ListSpec = ListSpec {
     from: "(SELECT s.configuration, COUNT(CASE WHEN s.owner_id IS NULL AND s.is_new = 0 AND s.state = 'ok' \
            AND s.diag_error IS NULL THEN 1 END) AS free_server_count FROM servers s \
            WHERE s.configuration IS NOT NULL GROUP BY s.configuration) c",
+    count_all_from: None,
     fields: &[
         Field::new("configuration", "c.configuration", FieldType::Text),
         Field::new("free_server_count", "c.free_server_count", FieldType::Int),

@@ -102,6 +102,7 @@ pub const TASK_LIST: ListSpec = ListSpec {
              t.progress, t.progress_info, t.status_info, t.memo, t.cancel, t.lease_owner, t.created, t.started, \
              t.finished FROM tasks t LEFT JOIN servers s ON s.id = t.server_id",
     from: "tasks t LEFT JOIN servers s ON s.id = t.server_id",
+    count_all_from: None,
     fields: &[
         Field::new("id", "t.id", FieldType::Int),
         Field::new("server", "t.server_id", FieldType::Int),

@@ -63,6 +63,7 @@ pub const USER_LIST: ListSpec = ListSpec {
     select: "SELECT u.id, u.email, u.full_name, u.phone_number, u.role, u.blocked, u.vlans_per_user, \
              (SELECT COUNT(*) FROM servers s WHERE s.owner_id = u.id) AS server_count FROM users u",
     from: "users u",
+    count_all_from: None,
     fields: &[
         Field::new("id", "u.id", FieldType::Int),
         Field::new("email", "u.email", FieldType::Text),

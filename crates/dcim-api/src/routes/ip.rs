@@ -281,6 +281,11 @@ pub async fn server_ips(
     Ok(Json(List::from_page(st.store.list_ips(&q, &scopes).await?, ip_wire)))
 }
 
+/// A network by id, without usage counts.
+async fn plain_net(st: &AppState, id: i64) -> ApiResult<IpnetRow> {
+    st.store.ipnets_plain().await?.into_iter().find(|r| r.id == id).ok_or_else(|| ApiError::not_found("ipnet", id))
+}
+
 /// Give a server an address: a given one (`ip_name`), or the next free one of
 /// `ip_pool` or `ip_net`.
 #[utoipa::path(post, path = "/dci/v3/server/{id}/ip", tag = "ipam", request_body = IpRequest,
@@ -319,21 +324,22 @@ pub async fn allocate_ip(
                 .ok_or_else(|| ApiError::invalid("ip_name", format!("{addr} is outside pool {p}")))?;
             (r.ipnet_id, Some(r.id))
         } else if let Some(n) = net {
-            let row = st.store.get_ipnet(n).await?;
+            let row = plain_net(&st, n).await?;
             if !(row.family == family && row.first_key <= k && k <= row.last_key) {
                 return Err(ApiError::invalid("ip_name", format!("{addr} is outside network {}", row.name)));
             }
             (n, None)
         } else {
-            let q = dcim_core::query::ListQuery::default();
-            let nets = st.store.list_ipnets(&q).await?.items;
-            let row = nets
+            let row = st
+                .store
+                .ipnets_plain()
+                .await?
                 .into_iter()
                 .find(|r| r.family == family && r.first_key <= k && k <= r.last_key)
                 .ok_or_else(|| ApiError::invalid("ip_name", format!("{addr} is in no known network")))?;
             (row.id, None)
         };
-        let row = st.store.get_ipnet(net_id).await?;
+        let row = plain_net(&st, net_id).await?;
         let netw = net_of(&row).ok_or_else(ApiError::internal)?;
         if is_reserved(&netw, gateway_of(&row.gateway).as_ref(), &addr) {
             return Err(ApiError::invalid("ip_name", format!("{addr} is the network, broadcast or gateway address")));
@@ -346,7 +352,7 @@ pub async fn allocate_ip(
                 Source::Pool(p)
             }
             (None, Some(n)) => {
-                let row = st.store.get_ipnet(n).await?;
+                let row = plain_net(&st, n).await?;
                 if row.family != family {
                     return Err(ApiError::invalid(
                         "family",
@@ -359,9 +365,8 @@ pub async fn allocate_ip(
         };
         let nets: std::collections::HashMap<String, (IpNet, Option<IpAddr>)> = st
             .store
-            .list_ipnets(&dcim_core::query::ListQuery::default())
+            .ipnets_plain()
             .await?
-            .items
             .into_iter()
             .filter_map(|r| Some((r.first_key.clone(), (net_of(&r)?, gateway_of(&r.gateway)))))
             .collect();

@@ -55,6 +55,8 @@ CREATE TABLE ips (
 );
 CREATE INDEX ips_server ON ips(server_id);
 CREATE INDEX ips_pool ON ips(pool_id);
+-- The order addresses are listed in.
+CREATE INDEX ips_order ON ips(family, addr_key);
 
 -- Released addresses, offered again before the cursors move on.
 CREATE TABLE ip_free (
