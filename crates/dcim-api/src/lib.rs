@@ -86,8 +86,12 @@ impl AppState {
     }
 }
 
-/// The complete application: routes, body limit and request tracing.
+/// The complete application: routes, the OpenAPI document with Swagger UI, body
+/// limit and request tracing.
 pub fn app(state: AppState) -> Router {
     let limit = state.cfg.body_limit;
-    routes::router(state).layer(DefaultBodyLimit::max(limit)).layer(TraceLayer::new_for_http())
+    routes::router(state)
+        .merge(openapi::swagger())
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(TraceLayer::new_for_http())
 }

@@ -94,13 +94,12 @@ fn api(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The whole router: the API at `/` and `/api`, the OpenAPI document and Swagger UI.
+/// The API at `/` and `/api`, and the answer for everything else.
 pub fn router(state: AppState) -> Router {
     let api = api(state);
     Router::new()
         .nest("/api", api.clone())
         .merge(api)
-        .merge(crate::openapi::swagger())
         .route("/", get(|| async { Redirect::to("/swagger/") }))
         .fallback(no_handler)
 }
