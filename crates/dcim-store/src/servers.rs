@@ -500,7 +500,12 @@ impl Store {
         )
         .bind(id)
         .execute(self.pool())
-        .await?;
+        .await
+        .map_err(|e| {
+            StoreError::conflict_on_constraint(e, || {
+                format!("server {id} still has IP addresses (or other records); release them first")
+            })
+        })?;
         if r.rows_affected() == 1 {
             return Ok(());
         }

@@ -66,6 +66,9 @@ async fn networks_pools_and_counts(db: Db) {
         assert_error(st, &v, StatusCode::CONFLICT);
     }
     assert_eq!(s.call(Method::DELETE, &format!("/ip/v3/ipnet/{v6}"), None).await.0, StatusCode::OK);
+    // A server with addresses cannot be deleted before they are released.
+    let (st, v) = s.call(Method::DELETE, &format!("/dci/v3/server/{srv}"), None).await;
+    assert!(assert_error(st, &v, StatusCode::CONFLICT).contains("IP addresses"), "{v}");
     s.stop().await;
 }
 
