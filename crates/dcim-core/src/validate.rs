@@ -73,10 +73,6 @@ impl Mac {
         }
         Ok(Self(out))
     }
-
-    pub fn octets(&self) -> [u8; 6] {
-        self.0
-    }
 }
 
 impl fmt::Display for Mac {

@@ -47,11 +47,15 @@ pub struct ServerRow {
     pub op_status: Option<String>,
     pub op_status_info: Option<String>,
     pub op_progress_info: Option<String>,
-    /// The switch connections as a JSON array of arrays (see [`SWITCH_CONN_COLUMNS`]).
+    /// The switch connections as a JSON array of arrays: connection id, port id,
+    /// switch id, port name, port description, admin_status, oper_status,
+    /// is_ipmi_connection, do_not_collect_traffic, ifIndex.
     pub switch_connections: String,
-    /// The PDU connections as a JSON array of arrays (see [`PDU_CONN_COLUMNS`]).
+    /// The PDU connections as a JSON array of arrays: connection id, port id, port
+    /// name, pdu id, pdu name, power_status, outlet number.
     pub pdu_connections: String,
-    /// The addresses as a JSON array of arrays (see [`IP_COLUMNS`]).
+    /// The addresses as a JSON array of arrays: id, address, family, domain, status,
+    /// status_info, gateway, network.
     pub ips: String,
     pub main_ipv4: Option<i64>,
     pub main_ipv6: Option<i64>,
@@ -203,21 +207,9 @@ pub struct ConfigurationCount {
     pub free_server_count: i64,
 }
 
-/// The SQL form of `dcim_core::is_free`, on the `servers s` alias.
-pub const FREE_SERVER_SQL: &str = "s.owner_id IS NULL AND s.is_new = 0 AND s.state = 'ok' AND s.diag_error IS NULL";
-
 const SERVER_FROM: &str = "servers s JOIN locations l ON l.id = s.location_id \
      LEFT JOIN racks r ON r.id = s.rack_id LEFT JOIN users o ON o.id = s.owner_id \
      LEFT JOIN os_templates t ON t.id = s.os_template_id LEFT JOIN tasks lt ON lt.id = s.last_task_id";
-
-/// Columns of each element of `switch_connections`, in order.
-pub const SWITCH_CONN_COLUMNS: &str = "connection id, port id, switch id, port name, port description, \
-     admin_status, oper_status, is_ipmi_connection, do_not_collect_traffic, ifIndex";
-/// Columns of each element of `ips`, in order.
-pub const IP_COLUMNS: &str = "id, address, family, domain, status, status_info, gateway, network";
-
-/// Columns of each element of `pdu_connections`, in order.
-pub const PDU_CONN_COLUMNS: &str = "connection id, port id, port name, pdu id, pdu name, power_status, outlet number";
 
 /// The server list query with a dialect's JSON aggregation of the connections: one
 /// statement answers a page of any size, connections included.

@@ -119,11 +119,6 @@ impl Store {
         Ok(row.map(|r| r.0))
     }
 
-    pub async fn count_users(&self) -> Result<i64> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(self.pool()).await?;
-        Ok(n)
-    }
-
     pub async fn credentials_by_email(&self, email: &str) -> Result<Option<Credentials>> {
         Ok(sqlx::query_as("SELECT id, email, role, blocked, password_hash FROM users WHERE email = $1")
             .bind(email.trim().to_ascii_lowercase())

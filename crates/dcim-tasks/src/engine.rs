@@ -136,11 +136,6 @@ impl Engine {
         Arc::new(Engine { store, drivers, cfg, owner, wake: Notify::new(), stopping: AtomicBool::new(false) })
     }
 
-    /// This process's lease owner name.
-    pub fn owner(&self) -> &str {
-        &self.owner
-    }
-
     /// Records an operation as a task (or a conflict naming the running one) and
     /// wakes a worker. The server's starting state is set in the same transaction.
     pub async fn submit(&self, server_id: i64, op: &Operation) -> Result<i64, StoreError> {
