@@ -27,6 +27,8 @@ pub struct ServerRow {
     pub ipmi_type: Option<String>,
     pub ipmi_web_url: Option<String>,
     pub ipmi_status: String,
+    /// Why the BMC's state is unknown, as JSON (`{}` when it answered).
+    pub ipmi_status_info: String,
     pub power_status: String,
     pub state: String,
     pub state_info: String,
@@ -219,7 +221,7 @@ macro_rules! server_select {
             "SELECT s.id, s.name, s.domain, s.mac, s.location_id, l.name AS location_name, \
              l.geolocation AS location_geolocation, l.userspace AS location_userspace, s.rack_id, \
              r.name AS rack_name, r.size AS rack_size, s.unit, s.ipmi_address, s.ipmi_type, s.ipmi_web_url, \
-             s.ipmi_status, s.power_status, s.state, s.state_info, s.hardware_info, s.configuration, \
+             s.ipmi_status, s.ipmi_status_info, s.power_status, s.state, s.state_info, s.hardware_info, s.configuration, \
              s.generated_configuration, s.custom_configuration, s.is_new, s.diag_error, s.owner_id, \
              o.email AS owner_email, s.os_template_id, t.name AS os_template_name, t.tags AS os_template_tags, s.efi, \
              lt.id AS op_id, lt.status AS op_status, lt.status_info AS op_status_info, \

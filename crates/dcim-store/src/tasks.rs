@@ -401,6 +401,8 @@ async fn apply_effects(tx: &mut sqlx::Transaction<'_, sqlx::Any>, server_id: i64
     }
     if let Some(ps) = &e.power_status {
         set("power_status", ps.as_str().into());
+        // The BMC's state is the power it reports.
+        set("ipmi_status", ps.as_str().into());
     }
     if let Some((hw, conf)) = &e.hardware {
         set("hardware_info", hw.as_str().into());
@@ -448,4 +450,43 @@ async fn apply_effects(tx: &mut sqlx::Transaction<'_, sqlx::Any>, server_id: i64
         }
     }
     Ok(())
+}
+
+/// A server's BMC as the power poller needs it.
+#[derive(Debug, Clone, FromRow)]
+pub struct PollTarget {
+    pub server_id: i64,
+    pub mac: Option<String>,
+    pub ipmi_address: String,
+    pub ipmi_type: String,
+    pub ipmi_user: String,
+    pub ipmi_password: String,
+    pub power_status: String,
+    pub ipmi_status_info: String,
+}
+
+impl Store {
+    /// Servers with a BMC and no operation running (the operation owns the power).
+    pub async fn poll_targets(&self) -> Result<Vec<PollTarget>> {
+        Ok(sqlx::query_as(
+            "SELECT s.id AS server_id, s.mac, s.ipmi_address, s.ipmi_type, COALESCE(s.ipmi_user, '') AS ipmi_user, \
+             COALESCE(s.ipmi_password, '') AS ipmi_password, s.power_status, s.ipmi_status_info FROM servers s \
+             WHERE s.ipmi_address IS NOT NULL AND s.ipmi_type IS NOT NULL AND NOT EXISTS \
+             (SELECT 1 FROM tasks t WHERE t.server_id = s.id AND t.exclusive = 1 AND t.status IN ('pending', 'running')) \
+             ORDER BY s.id",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Records what a BMC said: `on`/`off`, or `unknown` with the reason.
+    pub async fn set_bmc_state(&self, server_id: i64, power: &str, info: &str) -> Result<()> {
+        sqlx::query("UPDATE servers SET power_status = $1, ipmi_status = $1, ipmi_status_info = $2 WHERE id = $3")
+            .bind(power.to_owned())
+            .bind(info.to_owned())
+            .bind(server_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
 }

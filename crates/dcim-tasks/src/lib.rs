@@ -11,6 +11,7 @@
 
 pub mod engine;
 pub mod ops;
+pub mod poller;
 
 pub use engine::{Engine, EngineConfig};
 pub use ops::Operation;

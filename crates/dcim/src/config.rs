@@ -49,6 +49,10 @@ pub struct Config {
     pub agent_timeout_secs: u64,
     /// Base URL agents report to (`.../agent/v1/task`); this server's own by default.
     pub agent_callback_url: Option<String>,
+    /// Seconds between two polls of every BMC's power state; 0 turns polling off.
+    pub power_poll_secs: u64,
+    /// BMCs polled at once.
+    pub power_poll_concurrency: usize,
     /// Delay of every fake device call, in milliseconds (demos, tests, benchmarks).
     pub fake_delay_ms: u64,
     /// Run every task step twice (a test of step idempotency).
@@ -85,6 +89,8 @@ impl Default for Config {
             power_timeout_secs: engine.power_timeout.as_secs(),
             agent_timeout_secs: engine.agent_timeout.as_secs(),
             agent_callback_url: None,
+            power_poll_secs: 60,
+            power_poll_concurrency: 32,
             fake_delay_ms: 0,
             task_repeat_steps: false,
             admin_email: None,

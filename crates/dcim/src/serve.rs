@@ -80,7 +80,11 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     let lab = FakeLab::new(Duration::from_millis(cfg.fake_delay_ms));
     let engine = Engine::new(store.clone(), Drivers::new(lab), cfg.engine(&format!("{scheme}://{own}")));
     let (engine_stop, stop_rx) = watch::channel(false);
-    let engine_task = tokio::spawn(engine.clone().run(stop_rx));
+    let engine_task = tokio::spawn(engine.clone().run(stop_rx.clone()));
+    if cfg.power_poll_secs > 0 {
+        let every = Duration::from_secs(cfg.power_poll_secs);
+        tokio::spawn(dcim_tasks::poller::run(engine.clone(), every, cfg.power_poll_concurrency, stop_rx));
+    }
 
     let state = AppState::new(store.clone(), engine.clone(), cfg.api());
     let app = dcim_api::app(state).into_make_service_with_connect_info::<SocketAddr>();

@@ -350,3 +350,51 @@ on_both_backends!(
     agent_reports_need_the_task_secret,
     agent_silence_times_out,
 );
+
+/// The power poller keeps `power_status` true; a slow or broken BMC marks only its
+/// own server `unknown`, with the reason.
+async fn power_poller(db: Db) {
+    let s = TestServer::start_with(db, |c| {
+        fast_tasks(c);
+        c.power_poll_secs = 1;
+        c.device_timeout_ms = 300;
+    })
+    .await;
+    let (srv, _, _) = fake_server(&s).await;
+    let mut others = vec![];
+    for name in ["bmc-slow", "bmc-broken"] {
+        let v = s
+            .post("/dci/v3/server", json!({"name": name, "location_id": 1, "ipmi": {"address": name, "type": "fake"}}))
+            .await;
+        others.push(v["id"].as_i64().unwrap());
+    }
+    s.post("/dci/v3/fake/delay", json!({"ms": 5000, "device": "bmc-slow"})).await;
+    s.post("/dci/v3/fake/fault", json!({"device": "bmc-broken", "op": "power_status", "message": "BMC on fire"})).await;
+    let started = std::time::Instant::now();
+    let deadline = started + std::time::Duration::from_secs(15);
+    loop {
+        let a = s.get(&format!("/dci/v3/server/{srv}")).await;
+        let slow = s.get(&format!("/dci/v3/server/{}", others[0])).await;
+        let broken = s.get(&format!("/dci/v3/server/{}", others[1])).await;
+        let done = a["power_status"] == "off"
+            && slow["ipmi"]["status_info"]["message"].as_str().is_some_and(|m| m.contains("within 300 ms"))
+            && broken["ipmi"]["status_info"]["message"].as_str().is_some_and(|m| m.contains("BMC on fire"));
+        if done {
+            assert_eq!((a["ipmi"]["status"].clone(), a["ipmi"]["status_info"].clone()), (json!("off"), json!({})));
+            assert_eq!(
+                (slow["power_status"].clone(), broken["power_status"].clone()),
+                (json!("unknown"), json!("unknown"))
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "poller did not settle: {a} {slow} {broken}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // An operation's result shows in the BMC's state at once.
+    let id = start(&s, srv, "power_on", json!({})).await;
+    wait_task(&s, id).await;
+    assert_eq!(s.get(&format!("/dci/v3/server/{srv}")).await["ipmi"]["status"], "on");
+    s.stop().await;
+}
+
+on_both_backends!(power_poller);

@@ -225,7 +225,7 @@ impl From<ServerDetail> for Server {
                 address,
                 id: s.id,
                 status: s.ipmi_status,
-                status_info: json!({}),
+                status_info: serde_json::from_str(&s.ipmi_status_info).unwrap_or_else(|_| json!({})),
                 kind,
                 web_url: s.ipmi_web_url,
             }),

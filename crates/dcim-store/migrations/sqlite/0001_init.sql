@@ -107,6 +107,7 @@ CREATE TABLE servers (
     ipmi_password           TEXT,
     ipmi_web_url            TEXT,
     ipmi_status             TEXT NOT NULL DEFAULT 'unknown',
+    ipmi_status_info        TEXT NOT NULL DEFAULT '{}',
     power_status            TEXT NOT NULL DEFAULT 'unknown',
     state                   TEXT NOT NULL DEFAULT 'ok',
     state_info              TEXT NOT NULL DEFAULT '',

@@ -329,6 +329,7 @@ pub fn fast_tasks(c: &mut Config) {
     c.power_timeout_secs = 5;
     c.agent_timeout_secs = 20;
     c.device_timeout_ms = 5000;
+    c.power_poll_secs = 0;
 }
 
 /// A rack-mounted server with a fake BMC, hardware, two switch ports (the second

@@ -1,0 +1,76 @@
+//! The power poller: asks every BMC for the server's power at an interval, with
+//! bounded concurrency and a timeout per BMC, so a dead or slow BMC marks only its
+//! own server `unknown` (with the reason in `ipmi.status_info`) and never delays
+//! the others. Servers with a running operation are left to it. Every process
+//! polls; writes happen only when something changed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dcim_core::BmcType;
+use dcim_drivers::BmcAccess;
+use dcim_store::tasks::PollTarget;
+use serde_json::json;
+use tokio::sync::{Semaphore, watch};
+
+use crate::Engine;
+
+/// One round: polls every BMC once. Returns how many answered.
+pub async fn poll_once(engine: &Arc<Engine>, concurrency: usize) -> usize {
+    let targets = match engine.store.poll_targets().await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "power poll: listing BMCs failed");
+            return 0;
+        }
+    };
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    for t in targets {
+        let (engine, permits) = (engine.clone(), permits.clone());
+        set.spawn(async move {
+            let _permit = permits.acquire_owned().await.ok()?;
+            poll_one(&engine, t).await
+        });
+    }
+    set.join_all().await.into_iter().flatten().filter(|ok| *ok).count()
+}
+
+async fn poll_one(engine: &Engine, t: PollTarget) -> Option<bool> {
+    let answer = match t.ipmi_type.parse::<BmcType>() {
+        Err(_) => Err(format!("unknown BMC type '{}'", t.ipmi_type)),
+        Ok(kind) => {
+            let bmc =
+                BmcAccess { kind, address: t.ipmi_address, user: t.ipmi_user, password: t.ipmi_password, mac: t.mac };
+            match engine.drivers.power(&bmc) {
+                Err(e) => Err(e.to_string()),
+                Ok(driver) => match tokio::time::timeout(engine.cfg.call_timeout, driver.status()).await {
+                    Ok(Ok(state)) => Ok(state),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("the BMC did not answer within {} ms", engine.cfg.call_timeout.as_millis())),
+                },
+            }
+        }
+    };
+    let (power, info, ok) = match answer {
+        Ok(state) => (state.as_str().to_owned(), "{}".to_owned(), true),
+        Err(reason) => ("unknown".to_owned(), json!({"message": reason}).to_string(), false),
+    };
+    if (power != t.power_status || info != t.ipmi_status_info)
+        && let Err(e) = engine.store.set_bmc_state(t.server_id, &power, &info).await
+    {
+        tracing::warn!(server = t.server_id, error = %e, "power poll: recording failed");
+    }
+    Some(ok)
+}
+
+/// Polls every `interval` until `stop` turns true.
+pub async fn run(engine: Arc<Engine>, interval: Duration, concurrency: usize, mut stop: watch::Receiver<bool>) {
+    loop {
+        poll_once(&engine, concurrency).await;
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
