@@ -448,28 +448,19 @@ impl Store {
             }
         };
         for (range_id, net, start, end) in ranges {
+            // A pool range's own free list and cursor, or the whole network's.
+            let (free_key, cursor_table, owner) = match range_id {
+                Some(r) => ("range_id", "ippool_ranges", r),
+                None => ("ipnet_id", "ipnets", net),
+            };
             // Released addresses first.
+            let pop = format!(
+                "DELETE FROM ip_free WHERE id = (SELECT id FROM ip_free WHERE {free_key} = $1 \
+                 ORDER BY addr_key LIMIT 1) RETURNING addr_key"
+            );
             loop {
-                let freed: Option<(String,)> = match range_id {
-                    Some(r) => {
-                        sqlx::query_as(
-                            "DELETE FROM ip_free WHERE id = (SELECT id FROM ip_free WHERE range_id = $1 \
-                         ORDER BY addr_key LIMIT 1) RETURNING addr_key",
-                        )
-                        .bind(r)
-                        .fetch_optional(self.pool())
-                        .await?
-                    }
-                    None => {
-                        sqlx::query_as(
-                            "DELETE FROM ip_free WHERE id = (SELECT id FROM ip_free WHERE ipnet_id = $1 \
-                         ORDER BY addr_key LIMIT 1) RETURNING addr_key",
-                        )
-                        .bind(net)
-                        .fetch_optional(self.pool())
-                        .await?
-                    }
-                };
+                let freed: Option<(String,)> =
+                    sqlx::query_as(AssertSqlSafe(pop.clone())).bind(owner).fetch_optional(self.pool()).await?;
                 let Some((key,)) = freed else { break };
                 match self.insert_ip(ip, net, pool_id, range_id, &key).await {
                     Ok(id) => return Ok(id),
@@ -479,27 +470,16 @@ impl Store {
             }
             // Then the cursor: each call takes its own offset.
             let max = max_offset(&start, &end);
+            let bump = format!(
+                "UPDATE {cursor_table} SET next_offset = next_offset + 1 WHERE id = $1 AND next_offset <= $2 \
+                 RETURNING next_offset - 1"
+            );
             loop {
-                let taken: Option<(i64,)> = match range_id {
-                    Some(r) => sqlx::query_as(
-                        "UPDATE ippool_ranges SET next_offset = next_offset + 1 WHERE id = $1 AND next_offset <= $2 \
-                         RETURNING next_offset - 1",
-                    )
-                    .bind(r)
+                let taken: Option<(i64,)> = sqlx::query_as(AssertSqlSafe(bump.clone()))
+                    .bind(owner)
                     .bind(max)
                     .fetch_optional(self.pool())
-                    .await?,
-                    None => {
-                        sqlx::query_as(
-                            "UPDATE ipnets SET next_offset = next_offset + 1 WHERE id = $1 AND next_offset <= $2 \
-                         RETURNING next_offset - 1",
-                        )
-                        .bind(net)
-                        .bind(max)
-                        .fetch_optional(self.pool())
-                        .await?
-                    }
-                };
+                    .await?;
                 let Some((off,)) = taken else { break };
                 let Some(key) = offset_key(ip.family, &start, &end, off) else { break };
                 if reserved(&key) {
