@@ -281,9 +281,9 @@ pub async fn server_ips(
     Ok(Json(List::from_page(st.store.list_ips(&q, &scopes).await?, ip_wire)))
 }
 
-/// A network by id, without usage counts.
-async fn plain_net(st: &AppState, id: i64) -> ApiResult<IpnetRow> {
-    st.store.ipnets_plain().await?.into_iter().find(|r| r.id == id).ok_or_else(|| ApiError::not_found("ipnet", id))
+/// A network by id among `nets`.
+fn find_net(nets: &[IpnetRow], id: i64) -> ApiResult<&IpnetRow> {
+    nets.iter().find(|r| r.id == id).ok_or_else(|| ApiError::not_found("ipnet", id))
 }
 
 /// Give a server an address: a given one (`ip_name`), or the next free one of
@@ -298,6 +298,8 @@ pub async fn allocate_ip(
 ) -> ApiResult<Json<TaskAnswer>> {
     caller.require_admin()?;
     st.store.check_server(id, &[]).await?;
+    // Every network, read once for all the checks below (no usage counts: cheap).
+    let nets = st.store.ipnets_plain().await?;
     let family = match b.family.as_deref().map(str::trim) {
         None | Some("") | Some("ipv4") => 2,
         Some("ipv6") => 10,
@@ -324,23 +326,20 @@ pub async fn allocate_ip(
                 .ok_or_else(|| ApiError::invalid("ip_name", format!("{addr} is outside pool {p}")))?;
             (r.ipnet_id, Some(r.id))
         } else if let Some(n) = net {
-            let row = plain_net(&st, n).await?;
+            let row = find_net(&nets, n)?;
             if !(row.family == family && row.first_key <= k && k <= row.last_key) {
                 return Err(ApiError::invalid("ip_name", format!("{addr} is outside network {}", row.name)));
             }
             (n, None)
         } else {
-            let row = st
-                .store
-                .ipnets_plain()
-                .await?
-                .into_iter()
+            let row = nets
+                .iter()
                 .find(|r| r.family == family && r.first_key <= k && k <= r.last_key)
                 .ok_or_else(|| ApiError::invalid("ip_name", format!("{addr} is in no known network")))?;
             (row.id, None)
         };
-        let row = plain_net(&st, net_id).await?;
-        let netw = net_of(&row).ok_or_else(ApiError::internal)?;
+        let row = find_net(&nets, net_id)?;
+        let netw = net_of(row).ok_or_else(ApiError::internal)?;
         if is_reserved(&netw, gateway_of(&row.gateway).as_ref(), &addr) {
             return Err(ApiError::invalid("ip_name", format!("{addr} is the network, broadcast or gateway address")));
         }
@@ -352,7 +351,7 @@ pub async fn allocate_ip(
                 Source::Pool(p)
             }
             (None, Some(n)) => {
-                let row = plain_net(&st, n).await?;
+                let row = find_net(&nets, n)?;
                 if row.family != family {
                     return Err(ApiError::invalid(
                         "family",
@@ -363,16 +362,11 @@ pub async fn allocate_ip(
             }
             (None, None) => return Err(ApiError::invalid("ip_name", "give ip_name, ip_pool or ip_net")),
         };
-        let nets: std::collections::HashMap<String, (IpNet, Option<IpAddr>)> = st
-            .store
-            .ipnets_plain()
-            .await?
-            .into_iter()
-            .filter_map(|r| Some((r.first_key.clone(), (net_of(&r)?, gateway_of(&r.gateway)))))
-            .collect();
+        let nets: Vec<(IpNet, Option<IpAddr>)> =
+            nets.iter().filter_map(|r| Some((net_of(r)?, gateway_of(&r.gateway)))).collect();
         let reserved = |k: &str| {
             let Some(addr) = from_key(family, k) else { return true };
-            nets.values().any(|(n, gw)| n.contains(&addr) && is_reserved(n, gw.as_ref(), &addr))
+            nets.iter().any(|(n, gw)| n.contains(&addr) && is_reserved(n, gw.as_ref(), &addr))
         };
         st.store.allocate_next(&new, source, reserved).await?
     };
