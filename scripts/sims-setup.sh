@@ -1,0 +1,79 @@
+#!/bin/bash
+# Installs the BMC and SNMP simulators the integration tests run against.
+#
+# Run as root on Debian 12 (CI does, on a fresh machine). Idempotent, and quick
+# (well under 2 s) when everything is already there.
+#
+#   apt:  openipmi (ipmi_sim), ipmitool, snmp (client tools), python3-venv, python3-gdbm
+#   venv: ${DCIM_SIMS:-/opt/dcim-sims}/venv, made with Debian's /usr/bin/python3 (not a
+#         pyenv python3 that may come first on PATH: snmpsim drops to user nobody, who
+#         cannot read /root, and pyenv's build has no dbm module), holding the pinned
+#         Python simulators below. Everything in it is readable by nobody.
+#
+# The tests find the venv through the same DCIM_SIMS variable.
+set -euo pipefail
+
+SIMS=${DCIM_SIMS:-/opt/dcim-sims}
+VENV=$SIMS/venv
+APT_PACKAGES=(openipmi ipmitool snmp python3-venv python3-gdbm qemu-system-x86 ipxe)
+# cryptography: snmpsim needs it for SNMPv3 privacy (else "Decryption error");
+# pysmi: a dependency snmpsim 1.2.2 forgets to declare.
+PIP_PACKAGES=(
+    sushy-tools==2.2.0
+    pyghmi==1.6.19
+    snmpsim==1.2.2
+    pysmi==2.0.0
+    cryptography==50.0.2
+)
+STAMP=$VENV/.dcim-sims-stamp
+
+die() { echo "sims-setup: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "run as root"
+
+# --- Debian packages: only when one is missing.
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    s=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [ "$s" = installed ] || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "sims-setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# --- The virtualenv: rebuilt when the pin list changed or it is broken.
+want="$(printf '%s\n' /usr/bin/python3 "${PIP_PACKAGES[@]}")"
+if [ ! -x "$VENV/bin/python" ] || [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
+    echo "sims-setup: building $VENV"
+    rm -rf "$VENV"
+    mkdir -p "$SIMS"
+    (
+        umask 022
+        /usr/bin/python3 -m venv "$VENV"
+        "$VENV/bin/pip" install -q --no-cache-dir "${PIP_PACKAGES[@]}"
+    )
+    # snmpsim runs as nobody: the venv (and every directory above it) must be readable.
+    chmod -R a+rX "$SIMS"
+    d=$SIMS
+    while [ "$d" != / ]; do
+        [ "$(stat -c %A "$d" | cut -c10)" = x ] || die "$d is not searchable by nobody: choose another DCIM_SIMS"
+        d=$(dirname "$d")
+    done
+    runuser -u nobody -- "$VENV/bin/python" -c 'import dbm.gnu, snmpsim, pysmi, cryptography, pyghmi, sushy_tools' \
+        || die "user nobody cannot import the simulators from $VENV"
+    printf '%s' "$want" > "$STAMP"
+fi
+
+# --- What is there.
+echo "ipmi_sim      $(dpkg-query -W -f='${Version}' openipmi) ($(command -v ipmi_sim))"
+echo "ipmitool      $(dpkg-query -W -f='${Version}' ipmitool) ($(command -v ipmitool))"
+echo "snmp          $(dpkg-query -W -f='${Version}' snmp) ($(command -v snmpget))"
+"$VENV/bin/python" - <<'EOF'
+import sys
+from importlib.metadata import version
+print(f"python        {sys.version.split()[0]} ({sys.executable})")
+for p in ("sushy-tools", "pyghmi", "snmpsim", "pysnmp", "pysmi", "cryptography"):
+    print(f"{p:<13} {version(p)}")
+EOF
