@@ -17,6 +17,8 @@ use dcim_store::inventory::{DeviceKind, NewDevice, PortReport};
 use dcim_store::servers::{BmcAccess, NewServer, ServerPatch};
 use dcim_store::users::NewUser;
 
+mod snmp;
+
 #[derive(Parser)]
 struct Args {
     /// Number of servers to seed.
@@ -34,7 +36,8 @@ struct Args {
     /// Reuse (or keep) the seeded data in this directory instead of a fresh one.
     #[arg(long)]
     data_dir: Option<std::path::PathBuf>,
-    /// `api` (reads) or `tasks` (operations end to end on the fake drivers).
+    /// `api` (reads), `tasks` (operations end to end on the fake drivers), `ipam` or `snmp`
+    /// (switch sync and suspend/resume against snmpsim).
     #[arg(long, default_value = "api")]
     mode: String,
     /// tasks mode: the fake devices' delay per call, in milliseconds.
@@ -57,6 +60,9 @@ impl Drop for Server {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.mode == "snmp" {
+        return snmp::run(&args).await;
+    }
     let keep = args.data_dir.is_some();
     let dir = args
         .data_dir
@@ -425,6 +431,7 @@ async fn seed(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
             idx: i,
             name: format!("ge-0/0/{}", i - 1),
             description: String::new(),
+            alias: String::new(),
             admin_status: "up".into(),
             oper_status: "up".into(),
             speed: Some(1000),

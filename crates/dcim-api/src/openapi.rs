@@ -29,7 +29,7 @@ use crate::routes::{auth_v4, inventory as inv, ip, operations as ops, servers, u
         inv::list_pdu_ports,
         inv::list_os_templates, inv::get_os_template, inv::create_os_template, inv::edit_os_template,
         inv::delete_os_template,
-        ops::power_on, ops::power_off, ops::power_reset, ops::suspend, ops::resume, ops::operation_diag,
+        ops::power_on, ops::power_off, ops::power_reset, ops::boot_device, ops::suspend, ops::resume, ops::operation_diag,
         ops::operation_clear_hdd, ops::operation_os, ops::abort_operation, ops::list_tasks, ops::get_task,
         ops::agent_report, ops::fake_state, ops::fake_fault, ops::fake_clear_faults, ops::fake_delay,
         ops::fake_hardware,

@@ -114,6 +114,32 @@ pub fn device_address(field: &str, raw: &str) -> Result<String, ValidationError>
     Ok(s.to_owned())
 }
 
+/// A Redfish BMC address: a device address (HTTPS is implied), or a URL
+/// `http[s]://host[:port]`, optionally ending with the system's path
+/// `/redfish/v1/Systems/ID` for a BMC that manages several systems.
+pub fn redfish_address(field: &str, raw: &str) -> Result<String, ValidationError> {
+    let s = raw.trim().trim_end_matches('/');
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return device_address(field, raw);
+    };
+    if scheme != "http" && scheme != "https" {
+        return Err(ValidationError::new(field, format!("'{raw}' must use http or https")));
+    }
+    let (host, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    device_address(field, host)?;
+    let id = path.strip_prefix("/redfish/v1/Systems/");
+    if !path.is_empty() && !id.is_some_and(|id| !id.is_empty() && !id.contains(['/', '?', '#', ' '])) {
+        return Err(ValidationError::new(
+            field,
+            format!("'{raw}' may end only with a system's path, /redfish/v1/Systems/ID"),
+        ));
+    }
+    Ok(s.to_owned())
+}
+
 /// A DNS host name or FQDN, as used in a server's `domain`. Empty is allowed (no name).
 pub fn domain_name(field: &str, raw: &str) -> Result<String, ValidationError> {
     let s = raw.trim().trim_end_matches('.').to_ascii_lowercase();
@@ -160,6 +186,12 @@ mod tests {
         }
         for bad in ["", "a b", "host:0", "host:99999", "-x.com", "a..b"] {
             assert!(device_address("ip", bad).is_err(), "{bad}");
+        }
+        for ok in ["bmc.example.com", "http://127.0.0.1:8000", "https://[::1]:8443/redfish/v1/Systems/abc-1"] {
+            assert_eq!(redfish_address("ipmi.address", ok).unwrap(), ok);
+        }
+        for bad in ["ftp://bmc", "http://", "http://bmc/x", "https://bmc/redfish/v1/Systems/", "http://a b"] {
+            assert!(redfish_address("ipmi.address", bad).is_err(), "{bad}");
         }
         assert_eq!(domain_name("domain", "Srv1.Example.com.").unwrap(), "srv1.example.com");
         assert!(domain_name("domain", "bad_name!").is_err());

@@ -409,6 +409,7 @@ impl SwitchDriver for FakeSwitch {
                     index: i,
                     name: format!("ge-0/0/{}", i - 1),
                     description: String::new(),
+                    alias: String::new(),
                     admin_status: status,
                     oper_status: status,
                     speed: Some(1000),

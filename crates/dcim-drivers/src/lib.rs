@@ -1,16 +1,20 @@
 //! Device drivers: how dcim talks to BMCs, switches, PDUs and boot services. Each
 //! concern is a small object-safe trait ([`PowerDriver`], [`SwitchDriver`],
-//! [`PduDriver`], [`BootDriver`]); implementations are grouped by protocol (`fake`
-//! now; `ipmi`, `redfish`, `snmp` and the netboot service as they land) and picked by
-//! [`Drivers`] from a device's inventory (`ipmi.type`, a switch's or PDU's
-//! `protocol`). [`PduPower`] lets PDU outlets stand in as a server's power driver.
+//! [`PduDriver`], [`BootDriver`]); implementations are grouped by protocol (`fake`;
+//! [`ipmi`] and [`redfish`] for BMCs; [`snmp`] for switches and PDUs; the netboot
+//! service when it lands) and picked by [`Drivers`] from a device's inventory
+//! (`ipmi.type`, a switch's or PDU's `protocol` and a PDU's `model`). [`PduPower`] lets PDU outlets stand in
+//! as a server's power driver.
 //!
 //! Drivers never touch the database or HTTP handlers: they get the device's
 //! address and access data and return typed errors; the task engine adds timeouts,
 //! retries and progress.
 
 pub mod fake;
+pub mod ipmi;
 mod pdu_power;
+pub mod redfish;
+pub mod snmp;
 
 use std::sync::Arc;
 
@@ -88,6 +92,8 @@ pub struct PortInfo {
     pub index: i64,
     pub name: String,
     pub description: String,
+    /// The description configured on the port (SNMP ifAlias).
+    pub alias: String,
     pub admin_status: PortStatus,
     pub oper_status: PortStatus,
     /// Mbit/s, when known.
@@ -102,12 +108,30 @@ pub struct OutletInfo {
     pub status: OutletStatus,
 }
 
+/// A port's statuses, as the port poller reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortState {
+    pub index: i64,
+    pub admin_status: PortStatus,
+    pub oper_status: PortStatus,
+}
+
 /// Reads a switch's ports and opens or shuts them.
 #[async_trait]
 pub trait SwitchDriver: Send + Sync {
     async fn ports(&self) -> Result<Vec<PortInfo>, DriverError>;
     async fn set_admin(&self, index: i64, up: bool) -> Result<(), DriverError>;
     async fn oper_status(&self, index: i64) -> Result<PortStatus, DriverError>;
+    /// Every port's statuses; drivers that can read them alone (cheaper than
+    /// [`ports`](Self::ports)) do.
+    async fn port_states(&self) -> Result<Vec<PortState>, DriverError> {
+        Ok(self
+            .ports()
+            .await?
+            .into_iter()
+            .map(|p| PortState { index: p.index, admin_status: p.admin_status, oper_status: p.oper_status })
+            .collect())
+    }
 }
 
 /// Reads a PDU's outlets and switches them.
@@ -116,6 +140,12 @@ pub trait PduDriver: Send + Sync {
     async fn outlets(&self) -> Result<Vec<OutletInfo>, DriverError>;
     async fn outlet_status(&self, index: i64) -> Result<OutletStatus, DriverError>;
     async fn set_outlet(&self, index: i64, on: bool) -> Result<(), DriverError>;
+    /// Switches an outlet off and on again; PDUs with a reboot command use it.
+    async fn reboot_outlet(&self, index: i64) -> Result<(), DriverError> {
+        self.set_outlet(index, false).await?;
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        self.set_outlet(index, true).await
+    }
 }
 
 /// What the in-band agent is booted to do.
@@ -172,26 +202,61 @@ pub struct BmcAccess {
     pub mac: Option<String>,
 }
 
+/// How drivers talk to real devices.
+#[derive(Debug, Clone)]
+pub struct DriverSettings {
+    /// IPMI: how long one datagram waits for its answer, and how often it is sent.
+    pub ipmi: ipmi::Timing,
+    /// Redfish: longest HTTP request.
+    pub redfish_timeout: std::time::Duration,
+    /// Redfish: check BMC certificates against the trusted CAs.
+    pub bmc_tls_verify: bool,
+    /// SNMP (switches, PDUs): per-request timeout and retries.
+    pub snmp: snmp::SnmpSettings,
+}
+
+impl Default for DriverSettings {
+    fn default() -> Self {
+        DriverSettings {
+            ipmi: ipmi::Timing::default(),
+            redfish_timeout: std::time::Duration::from_secs(20),
+            bmc_tls_verify: false,
+            snmp: snmp::SnmpSettings::default(),
+        }
+    }
+}
+
 /// Picks driver implementations from inventory data.
 #[derive(Clone)]
 pub struct Drivers {
     pub fake: Arc<fake::FakeLab>,
+    ipmi: Arc<ipmi::Ipmi>,
+    redfish: Arc<redfish::Redfish>,
+    snmp: snmp::SnmpSettings,
 }
 
 impl Drivers {
     pub fn new(fake: Arc<fake::FakeLab>) -> Self {
-        Drivers { fake }
+        Self::with_settings(fake, &DriverSettings::default())
+    }
+
+    pub fn with_settings(fake: Arc<fake::FakeLab>, s: &DriverSettings) -> Self {
+        Drivers {
+            fake,
+            ipmi: Arc::new(ipmi::Ipmi::new(s.ipmi)),
+            redfish: Arc::new(redfish::Redfish::new(s.redfish_timeout, s.bmc_tls_verify)),
+            snmp: s.snmp.clone(),
+        }
     }
 
     /// The BMC driver for `ipmi.type`.
     pub fn power(&self, bmc: &BmcAccess) -> Result<Box<dyn PowerDriver>, DriverError> {
-        match bmc.kind {
-            BmcType::Fake => Ok(Box::new(self.fake.machine(&bmc.address, bmc.mac.as_deref()))),
-            BmcType::Ipmi15 | BmcType::IpmiLanplus | BmcType::Redfish => Err(DriverError::Unsupported(format!(
-                "this dcim has no {} driver yet; give the server a fake BMC or a PDU outlet",
-                bmc.kind
-            ))),
-        }
+        Ok(match bmc.kind {
+            BmcType::Fake => Box::new(self.fake.machine(&bmc.address, bmc.mac.as_deref())),
+            BmcType::IpmiLanplus => Box::new(self.ipmi.bmc(&bmc.address, &bmc.user, &bmc.password, false)?),
+            BmcType::Ipmi15 => Box::new(self.ipmi.bmc(&bmc.address, &bmc.user, &bmc.password, true)?),
+            BmcType::Redfish => Box::new(self.redfish.bmc(&bmc.address, &bmc.user, &bmc.password)?),
+        })
     }
 
     /// The switch driver for `protocol`.
@@ -202,7 +267,9 @@ impl Drivers {
     ) -> Result<Box<dyn SwitchDriver>, DriverError> {
         match protocol {
             DeviceProtocol::Fake => Ok(Box::new(self.fake.switch(&access.address))),
-            DeviceProtocol::SnmpV2c | DeviceProtocol::SnmpV3 => Err(snmp_pending()),
+            DeviceProtocol::SnmpV2c | DeviceProtocol::SnmpV3 => {
+                Ok(Box::new(snmp::SnmpSwitch::new(protocol, access, &self.snmp)?))
+            }
         }
     }
 
@@ -210,12 +277,14 @@ impl Drivers {
     pub fn pdu(
         &self,
         protocol: DeviceProtocol,
-        _model: &str,
+        model: &str,
         access: &DeviceAccess,
     ) -> Result<Box<dyn PduDriver>, DriverError> {
         match protocol {
             DeviceProtocol::Fake => Ok(Box::new(self.fake.pdu(&access.address))),
-            DeviceProtocol::SnmpV2c | DeviceProtocol::SnmpV3 => Err(snmp_pending()),
+            DeviceProtocol::SnmpV2c | DeviceProtocol::SnmpV3 => {
+                Ok(Box::new(snmp::pdu::driver(protocol, model, access, &self.snmp)?))
+            }
         }
     }
 
@@ -229,10 +298,4 @@ impl Drivers {
             )),
         }
     }
-}
-
-fn snmp_pending() -> DriverError {
-    DriverError::Unsupported(
-        "this dcim has no SNMP driver yet; the device is stored and is read once SNMP support is installed".into(),
-    )
 }

@@ -44,6 +44,8 @@ pub struct PortRow {
     pub idx: i64,
     pub name: String,
     pub description: String,
+    /// Switch ports: the description configured on the port (ifAlias).
+    pub alias: String,
     pub admin_status: String,
     pub oper_status: String,
     pub speed: Option<i64>,
@@ -57,9 +59,30 @@ pub struct PortReport {
     pub idx: i64,
     pub name: String,
     pub description: String,
+    pub alias: String,
     pub admin_status: String,
     pub oper_status: String,
     pub speed: Option<i64>,
+}
+
+/// A switch or PDU the port poller reads.
+#[derive(Debug, Clone, FromRow)]
+pub struct PolledDevice {
+    pub id: i64,
+    pub name: String,
+    pub ip: String,
+    pub protocol: String,
+    pub model: String,
+    /// SNMP access data (JSON).
+    pub secret: String,
+}
+
+/// A port's statuses (a PDU outlet has one: its power, given as both).
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct PortStates {
+    pub idx: i64,
+    pub admin_status: String,
+    pub oper_status: String,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -163,6 +186,7 @@ const PORT_FIELDS: &[Field] = &[
     Field::new("index", "p.idx", FieldType::Int),
     Field::new("name", "p.name", FieldType::Text),
     Field::new("description", "p.description", FieldType::Text),
+    Field::new("alias", "p.alias", FieldType::Text),
     Field::new("admin_status", "p.admin_status", FieldType::Text),
     Field::new("oper_status", "p.oper_status", FieldType::Text),
     Field::new("speed", "p.speed", FieldType::Int),
@@ -170,7 +194,7 @@ const PORT_FIELDS: &[Field] = &[
 ];
 
 pub const SWITCH_PORT_LIST: ListSpec = ListSpec {
-    select: "SELECT p.id, p.switch_id AS device_id, p.idx, p.name, p.description, p.admin_status, p.oper_status, \
+    select: "SELECT p.id, p.switch_id AS device_id, p.idx, p.name, p.description, p.alias, p.admin_status, p.oper_status, \
              p.speed, c.server_id, s.name AS server_name FROM switch_ports p \
              LEFT JOIN switch_connections c ON c.port_id = p.id LEFT JOIN servers s ON s.id = c.server_id",
     from: "switch_ports p LEFT JOIN switch_connections c ON c.port_id = p.id",
@@ -180,7 +204,7 @@ pub const SWITCH_PORT_LIST: ListSpec = ListSpec {
 };
 
 pub const PDU_PORT_LIST: ListSpec = ListSpec {
-    select: "SELECT p.id, p.pdu_id AS device_id, p.idx, p.name, '' AS description, p.power_status AS admin_status, \
+    select: "SELECT p.id, p.pdu_id AS device_id, p.idx, p.name, '' AS description, '' AS alias, p.power_status AS admin_status, \
              p.power_status AS oper_status, NULL AS speed, c.server_id, s.name AS server_name FROM pdu_ports p \
              LEFT JOIN pdu_connections c ON c.port_id = p.id LEFT JOIN servers s ON s.id = c.server_id",
     from: "pdu_ports p LEFT JOIN pdu_connections c ON c.port_id = p.id",
@@ -428,6 +452,50 @@ impl Store {
         self.fetch_page(spec, q, &[Scope { sql: scope, value: Bind::Int(device_id) }]).await
     }
 
+    /// Every switch or PDU reached over a real protocol (not `fake`), with its
+    /// access data: what the port poller reads.
+    pub async fn polled_devices(&self, kind: DeviceKind) -> Result<Vec<PolledDevice>> {
+        let model = if kind == DeviceKind::Pdu { "model" } else { "'' AS model" };
+        let sql = format!(
+            "SELECT id, name, ip, protocol, {model}, snmp AS secret FROM {} WHERE protocol <> 'fake' ORDER BY id",
+            kind.table()
+        );
+        Ok(sqlx::query_as(AssertSqlSafe(sql)).fetch_all(self.pool()).await?)
+    }
+
+    /// Records the statuses a device reported for its ports (by index); writes
+    /// only the ports whose statuses changed and returns how many did. Ports the
+    /// device did not report are left as they are.
+    pub async fn set_port_states(&self, kind: DeviceKind, device_id: i64, states: &[PortStates]) -> Result<usize> {
+        let read = match kind {
+            DeviceKind::Switch => "SELECT idx, admin_status, oper_status FROM switch_ports WHERE switch_id = $1",
+            DeviceKind::Pdu => {
+                "SELECT idx, power_status AS admin_status, power_status AS oper_status FROM pdu_ports WHERE pdu_id = $1"
+            }
+        };
+        let now: Vec<PortStates> = sqlx::query_as(read).bind(device_id).fetch_all(self.pool()).await?;
+        let now: std::collections::HashMap<i64, &PortStates> = now.iter().map(|p| (p.idx, p)).collect();
+        let changed: Vec<&PortStates> = states.iter().filter(|s| now.get(&s.idx).is_some_and(|n| *n != *s)).collect();
+        if changed.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool().begin().await?;
+        for s in &changed {
+            let q = match kind {
+                DeviceKind::Switch => sqlx::query(
+                    "UPDATE switch_ports SET admin_status = $1, oper_status = $2 WHERE switch_id = $3 AND idx = $4",
+                )
+                .bind(s.admin_status.clone())
+                .bind(s.oper_status.clone()),
+                DeviceKind::Pdu => sqlx::query("UPDATE pdu_ports SET power_status = $1 WHERE pdu_id = $2 AND idx = $3")
+                    .bind(s.oper_status.clone()),
+            };
+            q.bind(device_id).bind(s.idx).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(changed.len())
+    }
+
     // --- OS templates
 
     pub async fn create_os_template(&self, name: &str, kind: &str, tags: &str, efi: bool) -> Result<i64> {
@@ -486,15 +554,16 @@ async fn upsert_ports(
         match kind {
             DeviceKind::Switch => {
                 sqlx::query(
-                    "INSERT INTO switch_ports (switch_id, idx, name, description, admin_status, oper_status, speed) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (switch_id, idx) DO UPDATE SET \
-                     name = excluded.name, description = excluded.description, admin_status = excluded.admin_status, \
-                     oper_status = excluded.oper_status, speed = excluded.speed",
+                    "INSERT INTO switch_ports (switch_id, idx, name, description, alias, admin_status, oper_status, \
+                     speed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (switch_id, idx) DO UPDATE SET \
+                     name = excluded.name, description = excluded.description, alias = excluded.alias, \
+                     admin_status = excluded.admin_status, oper_status = excluded.oper_status, speed = excluded.speed",
                 )
                 .bind(device_id)
                 .bind(p.idx)
                 .bind(p.name.clone())
                 .bind(p.description.clone())
+                .bind(p.alias.clone())
                 .bind(p.admin_status.clone())
                 .bind(p.oper_status.clone())
                 .bind(p.speed)

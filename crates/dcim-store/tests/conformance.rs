@@ -91,6 +91,7 @@ fn ports(n: i64) -> Vec<PortReport> {
             idx: i,
             name: format!("p{i}"),
             description: String::new(),
+            alias: String::new(),
             admin_status: "up".into(),
             oper_status: "up".into(),
             speed: None,

@@ -546,6 +546,15 @@ impl Engine {
                     Err(e) => Err(e.into()),
                 }
             }
+            StepKind::SetBootDevice => {
+                let Operation::BootDevice { pxe, efi, persistent } = op else {
+                    return Err(StepError::Fatal("not a boot device operation".into()));
+                };
+                let device = if *pxe { BootDevice::Pxe } else { BootDevice::Disk };
+                let power = self.power(server).await?;
+                self.call(power.set_boot_device(device, efi.unwrap_or(s.efi != 0), *persistent)).await?;
+                Ok(Outcome::Done)
+            }
             StepKind::DiskBoot => {
                 let power = self.power(server).await?;
                 self.call(power.set_boot_device(BootDevice::Disk, s.efi != 0, true)).await?;
@@ -709,6 +718,7 @@ impl Engine {
                 fx.ip = Some(IpEffect::Assigned { ip_id: *ip_id, family: *family, main: *main })
             }
             Operation::IpRelease { ip_id } => fx.ip = Some(IpEffect::Released { ip_id: *ip_id }),
+            Operation::BootDevice { .. } => {}
         }
         let mut info = json!({"message": format!("{} complete", op.name())});
         if let Some(n) = memo.get("note") {

@@ -12,6 +12,7 @@
 pub mod engine;
 pub mod ops;
 pub mod poller;
+pub mod port_poller;
 
 pub use engine::{Engine, EngineConfig};
 pub use ops::Operation;

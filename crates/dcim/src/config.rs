@@ -53,6 +53,21 @@ pub struct Config {
     pub power_poll_secs: u64,
     /// BMCs polled at once.
     pub power_poll_concurrency: usize,
+    /// Seconds between two reads of every SNMP switch's port and PDU's outlet states; 0 turns it off.
+    pub port_poll_secs: u64,
+    /// SNMP: milliseconds one request waits for its answer.
+    pub snmp_timeout_ms: u64,
+    /// SNMP: times a request is sent again after a timeout.
+    pub snmp_retries: u32,
+    /// IPMI: milliseconds one datagram waits for its answer before it is sent again.
+    pub ipmi_retry_ms: u64,
+    /// IPMI: tries of each datagram (a lost one is sent again).
+    pub ipmi_attempts: u32,
+    /// Redfish: longest HTTP request to a BMC, in milliseconds.
+    pub redfish_timeout_ms: u64,
+    /// Check BMC HTTPS certificates against the trusted CAs. Off by default: BMCs
+    /// nearly always carry self-signed certificates.
+    pub bmc_tls_verify: bool,
     /// Delay of every fake device call, in milliseconds (demos, tests, benchmarks).
     pub fake_delay_ms: u64,
     /// Run every task step twice (a test of step idempotency).
@@ -67,6 +82,7 @@ impl Default for Config {
     fn default() -> Self {
         let api = dcim_api::ApiConfig::default();
         let engine = dcim_tasks::EngineConfig::default();
+        let drivers = dcim_drivers::DriverSettings::default();
         Config {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("dcim-data"),
@@ -91,6 +107,13 @@ impl Default for Config {
             agent_callback_url: None,
             power_poll_secs: 60,
             power_poll_concurrency: 32,
+            port_poll_secs: 60,
+            snmp_timeout_ms: drivers.snmp.timeout.as_millis() as u64,
+            snmp_retries: drivers.snmp.retries,
+            ipmi_retry_ms: drivers.ipmi.attempt.as_millis() as u64,
+            ipmi_attempts: drivers.ipmi.attempts,
+            redfish_timeout_ms: drivers.redfish_timeout.as_millis() as u64,
+            bmc_tls_verify: drivers.bmc_tls_verify,
             fake_delay_ms: 0,
             task_repeat_steps: false,
             admin_email: None,
@@ -189,6 +212,24 @@ impl Config {
             max_recoveries: dcim_tasks::EngineConfig::default().max_recoveries,
             agent_callback: self.agent_callback_url.clone().unwrap_or_else(|| format!("{base_url}/agent/v1/task")),
             repeat_steps: self.task_repeat_steps,
+        }
+    }
+
+    /// How drivers talk to real devices.
+    pub fn drivers(&self) -> dcim_drivers::DriverSettings {
+        use std::time::Duration;
+        dcim_drivers::DriverSettings {
+            ipmi: dcim_drivers::ipmi::Timing {
+                attempt: Duration::from_millis(self.ipmi_retry_ms.max(1)),
+                attempts: self.ipmi_attempts.max(1),
+            },
+            redfish_timeout: Duration::from_millis(self.redfish_timeout_ms.max(1)),
+            bmc_tls_verify: self.bmc_tls_verify,
+            snmp: dcim_drivers::snmp::SnmpSettings {
+                timeout: Duration::from_millis(self.snmp_timeout_ms.max(1)),
+                retries: self.snmp_retries,
+                ..Default::default()
+            },
         }
     }
 

@@ -78,12 +78,20 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     // Agents on this machine (the fake lab's) call back on loopback.
     let own = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };
     let lab = FakeLab::new(Duration::from_millis(cfg.fake_delay_ms));
-    let engine = Engine::new(store.clone(), Drivers::new(lab), cfg.engine(&format!("{scheme}://{own}")));
+    let engine = Engine::new(
+        store.clone(),
+        Drivers::with_settings(lab, &cfg.drivers()),
+        cfg.engine(&format!("{scheme}://{own}")),
+    );
     let (engine_stop, stop_rx) = watch::channel(false);
     let engine_task = tokio::spawn(engine.clone().run(stop_rx.clone()));
     if cfg.power_poll_secs > 0 {
         let every = Duration::from_secs(cfg.power_poll_secs);
-        tokio::spawn(dcim_tasks::poller::run(engine.clone(), every, cfg.power_poll_concurrency, stop_rx));
+        tokio::spawn(dcim_tasks::poller::run(engine.clone(), every, cfg.power_poll_concurrency, stop_rx.clone()));
+    }
+    if cfg.port_poll_secs > 0 {
+        let every = Duration::from_secs(cfg.port_poll_secs);
+        tokio::spawn(dcim_tasks::port_poller::run(engine.clone(), every, cfg.power_poll_concurrency, stop_rx));
     }
 
     let state = AppState::new(store.clone(), engine.clone(), cfg.api());

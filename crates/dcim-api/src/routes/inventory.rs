@@ -1,6 +1,7 @@
 //! dcim's inventory API: locations, racks, switches and PDUs with their ports, and
 //! OS templates. All admin-only. A fake switch or PDU reports its ports when it is
-//! created; real devices are read by `sync` once their SNMP driver exists.
+//! created; a real one (SNMP) is read by `sync`, which can be repeated: ports are
+//! matched by index, so their connections to servers stay.
 
 use axum::Json;
 use axum::extract::State;
@@ -189,6 +190,7 @@ async fn read_ports(
                 idx: p.index,
                 name: p.name,
                 description: p.description,
+                alias: p.alias,
                 admin_status: p.admin_status.as_str().into(),
                 oper_status: p.oper_status.as_str().into(),
                 speed: p.speed,
@@ -203,6 +205,7 @@ async fn read_ports(
                 idx: o.index,
                 name: o.name,
                 description: String::new(),
+                alias: String::new(),
                 admin_status: o.status.as_str().into(),
                 oper_status: o.status.as_str().into(),
                 speed: None,
@@ -219,6 +222,10 @@ async fn create_device(st: &AppState, kind: DeviceKind, b: NewDevice) -> ApiResu
             let m = b.model.as_deref().map(str::trim).unwrap_or("");
             if m.is_empty() && protocol != DeviceProtocol::Fake {
                 return Err(ApiError::invalid("model", "names the PDU's MIB family, e.g. apc_rpdu"));
+            }
+            if protocol != DeviceProtocol::Fake && dcim_drivers::snmp::pdu::family(m).is_none() {
+                let known = dcim_drivers::snmp::pdu::models();
+                return Err(ApiError::invalid("model", format!("'{m}' is not a PDU MIB family dcim knows: {known:?}")));
             }
             if m.is_empty() { "fake".to_owned() } else { m.to_owned() }
         }

@@ -50,6 +50,7 @@ fn api(state: AppState) -> Router {
         .route("/dci/v3/server/{id}/power_on", post(ops::power_on))
         .route("/dci/v3/server/{id}/power_off", post(ops::power_off))
         .route("/dci/v3/server/{id}/power_reset", post(ops::power_reset))
+        .route("/dci/v3/server/{id}/boot_device", post(ops::boot_device))
         .route("/dci/v3/server/{id}/suspend", post(ops::suspend))
         .route("/dci/v3/server/{id}/resume", post(ops::resume))
         .route("/dci/v3/server/{id}/operation_diag", post(ops::operation_diag))

@@ -54,6 +54,36 @@ pub async fn power_reset(
     start(&st, &caller, id, Operation::PowerReset).await
 }
 
+/// The next boot device: `pxe` or `disk`, once or `persistent`; `efi` defaults to the
+/// server's boot mode.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BootDeviceRequest {
+    pub device: String,
+    #[serde(default)]
+    pub persistent: bool,
+    pub efi: Option<bool>,
+}
+
+/// Set the server's next boot device at its BMC (not in DCImanager's API; as Ironic's
+/// `management/boot_device`).
+#[utoipa::path(post, path = "/dci/v3/server/{id}/boot_device", tag = "operations", request_body = BootDeviceRequest,
+    responses((status = 200, body = TaskAnswer), (status = 409), (status = 422)))]
+pub async fn boot_device(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    Body(b): Body<BootDeviceRequest>,
+) -> ApiResult<Json<TaskAnswer>> {
+    caller.require_admin()?;
+    let pxe = match b.device.as_str() {
+        "pxe" => true,
+        "disk" => false,
+        other => return Err(ApiError::invalid("device", format!("'{other}' is not one of pxe, disk"))),
+    };
+    start(&st, &caller, id, Operation::BootDevice { pxe, efi: b.efi, persistent: b.persistent }).await
+}
+
 /// Shut the server's switch ports (all but its BMC's).
 #[utoipa::path(post, path = "/dci/v3/server/{id}/suspend", tag = "operations", responses((status = 200, body = TaskAnswer), (status = 409)))]
 pub async fn suspend(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<TaskAnswer>> {

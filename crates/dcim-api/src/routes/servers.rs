@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use dcim_core::configuration::{HardwareInfo, generate};
-use dcim_core::validate::{device_address, domain_name};
+use dcim_core::validate::{device_address, domain_name, redfish_address};
 use dcim_core::{BmcType, Mac};
 use dcim_store::servers::{BmcAccess, NewServer as StoreNewServer, ServerPatch};
 
@@ -74,8 +74,12 @@ pub async fn release_owner(caller: Caller, State(st): State<AppState>, Path(id):
 
 fn bmc(input: IpmiInput) -> ApiResult<BmcAccess> {
     let kind: BmcType = input.kind.parse().map_err(|e| ApiError::invalid("ipmi.type", e))?;
+    let address = match kind {
+        BmcType::Redfish => redfish_address("ipmi.address", &input.address)?,
+        _ => device_address("ipmi.address", &input.address)?,
+    };
     Ok(BmcAccess {
-        address: device_address("ipmi.address", &input.address)?,
+        address,
         kind: kind.as_str().to_owned(),
         user: input.user,
         password: input.password,

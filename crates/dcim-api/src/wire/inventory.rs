@@ -140,6 +140,8 @@ pub struct SwitchPort {
     pub index: i64,
     pub name: String,
     pub description: String,
+    /// The description configured on the port (SNMP ifAlias).
+    pub alias: String,
     pub admin_status: String,
     pub oper_status: String,
     /// Mbit/s.
@@ -174,6 +176,7 @@ impl From<PortRow> for SwitchPort {
             index: r.idx,
             name: r.name,
             description: r.description,
+            alias: r.alias,
             admin_status: r.admin_status,
             oper_status: r.oper_status,
             speed: r.speed,

@@ -7,6 +7,9 @@
 
 #![allow(dead_code, reason = "each test binary uses a different part of the harness")]
 
+pub mod sims;
+pub mod snmpsim;
+
 use std::time::Duration;
 
 use dcim::Config;
@@ -330,6 +333,7 @@ pub fn fast_tasks(c: &mut Config) {
     c.agent_timeout_secs = 20;
     c.device_timeout_ms = 5000;
     c.power_poll_secs = 0;
+    c.port_poll_secs = 0;
 }
 
 /// A rack-mounted server with a fake BMC, hardware, two switch ports (the second
