@@ -315,3 +315,22 @@ async fn redfish_certificate_policy() {
         s.stop().await;
     }
 }
+
+/// The boot flags reach the BMC: once or persistent, BIOS or EFI (ipmi_sim drops them,
+/// the pyghmi BMC keeps them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boot_flags_reach_the_bmc() {
+    let bmc = FakeBmc::start("admin", "secret", None, None);
+    let s = TestServer::start_with(Db::Sqlite, fast_tasks).await;
+    let srv = bmc_server(&s, "IPMI v2(lanplus)", &bmc.address(), "admin", "secret").await;
+    let t = run(&s, srv, "boot_device", json!({"device": "pxe", "efi": true})).await;
+    assert_eq!(t["status"], "complete", "{t}");
+    assert_eq!((bmc.boot(), bmc.boot_flags()), ("pxe".to_owned(), vec!["valid".to_owned(), "efi".to_owned()]));
+    let t = run(&s, srv, "boot_device", json!({"device": "disk", "persistent": true, "efi": false})).await;
+    assert_eq!(t["status"], "complete", "{t}");
+    assert_eq!(
+        (bmc.boot(), bmc.boot_flags()),
+        ("default".to_owned(), vec!["valid".to_owned(), "persistent".to_owned()])
+    );
+    s.stop().await;
+}
