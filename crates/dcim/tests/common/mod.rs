@@ -9,6 +9,7 @@
 
 pub mod sims;
 pub mod snmpsim;
+pub mod vdc;
 
 use std::time::Duration;
 

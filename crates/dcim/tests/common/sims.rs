@@ -40,7 +40,7 @@ fn missing(what: &str) -> ! {
 }
 
 /// `name` on PATH, or the test fails.
-fn require_program(name: &str) -> PathBuf {
+pub fn require_program(name: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|d| d.join(name))
@@ -48,7 +48,7 @@ fn require_program(name: &str) -> PathBuf {
         .unwrap_or_else(|| missing(&format!("`{name}` is not on PATH")))
 }
 
-fn require_file(p: &Path, what: &str) -> PathBuf {
+pub fn require_file(p: &Path, what: &str) -> PathBuf {
     if !p.is_file() {
         missing(&format!("{what} ({} does not exist)", p.display()));
     }
@@ -70,7 +70,7 @@ fn require_python_module(module: &str) -> PathBuf {
     python
 }
 
-fn template(name: &str, vars: &[(&str, &str)]) -> String {
+pub fn template(name: &str, vars: &[(&str, &str)]) -> String {
     let path = sims_dir().join(name);
     let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     for (k, v) in vars {
@@ -101,14 +101,14 @@ fn check_name(what: &str, s: &str, max: usize) {
     );
 }
 
-fn kill(child: &mut Child) {
+pub fn kill(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
 }
 
 /// What `ipmitool -I <interface> ... -p PORT -U user -P password args` printed (stdout then
 /// stderr) and whether it succeeded.
-fn run_ipmitool(port: u16, user: &str, password: &str, iface: &[&str], args: &[&str]) -> (bool, String) {
+pub fn run_ipmitool(port: u16, user: &str, password: &str, iface: &[&str], args: &[&str]) -> (bool, String) {
     let port = port.to_string();
     let out = Command::new(require_program("ipmitool"))
         .args(iface)

@@ -1,0 +1,174 @@
+//! A virtual data center for tests: QEMU (TCG) machines whose power is an `ipmi_sim`
+//! BMC on 127.0.0.1 (its chassis hook, `sims/vdc/chassis.sh`, starts and stops the
+//! machine), with their NIC on a bridge inside a network namespace the test creates.
+//! Nothing leaves loopback and that namespace; both are removed when dropped.
+//!
+//! Needs root (namespaces, taps) and what `scripts/sims-setup.sh` installs: `ipmi_sim`,
+//! `ipmitool`, `qemu-system-x86`, `qemu-utils`, `ipxe-qemu`.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::sims::{kill, require_file, require_program, run_ipmitool, sims_dir, template};
+use super::tempdir::Dir;
+
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A network namespace holding a bridge `br0`, joined to the root namespace by a veth
+/// whose root end (`host_if`) has `host_ip`/24.
+pub struct Netns {
+    pub name: String,
+    pub bridge: &'static str,
+    pub host_if: String,
+}
+
+impl Netns {
+    pub fn create(host_ip: &str) -> Netns {
+        require_program("ip");
+        let id = hex::encode(rand::random::<[u8; 3]>());
+        let ns = Netns { name: format!("dcimt{id}"), bridge: "br0", host_if: format!("dcimh{id}") };
+        let peer = format!("dcimn{id}");
+        sh(&["ip", "netns", "add", &ns.name]);
+        sh(&["ip", "-n", &ns.name, "link", "set", "lo", "up"]);
+        sh(&["ip", "-n", &ns.name, "link", "add", "br0", "type", "bridge", "forward_delay", "0"]);
+        sh(&["ip", "-n", &ns.name, "link", "set", "br0", "up"]);
+        sh(&["ip", "link", "add", &ns.host_if, "type", "veth", "peer", "name", &peer, "netns", &ns.name]);
+        sh(&["ip", "-n", &ns.name, "link", "set", &peer, "master", "br0", "up"]);
+        sh(&["ip", "addr", "add", &format!("{host_ip}/24"), "dev", &ns.host_if]);
+        sh(&["ip", "link", "set", &ns.host_if, "up"]);
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.host_if]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+/// One virtual machine: 512 MiB, a virtio NIC with iPXE on the namespace's bridge, two
+/// qcow2 disks (320 and 256 MiB, serials NAME-d0/-d1), and its BMC on 127.0.0.1:PORT
+/// (admin/secret, lanplus and IPMI 1.5). Off until its BMC powers it on.
+pub struct VirtualMachine {
+    bmc: Child,
+    port: u16,
+    pub mac: String,
+    dir: Dir,
+}
+
+pub const BMC_USER: &str = "admin";
+pub const BMC_PASSWORD: &str = "secret";
+
+impl VirtualMachine {
+    pub fn start(ns: &Netns, mac: &str) -> VirtualMachine {
+        let ipmi_sim = require_program("ipmi_sim");
+        require_program("qemu-system-x86_64");
+        let qemu_img = require_program("qemu-img");
+        let hook = require_file(&sims_dir().join("vdc/chassis.sh"), "sims/vdc/chassis.sh");
+        let emu = require_file(&sims_dir().join("ipmi/bmc.emu"), "sims/ipmi/bmc.emu");
+        let dir = Dir::new();
+        let d = &dir.0;
+        let name = format!("vm{}", &mac.replace(':', "")[6..]);
+        let tap = format!("dt{}", hex::encode(rand::random::<[u8; 4]>()));
+        let env = format!("NAME={name}\nMAC={mac}\nNETNS={}\nBRIDGE={}\nTAP={tap}\nMEM=512\n", ns.name, ns.bridge);
+        std::fs::write(d.join("machine.env"), env).unwrap();
+        for (disk, size) in [("disk0.qcow2", "320M"), ("disk1.qcow2", "256M")] {
+            let st = Command::new(&qemu_img).args(["create", "-q", "-f", "qcow2"]).arg(d.join(disk)).arg(size).status();
+            assert!(st.is_ok_and(|s| s.success()), "qemu-img create {disk}");
+        }
+        let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let conf = template(
+            "ipmi/lan.conf.in",
+            &[
+                ("NAME", &name),
+                ("PORT", &port.to_string()),
+                ("GUID", &hex::encode(rand::random::<[u8; 16]>())),
+                ("USER", BMC_USER),
+                ("PASSWORD", BMC_PASSWORD),
+                ("HOOK", hook.to_str().unwrap()),
+                ("STATE", d.to_str().unwrap()),
+            ],
+        );
+        std::fs::write(d.join("lan.conf"), conf).unwrap();
+        std::fs::create_dir(d.join("persist")).unwrap();
+        let log = std::fs::File::create(d.join("sim.log")).unwrap();
+        let bmc = Command::new(ipmi_sim)
+            .arg("-c")
+            .arg(d.join("lan.conf"))
+            .arg("-f")
+            .arg(emu)
+            .arg("-s")
+            .arg(d.join("persist"))
+            .arg("-n")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("ipmi_sim starts");
+        let vm = VirtualMachine { bmc, port, mac: mac.to_owned(), dir };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !vm.ipmitool(&["mc", "info"]).0 {
+            assert!(Instant::now() < deadline, "the machine's BMC did not answer: {}", vm.file("sim.log"));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        vm
+    }
+
+    /// The BMC's `127.0.0.1:PORT`.
+    pub fn bmc_address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir.0
+    }
+
+    pub fn file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.0.join(name)).unwrap_or_default()
+    }
+
+    /// Whether the machine's QEMU process is alive (not a zombie).
+    pub fn running(&self) -> bool {
+        let pid = self.file("qemu.pid").trim().to_owned();
+        !pid.is_empty()
+            && std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(self.dir.0.to_str().unwrap()))
+    }
+
+    /// The machine's console (SeaBIOS, iPXE, then whatever it boots).
+    pub fn console(&self) -> String {
+        self.file("serial.log")
+    }
+
+    /// Waits until the console shows `text`; false after `timeout`.
+    pub fn wait_console(&self, text: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.console().contains(text) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    /// `ipmitool -I lanplus` against this machine's BMC, as an independent check.
+    pub fn ipmitool(&self, args: &[&str]) -> (bool, String) {
+        run_ipmitool(self.port, BMC_USER, BMC_PASSWORD, &["-I", "lanplus", "-C", "3", "-N", "1", "-R", "2"], args)
+    }
+}
+
+impl Drop for VirtualMachine {
+    fn drop(&mut self) {
+        kill(&mut self.bmc);
+        let pid = self.file("qemu.pid").trim().to_owned();
+        if !pid.is_empty() && self.running() {
+            let _ = Command::new("kill").args(["-KILL", &pid]).output();
+        }
+    }
+}
