@@ -233,6 +233,8 @@ pub struct Drivers {
     ipmi: Arc<ipmi::Ipmi>,
     redfish: Arc<redfish::Redfish>,
     snmp: snmp::SnmpSettings,
+    /// The network boot service of real machines (the netboot service), when one runs.
+    netboot: Option<Arc<dyn BootDriver>>,
 }
 
 impl Drivers {
@@ -246,6 +248,7 @@ impl Drivers {
             ipmi: Arc::new(ipmi::Ipmi::new(s.ipmi)),
             redfish: Arc::new(redfish::Redfish::new(s.redfish_timeout, s.bmc_tls_verify)),
             snmp: s.snmp.clone(),
+            netboot: None,
         }
     }
 
@@ -288,14 +291,36 @@ impl Drivers {
         }
     }
 
+    /// Real machines boot through `service` (the netboot service lives in its own crate,
+    /// which depends on this one).
+    pub fn with_netboot(mut self, service: Arc<dyn BootDriver>) -> Self {
+        self.netboot = Some(service);
+        self
+    }
+
     /// The boot service for a server whose BMC is of `kind`: the fake lab's for fake
-    /// machines; real machines wait for the netboot service.
+    /// machines, the netboot service for real ones.
     pub fn boot(&self, kind: Option<BmcType>) -> Result<Box<dyn BootDriver>, DriverError> {
-        match kind {
-            Some(BmcType::Fake) => Ok(Box::new(self.fake.boot())),
-            _ => Err(DriverError::Unsupported(
-                "network boot of real machines needs the netboot service, which this dcim does not have yet".into(),
+        match (kind, &self.netboot) {
+            (Some(BmcType::Fake), _) => Ok(Box::new(self.fake.boot())),
+            (_, Some(service)) => Ok(Box::new(Shared(service.clone()))),
+            (_, None) => Err(DriverError::Unsupported(
+                "network boot of real machines needs the netboot service; configure [netboot]".into(),
             )),
         }
+    }
+}
+
+/// A boot service shared by every task.
+struct Shared(Arc<dyn BootDriver>);
+
+#[async_trait]
+impl BootDriver for Shared {
+    async fn prepare(&self, req: &BootRequest) -> Result<(), DriverError> {
+        self.0.prepare(req).await
+    }
+
+    async fn cleanup(&self, task_id: i64, mac: &str) -> Result<(), DriverError> {
+        self.0.cleanup(task_id, mac).await
     }
 }
