@@ -1,0 +1,203 @@
+//! The HTTP side of a network boot: the per-MAC iPXE script, the agent's answer data,
+//! and the boot files (kernel, initramfs, images).
+//!
+//! The script is the only place a boot's secret leaves dcim before the agent uses it,
+//! so it is served only while the boot is prepared (404 otherwise, which makes iPXE
+//! fall through to the next boot device). Answer data additionally needs the secret.
+//! Files are static and the same for every machine; they carry no secret.
+
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::services::ServeDir;
+
+use crate::boots::{EventKind, mac_hyphens};
+use crate::{Netboot, mode_name, parse_mac};
+use dcim_drivers::BootMode;
+
+pub(crate) fn router(nb: Netboot) -> Router {
+    let files = Router::new()
+        .fallback_service(ServeDir::new(&nb.cfg.boot_files_dir))
+        .layer(middleware::from_fn_with_state(nb.clone(), record_file));
+    Router::new()
+        .route("/boot/{script}", get(get_boot_script))
+        .route("/boot/{mac}/answer", get(get_boot_answer))
+        .nest("/files", files)
+        .with_state(nb)
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "no boot is prepared for this machine\n").into_response()
+}
+
+/// `GET /boot/{mac}.ipxe`: load the agent with this boot's task, secret and callback.
+async fn get_boot_script(State(nb): State<Netboot>, Path(script): Path<String>) -> Response {
+    let Some(mac) = script.strip_suffix(".ipxe").and_then(|m| parse_mac(m).ok()) else {
+        return not_found();
+    };
+    let Some(boot) = nb.boots.get(&mac) else {
+        nb.events.push(EventKind::Script { mac, found: false });
+        tracing::info!(%mac, "iPXE script asked for by a machine with no prepared boot");
+        return not_found();
+    };
+    nb.events.push(EventKind::Script { mac, found: true });
+    let c = &nb.cfg;
+    let base = &c.http_base;
+    let mut args = String::new();
+    if !c.kernel_args.is_empty() {
+        args.push_str(&c.kernel_args);
+        args.push(' ');
+    }
+    args.push_str(&format!(
+        "dcim.callback={} dcim.task={} dcim.secret={} dcim.mode={} dcim.answer={base}/boot/{}/answer",
+        boot.callback,
+        boot.task_id,
+        boot.secret,
+        mode_name(&boot.mode),
+        mac_hyphens(&mac),
+    ));
+    if let BootMode::Diag { clear_hdd } | BootMode::Wipe { clear_hdd } = &boot.mode {
+        args.push_str(&format!(" dcim.clear_hdd={clear_hdd}"));
+    }
+    let script = format!(
+        "#!ipxe\n\
+         echo dcim: task {task} ({mode}) for {mac}\n\
+         kernel {base}/files/{kernel} initrd={initrd} {args} || goto failed\n\
+         initrd {base}/files/{initrd} || goto failed\n\
+         boot || goto failed\n\
+         :failed\n\
+         echo dcim: network boot failed\n\
+         sleep 5\n\
+         exit 1\n",
+        task = boot.task_id,
+        mode = mode_name(&boot.mode),
+        kernel = c.kernel,
+        initrd = c.initrd,
+    );
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], script).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct SecretQuery {
+    secret: Option<String>,
+}
+
+/// `GET /boot/{mac}/answer`: the boot's answer data, for the agent holding its secret
+/// (`Authorization: Bearer SECRET` or `?secret=`).
+async fn get_boot_answer(
+    State(nb): State<Netboot>,
+    Path(mac): Path<String>,
+    Query(q): Query<SecretQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(boot) = parse_mac(&mac).ok().and_then(|m| nb.boots.get(&m)) else {
+        return not_found();
+    };
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let given = bearer.or(q.secret);
+    if given.as_deref() != Some(boot.secret.as_str()) {
+        return (StatusCode::FORBIDDEN, "wrong or missing secret\n").into_response();
+    }
+    let body = serde_json::json!({
+        "task_id": boot.task_id,
+        "callback": boot.callback,
+        "boot": boot.mode,
+        "answer": boot.answer,
+    });
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+}
+
+async fn record_file(State(nb): State<Netboot>, req: Request, next: Next) -> Response {
+    nb.events.push(EventKind::File { path: req.uri().path().to_owned() });
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use axum::body::Body;
+    use dcim_drivers::{BootDriver, BootMode, BootRequest};
+    use tower::ServiceExt;
+
+    use crate::{DhcpMode, NetbootConfig};
+
+    use super::*;
+
+    fn netboot(dir: &std::path::Path) -> Netboot {
+        let mut c =
+            NetbootConfig::new("nb0", Ipv4Addr::new(10, 78, 0, 1), DhcpMode::Proxy, "http://10.78.0.1:8080", dir);
+        c.kernel_args = "console=ttyS0".into();
+        Netboot::new(c).unwrap()
+    }
+
+    async fn get(nb: &Netboot, uri: &str, auth: Option<&str>) -> (StatusCode, String) {
+        let mut req = Request::get(uri);
+        if let Some(a) = auth {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        let r = nb.router().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        let status = r.status();
+        let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn script_exists_only_while_the_boot_is_prepared() {
+        let dir = std::env::temp_dir().join(format!("dcim-netboot-http-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("vmlinuz"), b"kernel").unwrap();
+        let nb = netboot(&dir);
+        let (s, _) = get(&nb, "/boot/52-54-00-78-00-01.ipxe", None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+
+        let req = BootRequest {
+            task_id: 42,
+            secret: "tok3n".into(),
+            callback: "http://10.78.0.1:8080/agent".into(),
+            mac: "52:54:00:78:00:01".into(),
+            mode: BootMode::Install { template: "debian".into() },
+            answer: serde_json::json!({"hostname": "n1"}),
+        };
+        nb.prepare(&req).await.unwrap();
+        let (s, body) = get(&nb, "/boot/52-54-00-78-00-01.ipxe", None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(body.starts_with("#!ipxe\n"), "{body}");
+        assert!(body.contains(
+            "kernel http://10.78.0.1:8080/files/vmlinuz initrd=initrd.gz console=ttyS0 \
+             dcim.callback=http://10.78.0.1:8080/agent dcim.task=42 dcim.secret=tok3n dcim.mode=install \
+             dcim.answer=http://10.78.0.1:8080/boot/52-54-00-78-00-01/answer"
+        ));
+        assert!(body.contains("initrd http://10.78.0.1:8080/files/initrd.gz"));
+        // colon form works as well
+        assert_eq!(get(&nb, "/boot/52:54:00:78:00:01.ipxe", None).await.0, StatusCode::OK);
+
+        let answer = "/boot/52-54-00-78-00-01/answer";
+        assert_eq!(get(&nb, answer, None).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(get(&nb, answer, Some("Bearer nope")).await.0, StatusCode::FORBIDDEN);
+        let (s, body) = get(&nb, answer, Some("Bearer tok3n")).await;
+        assert_eq!(s, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["answer"]["hostname"], "n1");
+        assert_eq!(v["boot"]["template"], "debian");
+        assert_eq!(get(&nb, &format!("{answer}?secret=tok3n"), None).await.0, StatusCode::OK);
+
+        let (s, body) = get(&nb, "/files/vmlinuz", None).await;
+        assert_eq!((s, body.as_str()), (StatusCode::OK, "kernel"));
+        assert_eq!(get(&nb, "/files/../Cargo.toml", None).await.0, StatusCode::NOT_FOUND);
+
+        nb.cleanup(42, "52:54:00:78:00:01").await.unwrap();
+        assert_eq!(get(&nb, "/boot/52-54-00-78-00-01.ipxe", None).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(get(&nb, &format!("{answer}?secret=tok3n"), None).await.0, StatusCode::NOT_FOUND);
+        let seen: Vec<_> = nb.events().snapshot().into_iter().map(|e| e.kind).collect();
+        assert!(seen.contains(&EventKind::File { path: "/vmlinuz".into() }));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
