@@ -5,7 +5,7 @@
 # (well under 2 s) when everything is already there.
 #
 #   apt:  openipmi (ipmi_sim), ipmitool, snmp (client tools), python3-venv, python3-gdbm,
-#         qemu-system-x86 qemu-utils ipxe ipxe-qemu socat (virtual machines)
+#         qemu-system-x86 qemu-utils ipxe ipxe-qemu ovmf socat (virtual machines), cpio (boot image)
 #   venv: ${DCIM_SIMS:-/opt/dcim-sims}/venv, made with Debian's /usr/bin/python3 (not a
 #         pyenv python3 that may come first on PATH: snmpsim drops to user nobody, who
 #         cannot read /root, and pyenv's build has no dbm module), holding the pinned
@@ -16,7 +16,7 @@ set -euo pipefail
 
 SIMS=${DCIM_SIMS:-/opt/dcim-sims}
 VENV=$SIMS/venv
-APT_PACKAGES=(openipmi ipmitool snmp python3-venv python3-gdbm qemu-system-x86 qemu-utils socat ipxe ipxe-qemu)
+APT_PACKAGES=(openipmi ipmitool snmp python3-venv python3-gdbm qemu-system-x86 qemu-utils socat ipxe ipxe-qemu ovmf cpio)
 # cryptography: snmpsim needs it for SNMPv3 privacy (else "Decryption error");
 # pysmi: a dependency snmpsim 1.2.2 forgets to declare.
 PIP_PACKAGES=(

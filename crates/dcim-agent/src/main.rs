@@ -1,0 +1,226 @@
+//! `dcim-agent`: the in-band agent. It runs from the network-booted image
+//! (`scripts/build-bootimage.sh`), once the image's `/init` has loaded the NIC and
+//! disk drivers and got an address by DHCP, and does what the task asked: report
+//! the hardware, wipe the disks, report what it did, then power the machine off.
+//! Power off is the last thing it does whatever happened, and every failure is
+//! reported first, so no task on the server waits for its timeout.
+//!
+//! # Kernel command line
+//!
+//! The agent takes its instructions from `/proc/cmdline` (the netboot service puts
+//! them on the iPXE `kernel` line); one image serves every task:
+//!
+//! | word | meaning |
+//! |---|---|
+//! | `dcim.callback=URL` | reports go to `POST URL/{task}/report` (the server's `/agent/v1/task`) |
+//! | `dcim.task=ID` | the task id |
+//! | `dcim.secret=S` | sent as `Authorization: Bearer S` |
+//! | `dcim.mode=diag\|wipe\|install` | diag: hardware, then a wipe unless `clear_hdd` is `none`; wipe: only the wipe; install: not done yet, reported as a failure (default diag) |
+//! | `dcim.clear_hdd=none\|simple\|full` | simple: signatures and the first and last MiB of every disk and partition; full: every byte |
+//! | `dcim.answer=URL` | optional: when `dcim.clear_hdd` is absent, its `boot.clear_hdd` decides (fetched with the secret) |
+//! | `dcim.timeout=SECONDS` | optional: report a failure and power off after this long; default 1800 s, none for a full wipe; 0 = none |
+//! | `BOOTIF=01-aa-bb-cc-dd-ee-ff` | optional (iPXE's `${net0/mac:hexhyp}`), read by the image's `/init`: that NIC asks for DHCP first |
+//!
+//! Without `dcim.clear_hdd` and an answer, a wipe task does `simple` and a diag does none.
+//! Use an IP address in the URLs: the static binary has no name service switch.
+//!
+//! # Reports
+//!
+//! `{"kind": K, "data": {...}}`, in order: `progress` before each step
+//! (`{"step", "message", "percent"}`), `hardware` (the `hardware_info` schema, see
+//! [`inventory`]), `wiped` (`{"mode", "disks": [{"name", "wiped", "method", ...}]}`),
+//! `done` (`{}`); or `failed` (`{"step", "message"}`) as soon as a step fails.
+//! A report the server refuses (4xx: the task was aborted or has ended) is a
+//! failure too, so an aborted task's machine stops at its next report and powers off.
+//!
+//! Started by hand (`/proc/cmdline` without `dcim.callback` and `dcim.task`) it
+//! refuses to run and touches nothing; `dcim-agent inventory [ROOT]` prints the
+//! inventory of this machine (or of a copied `/proc` + `/sys` tree) and exits.
+
+mod cmdline;
+mod inventory;
+mod report;
+mod wipe;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use cmdline::{ClearHdd, Mode, Params};
+use report::Reporter;
+
+/// A console line with the time since boot, as the serial log shows it.
+pub fn say(msg: &str) {
+    let up = std::fs::read_to_string("/proc/uptime").ok().and_then(|s| s.split(' ').next().map(str::to_owned));
+    eprintln!("dcim-agent[{}]: {msg}", up.unwrap_or_default());
+}
+
+/// A step's failure: the step's name as the server's task shows it, and why.
+struct Failure {
+    step: &'static str,
+    error: anyhow::Error,
+}
+
+trait StepContext<T> {
+    fn step(self, step: &'static str) -> Result<T, Failure>;
+}
+
+impl<T> StepContext<T> for anyhow::Result<T> {
+    fn step(self, step: &'static str) -> Result<T, Failure> {
+        self.map_err(|error| Failure { step, error })
+    }
+}
+
+fn progress(r: &Reporter, step: &str, percent: u32, message: &str) -> anyhow::Result<()> {
+    say(message);
+    r.send("progress", json!({"step": step, "message": message, "percent": percent}))
+}
+
+/// The wipe level: the command line, else the answer data, else the mode's default.
+fn clear_hdd(p: &Params, r: &Reporter) -> anyhow::Result<ClearHdd> {
+    if let Some(c) = p.clear_hdd {
+        return Ok(c);
+    }
+    if let Some(url) = &p.answer {
+        let a = r.fetch_json(url)?;
+        if let Some(c) = a["boot"]["clear_hdd"].as_str() {
+            return ClearHdd::parse(c);
+        }
+    }
+    Ok(if p.mode == Mode::Wipe { ClearHdd::Simple } else { ClearHdd::None })
+}
+
+fn run(p: &Params, r: &Reporter) -> Result<(), Failure> {
+    let root = Path::new("/");
+    let clear = clear_hdd(p, r).step("agent_answer")?;
+    watchdog(p, clear);
+    match p.mode {
+        Mode::Install => {
+            return Err(Failure {
+                step: "agent_install",
+                error: anyhow::anyhow!("this agent does not install operating systems yet"),
+            });
+        }
+        Mode::Diag => {
+            progress(r, "agent_hardware", 0, "collecting the hardware inventory").step("agent_hardware")?;
+            let inv = inventory::collect(root, &inventory::smartctl);
+            let data = serde_json::to_value(&inv).context("encoding the inventory").step("agent_hardware")?;
+            say(&format!(
+                "found {} disks, {} NICs, {} MiB of RAM",
+                inv.disks.len(),
+                inv.nics.len(),
+                inv.memory.total_mib.unwrap_or(0)
+            ));
+            r.send("hardware", data).step("agent_hardware")?;
+        }
+        Mode::Wipe => {}
+    }
+    if p.mode == Mode::Wipe || clear != ClearHdd::None {
+        let data = wipe_disks(root, clear, r).step("agent_wipe")?;
+        r.send("wiped", data).step("agent_wipe")?;
+    }
+    r.send("done", json!({})).step("agent_done")
+}
+
+/// Wipes every disk in turn, reporting progress; the `wiped` report's data.
+fn wipe_disks(root: &Path, clear: ClearHdd, r: &Reporter) -> anyhow::Result<Value> {
+    let names = inventory::disk_names(root);
+    let mut done = vec![];
+    for (i, name) in names.iter().enumerate() {
+        let size = inventory::disk_size(root, name);
+        let base = (i * 100 / names.len().max(1)) as u32;
+        let share = 100 / names.len().max(1) as u64;
+        progress(r, "agent_wipe", base, &format!("wiping {name} ({} bytes, {})", size, clear.as_str()))?;
+        let mut last_report = std::time::Instant::now();
+        let mut on_progress = |d: u64, total: u64| {
+            // a full wipe of a big disk takes hours: a line now and then, a report at most every 30 s
+            if d < total && last_report.elapsed().as_secs() >= 30 {
+                last_report = std::time::Instant::now();
+                let pct = base + (d * share / total.max(1)) as u32;
+                let _ = progress(r, "agent_wipe", pct, &format!("wiping {name}: {d} of {total} bytes"));
+            }
+        };
+        let w = wipe::wipe_disk(root, Path::new("/dev"), name, size, clear, &mut on_progress)?;
+        say(&format!("{name}: {} ({} bytes written in {} s)", w.wiped, w.bytes_written, w.seconds));
+        done.push(w);
+    }
+    Ok(json!({"mode": clear.as_str(), "disks": done}))
+}
+
+/// Syncs and powers the machine off; returns only if that is not allowed.
+///
+/// The NICs go down first: the kernel's shutdown breaks virtio queues while NAPI
+/// may still poll them, and Linux before the fix "virtio_ring: fix infinite loop in
+/// virtnet_poll_cleantx when device is broken" can then spin in softirq forever
+/// (seen here as a soft lockup after `reboot: Power down` was due, QEMU never exiting).
+fn power_off() -> ExitCode {
+    say("powering off");
+    if Path::new("/bin/ip").exists() {
+        for nic in inventory::nics(Path::new("/")) {
+            if let Some(name) = nic.nic.name {
+                let _ = std::process::Command::new("/bin/ip").args(["link", "set", "dev", &name, "down"]).status();
+            }
+        }
+    }
+    nix::unistd::sync();
+    match nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF) {
+        Ok(never) => match never {},
+        Err(e) => {
+            say(&format!("power off failed: {e}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The deadline: whatever the agent is doing then (a disk that never answers, a
+/// hung tool), the failure is reported and the machine powered off, so the task
+/// ends before the server's own timeout.
+fn watchdog(p: &Params, clear: ClearHdd) {
+    let secs = p.timeout.unwrap_or(if clear == ClearHdd::Full { 0 } else { 1800 });
+    if secs == 0 {
+        return;
+    }
+    let p = p.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(secs));
+        let message = format!("the agent did not finish within {secs} s (dcim.timeout)");
+        say(&message);
+        let _ = Reporter::new(&p).send("failed", json!({"step": "agent_timeout", "message": message}));
+        power_off();
+        std::process::exit(1);
+    });
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("inventory") {
+        let root = args.get(1).map_or("/", String::as_str);
+        let inv = inventory::collect(Path::new(root), &inventory::smartctl);
+        println!("{}", serde_json::to_string_pretty(&inv).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    let params =
+        match std::fs::read_to_string("/proc/cmdline").context("reading /proc/cmdline").and_then(|c| Params::parse(&c))
+        {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("dcim-agent: {e:#}; nothing done (`dcim-agent inventory [ROOT]` prints the inventory)");
+                return ExitCode::from(2);
+            }
+        };
+    say(&format!("task {} mode {:?} callback {}", params.task, params.mode, params.callback));
+    let reporter = Reporter::new(&params);
+    match run(&params, &reporter) {
+        Ok(()) => say("all steps done"),
+        Err(Failure { step, error }) => {
+            let message = format!("{error:#}");
+            say(&format!("{step} failed: {message}"));
+            if let Err(e) = reporter.send("failed", json!({"step": step, "message": message})) {
+                say(&format!("could not report the failure either: {e:#}"));
+            }
+        }
+    }
+    power_off()
+}
