@@ -86,6 +86,17 @@ impl AppState {
     }
 }
 
+/// The in-band agents' route alone (`/agent/v1/task/{id}/report`), for the plain-HTTP
+/// listener on a provisioning network, where nothing else of the API belongs.
+pub fn agent_app(state: AppState) -> Router {
+    let limit = state.cfg.body_limit;
+    Router::new()
+        .route("/agent/v1/task/{id}/report", axum::routing::post(routes::operations::agent_report))
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(TraceLayer::new_for_http())
+}
+
 /// The complete application: routes, the OpenAPI document with Swagger UI, body
 /// limit and request tracing.
 pub fn app(state: AppState) -> Router {

@@ -68,6 +68,14 @@ pub struct Config {
     /// Check BMC HTTPS certificates against the trusted CAs. Off by default: BMCs
     /// nearly always carry self-signed certificates.
     pub bmc_tls_verify: bool,
+    /// The netboot service of the provisioning segment (DHCP, TFTP, router
+    /// advertisement, iPXE scripts and boot files): `[netboot]` in the configuration
+    /// file, see `dcim_netboot::NetbootConfig`. Real machines cannot boot the agent without it.
+    pub netboot: Option<dcim_netboot::NetbootConfig>,
+    /// With `netboot`: the plain-HTTP listener on the provisioning segment, `host:port`,
+    /// that serves the boot files and takes the agents' reports; `netboot.http_base`
+    /// must name it.
+    pub netboot_listen: Option<String>,
     /// Delay of every fake device call, in milliseconds (demos, tests, benchmarks).
     pub fake_delay_ms: u64,
     /// Run every task step twice (a test of step idempotency).
@@ -114,6 +122,8 @@ impl Default for Config {
             ipmi_attempts: drivers.ipmi.attempts,
             redfish_timeout_ms: drivers.redfish_timeout.as_millis() as u64,
             bmc_tls_verify: drivers.bmc_tls_verify,
+            netboot: None,
+            netboot_listen: None,
             fake_delay_ms: 0,
             task_repeat_steps: false,
             admin_email: None,

@@ -29,6 +29,8 @@ pub struct Running {
     purge: JoinHandle<()>,
     engine_stop: watch::Sender<bool>,
     engine_task: JoinHandle<()>,
+    /// The netboot service's servers and its HTTP listener, when configured.
+    netboot: Option<(dcim_netboot::NetbootServers, JoinHandle<()>)>,
 }
 
 impl Running {
@@ -44,6 +46,10 @@ impl Running {
         let _ = tokio::time::timeout(grace, self.engine_task).await;
         self.handle.graceful_shutdown(Some(grace));
         self.purge.abort();
+        if let Some((servers, http)) = self.netboot {
+            http.abort();
+            drop(servers);
+        }
         let r = self.task.await.context("server task")?;
         self.store.close().await;
         r
@@ -78,11 +84,18 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     // Agents on this machine (the fake lab's) call back on loopback.
     let own = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };
     let lab = FakeLab::new(Duration::from_millis(cfg.fake_delay_ms));
-    let engine = Engine::new(
-        store.clone(),
-        Drivers::with_settings(lab, &cfg.drivers()),
-        cfg.engine(&format!("{scheme}://{own}")),
-    );
+    let mut drivers = Drivers::with_settings(lab, &cfg.drivers());
+    // Agents report to this server; booted over the netboot service, through its listener.
+    let mut callback_base = format!("{scheme}://{own}");
+    let mut netboot = None;
+    if let Some(nb_cfg) = &cfg.netboot {
+        let nb = dcim_netboot::Netboot::new(nb_cfg.clone()).context("netboot configuration")?;
+        let servers = nb.start().await.context("starting the netboot service")?;
+        drivers = drivers.with_netboot(Arc::new(nb.clone()));
+        callback_base = nb_cfg.http_base.trim_end_matches('/').to_owned();
+        netboot = Some((nb, servers));
+    }
+    let engine = Engine::new(store.clone(), drivers, cfg.engine(&callback_base));
     let (engine_stop, stop_rx) = watch::channel(false);
     let engine_task = tokio::spawn(engine.clone().run(stop_rx.clone()));
     if cfg.power_poll_secs > 0 {
@@ -95,6 +108,23 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     }
 
     let state = AppState::new(store.clone(), engine.clone(), cfg.api());
+    let netboot = match netboot {
+        None => None,
+        Some((nb, servers)) => {
+            let listen =
+                cfg.netboot_listen.as_deref().context("netboot needs netboot_listen (host:port of http_base)")?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding netboot_listen {listen}"))?;
+            let app = nb.router().merge(dcim_api::agent_app(state.clone()));
+            let http = tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "the netboot HTTP listener stopped");
+                }
+            });
+            Some((servers, http))
+        }
+    };
     let app = dcim_api::app(state).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let task = if tls {
@@ -112,7 +142,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     };
     let purge = tokio::spawn(purge_loop(store.clone(), cfg.session_idle_secs));
     tracing::info!(%addr, tls, database = %dcim_store::redact_url(&cfg.database_url()), "dcim is serving");
-    Ok(Running { addr, tls, store, engine, handle, task, purge, engine_stop, engine_task })
+    Ok(Running { addr, tls, store, engine, handle, task, purge, engine_stop, engine_task, netboot })
 }
 
 /// Removes idle sessions and expired keys every five minutes.

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::vdc::{BMC_PASSWORD, BMC_USER, Netns, VirtualMachine};
+use common::vdc::{BMC_PASSWORD, BMC_USER, Firmware, Netns, VirtualMachine};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -20,6 +20,7 @@ async fn run(s: &TestServer, srv: i64, op: &str, body: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dcim_powers_a_virtual_machine_through_its_bmc() {
+    let _one = MACHINES.lock().await;
     let ns = Netns::create("10.79.0.1");
     let vm = VirtualMachine::start(&ns, "52:54:00:79:00:01");
     let s = TestServer::start_with(Db::Sqlite, fast_tasks).await;
@@ -57,4 +58,244 @@ async fn dcim_powers_a_virtual_machine_through_its_bmc() {
     assert!(log.lines().rev().find(|l| l.contains("started qemu")).unwrap().contains("boot=disk"), "{log}");
     assert_eq!(s.get(&format!("/dci/v3/server/{srv}")).await["power_status"], "on");
     s.stop().await;
+}
+
+/// The agent's boot image, built by `scripts/build-bootimage.sh target/bootimage`
+/// (`scripts/test.sh` builds it).
+fn boot_image() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bootimage");
+    assert!(
+        dir.join("vmlinuz").is_file() && dir.join("initrd.gz").is_file(),
+        "the agent's boot image is missing: run scripts/build-bootimage.sh target/bootimage (scripts/test.sh does)"
+    );
+    dir.canonicalize().unwrap()
+}
+
+/// Waits for a task's end, up to `secs`.
+async fn wait_long(s: &TestServer, id: i64, secs: u64) -> Value {
+    wait_timed(s, id, secs).await.0
+}
+
+/// Waits for a task's end, noting when each step was first seen complete (polled every
+/// 100 ms): seconds since the call, by step name.
+async fn wait_timed(s: &TestServer, id: i64, secs: u64) -> (Value, std::collections::BTreeMap<String, f64>) {
+    let started = std::time::Instant::now();
+    let deadline = started + Duration::from_secs(secs);
+    let mut seen = std::collections::BTreeMap::new();
+    loop {
+        let t = s.get(&format!("/dci/v3/task/{id}")).await;
+        for step in t["progress_info"].as_array().into_iter().flatten() {
+            if step["status"] == "complete" {
+                let name = step["name"].as_str().unwrap_or_default().to_owned();
+                seen.entry(name).or_insert_with(|| started.elapsed().as_secs_f64());
+            }
+        }
+        if matches!(t["status"].as_str(), Some("complete" | "fail" | "canceled")) {
+            seen.insert("task end".into(), started.elapsed().as_secs_f64());
+            return (t, seen);
+        }
+        assert!(std::time::Instant::now() < deadline, "task {id} did not end in {secs} s: {t}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// "power on to hardware report X s, to complete Y s" from [`wait_timed`]'s notes.
+fn timeline(seen: &std::collections::BTreeMap<String, f64>) -> String {
+    let on = seen.get("boot from network").copied().unwrap_or(f64::NAN);
+    let at = |k: &str| seen.get(k).map(|t| format!("{:.1} s", t - on)).unwrap_or_else(|| "-".into());
+    format!(
+        "BMC power on to hardware report {}, to disks wiped {}, to task complete {}",
+        at("collect hardware"),
+        at("clear disks"),
+        at("task end")
+    )
+}
+
+/// One test at a time drives virtual machines: TCG on 2 cores has no room for more.
+static MACHINES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A provisioning segment (namespace `10.79.N.0/24`) served by a dcim with its netboot
+/// service, and a diagnostics template.
+struct Lab {
+    ns: Netns,
+    s: TestServer,
+    loc: Value,
+}
+
+impl Lab {
+    async fn start(segment: u8, tune: impl FnOnce(&mut dcim::Config)) -> Lab {
+        let image = boot_image();
+        let host = format!("10.79.{segment}.1");
+        let ns = Netns::create(&host);
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let netboot: dcim_netboot::NetbootConfig = serde_json::from_value(json!({
+            "interface": ns.host_if, "server_ip": host,
+            "mode": "full", "first": format!("10.79.{segment}.100"), "last": format!("10.79.{segment}.150"),
+            "prefix_len": 24, "http_base": format!("http://{host}:{port}"), "boot_files_dir": image,
+            "kernel_args": "console=ttyS0 quiet panic=-1"
+        }))
+        .unwrap();
+        let s = TestServer::start_with(Db::Sqlite, |c| {
+            fast_tasks(c);
+            c.power_timeout_secs = 60;
+            c.agent_timeout_secs = 120;
+            c.netboot = Some(netboot);
+            c.netboot_listen = Some(format!("{host}:{port}"));
+            tune(c);
+        })
+        .await;
+        let loc = s.post("/dci/v3/location", json!({"name": "DC-1"})).await;
+        s.post("/dci/v3/os_template", json!({"name": "Diag", "type": "diag"})).await;
+        Lab { ns, s, loc }
+    }
+
+    /// A server for a machine whose boot MAC is `mac` and whose BMC is `vm`'s.
+    async fn server(&self, name: &str, mac: &str, vm: &VirtualMachine) -> i64 {
+        self.s
+            .post(
+                "/dci/v3/server",
+                json!({"name": name, "location_id": self.loc["id"], "mac": mac,
+                       "ipmi": {"address": vm.bmc_address(), "type": "IPMI v2(lanplus)", "user": BMC_USER, "password": BMC_PASSWORD}}),
+            )
+            .await["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    async fn start_op(&self, srv: i64, op: &str, body: Value) -> i64 {
+        let (st, v) = self.s.call(reqwest::Method::POST, &format!("/dci/v3/server/{srv}/{op}"), Some(body)).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        v["task"].as_i64().unwrap()
+    }
+}
+
+fn diag(clear_hdd: &str) -> Value {
+    json!({"setup_ipmi": false, "ipmi_pool": 0, "os_template_id": 0, "clear_hdd": clear_hdd})
+}
+
+/// The two disks' serials, the boot NIC and a configuration were reported.
+async fn assert_diagnosed(s: &TestServer, srv: i64, vm: &VirtualMachine) {
+    let server = s.get(&format!("/dci/v3/server/{srv}")).await;
+    let hw = &server["hardware_info"];
+    let disks = hw["disks"].as_array().unwrap_or_else(|| panic!("no disks reported: {server}"));
+    let mut serials: Vec<&str> = disks.iter().filter_map(|d| d["serial"].as_str()).collect();
+    serials.sort();
+    let name = format!("vm{}", &vm.mac.replace(':', "")[6..]);
+    assert_eq!(serials, [format!("{name}-d0"), format!("{name}-d1")], "{hw}");
+    assert!(hw["nics"].to_string().contains(&vm.mac), "the boot NIC is reported: {hw}");
+    assert!(!server["configuration"].as_str().unwrap_or_default().is_empty(), "{server}");
+    assert_eq!(server["is_new"], false);
+}
+
+/// Diagnostics for real: dcim sets PXE and powers the machine through its BMC, its own
+/// netboot service answers the machine's DHCP and serves iPXE, the kernel and the
+/// agent, which reports the machine's hardware, wipes its disks and powers it off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnostics_boot_the_agent_on_a_virtual_machine() {
+    let _one = MACHINES.lock().await;
+    let lab = Lab::start(1, |_| {}).await;
+    let vm = VirtualMachine::start(&lab.ns, "52:54:00:79:01:01");
+    let srv = lab.server("vm-1", &vm.mac, &vm).await;
+    let started = std::time::Instant::now();
+    let task = lab.start_op(srv, "operation_diag", diag("simple")).await;
+    let (t, seen) = wait_timed(&lab.s, task, 150).await;
+    assert_eq!(t["status"], "complete", "{t}\nconsole:\n{}\npower: {}", vm.console(), vm.file("power.log"));
+    println!(
+        "diagnostics, one BIOS machine: {:.1} s from the request to complete; {}",
+        started.elapsed().as_secs_f64(),
+        timeline(&seen)
+    );
+    assert_diagnosed(&lab.s, srv, &vm).await;
+    assert!(!vm.running(), "the machine is off at the end");
+    if std::env::var_os("DCIM_SHOW_CONSOLE").is_some() {
+        println!("{}", vm.console());
+    }
+    // clear_hdd simple: the first and last MiB of both disks are zero, the middle is kept.
+    for n in 0..2 {
+        let [head, middle, tail] = vm.disk_samples(n);
+        assert!(head.iter().all(|b| *b == 0), "disk{n}: first MiB wiped");
+        assert!(tail.iter().all(|b| *b == 0), "disk{n}: last MiB wiped");
+        assert!(middle.iter().all(|b| *b == 0x5a), "disk{n}: the middle is untouched");
+    }
+    lab.s.stop().await;
+}
+
+/// A UEFI machine (OVMF's own network boot loads iPXE over TFTP) has its disks wiped
+/// in full: every byte is zero afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uefi_machine_full_wipe() {
+    let _one = MACHINES.lock().await;
+    let lab = Lab::start(2, |_| {}).await;
+    let vm = VirtualMachine::start_with(&lab.ns, "52:54:00:79:02:01", Firmware::Uefi);
+    let srv = lab.server("vm-2", &vm.mac, &vm).await;
+    let started = std::time::Instant::now();
+    let task = lab.start_op(srv, "operation_clear_hdd", json!({"clear_hdd": "full"})).await;
+    let (t, seen) = wait_timed(&lab.s, task, 240).await;
+    assert_eq!(t["status"], "complete", "{t}\nconsole:\n{}\npower: {}", vm.console(), vm.file("power.log"));
+    println!(
+        "full wipe of 576 MiB, one UEFI machine: {:.1} s from the request to complete; {}",
+        started.elapsed().as_secs_f64(),
+        timeline(&seen)
+    );
+    for n in 0..2 {
+        for (i, part) in vm.disk_samples(n).iter().enumerate() {
+            assert!(part.iter().all(|b| *b == 0), "disk{n}: sample {i} is zero after a full wipe");
+        }
+    }
+    lab.s.stop().await;
+}
+
+/// Three machines diagnosed at once on one segment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_machines_at_once() {
+    let _one = MACHINES.lock().await;
+    let lab = Lab::start(3, |_| {}).await;
+    let vms: Vec<VirtualMachine> =
+        (1..=3).map(|i| VirtualMachine::start(&lab.ns, &format!("52:54:00:79:03:0{i}"))).collect();
+    let mut servers = vec![];
+    for (i, vm) in vms.iter().enumerate() {
+        servers.push(lab.server(&format!("vm-3{i}"), &vm.mac, vm).await);
+    }
+    let started = std::time::Instant::now();
+    let mut tasks = vec![];
+    for srv in &servers {
+        tasks.push(lab.start_op(*srv, "operation_diag", diag("none")).await);
+    }
+    let (a, b, c) = tokio::join!(
+        wait_timed(&lab.s, tasks[0], 240),
+        wait_timed(&lab.s, tasks[1], 240),
+        wait_timed(&lab.s, tasks[2], 240)
+    );
+    for (i, (t, seen)) in [a, b, c].iter().enumerate() {
+        assert_eq!(t["status"], "complete", "machine {i}: {t}\nconsole:\n{}", vms[i].console());
+        println!("machine {i}: {}", timeline(seen));
+    }
+    println!(
+        "diagnostics, three BIOS machines at once: {:.1} s until the last completed",
+        started.elapsed().as_secs_f64()
+    );
+    for (srv, vm) in servers.iter().zip(&vms) {
+        assert_diagnosed(&lab.s, *srv, vm).await;
+    }
+    lab.s.stop().await;
+}
+
+/// A machine that never calls back (its boot MAC in dcim is not the one it boots
+/// from, so the netboot service never answers it) fails its task at the agent timeout
+/// with a message saying so, and is powered off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_that_never_calls_back_fails_at_the_timeout() {
+    let _one = MACHINES.lock().await;
+    let lab = Lab::start(4, |c| c.agent_timeout_secs = 15).await;
+    let vm = VirtualMachine::start(&lab.ns, "52:54:00:79:04:01");
+    let srv = lab.server("vm-4", "52:54:00:79:04:99", &vm).await;
+    let started = std::time::Instant::now();
+    let task = lab.start_op(srv, "operation_diag", diag("none")).await;
+    let t = wait_long(&lab.s, task, 90).await;
+    assert_eq!(t["status"], "fail", "{t}");
+    let msg = t["status_info"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("no report from the in-band agent within 15 s"), "{msg}");
+    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+    assert!(vm.running() || vm.file("power.log").contains("set power 1"), "the machine was powered on");
+    lab.s.stop().await;
 }

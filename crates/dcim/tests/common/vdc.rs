@@ -38,6 +38,8 @@ impl Netns {
         sh(&["ip", "-n", &ns.name, "link", "set", "br0", "up"]);
         sh(&["ip", "link", "add", &ns.host_if, "type", "veth", "peer", "name", &peer, "netns", &ns.name]);
         sh(&["ip", "-n", &ns.name, "link", "set", &peer, "master", "br0", "up"]);
+        // A link-local address at once (no duplicate detection): the router advertisement needs one.
+        sh(&["sysctl", "-qw", &format!("net.ipv6.conf.{}.accept_dad=0", ns.host_if)]);
         sh(&["ip", "addr", "add", &format!("{host_ip}/24"), "dev", &ns.host_if]);
         sh(&["ip", "link", "set", &ns.host_if, "up"]);
         ns
@@ -64,8 +66,21 @@ pub struct VirtualMachine {
 pub const BMC_USER: &str = "admin";
 pub const BMC_PASSWORD: &str = "secret";
 
+/// The machine's firmware.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firmware {
+    /// SeaBIOS with the NIC's iPXE option ROM.
+    Bios,
+    /// OVMF (q35) with its own network boot, which loads iPXE over TFTP.
+    Uefi,
+}
+
 impl VirtualMachine {
     pub fn start(ns: &Netns, mac: &str) -> VirtualMachine {
+        Self::start_with(ns, mac, Firmware::Bios)
+    }
+
+    pub fn start_with(ns: &Netns, mac: &str, fw: Firmware) -> VirtualMachine {
         let ipmi_sim = require_program("ipmi_sim");
         require_program("qemu-system-x86_64");
         let qemu_img = require_program("qemu-img");
@@ -75,11 +90,35 @@ impl VirtualMachine {
         let d = &dir.0;
         let name = format!("vm{}", &mac.replace(':', "")[6..]);
         let tap = format!("dt{}", hex::encode(rand::random::<[u8; 4]>()));
-        let env = format!("NAME={name}\nMAC={mac}\nNETNS={}\nBRIDGE={}\nTAP={tap}\nMEM=512\n", ns.name, ns.bridge);
+        let firmware = match fw {
+            Firmware::Bios => "bios",
+            Firmware::Uefi => {
+                let vars = require_file(Path::new("/usr/share/OVMF/OVMF_VARS_4M.fd"), "OVMF (apt ovmf)");
+                std::fs::copy(vars, d.join("OVMF_VARS.fd")).unwrap();
+                "uefi"
+            }
+        };
+        let env = format!(
+            "NAME={name}\nMAC={mac}\nNETNS={}\nBRIDGE={}\nTAP={tap}\nMEM=512\nFW={firmware}\n",
+            ns.name, ns.bridge
+        );
         std::fs::write(d.join("machine.env"), env).unwrap();
-        for (disk, size) in [("disk0.qcow2", "320M"), ("disk1.qcow2", "256M")] {
-            let st = Command::new(&qemu_img).args(["create", "-q", "-f", "qcow2"]).arg(d.join(disk)).arg(size).status();
+        // Disks full of old data: a pattern at both ends and a marker in the middle.
+        let qemu_io = require_program("qemu-io");
+        for (disk, size, pattern) in [("disk0.qcow2", 320, "0xa5"), ("disk1.qcow2", 256, "0xb6")] {
+            let st = Command::new(&qemu_img)
+                .args(["create", "-q", "-f", "qcow2"])
+                .arg(d.join(disk))
+                .arg(format!("{size}M"))
+                .status();
             assert!(st.is_ok_and(|s| s.success()), "qemu-img create {disk}");
+            let st = Command::new(&qemu_io)
+                .args(["-f", "qcow2", "-c", &format!("write -q -P {pattern} 0 1M")])
+                .args(["-c", "write -q -P 0x5a 100M 1M"])
+                .args(["-c", &format!("write -q -P {pattern} {}M 1M", size - 1)])
+                .arg(d.join(disk))
+                .status();
+            assert!(st.is_ok_and(|s| s.success()), "qemu-io {disk}");
         }
         let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let conf = template(
@@ -155,6 +194,22 @@ impl VirtualMachine {
             std::thread::sleep(Duration::from_millis(100));
         }
         false
+    }
+
+    /// Disk `n`'s bytes (converted to raw by `qemu-img`): its first MiB, the MiB at
+    /// 100 MiB, its last MiB.
+    pub fn disk_samples(&self, n: usize) -> [Vec<u8>; 3] {
+        let raw = self.dir.0.join(format!("disk{n}.raw"));
+        let st = Command::new(require_program("qemu-img"))
+            .args(["convert", "-f", "qcow2", "-O", "raw"])
+            .arg(self.dir.0.join(format!("disk{n}.qcow2")))
+            .arg(&raw)
+            .status();
+        assert!(st.is_ok_and(|s| s.success()), "qemu-img convert disk{n}");
+        let bytes = std::fs::read(&raw).unwrap();
+        let _ = std::fs::remove_file(&raw);
+        let mib = 1 << 20;
+        [bytes[..mib].to_vec(), bytes[100 * mib..101 * mib].to_vec(), bytes[bytes.len() - mib..].to_vec()]
     }
 
     /// `ipmitool -I lanplus` against this machine's BMC, as an independent check.
