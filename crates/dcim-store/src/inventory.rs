@@ -93,6 +93,15 @@ pub struct OsTemplateRow {
     pub kind: String,
     pub tags: String,
     pub efi: i64,
+    pub image_url: Option<String>,
+    pub image_sha256: Option<String>,
+}
+
+/// The raw disk image an `os` template deploys and its SHA-256 (hex); always set together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OsImage {
+    pub url: String,
+    pub sha256: String,
 }
 
 /// Which of the two device tables an operation addresses.
@@ -220,7 +229,7 @@ pub const PDU_PORT_LIST: ListSpec = ListSpec {
 };
 
 pub const OS_TEMPLATE_LIST: ListSpec = ListSpec {
-    select: "SELECT id, name, type, tags, efi FROM os_templates",
+    select: "SELECT id, name, type, tags, efi, image_url, image_sha256 FROM os_templates",
     from: "os_templates",
     count_all_from: None,
     fields: &[
@@ -498,16 +507,27 @@ impl Store {
 
     // --- OS templates
 
-    pub async fn create_os_template(&self, name: &str, kind: &str, tags: &str, efi: bool) -> Result<i64> {
-        let (id,): (i64,) =
-            sqlx::query_as("INSERT INTO os_templates (name, type, tags, efi) VALUES ($1, $2, $3, $4) RETURNING id")
-                .bind(name.to_owned())
-                .bind(kind.to_owned())
-                .bind(tags.to_owned())
-                .bind(i64::from(efi))
-                .fetch_one(self.pool())
-                .await
-                .map_err(|e| StoreError::conflict_on_constraint(e, || format!("OS template '{name}' exists")))?;
+    pub async fn create_os_template(
+        &self,
+        name: &str,
+        kind: &str,
+        tags: &str,
+        efi: bool,
+        image: Option<&OsImage>,
+    ) -> Result<i64> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO os_templates (name, type, tags, efi, image_url, image_sha256) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(name.to_owned())
+        .bind(kind.to_owned())
+        .bind(tags.to_owned())
+        .bind(i64::from(efi))
+        .bind(image.map(|i| i.url.clone()))
+        .bind(image.map(|i| i.sha256.clone()))
+        .fetch_one(self.pool())
+        .await
+        .map_err(|e| StoreError::conflict_on_constraint(e, || format!("OS template '{name}' exists")))?;
         Ok(id)
     }
 
@@ -525,8 +545,13 @@ impl Store {
         name: Option<&str>,
         tags: Option<&str>,
         efi: Option<bool>,
+        image: Option<Option<&OsImage>>,
     ) -> Result<()> {
         let mut p = Patch::new("os_templates");
+        if let Some(i) = image {
+            p.set("image_url", i.map(|i| i.url.clone()).into());
+            p.set("image_sha256", i.map(|i| i.sha256.clone()).into());
+        }
         if let Some(v) = name {
             p.set("name", v.into());
         }

@@ -498,10 +498,21 @@ impl Engine {
                         (BootMode::Diag { clear_hdd: clear_hdd.clone() }, json!({"template": template}))
                     }
                     Operation::ClearHdd { clear_hdd } => (BootMode::Wipe { clear_hdd: clear_hdd.clone() }, json!({})),
-                    Operation::InstallOs { template, raid, hostname, password_hash, ssh_keys, disks, .. } => (
+                    Operation::InstallOs {
+                        template,
+                        raid,
+                        hostname,
+                        password_hash,
+                        ssh_keys,
+                        disks,
+                        image_url,
+                        image_sha256,
+                        ..
+                    } => (
                         BootMode::Install { template: template.clone() },
                         json!({"hostname": hostname, "password_hash": password_hash, "ssh_keys": ssh_keys,
-                               "raid": raid, "disks": disks, "template": template}),
+                               "raid": raid, "disks": disks, "template": template,
+                               "image_url": image_url, "image_sha256": image_sha256}),
                     ),
                     _ => return Err(StepError::Fatal("this operation does not boot from the network".into())),
                 };

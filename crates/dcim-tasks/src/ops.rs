@@ -34,6 +34,12 @@ pub enum Operation {
         ssh_keys: Vec<String>,
         /// Disks of the RAID, by name, from the server's hardware.
         disks: Vec<String>,
+        /// The template's raw disk image and its SHA-256 (hex), as of the request.
+        /// Empty in tasks stored before templates had images.
+        #[serde(default)]
+        image_url: String,
+        #[serde(default)]
+        image_sha256: String,
     },
     /// Give the server an address already reserved for it (row `allocating`).
     IpAssign {

@@ -177,8 +177,36 @@ async fn servers_and_templates(db: Db) {
     s.post("/dci/v3/os_template", json!({"name": "Diag6", "type": "diag"})).await;
     assert_eq!(
         s.get(&format!("/dci/v3/os_template/{t}")).await,
-        json!({"id": t, "name": "Debian 12", "type": "os", "tags": ["linux"], "efi": true})
+        json!({"id": t, "name": "Debian 12", "type": "os", "tags": ["linux"], "efi": true,
+               "image_url": null, "image_sha256": null})
     );
+    // An image: an http(s) URL and a SHA-256, set and cleared together.
+    let sha = "AB".repeat(32);
+    let img = json!({"image_url": "https://mirror.example/debian.img", "image_sha256": sha});
+    s.post(&format!("/dci/v3/os_template/{t}"), img).await;
+    let got = s.get(&format!("/dci/v3/os_template/{t}")).await;
+    assert_eq!(
+        (&got["image_url"], &got["image_sha256"]),
+        (&json!("https://mirror.example/debian.img"), &json!(sha.to_lowercase()))
+    );
+    for (body, field) in [
+        (json!({"image_url": "ftp://mirror.example/x.img", "image_sha256": sha}), "image_url"),
+        (json!({"image_url": "http://", "image_sha256": sha}), "image_url"),
+        (json!({"image_url": "http://mirror.example/x.img", "image_sha256": "abc"}), "image_sha256"),
+        (json!({"image_url": "http://mirror.example/x.img", "image_sha256": "g".repeat(64)}), "image_sha256"),
+        (json!({"image_url": "http://mirror.example/x.img"}), "image_sha256"),
+    ] {
+        let (st, v) = s.call(Method::POST, &format!("/dci/v3/os_template/{t}"), Some(body.clone())).await;
+        assert_error(st, &v, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(v.to_string().contains(field), "{body}: {v}");
+        let mut new = body;
+        new["name"] = json!("Y");
+        new["type"] = json!("os");
+        let (st, v) = s.call(Method::POST, "/dci/v3/os_template", Some(new)).await;
+        assert_error(st, &v, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    s.post(&format!("/dci/v3/os_template/{t}"), json!({"image_url": null, "image_sha256": null})).await;
+    assert_eq!(s.get(&format!("/dci/v3/os_template/{t}")).await["image_url"], json!(null));
     assert_eq!(s.get("/dci/v3/os_template?where=type%20EQ%20diag").await["size"], 1);
     let (st, v) = s.call(Method::POST, "/dci/v3/os_template", Some(json!({"name": "X", "type": "windows"}))).await;
     assert_error(st, &v, StatusCode::UNPROCESSABLE_ENTITY);

@@ -272,8 +272,10 @@ async fn roles_and_bad_bodies(db: Db) {
     let (st, v) = s.call_as(&t, Method::GET, "/dci/v3/task/1", None).await;
     assert_error(st, &v, StatusCode::NOT_FOUND);
 
+    let bare = s.post("/dci/v3/os_template", json!({"name": "No image", "type": "os"})).await["id"].clone();
     let before = s.get("/dci/v3/task").await["size"].clone();
     for (op, body, status, field) in [
+        ("operation_os", json!({"hdd_raid": "raid_1", "os_template_id": bare, "password": "p"}), 422, "has no image"),
         ("operation_os", json!({"hdd_raid": "raid_6", "os_template_id": 1, "password": "p"}), 422, "hdd_raid"),
         (
             "operation_os",

@@ -196,7 +196,7 @@ async fn seed_calls_answer_in_the_seeds_shape(db: Db) {
     s.post(&format!("/dci/v3/server/{b}/owner"), json!({"owner": customer})).await;
     // The operations run on the fake hardware.
     s.post(&format!("/dci/v3/server/{a}"), json!({"ipmi": {"address": "bmc-seed", "type": "fake"}})).await;
-    let os = s.post("/dci/v3/os_template", json!({"name": "Debian 12", "type": "os"})).await["id"].clone();
+    let os = s.post("/dci/v3/os_template", json!({"name": "Debian 12", "type": "os", "image_url": "http://192.0.2.1/files/debian-12.img", "image_sha256": "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"})).await["id"].clone();
     s.post("/dci/v3/os_template", json!({"name": "Diag6", "type": "diag"})).await;
     const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl user@host";
     // Addresses: one already on the server, so the lists have something to show.

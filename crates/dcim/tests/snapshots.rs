@@ -29,7 +29,7 @@ async fn wire_shapes(db: Db) {
     .await;
     let outlet = s.get(&format!("/dci/v3/pdu/{pdu}/port?limit=0,1")).await;
     s.post(&format!("/dci/v3/server/{a}/pdu_connection"), json!({"port": outlet["list"][0]["id"]})).await;
-    let t = s.post("/dci/v3/os_template", json!({"name": "Debian 12", "type": "os", "tags": ["linux"]})).await;
+    let t = s.post("/dci/v3/os_template", json!({"name": "Debian 12", "type": "os", "image_url": "http://192.0.2.1/files/debian-12.img", "image_sha256": "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "tags": ["linux"]})).await;
     let u = s.add_user("customer@example.com", "customer-password", "@user").await;
     s.post(&format!("/dci/v3/server/{a}/owner"), json!({"owner": u})).await;
 

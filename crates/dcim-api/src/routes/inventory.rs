@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use dcim_core::validate::device_address;
 use dcim_core::{DeviceProtocol, TemplateType};
 use dcim_drivers::{DeviceAccess, DriverError};
-use dcim_store::inventory::{DeviceKind, NewDevice as StoreNewDevice, PortReport};
+use dcim_store::inventory::{DeviceKind, NewDevice as StoreNewDevice, OsImage, PortReport};
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -392,6 +392,28 @@ fn tags(t: &[String]) -> ApiResult<String> {
     serde_json::to_string(t).map_err(|_| ApiError::internal())
 }
 
+/// The image pair: both given (an http(s) URL and 64 hex digits, kept lowercase) or neither.
+fn image(url: Option<&str>, sha256: Option<&str>) -> ApiResult<Option<OsImage>> {
+    let (url, sha256) = match (url, sha256) {
+        (None, None) => return Ok(None),
+        (Some(u), Some(h)) => (u.trim(), h.trim()),
+        (Some(_), None) => return Err(ApiError::invalid("image_sha256", "required with image_url")),
+        (None, Some(_)) => return Err(ApiError::invalid("image_url", "required with image_sha256")),
+    };
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+    let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
+    let ok_url = host.is_some_and(|h| !h.is_empty() && !h.starts_with(':'))
+        && url.len() <= 2048
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !ok_url {
+        return Err(ApiError::invalid("image_url", format!("'{url}' is not an http or https URL")));
+    }
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::invalid("image_sha256", "must be 64 hexadecimal digits (a SHA-256)"));
+    }
+    Ok(Some(OsImage { url: url.to_owned(), sha256: sha256.to_ascii_lowercase() }))
+}
+
 #[utoipa::path(get, path = "/dci/v3/os_template", tag = "inventory", responses((status = 200, body = List<OsTemplate>)))]
 pub async fn list_os_templates(
     caller: Caller,
@@ -421,7 +443,8 @@ pub async fn create_os_template(
     caller.require_admin()?;
     let kind: TemplateType = b.kind.parse().map_err(|e| ApiError::invalid("type", e))?;
     let n = name("name", &b.name)?;
-    Ok(created(st.store.create_os_template(&n, kind.as_str(), &tags(&b.tags)?, b.efi).await?))
+    let img = image(b.image_url.as_deref(), b.image_sha256.as_deref())?;
+    Ok(created(st.store.create_os_template(&n, kind.as_str(), &tags(&b.tags)?, b.efi, img.as_ref()).await?))
 }
 
 #[utoipa::path(post, path = "/dci/v3/os_template/{id}", tag = "inventory", request_body = OsTemplateEdit, responses((status = 200, body = Id)))]
@@ -434,7 +457,14 @@ pub async fn edit_os_template(
     caller.require_admin()?;
     let n = b.name.as_deref().map(|n| name("name", n)).transpose()?;
     let t = b.tags.as_deref().map(tags).transpose()?;
-    st.store.update_os_template(id, n.as_deref(), t.as_deref(), b.efi).await?;
+    let img = match (b.image_url, b.image_sha256) {
+        (None, None) => None,
+        (Some(None), Some(None)) => Some(None),
+        (u, h) => Some(Some(image(u.flatten().as_deref(), h.flatten().as_deref())?.ok_or_else(|| {
+            ApiError::invalid("image_url", "image_url and image_sha256 are set or cleared together")
+        })?)),
+    };
+    st.store.update_os_template(id, n.as_deref(), t.as_deref(), b.efi, img.as_ref().map(Option::as_ref)).await?;
     Ok(Json(Id { id }))
 }
 

@@ -186,6 +186,15 @@ pub async fn operation_os(
             format!("template {} ({}) is a {} template, not an OS", tpl.id, tpl.name, tpl.kind),
         ));
     }
+    let (Some(image_url), Some(image_sha256)) = (tpl.image_url, tpl.image_sha256) else {
+        return Err(ApiError::invalid(
+            "os_template_id",
+            format!(
+                "OS template {} ({}) has no image to install; set its image_url and image_sha256",
+                tpl.id, tpl.name
+            ),
+        ));
+    };
     let n = b.password.chars().count();
     if n == 0 || n > 256 || b.password.chars().any(char::is_control) {
         return Err(ApiError::invalid("password", "must be 1 to 256 printable characters"));
@@ -229,6 +238,8 @@ pub async fn operation_os(
         password_hash,
         ssh_keys: b.ssh_pub_keys.iter().map(|k| k.trim().to_owned()).collect(),
         disks,
+        image_url,
+        image_sha256,
     };
     start(&st, &caller, id, op).await
 }

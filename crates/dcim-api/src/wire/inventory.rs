@@ -206,6 +206,10 @@ pub struct OsTemplate {
     pub kind: String,
     pub tags: Vec<String>,
     pub efi: bool,
+    /// The raw disk image an `os` template writes (http or https); null without one.
+    pub image_url: Option<String>,
+    /// The image's SHA-256, 64 hex digits, checked by the agent before it reports the install.
+    pub image_sha256: Option<String>,
 }
 
 impl From<OsTemplateRow> for OsTemplate {
@@ -216,6 +220,8 @@ impl From<OsTemplateRow> for OsTemplate {
             name: r.name,
             kind: r.kind,
             efi: r.efi != 0,
+            image_url: r.image_url,
+            image_sha256: r.image_sha256,
         }
     }
 }
@@ -229,6 +235,11 @@ pub struct NewOsTemplate {
     pub tags: Vec<String>,
     #[serde(default = "yes")]
     pub efi: bool,
+    /// Given together with `image_sha256`, or neither.
+    #[serde(default)]
+    pub image_url: Option<String>,
+    #[serde(default)]
+    pub image_sha256: Option<String>,
 }
 
 fn yes() -> bool {
@@ -240,6 +251,13 @@ pub struct OsTemplateEdit {
     pub name: Option<String>,
     pub tags: Option<Vec<String>>,
     pub efi: Option<bool>,
+    /// Absent: unchanged; null (with `image_sha256` null): the template loses its image.
+    #[serde(default, deserialize_with = "crate::extract::nullable")]
+    #[schema(value_type = Option<String>)]
+    pub image_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::extract::nullable")]
+    #[schema(value_type = Option<String>)]
+    pub image_sha256: Option<Option<String>>,
 }
 
 /// Hardware entered by hand: the `hardware_info` object (schema in `dcim_core::configuration`).

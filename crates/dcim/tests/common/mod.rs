@@ -364,7 +364,7 @@ pub async fn fake_server(s: &TestServer) -> (i64, i64, i64) {
     .await;
     let outlet = s.get(&format!("/dci/v3/pdu/{pdu}/port?limit=0,1")).await;
     s.post(&format!("/dci/v3/server/{srv}/pdu_connection"), json!({"port": outlet["list"][0]["id"]})).await;
-    s.post("/dci/v3/os_template", json!({"name": "Debian 12", "type": "os", "tags": ["linux"]})).await;
+    s.post("/dci/v3/os_template", json!({"name": "Debian 12", "type": "os", "image_url": "http://192.0.2.1/files/debian-12.img", "image_sha256": "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "tags": ["linux"]})).await;
     s.post("/dci/v3/os_template", json!({"name": "Diag6", "type": "diag"})).await;
     (srv, sw, pdu)
 }
