@@ -66,19 +66,22 @@ ln -s bin "$R/sbin"   # the kernel asks /sbin/modprobe for modules it needs on d
 dpkg-deb --fsys-tarfile "$(deb busybox-static)" | tar -x -O ./bin/busybox > "$R/bin/busybox"
 chmod 755 "$R/bin/busybox"
 
-# Drivers: NICs and storage controllers found in servers, virtio for VMs, IPMI for the in-band BMC.  Their
+# Drivers: NICs and storage controllers found in servers, virtio for VMs, IPMI for the in-band BMC, the md RAID
+# personalities an OS install builds, vfat (with its code pages) for the image's cloud-init seed partition.  Their
 # dependencies come from a modules.dep that busybox's depmod writes for the unpacked kernel tree.  Unpacking
 # the kernel package is most of the build's time, so the kernel and the chosen modules are kept in the cache
 # (a tar keyed by the kernel package and this list) and the package is unpacked again only when either changes.
 WANT="virtio_pci virtio_net virtio_blk virtio_scsi e1000 e1000e igb igc ixgbe i40e ice bnxt_en tg3 r8169 mlx4_en
- mlx5_core ahci ata_piix sd_mod nvme megaraid_sas mpt3sas smartpqi hpsa ipmi_si ipmi_devintf"
+ mlx5_core ahci ata_piix sd_mod nvme megaraid_sas mpt3sas smartpqi hpsa ipmi_si ipmi_devintf md_mod raid0 raid1 raid10
+ raid456 vfat nls_cp437 nls_ascii nls_utf8 nls_iso8859_1"
 KTAR=$CACHE/kernel-$KV-$(printf '%s\n' "$(basename "$(deb "$KPKG")")" $WANT | sha256sum | cut -c1-16).tar
 if [ ! -f "$KTAR" ]; then
-  # kernel/{block,arch} hold dependencies of storage modules (t10-pi for sd_mod): without them depmod
-  # would miss those dependencies silently
+  # kernel/{block,arch} hold dependencies of storage modules (t10-pi for sd_mod), kernel/fs vfat and the
+  # code pages: without them depmod would miss those dependencies silently
   dpkg-deb --fsys-tarfile "$(deb "$KPKG")" | tar -x -C "$K" "./boot/vmlinuz-$KV" \
     "./lib/modules/$KV/kernel/drivers" "./lib/modules/$KV/kernel/net" "./lib/modules/$KV/kernel/lib" \
     "./lib/modules/$KV/kernel/crypto" "./lib/modules/$KV/kernel/block" "./lib/modules/$KV/kernel/arch" \
+    "./lib/modules/$KV/kernel/fs" \
     || die "unpacking $KPKG failed"
   step "kernel unpacked"
   "$R/bin/busybox" depmod -b "$K" "$KV"

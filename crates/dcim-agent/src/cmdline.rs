@@ -16,7 +16,7 @@ pub enum Mode {
     Diag,
     /// Wipe only.
     Wipe,
-    /// Write an operating system: not done by this agent yet; it reports a failure.
+    /// Build the RAID and write the OS image of the answer.
     Install,
 }
 

@@ -1,7 +1,8 @@
 //! `dcim-agent`: the in-band agent. It runs from the network-booted image
 //! (`scripts/build-bootimage.sh`), once the image's `/init` has loaded the NIC and
 //! disk drivers and got an address by DHCP, and does what the task asked: report
-//! the hardware, wipe the disks, report what it did, then power the machine off.
+//! the hardware, wipe the disks, or build the RAID and write an OS image onto it
+//! ([`install`]), report what it did, then power the machine off.
 //! Power off is the last thing it does whatever happened, and every failure is
 //! reported first, so no task on the server waits for its timeout.
 //!
@@ -15,9 +16,9 @@
 //! | `dcim.callback=URL` | reports go to `POST URL/{task}/report` (the server's `/agent/v1/task`) |
 //! | `dcim.task=ID` | the task id |
 //! | `dcim.secret=S` | sent as `Authorization: Bearer S` |
-//! | `dcim.mode=diag\|wipe\|install` | diag: hardware, then a wipe unless `clear_hdd` is `none`; wipe: only the wipe; install: not done yet, reported as a failure (default diag) |
+//! | `dcim.mode=diag\|wipe\|install` | diag: hardware, then a wipe unless `clear_hdd` is `none`; wipe: only the wipe; install: the answer's RAID and OS image, see [`install`] (default diag) |
 //! | `dcim.clear_hdd=none\|simple\|full` | simple: signatures and the first and last MiB of every disk and partition; full: every byte |
-//! | `dcim.answer=URL` | optional: when `dcim.clear_hdd` is absent, its `boot.clear_hdd` decides (fetched with the secret) |
+//! | `dcim.answer=URL` | optional: when `dcim.clear_hdd` is absent, its `boot.clear_hdd` decides (fetched with the secret); install mode needs it |
 //! | `dcim.timeout=SECONDS` | optional: report a failure and power off after this long; default 1800 s, none for a full wipe; 0 = none |
 //! | `BOOTIF=01-aa-bb-cc-dd-ee-ff` | optional (iPXE's `${net0/mac:hexhyp}`), read by the image's `/init`: that NIC asks for DHCP first |
 //!
@@ -29,7 +30,9 @@
 //! `{"kind": K, "data": {...}}`, in order: `progress` before each step
 //! (`{"step", "message", "percent"}`), `hardware` (the `hardware_info` schema, see
 //! [`inventory`]), `wiped` (`{"mode", "disks": [{"name", "wiped", "method", ...}]}`),
-//! `done` (`{}`); or `failed` (`{"step", "message"}`) as soon as a step fails.
+//! `done` (`{}`); in install mode `installed` (`{"target", "bytes", "sha256", "raid", "seed"}`,
+//! `seed` the partition given the cloud-init seed or null)
+//! instead of `hardware`, `wiped` and `done`; or `failed` (`{"step", "message"}`) as soon as a step fails.
 //! A report the server refuses (4xx: the task was aborted or has ended) is a
 //! failure too, so an aborted task's machine stops at its next report and powers off.
 //!
@@ -38,6 +41,7 @@
 //! inventory of this machine (or of a copied `/proc` + `/sys` tree) and exits.
 
 mod cmdline;
+mod install;
 mod inventory;
 mod report;
 mod wipe;
@@ -97,12 +101,7 @@ fn run(p: &Params, r: &Reporter) -> Result<(), Failure> {
     let clear = clear_hdd(p, r).step("agent_answer")?;
     watchdog(p, clear);
     match p.mode {
-        Mode::Install => {
-            return Err(Failure {
-                step: "agent_install",
-                error: anyhow::anyhow!("this agent does not install operating systems yet"),
-            });
-        }
+        Mode::Install => return install_os(p, r),
         Mode::Diag => {
             progress(r, "agent_hardware", 0, "collecting the hardware inventory").step("agent_hardware")?;
             let inv = inventory::collect(root, &inventory::smartctl);
@@ -122,6 +121,39 @@ fn run(p: &Params, r: &Reporter) -> Result<(), Failure> {
         r.send("wiped", data).step("agent_wipe")?;
     }
     r.send("done", json!({})).step("agent_done")
+}
+
+/// Install mode: the answer, the RAID, the image written and checked, `installed`.
+fn install_os(p: &Params, r: &Reporter) -> Result<(), Failure> {
+    let url = p.answer.as_deref().context("the command line has no dcim.answer").step("agent_answer")?;
+    let answer = r.fetch_json(url).step("agent_answer")?;
+    let a = install::Answer::parse(&answer["answer"]).step("agent_answer")?;
+    let msg = format!("building {} over {}", a.raid, a.disks.join(", "));
+    progress(r, "agent_raid", 0, &msg).step("agent_raid")?;
+    let target = install::build_target(Path::new("/dev"), &a).step("agent_raid")?;
+    let msg = format!("writing {} onto {}", a.image_url, target.display());
+    progress(r, "agent_image", 10, &msg).step("agent_image")?;
+    let mut last_report = std::time::Instant::now();
+    let mut on_progress = |n: u64, total: Option<u64>| {
+        if last_report.elapsed().as_secs() >= 30 {
+            last_report = std::time::Instant::now();
+            let pct = total.map_or(50, |t| 10 + (n * 85 / t.max(1)) as u32);
+            let _ = progress(r, "agent_image", pct, &format!("written {n} of {} bytes", total.unwrap_or(0)));
+        }
+    };
+    let w = install::write_image(&a.image_url, &a.image_sha256, &target, &mut on_progress).step("agent_image")?;
+    say(&format!("{}: {} bytes written, sha256 {} as expected", target.display(), w.bytes, w.sha256));
+    progress(r, "agent_seed", 95, "writing the cloud-init seed (hostname, root password, SSH keys)")
+        .step("agent_seed")?;
+    let seed = install::write_seed(&target, &a, &format!("dcim-task-{}", p.task)).step("agent_seed")?;
+    match &seed {
+        Some(part) => say(&format!("cloud-init seed written onto {}", part.display())),
+        None => say("the image has no CIDATA partition 2: no password, keys or hostname written"),
+    }
+    let seed = seed.map(|p| p.display().to_string());
+    let data = json!({"target": target.display().to_string(), "bytes": w.bytes, "sha256": w.sha256, "raid": a.raid,
+                      "seed": seed});
+    r.send("installed", data).step("agent_install")
 }
 
 /// Wipes every disk in turn, reporting progress; the `wiped` report's data.

@@ -397,11 +397,14 @@ fn a_full_wipe_zeroes_every_byte_and_an_install_is_refused_then_the_machine_powe
         assert!(read_disk(d, 0, size).iter().all(|&x| x == 0), "{}: not every byte is zero", d.display());
     }
 
+    // an install needs the answer (RAID, disks, image): without dcim.answer it is refused
     let dir = workdir("install");
     let d0 = disk(&dir, "disk0.qcow2", size, 0x5a, 32 * MIB);
     let b = boot(&dir, "dcim.mode=install", &[(&d0, "virtio-blk-pci,serial=INST0")]);
     b.timings("install (refused)");
     assert_eq!(b.kinds(), ["failed"], "serial:\n{}", b.serial);
-    assert_eq!(b.get("failed").data["step"], "agent_install");
+    let f = &b.get("failed").data;
+    assert_eq!(f["step"], "agent_answer");
+    assert!(f["message"].as_str().unwrap_or_default().contains("dcim.answer"), "{f}");
     assert!(read_disk(&d0, 32 * MIB, MIB).iter().all(|&x| x == 0x5a), "a refused task touches no disk");
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::vdc::{BMC_PASSWORD, BMC_USER, Firmware, Netns, VirtualMachine};
+use common::vdc::{BMC_PASSWORD, BMC_USER, Firmware, Netns, VirtualMachine, boot_sector_image, with_seed_partition};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -297,5 +297,133 @@ async fn a_machine_that_never_calls_back_fails_at_the_timeout() {
     assert!(msg.contains("no report from the in-band agent within 15 s"), "{msg}");
     assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
     assert!(vm.running() || vm.file("power.log").contains("set power 1"), "the machine was powered on");
+    lab.s.stop().await;
+}
+
+/// The line the test OS image prints when the machine boots it from disk.
+const IMAGE_LINE: &str = "DCIM-TEST-IMAGE booted from disk";
+
+/// The agent's boot files with an OS image beside them, served by the netboot
+/// service under `/files/`: the image (12 MiB: [`boot_sector_image`] with a cloud-init
+/// seed partition, see [`with_seed_partition`]) and its SHA-256.
+fn boot_files_with_image(dir: &std::path::Path) -> (Vec<u8>, String) {
+    let boot = boot_image();
+    for f in ["vmlinuz", "initrd.gz"] {
+        std::fs::copy(boot.join(f), dir.join(f)).unwrap();
+    }
+    // The seed partition: an 8 MiB FAT32 labelled CIDATA, made by the boot image's own busybox.
+    let st = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(
+            "cd \"$1\" && gzip -dc \"$2\" | cpio -id --quiet bin/busybox && truncate -s 8M fat.img && \
+              bin/busybox mkdosfs -n CIDATA fat.img >/dev/null",
+        )
+        .args(["sh", dir.to_str().unwrap(), boot.join("initrd.gz").to_str().unwrap()])
+        .status();
+    assert!(st.is_ok_and(|s| s.success()), "making the FAT seed partition");
+    let fat = std::fs::read(dir.join("fat.img")).unwrap();
+    let img = with_seed_partition(boot_sector_image(IMAGE_LINE, 4), &fat);
+    std::fs::write(dir.join("os.img"), &img).unwrap();
+    let out = std::process::Command::new("sha256sum").arg(dir.join("os.img")).output().unwrap();
+    let sha = String::from_utf8_lossy(&out.stdout).split(' ').next().unwrap_or_default().to_owned();
+    assert_eq!(sha.len(), 64, "sha256sum: {out:?}");
+    (img, sha)
+}
+
+/// The OS install path of issue 7 for real: diagnostics first (so dcim knows the two
+/// disks), then `operation_os` with raid_1: the agent builds the mirror, writes the
+/// template's image onto it and checks its SHA-256, dcim sets the disk as boot device
+/// and resets, and the machine boots what was written; the image's cloud-init seed
+/// partition holds the hostname, root's password hash and the SSH key. Then a template
+/// whose SHA-256 is wrong: the task fails naming the checksum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operation_os_writes_a_raid_1_and_boots_it() {
+    let _one = MACHINES.lock().await;
+    let files = common::tempdir::Dir::new();
+    let (img, sha) = boot_files_with_image(&files.0);
+    let mut base = String::new();
+    let lab = Lab::start(5, |c| {
+        let nb = c.netboot.as_mut().unwrap();
+        nb.boot_files_dir = files.0.clone();
+        base = nb.http_base.clone();
+    })
+    .await;
+    let vm = VirtualMachine::start(&lab.ns, "52:54:00:79:05:01");
+    let srv = lab.server("vm-5", &vm.mac, &vm).await;
+    let url = format!("{base}/files/os.img");
+    let good = lab
+        .s
+        .post("/dci/v3/os_template", json!({"name": "Test image", "type": "os", "image_url": url, "image_sha256": sha}))
+        .await["id"]
+        .clone();
+    let bad = lab
+        .s
+        .post(
+            "/dci/v3/os_template",
+            json!({"name": "Corrupt", "type": "os", "image_url": url, "image_sha256": "0".repeat(64)}),
+        )
+        .await["id"]
+        .clone();
+
+    let task = lab.start_op(srv, "operation_diag", diag("none")).await;
+    let (t, seen) = wait_timed(&lab.s, task, 150).await;
+    assert_eq!(t["status"], "complete", "{t}\nconsole:\n{}", vm.console());
+    println!("diagnostics: {}", timeline(&seen));
+
+    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl user@host";
+    let os = |tpl: &Value| json!({"hdd_raid": "raid_1", "os_template_id": tpl, "password": "s3cret-pass", "ssh_pub_keys": [KEY]});
+    let started = std::time::Instant::now();
+    let task = lab.start_op(srv, "operation_os", os(&good)).await;
+    let (t, seen) = wait_timed(&lab.s, task, 200).await;
+    assert_eq!(t["status"], "complete", "{t}\nconsole:\n{}\npower: {}", vm.console(), vm.file("power.log"));
+    let on = seen.get("boot from network").copied().unwrap_or(f64::NAN);
+    let at = |k: &str| seen.get(k).map(|t| format!("{:.1} s", t - on)).unwrap_or_else(|| "-".into());
+    println!(
+        "operation_os raid_1, 12 MiB image: {:.1} s from the request to complete; BMC power on to installed {}, \
+         to disk boot {}, to task complete {}",
+        started.elapsed().as_secs_f64(),
+        at("install OS"),
+        at("boot from disk"),
+        at("task end")
+    );
+    let steps = t["progress_info"].to_string();
+    assert!(seen.contains_key("install OS") && seen.contains_key("boot from disk"), "{steps}");
+    assert!(
+        vm.wait_console(IMAGE_LINE, Duration::from_secs(30)),
+        "the machine did not boot the written image: {}\npower: {}",
+        vm.console(),
+        vm.file("power.log")
+    );
+    let log = vm.file("power.log");
+    assert!(log.lines().rev().find(|l| l.contains("started qemu")).unwrap().contains("boot=disk"), "{log}");
+    let server = lab.s.get(&format!("/dci/v3/server/{srv}")).await;
+    assert_eq!(server["os_template"]["name"], "Test image", "{server}");
+    // The mirror: both disks begin with the image (metadata 1.0 keeps the start the image's).
+    // The seed in partition 2 (FAT keeps a small file's bytes together): hostname, root's hash, the key.
+    assert!(vm.ipmitool(&["chassis", "power", "off"]).0, "power off through the BMC");
+    let has = |disk: &[u8], s: &str| disk.windows(s.len()).any(|w| w == s.as_bytes());
+    for n in 0..2 {
+        let disk = vm.disk_raw(n);
+        assert!(disk[..4 << 20] == img[..4 << 20], "disk{n} does not begin with the image");
+        let seed = &disk[4 << 20..12 << 20];
+        assert!(has(seed, "local-hostname: \"vm-5\""), "disk{n}: no meta-data in the seed partition");
+        assert!(
+            has(seed, "#cloud-config") && has(seed, KEY) && has(seed, "hashed_passwd: \"$6$"),
+            "disk{n}: user-data"
+        );
+        assert!(!has(seed, "s3cret-pass"), "disk{n}: the password itself is never written");
+    }
+
+    // A template whose checksum is not the image's.
+    let task = lab.start_op(srv, "operation_os", os(&bad)).await;
+    let (t, _) = wait_timed(&lab.s, task, 200).await;
+    assert_eq!(t["status"], "fail", "{t}\nconsole:\n{}", vm.console());
+    let msg = t["status_info"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("checksum mismatch") && msg.contains(&sha), "{msg}");
+    // What was written cannot boot: its first MiB is zeroed on both disks.
+    vm.ipmitool(&["chassis", "power", "off"]);
+    for n in 0..2 {
+        assert!(vm.disk_samples(n)[0].iter().all(|b| *b == 0), "disk{n}: the unverified image's start is zeroed");
+    }
     lab.s.stop().await;
 }

@@ -199,6 +199,13 @@ impl VirtualMachine {
     /// Disk `n`'s bytes (converted to raw by `qemu-img`): its first MiB, the MiB at
     /// 100 MiB, its last MiB.
     pub fn disk_samples(&self, n: usize) -> [Vec<u8>; 3] {
+        let bytes = self.disk_raw(n);
+        let mib = 1 << 20;
+        [bytes[..mib].to_vec(), bytes[100 * mib..101 * mib].to_vec(), bytes[bytes.len() - mib..].to_vec()]
+    }
+
+    /// Disk `n`'s bytes, all of them (converted to raw by `qemu-img`).
+    pub fn disk_raw(&self, n: usize) -> Vec<u8> {
         let raw = self.dir.0.join(format!("disk{n}.raw"));
         let st = Command::new(require_program("qemu-img"))
             .args(["convert", "-f", "qcow2", "-O", "raw"])
@@ -208,8 +215,7 @@ impl VirtualMachine {
         assert!(st.is_ok_and(|s| s.success()), "qemu-img convert disk{n}");
         let bytes = std::fs::read(&raw).unwrap();
         let _ = std::fs::remove_file(&raw);
-        let mib = 1 << 20;
-        [bytes[..mib].to_vec(), bytes[100 * mib..101 * mib].to_vec(), bytes[bytes.len() - mib..].to_vec()]
+        bytes
     }
 
     /// `ipmitool -I lanplus` against this machine's BMC, as an independent check.
@@ -226,4 +232,62 @@ impl Drop for VirtualMachine {
             let _ = Command::new("kill").args(["-KILL", &pid]).output();
         }
     }
+}
+
+/// A small raw "OS image" for install tests, made here (no network, no tools): a
+/// 512-byte MBR boot sector whose code prints `line` on COM1 (port 0x3f8) and halts,
+/// then `mib` MiB in all of deterministic pseudo-random bytes, so a copy that is
+/// short, shifted or from another image does not compare equal. Written from the
+/// recipe of /work/shared/reference/virtual-dc.md §3 (`mk-image.py`), without its
+/// isa-debug-exit: the machine stays up, showing the line, until it is powered off.
+pub fn boot_sector_image(line: &str, mib: usize) -> Vec<u8> {
+    #[rustfmt::skip]
+    let code: [u8; 0x14] = [
+        0xfa,             // cli
+        0x31, 0xc0,       // xor ax,ax
+        0x8e, 0xd8,       // mov ds,ax
+        0xbe, 0x14, 0x7c, // mov si,0x7c14 (the line, right after this code)
+        0xba, 0xf8, 0x03, // mov dx,0x3f8 (COM1's transmit register)
+        0xac,             // next: lodsb
+        0x84, 0xc0,       // test al,al
+        0x74, 0x03,       // jz halt
+        0xee,             // out dx,al
+        0xeb, 0xf8,       // jmp next
+        0xf4,             // halt: hlt (interrupts are off: for good)
+    ];
+    let mut img = code.to_vec();
+    img.extend_from_slice(format!("{line}\r\n").as_bytes());
+    img.push(0);
+    assert!(img.len() <= 446, "the line fits before the partition table");
+    img.resize(510, 0);
+    img.extend_from_slice(&[0x55, 0xaa]);
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64 ^ line.len() as u64;
+    while img.len() < mib << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        img.extend_from_slice(&x.to_le_bytes());
+    }
+    img.truncate(mib << 20);
+    img
+}
+
+/// `img` (at least 4 MiB, from [`boot_sector_image`]) as a partitioned disk: partition 1
+/// (Linux, bootable) is its MiB 1 to 4 and stands for the OS; partition 2 (FAT32 LBA)
+/// follows at 4 MiB and is `fat`, a filesystem labelled CIDATA for the agent's
+/// cloud-init seed. The partition table sits after the boot code in the MBR.
+pub fn with_seed_partition(mut img: Vec<u8>, fat: &[u8]) -> Vec<u8> {
+    const MIB: usize = 1 << 20;
+    assert!(img.len() >= 4 * MIB && fat.len().is_multiple_of(512));
+    img.truncate(4 * MIB);
+    let entry = |boot: u8, kind: u8, start: usize, len: usize| {
+        let mut e = vec![boot, 0xfe, 0xff, 0xff, kind, 0xfe, 0xff, 0xff];
+        e.extend_from_slice(&u32::try_from(start / 512).unwrap().to_le_bytes());
+        e.extend_from_slice(&u32::try_from(len / 512).unwrap().to_le_bytes());
+        e
+    };
+    let table = [entry(0x80, 0x83, MIB, 3 * MIB), entry(0, 0x0c, 4 * MIB, fat.len())].concat();
+    img[446..446 + 32].copy_from_slice(&table);
+    img.extend_from_slice(fat);
+    img
 }
