@@ -468,6 +468,16 @@ impl Store {
         Ok(())
     }
 
+    /// Every server's boot MAC with its known hardware (`hardware_info` JSON), for
+    /// servers that have both: the demo hands them to its fake machines.
+    pub async fn hardware_by_mac(&self) -> Result<Vec<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT mac, hardware_info FROM servers WHERE mac IS NOT NULL AND hardware_info <> '{}' ORDER BY id",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     /// Stores hardware as entered by hand (or found by diagnostics) with the
     /// configuration generated from it; a custom configuration still wins.
     pub async fn set_hardware_info(&self, id: i64, hardware_json: &str, generated: Option<&str>) -> Result<()> {

@@ -717,7 +717,9 @@ impl Engine {
                     serde_json::from_value(hw.clone()).unwrap_or_default();
                 fx.hardware = Some((hw.to_string(), dcim_core::configuration::generate(&parsed)));
                 fx.is_new = Some(false);
-                fx.diag_error = Some(None);
+                let before: Value = serde_json::from_str(&server.server.hardware_info).unwrap_or_default();
+                let findings = crate::ops::diag_findings(&before, &hw);
+                fx.diag_error = Some((!findings.is_empty()).then(|| Value::Array(findings).to_string()));
                 fx.power_status = Some("off".into());
             }
             Operation::ClearHdd { .. } => fx.power_status = Some("off".into()),

@@ -163,6 +163,36 @@ impl Operation {
     }
 }
 
+/// What diagnostics found wrong, as `diag_error` entries `{"type","info"}`: a disk whose
+/// SMART health check failed (`smart.passed: false` in the agent's report), and a disk
+/// known before (by serial) that the report no longer has.
+pub fn diag_findings(before: &serde_json::Value, found: &serde_json::Value) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    let disks = |hw: &serde_json::Value| hw["disks"].as_array().cloned().unwrap_or_default();
+    let label = |d: &serde_json::Value| {
+        let name = d["name"].as_str().unwrap_or("?");
+        match d["serial"].as_str() {
+            Some(s) => format!("disk {name} (serial {s})"),
+            None => format!("disk {name}"),
+        }
+    };
+    let now = disks(found);
+    let mut out: Vec<serde_json::Value> = now
+        .iter()
+        .filter(|d| d["smart"]["passed"] == json!(false))
+        .map(|d| json!({"type": "smart", "info": format!("{}: the SMART health check failed", label(d))}))
+        .collect();
+    for old in disks(before) {
+        let Some(serial) = old["serial"].as_str().filter(|s| !s.is_empty()) else { continue };
+        if !now.iter().any(|d| d["serial"].as_str() == Some(serial)) {
+            out.push(
+                json!({"type": "disk_missing", "info": format!("{} was found before and is missing now", label(&old))}),
+            );
+        }
+    }
+    out
+}
+
 /// The RAID levels of the seed and the identical disks each needs at least.
 pub fn raid_min_disks(raid: &str) -> Option<usize> {
     match raid {
@@ -187,5 +217,23 @@ mod tests {
         assert_eq!(Operation::Suspend.starting_state(), Some(("suspending", "")));
         assert_eq!(raid_min_disks("raid_10"), Some(4));
         assert_eq!(raid_min_disks("raid_6"), None);
+    }
+
+    #[test]
+    fn diagnostics_find_failed_and_missing_disks() {
+        use serde_json::json;
+        let before =
+            json!({"disks": [{"name": "sda", "serial": "A"}, {"name": "sdb", "serial": "B"}, {"name": "sdc"}]});
+        let found = json!({"disks": [{"name": "sda", "serial": "A", "smart": {"passed": false}},
+                                     {"name": "sdc", "smart": {"passed": true}}]});
+        let f = diag_findings(&before, &found);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert_eq!(f[0], json!({"type": "smart", "info": "disk sda (serial A): the SMART health check failed"}));
+        assert_eq!(
+            f[1],
+            json!({"type": "disk_missing", "info": "disk sdb (serial B) was found before and is missing now"})
+        );
+        assert!(diag_findings(&json!(null), &found).len() == 1, "no earlier hardware: only SMART");
+        assert!(diag_findings(&found, &json!({"disks": [{"name": "sda", "serial": "A"}, {"name": "sdc"}]})).is_empty());
     }
 }

@@ -84,6 +84,15 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     // Agents on this machine (the fake lab's) call back on loopback.
     let own = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };
     let lab = FakeLab::new(Duration::from_millis(cfg.fake_delay_ms));
+    if cfg.demo {
+        // The demo's fake machines report the hardware the demo gave them, so their
+        // diagnostics find what is recorded (and nothing missing).
+        for (mac, hw) in store.hardware_by_mac().await? {
+            if let Ok(v) = serde_json::from_str(&hw) {
+                lab.set_hardware(&mac, v);
+            }
+        }
+    }
     let mut drivers = Drivers::with_settings(lab, &cfg.drivers());
     // Agents report to this server; booted over the netboot service, through its listener.
     let mut callback_base = format!("{scheme}://{own}");

@@ -124,6 +124,31 @@ async fn demo_serves_https_with_a_ready_data_center() {
     assert_eq!(ports["size"], 48);
     let templates = get(&client, &format!("{}/api/dci/v3/os_template", s.url), &token).await;
     assert!(templates["list"].as_array().unwrap().iter().any(|t| t["type"] == "diag"));
+
+    // The README's diagnostics of server 9: its fake machine reports the demo's hardware,
+    // so nothing is found missing and the configuration stays.
+    let before = get(&client, &format!("{}/api/dci/v3/server/9", s.url), &token).await;
+    let body = json!({"setup_ipmi": false, "ipmi_pool": 0, "os_template_id": 0, "clear_hdd": "simple"});
+    let r = client
+        .post(format!("{}/api/dci/v3/server/9/operation_diag", s.url))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let task = r.json::<Value>().await.unwrap()["task"].as_i64().expect("a task");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let t = get(&client, &format!("{}/api/dci/v3/task/{task}", s.url), &token).await;
+        if t["status"] == "complete" {
+            break;
+        }
+        assert!(t["status"] != "fail" && std::time::Instant::now() < deadline, "{t}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let after = get(&client, &format!("{}/api/dci/v3/server/9", s.url), &token).await;
+    assert_eq!(after["diag_error"], json!([]), "{after}");
+    assert_eq!(after["configuration"], before["configuration"]);
     stop(s);
 
     // A second start keeps the data and the credentials, and seeds nothing twice.

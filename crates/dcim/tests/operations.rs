@@ -400,3 +400,42 @@ async fn power_poller(db: Db) {
 }
 
 on_both_backends!(power_poller);
+
+/// Diagnostics that find a failed SMART check and a disk gone since the last report
+/// complete, and say so in `diag_error`; the hardware is what was found.
+async fn diagnostics_report_failed_and_missing_disks(db: Db) {
+    let s = TestServer::start_with(db, fast_tasks).await;
+    let (srv, _, _) = fake_server(&s).await;
+    let mut before = common::hw_i9();
+    before["disks"][0]["serial"] = json!("S-OK");
+    before["disks"][1]["serial"] = json!("S-GONE");
+    s.post(&format!("/dci/v3/server/{srv}/hardware_info"), before.clone()).await;
+    let mut found = before.clone();
+    found["disks"] =
+        json!([{"name": "nvme0n1", "size_gb": 1024, "type": "NVMe", "serial": "S-OK", "smart": {"passed": false}}]);
+    s.post("/dci/v3/fake/hardware", json!({"mac": "52:54:00:0f:00:01", "hardware": found})).await;
+    let body = json!({"setup_ipmi": false, "ipmi_pool": 0, "os_template_id": 0, "clear_hdd": "none"});
+    let id = start(&s, srv, "operation_diag", body).await;
+    let t = wait_task(&s, id).await;
+    assert_eq!(t["status"], "complete", "{t}");
+    let server = s.get(&format!("/dci/v3/server/{srv}")).await;
+    assert_eq!(
+        server["diag_error"],
+        json!([
+            {"type": "smart", "info": "disk nvme0n1 (serial S-OK): the SMART health check failed"},
+            {"type": "disk_missing", "info": "disk nvme1n1 (serial S-GONE) was found before and is missing now"}
+        ]),
+        "{server}"
+    );
+    assert_eq!(server["hardware_info"]["disks"].as_array().unwrap().len(), 1);
+    // The next diagnostics that find everything well clear it.
+    found["disks"][0]["smart"] = json!({"passed": true});
+    s.post("/dci/v3/fake/hardware", json!({"mac": "52:54:00:0f:00:01", "hardware": found})).await;
+    let body = json!({"setup_ipmi": false, "ipmi_pool": 0, "os_template_id": 0, "clear_hdd": "none"});
+    let t = wait_task(&s, start(&s, srv, "operation_diag", body).await).await;
+    assert_eq!(t["status"], "complete", "{t}");
+    assert_eq!(s.get(&format!("/dci/v3/server/{srv}")).await["diag_error"], json!([]));
+    s.stop().await;
+}
+
+on_both_backends!(diagnostics_report_failed_and_missing_disks);
