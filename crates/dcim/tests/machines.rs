@@ -132,7 +132,7 @@ impl Lab {
             "interface": ns.host_if, "server_ip": host,
             "mode": "full", "first": format!("10.79.{segment}.100"), "last": format!("10.79.{segment}.150"),
             "prefix_len": 24, "http_base": format!("http://{host}:{port}"), "boot_files_dir": image,
-            "kernel_args": "console=ttyS0 quiet panic=-1"
+            "kernel_args": "console=ttyS0 quiet panic=-1 dcim.settle=2"
         }))
         .unwrap();
         let s = TestServer::start_with(Db::Sqlite, |c| {
