@@ -6,6 +6,7 @@
 //! this crate must never depend on them.
 
 pub mod configuration;
+pub mod installer;
 pub mod ip;
 pub mod model;
 pub mod query;

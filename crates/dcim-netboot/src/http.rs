@@ -5,6 +5,15 @@
 //! so it is served only while the boot is prepared (404 otherwise, which makes iPXE
 //! fall through to the next boot device). Answer data additionally needs the secret.
 //! Files are static and the same for every machine; they carry no secret.
+//!
+//! A boot whose answer carries an `installer` (an installer-based OS template) boots
+//! that installer's kernel and initrd from their URLs instead of the agent, pointed at
+//! the rendered answer file served here, also only with the secret:
+//! `/boot/{mac}/installer?secret=S` (kickstart `inst.ks=`, preseed `url=`), and for
+//! autoinstall's NoCloud data source, which appends file names to its seed URL,
+//! `/boot/{mac}/installer/{S}/user-data` and `.../meta-data`. The installer itself
+//! reports the end of the install: the answer file's last command posts `installed`
+//! to the task's callback with curl.
 
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
@@ -14,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::services::ServeDir;
 
-use crate::boots::{EventKind, mac_hyphens};
+use crate::boots::{EventKind, PreparedBoot, mac_hyphens};
 use crate::{Netboot, mode_name, parse_mac};
 use dcim_drivers::BootMode;
 
@@ -25,6 +34,8 @@ pub(crate) fn router(nb: Netboot) -> Router {
     Router::new()
         .route("/boot/{script}", get(get_boot_script))
         .route("/boot/{mac}/answer", get(get_boot_answer))
+        .route("/boot/{mac}/installer", get(get_installer_answer))
+        .route("/boot/{mac}/installer/{secret}/{file}", get(get_installer_seed))
         .nest("/files", files)
         .with_state(nb)
 }
@@ -46,6 +57,10 @@ async fn get_boot_script(State(nb): State<Netboot>, Path(script): Path<String>) 
     nb.events.push(EventKind::Script { mac, found: true });
     let c = &nb.cfg;
     let base = &c.http_base;
+    if let Some(script) = installer_script(&nb, &mac, &boot) {
+        return ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], script)
+            .into_response();
+    }
     let mut args = String::new();
     if !c.kernel_args.is_empty() {
         args.push_str(&c.kernel_args);
@@ -112,6 +127,83 @@ async fn get_boot_answer(
         "answer": boot.answer,
     });
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+}
+
+/// The installer of a boot: kind, kernel URL, initrd URL, rendered answer file.
+fn installer_of(answer: &serde_json::Value) -> Option<(&str, &str, &str, &str)> {
+    let i = &answer["installer"];
+    Some((i["kind"].as_str()?, i["kernel"].as_str()?, i["initrd"].as_str()?, i["answer_file"].as_str()?))
+}
+
+/// The iPXE script booting an installer, if the boot has one.
+fn installer_script(nb: &Netboot, mac: &dcim_core::Mac, boot: &PreparedBoot) -> Option<String> {
+    let (kind, kernel, initrd, _) = installer_of(&boot.answer)?;
+    let c = &nb.cfg;
+    let url = format!("{}/boot/{}/installer", c.http_base, mac_hyphens(mac));
+    let answer_arg = match kind {
+        "kickstart" => format!("inst.ks={url}?secret={}", boot.secret),
+        "preseed" => format!("auto=true priority=critical url={url}?secret={}", boot.secret),
+        _ => format!("autoinstall ds=nocloud-net;s={url}/{}/", boot.secret),
+    };
+    let initrd_name = initrd.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("initrd");
+    let mut args = String::new();
+    if !c.kernel_args.is_empty() {
+        args.push_str(&c.kernel_args);
+        args.push(' ');
+    }
+    args.push_str(&answer_arg);
+    Some(format!(
+        "#!ipxe\n\
+         echo dcim: task {task} ({kind} installer) for {mac}\n\
+         kernel {kernel} initrd={initrd_name} {args} || goto failed\n\
+         initrd --name {initrd_name} {initrd} || goto failed\n\
+         boot || goto failed\n\
+         :failed\n\
+         echo dcim: network boot failed\n\
+         sleep 5\n\
+         exit 1\n",
+        task = boot.task_id,
+    ))
+}
+
+fn text(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], body).into_response()
+}
+
+/// `GET /boot/{mac}/installer?secret=S`: the rendered answer file (kickstart, preseed,
+/// or autoinstall's user-data).
+async fn get_installer_answer(
+    State(nb): State<Netboot>,
+    Path(mac): Path<String>,
+    Query(q): Query<SecretQuery>,
+) -> Response {
+    installer_file(&nb, &mac, q.secret.as_deref(), "user-data")
+}
+
+/// `GET /boot/{mac}/installer/{secret}/{user-data|meta-data}`: autoinstall's NoCloud seed.
+async fn get_installer_seed(
+    State(nb): State<Netboot>,
+    Path((mac, secret, file)): Path<(String, String, String)>,
+) -> Response {
+    installer_file(&nb, &mac, Some(&secret), &file)
+}
+
+fn installer_file(nb: &Netboot, mac: &str, secret: Option<&str>, file: &str) -> Response {
+    let Some(boot) = parse_mac(mac).ok().and_then(|m| nb.boots.get(&m)) else {
+        return not_found();
+    };
+    let Some((_, _, _, answer_file)) = installer_of(&boot.answer) else {
+        return not_found();
+    };
+    if secret != Some(boot.secret.as_str()) {
+        return (StatusCode::FORBIDDEN, "wrong or missing secret\n").into_response();
+    }
+    match file {
+        "user-data" => text(answer_file.to_owned()),
+        "meta-data" => text(format!("instance-id: dcim-task-{}\n", boot.task_id)),
+        "vendor-data" => text(String::new()),
+        _ => not_found(),
+    }
 }
 
 async fn record_file(State(nb): State<Netboot>, req: Request, next: Next) -> Response {
@@ -199,5 +291,74 @@ mod tests {
         let seen: Vec<_> = nb.events().snapshot().into_iter().map(|e| e.kind).collect();
         assert!(seen.contains(&EventKind::File { path: "/vmlinuz".into() }));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn installer_boot(task_id: i64, mac: &str, kind: &str) -> BootRequest {
+        BootRequest {
+            task_id,
+            secret: "s3cr3t".into(),
+            callback: "http://10.78.0.1:8080/agent/v1/task".into(),
+            mac: mac.into(),
+            mode: BootMode::Install { template: "alma".into() },
+            answer: serde_json::json!({"hostname": "n1", "installer": {
+                "kind": kind,
+                "kernel": "http://mirror.example/os/images/pxeboot/vmlinuz",
+                "initrd": "http://mirror.example/os/images/pxeboot/initrd.img",
+                "answer_file": format!("# {kind} for n1\n"),
+            }}),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_installer_boot_boots_the_installer_and_serves_its_answer_file() {
+        let nb = netboot(&std::env::temp_dir());
+        nb.prepare(&installer_boot(7, "52:54:00:78:00:07", "kickstart")).await.unwrap();
+        let (s, body) = get(&nb, "/boot/52-54-00-78-00-07.ipxe", None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            body.contains(
+                "kernel http://mirror.example/os/images/pxeboot/vmlinuz initrd=initrd.img console=ttyS0 \
+                 inst.ks=http://10.78.0.1:8080/boot/52-54-00-78-00-07/installer?secret=s3cr3t"
+            ),
+            "{body}"
+        );
+        assert!(body.contains("initrd --name initrd.img http://mirror.example/os/images/pxeboot/initrd.img"), "{body}");
+        assert!(!body.contains("dcim.callback"), "{body}");
+
+        let url = "/boot/52-54-00-78-00-07/installer";
+        assert_eq!(get(&nb, url, None).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(get(&nb, &format!("{url}?secret=nope"), None).await.0, StatusCode::FORBIDDEN);
+        let (s, body) = get(&nb, &format!("{url}?secret=s3cr3t"), None).await;
+        assert_eq!((s, body.as_str()), (StatusCode::OK, "# kickstart for n1\n"));
+        assert_eq!(get(&nb, "/boot/52-54-00-78-00-08/installer?secret=s3cr3t", None).await.0, StatusCode::NOT_FOUND);
+
+        nb.prepare(&installer_boot(8, "52:54:00:78:00:08", "preseed")).await.unwrap();
+        let (_, body) = get(&nb, "/boot/52-54-00-78-00-08.ipxe", None).await;
+        assert!(
+            body.contains(
+                "auto=true priority=critical url=http://10.78.0.1:8080/boot/52-54-00-78-00-08/installer?secret=s3cr3t"
+            ),
+            "{body}"
+        );
+
+        nb.prepare(&installer_boot(9, "52:54:00:78:00:09", "autoinstall")).await.unwrap();
+        let (_, body) = get(&nb, "/boot/52-54-00-78-00-09.ipxe", None).await;
+        let seed = "/boot/52-54-00-78-00-09/installer/s3cr3t/";
+        assert!(body.contains(&format!("autoinstall ds=nocloud-net;s=http://10.78.0.1:8080{seed} ")), "{body}");
+        let (s, body) = get(&nb, &format!("{seed}user-data"), None).await;
+        assert_eq!((s, body.as_str()), (StatusCode::OK, "# autoinstall for n1\n"));
+        let (s, body) = get(&nb, &format!("{seed}meta-data"), None).await;
+        assert_eq!((s, body.as_str()), (StatusCode::OK, "instance-id: dcim-task-9\n"));
+        let wrong = "/boot/52-54-00-78-00-09/installer/nope/user-data";
+        assert_eq!(get(&nb, wrong, None).await.0, StatusCode::FORBIDDEN);
+
+        // gone after cleanup
+        nb.cleanup(7, "52:54:00:78:00:07").await.unwrap();
+        nb.cleanup(9, "52:54:00:78:00:09").await.unwrap();
+        assert_eq!(get(&nb, &format!("{url}?secret=s3cr3t"), None).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(get(&nb, &format!("{seed}user-data"), None).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(get(&nb, "/boot/52-54-00-78-00-07.ipxe", None).await.0, StatusCode::NOT_FOUND);
+        // an agent boot has no installer file
+        nb.cleanup(8, "52:54:00:78:00:08").await.unwrap();
     }
 }

@@ -95,6 +95,10 @@ pub struct OsTemplateRow {
     pub efi: i64,
     pub image_url: Option<String>,
     pub image_sha256: Option<String>,
+    pub installer: Option<String>,
+    pub installer_kernel: Option<String>,
+    pub installer_initrd: Option<String>,
+    pub installer_template: Option<String>,
 }
 
 /// The raw disk image an `os` template deploys and its SHA-256 (hex); always set together.
@@ -102,6 +106,17 @@ pub struct OsTemplateRow {
 pub struct OsImage {
     pub url: String,
     pub sha256: String,
+}
+
+/// The installer an `os` template boots instead of an image: its kind (`kickstart`,
+/// `preseed`, `autoinstall`), the URLs of its kernel and initrd, and its answer-file
+/// text (`None`: the built-in default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OsInstaller {
+    pub kind: String,
+    pub kernel: String,
+    pub initrd: String,
+    pub template: Option<String>,
 }
 
 /// Which of the two device tables an operation addresses.
@@ -229,7 +244,8 @@ pub const PDU_PORT_LIST: ListSpec = ListSpec {
 };
 
 pub const OS_TEMPLATE_LIST: ListSpec = ListSpec {
-    select: "SELECT id, name, type, tags, efi, image_url, image_sha256 FROM os_templates",
+    select: "SELECT id, name, type, tags, efi, image_url, image_sha256, installer, installer_kernel, installer_initrd, \
+             installer_template FROM os_templates",
     from: "os_templates",
     count_all_from: None,
     fields: &[
@@ -514,10 +530,11 @@ impl Store {
         tags: &str,
         efi: bool,
         image: Option<&OsImage>,
+        installer: Option<&OsInstaller>,
     ) -> Result<i64> {
         let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO os_templates (name, type, tags, efi, image_url, image_sha256) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            "INSERT INTO os_templates (name, type, tags, efi, image_url, image_sha256, installer, installer_kernel, \
+             installer_initrd, installer_template) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(name.to_owned())
         .bind(kind.to_owned())
@@ -525,6 +542,10 @@ impl Store {
         .bind(i64::from(efi))
         .bind(image.map(|i| i.url.clone()))
         .bind(image.map(|i| i.sha256.clone()))
+        .bind(installer.map(|i| i.kind.clone()))
+        .bind(installer.map(|i| i.kernel.clone()))
+        .bind(installer.map(|i| i.initrd.clone()))
+        .bind(installer.and_then(|i| i.template.clone()))
         .fetch_one(self.pool())
         .await
         .map_err(|e| StoreError::conflict_on_constraint(e, || format!("OS template '{name}' exists")))?;
@@ -546,11 +567,18 @@ impl Store {
         tags: Option<&str>,
         efi: Option<bool>,
         image: Option<Option<&OsImage>>,
+        installer: Option<Option<&OsInstaller>>,
     ) -> Result<()> {
         let mut p = Patch::new("os_templates");
         if let Some(i) = image {
             p.set("image_url", i.map(|i| i.url.clone()).into());
             p.set("image_sha256", i.map(|i| i.sha256.clone()).into());
+        }
+        if let Some(i) = installer {
+            p.set("installer", i.map(|i| i.kind.clone()).into());
+            p.set("installer_kernel", i.map(|i| i.kernel.clone()).into());
+            p.set("installer_initrd", i.map(|i| i.initrd.clone()).into());
+            p.set("installer_template", i.and_then(|i| i.template.clone()).into());
         }
         if let Some(v) = name {
             p.set("name", v.into());

@@ -4,7 +4,7 @@
 
 use dcim_core::query::ListQuery;
 use dcim_core::{Email, Role};
-use dcim_store::inventory::{DeviceKind, NewDevice, OsImage, PortReport};
+use dcim_store::inventory::{DeviceKind, NewDevice, OsImage, OsInstaller, PortReport};
 use dcim_store::servers::{NewServer, ServerPatch};
 use dcim_store::users::NewUser;
 use dcim_store::{Store, StoreError};
@@ -216,25 +216,51 @@ async fn os_template_images(db: Db) {
     let f = fresh(db).await;
     let s = &f.store;
     let img = OsImage { url: "http://10.0.0.1/files/debian.img".into(), sha256: "ab".repeat(32) };
-    let os = s.create_os_template("Debian 12", "os", "[]", true, Some(&img)).await.unwrap();
-    let diag = s.create_os_template("Diag6", "diag", "[]", true, None).await.unwrap();
+    let os = s.create_os_template("Debian 12", "os", "[]", true, Some(&img), None).await.unwrap();
+    let diag = s.create_os_template("Diag6", "diag", "[]", true, None, None).await.unwrap();
     let got = s.get_os_template(os).await.unwrap();
     assert_eq!((got.image_url.as_deref(), got.image_sha256.as_deref()), (Some(img.url.as_str()), Some(&*img.sha256)));
     let got = s.get_os_template(diag).await.unwrap();
     assert_eq!((got.image_url, got.image_sha256), (None, None));
     // Absent leaves the image alone, null clears it.
-    s.update_os_template(os, Some("Debian 12.5"), None, None, None).await.unwrap();
+    s.update_os_template(os, Some("Debian 12.5"), None, None, None, None).await.unwrap();
     assert_eq!(s.get_os_template(os).await.unwrap().image_url.as_deref(), Some(img.url.as_str()));
-    s.update_os_template(os, None, None, None, Some(None)).await.unwrap();
+    s.update_os_template(os, None, None, None, Some(None), None).await.unwrap();
     let got = s.get_os_template(os).await.unwrap();
     assert_eq!((got.name.as_str(), got.image_url, got.image_sha256), ("Debian 12.5", None, None));
-    s.update_os_template(diag, None, None, None, Some(Some(&img))).await.unwrap();
+    s.update_os_template(diag, None, None, None, Some(Some(&img)), None).await.unwrap();
     assert_eq!(s.get_os_template(diag).await.unwrap().image_sha256, Some(img.sha256.clone()));
+    f.done().await;
+}
+
+async fn os_template_installers(db: Db) {
+    let f = fresh(db).await;
+    let s = &f.store;
+    let ks = OsInstaller {
+        kind: "kickstart".into(),
+        kernel: "http://mirror/vmlinuz".into(),
+        initrd: "http://mirror/initrd.img".into(),
+        template: None,
+    };
+    let id = s.create_os_template("Alma 9", "os", "[]", true, None, Some(&ks)).await.unwrap();
+    let got = s.get_os_template(id).await.unwrap();
+    assert_eq!(
+        (got.installer.as_deref(), got.installer_kernel.as_deref(), got.installer_initrd.as_deref()),
+        (Some("kickstart"), Some("http://mirror/vmlinuz"), Some("http://mirror/initrd.img"))
+    );
+    assert_eq!((got.installer_template, got.image_url), (None, None));
+    let custom = OsInstaller { template: Some("rootpw {{password_hash}}".into()), ..ks };
+    s.update_os_template(id, None, None, None, None, Some(Some(&custom))).await.unwrap();
+    assert_eq!(s.get_os_template(id).await.unwrap().installer_template, custom.template);
+    s.update_os_template(id, None, None, None, None, Some(None)).await.unwrap();
+    let got = s.get_os_template(id).await.unwrap();
+    assert_eq!((got.installer, got.installer_kernel, got.installer_template), (None, None, None));
     f.done().await;
 }
 
 conformance!(
     os_template_images,
+    os_template_installers,
     migrations_are_idempotent,
     constraints_map_to_conflicts,
     a_failed_device_create_writes_nothing,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use dcim_core::installer::{self, InstallVars, InstallerKind};
 use dcim_core::{BmcType, DeviceProtocol};
 use dcim_drivers::{
     BootDevice, BootMode, BootRequest, DeviceAccess, DriverError, Drivers, PduPower, PowerDriver, PowerState,
@@ -507,13 +508,29 @@ impl Engine {
                         disks,
                         image_url,
                         image_sha256,
+                        installer,
                         ..
-                    } => (
-                        BootMode::Install { template: template.clone() },
-                        json!({"hostname": hostname, "password_hash": password_hash, "ssh_keys": ssh_keys,
-                               "raid": raid, "disks": disks, "template": template,
-                               "image_url": image_url, "image_sha256": image_sha256}),
-                    ),
+                    } => {
+                        let mut answer = json!({"hostname": hostname, "password_hash": password_hash,
+                               "ssh_keys": ssh_keys, "raid": raid, "disks": disks, "template": template,
+                               "image_url": image_url, "image_sha256": image_sha256});
+                        if let Some(i) = installer {
+                            let kind: InstallerKind = i.kind.parse().map_err(StepError::Fatal)?;
+                            let vars = InstallVars {
+                                hostname: hostname.clone(),
+                                password_hash: password_hash.clone(),
+                                ssh_keys: ssh_keys.clone(),
+                                raid: raid.clone(),
+                                disks: disks.clone(),
+                                callback: self.cfg.agent_callback.clone(),
+                                task: task.id,
+                                secret: secret.clone(),
+                            };
+                            answer["installer"] = json!({"kind": kind.as_str(), "kernel": i.kernel,
+                                "initrd": i.initrd, "answer_file": installer::render(kind, i.template.as_deref(), &vars)});
+                        }
+                        (BootMode::Install { template: template.clone() }, answer)
+                    }
                     _ => return Err(StepError::Fatal("this operation does not boot from the network".into())),
                 };
                 let req = BootRequest {

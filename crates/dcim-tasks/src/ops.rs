@@ -40,6 +40,9 @@ pub enum Operation {
         image_url: String,
         #[serde(default)]
         image_sha256: String,
+        /// For an installer template instead of an image: its installer, as of the request.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        installer: Option<Box<InstallerSpec>>,
     },
     /// Give the server an address already reserved for it (row `allocating`).
     IpAssign {
@@ -51,6 +54,17 @@ pub enum Operation {
     IpRelease {
         ip_id: i64,
     },
+}
+
+/// An installer-based OS template's boot: the installer's kind (`kickstart`, `preseed`,
+/// `autoinstall`), its kernel and initrd URLs, and its own answer-file text if it has one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallerSpec {
+    pub kind: String,
+    pub kernel: String,
+    pub initrd: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
 }
 
 /// A step of an operation: its name in `progress_info` and what it does.

@@ -238,7 +238,7 @@ async fn build(store: &Store) -> anyhow::Result<()> {
         ("Diag6", "diag", json!(["diagnostics"])),
         ("SystemRescue", "rescue", json!(["rescue"])),
     ] {
-        store.create_os_template(name, kind, &tags.to_string(), true, None).await?;
+        store.create_os_template(name, kind, &tags.to_string(), true, None, None).await?;
     }
 
     // Documentation ranges only: no traffic is ever sent to them.

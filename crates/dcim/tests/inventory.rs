@@ -178,7 +178,8 @@ async fn servers_and_templates(db: Db) {
     assert_eq!(
         s.get(&format!("/dci/v3/os_template/{t}")).await,
         json!({"id": t, "name": "Debian 12", "type": "os", "tags": ["linux"], "efi": true,
-               "image_url": null, "image_sha256": null})
+               "image_url": null, "image_sha256": null, "installer": null, "installer_kernel": null,
+               "installer_initrd": null, "installer_template": null})
     );
     // An image: an http(s) URL and a SHA-256, set and cleared together.
     let sha = "AB".repeat(32);

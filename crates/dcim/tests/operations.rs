@@ -341,8 +341,110 @@ async fn agent_silence_times_out(db: Db) {
     s.stop().await;
 }
 
+/// An installer template (kickstart here) is installed like an image one: the fake
+/// machine reports `installed` as the installer's `%post` would. Its validation.
+async fn an_installer_template_installs(db: Db) {
+    let s = TestServer::start_with(db, fast_tasks).await;
+    let (srv, _, _) = fake_server(&s).await;
+    let kernel = "http://mirror.example/alma/9/BaseOS/x86_64/os/images/pxeboot/vmlinuz";
+    let initrd = "http://mirror.example/alma/9/BaseOS/x86_64/os/images/pxeboot/initrd.img";
+    let ks = s
+        .post(
+            "/dci/v3/os_template",
+            json!({"name": "AlmaLinux 9 kickstart", "type": "os", "installer": "kickstart",
+                   "installer_kernel": kernel, "installer_initrd": initrd}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let t = s.get(&format!("/dci/v3/os_template/{ks}")).await;
+    assert_eq!((t["installer"].clone(), t["installer_kernel"].clone()), (json!("kickstart"), json!(kernel)));
+    assert_eq!((t["installer_template"].clone(), t["image_url"].clone()), (Value::Null, Value::Null));
+    let id = start(
+        &s,
+        srv,
+        "operation_os",
+        json!({"hdd_raid": "no_raid", "os_template_id": ks, "password": "pass",
+        "ssh_pub_keys": [KEY]}),
+    )
+    .await;
+    let t = wait_task(&s, id).await;
+    assert_eq!(t["status"], "complete", "{t}");
+    let server = s.get(&format!("/dci/v3/server/{srv}")).await;
+    assert_eq!(server["os_template"]["name"], "AlmaLinux 9 kickstart");
+
+    // A custom answer file, then back to the default.
+    let edit = format!("/dci/v3/os_template/{ks}");
+    s.post(&edit, json!({"installer_template": "rootpw --iscrypted {{password_hash}}\n"})).await;
+    assert_eq!(s.get(&edit).await["installer_template"], "rootpw --iscrypted {{password_hash}}\n");
+    s.post(&edit, json!({"installer_template": null})).await;
+    assert_eq!(s.get(&edit).await["installer_template"], Value::Null);
+
+    let sha = "ab".repeat(32);
+    for (path, body, field) in [
+        (
+            "/dci/v3/os_template",
+            json!({"name": "a", "type": "os", "installer": "kickstart", "installer_initrd": initrd}),
+            "installer_kernel",
+        ),
+        (
+            "/dci/v3/os_template",
+            json!({"name": "b", "type": "os", "installer": "preseed", "installer_kernel": kernel}),
+            "installer_initrd",
+        ),
+        (
+            "/dci/v3/os_template",
+            json!({"name": "c", "type": "os", "installer": "anaconda", "installer_kernel": kernel,
+            "installer_initrd": initrd}),
+            "installer",
+        ),
+        (
+            "/dci/v3/os_template",
+            json!({"name": "d", "type": "os", "installer": "autoinstall",
+            "installer_kernel": "ftp://x/vmlinuz", "installer_initrd": initrd}),
+            "installer_kernel",
+        ),
+        (
+            "/dci/v3/os_template",
+            json!({"name": "e", "type": "os", "installer": "kickstart", "installer_kernel": kernel,
+            "installer_initrd": initrd, "image_url": "http://x/a.img", "image_sha256": sha}),
+            "not both",
+        ),
+        ("/dci/v3/os_template", json!({"name": "f", "type": "os", "installer_kernel": kernel}), "installer_kernel"),
+        (
+            "/dci/v3/os_template",
+            json!({"name": "g", "type": "diag", "installer": "kickstart", "installer_kernel": kernel,
+            "installer_initrd": initrd}),
+            "installer",
+        ),
+        (edit.as_str(), json!({"image_url": "http://x/a.img", "image_sha256": sha}), "not both"),
+        (edit.as_str(), json!({"installer_kernel": null}), "installer_kernel"),
+        (
+            "/dci/v3/os_template/1",
+            json!({"installer": "kickstart", "installer_kernel": kernel,
+            "installer_initrd": initrd}),
+            "not both",
+        ),
+    ] {
+        let (st, v) = s.call(Method::POST, path, Some(body.clone())).await;
+        let msg = assert_error(st, &v, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(msg.contains(field), "{body}: {msg}");
+    }
+    // Dropping the installer and setting an image in one edit turns it into an image template.
+    s.post(
+        &edit,
+        json!({"installer": null, "installer_kernel": null, "installer_initrd": null,
+        "image_url": "http://x/a.img", "image_sha256": sha}),
+    )
+    .await;
+    let t = s.get(&edit).await;
+    assert_eq!((t["installer"].clone(), t["image_url"].clone()), (Value::Null, json!("http://x/a.img")));
+    s.stop().await;
+}
+
 on_both_backends!(
     operations_complete,
+    an_installer_template_installs,
     steps_run_twice_give_the_same_result,
     a_failure_at_every_step_is_reported,
     transient_failures_are_retried,

@@ -6,10 +6,11 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use dcim_core::installer::InstallerKind;
 use dcim_core::validate::device_address;
 use dcim_core::{DeviceProtocol, TemplateType};
 use dcim_drivers::{DeviceAccess, DriverError};
-use dcim_store::inventory::{DeviceKind, NewDevice as StoreNewDevice, OsImage, PortReport};
+use dcim_store::inventory::{DeviceKind, NewDevice as StoreNewDevice, OsImage, OsInstaller, PortReport};
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -392,6 +393,63 @@ fn tags(t: &[String]) -> ApiResult<String> {
     serde_json::to_string(t).map_err(|_| ApiError::internal())
 }
 
+fn http_url(field: &str, url: &str) -> ApiResult<()> {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+    let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
+    let ok_url = host.is_some_and(|h| !h.is_empty() && !h.starts_with(':'))
+        && url.len() <= 2048
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !ok_url {
+        return Err(ApiError::invalid(field, format!("'{url}' is not an http or https URL")));
+    }
+    Ok(())
+}
+
+/// The installer fields: none given, or a kind with its kernel and initrd URLs
+/// (and optionally the answer-file text).
+fn installer(
+    kind: Option<&str>,
+    kernel: Option<&str>,
+    initrd: Option<&str>,
+    template: Option<&str>,
+) -> ApiResult<Option<OsInstaller>> {
+    let Some(kind) = kind else {
+        for (f, v) in [("installer_kernel", kernel), ("installer_initrd", initrd), ("installer_template", template)] {
+            if v.is_some() {
+                return Err(ApiError::invalid(f, "only for a template with an installer"));
+            }
+        }
+        return Ok(None);
+    };
+    let kind: InstallerKind = kind.trim().parse().map_err(|e| ApiError::invalid("installer", e))?;
+    let kernel =
+        kernel.map(str::trim).ok_or_else(|| ApiError::invalid("installer_kernel", "required with installer"))?;
+    let initrd =
+        initrd.map(str::trim).ok_or_else(|| ApiError::invalid("installer_initrd", "required with installer"))?;
+    http_url("installer_kernel", kernel)?;
+    http_url("installer_initrd", initrd)?;
+    if template.is_some_and(|t| t.trim().is_empty() || t.len() > 65536) {
+        return Err(ApiError::invalid("installer_template", "must be 1 to 65536 bytes (null for the default)"));
+    }
+    Ok(Some(OsInstaller {
+        kind: kind.as_str().to_owned(),
+        kernel: kernel.to_owned(),
+        initrd: initrd.to_owned(),
+        template: template.map(str::to_owned),
+    }))
+}
+
+/// A template has an image or an installer, and only an `os` template has either.
+fn check_boot(kind: &str, image: bool, installer: bool) -> ApiResult<()> {
+    if image && installer {
+        return Err(ApiError::invalid("installer", "an OS template has an image or an installer, not both"));
+    }
+    if installer && kind != TemplateType::Os.as_str() {
+        return Err(ApiError::invalid("installer", "only an os template boots an installer"));
+    }
+    Ok(())
+}
+
 /// The image pair: both given (an http(s) URL and 64 hex digits, kept lowercase) or neither.
 fn image(url: Option<&str>, sha256: Option<&str>) -> ApiResult<Option<OsImage>> {
     let (url, sha256) = match (url, sha256) {
@@ -400,14 +458,7 @@ fn image(url: Option<&str>, sha256: Option<&str>) -> ApiResult<Option<OsImage>> 
         (Some(_), None) => return Err(ApiError::invalid("image_sha256", "required with image_url")),
         (None, Some(_)) => return Err(ApiError::invalid("image_url", "required with image_sha256")),
     };
-    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
-    let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
-    let ok_url = host.is_some_and(|h| !h.is_empty() && !h.starts_with(':'))
-        && url.len() <= 2048
-        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
-    if !ok_url {
-        return Err(ApiError::invalid("image_url", format!("'{url}' is not an http or https URL")));
-    }
+    http_url("image_url", url)?;
     if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::invalid("image_sha256", "must be 64 hexadecimal digits (a SHA-256)"));
     }
@@ -444,7 +495,15 @@ pub async fn create_os_template(
     let kind: TemplateType = b.kind.parse().map_err(|e| ApiError::invalid("type", e))?;
     let n = name("name", &b.name)?;
     let img = image(b.image_url.as_deref(), b.image_sha256.as_deref())?;
-    Ok(created(st.store.create_os_template(&n, kind.as_str(), &tags(&b.tags)?, b.efi, img.as_ref()).await?))
+    let inst = installer(
+        b.installer.as_deref(),
+        b.installer_kernel.as_deref(),
+        b.installer_initrd.as_deref(),
+        b.installer_template.as_deref(),
+    )?;
+    check_boot(kind.as_str(), img.is_some(), inst.is_some())?;
+    let t = tags(&b.tags)?;
+    Ok(created(st.store.create_os_template(&n, kind.as_str(), &t, b.efi, img.as_ref(), inst.as_ref()).await?))
 }
 
 #[utoipa::path(post, path = "/dci/v3/os_template/{id}", tag = "inventory", request_body = OsTemplateEdit, responses((status = 200, body = Id)))]
@@ -464,7 +523,33 @@ pub async fn edit_os_template(
             ApiError::invalid("image_url", "image_url and image_sha256 are set or cleared together")
         })?)),
     };
-    st.store.update_os_template(id, n.as_deref(), t.as_deref(), b.efi, img.as_ref().map(Option::as_ref)).await?;
+    let touches_installer = b.installer.is_some()
+        || b.installer_kernel.is_some()
+        || b.installer_initrd.is_some()
+        || b.installer_template.is_some();
+    let cur = st.store.get_os_template(id).await?;
+    let cur_installer = cur.installer.is_some();
+    // The installer fields are merged with the template's, then checked as a whole.
+    let inst = if touches_installer {
+        let kind = b.installer.unwrap_or(cur.installer);
+        let (kernel, initrd, template) = if kind.is_none() {
+            (b.installer_kernel.flatten(), b.installer_initrd.flatten(), b.installer_template.flatten())
+        } else {
+            (
+                b.installer_kernel.unwrap_or(cur.installer_kernel),
+                b.installer_initrd.unwrap_or(cur.installer_initrd),
+                b.installer_template.unwrap_or(cur.installer_template),
+            )
+        };
+        Some(installer(kind.as_deref(), kernel.as_deref(), initrd.as_deref(), template.as_deref())?)
+    } else {
+        None
+    };
+    let has_image = img.as_ref().map_or(cur.image_url.is_some(), Option::is_some);
+    let has_installer = inst.as_ref().map_or(cur_installer, Option::is_some);
+    check_boot(&cur.kind, has_image, has_installer)?;
+    let (img, inst) = (img.as_ref().map(Option::as_ref), inst.as_ref().map(Option::as_ref));
+    st.store.update_os_template(id, n.as_deref(), t.as_deref(), b.efi, img, inst).await?;
     Ok(Json(Id { id }))
 }
 

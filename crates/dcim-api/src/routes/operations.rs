@@ -12,7 +12,7 @@ use dcim_core::TemplateType;
 use dcim_core::configuration::HardwareInfo;
 use dcim_drivers::fake::{Fault, LabView, OPS};
 use dcim_tasks::Operation;
-use dcim_tasks::ops::raid_min_disks;
+use dcim_tasks::ops::{InstallerSpec, raid_min_disks};
 use serde::Deserialize;
 
 use utoipa::ToSchema;
@@ -186,14 +186,26 @@ pub async fn operation_os(
             format!("template {} ({}) is a {} template, not an OS", tpl.id, tpl.name, tpl.kind),
         ));
     }
-    let (Some(image_url), Some(image_sha256)) = (tpl.image_url, tpl.image_sha256) else {
-        return Err(ApiError::invalid(
-            "os_template_id",
-            format!(
-                "OS template {} ({}) has no image to install; set its image_url and image_sha256",
-                tpl.id, tpl.name
-            ),
-        ));
+    // An image to write, or an installer to boot.
+    let installer = match (tpl.installer, tpl.installer_kernel, tpl.installer_initrd) {
+        (Some(kind), Some(kernel), Some(initrd)) => {
+            Some(Box::new(InstallerSpec { kind, kernel, initrd, template: tpl.installer_template }))
+        }
+        _ => None,
+    };
+    let (image_url, image_sha256) = match (tpl.image_url, tpl.image_sha256) {
+        (Some(u), Some(h)) if installer.is_none() => (u, h),
+        _ if installer.is_some() => (String::new(), String::new()),
+        _ => {
+            return Err(ApiError::invalid(
+                "os_template_id",
+                format!(
+                    "OS template {} ({}) has no image or installer to install; set its image_url and image_sha256, \
+                     or its installer",
+                    tpl.id, tpl.name
+                ),
+            ));
+        }
     };
     let n = b.password.chars().count();
     if n == 0 || n > 256 || b.password.chars().any(char::is_control) {
@@ -240,6 +252,7 @@ pub async fn operation_os(
         disks,
         image_url,
         image_sha256,
+        installer,
     };
     start(&st, &caller, id, op).await
 }

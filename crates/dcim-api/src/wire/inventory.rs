@@ -210,6 +210,14 @@ pub struct OsTemplate {
     pub image_url: Option<String>,
     /// The image's SHA-256, 64 hex digits, checked by the agent before it reports the install.
     pub image_sha256: Option<String>,
+    /// Instead of an image: the installer booted, `kickstart`, `preseed` or `autoinstall`.
+    pub installer: Option<String>,
+    /// The installer's kernel (http or https), e.g. a distribution's netboot `vmlinuz`.
+    pub installer_kernel: Option<String>,
+    /// The installer's initrd (http or https).
+    pub installer_initrd: Option<String>,
+    /// The answer file with `{{placeholders}}`; null: dcim's default for the installer.
+    pub installer_template: Option<String>,
 }
 
 impl From<OsTemplateRow> for OsTemplate {
@@ -222,6 +230,10 @@ impl From<OsTemplateRow> for OsTemplate {
             efi: r.efi != 0,
             image_url: r.image_url,
             image_sha256: r.image_sha256,
+            installer: r.installer,
+            installer_kernel: r.installer_kernel,
+            installer_initrd: r.installer_initrd,
+            installer_template: r.installer_template,
         }
     }
 }
@@ -240,6 +252,17 @@ pub struct NewOsTemplate {
     pub image_url: Option<String>,
     #[serde(default)]
     pub image_sha256: Option<String>,
+    /// `kickstart`, `preseed` or `autoinstall`; not with an image. Needs the kernel and initrd.
+    #[serde(default)]
+    pub installer: Option<String>,
+    #[serde(default)]
+    pub installer_kernel: Option<String>,
+    #[serde(default)]
+    pub installer_initrd: Option<String>,
+    /// Placeholders: `{{hostname}}`, `{{password_hash}}`, `{{ssh_keys}}`, `{{raid}}`, `{{raid_level}}`,
+    /// `{{disks}}`, `{{callback}}`, `{{task}}`, `{{secret}}`.
+    #[serde(default)]
+    pub installer_template: Option<String>,
 }
 
 fn yes() -> bool {
@@ -258,6 +281,20 @@ pub struct OsTemplateEdit {
     #[serde(default, deserialize_with = "crate::extract::nullable")]
     #[schema(value_type = Option<String>)]
     pub image_sha256: Option<Option<String>>,
+    /// Absent: unchanged; null (with the kernel and initrd null): the template loses its installer.
+    #[serde(default, deserialize_with = "crate::extract::nullable")]
+    #[schema(value_type = Option<String>)]
+    pub installer: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::extract::nullable")]
+    #[schema(value_type = Option<String>)]
+    pub installer_kernel: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::extract::nullable")]
+    #[schema(value_type = Option<String>)]
+    pub installer_initrd: Option<Option<String>>,
+    /// Absent: unchanged; null: back to the default answer file.
+    #[serde(default, deserialize_with = "crate::extract::nullable")]
+    #[schema(value_type = Option<String>)]
+    pub installer_template: Option<Option<String>>,
 }
 
 /// Hardware entered by hand: the `hardware_info` object (schema in `dcim_core::configuration`).
