@@ -31,18 +31,30 @@ STAMP=$VENV/.dcim-sims-stamp
 die() { echo "sims-setup: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root"
 
-# --- Debian packages: only when one is missing.
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-    s=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
-    [ "$s" = installed ] || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
+# --- Debian packages: only when one is missing. An install may remove a package already
+# there (qemu-system-x86 from bookworm removes a backported qemu-utils), so the check runs
+# again after each install, and the script fails if a package is still missing.
+missing_packages() {
+    missing=()
+    for p in "${APT_PACKAGES[@]}"; do
+        s=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+        [ "$s" = installed ] || missing+=("$p")
+    done
+}
+missing_packages
+updated=
+for round in 1 2 3; do
+    [ ${#missing[@]} -gt 0 ] || break
     echo "sims-setup: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
+    [ -n "$updated" ] || { apt-get update -q; updated=1; }
     apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+    missing_packages
+done
+[ ${#missing[@]} -eq 0 ] || die "still missing after installing: ${missing[*]}"
+for tool in ipmi_sim ipmitool snmpget qemu-system-x86_64 qemu-img qemu-io socat cpio; do
+    command -v "$tool" >/dev/null || die "$tool is not on PATH after the install"
+done
 
 # --- The virtualenv: rebuilt when the pin list changed or it is broken.
 want="$(printf '%s\n' /usr/bin/python3 "${PIP_PACKAGES[@]}")"
