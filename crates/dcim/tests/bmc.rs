@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::sims::{FakeBmc, IpmiSim, Sushy};
+use common::sims::{BmcState, FakeBmc, IpmiSim, Sushy};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

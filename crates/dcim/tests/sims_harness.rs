@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::sims::{FakeBmc, IpmiSim, Sushy, SushyOptions};
+use common::sims::{BmcState, FakeBmc, IpmiSim, Sushy, SushyOptions};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

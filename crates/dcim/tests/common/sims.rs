@@ -247,40 +247,9 @@ impl IpmiSim {
     }
 
     /// The directory with lan.conf, the hook's files and sim.log.
-    pub fn dir(&self) -> &Path {
-        &self.dir.0
-    }
-
-    /// Whether the simulated server is powered on (what the hook recorded).
-    pub fn power(&self) -> bool {
-        read(self.dir(), "power").as_deref() == Some("1")
-    }
-
     /// Changes the power from outside the BMC (a PDU cut, someone at the power button).
     pub fn set_power(&self, on: bool) {
         std::fs::write(self.dir().join("power"), if on { "1\n" } else { "0\n" }).unwrap();
-    }
-
-    /// The boot device last set: none, pxe, default (= disk), cdrom or bios. ipmi_sim does
-    /// not pass the persistent/EFI flags on; [`FakeBmc::boot_flags`] has them.
-    pub fn boot(&self) -> String {
-        read(self.dir(), "boot").unwrap_or_else(|| "none".into())
-    }
-
-    /// How many hard resets (`chassis power reset`) the hook saw.
-    pub fn resets(&self) -> usize {
-        read(self.dir(), "resets").map_or(0, |s| s.lines().count())
-    }
-
-    /// Every call of the hook, one a line: "<time> get power", "<time> set power 1",
-    /// "<time> set reset 1", "<time> set shutdown 1" (soft), "<time> set boot pxe".
-    pub fn log(&self) -> String {
-        read(self.dir(), "power.log").unwrap_or_default()
-    }
-
-    /// ipmi_sim's own output.
-    pub fn sim_log(&self) -> String {
-        read(self.dir(), "sim.log").unwrap_or_default()
     }
 
     /// `ipmitool -I lanplus -C 3` against this BMC as its user, an independent check.
@@ -364,37 +333,9 @@ impl FakeBmc {
         format!("127.0.0.1:{}", self.port)
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir.0
-    }
-
-    pub fn power(&self) -> bool {
-        read(self.dir(), "power").as_deref() == Some("1")
-    }
-
-    /// none, pxe, default (= disk), cdrom, bios, safe or floppy.
-    pub fn boot(&self) -> String {
-        read(self.dir(), "boot").unwrap_or_else(|| "none".into())
-    }
-
     /// The flags of the last boot device set: any of "valid", "persistent", "efi".
     pub fn boot_flags(&self) -> Vec<String> {
         read(self.dir(), "bootflags").unwrap_or_default().split_whitespace().map(String::from).collect()
-    }
-
-    pub fn resets(&self) -> usize {
-        read(self.dir(), "resets").map_or(0, |s| s.lines().count())
-    }
-
-    /// The calls, one a line, as [`IpmiSim::log`], plus "<time> drop datagram N" and
-    /// "<time> set boot pxe valid persistent efi".
-    pub fn log(&self) -> String {
-        read(self.dir(), "power.log").unwrap_or_default()
-    }
-
-    /// The script's output (tracebacks land here).
-    pub fn sim_log(&self) -> String {
-        read(self.dir(), "sim.log").unwrap_or_default()
     }
 
     /// `ipmitool -I lanplus -C 3` with a per-try timeout longer than the delay.
@@ -413,6 +354,52 @@ impl FakeBmc {
 impl Drop for FakeBmc {
     fn drop(&mut self) {
         kill(&mut self.child);
+    }
+}
+
+/// What a simulated BMC's chassis hook (or the pyghmi BMC) keeps in its directory:
+/// power, boot device, resets, and a log line per call. Shared by [`IpmiSim`] and [`FakeBmc`].
+pub trait BmcState {
+    fn dir(&self) -> &Path;
+
+    /// Whether the simulated server is powered on (what the hook recorded).
+    fn power(&self) -> bool {
+        read(self.dir(), "power").as_deref() == Some("1")
+    }
+
+    /// The boot device in ipmi_sim's words: none, pxe, default (= disk), cdrom, bios. ipmi_sim
+    /// does not pass the persistent/EFI flags on; [`FakeBmc::boot_flags`] has them.
+    fn boot(&self) -> String {
+        read(self.dir(), "boot").unwrap_or_else(|| "none".into())
+    }
+
+    /// How many hard resets (`chassis power reset`) the BMC saw.
+    fn resets(&self) -> usize {
+        read(self.dir(), "resets").map_or(0, |s| s.lines().count())
+    }
+
+    /// Every call, one a line: "<time> get power", "<time> set power 1", "<time> set reset 1",
+    /// "<time> set shutdown 1" (soft), "<time> set boot pxe"; the pyghmi BMC adds its flags
+    /// and "<time> drop datagram N".
+    fn log(&self) -> String {
+        read(self.dir(), "power.log").unwrap_or_default()
+    }
+
+    /// The simulator's own output (tracebacks land here).
+    fn sim_log(&self) -> String {
+        read(self.dir(), "sim.log").unwrap_or_default()
+    }
+}
+
+impl BmcState for IpmiSim {
+    fn dir(&self) -> &Path {
+        &self.dir.0
+    }
+}
+
+impl BmcState for FakeBmc {
+    fn dir(&self) -> &Path {
+        &self.dir.0
     }
 }
 
