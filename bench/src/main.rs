@@ -317,6 +317,59 @@ async fn seed_ipam(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Posts `op` (body `{}`) for every server of `ids`, from `senders` concurrent clients.
+pub(crate) async fn submit_all(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    ids: &[i64],
+    op: &str,
+    senders: usize,
+) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicU64::new(0));
+    let ids: Arc<[i64]> = ids.into();
+    let mut tasks = vec![];
+    for _ in 0..senders.clamp(1, ids.len().max(1)) {
+        let (client, base, token, next, ids, op) =
+            (client.clone(), base.to_owned(), token.to_owned(), next.clone(), ids.clone(), op.to_owned());
+        tasks.push(tokio::spawn(async move {
+            while let Some(id) = ids.get(next.fetch_add(1, Ordering::Relaxed) as usize) {
+                let r = client
+                    .post(format!("{base}/api/dci/v3/server/{id}/{op}"))
+                    .bearer_auth(&token)
+                    .body("{}")
+                    .send()
+                    .await?;
+                anyhow::ensure!(r.status().is_success(), "{op} of server {id}: {}", r.status());
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+/// Waits until no task is pending or running; fails after `limit`.
+pub(crate) async fn wait_tasks_done(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let open = format!("{base}/api/dci/v3/task?where=status%20EQ%20pending%20OR%20status%20EQ%20running&limit=0,1");
+    loop {
+        let v: serde_json::Value = client.get(&open).bearer_auth(token).send().await?.json().await?;
+        if v["size"].as_i64() == Some(0) {
+            return Ok(());
+        }
+        anyhow::ensure!(t0.elapsed() < limit, "tasks still open after {} s: {v}", limit.as_secs());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Starts `power_reset` on every server at once (from `connections` concurrent
 /// clients) and times until the last task is complete.
 async fn tasks(
@@ -328,40 +381,11 @@ async fn tasks(
     delay_ms: u64,
 ) -> anyhow::Result<()> {
     let t0 = Instant::now();
-    let next = Arc::new(AtomicU64::new(1));
-    let mut senders = vec![];
-    for _ in 0..connections.min(n) {
-        let (client, base, token, next) = (client.clone(), base.to_owned(), token.to_owned(), next.clone());
-        senders.push(tokio::spawn(async move {
-            loop {
-                let id = next.fetch_add(1, Ordering::Relaxed);
-                if id > n as u64 {
-                    return Ok::<_, anyhow::Error>(());
-                }
-                let r = client
-                    .post(format!("{base}/api/dci/v3/server/{id}/power_reset"))
-                    .bearer_auth(&token)
-                    .body("{}")
-                    .send()
-                    .await?;
-                anyhow::ensure!(r.status().is_success(), "server {id}: {}", r.status());
-            }
-        }));
-    }
-    for s in senders {
-        s.await??;
-    }
+    let ids: Vec<i64> = (1..=n as i64).collect();
+    submit_all(client, base, token, &ids, "power_reset", connections).await?;
     let accepted = t0.elapsed();
-    let open = format!("{base}/api/dci/v3/task?where=status%20EQ%20pending%20OR%20status%20EQ%20running&limit=0,1");
     let failed = format!("{base}/api/dci/v3/task?where=status%20NE%20complete&limit=0,1");
-    loop {
-        let v: serde_json::Value = client.get(&open).bearer_auth(token).send().await?.json().await?;
-        if v["size"].as_i64() == Some(0) {
-            break;
-        }
-        anyhow::ensure!(t0.elapsed() < Duration::from_secs(900), "tasks still open after 15 minutes: {v}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_tasks_done(client, base, token, Duration::from_secs(900)).await?;
     let total = t0.elapsed();
     let bad: serde_json::Value = client.get(&failed).bearer_auth(token).send().await?.json().await?;
     println!(

@@ -144,35 +144,8 @@ impl Api {
     /// Starts `op` on every server at once (16 senders) and waits for the last task.
     async fn all(&self, servers: &[i64], op: &str) -> anyhow::Result<Duration> {
         let t0 = Instant::now();
-        let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let mut senders = vec![];
-        for _ in 0..16 {
-            let (client, base, token, next) =
-                (self.client.clone(), self.base.clone(), self.token.clone(), next.clone());
-            let servers = servers.to_vec();
-            let op = op.to_owned();
-            senders.push(tokio::spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(id) = servers.get(i) else { return Ok::<_, anyhow::Error>(()) };
-                    let r = client
-                        .post(format!("{base}/api/dci/v3/server/{id}/{op}"))
-                        .bearer_auth(&token)
-                        .body("{}")
-                        .send()
-                        .await?;
-                    anyhow::ensure!(r.status().is_success(), "{op} of server {id}: {}", r.status());
-                }
-            }));
-        }
-        for s in senders {
-            s.await??;
-        }
-        let open = "/dci/v3/task?where=status%20EQ%20pending%20OR%20status%20EQ%20running&limit=0,1";
-        while self.get(open).await?["size"].as_i64() != Some(0) {
-            anyhow::ensure!(t0.elapsed() < Duration::from_secs(300), "{op} tasks still open after 5 minutes");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        crate::submit_all(&self.client, &self.base, &self.token, servers, op, 16).await?;
+        crate::wait_tasks_done(&self.client, &self.base, &self.token, Duration::from_secs(300)).await?;
         let took = t0.elapsed();
         let failed = self.get("/dci/v3/task?where=status%20EQ%20fail&limit=0,1").await?;
         anyhow::ensure!(failed["size"] == 0, "{op}: {} tasks failed: {failed}", failed["size"]);
