@@ -3,7 +3,7 @@
 #
 # Why: the agent (crates/dcim-agent) must run on any server the netboot service boots, before there is an OS, so
 # the image is made only of Debian's own packages (the kernel of linux-image-amd64, busybox-static, dmidecode,
-# smartmontools, util-linux's wipefs, mdadm, nvme-cli) and the agent built static; nothing is compiled but the agent.
+# smartmontools, util-linux's wipefs, mdadm, nvme-cli, ipmitool for the in-band BMC) and the agent built static; nothing is compiled but the agent.
 # The dynamic tools keep their libraries (and glibc's loader) in /opt/lib and run through it, so the static
 # busybox and the static agent never meet a shared glibc.  The image's /init mounts /proc /sys /dev, loads the
 # drivers for the hardware it finds (by modalias, like udev's coldplug), brings the NICs up with udhcpc, runs
@@ -34,9 +34,10 @@ if [ -z "$KPKG" ]; then   # no apt lists: the newest kernel already in the cache
 fi
 [ -n "$KPKG" ] || die "cannot tell the kernel package: run apt-get update (or put a linux-image deb in $CACHE)"
 KV=${KPKG#linux-image-}
-TOOLPKGS="busybox-static dmidecode smartmontools util-linux mdadm nvme-cli"
+TOOLPKGS="busybox-static dmidecode smartmontools util-linux mdadm nvme-cli ipmitool"
 LIBPKGS="libc6 libselinux1 libpcre2-8-0 libstdc++6 libgcc-s1 libblkid1 libsmartcols1 libudev1 libcap2 libnvme1
- libjson-c5 zlib1g libssl3 libdbus-1-3 libsystemd0 liblzma5 libzstd1 liblz4-1 libgcrypt20 libgpg-error0"
+ libjson-c5 zlib1g libssl3 libdbus-1-3 libsystemd0 liblzma5 libzstd1 liblz4-1 libgcrypt20 libgpg-error0
+ libfreeipmi17 libreadline8 libtinfo6"
 MISSING=
 for p in $KPKG $TOOLPKGS $LIBPKGS; do ls "$CACHE/${p}_"*.deb >/dev/null 2>&1 || MISSING="$MISSING $p"; done
 if [ -n "$MISSING" ]; then
@@ -103,7 +104,7 @@ step "modules ($(find "$R/lib/modules" -name '*.ko' | wc -l))"
 # Tools that are not static: the binary in /opt/bin, its libraries (closed over NEEDED) in /opt/lib, and a
 # wrapper in /bin that runs it through the loader.
 for p in $TOOLPKGS $LIBPKGS; do [ "$p" = busybox-static ] || dpkg-deb -x "$(deb "$p")" "$X"; done
-for t in usr/sbin/dmidecode usr/sbin/smartctl sbin/wipefs sbin/mdadm usr/sbin/nvme; do
+for t in usr/sbin/dmidecode usr/sbin/smartctl sbin/wipefs sbin/mdadm usr/sbin/nvme usr/bin/ipmitool; do
   n=$(basename "$t"); cp "$X/$t" "$R/opt/bin/$n"
   printf '#!/bin/sh\nexec /opt/lib/ld.so --library-path /opt/lib /opt/bin/%s "$@"\n' "$n" > "$R/bin/$n"
 done
@@ -160,7 +161,10 @@ while [ $i -lt 40 ] && [ $quiet -lt "$settle" ]; do
   if [ "$cur" = "$prev" ]; then quiet=$((quiet+1)); else quiet=0; fi
   prev=$cur; i=$((i+1)); sleep 0.25
 done
-modprobe -q ipmi_si 2>/dev/null; modprobe -q ipmi_devintf 2>/dev/null
+# The in-band BMC: ipmi_si probes the KCS/BT/SSIF interfaces firmware describes, which takes a second or more
+# under emulation, so it runs beside the network and the inventory; the agent waits for /dev/ipmi0 only
+# when it sets the BMC up (setup_ipmi).
+(modprobe -q ipmi_si 2>/dev/null; modprobe -q ipmi_devintf 2>/dev/null) &
 say "drivers: $(cut -d' ' -f1 /proc/modules | sort | tr '\n' ' ')"
 say "disks: $(ls /sys/block | tr '\n' ' ')"
 

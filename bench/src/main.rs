@@ -308,7 +308,7 @@ async fn seed_ipam(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
         let gw: std::net::IpAddr = gw.parse()?;
         let reserved =
             |k: &str| dcim_core::ip::from_key(fam, k).is_none_or(|a| dcim_core::ip::is_reserved(&net, Some(&gw), &a));
-        let ip = NewIp { server_id: srv, family: fam, domain: String::new() };
+        let ip = NewIp { server_id: srv, family: fam, domain: String::new(), purpose: "server" };
         for _ in 0..n {
             store.allocate_next(&ip, Source::Network(id), &reserved).await?;
         }

@@ -73,6 +73,8 @@ fn start_fleet(n: usize, base: u16, with_hook: bool) -> anyhow::Result<Fleet> {
             .replace("{{PASSWORD}}", "secret")
             .replace("{{HOOK}}", &hook.display().to_string())
             .replace("{{STATE}}", &b.display().to_string())
+            .replace("{{EXTRA_LAN}}", "")
+            .replace("{{SERIAL}}", "")
             .lines()
             // Status only: ipmi_sim answers it from its own state. The tests' power hook
             // would add a shell process per request to both sides and measure that.

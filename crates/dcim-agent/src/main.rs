@@ -30,7 +30,8 @@
 //! `{"kind": K, "data": {...}}`, in order: `progress` before each step
 //! (`{"step", "message", "percent"}`), `hardware` (the `hardware_info` schema, see
 //! [`inventory`]), `wiped` (`{"mode", "disks": [{"name", "wiped", "method", ...}]}`),
-//! `done` (`{}`); in install mode `installed` (`{"target", "bytes", "sha256", "raid", "seed"}`,
+//! `done` (`{}`); after `hardware`, when the answer has `bmc` (`setup_ipmi`), `bmc` (see
+//! [`bmc`]: the BMC's user, slot, channel, address, netmask, gateway, MAC); in install mode `installed` (`{"target", "bytes", "sha256", "raid", "seed"}`,
 //! `seed` the partition given the cloud-init seed or null)
 //! instead of `hardware`, `wiped` and `done`; or `failed` (`{"step", "message"}`) as soon as a step fails.
 //! A report the server refuses (4xx: the task was aborted or has ended) is a
@@ -40,6 +41,7 @@
 //! refuses to run and touches nothing; `dcim-agent inventory [ROOT]` prints the
 //! inventory of this machine (or of a copied `/proc` + `/sys` tree) and exits.
 
+mod bmc;
 mod cmdline;
 mod install;
 mod inventory;
@@ -83,25 +85,26 @@ fn progress(r: &Reporter, step: &str, percent: u32, message: &str) -> anyhow::Re
 }
 
 /// The wipe level: the command line, else the answer data, else the mode's default.
-fn clear_hdd(p: &Params, r: &Reporter) -> anyhow::Result<ClearHdd> {
+fn clear_hdd(p: &Params, answer: &Value) -> anyhow::Result<ClearHdd> {
     if let Some(c) = p.clear_hdd {
         return Ok(c);
     }
-    if let Some(url) = &p.answer {
-        let a = r.fetch_json(url)?;
-        if let Some(c) = a["boot"]["clear_hdd"].as_str() {
-            return ClearHdd::parse(c);
-        }
+    if let Some(c) = answer["boot"]["clear_hdd"].as_str() {
+        return ClearHdd::parse(c);
     }
     Ok(if p.mode == Mode::Wipe { ClearHdd::Simple } else { ClearHdd::None })
 }
 
 fn run(p: &Params, r: &Reporter) -> Result<(), Failure> {
     let root = Path::new("/");
-    let clear = clear_hdd(p, r).step("agent_answer")?;
+    let answer = match &p.answer {
+        Some(url) => r.fetch_json(url).step("agent_answer")?,
+        None => Value::Null,
+    };
+    let clear = clear_hdd(p, &answer).step("agent_answer")?;
     watchdog(p, clear);
     match p.mode {
-        Mode::Install => return install_os(p, r),
+        Mode::Install => return install_os(p, r, &answer),
         Mode::Diag => {
             progress(r, "agent_hardware", 0, "collecting the hardware inventory").step("agent_hardware")?;
             let inv = inventory::collect(root, &inventory::smartctl);
@@ -113,6 +116,14 @@ fn run(p: &Params, r: &Reporter) -> Result<(), Failure> {
                 inv.memory.total_mib.unwrap_or(0)
             ));
             r.send("hardware", data).step("agent_hardware")?;
+            if let Some(setup) = bmc::Setup::parse(&answer["answer"]["bmc"]).step("agent_bmc")? {
+                let msg = format!("giving the BMC the user {} in-band", setup.user);
+                progress(r, "agent_bmc", 0, &msg).step("agent_bmc")?;
+                bmc::wait_device(Path::new("/dev/ipmi0"), std::time::Duration::from_secs(10)).step("agent_bmc")?;
+                let data = bmc::setup(&setup, &bmc::ipmitool).step("agent_bmc")?;
+                say(&format!("BMC: user {} (slot {}) at {}", setup.user, data["user_id"], data["address"]));
+                r.send("bmc", data).step("agent_bmc")?;
+            }
         }
         Mode::Wipe => {}
     }
@@ -124,9 +135,10 @@ fn run(p: &Params, r: &Reporter) -> Result<(), Failure> {
 }
 
 /// Install mode: the answer, the RAID, the image written and checked, `installed`.
-fn install_os(p: &Params, r: &Reporter) -> Result<(), Failure> {
-    let url = p.answer.as_deref().context("the command line has no dcim.answer").step("agent_answer")?;
-    let answer = r.fetch_json(url).step("agent_answer")?;
+fn install_os(p: &Params, r: &Reporter, answer: &Value) -> Result<(), Failure> {
+    if p.answer.is_none() {
+        return Err(anyhow::anyhow!("the command line has no dcim.answer")).step("agent_answer");
+    }
     let a = install::Answer::parse(&answer["answer"]).step("agent_answer")?;
     let msg = format!("building {} over {}", a.raid, a.disks.join(", "));
     progress(r, "agent_raid", 0, &msg).step("agent_raid")?;

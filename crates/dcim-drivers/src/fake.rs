@@ -60,6 +60,7 @@ pub const OPS: &[&str] = &[
     "boot_prepare",
     "boot_cleanup",
     "agent_hardware",
+    "agent_bmc",
     "agent_wipe",
     "agent_install",
     "agent_boot",
@@ -272,6 +273,18 @@ impl FakeLab {
         match &req.mode {
             BootMode::Diag { clear_hdd } => {
                 reports.push(("agent_hardware", "hardware", hw.clone()));
+                if let Some(b) = req.answer.get("bmc").filter(|b| b.is_object()) {
+                    // setup_ipmi: the given address, else one of the BMC's own (198.18.0.0/15,
+                    // from the MAC: the fake BMC's machine is then a new one, powered off).
+                    let own = || {
+                        let m: Vec<u8> = req.mac.split(':').filter_map(|x| u8::from_str_radix(x, 16).ok()).collect();
+                        format!("198.18.{}.{}", m.get(4).copied().unwrap_or(0), m.get(5).copied().unwrap_or(1))
+                    };
+                    let address = b["ip"]["address"].as_str().map_or_else(own, str::to_owned);
+                    let data = json!({"user": b["user"], "user_id": 3, "channel": 1, "address": address,
+                                      "netmask": b["ip"]["netmask"], "ip_source": "static"});
+                    reports.push(("agent_bmc", "bmc", data));
+                }
                 if clear_hdd != "none" {
                     reports.push(("agent_wipe", "wiped", wipe(clear_hdd)));
                 }

@@ -79,6 +79,7 @@ pub struct IpRow {
     pub status_info: String,
     pub network: String,
     pub gateway: String,
+    pub purpose: String,
 }
 
 /// Where a next-free address comes from.
@@ -94,6 +95,8 @@ pub struct NewIp {
     pub server_id: i64,
     pub family: i64,
     pub domain: String,
+    /// `server`, or `ipmi` for the server's BMC.
+    pub purpose: &'static str,
 }
 
 pub const IPNET_LIST: ListSpec = ListSpec {
@@ -132,7 +135,7 @@ pub const POOL_LIST: ListSpec = ListSpec {
 
 pub const IP_LIST: ListSpec = ListSpec {
     select: "SELECT i.id, i.ipnet_id, i.pool_id, i.server_id, s.name AS server_name, i.name, i.addr_key, i.family, \
-             i.domain, i.status, i.status_info, n.name AS network, n.gateway FROM ips i \
+             i.domain, i.status, i.status_info, n.name AS network, n.gateway, i.purpose FROM ips i \
              JOIN ipnets n ON n.id = i.ipnet_id LEFT JOIN servers s ON s.id = i.server_id",
     from: "ips i JOIN ipnets n ON n.id = i.ipnet_id LEFT JOIN servers s ON s.id = i.server_id",
     count_all_from: Some("ips i"),
@@ -146,6 +149,7 @@ pub const IP_LIST: ListSpec = ListSpec {
         Field::new("ipnet", "i.ipnet_id", FieldType::Int),
         Field::new("pool", "i.pool_id", FieldType::Int),
         Field::new("network", "n.name", FieldType::Text),
+        Field::new("purpose", "i.purpose", FieldType::Text),
     ],
     tiebreak: "i.family ASC, i.addr_key ASC",
 };
@@ -389,8 +393,8 @@ impl Store {
     ) -> std::result::Result<i64, sqlx::Error> {
         let addr = dcim_core::ip::from_key(ip.family, key).map(|a| a.to_string()).unwrap_or_default();
         let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO ips (ipnet_id, pool_id, range_id, server_id, name, addr_key, family, domain, created) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            "INSERT INTO ips (ipnet_id, pool_id, range_id, server_id, name, addr_key, family, domain, created, purpose) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(ipnet_id)
         .bind(pool_id)
@@ -401,6 +405,7 @@ impl Store {
         .bind(ip.family)
         .bind(ip.domain.clone())
         .bind(now())
+        .bind(ip.purpose)
         .fetch_one(self.pool())
         .await?;
         Ok(id)

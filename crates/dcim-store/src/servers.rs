@@ -280,7 +280,7 @@ const SERVER_LIST_SQLITE: ListSpec = ListSpec {
         "(SELECT json_group_array(json_array(x.id, x.name, x.family, x.domain, x.status, x.status_info, x.gateway, \
          x.network)) FROM (SELECT i.id, i.name, i.family, i.domain, i.status, i.status_info, n.gateway, \
          n.name AS network FROM ips i JOIN ipnets n ON n.id = i.ipnet_id WHERE i.server_id = s.id \
-         ORDER BY i.family, i.addr_key) x)"
+         AND i.purpose = 'server' ORDER BY i.family, i.addr_key) x)"
     ),
     from: SERVER_FROM,
     count_all_from: Some("servers s"),
@@ -298,7 +298,7 @@ const SERVER_LIST_POSTGRES: ListSpec = ListSpec {
          JOIN pdus d ON d.id = p.pdu_id WHERE c.server_id = s.id)",
         "(SELECT COALESCE(json_agg(json_build_array(i.id, i.name, i.family, i.domain, i.status, i.status_info, \
          n.gateway, n.name) ORDER BY i.family, i.addr_key), '[]')::text FROM ips i JOIN ipnets n ON n.id = i.ipnet_id \
-         WHERE i.server_id = s.id)"
+         WHERE i.server_id = s.id AND i.purpose = 'server')"
     ),
     from: SERVER_FROM,
     count_all_from: Some("servers s"),

@@ -52,6 +52,8 @@ pub struct EngineConfig {
     pub agent_callback: String,
     /// Run every step twice in a row (tests: steps must be idempotent).
     pub repeat_steps: bool,
+    /// The BMC user `setup_ipmi` creates (or takes over) for dcim.
+    pub bmc_user: String,
 }
 
 impl Default for EngineConfig {
@@ -68,6 +70,7 @@ impl Default for EngineConfig {
             max_recoveries: 3,
             agent_callback: "http://127.0.0.1:8080/agent/v1/task".into(),
             repeat_steps: false,
+            bmc_user: "dcim".into(),
         }
     }
 }
@@ -495,8 +498,19 @@ impl Engine {
                     return Err(StepError::Transient("lost the task's lease".into()));
                 }
                 let (mode, answer) = match op {
-                    Operation::Diag { clear_hdd, template } => {
-                        (BootMode::Diag { clear_hdd: clear_hdd.clone() }, json!({"template": template}))
+                    Operation::Diag { clear_hdd, template, setup_ipmi } => {
+                        let mut answer = json!({"template": template});
+                        if let Some(setup) = setup_ipmi {
+                            // A new password per boot; kept in the memo until the BMC answers with it.
+                            let password = bmc_password();
+                            let ip = setup
+                                .ip
+                                .as_ref()
+                                .map(|i| json!({"address": i.address, "netmask": i.netmask, "gateway": i.gateway}));
+                            answer["bmc"] = json!({"user": self.cfg.bmc_user, "password": password, "ip": ip});
+                            memo.insert("bmc_password".into(), password.into());
+                        }
+                        (BootMode::Diag { clear_hdd: clear_hdd.clone() }, answer)
                     }
                     Operation::ClearHdd { clear_hdd } => (BootMode::Wipe { clear_hdd: clear_hdd.clone() }, json!({})),
                     Operation::InstallOs {
@@ -553,6 +567,7 @@ impl Engine {
                 Ok(Outcome::Done)
             }
             StepKind::AwaitHardware => self.await_report(task, "hardware", memo).await,
+            StepKind::SetupBmc => self.setup_bmc(task, op, server, memo).await,
             StepKind::AwaitWipe => {
                 if op.clear_hdd() == "none" {
                     return Ok(Outcome::Skipped("clear_hdd is none".into()));
@@ -613,6 +628,91 @@ impl Engine {
             }
         }
         Ok(Outcome::Wait(Duration::from_secs(2)))
+    }
+
+    /// `setup_ipmi`: waits for the agent's `bmc` report (it gave the BMC dcim's user, the
+    /// boot's password and any address from `ipmi_pool`), logs in to the BMC there over
+    /// the LAN, and only then makes it the server's BMC; the later steps (power off)
+    /// already go through it.
+    async fn setup_bmc(
+        &self,
+        task: &TaskRow,
+        op: &Operation,
+        server: &ServerDetail,
+        memo: &mut Map<String, Value>,
+    ) -> StepResult {
+        let Operation::Diag { setup_ipmi: Some(setup), .. } = op else {
+            return Err(StepError::Fatal("not a diagnostics with setup_ipmi".into()));
+        };
+        if memo.contains_key("bmc_done") {
+            return Ok(Outcome::Done);
+        }
+        if let Outcome::Wait(d) = self.await_report(task, "bmc", memo).await? {
+            return Ok(Outcome::Wait(d));
+        }
+        let found = memo.get("bmc").cloned().unwrap_or_default();
+        let password = memo.get("bmc_password").and_then(Value::as_str).map(str::to_owned).ok_or_else(|| {
+            StepError::Fatal("the BMC password of this boot was not kept; run the diagnostics again".into())
+        })?;
+        let host = match &setup.ip {
+            Some(ip) => ip.address.clone(),
+            None => found["address"]
+                .as_str()
+                .filter(|a| !a.is_empty() && *a != "0.0.0.0")
+                .ok_or_else(|| {
+                    StepError::Fatal("the BMC has no IP address of its own; give ipmi_pool to set one".into())
+                })?
+                .to_owned(),
+        };
+        let current = self.store.bmc_credentials(server.server.id).await?;
+        // A BMC reached on another port than 623 (a test lab, a NAT) keeps that port.
+        let port = current.as_ref().and_then(|b| b.address.rsplit_once(':')).and_then(|(_, p)| p.parse::<u16>().ok());
+        let address = match port {
+            Some(p) if p != 623 => format!("{host}:{p}"),
+            _ => host,
+        };
+        let kind = match current.as_ref().and_then(|b| b.kind.parse::<BmcType>().ok()) {
+            Some(BmcType::Fake) => BmcType::Fake,
+            Some(BmcType::Ipmi15) => BmcType::Ipmi15,
+            _ => BmcType::IpmiLanplus,
+        };
+        let user = found["user"].as_str().unwrap_or(&self.cfg.bmc_user).to_owned();
+        let access = dcim_drivers::BmcAccess {
+            kind,
+            address: address.clone(),
+            user: user.clone(),
+            password: password.clone(),
+            mac: server.server.mac.clone(),
+        };
+        let driver = self.drivers.power(&access).map_err(|e| StepError::Fatal(e.to_string()))?;
+        let named = |m: String| format!("the BMC at {address} as {user}: {m}");
+        self.call(driver.status()).await.map_err(|e| match e {
+            StepError::Transient(m) => StepError::Transient(named(m)),
+            StepError::Fatal(m) => StepError::Fatal(named(m)),
+        })?;
+        let bmc = dcim_store::servers::BmcAccess {
+            address: address.clone(),
+            kind: kind.as_str().to_owned(),
+            user: user.clone(),
+            password,
+            web_url: current.and_then(|b| b.web_url),
+        };
+        let patch = dcim_store::servers::ServerPatch { bmc: Some(Some(bmc)), ..Default::default() };
+        self.store.update_server(server.server.id, &patch).await?;
+        if let Some(ip) = &setup.ip {
+            self.store.set_ip_status(ip.ip_id, "ok", "{}").await?;
+        }
+        memo.insert("bmc_done".into(), json!({"address": address, "user": user}));
+        memo.remove("bmc_password");
+        Ok(Outcome::Done)
+    }
+
+    /// An address `setup_ipmi` took that the BMC never got goes back to its pool.
+    async fn bmc_ip_back(&self, op: Option<&Operation>, fx: &mut ServerEffects) {
+        let Some(ip) = op.and_then(Operation::bmc_ip) else { return };
+        if matches!(self.store.get_ip(ip.ip_id).await, Ok(row) if row.status == "allocating") {
+            fx.ip = Some(IpEffect::Released { ip_id: ip.ip_id });
+        }
     }
 
     /// Power off at the BMC; if the BMC fails and the server has PDU outlets, at the PDU.
@@ -757,6 +857,9 @@ impl Engine {
         if let Some(w) = memo.get("wiped") {
             info["wiped"] = w.clone();
         }
+        if let Some(b) = memo.get("bmc_done") {
+            info["ipmi"] = b.clone();
+        }
         let _ = server;
         self.store
             .finish_task(task.id, &self.owner, "complete", &info.to_string(), 100, &to_json(progress), &fx)
@@ -801,6 +904,7 @@ impl Engine {
             }
             _ => {}
         }
+        self.bmc_ip_back(op, &mut fx).await;
         if let Some(op) = op {
             self.unwind(task, op).await;
         }
@@ -836,6 +940,7 @@ impl Engine {
             }
             _ => {}
         }
+        self.bmc_ip_back(Some(op), &mut fx).await;
         let _ = server;
         let info = json!({"step": name, "message": "aborted by request"});
         self.store
@@ -879,6 +984,12 @@ fn percent(progress: &[StepInfo]) -> i64 {
 
 fn to_json(progress: &[StepInfo]) -> String {
     serde_json::to_string(progress).expect("serializable")
+}
+
+/// A BMC password: 16 letters and digits (IPMI 1.5 allows 16 bytes; 95 bits).
+fn bmc_password() -> String {
+    use rand::Rng;
+    rand::rng().sample_iter(rand::distr::Alphanumeric).take(16).map(char::from).collect()
 }
 
 fn hostname() -> String {

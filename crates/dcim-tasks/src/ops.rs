@@ -20,6 +20,10 @@ pub enum Operation {
     Diag {
         template: String,
         clear_hdd: String,
+        /// `setup_ipmi`: the agent gives the BMC dcim's user (and the address from
+        /// `ipmi_pool`) in-band, and dcim manages the server through it from then on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        setup_ipmi: Option<BmcSetup>,
     },
     ClearHdd {
         clear_hdd: String,
@@ -56,6 +60,25 @@ pub enum Operation {
     },
 }
 
+/// What `setup_ipmi` gives the BMC besides dcim's user: an address taken from
+/// `ipmi_pool` when the request named one (its row stays `allocating` until the BMC
+/// answers there), else the BMC keeps its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BmcSetup {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<BmcIp>,
+}
+
+/// A static address for the BMC: the IPAM row, the address, its netmask and gateway
+/// (empty: none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BmcIp {
+    pub ip_id: i64,
+    pub address: String,
+    pub netmask: String,
+    pub gateway: String,
+}
+
 /// An installer-based OS template's boot: the installer's kind (`kickstart`, `preseed`,
 /// `autoinstall`), its kernel and initrd URLs, and its own answer-file text if it has one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +104,7 @@ pub enum StepKind {
     PrepareBoot,
     NetBoot,
     AwaitHardware,
+    SetupBmc,
     AwaitWipe,
     AwaitInstall,
     DiskBoot,
@@ -103,6 +127,7 @@ impl StepKind {
             StepKind::PrepareBoot => "prepare network boot",
             StepKind::NetBoot => "boot from network",
             StepKind::AwaitHardware => "collect hardware",
+            StepKind::SetupBmc => "set up IPMI",
             StepKind::AwaitWipe => "clear disks",
             StepKind::AwaitInstall => "install OS",
             StepKind::DiskBoot => "boot from disk",
@@ -146,7 +171,12 @@ impl Operation {
             Operation::BootDevice { .. } => vec![SetBootDevice],
             Operation::Suspend => vec![ShutPorts],
             Operation::Resume => vec![OpenPorts],
-            Operation::Diag { .. } => vec![PrepareBoot, NetBoot, AwaitHardware, AwaitWipe, PowerOff, CleanupBoot],
+            Operation::Diag { setup_ipmi: None, .. } => {
+                vec![PrepareBoot, NetBoot, AwaitHardware, AwaitWipe, PowerOff, CleanupBoot]
+            }
+            Operation::Diag { setup_ipmi: Some(_), .. } => {
+                vec![PrepareBoot, NetBoot, AwaitHardware, SetupBmc, AwaitWipe, PowerOff, CleanupBoot]
+            }
             Operation::ClearHdd { .. } => vec![PrepareBoot, NetBoot, AwaitWipe, PowerOff, CleanupBoot],
             Operation::InstallOs { .. } => vec![PrepareBoot, NetBoot, AwaitInstall, DiskBoot, CleanupBoot],
             Operation::IpAssign { .. } => vec![AssignIp],
@@ -173,6 +203,14 @@ impl Operation {
         match self {
             Operation::Diag { clear_hdd, .. } | Operation::ClearHdd { clear_hdd } => clear_hdd,
             _ => "none",
+        }
+    }
+
+    /// The IPAM address `setup_ipmi` took for the BMC, if any.
+    pub fn bmc_ip(&self) -> Option<&BmcIp> {
+        match self {
+            Operation::Diag { setup_ipmi: Some(BmcSetup { ip }), .. } => ip.as_ref(),
+            _ => None,
         }
     }
 }
@@ -224,10 +262,22 @@ mod tests {
 
     #[test]
     fn params_round_trip_and_steps_are_named() {
-        let op = Operation::Diag { template: "Diag6".into(), clear_hdd: "simple".into() };
+        let op = Operation::Diag { template: "Diag6".into(), clear_hdd: "simple".into(), setup_ipmi: None };
         let s = serde_json::to_string(&op).unwrap();
         assert_eq!(serde_json::from_str::<Operation>(&s).unwrap(), op);
         assert_eq!(op.steps().len(), 6);
+        // a task stored before setup_ipmi existed reads the same
+        let old = r#"{"op":"diag","template":"Diag6","clear_hdd":"simple"}"#;
+        assert_eq!(serde_json::from_str::<Operation>(old).unwrap(), op);
+        let ip = BmcIp { ip_id: 4, address: "10.0.0.9".into(), netmask: "255.255.255.0".into(), gateway: "".into() };
+        let op = Operation::Diag {
+            template: "Diag6".into(),
+            clear_hdd: "none".into(),
+            setup_ipmi: Some(BmcSetup { ip: Some(ip.clone()) }),
+        };
+        assert_eq!(serde_json::from_str::<Operation>(&serde_json::to_string(&op).unwrap()).unwrap(), op);
+        assert_eq!(op.steps()[3], StepKind::SetupBmc);
+        assert_eq!(op.bmc_ip(), Some(&ip));
         assert_eq!(Operation::Suspend.starting_state(), Some(("suspending", "")));
         assert_eq!(raid_min_disks("raid_10"), Some(4));
         assert_eq!(raid_min_disks("raid_6"), None);

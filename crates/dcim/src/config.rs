@@ -68,6 +68,9 @@ pub struct Config {
     /// Check BMC HTTPS certificates against the trusted CAs. Off by default: BMCs
     /// nearly always carry self-signed certificates.
     pub bmc_tls_verify: bool,
+    /// The BMC user diagnostics with `setup_ipmi` create (or take over) for dcim, with a
+    /// new random password each time; at most 16 bytes.
+    pub bmc_user: String,
     /// The netboot service of the provisioning segment (DHCP, TFTP, router
     /// advertisement, iPXE scripts and boot files): `[netboot]` in the configuration
     /// file, see `dcim_netboot::NetbootConfig`. Real machines cannot boot the agent without it.
@@ -122,6 +125,7 @@ impl Default for Config {
             ipmi_attempts: drivers.ipmi.attempts,
             redfish_timeout_ms: drivers.redfish_timeout.as_millis() as u64,
             bmc_tls_verify: drivers.bmc_tls_verify,
+            bmc_user: engine.bmc_user.clone(),
             netboot: None,
             netboot_listen: None,
             fake_delay_ms: 0,
@@ -185,6 +189,10 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("reading admin_password_file {}: {e}", path.display()))?;
             cfg.admin_password = Some(pw.trim_end_matches(['\r', '\n']).to_owned());
         }
+        anyhow::ensure!(
+            !cfg.bmc_user.is_empty() && cfg.bmc_user.len() <= 16 && cfg.bmc_user.bytes().all(|b| b.is_ascii_graphic()),
+            "configuration: bmc_user must be 1 to 16 printable ASCII characters without spaces"
+        );
         Ok(cfg)
     }
 
@@ -222,6 +230,7 @@ impl Config {
             max_recoveries: dcim_tasks::EngineConfig::default().max_recoveries,
             agent_callback: self.agent_callback_url.clone().unwrap_or_else(|| format!("{base_url}/agent/v1/task")),
             repeat_steps: self.task_repeat_steps,
+            bmc_user: self.bmc_user.clone(),
         }
     }
 

@@ -427,3 +427,78 @@ async fn operation_os_writes_a_raid_1_and_boots_it() {
     }
     lab.s.stop().await;
 }
+
+/// `setup_ipmi` with an `ipmi_pool`: diagnostics take the pool's next address, the agent
+/// gives the machine's BMC (in-band, through the machine's KCS interface) dcim's user,
+/// a new password and that address, and dcim, once it has logged in there over the
+/// LAN, manages the server through that BMC user and address. `ipmi_sim` cannot move
+/// to a new address by itself, so the test starts it answering on the pool's one
+/// address as well, as a real BMC would once given it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_ipmi_gives_the_bmc_a_user_and_an_address_in_band() {
+    let _one = MACHINES.lock().await;
+    let lab = Lab::start(5, |_| {}).await;
+    let bmc_ip = "127.79.5.20";
+    let vm = VirtualMachine::start_full(&lab.ns, "52:54:00:79:05:01", Firmware::Bios, &[bmc_ip]);
+    let srv = lab.server("vm-5", &vm.mac, &vm).await;
+    let net = lab.s.post("/ip/v3/ipnet", json!({"name": "127.79.5.0/24", "gateway": "127.79.5.1"})).await;
+    let pool = lab
+        .s
+        .post(
+            "/ip/v3/ippool",
+            json!({"name": "ipmi", "ranges": [{"ipnet": net["id"], "start": bmc_ip, "end": bmc_ip}]}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let body = json!({"setup_ipmi": true, "ipmi_pool": pool, "os_template_id": 0, "clear_hdd": "none"});
+    let task = lab.start_op(srv, "operation_diag", body).await;
+    let (t, seen) = wait_timed(&lab.s, task, 150).await;
+    assert_eq!(t["status"], "complete", "{t}\nconsole:\n{}\npower: {}", vm.console(), vm.file("power.log"));
+    println!(
+        "diagnostics with setup_ipmi, one BIOS machine: {:.1} s from the request to complete; {}; BMC set up {:.1} s",
+        started.elapsed().as_secs_f64(),
+        timeline(&seen),
+        seen.get("set up IPMI").copied().unwrap_or(f64::NAN) - seen.get("boot from network").copied().unwrap_or(0.0)
+    );
+    assert_diagnosed(&lab.s, srv, &vm).await;
+    assert!(!vm.running(), "the machine is off at the end");
+
+    // The server's BMC is now dcim's user at the pool's address (same port).
+    let server = lab.s.get(&format!("/dci/v3/server/{srv}")).await;
+    let port = vm.bmc_address().rsplit_once(':').unwrap().1.to_owned();
+    assert_eq!(server["ipmi"]["address"], format!("{bmc_ip}:{port}"), "{server}");
+    assert_eq!(t["status_info"]["ipmi"]["user"], "dcim", "{t}");
+    assert_eq!(server["ipmi"]["type"], "IPMI v2(lanplus)", "{server}");
+    // The BMC, asked over the LAN as its own administrator: the address and the user.
+    let (ok, lan) = vm.ipmitool(&["lan", "print", "1"]);
+    assert!(ok, "{lan}");
+    assert!(lan.contains(&format!("IP Address              : {bmc_ip}")), "{lan}");
+    assert!(lan.contains("Static Address") && lan.contains("255.255.255.0") && lan.contains("127.79.5.1"), "{lan}");
+    let (ok, users) = vm.ipmitool(&["user", "list", "1"]);
+    assert!(ok, "{users}");
+    let dcim = users.lines().find(|l| l.split_whitespace().nth(1) == Some("dcim")).unwrap_or_default();
+    assert!(dcim.starts_with("3 ") && dcim.contains("ADMINISTRATOR"), "{users}");
+
+    // The address is the BMC's in IPAM, not one of the server's own.
+    let ips = lab.s.get(&format!("/dci/v3/ip?where=pool%20EQ%20{pool}")).await;
+    assert_eq!(ips["size"], 1, "{ips}");
+    let ip = &ips["list"][0];
+    assert_eq!(
+        (&ip["name"], &ip["purpose"], &ip["status"], &ip["server"]),
+        (&json!(bmc_ip), &json!("ipmi"), &json!("ok"), &json!("vm-5"))
+    );
+    assert_eq!(lab.s.get(&format!("/dci/v3/server/{srv}/ip")).await["size"], 0);
+
+    // dcim powers the server through its own user: the factory admin's password can
+    // change under it.
+    let (ok, out) = vm.ipmitool(&["user", "set", "password", "2", "changed-by-owner"]);
+    assert!(ok, "{out}");
+    let t = run(&lab.s, srv, "power_on", json!({})).await;
+    assert_eq!(t["status"], "complete", "{t}");
+    assert!(vm.running(), "powered on through the dcim user");
+    let t = run(&lab.s, srv, "power_off", json!({})).await;
+    assert_eq!(t["status"], "complete", "{t}");
+    lab.s.stop().await;
+}

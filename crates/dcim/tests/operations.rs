@@ -290,7 +290,8 @@ async fn roles_and_bad_bodies(db: Db) {
         ("operation_os", json!({"hdd_raid": "raid_1", "os_template_id": "x", "password": "p"}), 400, "os_template_id"),
         ("operation_clear_hdd", json!({"clear_hdd": "shred"}), 422, "clear_hdd"),
         ("operation_diag", json!({"clear_hdd": "none", "os_template_id": 1}), 422, "os_template_id"),
-        ("operation_diag", json!({"setup_ipmi": true, "ipmi_pool": 3}), 501, "setup_ipmi"),
+        ("operation_diag", json!({"setup_ipmi": true, "ipmi_pool": 3}), 422, "there is no IP pool 3"),
+        ("operation_diag", json!({"setup_ipmi": false, "ipmi_pool": 3}), 422, "ipmi_pool"),
     ] {
         let (st, v) = s.call(Method::POST, &format!("/dci/v3/server/{srv}/{op}"), Some(body.clone())).await;
         let msg = assert_error(st, &v, StatusCode::from_u16(status).unwrap());
@@ -541,3 +542,77 @@ async fn diagnostics_report_failed_and_missing_disks(db: Db) {
 }
 
 on_both_backends!(diagnostics_report_failed_and_missing_disks);
+
+/// `setup_ipmi` with the fake agent: the BMC gets the pool's address and dcim's user,
+/// and dcim manages the server through them; an address the BMC never got goes back to
+/// the pool; a pool with no free address refuses the request and writes nothing.
+async fn setup_ipmi_moves_the_server_to_its_new_bmc(db: Db) {
+    let s = TestServer::start_with(db, fast_tasks).await;
+    let (srv, _, _) = fake_server(&s).await;
+    let net = s.post("/ip/v3/ipnet", json!({"name": "198.51.100.0/24", "gateway": "198.51.100.1"})).await["id"].clone();
+    let pool = s
+        .post(
+            "/ip/v3/ippool",
+            json!({"name": "ipmi", "ranges": [{"ipnet": net, "start": "198.51.100.5", "end": "198.51.100.5"}]}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let body = json!({"setup_ipmi": true, "ipmi_pool": pool, "os_template_id": 0, "clear_hdd": "none"});
+    let t = wait_task(&s, start(&s, srv, "operation_diag", body.clone()).await).await;
+    assert_eq!(t["status"], "complete", "{t}");
+    let steps: Vec<&str> = t["progress_info"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    assert!(steps.contains(&"set up IPMI"), "{steps:?}");
+    assert_eq!(t["status_info"]["ipmi"], json!({"address": "198.51.100.5", "user": "dcim"}), "{t}");
+    let server = s.get(&format!("/dci/v3/server/{srv}")).await;
+    assert_eq!(
+        (&server["ipmi"]["address"], &server["ipmi"]["type"]),
+        (&json!("198.51.100.5"), &json!("fake")),
+        "{server}"
+    );
+    assert_eq!(server["ip"], json!([]), "the BMC's address is not one of the server's: {server}");
+    let ips = s.get(&format!("/dci/v3/ip?where=pool%20EQ%20{pool}")).await;
+    assert_eq!((&ips["list"][0]["purpose"], &ips["list"][0]["status"]), (&json!("ipmi"), &json!("ok")), "{ips}");
+    assert_eq!(s.get(&format!("/dci/v3/server/{srv}/ip")).await["size"], 0, "not one of the server's own");
+    // The powered-off state at the end was asked of the new BMC.
+    let fake = s.get("/dci/v3/fake").await;
+    assert_eq!(fake["machines"]["198.51.100.5"]["power"], "off", "{fake}");
+
+    // The pool is used up: refused before anything is written.
+    let tasks = s.get("/dci/v3/task").await["size"].clone();
+    let (st, v) = s.call(Method::POST, &format!("/dci/v3/server/{srv}/operation_diag"), Some(body.clone())).await;
+    let msg = assert_error(st, &v, StatusCode::CONFLICT);
+    assert!(msg.contains("no free ipv4 address"), "{msg}");
+    assert_eq!(s.get("/dci/v3/task").await["size"], tasks);
+
+    // The agent fails to set the BMC up: the task fails, the address goes back.
+    let pool2 = s
+        .post(
+            "/ip/v3/ippool",
+            json!({"name": "ipmi2", "ranges": [{"ipnet": net, "start": "198.51.100.6", "end": "198.51.100.6"}]}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    s.post(
+        "/dci/v3/fake/fault",
+        json!({"device": "agent:52:54:00:0f:00:01", "op": "agent_bmc", "times": 1, "message": "no KCS"}),
+    )
+    .await;
+    let body2 = json!({"setup_ipmi": true, "ipmi_pool": pool2, "os_template_id": 0, "clear_hdd": "none"});
+    let t = wait_task(&s, start(&s, srv, "operation_diag", body2).await).await;
+    assert_eq!(t["status"], "fail", "{t}");
+    assert!(t["status_info"]["message"].as_str().unwrap().contains("no KCS"), "{t}");
+    let ips = s.get(&format!("/dci/v3/ip?where=pool%20EQ%20{pool2}")).await;
+    assert_eq!(ips["size"], 0, "the address went back to its pool: {ips}");
+    assert_eq!(s.get(&format!("/dci/v3/server/{srv}")).await["ipmi"]["address"], "198.51.100.5");
+
+    // Without a pool the BMC keeps an address of its own, which the agent reports.
+    let body = json!({"setup_ipmi": true, "os_template_id": 0, "clear_hdd": "none"});
+    let t = wait_task(&s, start(&s, srv, "operation_diag", body).await).await;
+    assert_eq!(t["status"], "complete", "{t}");
+    assert_eq!(s.get(&format!("/dci/v3/server/{srv}")).await["ipmi"]["address"], "198.18.0.1");
+    s.stop().await;
+}
+
+on_both_backends!(setup_ipmi_moves_the_server_to_its_new_bmc);

@@ -92,6 +92,7 @@ pub fn ip_wire(r: IpRow) -> Ip {
         server: r.server_name,
         status: r.status,
         status_info: serde_json::from_str(&r.status_info).unwrap_or_else(|_| json!({})),
+        purpose: r.purpose,
     }
 }
 
@@ -278,6 +279,8 @@ pub async fn server_ips(
     st.store.check_server(id, &caller.server_scope()).await?;
     let mut scopes = caller.server_scope();
     scopes.push(dcim_store::list::Scope { sql: "i.server_id = ?", value: dcim_store::list::Bind::Int(id) });
+    // The server's own addresses; its BMC's (setup_ipmi) are in /dci/v3/ip, `purpose` ipmi.
+    scopes.push(dcim_store::list::Scope { sql: "i.purpose = ?", value: dcim_store::list::Bind::Text("server".into()) });
     Ok(Json(List::from_page(st.store.list_ips(&q, &scopes).await?, ip_wire)))
 }
 
@@ -309,7 +312,7 @@ pub async fn allocate_ip(
     let pool = b.ip_pool.filter(|p| *p != 0);
     let net = b.ip_net.filter(|n| *n != 0);
     let name = b.ip_name.as_deref().map(str::trim).filter(|n| !n.is_empty());
-    let new = NewIp { server_id: id, family, domain };
+    let new = NewIp { server_id: id, family, domain, purpose: "server" };
     let ip_id = if let Some(name) = name {
         let addr = parse_addr("ip_name", name)?;
         if ipm::family(&addr) != family {
@@ -362,13 +365,7 @@ pub async fn allocate_ip(
             }
             (None, None) => return Err(ApiError::invalid("ip_name", "give ip_name, ip_pool or ip_net")),
         };
-        let nets: Vec<(IpNet, Option<IpAddr>)> =
-            nets.iter().filter_map(|r| Some((net_of(r)?, gateway_of(&r.gateway)))).collect();
-        let reserved = |k: &str| {
-            let Some(addr) = from_key(family, k) else { return true };
-            nets.iter().any(|(n, gw)| n.contains(&addr) && is_reserved(n, gw.as_ref(), &addr))
-        };
-        st.store.allocate_next(&new, source, reserved).await?
+        allocate_next(&st, &nets, &new, source).await?
     };
     let op = Operation::IpAssign { ip_id, family, main: b.set_as_main_ipv4 };
     match st.engine.submit(id, &op).await {
@@ -379,6 +376,19 @@ pub async fn allocate_ip(
             Err(e.into())
         }
     }
+}
+
+/// The next free address of `source` for `new`, never a network's own, broadcast or
+/// gateway address (`nets`: every network).
+pub(crate) async fn allocate_next(st: &AppState, nets: &[IpnetRow], new: &NewIp, source: Source) -> ApiResult<i64> {
+    let family = new.family;
+    let nets: Vec<(IpNet, Option<IpAddr>)> =
+        nets.iter().filter_map(|r| Some((net_of(r)?, gateway_of(&r.gateway)))).collect();
+    let reserved = |k: &str| {
+        let Some(addr) = from_key(family, k) else { return true };
+        nets.iter().any(|(n, gw)| n.contains(&addr) && is_reserved(n, gw.as_ref(), &addr))
+    };
+    Ok(st.store.allocate_next(new, source, reserved).await?)
 }
 
 /// Take an address back from a server (the seed's POST, or DELETE).

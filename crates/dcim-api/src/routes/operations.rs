@@ -11,15 +11,16 @@ use axum::http::HeaderMap;
 use dcim_core::TemplateType;
 use dcim_core::configuration::HardwareInfo;
 use dcim_drivers::fake::{Fault, LabView, OPS};
+use dcim_store::ipam::{NewIp, Source};
 use dcim_tasks::Operation;
-use dcim_tasks::ops::{InstallerSpec, raid_min_disks};
+use dcim_tasks::ops::{BmcIp, BmcSetup, InstallerSpec, raid_min_disks};
 use serde::Deserialize;
 
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::{Caller, hash_secret};
-use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, ListParams, Path};
 use crate::wire::task::{AgentReport, ClearHddRequest, DiagRequest, OsRequest, Task, TaskAnswer};
 use crate::wire::{Empty, List};
@@ -116,11 +117,9 @@ pub async fn operation_diag(
 ) -> ApiResult<Json<TaskAnswer>> {
     caller.require_admin()?;
     let clear_hdd = clear_mode(&b.clear_hdd)?;
-    if b.setup_ipmi {
-        return Err(ApiError::new(
-            ErrorKind::NotImplemented,
-            "setup_ipmi needs an address from ipmi_pool, and this dcim has no IP address management yet",
-        ));
+    let pool = b.ipmi_pool.filter(|p| *p != 0);
+    if pool.is_some() && !b.setup_ipmi {
+        return Err(ApiError::invalid("ipmi_pool", "is used only with setup_ipmi: true"));
     }
     let template = match b.os_template_id.filter(|t| *t != 0) {
         Some(t) => {
@@ -141,7 +140,52 @@ pub async fn operation_diag(
                 .ok_or_else(|| ApiError::conflict("there is no diagnostics template; add one (type diag) first"))?
         }
     };
-    start(&st, &caller, id, Operation::Diag { template, clear_hdd }).await
+    st.store.check_server(id, &[]).await?;
+    if !b.setup_ipmi {
+        return start(&st, &caller, id, Operation::Diag { template, clear_hdd, setup_ipmi: None }).await;
+    }
+    // setup_ipmi: the BMC's address from ipmi_pool is taken now (the request fails here
+    // if the pool has none), given by the agent, and confirmed when dcim reaches it.
+    let ip = match pool {
+        None => None,
+        Some(p) => Some(bmc_address(&st, id, p).await?),
+    };
+    let ip_id = ip.as_ref().map(|i| i.ip_id);
+    let op = Operation::Diag { template, clear_hdd, setup_ipmi: Some(BmcSetup { ip }) };
+    match start(&st, &caller, id, op).await {
+        Ok(answer) => Ok(answer),
+        Err(e) => {
+            // No task, no address: nothing is left half-written.
+            if let Some(ip_id) = ip_id {
+                st.store.forget_ip(ip_id).await?;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Takes the next free IPv4 address of `pool` for server `id`'s BMC (row `allocating`,
+/// purpose `ipmi`) with its network's netmask and gateway.
+async fn bmc_address(st: &AppState, id: i64, pool: i64) -> ApiResult<BmcIp> {
+    match st.store.get_pool(pool).await {
+        Ok(_) => {}
+        Err(dcim_store::StoreError::NotFound { .. }) => {
+            return Err(ApiError::invalid("ipmi_pool", format!("there is no IP pool {pool}")));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let nets = st.store.ipnets_plain().await?;
+    let new = NewIp { server_id: id, family: 2, domain: String::new(), purpose: "ipmi" };
+    let ip_id = crate::routes::ip::allocate_next(st, &nets, &new, Source::Pool(pool)).await?;
+    let row = st.store.get_ip(ip_id).await?;
+    let net = nets.iter().find(|n| n.id == row.ipnet_id).ok_or_else(ApiError::internal)?;
+    let mask = u32::MAX.checked_shl(32 - net.prefix.clamp(0, 32) as u32).unwrap_or(0);
+    Ok(BmcIp {
+        ip_id,
+        address: row.name,
+        netmask: std::net::Ipv4Addr::from(mask).to_string(),
+        gateway: net.gateway.clone(),
+    })
 }
 
 /// Clear the server's disks.
@@ -288,7 +332,7 @@ pub async fn get_task(caller: Caller, State(st): State<AppState>, Path(id): Path
     Ok(Json(st.store.get_task(id, &caller.server_scope()).await?.into()))
 }
 
-const REPORT_KINDS: &[&str] = &["hardware", "wiped", "installed", "progress", "done", "failed"];
+const REPORT_KINDS: &[&str] = &["hardware", "bmc", "wiped", "installed", "progress", "done", "failed"];
 
 /// The in-band agent reports a step, authenticated by its task's secret (Bearer),
 /// never by a user session.

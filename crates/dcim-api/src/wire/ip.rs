@@ -104,6 +104,8 @@ pub struct Ip {
     pub status: String,
     #[schema(value_type = Object)]
     pub status_info: Value,
+    /// `server` (the server's own address) or `ipmi` (its BMC's, from `setup_ipmi`).
+    pub purpose: String,
 }
 
 /// The seed's "IP address allocation to server" body. 0 and "" mean "not given".

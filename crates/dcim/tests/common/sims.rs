@@ -172,6 +172,8 @@ impl IpmiSim {
                     ("PASSWORD", password),
                     ("HOOK", hook.to_str().unwrap()),
                     ("STATE", dir.0.to_str().unwrap()),
+                    ("EXTRA_LAN", ""),
+                    ("SERIAL", ""),
                 ],
             );
             std::fs::write(dir.0.join("lan.conf"), conf).unwrap();

@@ -55,12 +55,66 @@ impl Drop for Netns {
 
 /// One virtual machine: 512 MiB, a virtio NIC with iPXE on the namespace's bridge, two
 /// qcow2 disks (320 and 256 MiB, serials NAME-d0/-d1), and its BMC on 127.0.0.1:PORT
-/// (admin/secret, lanplus and IPMI 1.5). Off until its BMC powers it on.
+/// (admin/secret, lanplus and IPMI 1.5), which the machine also sees in-band through a
+/// KCS interface. Off until its BMC powers it on.
 pub struct VirtualMachine {
     bmc: Child,
     port: u16,
     pub mac: String,
     dir: Dir,
+    _aliases: Vec<UdpAlias>,
+}
+
+/// The BMC answering on one more loopback address, with its port: every datagram to
+/// `alias:port` goes to `127.0.0.1:port` from a socket of its sender's own, and the
+/// answers come back from `alias:port`. ipmi_sim takes one `addr` per LAN channel and
+/// cannot move to the address a `Set LAN Configuration` gives it, as a real BMC does;
+/// RMCP+ sessions are keyed by session id, so they cross the relay unchanged.
+struct UdpAlias {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl UdpAlias {
+    fn start(alias: &str, port: u16) -> UdpAlias {
+        use std::net::{SocketAddr, UdpSocket};
+        use std::sync::atomic::Ordering;
+        let front = UdpSocket::bind((alias, port)).unwrap_or_else(|e| panic!("binding {alias}:{port}: {e}"));
+        front.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peers: Vec<(SocketAddr, UdpSocket)> = vec![];
+            let mut buf = [0u8; 2048];
+            while !flag.load(Ordering::SeqCst) {
+                if let Ok((n, from)) = front.recv_from(&mut buf) {
+                    if !peers.iter().any(|(p, _)| *p == from) {
+                        let back = UdpSocket::bind("127.0.0.1:0").unwrap();
+                        back.connect(("127.0.0.1", port)).unwrap();
+                        back.set_nonblocking(true).unwrap();
+                        peers.push((from, back));
+                    }
+                    let (_, back) = peers.iter().find(|(p, _)| *p == from).unwrap();
+                    let _ = back.send(&buf[..n]);
+                }
+                for (peer, back) in &peers {
+                    while let Ok(n) = back.recv(&mut buf) {
+                        let _ = front.send_to(&buf[..n], peer);
+                    }
+                }
+            }
+        });
+        UdpAlias { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for UdpAlias {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 pub const BMC_USER: &str = "admin";
@@ -81,6 +135,12 @@ impl VirtualMachine {
     }
 
     pub fn start_with(ns: &Netns, mac: &str, fw: Firmware) -> VirtualMachine {
+        Self::start_full(ns, mac, fw, &[])
+    }
+
+    /// With `bmc_aliases`: more 127.x addresses the BMC answers on (with its port), as a
+    /// real BMC would once given one (`setup_ipmi` with an `ipmi_pool`).
+    pub fn start_full(ns: &Netns, mac: &str, fw: Firmware, bmc_aliases: &[&str]) -> VirtualMachine {
         let ipmi_sim = require_program("ipmi_sim");
         require_program("qemu-system-x86_64");
         let qemu_img = require_program("qemu-img");
@@ -98,8 +158,10 @@ impl VirtualMachine {
                 "uefi"
             }
         };
+        let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let vm_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let env = format!(
-            "NAME={name}\nMAC={mac}\nNETNS={}\nBRIDGE={}\nTAP={tap}\nMEM=512\nFW={firmware}\n",
+            "NAME={name}\nMAC={mac}\nNETNS={}\nBRIDGE={}\nTAP={tap}\nMEM=512\nFW={firmware}\nVM_PORT={vm_port}\n",
             ns.name, ns.bridge
         );
         std::fs::write(d.join("machine.env"), env).unwrap();
@@ -120,7 +182,7 @@ impl VirtualMachine {
                 .status();
             assert!(st.is_ok_and(|s| s.success()), "qemu-io {disk}");
         }
-        let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let serial = format!("  serial 15 127.0.0.1 {vm_port} codec VM");
         let conf = template(
             "ipmi/lan.conf.in",
             &[
@@ -131,6 +193,8 @@ impl VirtualMachine {
                 ("PASSWORD", BMC_PASSWORD),
                 ("HOOK", hook.to_str().unwrap()),
                 ("STATE", d.to_str().unwrap()),
+                ("EXTRA_LAN", ""),
+                ("SERIAL", &serial),
             ],
         );
         std::fs::write(d.join("lan.conf"), conf).unwrap();
@@ -149,7 +213,8 @@ impl VirtualMachine {
             .stderr(log)
             .spawn()
             .expect("ipmi_sim starts");
-        let vm = VirtualMachine { bmc, port, mac: mac.to_owned(), dir };
+        let aliases = bmc_aliases.iter().map(|a| UdpAlias::start(a, port)).collect();
+        let vm = VirtualMachine { bmc, port, mac: mac.to_owned(), dir, _aliases: aliases };
         let deadline = Instant::now() + Duration::from_secs(5);
         while !vm.ipmitool(&["mc", "info"]).0 {
             assert!(Instant::now() < deadline, "the machine's BMC did not answer: {}", vm.file("sim.log"));
