@@ -173,6 +173,9 @@ pub struct BootRequest {
     pub mode: BootMode,
     /// Answer data for the agent (install parameters, wipe mode...).
     pub answer: serde_json::Value,
+    /// The server's location: a boot service of several provisioning segments serves
+    /// each location from its own.
+    pub location_id: Option<i64>,
 }
 
 /// Prepares and removes network boots (the netboot service; the fake lab's agent).
@@ -180,6 +183,12 @@ pub struct BootRequest {
 pub trait BootDriver: Send + Sync {
     async fn prepare(&self, req: &BootRequest) -> Result<(), DriverError>;
     async fn cleanup(&self, task_id: i64, mac: &str) -> Result<(), DriverError>;
+
+    /// Where agents booted for a server of `location` report (`.../agent/v1/task`), when
+    /// this service decides it (its segment's HTTP listener); `None`: the engine's own.
+    fn agent_callback(&self, _location: Option<i64>) -> Option<String> {
+        None
+    }
 }
 
 /// Where a device is and how to log in to it.
@@ -322,5 +331,9 @@ impl BootDriver for Shared {
 
     async fn cleanup(&self, task_id: i64, mac: &str) -> Result<(), DriverError> {
         self.0.cleanup(task_id, mac).await
+    }
+
+    fn agent_callback(&self, location: Option<i64>) -> Option<String> {
+        self.0.agent_callback(location)
     }
 }

@@ -257,6 +257,7 @@ mod tests {
             mac: "52:54:00:78:00:01".into(),
             mode: BootMode::Install { template: "debian".into() },
             answer: serde_json::json!({"hostname": "n1"}),
+            location_id: None,
         };
         nb.prepare(&req).await.unwrap();
         let (s, body) = get(&nb, "/boot/52-54-00-78-00-01.ipxe", None).await;
@@ -306,6 +307,7 @@ mod tests {
                 "initrd": "http://mirror.example/os/images/pxeboot/initrd.img",
                 "answer_file": format!("# {kind} for n1\n"),
             }}),
+            location_id: None,
         }
     }
 

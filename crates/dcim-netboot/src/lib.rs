@@ -19,6 +19,7 @@ mod boots;
 mod dhcp;
 mod http;
 mod ra;
+mod segments;
 mod tftp;
 
 use std::net::Ipv4Addr;
@@ -35,6 +36,7 @@ use tokio::task::JoinSet;
 pub use boots::{BootTable, Event, EventKind, EventLog, PreparedBoot, mac_hyphens};
 pub use dhcp::{BootChoice, DhcpServer, Port, Reply};
 pub use ra::router_advertisement;
+pub use segments::{Segment, Segments};
 
 /// How DHCPv4 is served on the segment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -305,6 +307,11 @@ impl BootDriver for Netboot {
         }
         Ok(())
     }
+
+    /// The agents this segment boots report through its own listener.
+    fn agent_callback(&self, _location: Option<i64>) -> Option<String> {
+        Some(format!("{}/agent/v1/task", self.cfg.http_base.trim_end_matches('/')))
+    }
 }
 
 #[cfg(test)]
@@ -334,6 +341,7 @@ mod tests {
             mac: "52-54-00-78-00-01".into(),
             mode: BootMode::Diag { clear_hdd: "none".into() },
             answer: serde_json::json!({}),
+            location_id: None,
         }
     }
 

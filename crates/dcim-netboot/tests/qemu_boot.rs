@@ -180,6 +180,7 @@ fn boot_request(task_id: i64, mac: &str) -> BootRequest {
         mac: mac.into(),
         mode: BootMode::Diag { clear_hdd: "none".into() },
         answer: serde_json::json!({}),
+        location_id: None,
     }
 }
 

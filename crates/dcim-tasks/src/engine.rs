@@ -492,6 +492,8 @@ impl Engine {
                     StepError::Fatal("the server has no MAC address to boot from; set it first".into())
                 })?;
                 let boot = self.drivers.boot(self.bmc_kind(server)).map_err(|e| StepError::Fatal(e.to_string()))?;
+                let location = Some(s.location_id);
+                let callback = boot.agent_callback(location).unwrap_or_else(|| self.cfg.agent_callback.clone());
                 // A fresh secret per preparation: an agent of an earlier boot can no longer report.
                 let secret = hex::encode(rand::random::<[u8; 32]>());
                 if !self.store.set_task_secret(task.id, &self.owner, &hash(&secret)).await? {
@@ -536,7 +538,7 @@ impl Engine {
                                 ssh_keys: ssh_keys.clone(),
                                 raid: raid.clone(),
                                 disks: disks.clone(),
-                                callback: self.cfg.agent_callback.clone(),
+                                callback: callback.clone(),
                                 task: task.id,
                                 secret: secret.clone(),
                             };
@@ -547,14 +549,7 @@ impl Engine {
                     }
                     _ => return Err(StepError::Fatal("this operation does not boot from the network".into())),
                 };
-                let req = BootRequest {
-                    task_id: task.id,
-                    secret,
-                    callback: self.cfg.agent_callback.clone(),
-                    mac,
-                    mode,
-                    answer,
-                };
+                let req = BootRequest { task_id: task.id, secret, callback, mac, mode, answer, location_id: location };
                 self.call(boot.prepare(&req)).await?;
                 memo.insert("boot_owner".into(), self.owner.clone().into());
 

@@ -79,6 +79,10 @@ pub struct Config {
     /// that serves the boot files and takes the agents' reports; `netboot.http_base`
     /// must name it.
     pub netboot_listen: Option<String>,
+    /// More provisioning segments, each with its own listener and the locations it
+    /// serves (`[[netboot_segments]]`, see [`NetbootSegment`]); `netboot` above, if set, is
+    /// the segment of every location these do not name.
+    pub netboot_segments: Vec<NetbootSegment>,
     /// Delay of every fake device call, in milliseconds (demos, tests, benchmarks).
     pub fake_delay_ms: u64,
     /// Run every task step twice (a test of step idempotency).
@@ -87,6 +91,19 @@ pub struct Config {
     pub admin_email: Option<String>,
     pub admin_password: Option<String>,
     pub admin_password_file: Option<PathBuf>,
+}
+
+/// One provisioning segment of `netboot_segments`: the netboot service's settings
+/// (`interface`, `server_ip`, `mode`, `http_base`...), the plain-HTTP listener
+/// `http_base` names, and the ids of the locations whose servers boot there (none: every
+/// location no other segment names).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetbootSegment {
+    pub listen: String,
+    #[serde(default)]
+    pub locations: Vec<i64>,
+    #[serde(flatten)]
+    pub netboot: dcim_netboot::NetbootConfig,
 }
 
 impl Default for Config {
@@ -128,6 +145,7 @@ impl Default for Config {
             bmc_user: engine.bmc_user.clone(),
             netboot: None,
             netboot_listen: None,
+            netboot_segments: vec![],
             fake_delay_ms: 0,
             task_repeat_steps: false,
             admin_email: None,
@@ -279,6 +297,45 @@ mod tests {
             assert_eq!(cfg.admin_password.as_deref(), Some("s3cret-pass"));
             assert!(!format!("{cfg:?}").contains("s3cret"), "Debug hides secrets");
             assert_eq!(cfg.database_url(), "sqlite://dcim-data/dcim.db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(clippy::result_large_err, reason = "figment::Jail's closure returns figment's own error type")]
+    fn netboot_segments_read_from_toml() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "dcim.toml",
+                r#"
+[[netboot_segments]]
+listen = "10.1.0.1:8081"
+locations = [1, 2]
+interface = "prov-a"
+server_ip = "10.1.0.1"
+mode = "full"
+first = "10.1.0.100"
+last = "10.1.0.199"
+prefix_len = 24
+http_base = "http://10.1.0.1:8081"
+boot_files_dir = "/srv/dcim/boot"
+
+[[netboot_segments]]
+listen = "10.2.0.1:8081"
+interface = "prov-b"
+server_ip = "10.2.0.1"
+mode = "proxy"
+http_base = "http://10.2.0.1:8081"
+boot_files_dir = "/srv/dcim/boot"
+"#,
+            )?;
+            let cfg = Config::load(Some("dcim.toml".into()), &Overrides::default()).expect("loads");
+            assert_eq!(cfg.netboot_segments.len(), 2);
+            assert_eq!(cfg.netboot_segments[0].locations, [1, 2]);
+            assert_eq!(cfg.netboot_segments[0].netboot.interface, "prov-a");
+            assert!(matches!(cfg.netboot_segments[0].netboot.dhcp, dcim_netboot::DhcpMode::Full { .. }));
+            assert!(cfg.netboot_segments[1].locations.is_empty());
+            assert!(matches!(cfg.netboot_segments[1].netboot.dhcp, dcim_netboot::DhcpMode::Proxy));
             Ok(())
         });
     }

@@ -29,8 +29,8 @@ pub struct Running {
     purge: JoinHandle<()>,
     engine_stop: watch::Sender<bool>,
     engine_task: JoinHandle<()>,
-    /// The netboot service's servers and its HTTP listener, when configured.
-    netboot: Option<(dcim_netboot::NetbootServers, JoinHandle<()>)>,
+    /// Each netboot segment's servers and its HTTP listener, when configured.
+    netboot: Vec<(dcim_netboot::NetbootServers, JoinHandle<()>)>,
 }
 
 impl Running {
@@ -46,7 +46,7 @@ impl Running {
         let _ = tokio::time::timeout(grace, self.engine_task).await;
         self.handle.graceful_shutdown(Some(grace));
         self.purge.abort();
-        if let Some((servers, http)) = self.netboot {
+        for (servers, http) in self.netboot {
             http.abort();
             drop(servers);
         }
@@ -96,13 +96,33 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     let mut drivers = Drivers::with_settings(lab, &cfg.drivers());
     // Agents report to this server; booted over the netboot service, through its listener.
     let mut callback_base = format!("{scheme}://{own}");
-    let mut netboot = None;
+    // The segments: `netboot` (every location the others do not name), then `netboot_segments`.
+    let mut segments = vec![];
     if let Some(nb_cfg) = &cfg.netboot {
-        let nb = dcim_netboot::Netboot::new(nb_cfg.clone()).context("netboot configuration")?;
-        let servers = nb.start().await.context("starting the netboot service")?;
-        drivers = drivers.with_netboot(Arc::new(nb.clone()));
-        callback_base = nb_cfg.http_base.trim_end_matches('/').to_owned();
-        netboot = Some((nb, servers));
+        let listen = cfg.netboot_listen.clone().context("netboot needs netboot_listen (host:port of http_base)")?;
+        segments.push((nb_cfg.clone(), listen, vec![]));
+    }
+    for s in &cfg.netboot_segments {
+        segments.push((s.netboot.clone(), s.listen.clone(), s.locations.clone()));
+    }
+    // The engine's own callback (segments give theirs): the catch-all segment's, else the first's.
+    let fallback = segments.iter().find(|(_, _, l)| l.is_empty()).or(segments.first());
+    if let Some((c, _, _)) = fallback {
+        callback_base = c.http_base.trim_end_matches('/').to_owned();
+    }
+    let mut netboot = vec![];
+    if !segments.is_empty() {
+        let mut set = vec![];
+        for (nb_cfg, listen, locations) in segments {
+            let nb = dcim_netboot::Netboot::new(nb_cfg.clone())
+                .with_context(|| format!("netboot configuration of {}", nb_cfg.interface))?;
+            let servers =
+                nb.start().await.with_context(|| format!("starting the netboot service on {}", nb_cfg.interface))?;
+            set.push(dcim_netboot::Segment { locations, service: nb.clone() });
+            netboot.push((nb, servers, listen));
+        }
+        let set = dcim_netboot::Segments::new(set).map_err(|e| anyhow::anyhow!("netboot segments: {e}"))?;
+        drivers = drivers.with_netboot(Arc::new(set));
     }
     let engine = Engine::new(store.clone(), drivers, cfg.engine(&callback_base));
     let (engine_stop, stop_rx) = watch::channel(false);
@@ -117,23 +137,20 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     }
 
     let state = AppState::new(store.clone(), engine.clone(), cfg.api());
-    let netboot = match netboot {
-        None => None,
-        Some((nb, servers)) => {
-            let listen =
-                cfg.netboot_listen.as_deref().context("netboot needs netboot_listen (host:port of http_base)")?;
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("binding netboot_listen {listen}"))?;
-            let app = nb.router().merge(dcim_api::agent_app(state.clone()));
-            let http = tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app).await {
-                    tracing::error!(error = %e, "the netboot HTTP listener stopped");
-                }
-            });
-            Some((servers, http))
-        }
-    };
+    let mut listeners = vec![];
+    for (nb, servers, listen) in netboot {
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("binding the netboot listener {listen}"))?;
+        let app = nb.router().merge(dcim_api::agent_app(state.clone()));
+        let http = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, %listen, "a netboot HTTP listener stopped");
+            }
+        });
+        listeners.push((servers, http));
+    }
+    let netboot = listeners;
     let app = dcim_api::app(state).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let task = if tls {

@@ -502,3 +502,76 @@ async fn setup_ipmi_gives_the_bmc_a_user_and_an_address_in_band() {
     assert_eq!(t["status"], "complete", "{t}");
     lab.s.stop().await;
 }
+
+/// Two provisioning segments, one per location (`netboot_segments`): each machine is
+/// answered on its own segment (its lease comes from that segment's range) and its
+/// agent reports through that segment's listener; a server of a location no segment
+/// serves fails at once, saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_location_boots_on_its_own_segment() {
+    let _one = MACHINES.lock().await;
+    let image = boot_image();
+    let mut nss = vec![];
+    let mut segments = vec![];
+    for (location, seg) in [(1, 6u8), (2, 7)] {
+        let host = format!("10.79.{seg}.1");
+        let ns = Netns::create(&host);
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        segments.push(json!({
+            "listen": format!("{host}:{port}"), "locations": [location],
+            "interface": ns.host_if, "server_ip": host,
+            "mode": "full", "first": format!("10.79.{seg}.100"), "last": format!("10.79.{seg}.150"),
+            "prefix_len": 24, "http_base": format!("http://{host}:{port}"), "boot_files_dir": image,
+            "kernel_args": "console=ttyS0 quiet panic=-1 dcim.settle=2"
+        }));
+        nss.push(ns);
+    }
+    let s = TestServer::start_with(Db::Sqlite, |c| {
+        fast_tasks(c);
+        c.power_timeout_secs = 60;
+        c.agent_timeout_secs = 120;
+        c.netboot_segments = serde_json::from_value(json!(segments)).unwrap();
+    })
+    .await;
+    for (i, name) in ["DC-1", "DC-2", "DC-3"].iter().enumerate() {
+        assert_eq!(s.post("/dci/v3/location", json!({"name": name})).await["id"], i + 1);
+    }
+    s.post("/dci/v3/os_template", json!({"name": "Diag", "type": "diag"})).await;
+    let vms =
+        [VirtualMachine::start(&nss[0], "52:54:00:79:06:01"), VirtualMachine::start(&nss[1], "52:54:00:79:07:01")];
+    let mut tasks = vec![];
+    for (i, vm) in vms.iter().enumerate() {
+        let srv = s
+            .post(
+                "/dci/v3/server",
+                json!({"name": format!("seg-{i}"), "location_id": i + 1, "mac": vm.mac,
+                       "ipmi": {"address": vm.bmc_address(), "type": "IPMI v2(lanplus)", "user": BMC_USER, "password": BMC_PASSWORD}}),
+            )
+            .await["id"]
+            .as_i64()
+            .unwrap();
+        let (st, v) =
+            s.call(reqwest::Method::POST, &format!("/dci/v3/server/{srv}/operation_diag"), Some(diag("none"))).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        tasks.push(v["task"].as_i64().unwrap());
+    }
+    let (a, b) = tokio::join!(wait_long(&s, tasks[0], 240), wait_long(&s, tasks[1], 240));
+    for (i, (t, seg)) in [(a, 6), (b, 7)].iter().enumerate() {
+        let console = vms[i].console();
+        assert_eq!(t["status"], "complete", "machine {i}: {t}\nconsole:\n{console}");
+        assert!(
+            console.contains(&format!("network: eth0 10.79.{seg}.1")),
+            "machine {i} leased on its segment:\n{console}"
+        );
+    }
+    // DC-3 has no segment: refused at the first step, before the machine is touched.
+    let srv =
+        s.post("/dci/v3/server", json!({"name": "seg-x", "location_id": 3, "mac": "52:54:00:79:08:01"})).await["id"]
+            .as_i64()
+            .unwrap();
+    let t = run(&s, srv, "operation_diag", diag("none")).await;
+    assert_eq!(t["status"], "fail", "{t}");
+    let msg = t["status_info"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("no netboot segment serves location 3"), "{msg}");
+    s.stop().await;
+}
