@@ -7,7 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::vdc::{BMC_PASSWORD, BMC_USER, Firmware, Netns, VirtualMachine, boot_sector_image, with_seed_partition};
+use common::lab::{Lab, boot_image, diag, timeline, wait_long, wait_timed};
+use common::vdc::{
+    BMC_PASSWORD, BMC_USER, Firmware, Netns, SiteDhcp, VirtualMachine, boot_sector_image, with_seed_partition,
+};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -60,118 +63,8 @@ async fn dcim_powers_a_virtual_machine_through_its_bmc() {
     s.stop().await;
 }
 
-/// The agent's boot image, built by `scripts/build-bootimage.sh target/bootimage`
-/// (`scripts/test.sh` builds it).
-fn boot_image() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bootimage");
-    assert!(
-        dir.join("vmlinuz").is_file() && dir.join("initrd.gz").is_file(),
-        "the agent's boot image is missing: run scripts/build-bootimage.sh target/bootimage (scripts/test.sh does)"
-    );
-    dir.canonicalize().unwrap()
-}
-
-/// Waits for a task's end, up to `secs`.
-async fn wait_long(s: &TestServer, id: i64, secs: u64) -> Value {
-    wait_timed(s, id, secs).await.0
-}
-
-/// Waits for a task's end, noting when each step was first seen complete (polled every
-/// 100 ms): seconds since the call, by step name.
-async fn wait_timed(s: &TestServer, id: i64, secs: u64) -> (Value, std::collections::BTreeMap<String, f64>) {
-    let started = std::time::Instant::now();
-    let deadline = started + Duration::from_secs(secs);
-    let mut seen = std::collections::BTreeMap::new();
-    loop {
-        let t = s.get(&format!("/dci/v3/task/{id}")).await;
-        for step in t["progress_info"].as_array().into_iter().flatten() {
-            if step["status"] == "complete" {
-                let name = step["name"].as_str().unwrap_or_default().to_owned();
-                seen.entry(name).or_insert_with(|| started.elapsed().as_secs_f64());
-            }
-        }
-        if matches!(t["status"].as_str(), Some("complete" | "fail" | "canceled")) {
-            seen.insert("task end".into(), started.elapsed().as_secs_f64());
-            return (t, seen);
-        }
-        assert!(std::time::Instant::now() < deadline, "task {id} did not end in {secs} s: {t}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// "power on to hardware report X s, to complete Y s" from [`wait_timed`]'s notes.
-fn timeline(seen: &std::collections::BTreeMap<String, f64>) -> String {
-    let on = seen.get("boot from network").copied().unwrap_or(f64::NAN);
-    let at = |k: &str| seen.get(k).map(|t| format!("{:.1} s", t - on)).unwrap_or_else(|| "-".into());
-    format!(
-        "BMC power on to hardware report {}, to disks wiped {}, to task complete {}",
-        at("collect hardware"),
-        at("clear disks"),
-        at("task end")
-    )
-}
-
 /// One test at a time drives virtual machines: TCG on 2 cores has no room for more.
 static MACHINES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// A provisioning segment (namespace `10.79.N.0/24`) served by a dcim with its netboot
-/// service, and a diagnostics template.
-struct Lab {
-    ns: Netns,
-    s: TestServer,
-    loc: Value,
-}
-
-impl Lab {
-    async fn start(segment: u8, tune: impl FnOnce(&mut dcim::Config)) -> Lab {
-        let image = boot_image();
-        let host = format!("10.79.{segment}.1");
-        let ns = Netns::create(&host);
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let netboot: dcim_netboot::NetbootConfig = serde_json::from_value(json!({
-            "interface": ns.host_if, "server_ip": host,
-            "mode": "full", "first": format!("10.79.{segment}.100"), "last": format!("10.79.{segment}.150"),
-            "prefix_len": 24, "http_base": format!("http://{host}:{port}"), "boot_files_dir": image,
-            "kernel_args": "console=ttyS0 quiet panic=-1 dcim.settle=2"
-        }))
-        .unwrap();
-        let s = TestServer::start_with(Db::Sqlite, |c| {
-            fast_tasks(c);
-            c.power_timeout_secs = 60;
-            c.agent_timeout_secs = 120;
-            c.netboot = Some(netboot);
-            c.netboot_listen = Some(format!("{host}:{port}"));
-            tune(c);
-        })
-        .await;
-        let loc = s.post("/dci/v3/location", json!({"name": "DC-1"})).await;
-        s.post("/dci/v3/os_template", json!({"name": "Diag", "type": "diag"})).await;
-        Lab { ns, s, loc }
-    }
-
-    /// A server for a machine whose boot MAC is `mac` and whose BMC is `vm`'s.
-    async fn server(&self, name: &str, mac: &str, vm: &VirtualMachine) -> i64 {
-        self.s
-            .post(
-                "/dci/v3/server",
-                json!({"name": name, "location_id": self.loc["id"], "mac": mac,
-                       "ipmi": {"address": vm.bmc_address(), "type": "IPMI v2(lanplus)", "user": BMC_USER, "password": BMC_PASSWORD}}),
-            )
-            .await["id"]
-            .as_i64()
-            .unwrap()
-    }
-
-    async fn start_op(&self, srv: i64, op: &str, body: Value) -> i64 {
-        let (st, v) = self.s.call(reqwest::Method::POST, &format!("/dci/v3/server/{srv}/{op}"), Some(body)).await;
-        assert_eq!(st, StatusCode::OK, "{v}");
-        v["task"].as_i64().unwrap()
-    }
-}
-
-fn diag(clear_hdd: &str) -> Value {
-    json!({"setup_ipmi": false, "ipmi_pool": 0, "os_template_id": 0, "clear_hdd": clear_hdd})
-}
 
 /// The two disks' serials, the boot NIC and a configuration were reported.
 async fn assert_diagnosed(s: &TestServer, srv: i64, vm: &VirtualMachine) {
@@ -437,11 +330,11 @@ async fn operation_os_writes_a_raid_1_and_boots_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_ipmi_gives_the_bmc_a_user_and_an_address_in_band() {
     let _one = MACHINES.lock().await;
-    let lab = Lab::start(5, |_| {}).await;
-    let bmc_ip = "127.79.5.20";
-    let vm = VirtualMachine::start_full(&lab.ns, "52:54:00:79:05:01", Firmware::Bios, &[bmc_ip]);
-    let srv = lab.server("vm-5", &vm.mac, &vm).await;
-    let net = lab.s.post("/ip/v3/ipnet", json!({"name": "127.79.5.0/24", "gateway": "127.79.5.1"})).await;
+    let lab = Lab::start(9, |_| {}).await;
+    let bmc_ip = "127.79.9.20";
+    let vm = VirtualMachine::start_full(&lab.ns, "52:54:00:79:09:01", Firmware::Bios, &[bmc_ip]);
+    let srv = lab.server("vm-9", &vm.mac, &vm).await;
+    let net = lab.s.post("/ip/v3/ipnet", json!({"name": "127.79.9.0/24", "gateway": "127.79.9.1"})).await;
     let pool = lab
         .s
         .post(
@@ -475,7 +368,7 @@ async fn setup_ipmi_gives_the_bmc_a_user_and_an_address_in_band() {
     let (ok, lan) = vm.ipmitool(&["lan", "print", "1"]);
     assert!(ok, "{lan}");
     assert!(lan.contains(&format!("IP Address              : {bmc_ip}")), "{lan}");
-    assert!(lan.contains("Static Address") && lan.contains("255.255.255.0") && lan.contains("127.79.5.1"), "{lan}");
+    assert!(lan.contains("Static Address") && lan.contains("255.255.255.0") && lan.contains("127.79.9.1"), "{lan}");
     let (ok, users) = vm.ipmitool(&["user", "list", "1"]);
     assert!(ok, "{users}");
     let dcim = users.lines().find(|l| l.split_whitespace().nth(1) == Some("dcim")).unwrap_or_default();
@@ -487,7 +380,7 @@ async fn setup_ipmi_gives_the_bmc_a_user_and_an_address_in_band() {
     let ip = &ips["list"][0];
     assert_eq!(
         (&ip["name"], &ip["purpose"], &ip["status"], &ip["server"]),
-        (&json!(bmc_ip), &json!("ipmi"), &json!("ok"), &json!("vm-5"))
+        (&json!(bmc_ip), &json!("ipmi"), &json!("ok"), &json!("vm-9"))
     );
     assert_eq!(lab.s.get(&format!("/dci/v3/server/{srv}/ip")).await["size"], 0);
 
@@ -574,4 +467,33 @@ async fn each_location_boots_on_its_own_segment() {
     let msg = t["status_info"]["message"].as_str().unwrap_or_default();
     assert!(msg.contains("no netboot segment serves location 3"), "{msg}");
     s.stop().await;
+}
+
+/// proxyDHCP beside the site's own DHCP server (dnsmasq in the namespace, handing out
+/// addresses and nothing about booting): the machine's iPXE ROM takes its address from
+/// dnsmasq and its boot from dcim's proxy offer, and the agent, whose DHCP client is no
+/// PXE client, is answered by dnsmasq alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_dhcp_beside_the_site_dhcp_server() {
+    let _one = MACHINES.lock().await;
+    let lab = Lab::start(8, |c| {
+        c.netboot.as_mut().unwrap().dhcp = dcim_netboot::DhcpMode::Proxy;
+    })
+    .await;
+    let site = SiteDhcp::start(&lab.ns, "10.79.8.2", "10.79.8.50", "10.79.8.90");
+    let vm = VirtualMachine::start(&lab.ns, "52:54:00:79:08:01");
+    let srv = lab.server("vm-8", &vm.mac, &vm).await;
+    let task = lab.start_op(srv, "operation_diag", diag("none")).await;
+    let (t, seen) = wait_timed(&lab.s, task, 150).await;
+    let console = vm.console();
+    assert_eq!(t["status"], "complete", "{t}\nconsole:\n{console}\ndnsmasq:\n{}", site.log());
+    println!("diagnostics beside the site's DHCP server (proxyDHCP), one BIOS machine: {}", timeline(&seen));
+    assert_diagnosed(&lab.s, srv, &vm).await;
+    assert!(console.contains("network: eth0 10.79.8."), "{console}");
+    let lease = console.lines().find(|l| l.contains("network: eth0")).unwrap_or_default();
+    let last: u8 = lease.rsplit('.').next().and_then(|x| x.split('/').next()?.parse().ok()).unwrap_or(0);
+    assert!((50..=90).contains(&last), "the agent's lease is dnsmasq's: {lease}");
+    let log = site.log();
+    assert!(log.matches("DHCPACK(").count() >= 2, "dnsmasq gave the firmware and the agent their leases:\n{log}");
+    lab.s.stop().await;
 }

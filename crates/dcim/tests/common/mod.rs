@@ -7,6 +7,7 @@
 
 #![allow(dead_code, reason = "each test binary uses a different part of the harness")]
 
+pub mod lab;
 pub mod sims;
 pub mod snmpsim;
 pub mod vdc;

@@ -46,6 +46,53 @@ impl Netns {
     }
 }
 
+/// The site's own DHCP server on a namespace's bridge, which dcim's proxyDHCP must live
+/// beside: dnsmasq inside the namespace at `ip`/24, handing out `first..=last` and
+/// nothing about booting. Its log is `log()`.
+pub struct SiteDhcp {
+    child: Child,
+    dir: Dir,
+}
+
+impl SiteDhcp {
+    pub fn start(ns: &Netns, ip: &str, first: &str, last: &str) -> SiteDhcp {
+        let dnsmasq = require_program("dnsmasq");
+        sh(&["ip", "-n", &ns.name, "addr", "add", &format!("{ip}/24"), "dev", ns.bridge]);
+        let dir = Dir::new();
+        let d = &dir.0;
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .arg(dnsmasq)
+            .args(["--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--bind-interfaces", "--user=root"])
+            .arg(format!("--interface={}", ns.bridge))
+            .arg(format!("--dhcp-range={first},{last},255.255.255.0,10m"))
+            .arg(format!("--dhcp-leasefile={}", d.join("leases").display()))
+            .arg(format!("--pid-file={}", d.join("pid").display()))
+            .arg(format!("--log-facility={}", d.join("dnsmasq.log").display()))
+            .arg("--log-dhcp")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("dnsmasq starts");
+        let sd = SiteDhcp { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !sd.log().contains("DHCP, IP range") {
+            assert!(Instant::now() < deadline, "dnsmasq did not start: {}", sd.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sd
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("dnsmasq.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for SiteDhcp {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["link", "del", &self.host_if]).output();
