@@ -20,6 +20,8 @@ use tokio::sync::{Notify, Semaphore, watch};
 
 use crate::ops::{Operation, StepKind};
 
+mod bmc_setup;
+
 /// Most tasks claimed in one statement.
 const CLAIM_BATCH: usize = 64;
 
@@ -504,7 +506,7 @@ impl Engine {
                         let mut answer = json!({"template": template});
                         if let Some(setup) = setup_ipmi {
                             // A new password per boot; kept in the memo until the BMC answers with it.
-                            let password = bmc_password();
+                            let password = bmc_setup::bmc_password();
                             let ip = setup
                                 .ip
                                 .as_ref()
@@ -623,91 +625,6 @@ impl Engine {
             }
         }
         Ok(Outcome::Wait(Duration::from_secs(2)))
-    }
-
-    /// `setup_ipmi`: waits for the agent's `bmc` report (it gave the BMC dcim's user, the
-    /// boot's password and any address from `ipmi_pool`), logs in to the BMC there over
-    /// the LAN, and only then makes it the server's BMC; the later steps (power off)
-    /// already go through it.
-    async fn setup_bmc(
-        &self,
-        task: &TaskRow,
-        op: &Operation,
-        server: &ServerDetail,
-        memo: &mut Map<String, Value>,
-    ) -> StepResult {
-        let Operation::Diag { setup_ipmi: Some(setup), .. } = op else {
-            return Err(StepError::Fatal("not a diagnostics with setup_ipmi".into()));
-        };
-        if memo.contains_key("bmc_done") {
-            return Ok(Outcome::Done);
-        }
-        if let Outcome::Wait(d) = self.await_report(task, "bmc", memo).await? {
-            return Ok(Outcome::Wait(d));
-        }
-        let found = memo.get("bmc").cloned().unwrap_or_default();
-        let password = memo.get("bmc_password").and_then(Value::as_str).map(str::to_owned).ok_or_else(|| {
-            StepError::Fatal("the BMC password of this boot was not kept; run the diagnostics again".into())
-        })?;
-        let host = match &setup.ip {
-            Some(ip) => ip.address.clone(),
-            None => found["address"]
-                .as_str()
-                .filter(|a| !a.is_empty() && *a != "0.0.0.0")
-                .ok_or_else(|| {
-                    StepError::Fatal("the BMC has no IP address of its own; give ipmi_pool to set one".into())
-                })?
-                .to_owned(),
-        };
-        let current = self.store.bmc_credentials(server.server.id).await?;
-        // A BMC reached on another port than 623 (a test lab, a NAT) keeps that port.
-        let port = current.as_ref().and_then(|b| b.address.rsplit_once(':')).and_then(|(_, p)| p.parse::<u16>().ok());
-        let address = match port {
-            Some(p) if p != 623 => format!("{host}:{p}"),
-            _ => host,
-        };
-        let kind = match current.as_ref().and_then(|b| b.kind.parse::<BmcType>().ok()) {
-            Some(BmcType::Fake) => BmcType::Fake,
-            Some(BmcType::Ipmi15) => BmcType::Ipmi15,
-            _ => BmcType::IpmiLanplus,
-        };
-        let user = found["user"].as_str().unwrap_or(&self.cfg.bmc_user).to_owned();
-        let access = dcim_drivers::BmcAccess {
-            kind,
-            address: address.clone(),
-            user: user.clone(),
-            password: password.clone(),
-            mac: server.server.mac.clone(),
-        };
-        let driver = self.drivers.power(&access).map_err(|e| StepError::Fatal(e.to_string()))?;
-        let named = |m: String| format!("the BMC at {address} as {user}: {m}");
-        self.call(driver.status()).await.map_err(|e| match e {
-            StepError::Transient(m) => StepError::Transient(named(m)),
-            StepError::Fatal(m) => StepError::Fatal(named(m)),
-        })?;
-        let bmc = dcim_store::servers::BmcAccess {
-            address: address.clone(),
-            kind: kind.as_str().to_owned(),
-            user: user.clone(),
-            password,
-            web_url: current.and_then(|b| b.web_url),
-        };
-        let patch = dcim_store::servers::ServerPatch { bmc: Some(Some(bmc)), ..Default::default() };
-        self.store.update_server(server.server.id, &patch).await?;
-        if let Some(ip) = &setup.ip {
-            self.store.set_ip_status(ip.ip_id, "ok", "{}").await?;
-        }
-        memo.insert("bmc_done".into(), json!({"address": address, "user": user}));
-        memo.remove("bmc_password");
-        Ok(Outcome::Done)
-    }
-
-    /// An address `setup_ipmi` took that the BMC never got goes back to its pool.
-    async fn bmc_ip_back(&self, op: Option<&Operation>, fx: &mut ServerEffects) {
-        let Some(ip) = op.and_then(Operation::bmc_ip) else { return };
-        if matches!(self.store.get_ip(ip.ip_id).await, Ok(row) if row.status == "allocating") {
-            fx.ip = Some(IpEffect::Released { ip_id: ip.ip_id });
-        }
     }
 
     /// Power off at the BMC; if the BMC fails and the server has PDU outlets, at the PDU.
@@ -979,12 +896,6 @@ fn percent(progress: &[StepInfo]) -> i64 {
 
 fn to_json(progress: &[StepInfo]) -> String {
     serde_json::to_string(progress).expect("serializable")
-}
-
-/// A BMC password: 16 letters and digits (IPMI 1.5 allows 16 bytes; 95 bits).
-fn bmc_password() -> String {
-    use rand::Rng;
-    rand::rng().sample_iter(rand::distr::Alphanumeric).take(16).map(char::from).collect()
 }
 
 fn hostname() -> String {
