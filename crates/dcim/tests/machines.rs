@@ -393,6 +393,26 @@ async fn setup_ipmi_gives_the_bmc_a_user_and_an_address_in_band() {
     assert!(vm.running(), "powered on through the dcim user");
     let t = run(&lab.s, srv, "power_off", json!({})).await;
     assert_eq!(t["status"], "complete", "{t}");
+
+    // Again without a pool: the BMC keeps the address it has, dcim's user keeps its slot
+    // and gets a new password, with which dcim powers the server.
+    let task = lab.start_op(srv, "operation_diag", json!({"setup_ipmi": true, "clear_hdd": "none"})).await;
+    let (t, _) = wait_timed(&lab.s, task, 150).await;
+    assert_eq!(t["status"], "complete", "{t}\nconsole:\n{}", vm.console());
+    assert_eq!(t["status_info"]["ipmi"], json!({"address": format!("{bmc_ip}:{port}"), "user": "dcim"}), "{t}");
+    let p: u16 = port.parse().unwrap();
+    let (ok, users) = common::sims::run_ipmitool(
+        p,
+        "admin",
+        "changed-by-owner",
+        &["-I", "lanplus", "-C", "3"],
+        &["user", "list", "1"],
+    );
+    assert!(ok, "{users}");
+    assert_eq!(users.lines().filter(|l| l.split_whitespace().nth(1) == Some("dcim")).count(), 1, "{users}");
+    let t = run(&lab.s, srv, "power_on", json!({})).await;
+    assert_eq!(t["status"], "complete", "{t}");
+    assert!(vm.running(), "powered on with the new password");
     lab.s.stop().await;
 }
 
