@@ -490,7 +490,7 @@ async fn each_location_boots_on_its_own_segment() {
 }
 
 /// proxyDHCP beside the site's own DHCP server (dnsmasq in the namespace, handing out
-/// addresses and nothing about booting): the machine's iPXE ROM takes its address from
+/// addresses and nothing about booting): the machines' firmware takes its address from
 /// dnsmasq and its boot from dcim's proxy offer, and the agent, whose DHCP client is no
 /// PXE client, is answered by dnsmasq alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -501,19 +501,31 @@ async fn proxy_dhcp_beside_the_site_dhcp_server() {
     })
     .await;
     let site = SiteDhcp::start(&lab.ns, "10.79.8.2", "10.79.8.50", "10.79.8.90");
-    let vm = VirtualMachine::start(&lab.ns, "52:54:00:79:08:01");
-    let srv = lab.server("vm-8", &vm.mac, &vm).await;
-    let task = lab.start_op(srv, "operation_diag", diag("none")).await;
-    let (t, seen) = wait_timed(&lab.s, task, 150).await;
-    let console = vm.console();
-    assert_eq!(t["status"], "complete", "{t}\nconsole:\n{console}\ndnsmasq:\n{}", site.log());
-    println!("diagnostics beside the site's DHCP server (proxyDHCP), one BIOS machine: {}", timeline(&seen));
-    assert_diagnosed(&lab.s, srv, &vm).await;
-    assert!(console.contains("network: eth0 10.79.8."), "{console}");
-    let lease = console.lines().find(|l| l.contains("network: eth0")).unwrap_or_default();
-    let last: u8 = lease.rsplit('.').next().and_then(|x| x.split('/').next()?.parse().ok()).unwrap_or(0);
-    assert!((50..=90).contains(&last), "the agent's lease is dnsmasq's: {lease}");
+    // A BIOS machine (iPXE in the NIC's ROM asks for everything at once) and a UEFI one
+    // (OVMF's own PXE client takes the site's address, then the proxy's boot file on
+    // port 4011 or in its offer, and loads iPXE over TFTP).
+    let vms = [
+        VirtualMachine::start(&lab.ns, "52:54:00:79:08:01"),
+        VirtualMachine::start_with(&lab.ns, "52:54:00:79:08:02", Firmware::Uefi),
+    ];
+    let mut servers = vec![];
+    let mut tasks = vec![];
+    for (i, vm) in vms.iter().enumerate() {
+        let srv = lab.server(&format!("vm-8{i}"), &vm.mac, vm).await;
+        tasks.push(lab.start_op(srv, "operation_diag", diag("none")).await);
+        servers.push(srv);
+    }
+    let (a, b) = tokio::join!(wait_timed(&lab.s, tasks[0], 240), wait_timed(&lab.s, tasks[1], 240));
+    for (i, (t, seen)) in [a, b].iter().enumerate() {
+        let console = vms[i].console();
+        assert_eq!(t["status"], "complete", "machine {i}: {t}\nconsole:\n{console}\ndnsmasq:\n{}", site.log());
+        println!("proxyDHCP beside the site's DHCP server, machine {i}: {}", timeline(seen));
+        assert_diagnosed(&lab.s, servers[i], &vms[i]).await;
+        let lease = console.lines().find(|l| l.contains("network: eth0")).unwrap_or_default();
+        let last: u8 = lease.rsplit('.').next().and_then(|x| x.split('/').next()?.parse().ok()).unwrap_or(0);
+        assert!(lease.contains("10.79.8.") && (50..=90).contains(&last), "the agent's lease is dnsmasq's: {lease}");
+    }
     let log = site.log();
-    assert!(log.matches("DHCPACK(").count() >= 2, "dnsmasq gave the firmware and the agent their leases:\n{log}");
+    assert!(log.matches("DHCPACK(").count() >= 4, "dnsmasq gave the firmware and the agents their leases:\n{log}");
     lab.s.stop().await;
 }
