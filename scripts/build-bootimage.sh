@@ -138,6 +138,7 @@ export PATH=/bin
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
 exec 0</dev/console 1>/dev/console 2>&1
 mkdir -p /tmp /run /var/run
+printf '127.0.0.1 localhost\n::1 localhost\n' > /etc/hosts
 say() { echo "dcim-init[$(cut -d' ' -f1 /proc/uptime)]: $*"; }
 # NICs down first: a virtio-net NAPI poll on a queue the shutdown broke can spin forever (Linux < the
 # "virtio_ring: fix infinite loop in virtnet_poll_cleantx" fix)
@@ -175,7 +176,10 @@ cat > /tmp/udhcpc.sh <<'S'
 #!/bin/sh
 case "$1" in bound|renew)
   ip addr flush dev "$interface"; ip addr add "$ip/${mask:-24}" dev "$interface"
-  for r in $router; do ip route add default via "$r" dev "$interface" && break; done;;
+  for r in $router; do ip route add default via "$r" dev "$interface" && break; done
+  # The DHCP server's DNS servers, for image and installer URLs that name hosts (the static agent's
+  # glibc resolves through /etc/resolv.conf and /etc/hosts without NSS modules)
+  { [ -n "$domain" ] && echo "search $domain"; for d in $dns; do echo "nameserver $d"; done; } > /etc/resolv.conf;;
 esac
 S
 chmod 755 /tmp/udhcpc.sh; ip link set lo up

@@ -23,7 +23,9 @@
 //! | `BOOTIF=01-aa-bb-cc-dd-ee-ff` | optional (iPXE's `${net0/mac:hexhyp}`), read by the image's `/init`: that NIC asks for DHCP first |
 //!
 //! Without `dcim.clear_hdd` and an answer, a wipe task does `simple` and a diag does none.
-//! Use an IP address in the URLs: the static binary has no name service switch.
+//! Host names in URLs resolve through the DNS servers the segment's DHCP gave (the
+//! image's DHCP client writes them to `/etc/resolv.conf`, which the static glibc reads
+//! without NSS modules).
 //!
 //! # Reports
 //!

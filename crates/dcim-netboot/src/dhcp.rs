@@ -244,9 +244,12 @@ impl DhcpServer {
         let o = m.opts_mut();
         o.insert(DhcpOption::MessageType(kind));
         o.insert(DhcpOption::ServerIdentifier(self.cfg.server_ip));
-        if let (DhcpMode::Full { prefix_len, lease_secs, .. }, Some(_)) = (&self.cfg.dhcp, yiaddr) {
+        if let (DhcpMode::Full { prefix_len, lease_secs, dns_servers, .. }, Some(_)) = (&self.cfg.dhcp, yiaddr) {
             o.insert(DhcpOption::AddressLeaseTime(*lease_secs));
             o.insert(DhcpOption::SubnetMask(Ipv4Addr::from(u32::MAX << (32 - u32::from(*prefix_len)))));
+            if !dns_servers.is_empty() {
+                o.insert(DhcpOption::DomainNameServer(dns_servers.clone()));
+            }
         }
         if self.cfg.dhcp == DhcpMode::Proxy {
             o.insert(DhcpOption::ClassIdentifier(b"PXEClient".to_vec()));
@@ -409,6 +412,7 @@ mod tests {
             last: Ipv4Addr::new(10, 78, 0, last),
             prefix_len: 24,
             lease_secs: 600,
+            dns_servers: vec![],
         }
     }
 
@@ -517,6 +521,20 @@ mod tests {
             assert_eq!(bootfile(&o), "snponly.efi");
         }
         assert!(exchange(&mut s, &boots, &wire(MAC, MessageType::Discover, &pxe_rom(11)), Port::Dhcp).is_none());
+    }
+
+    #[test]
+    fn dns_servers_are_offered_when_configured() {
+        let mut mode = full(100, 199);
+        let dns = vec![Ipv4Addr::new(10, 78, 0, 2), Ipv4Addr::new(10, 78, 0, 3)];
+        if let DhcpMode::Full { dns_servers, .. } = &mut mode {
+            dns_servers.clone_from(&dns);
+        }
+        let mut s = DhcpServer::new(cfg(mode));
+        let boots = boots_with(&[MAC]);
+        let (offer, _) = exchange(&mut s, &boots, &wire(MAC, MessageType::Discover, &ipxe()), Port::Dhcp).unwrap();
+        assert_eq!(opt(&offer, 6), Some(&DhcpOption::DomainNameServer(dns)));
+        assert!(opt(&offer, 3).is_none(), "still no default route");
     }
 
     #[test]

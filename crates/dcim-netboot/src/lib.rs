@@ -42,8 +42,8 @@ pub use segments::{Segment, Segments};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "lowercase")]
 pub enum DhcpMode {
-    /// dcim is the segment's DHCP server: addresses from `first..=last`, no router and
-    /// no DNS server (a machine being provisioned talks to dcim only).
+    /// dcim is the segment's DHCP server: addresses from `first..=last`, no router (a
+    /// machine being provisioned talks to dcim and the segment only).
     Full {
         first: Ipv4Addr,
         last: Ipv4Addr,
@@ -52,6 +52,10 @@ pub enum DhcpMode {
         /// Seconds; the agent's own DHCP client renews within it.
         #[serde(default = "default_lease_secs")]
         lease_secs: u32,
+        /// DNS servers on the segment (option 6), so that image and installer URLs may
+        /// name hosts; none by default.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        dns_servers: Vec<Ipv4Addr>,
     },
     /// Another server hands out addresses; dcim adds only the PXE boot options
     /// (RFC 4578 proxyDHCP, on ports 67 and 4011).
@@ -327,6 +331,7 @@ mod tests {
                 last: Ipv4Addr::new(10, 78, 0, 199),
                 prefix_len: 24,
                 lease_secs: 3600,
+                dns_servers: vec![],
             },
             "http://10.78.0.1:8080",
             "/tmp",
@@ -357,6 +362,7 @@ mod tests {
             last: Ipv4Addr::new(10, 79, 0, 199),
             prefix_len: 24,
             lease_secs: 60,
+            dns_servers: vec![],
         };
         assert!(Netboot::new(c).is_err());
     }

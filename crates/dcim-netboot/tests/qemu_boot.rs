@@ -200,7 +200,8 @@ async fn qemu_netboots_only_prepared_macs() {
     let server = lab.ip(1);
     let listener = tokio::net::TcpListener::bind((server, 0)).await.unwrap();
     let http = listener.local_addr().unwrap();
-    let mode = DhcpMode::Full { first: lab.ip(100), last: lab.ip(199), prefix_len: 24, lease_secs: 600 };
+    let mode =
+        DhcpMode::Full { first: lab.ip(100), last: lab.ip(199), prefix_len: 24, lease_secs: 600, dns_servers: vec![] };
     let cfg = NetbootConfig::new(&lab.host_if, server, mode, format!("http://{http}"), &files);
     let nb = Netboot::new(cfg).unwrap();
     let servers = nb.start().await.expect("netboot service");
@@ -290,7 +291,8 @@ async fn uefi_pxe_chainloads_ipxe_over_tftp() {
     let server = lab.ip(1);
     let listener = tokio::net::TcpListener::bind((server, 0)).await.unwrap();
     let http = listener.local_addr().unwrap();
-    let mode = DhcpMode::Full { first: lab.ip(100), last: lab.ip(199), prefix_len: 24, lease_secs: 600 };
+    let mode =
+        DhcpMode::Full { first: lab.ip(100), last: lab.ip(199), prefix_len: 24, lease_secs: 600, dns_servers: vec![] };
     let cfg = NetbootConfig::new(&lab.host_if, server, mode, format!("http://{http}"), &files);
     let nb = Netboot::new(cfg).unwrap();
     let servers = nb.start().await.expect("netboot service");

@@ -239,11 +239,17 @@ async fn operation_os_writes_a_raid_1_and_boots_it() {
         let nb = c.netboot.as_mut().unwrap();
         nb.boot_files_dir = files.0.clone();
         base = nb.http_base.clone();
+        if let dcim_netboot::DhcpMode::Full { dns_servers, .. } = &mut nb.dhcp {
+            dns_servers.push("10.79.5.2".parse().unwrap());
+        }
     })
     .await;
+    // The image's URL names its host, which the segment's DNS server (offered by dcim's
+    // DHCP) resolves to dcim's listener.
+    let dns = SiteDhcp::dns(&lab.ns, "10.79.5.2", "images.dcim.test", "10.79.5.1");
     let vm = VirtualMachine::start(&lab.ns, "52:54:00:79:05:01");
     let srv = lab.server("vm-5", &vm.mac, &vm).await;
-    let url = format!("{base}/files/os.img");
+    let url = format!("{}/files/os.img", base.replace("10.79.5.1", "images.dcim.test"));
     let good = lab
         .s
         .post("/dci/v3/os_template", json!({"name": "Test image", "type": "os", "image_url": url, "image_sha256": sha}))
@@ -306,6 +312,7 @@ async fn operation_os_writes_a_raid_1_and_boots_it() {
         );
         assert!(!has(seed, "s3cret-pass"), "disk{n}: the password itself is never written");
     }
+    assert!(dns.log().contains("query[A] images.dcim.test"), "the agent resolved the image's host:\n{}", dns.log());
 
     // A template whose checksum is not the image's.
     let task = lab.start_op(srv, "operation_os", os(&bad)).await;

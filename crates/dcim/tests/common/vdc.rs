@@ -46,16 +46,38 @@ impl Netns {
     }
 }
 
-/// The site's own DHCP server on a namespace's bridge, which dcim's proxyDHCP must live
-/// beside: dnsmasq inside the namespace at `ip`/24, handing out `first..=last` and
-/// nothing about booting. Its log is `log()`.
+/// dnsmasq inside a namespace at `ip`/24 on its bridge, as one of the site's own servers
+/// dcim must live beside: a DHCP server handing out addresses and nothing about booting
+/// ([`SiteDhcp::start`]), or a DNS server ([`SiteDhcp::dns`]). Its log is `log()`.
 pub struct SiteDhcp {
     child: Child,
     dir: Dir,
 }
 
 impl SiteDhcp {
+    /// DHCP only (no DNS), handing out `first..=last`.
     pub fn start(ns: &Netns, ip: &str, first: &str, last: &str) -> SiteDhcp {
+        Self::spawn(
+            ns,
+            ip,
+            &["--port=0".into(), format!("--dhcp-range={first},{last},255.255.255.0,10m"), "--log-dhcp".into()],
+            "DHCP, IP range",
+        )
+    }
+
+    /// DNS only, answering `name` with `addr` (and nothing else: no upstream servers).
+    pub fn dns(ns: &Netns, ip: &str, name: &str, addr: &str) -> SiteDhcp {
+        let args = [
+            format!("--listen-address={ip}"),
+            "--no-resolv".into(),
+            "--no-hosts".into(),
+            format!("--address=/{name}/{addr}"),
+            "--log-queries".into(),
+        ];
+        Self::spawn(ns, ip, &args, "started, version")
+    }
+
+    fn spawn(ns: &Netns, ip: &str, args: &[String], ready: &str) -> SiteDhcp {
         let dnsmasq = require_program("dnsmasq");
         sh(&["ip", "-n", &ns.name, "addr", "add", &format!("{ip}/24"), "dev", ns.bridge]);
         let dir = Dir::new();
@@ -63,19 +85,18 @@ impl SiteDhcp {
         let child = Command::new("ip")
             .args(["netns", "exec", &ns.name])
             .arg(dnsmasq)
-            .args(["--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--bind-interfaces", "--user=root"])
+            .args(["--keep-in-foreground", "--conf-file=/dev/null", "--bind-interfaces", "--user=root"])
             .arg(format!("--interface={}", ns.bridge))
-            .arg(format!("--dhcp-range={first},{last},255.255.255.0,10m"))
+            .args(args)
             .arg(format!("--dhcp-leasefile={}", d.join("leases").display()))
             .arg(format!("--pid-file={}", d.join("pid").display()))
             .arg(format!("--log-facility={}", d.join("dnsmasq.log").display()))
-            .arg("--log-dhcp")
             .stdin(Stdio::null())
             .spawn()
             .expect("dnsmasq starts");
         let sd = SiteDhcp { child, dir };
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !sd.log().contains("DHCP, IP range") {
+        while !sd.log().contains(ready) {
             assert!(Instant::now() < deadline, "dnsmasq did not start: {}", sd.log());
             std::thread::sleep(Duration::from_millis(50));
         }
