@@ -227,10 +227,11 @@ fn boot_files_with_image(dir: &std::path::Path) -> (Vec<u8>, String) {
 /// disks), then `operation_os` with raid_1: the agent builds the mirror, writes the
 /// template's image onto it and checks its SHA-256, dcim sets the disk as boot device
 /// and resets, and the machine boots what was written; the image's cloud-init seed
-/// partition holds the hostname, root's password hash and the SSH key. Then a template
-/// whose SHA-256 is wrong: the task fails naming the checksum.
+/// partition holds the hostname, root's password hash and the SSH key. The image's URL
+/// names its host (DNS from the segment's DHCP). Then a template whose SHA-256 is wrong:
+/// the task fails naming the checksum. Then raid_0 and no_raid, each booted from disk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operation_os_writes_a_raid_1_and_boots_it() {
+async fn operation_os_writes_each_raid_level_and_boots_it() {
     let _one = MACHINES.lock().await;
     let files = common::tempdir::Dir::new();
     let (img, sha) = boot_files_with_image(&files.0);
@@ -324,6 +325,25 @@ async fn operation_os_writes_a_raid_1_and_boots_it() {
     vm.ipmitool(&["chassis", "power", "off"]);
     for n in 0..2 {
         assert!(vm.disk_samples(n)[0].iter().all(|b| *b == 0), "disk{n}: the unverified image's start is zeroed");
+    }
+
+    // The other levels two disks allow: raid_0 stripes the image in 512 KiB chunks (the
+    // first, with the boot sector, on disk 0); no_raid writes it onto the first disk alone.
+    const CHUNK: usize = 512 << 10;
+    for raid in ["raid_0", "no_raid"] {
+        let body = json!({"hdd_raid": raid, "os_template_id": good, "password": "s3cret-pass"});
+        let task = lab.start_op(srv, "operation_os", body).await;
+        let (t, _) = wait_timed(&lab.s, task, 200).await;
+        assert_eq!(t["status"], "complete", "{raid}: {t}\nconsole:\n{}", vm.console());
+        assert!(vm.wait_console(IMAGE_LINE, Duration::from_secs(30)), "{raid}: no disk boot: {}", vm.console());
+        assert!(vm.ipmitool(&["chassis", "power", "off"]).0);
+        let (d0, d1) = (vm.disk_raw(0), vm.disk_raw(1));
+        if raid == "raid_0" {
+            assert!(d0[..CHUNK] == img[..CHUNK] && d1[..CHUNK] == img[CHUNK..2 * CHUNK], "raid_0: the stripes");
+        } else {
+            assert!(d0[..4 << 20] == img[..4 << 20], "no_raid: disk 0 begins with the image");
+            assert!(has(&d0[4 << 20..12 << 20], "local-hostname: \"vm-5\""), "no_raid: the seed on disk 0");
+        }
     }
     lab.s.stop().await;
 }
