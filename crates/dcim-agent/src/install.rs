@@ -1,6 +1,6 @@
 //! Install mode: the answer's RAID is built over the answer's disks, the template's
-//! raw disk image is streamed onto it while it is hashed, and the hash must be the
-//! template's before the agent reports `installed`.
+//! disk image (raw, or qcow2: [`crate::qcow2`]) is streamed onto it while it is hashed,
+//! and the hash must be the template's before the agent reports `installed`.
 //!
 //! The image is written through as it arrives (no copy in RAM: the image may be far
 //! bigger than the machine's memory), so a checksum mismatch is found only after the
@@ -149,7 +149,23 @@ pub fn copy_hashed(
     Ok(Written { bytes, sha256 })
 }
 
-/// Streams the image at `url` onto `target`, syncs it, and checks its SHA-256.
+/// Reads until `buf` is full or the stream ends; the bytes read.
+fn read_up_to(src: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match src.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Streams the image at `url` onto `target`, syncs it, and checks its SHA-256 (of the
+/// file as served). A raw image is written as it is; a qcow2 one (told by its magic) as
+/// the disk it describes, see [`crate::qcow2`].
 pub fn write_image(
     url: &str,
     sha256: &str,
@@ -171,10 +187,23 @@ pub fn write_image(
         .open(target)
         .with_context(|| format!("opening {}", target.display()))?;
     let mut body = r.body_mut().as_reader();
-    let w = copy_hashed(&mut body, &mut dst, &mut |n| on_progress(n, total))?;
+    // Raw, or qcow2 by its magic: then the disk it describes is written, not the file.
+    let mut head = [0u8; 4];
+    let got = read_up_to(&mut body, &mut head).context("reading the image")?;
+    let mut src = std::io::Read::chain(&head[..got], body);
+    let qcow2 = head[..got] == crate::qcow2::MAGIC[..];
+    let (w, format) = if qcow2 {
+        let mut sink = crate::qcow2::Qcow2Sink::new(&dst);
+        let w = copy_hashed(&mut src, &mut sink, &mut |n| on_progress(n, total))?;
+        sink.finish().context("writing the qcow2 image")?;
+        (w, "qcow2")
+    } else {
+        (copy_hashed(&mut src, &mut dst, &mut |n| on_progress(n, total))?, "raw")
+    };
     if let Some(t) = total {
         ensure!(w.bytes == t, "the image ended after {} of {t} bytes", w.bytes);
     }
+    crate::say(&format!("{url}: a {format} image of {} bytes", w.bytes));
     dst.sync_all().with_context(|| format!("syncing {}", target.display()))?;
     if !w.sha256.eq_ignore_ascii_case(sha256) {
         // the image is not the template's: make sure it does not boot

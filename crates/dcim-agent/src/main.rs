@@ -47,6 +47,7 @@ mod bmc;
 mod cmdline;
 mod install;
 mod inventory;
+mod qcow2;
 mod report;
 mod wipe;
 

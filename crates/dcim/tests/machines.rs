@@ -229,7 +229,8 @@ fn boot_files_with_image(dir: &std::path::Path) -> (Vec<u8>, String) {
 /// and resets, and the machine boots what was written; the image's cloud-init seed
 /// partition holds the hostname, root's password hash and the SSH key. The image's URL
 /// names its host (DNS from the segment's DHCP). Then a template whose SHA-256 is wrong:
-/// the task fails naming the checksum. Then raid_0 and no_raid, each booted from disk.
+/// the task fails naming the checksum. Then raid_0, and no_raid from the image as qcow2,
+/// each booted from disk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operation_os_writes_each_raid_level_and_boots_it() {
     let _one = MACHINES.lock().await;
@@ -328,10 +329,27 @@ async fn operation_os_writes_each_raid_level_and_boots_it() {
     }
 
     // The other levels two disks allow: raid_0 stripes the image in 512 KiB chunks (the
-    // first, with the boot sector, on disk 0); no_raid writes it onto the first disk alone.
+    // first, with the boot sector, on disk 0); no_raid writes it onto the first disk
+    // alone, here from the same image as qcow2 (the agent writes the disk it describes).
+    let st = std::process::Command::new("qemu-img")
+        .args(["convert", "-f", "raw", "-O", "qcow2"])
+        .args([files.0.join("os.img"), files.0.join("os.qcow2")])
+        .status();
+    assert!(st.is_ok_and(|s| s.success()), "qemu-img convert");
+    let out = std::process::Command::new("sha256sum").arg(files.0.join("os.qcow2")).output().unwrap();
+    let qsha = String::from_utf8_lossy(&out.stdout).split(' ').next().unwrap_or_default().to_owned();
+    let qcow = lab
+        .s
+        .post(
+            "/dci/v3/os_template",
+            json!({"name": "Test image (qcow2)", "type": "os", "image_url": url.replace("os.img", "os.qcow2"),
+                   "image_sha256": qsha}),
+        )
+        .await["id"]
+        .clone();
     const CHUNK: usize = 512 << 10;
-    for raid in ["raid_0", "no_raid"] {
-        let body = json!({"hdd_raid": raid, "os_template_id": good, "password": "s3cret-pass"});
+    for (raid, tpl) in [("raid_0", &good), ("no_raid", &qcow)] {
+        let body = json!({"hdd_raid": raid, "os_template_id": tpl, "password": "s3cret-pass"});
         let task = lab.start_op(srv, "operation_os", body).await;
         let (t, _) = wait_timed(&lab.s, task, 200).await;
         assert_eq!(t["status"], "complete", "{raid}: {t}\nconsole:\n{}", vm.console());
@@ -341,7 +359,7 @@ async fn operation_os_writes_each_raid_level_and_boots_it() {
         if raid == "raid_0" {
             assert!(d0[..CHUNK] == img[..CHUNK] && d1[..CHUNK] == img[CHUNK..2 * CHUNK], "raid_0: the stripes");
         } else {
-            assert!(d0[..4 << 20] == img[..4 << 20], "no_raid: disk 0 begins with the image");
+            assert!(d0[..4 << 20] == img[..4 << 20], "no_raid from qcow2: disk 0 reads as the image");
             assert!(has(&d0[4 << 20..12 << 20], "local-hostname: \"vm-5\""), "no_raid: the seed on disk 0");
         }
     }
