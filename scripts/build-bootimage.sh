@@ -146,23 +146,27 @@ off() { say "powering off"; for n in /sys/class/net/*; do ip link set dev "${n##
         sync; poweroff -f; sleep 10; echo o > /proc/sysrq-trigger; }
 say "kernel $(uname -r)"
 
-# Drivers for the devices present, by modalias, until no new device and no new disk shows up for 1 s (PCI
+# Drivers for the devices present, by modalias, until no new device and no new disk shows up for a while (PCI
 # brings virtio and SCSI buses, those bring NICs and disks).  scan=sync: an HBA's probe returns with its disks.
 # sd_mod has no modalias busybox's depmod records, so it is loaded up front (it is small).
 modprobe -q scsi_mod scan=sync 2>/dev/null; modprobe -q sd_mod 2>/dev/null
 echo - > /tmp/aliases; prev=; quiet=0; i=0   # "-": busybox grep -f with no patterns matches every line
-# dcim.settle=N (kernel command line): quiet rounds of 0.25 s that end the search; 4 (1 s) by default, as
-# slow HBAs and NVMe namespaces need; virtual machines whose devices are all there at once do with fewer.
+# dcim.settle=N (kernel command line): the search ends when nothing new has shown up for N x 0.25 s; 4 (1 s) by
+# default, as slow HBAs and NVMe namespaces need; virtual machines whose devices are all there at once do with
+# fewer.  It looks every 0.1 s, by a shell glob (no process), and reads the modaliases only when devices changed.
 settle=$(sed -n 's/.*dcim\.settle=\([0-9]*\).*/\1/p' /proc/cmdline); settle=${settle:-4}
-while [ $i -lt 40 ] && [ $quiet -lt "$settle" ]; do
-  [ $i = 0 ] || sleep 0.25   # no pause after the round that ends the search
-  { echo -; cat /sys/bus/*/devices/*/modalias 2>/dev/null; } | sort -u > /tmp/aliases.now
-  new=$(grep -vxFf /tmp/aliases /tmp/aliases.now)   # one modprobe for all: a process costs ~50 ms under TCG
-  [ -z "$new" ] || modprobe -qa $new 2>/dev/null
-  mv /tmp/aliases.now /tmp/aliases
-  cur="$(cat /tmp/aliases) $(ls /sys/block /sys/class/net)"
-  if [ "$cur" = "$prev" ]; then quiet=$((quiet+1)); else quiet=0; fi
-  prev=$cur; i=$((i+1))
+need=$(( (settle * 5 + 1) / 2 ))
+while [ $i -lt 100 ] && [ $quiet -lt "$need" ]; do
+  [ $i = 0 ] || sleep 0.1
+  set -- /sys/bus/*/devices/* /sys/block/* /sys/class/net/*
+  if [ "$#" = "$prev" ]; then quiet=$((quiet+1)); else
+    prev=$#; quiet=0
+    { echo -; cat /sys/bus/*/devices/*/modalias 2>/dev/null; } | sort -u > /tmp/aliases.now
+    new=$(grep -vxFf /tmp/aliases /tmp/aliases.now)   # one modprobe for all: a process costs ~50 ms under TCG
+    [ -z "$new" ] || modprobe -qa $new 2>/dev/null
+    mv /tmp/aliases.now /tmp/aliases
+  fi
+  i=$((i+1))
 done
 # The in-band BMC: ipmi_si probes the KCS/BT/SSIF interfaces firmware describes, which takes a second or more
 # under emulation, so it runs beside the network and the inventory; the agent waits for /dev/ipmi0 only
