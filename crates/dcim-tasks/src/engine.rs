@@ -816,7 +816,7 @@ impl Engine {
             }
             _ => {}
         }
-        self.bmc_ip_back(op, &mut fx).await;
+        self.bmc_ip_back(task, op, &mut fx).await;
         if let Some(op) = op {
             self.unwind(task, op).await;
         }
@@ -852,7 +852,7 @@ impl Engine {
             }
             _ => {}
         }
-        self.bmc_ip_back(Some(op), &mut fx).await;
+        self.bmc_ip_back(task, Some(op), &mut fx).await;
         let _ = server;
         let info = json!({"step": name, "message": "aborted by request"});
         self.store

@@ -607,6 +607,29 @@ async fn setup_ipmi_moves_the_server_to_its_new_bmc(db: Db) {
     assert_eq!(ips["size"], 0, "the address went back to its pool: {ips}");
     assert_eq!(s.get(&format!("/dci/v3/server/{srv}")).await["ipmi"]["address"], "198.51.100.5");
 
+    // The agent gives the BMC the address but dcim cannot log in there: the task fails
+    // and the address stays taken (the BMC answers on it), marked `fail` with the reason.
+    let pool3 = s
+        .post(
+            "/ip/v3/ippool",
+            json!({"name": "ipmi3", "ranges": [{"ipnet": net, "start": "198.51.100.7", "end": "198.51.100.7"}]}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    s.post("/dci/v3/fake/fault", json!({"device": "198.51.100.7", "op": "power_status", "message": "wrong password"}))
+        .await;
+    let body3 = json!({"setup_ipmi": true, "ipmi_pool": pool3, "os_template_id": 0, "clear_hdd": "none"});
+    let t = wait_task(&s, start(&s, srv, "operation_diag", body3).await).await;
+    assert_eq!(t["status"], "fail", "{t}");
+    let msg = t["status_info"]["message"].as_str().unwrap();
+    assert!(msg.contains("the BMC at 198.51.100.7 as dcim") && msg.contains("wrong password"), "{msg}");
+    let ips = s.get(&format!("/dci/v3/ip?where=pool%20EQ%20{pool3}")).await;
+    assert_eq!((&ips["size"], &ips["list"][0]["status"]), (&json!(1), &json!("fail")), "{ips}");
+    assert!(ips["list"][0]["status_info"]["message"].as_str().unwrap().contains("could not log in"), "{ips}");
+    assert_eq!(s.get(&format!("/dci/v3/server/{srv}")).await["ipmi"]["address"], "198.51.100.5", "the old BMC stays");
+    s.call(Method::DELETE, "/dci/v3/fake/fault", None).await;
+
     // Without a pool the BMC keeps an address of its own, which the agent reports.
     let body = json!({"setup_ipmi": true, "os_template_id": 0, "clear_hdd": "none"});
     let t = wait_task(&s, start(&s, srv, "operation_diag", body).await).await;

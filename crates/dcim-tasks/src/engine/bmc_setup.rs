@@ -94,11 +94,25 @@ impl Engine {
         Ok(Outcome::Done)
     }
 
-    /// An address `setup_ipmi` took that the BMC never got goes back to its pool.
-    pub(super) async fn bmc_ip_back(&self, op: Option<&Operation>, fx: &mut ServerEffects) {
+    /// The address `setup_ipmi` took, when the task ends before dcim reached the BMC there:
+    /// back to its pool if the agent never gave it to the BMC; kept, as `fail` with the
+    /// reason, if it did (the BMC answers on it until someone changes it, so handing it to
+    /// another server would clash).
+    pub(super) async fn bmc_ip_back(&self, task: &TaskRow, op: Option<&Operation>, fx: &mut ServerEffects) {
         let Some(ip) = op.and_then(Operation::bmc_ip) else { return };
-        if matches!(self.store.get_ip(ip.ip_id).await, Ok(row) if row.status == "allocating") {
-            fx.ip = Some(IpEffect::Released { ip_id: ip.ip_id });
+        if !matches!(self.store.get_ip(ip.ip_id).await, Ok(row) if row.status == "allocating") {
+            return;
         }
+        // When the reports cannot be read, keep the address: a clash is worse than a leak.
+        let given = self.store.task_reports(task.id).await.map_or(true, |r| r.iter().any(|(k, _)| k == "bmc"));
+        fx.ip = Some(if given {
+            let info = json!({"message": format!(
+                "the BMC was given {} but dcim could not log in there; release the address once the BMC no longer uses it",
+                ip.address
+            )});
+            IpEffect::Failed { ip_id: ip.ip_id, status: "fail".into(), info: info.to_string() }
+        } else {
+            IpEffect::Released { ip_id: ip.ip_id }
+        });
     }
 }
