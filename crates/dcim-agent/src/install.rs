@@ -349,6 +349,16 @@ mod tests {
             "--create /dev/md0 --run --level=1 --metadata=1.0 --raid-devices=2 /dev/vda /dev/vdb"
         );
         assert!(mdadm_create("raid_6", md, &m).is_err());
+        let four: Vec<PathBuf> =
+            ["sda", "sdb", "sdc", "sdd"].iter().map(|d| PathBuf::from(format!("/dev/{d}"))).collect();
+        assert_eq!(
+            mdadm_create("raid_5", md, &four[..3]).unwrap().unwrap().join(" "),
+            "--create /dev/md0 --run --level=5 --metadata=1.0 --raid-devices=3 /dev/sda /dev/sdb /dev/sdc"
+        );
+        assert_eq!(
+            mdadm_create("raid_10", md, &four).unwrap().unwrap().join(" "),
+            "--create /dev/md0 --run --level=10 --metadata=1.0 --raid-devices=4 /dev/sda /dev/sdb /dev/sdc /dev/sdd"
+        );
     }
 
     #[test]
