@@ -24,7 +24,7 @@ use axum::routing::get;
 use tower_http::services::ServeDir;
 
 use crate::boots::{EventKind, PreparedBoot, mac_hyphens};
-use crate::{Netboot, mode_name, parse_mac};
+use crate::{Netboot, NetbootConfig, mode_name, parse_mac};
 use dcim_drivers::BootMode;
 
 pub(crate) fn router(nb: Netboot) -> Router {
@@ -58,41 +58,27 @@ async fn get_boot_script(State(nb): State<Netboot>, Path(script): Path<String>) 
     let c = &nb.cfg;
     let base = &c.http_base;
     if let Some(script) = installer_script(&nb, &mac, &boot) {
-        return ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], script)
-            .into_response();
+        return text(script);
     }
-    let mut args = String::new();
-    if !c.kernel_args.is_empty() {
-        args.push_str(&c.kernel_args);
-        args.push(' ');
-    }
-    args.push_str(&format!(
+    let mut args = format!(
         "dcim.callback={} dcim.task={} dcim.secret={} dcim.mode={} dcim.answer={base}/boot/{}/answer",
         boot.callback,
         boot.task_id,
         boot.secret,
         mode_name(&boot.mode),
         mac_hyphens(&mac),
-    ));
+    );
     if let BootMode::Diag { clear_hdd } | BootMode::Wipe { clear_hdd } = &boot.mode {
         args.push_str(&format!(" dcim.clear_hdd={clear_hdd}"));
     }
-    let script = format!(
-        "#!ipxe\n\
-         echo dcim: task {task} ({mode}) for {mac}\n\
-         kernel {base}/files/{kernel} initrd={initrd} {args} || goto failed\n\
-         initrd {base}/files/{initrd} || goto failed\n\
-         boot || goto failed\n\
-         :failed\n\
-         echo dcim: network boot failed\n\
-         sleep 5\n\
-         exit 1\n",
-        task = boot.task_id,
-        mode = mode_name(&boot.mode),
-        kernel = c.kernel,
-        initrd = c.initrd,
-    );
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], script).into_response()
+    let title = format!("task {} ({}) for {mac}", boot.task_id, mode_name(&boot.mode));
+    let kernel = format!("{base}/files/{}", c.kernel);
+    text(chain_script(&title, &kernel, &format!("{base}/files/{}", c.initrd), &with_kernel_args(c, &args)))
+}
+
+/// A plain-text answer that no cache keeps (scripts and answer files carry secrets).
+fn text(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], body).into_response()
 }
 
 #[derive(serde::Deserialize)]
@@ -145,29 +131,30 @@ fn installer_script(nb: &Netboot, mac: &dcim_core::Mac, boot: &PreparedBoot) -> 
         "preseed" => format!("auto=true priority=critical url={url}?secret={}", boot.secret),
         _ => format!("autoinstall ds=nocloud-net;s={url}/{}/", boot.secret),
     };
-    let initrd_name = initrd.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("initrd");
-    let mut args = String::new();
-    if !c.kernel_args.is_empty() {
-        args.push_str(&c.kernel_args);
-        args.push(' ');
-    }
-    args.push_str(&answer_arg);
-    Some(format!(
+    let title = format!("task {} ({kind} installer) for {mac}", boot.task_id);
+    Some(chain_script(&title, kernel, initrd, &with_kernel_args(c, &answer_arg)))
+}
+
+/// The configured kernel arguments, then `own`.
+fn with_kernel_args(c: &NetbootConfig, own: &str) -> String {
+    if c.kernel_args.is_empty() { own.to_owned() } else { format!("{} {own}", c.kernel_args) }
+}
+
+/// An iPXE script that boots `kernel` with `initrd` (named by its URL's last part) and
+/// `args`, and says so on the console when a download or the boot fails.
+fn chain_script(title: &str, kernel: &str, initrd: &str, args: &str) -> String {
+    let name = initrd.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("initrd");
+    format!(
         "#!ipxe\n\
-         echo dcim: task {task} ({kind} installer) for {mac}\n\
-         kernel {kernel} initrd={initrd_name} {args} || goto failed\n\
-         initrd --name {initrd_name} {initrd} || goto failed\n\
+         echo dcim: {title}\n\
+         kernel {kernel} initrd={name} {args} || goto failed\n\
+         initrd --name {name} {initrd} || goto failed\n\
          boot || goto failed\n\
          :failed\n\
          echo dcim: network boot failed\n\
          sleep 5\n\
-         exit 1\n",
-        task = boot.task_id,
-    ))
-}
-
-fn text(body: String) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], body).into_response()
+         exit 1\n"
+    )
 }
 
 /// `GET /boot/{mac}/installer?secret=S`: the rendered answer file (kickstart, preseed,
@@ -268,7 +255,7 @@ mod tests {
              dcim.callback=http://10.78.0.1:8080/agent dcim.task=42 dcim.secret=tok3n dcim.mode=install \
              dcim.answer=http://10.78.0.1:8080/boot/52-54-00-78-00-01/answer"
         ));
-        assert!(body.contains("initrd http://10.78.0.1:8080/files/initrd.gz"));
+        assert!(body.contains("initrd --name initrd.gz http://10.78.0.1:8080/files/initrd.gz"));
         // colon form works as well
         assert_eq!(get(&nb, "/boot/52:54:00:78:00:01.ipxe", None).await.0, StatusCode::OK);
 

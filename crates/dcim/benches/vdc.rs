@@ -16,11 +16,8 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::collections::BTreeMap;
-
-use common::lab::{Lab, diag, epoch, net_power_on};
+use common::lab::{Lab, diag, net_power_on, wait_all_timed};
 use common::vdc::{Firmware, VirtualMachine};
-use serde_json::Value;
 
 /// One run's figures, in seconds from the BMC's power on.
 struct Run {
@@ -76,7 +73,7 @@ async fn scenario(segment: u8, fw: Firmware, machines: usize, runs: usize) -> Ve
         for srv in &servers {
             tasks.push(lab.start_op(*srv, "operation_diag", diag("simple")).await);
         }
-        let ends = wait_all(&lab.s, &tasks).await;
+        let ends = wait_all_timed(&lab.s, &tasks, 300).await;
         let mut on = f64::MAX;
         let (mut hw, mut done, mut kernel) = (0f64, 0f64, 0f64);
         for ((t, seen), vm) in ends.iter().zip(&vms) {
@@ -98,33 +95,6 @@ async fn scenario(segment: u8, fw: Firmware, machines: usize, runs: usize) -> Ve
     }
     lab.s.stop().await;
     out
-}
-
-/// `common::lab::wait_timed` for several tasks at once: each is polled every 50 ms.
-async fn wait_all(s: &common::TestServer, tasks: &[i64]) -> Vec<(Value, BTreeMap<String, f64>)> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    let mut out: Vec<(Value, BTreeMap<String, f64>)> = tasks.iter().map(|_| (Value::Null, BTreeMap::new())).collect();
-    loop {
-        for (id, (t, seen)) in tasks.iter().zip(out.iter_mut()) {
-            if seen.contains_key("task end") {
-                continue;
-            }
-            *t = s.get(&format!("/dci/v3/task/{id}")).await;
-            for step in t["progress_info"].as_array().into_iter().flatten() {
-                if step["status"] == "complete" {
-                    seen.entry(step["name"].as_str().unwrap_or_default().to_owned()).or_insert_with(epoch);
-                }
-            }
-            if matches!(t["status"].as_str(), Some("complete" | "fail" | "canceled")) {
-                seen.insert("task end".into(), epoch());
-            }
-        }
-        if out.iter().all(|(_, seen)| seen.contains_key("task end")) {
-            return out;
-        }
-        assert!(std::time::Instant::now() < deadline, "tasks {tasks:?} did not end in 300 s");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
 }
 
 fn main() {

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::lab::{Lab, boot_image, diag, timeline, wait_long, wait_timed};
+use common::lab::{Lab, boot_image, diag, timeline, wait_all_timed, wait_long, wait_timed};
 use common::vdc::{
     BMC_PASSWORD, BMC_USER, Firmware, Netns, SiteDhcp, VirtualMachine, boot_sector_image, with_seed_partition,
 };
@@ -154,12 +154,7 @@ async fn three_machines_at_once() {
     for srv in &servers {
         tasks.push(lab.start_op(*srv, "operation_diag", diag("none")).await);
     }
-    let (a, b, c) = tokio::join!(
-        wait_timed(&lab.s, tasks[0], 240),
-        wait_timed(&lab.s, tasks[1], 240),
-        wait_timed(&lab.s, tasks[2], 240)
-    );
-    for (i, (t, seen)) in [a, b, c].iter().enumerate() {
+    for (i, (t, seen)) in wait_all_timed(&lab.s, &tasks, 240).await.iter().enumerate() {
         assert_eq!(t["status"], "complete", "machine {i}: {t}\nconsole:\n{}", vms[i].console());
         println!("machine {i}: {}", timeline(seen));
     }
@@ -560,8 +555,7 @@ async fn proxy_dhcp_beside_the_site_dhcp_server() {
         tasks.push(lab.start_op(srv, "operation_diag", diag("none")).await);
         servers.push(srv);
     }
-    let (a, b) = tokio::join!(wait_timed(&lab.s, tasks[0], 240), wait_timed(&lab.s, tasks[1], 240));
-    for (i, (t, seen)) in [a, b].iter().enumerate() {
+    for (i, (t, seen)) in wait_all_timed(&lab.s, &tasks, 240).await.iter().enumerate() {
         let console = vms[i].console();
         assert_eq!(t["status"], "complete", "machine {i}: {t}\nconsole:\n{console}\ndnsmasq:\n{}", site.log());
         println!("proxyDHCP beside the site's DHCP server, machine {i}: {}", timeline(seen));

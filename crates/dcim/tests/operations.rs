@@ -547,17 +547,14 @@ on_both_backends!(diagnostics_report_failed_and_missing_disks);
 /// and dcim manages the server through them; an address the BMC never got goes back to
 /// the pool; a pool with no free address refuses the request and writes nothing.
 async fn setup_ipmi_moves_the_server_to_its_new_bmc(db: Db) {
+    async fn one_address_pool(s: &TestServer, name: &str, net: &Value, addr: &str) -> i64 {
+        let range = json!([{"ipnet": net, "start": addr, "end": addr}]);
+        s.post("/ip/v3/ippool", json!({"name": name, "ranges": range})).await["id"].as_i64().unwrap()
+    }
     let s = TestServer::start_with(db, fast_tasks).await;
     let (srv, _, _) = fake_server(&s).await;
     let net = s.post("/ip/v3/ipnet", json!({"name": "198.51.100.0/24", "gateway": "198.51.100.1"})).await["id"].clone();
-    let pool = s
-        .post(
-            "/ip/v3/ippool",
-            json!({"name": "ipmi", "ranges": [{"ipnet": net, "start": "198.51.100.5", "end": "198.51.100.5"}]}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
+    let pool = one_address_pool(&s, "ipmi", &net, "198.51.100.5").await;
     let body = json!({"setup_ipmi": true, "ipmi_pool": pool, "os_template_id": 0, "clear_hdd": "none"});
     let t = wait_task(&s, start(&s, srv, "operation_diag", body.clone()).await).await;
     assert_eq!(t["status"], "complete", "{t}");
@@ -586,14 +583,7 @@ async fn setup_ipmi_moves_the_server_to_its_new_bmc(db: Db) {
     assert_eq!(s.get("/dci/v3/task").await["size"], tasks);
 
     // The agent fails to set the BMC up: the task fails, the address goes back.
-    let pool2 = s
-        .post(
-            "/ip/v3/ippool",
-            json!({"name": "ipmi2", "ranges": [{"ipnet": net, "start": "198.51.100.6", "end": "198.51.100.6"}]}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
+    let pool2 = one_address_pool(&s, "ipmi2", &net, "198.51.100.6").await;
     s.post(
         "/dci/v3/fake/fault",
         json!({"device": "agent:52:54:00:0f:00:01", "op": "agent_bmc", "times": 1, "message": "no KCS"}),
@@ -609,14 +599,7 @@ async fn setup_ipmi_moves_the_server_to_its_new_bmc(db: Db) {
 
     // The agent gives the BMC the address but dcim cannot log in there: the task fails
     // and the address stays taken (the BMC answers on it), marked `fail` with the reason.
-    let pool3 = s
-        .post(
-            "/ip/v3/ippool",
-            json!({"name": "ipmi3", "ranges": [{"ipnet": net, "start": "198.51.100.7", "end": "198.51.100.7"}]}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
+    let pool3 = one_address_pool(&s, "ipmi3", &net, "198.51.100.7").await;
     s.post("/dci/v3/fake/fault", json!({"device": "198.51.100.7", "op": "power_status", "message": "wrong password"}))
         .await;
     let body3 = json!({"setup_ipmi": true, "ipmi_pool": pool3, "os_template_id": 0, "clear_hdd": "none"});

@@ -140,10 +140,10 @@ pub async fn operation_diag(
                 .ok_or_else(|| ApiError::conflict("there is no diagnostics template; add one (type diag) first"))?
         }
     };
-    st.store.check_server(id, &[]).await?;
     if !b.setup_ipmi {
         return start(&st, &caller, id, Operation::Diag { template, clear_hdd, setup_ipmi: None }).await;
     }
+    st.store.check_server(id, &[]).await?; // before an address is taken for it
     // setup_ipmi: the BMC's address from ipmi_pool is taken now (the request fails here
     // if the pool has none), given by the agent, and confirmed when dcim reaches it.
     let ip = match pool {

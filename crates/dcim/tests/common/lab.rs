@@ -34,21 +34,37 @@ pub fn epoch() -> f64 {
 /// Waits for a task's end, noting when each step was first seen complete (polled every
 /// 50 ms): Unix time in seconds, by step name, and "task end".
 pub async fn wait_timed(s: &TestServer, id: i64, secs: u64) -> (Value, std::collections::BTreeMap<String, f64>) {
+    wait_all_timed(s, &[id], secs).await.pop().expect("one task")
+}
+
+/// [`wait_timed`] for several tasks at once, each polled every 50 ms until it ends.
+pub async fn wait_all_timed(
+    s: &TestServer,
+    ids: &[i64],
+    secs: u64,
+) -> Vec<(Value, std::collections::BTreeMap<String, f64>)> {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    let mut seen = std::collections::BTreeMap::new();
+    let mut out: Vec<_> = ids.iter().map(|_| (Value::Null, std::collections::BTreeMap::new())).collect();
     loop {
-        let t = s.get(&format!("/dci/v3/task/{id}")).await;
-        for step in t["progress_info"].as_array().into_iter().flatten() {
-            if step["status"] == "complete" {
-                let name = step["name"].as_str().unwrap_or_default().to_owned();
-                seen.entry(name).or_insert_with(epoch);
+        for (id, (t, seen)) in ids.iter().zip(out.iter_mut()) {
+            if seen.contains_key("task end") {
+                continue;
+            }
+            *t = s.get(&format!("/dci/v3/task/{id}")).await;
+            for step in t["progress_info"].as_array().into_iter().flatten() {
+                if step["status"] == "complete" {
+                    seen.entry(step["name"].as_str().unwrap_or_default().to_owned()).or_insert_with(epoch);
+                }
+            }
+            if matches!(t["status"].as_str(), Some("complete" | "fail" | "canceled")) {
+                seen.insert("task end".into(), epoch());
             }
         }
-        if matches!(t["status"].as_str(), Some("complete" | "fail" | "canceled")) {
-            seen.insert("task end".into(), epoch());
-            return (t, seen);
+        if out.iter().all(|(_, seen)| seen.contains_key("task end")) {
+            return out;
         }
-        assert!(std::time::Instant::now() < deadline, "task {id} did not end in {secs} s: {t}");
+        let open: Vec<&Value> = out.iter().filter(|(_, seen)| !seen.contains_key("task end")).map(|(t, _)| t).collect();
+        assert!(std::time::Instant::now() < deadline, "tasks {ids:?} did not end in {secs} s: {open:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
