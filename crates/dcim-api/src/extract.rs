@@ -2,20 +2,25 @@
 //!
 //! [`Body`] reads JSON whatever the `Content-Type`: the seed's own `curl -d` calls
 //! send `application/x-www-form-urlencoded`, and billing modules copy them. A wrong
-//! type names the field (`owner: invalid type ...`). [`ListParams`] parses the list
-//! query language.
+//! type names the field (`owner: invalid type ...`). A body is read whole and checked
+//! before it is typed: exactly one JSON object, no control characters in its text
+//! (single-line fields refuse line breaks too, in their validators). [`ListParams`]
+//! parses the list query language.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use dcim_core::query::ListQuery;
-use serde::de::DeserializeOwned;
+use serde::de::{self, DeserializeOwned, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::json;
 
 use crate::error::{ApiError, ErrorKind};
 
-/// A JSON object body. An empty body reads as `{}`.
+/// A JSON object body. An empty body reads as `{}`; anything else must be exactly one
+/// JSON object (nothing after it), within the body limit, with no control character
+/// in any string but tab and line breaks. Handlers that take no fields take
+/// `Body<Empty>`, so a body they would ignore is still checked.
 pub struct Body<T>(pub T);
 
 impl<S, T> FromRequest<S> for Body<T>
@@ -37,6 +42,7 @@ where
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(ApiError::bad_request("body: the request body must be a JSON object"));
         }
+        check_framing_and_text(bytes)?;
         let de = &mut serde_json::Deserializer::from_slice(bytes);
         match serde_path_to_error::deserialize(de) {
             Ok(v) => Ok(Body(v)),
@@ -53,6 +59,99 @@ where
                 Err(ApiError::bad_request(msg).with_value(value))
             }
         }
+    }
+}
+
+/// The first pass over a body: one JSON value and nothing after it (RFC 8259 text, so
+/// `{"owner":4} garbage` and `{..}{..}` are refused), and every string and key free of
+/// control characters (a 422 naming the field).
+fn check_framing_and_text(bytes: &[u8]) -> Result<(), ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let framed = serde_path_to_error::deserialize::<_, TextChecked>(&mut *de).map_err(|e| {
+        // The field is the path down to the bad string; a bad key names the object
+        // that holds it (the key itself is not echoed back).
+        let mut field = String::new();
+        for seg in e.path().iter() {
+            match seg {
+                serde_path_to_error::Segment::Seq { index } => field.push_str(&format!("[{index}]")),
+                serde_path_to_error::Segment::Map { key } if !key.chars().any(char::is_control) => {
+                    if !field.is_empty() {
+                        field.push('.');
+                    }
+                    field.push_str(key);
+                }
+                _ => break,
+            }
+        }
+        let inner = e.into_inner();
+        if inner.is_data() {
+            let field = if field.is_empty() { "body" } else { &field };
+            ApiError::invalid(
+                field,
+                "must not contain control characters (NUL, C0 other than tab and line breaks, DEL)",
+            )
+        } else {
+            ApiError::bad_request(format!("the body is not valid JSON: {inner}"))
+        }
+    });
+    framed.and_then(|_| de.end().map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}"))))
+}
+
+/// Any JSON value, read only to check its strings (see [`check_framing_and_text`]).
+struct TextChecked;
+
+impl<'de> Deserialize<'de> for TextChecked {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TextVisitor)
+    }
+}
+
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = TextChecked;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<TextChecked, E> {
+        Ok(TextChecked)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<TextChecked, E> {
+        Ok(TextChecked)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<TextChecked, E> {
+        Ok(TextChecked)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<TextChecked, E> {
+        Ok(TextChecked)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<TextChecked, E> {
+        Ok(TextChecked)
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<TextChecked, E> {
+        match dcim_core::validate::forbidden_control(s, true) {
+            Some(c) => Err(E::custom(format_args!("control character U+{:04X}", u32::from(c)))),
+            None => Ok(TextChecked),
+        }
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TextChecked, A::Error> {
+        while seq.next_element::<TextChecked>()?.is_some() {}
+        Ok(TextChecked)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TextChecked, A::Error> {
+        while map.next_key::<TextChecked>()?.is_some() {
+            map.next_value::<TextChecked>()?;
+        }
+        Ok(TextChecked)
     }
 }
 

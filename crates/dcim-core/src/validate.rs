@@ -55,6 +55,48 @@ impl fmt::Display for Email {
     }
 }
 
+/// The first control character of `s` that text may not hold, if any: NUL, the rest of
+/// the C0 range, DEL and the C1 range. `multiline` text (notes, answer-file templates, an agent's
+/// messages) may hold tab, line feed and carriage return; a single line holds none.
+pub fn forbidden_control(s: &str, multiline: bool) -> Option<char> {
+    s.chars().find(|&c| c.is_control() && !(multiline && matches!(c, '\t' | '\n' | '\r')))
+}
+
+fn control_error(field: &str, c: char) -> ValidationError {
+    ValidationError::new(field, format!("must not contain control characters (found U+{:04X})", u32::from(c)))
+}
+
+/// Text of any kind, refused if it holds a control character other than tab and
+/// line breaks (see [`forbidden_control`]).
+pub fn text(field: &str, raw: &str) -> Result<(), ValidationError> {
+    forbidden_control(raw, true).map_or(Ok(()), |c| Err(control_error(field, c)))
+}
+
+/// A single line of text such as a description or a phone number: trimmed, at most
+/// `max` characters, no control characters at all.
+pub fn line(field: &str, raw: &str, max: usize) -> Result<String, ValidationError> {
+    let s = raw.trim();
+    if let Some(c) = forbidden_control(s, false) {
+        return Err(control_error(field, c));
+    }
+    if s.chars().count() > max {
+        return Err(ValidationError::new(field, format!("is longer than {max} characters")));
+    }
+    Ok(s.to_owned())
+}
+
+/// The name of a thing (a server, a location, a rack, a device, a template): one
+/// line of 1 to 128 characters, trimmed, no control characters.
+pub fn name(field: &str, raw: &str) -> Result<String, ValidationError> {
+    let s = line(field, raw, 128).map_err(|e| {
+        if e.message.starts_with("is longer") { ValidationError::new(field, "must be 1 to 128 characters") } else { e }
+    })?;
+    if s.is_empty() {
+        return Err(ValidationError::new(field, "must be 1 to 128 characters"));
+    }
+    Ok(s)
+}
+
 /// A 48-bit MAC address, stored and shown as lower-case `aa:bb:cc:dd:ee:ff`.
 /// Accepts `:` or `-` separators, or twelve bare hex digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -177,6 +219,24 @@ mod tests {
         for bad in ["", "52:54:00:ab:cd", "zz:54:00:ab:cd:01", "52:54:00:ab:cd:01:02"] {
             assert!(Mac::parse("mac", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn control_characters() {
+        assert_eq!(name("name", "  srv-1 ").unwrap(), "srv-1");
+        for bad in ["srv\u{0}x", "\u{0}", "a\tb", "a\nb", "a\u{1b}[31m", "a\u{7f}", "a\u{85}b", "", "   "] {
+            assert!(name("name", bad).is_err(), "{bad:?}");
+        }
+        assert!(name("name", &"x".repeat(129)).is_err());
+        assert_eq!(name("name", "Сервер №1").unwrap(), "Сервер №1");
+        assert!(text("note", "line 1\r\nline 2\tend").is_ok());
+        let e = text("note", "a\u{0}").unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            ("note", "must not contain control characters (found U+0000)")
+        );
+        assert!(line("phone", "+1 555\n0100", 64).is_err());
+        assert_eq!(line("phone", " +1 555 0100 ", 64).unwrap(), "+1 555 0100");
     }
 
     #[test]

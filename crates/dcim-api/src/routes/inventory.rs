@@ -20,7 +20,7 @@ use crate::wire::inventory::{
     Device, DeviceEdit, Location, LocationInput, NewDevice, NewOsTemplate, NewRack, OsTemplate, OsTemplateEdit,
     PduPort, Rack, RackEdit, SnmpInput, SwitchPort,
 };
-use crate::wire::{Id, List};
+use crate::wire::{Empty, Id, List};
 
 type Created = (StatusCode, Json<Id>);
 
@@ -29,11 +29,11 @@ fn created(id: i64) -> Created {
 }
 
 fn name(field: &str, raw: &str) -> ApiResult<String> {
-    let n = raw.trim();
-    if n.is_empty() || n.len() > 128 {
-        return Err(ApiError::invalid(field, "must be 1 to 128 characters"));
-    }
-    Ok(n.to_owned())
+    Ok(dcim_core::validate::name(field, raw)?)
+}
+
+fn line(field: &str, raw: &str, max: usize) -> ApiResult<String> {
+    Ok(dcim_core::validate::line(field, raw, max)?)
 }
 
 // --- locations
@@ -67,7 +67,8 @@ pub async fn create_location(
 ) -> ApiResult<Created> {
     caller.require_admin()?;
     let n = name("name", b.name.as_deref().unwrap_or(""))?;
-    Ok(created(st.store.create_location(&n, b.geolocation.as_deref().unwrap_or(""), None).await?))
+    let geo = line("geolocation", b.geolocation.as_deref().unwrap_or(""), 256)?;
+    Ok(created(st.store.create_location(&n, &geo, None).await?))
 }
 
 #[utoipa::path(post, path = "/dci/v3/location/{id}", tag = "inventory", request_body = LocationInput,
@@ -80,12 +81,18 @@ pub async fn edit_location(
 ) -> ApiResult<Json<Id>> {
     caller.require_admin()?;
     let n = b.name.as_deref().map(|n| name("name", n)).transpose()?;
-    st.store.update_location(id, n.as_deref(), b.geolocation.as_deref()).await?;
+    let geo = b.geolocation.as_deref().map(|g| line("geolocation", g, 256)).transpose()?;
+    st.store.update_location(id, n.as_deref(), geo.as_deref()).await?;
     Ok(Json(Id { id }))
 }
 
 #[utoipa::path(delete, path = "/dci/v3/location/{id}", tag = "inventory", responses((status = 200, body = Id)))]
-pub async fn delete_location(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Id>> {
+pub async fn delete_location(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    _body: Body<Empty>,
+) -> ApiResult<Json<Id>> {
     caller.require_admin()?;
     st.store.delete_location(id).await?;
     Ok(Json(Id { id }))
@@ -134,7 +141,12 @@ pub async fn edit_rack(
 }
 
 #[utoipa::path(delete, path = "/dci/v3/rack/{id}", tag = "inventory", responses((status = 200, body = Id)))]
-pub async fn delete_rack(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Id>> {
+pub async fn delete_rack(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    _body: Body<Empty>,
+) -> ApiResult<Json<Id>> {
     caller.require_admin()?;
     st.store.delete_rack(id).await?;
     Ok(Json(Id { id }))
@@ -302,7 +314,12 @@ pub async fn edit_switch(
 }
 
 #[utoipa::path(delete, path = "/dci/v3/switch/{id}", tag = "inventory", responses((status = 200, body = Id), (status = 409)))]
-pub async fn delete_switch(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Id>> {
+pub async fn delete_switch(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    _body: Body<Empty>,
+) -> ApiResult<Json<Id>> {
     caller.require_admin()?;
     st.store.delete_device(DeviceKind::Switch, id).await?;
     Ok(Json(Id { id }))
@@ -310,7 +327,12 @@ pub async fn delete_switch(caller: Caller, State(st): State<AppState>, Path(id):
 
 /// Re-read the switch's ports from the device, keeping existing connections.
 #[utoipa::path(post, path = "/dci/v3/switch/{id}/sync", tag = "inventory", responses((status = 200, body = Id), (status = 501)))]
-pub async fn sync_switch(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Id>> {
+pub async fn sync_switch(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    _body: Body<Empty>,
+) -> ApiResult<Json<Id>> {
     caller.require_admin()?;
     sync_device(&st, DeviceKind::Switch, id).await
 }
@@ -360,7 +382,12 @@ pub async fn edit_pdu(
 }
 
 #[utoipa::path(delete, path = "/dci/v3/pdu/{id}", tag = "inventory", responses((status = 200, body = Id), (status = 409)))]
-pub async fn delete_pdu(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Id>> {
+pub async fn delete_pdu(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    _body: Body<Empty>,
+) -> ApiResult<Json<Id>> {
     caller.require_admin()?;
     st.store.delete_device(DeviceKind::Pdu, id).await?;
     Ok(Json(Id { id }))
@@ -368,7 +395,12 @@ pub async fn delete_pdu(caller: Caller, State(st): State<AppState>, Path(id): Pa
 
 /// Re-read the PDU's outlets from the device, keeping existing connections.
 #[utoipa::path(post, path = "/dci/v3/pdu/{id}/sync", tag = "inventory", responses((status = 200, body = Id), (status = 501)))]
-pub async fn sync_pdu(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Id>> {
+pub async fn sync_pdu(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    _body: Body<Empty>,
+) -> ApiResult<Json<Id>> {
     caller.require_admin()?;
     sync_device(&st, DeviceKind::Pdu, id).await
 }
@@ -558,6 +590,7 @@ pub async fn delete_os_template(
     caller: Caller,
     State(st): State<AppState>,
     Path(id): Path<i64>,
+    _body: Body<Empty>,
 ) -> ApiResult<Json<Id>> {
     caller.require_admin()?;
     st.store.delete_os_template(id).await?;

@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, ListParams, Path};
 use crate::wire::ip::{Ip, IpRequest, Ipnet, IpnetEdit, Ippool, IppoolEdit, NewIpnet, NewIppool};
 use crate::wire::task::TaskAnswer;
-use crate::wire::{Id, List};
+use crate::wire::{Empty, Id, List};
 
 fn net_of(r: &IpnetRow) -> Option<IpNet> {
     r.name.parse().ok()
@@ -172,7 +172,12 @@ pub async fn edit_ipnet(
 }
 
 #[utoipa::path(delete, path = "/ip/v3/ipnet/{id}", tag = "ipam", responses((status = 200, body = Id), (status = 409)))]
-pub async fn delete_ipnet(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Id>> {
+pub async fn delete_ipnet(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    _body: Body<Empty>,
+) -> ApiResult<Json<Id>> {
     caller.require_admin()?;
     st.store.delete_ipnet(id).await?;
     Ok(Json(Id { id }))
@@ -252,7 +257,12 @@ pub async fn edit_pool(
 }
 
 #[utoipa::path(delete, path = "/ip/v3/ippool/{id}", tag = "ipam", responses((status = 200, body = Id), (status = 409)))]
-pub async fn delete_pool(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Id>> {
+pub async fn delete_pool(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    _body: Body<Empty>,
+) -> ApiResult<Json<Id>> {
     caller.require_admin()?;
     st.store.delete_pool(id).await?;
     Ok(Json(Id { id }))
@@ -397,6 +407,7 @@ pub async fn release_ip(
     caller: Caller,
     State(st): State<AppState>,
     Path((id, ip_id)): Path<(i64, i64)>,
+    _body: Body<Empty>,
 ) -> ApiResult<Json<TaskAnswer>> {
     caller.require_admin()?;
     let ip = st.store.get_ip(ip_id).await?;

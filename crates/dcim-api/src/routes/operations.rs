@@ -35,13 +35,23 @@ async fn start(st: &AppState, caller: &Caller, server_id: i64, op: Operation) ->
 
 /// Power on.
 #[utoipa::path(post, path = "/dci/v3/server/{id}/power_on", tag = "operations", responses((status = 200, body = TaskAnswer), (status = 409)))]
-pub async fn power_on(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<TaskAnswer>> {
+pub async fn power_on(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    _body: Body<Empty>,
+) -> ApiResult<Json<TaskAnswer>> {
     start(&st, &caller, id, Operation::PowerOn).await
 }
 
 /// Power off.
 #[utoipa::path(post, path = "/dci/v3/server/{id}/power_off", tag = "operations", responses((status = 200, body = TaskAnswer), (status = 409)))]
-pub async fn power_off(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<TaskAnswer>> {
+pub async fn power_off(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    _body: Body<Empty>,
+) -> ApiResult<Json<TaskAnswer>> {
     start(&st, &caller, id, Operation::PowerOff).await
 }
 
@@ -51,6 +61,7 @@ pub async fn power_reset(
     caller: Caller,
     State(st): State<AppState>,
     Path(id): Path<i64>,
+    _body: Body<Empty>,
 ) -> ApiResult<Json<TaskAnswer>> {
     start(&st, &caller, id, Operation::PowerReset).await
 }
@@ -87,14 +98,24 @@ pub async fn boot_device(
 
 /// Shut the server's switch ports (all but its BMC's).
 #[utoipa::path(post, path = "/dci/v3/server/{id}/suspend", tag = "operations", responses((status = 200, body = TaskAnswer), (status = 409)))]
-pub async fn suspend(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<TaskAnswer>> {
+pub async fn suspend(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    _body: Body<Empty>,
+) -> ApiResult<Json<TaskAnswer>> {
     caller.require_admin()?;
     start(&st, &caller, id, Operation::Suspend).await
 }
 
 /// Open the server's switch ports again.
 #[utoipa::path(post, path = "/dci/v3/server/{id}/resume", tag = "operations", responses((status = 200, body = TaskAnswer), (status = 409)))]
-pub async fn resume(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<TaskAnswer>> {
+pub async fn resume(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    _body: Body<Empty>,
+) -> ApiResult<Json<TaskAnswer>> {
     caller.require_admin()?;
     start(&st, &caller, id, Operation::Resume).await
 }
@@ -308,6 +329,7 @@ pub async fn abort_operation(
     caller: Caller,
     State(st): State<AppState>,
     Path(id): Path<i64>,
+    _body: Body<Empty>,
 ) -> ApiResult<Json<TaskAnswer>> {
     st.store.check_server(id, &caller.server_scope()).await?;
     match st.engine.abort(id).await? {
@@ -414,7 +436,11 @@ pub async fn fake_fault(
 
 /// Remove every injected failure (admin).
 #[utoipa::path(delete, path = "/dci/v3/fake/fault", tag = "fake", responses((status = 200, body = Empty)))]
-pub async fn fake_clear_faults(caller: Caller, State(st): State<AppState>) -> ApiResult<Json<Empty>> {
+pub async fn fake_clear_faults(
+    caller: Caller,
+    State(st): State<AppState>,
+    _body: Body<Empty>,
+) -> ApiResult<Json<Empty>> {
     caller.require_admin()?;
     st.engine.drivers.fake.clear_faults();
     Ok(Json(Empty {}))

@@ -17,7 +17,7 @@ use crate::wire::server::{
     Configuration, IpmiInput, NewServer, OwnerRequest, PduConnectionRequest, Server, ServerEdit,
     SwitchConnectionRequest,
 };
-use crate::wire::{Id, List};
+use crate::wire::{Empty, Id, List};
 
 /// Number of free servers per configuration.
 #[utoipa::path(get, path = "/dci/v3/server/configuration", tag = "servers",
@@ -65,7 +65,12 @@ pub async fn set_owner(
 
 /// Release the server.
 #[utoipa::path(delete, path = "/dci/v3/server/{id}/owner", tag = "servers", responses((status = 200, body = Id)))]
-pub async fn release_owner(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Id>> {
+pub async fn release_owner(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    _body: Body<Empty>,
+) -> ApiResult<Json<Id>> {
     caller.require_admin()?;
     st.store.release_owner(id).await?;
     tracing::info!(server = id, by = caller.user_id, "server released");
@@ -88,11 +93,7 @@ fn bmc(input: IpmiInput) -> ApiResult<BmcAccess> {
 }
 
 fn name(field: &str, raw: &str) -> ApiResult<String> {
-    let n = raw.trim();
-    if n.is_empty() || n.len() > 128 {
-        return Err(ApiError::invalid(field, "must be 1 to 128 characters"));
-    }
-    Ok(n.to_owned())
+    Ok(dcim_core::validate::name(field, raw)?)
 }
 
 /// Add a server.
@@ -146,7 +147,12 @@ pub async fn edit_server(
 
 /// Delete a server; refused (409) while it has an owner.
 #[utoipa::path(delete, path = "/dci/v3/server/{id}", tag = "inventory", responses((status = 200, body = Id)))]
-pub async fn delete_server(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Id>> {
+pub async fn delete_server(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    _body: Body<Empty>,
+) -> ApiResult<Json<Id>> {
     caller.require_admin()?;
     st.store.delete_server(id).await?;
     Ok(Json(Id { id }))
@@ -206,6 +212,7 @@ pub async fn disconnect_switch(
     caller: Caller,
     State(st): State<AppState>,
     Path((id, cid)): Path<(i64, i64)>,
+    _body: Body<Empty>,
 ) -> ApiResult<Json<Id>> {
     caller.require_admin()?;
     st.store.disconnect(id, cid, false).await?;
@@ -219,6 +226,7 @@ pub async fn disconnect_pdu(
     caller: Caller,
     State(st): State<AppState>,
     Path((id, cid)): Path<(i64, i64)>,
+    _body: Body<Empty>,
 ) -> ApiResult<Json<Id>> {
     caller.require_admin()?;
     st.store.disconnect(id, cid, true).await?;

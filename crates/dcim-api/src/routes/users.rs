@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use dcim_core::validate::line;
 use dcim_core::{Email, Role};
 use dcim_store::users::{NewUser as StoreNewUser, UserPatch};
 
@@ -10,7 +11,7 @@ use crate::auth::{Caller, hash_password};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, ListParams, Path};
 use crate::wire::user::{NewUser, User, UserEdit};
-use crate::wire::{Id, List};
+use crate::wire::{Empty, Id, List};
 
 fn parse_role(raw: &str) -> ApiResult<Role> {
     raw.trim().parse().map_err(|e| ApiError::invalid("role", e))
@@ -68,8 +69,8 @@ pub async fn create_user(caller: Caller, State(st): State<AppState>, Body(b): Bo
             email,
             password_hash,
             role,
-            full_name: b.full_name,
-            phone_number: b.phone_number,
+            full_name: line("full_name", &b.full_name, 256)?,
+            phone_number: line("phone_number", &b.phone_number, 64)?,
             vlans_per_user: b.vlans_per_user.unwrap_or(0),
         })
         .await?;
@@ -103,8 +104,8 @@ pub async fn edit_user(
         email: b.email.as_deref().map(|e| Email::parse("email", e)).transpose()?,
         password_hash,
         role,
-        full_name: b.full_name,
-        phone_number: b.phone_number,
+        full_name: b.full_name.as_deref().map(|v| line("full_name", v, 256)).transpose()?,
+        phone_number: b.phone_number.as_deref().map(|v| line("phone_number", v, 64)).transpose()?,
         vlans_per_user: b.vlans_per_user,
         blocked: b.blocked,
     };
@@ -128,19 +129,34 @@ async fn set_blocked(caller: Caller, st: AppState, id: i64, blocked: bool) -> Ap
 
 /// Block a user: its sessions end and it cannot log in.
 #[utoipa::path(post, path = "/dci/v3/user/{id}/block", tag = "users", responses((status = 200, body = Id)))]
-pub async fn block_user(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Id>> {
+pub async fn block_user(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    _body: Body<Empty>,
+) -> ApiResult<Json<Id>> {
     set_blocked(caller, st, id, true).await
 }
 
 /// Unblock a user.
 #[utoipa::path(post, path = "/dci/v3/user/{id}/unblock", tag = "users", responses((status = 200, body = Id)))]
-pub async fn unblock_user(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Id>> {
+pub async fn unblock_user(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    _body: Body<Empty>,
+) -> ApiResult<Json<Id>> {
     set_blocked(caller, st, id, false).await
 }
 
 /// Delete a user; refused (409) while it owns servers.
 #[utoipa::path(delete, path = "/dci/v3/user/{id}", tag = "users", responses((status = 200, body = Id), (status = 409)))]
-pub async fn delete_user(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Id>> {
+pub async fn delete_user(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    _body: Body<Empty>,
+) -> ApiResult<Json<Id>> {
     caller.require_admin()?;
     if id == caller.user_id {
         return Err(ApiError::conflict("you cannot delete yourself"));

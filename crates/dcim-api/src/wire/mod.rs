@@ -13,7 +13,7 @@ pub mod server;
 pub mod task;
 pub mod user;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// `{"list": [...], "size": N}`: every list answer.
@@ -36,6 +36,7 @@ pub struct Id {
     pub id: i64,
 }
 
-/// An empty JSON object, for answers with nothing to say.
-#[derive(Debug, Serialize, ToSchema)]
+/// An empty JSON object: answers with nothing to say, and the body of requests that
+/// take no fields (any fields given are ignored, as DCImanager does).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Empty {}
