@@ -241,6 +241,26 @@ impl Throttle {
         }
     }
 
+    /// One-time keys are throttled by client address alone: a key is a 256-bit secret
+    /// that works once, so a count per key adds nothing, and a shared count would let
+    /// one client's wrong keys lock every customer out of the panel. `None` (no peer
+    /// address known) is never throttled, for the same reason.
+    pub fn key_blocked_for(&self, addr: Option<IpAddr>) -> Option<u64> {
+        let addr = addr?;
+        let now = Instant::now();
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, (_, since)| now.duration_since(*since) < self.window);
+        map.get(&format!("k:{addr}"))
+            .filter(|(n, _)| *n >= self.max_per_address)
+            .map(|(_, since)| self.window.saturating_sub(now.duration_since(*since)).as_secs().max(1))
+    }
+
+    pub fn record_key_failure(&self, addr: Option<IpAddr>) {
+        let Some(addr) = addr else { return };
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(format!("k:{addr}")).or_insert((0, Instant::now())).0 += 1;
+    }
+
     pub fn record_success(&self, account: &str) {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         map.remove(&format!("a:{}", account.trim().to_ascii_lowercase()));
@@ -290,6 +310,23 @@ mod tests {
         assert_eq!(t.blocked_for("c@x.io", None), None);
         std::thread::sleep(Duration::from_millis(250));
         assert_eq!(t.blocked_for("a@x.io", ip), None);
+    }
+
+    #[test]
+    fn key_throttle_is_per_address() {
+        let t = Throttle::new(Duration::from_secs(60), 2, 3);
+        let (a, b): (Option<IpAddr>, Option<IpAddr>) =
+            (Some("127.0.0.9".parse().unwrap()), Some("::1".parse().unwrap()));
+        for _ in 0..3 {
+            t.record_key_failure(a);
+        }
+        assert!(t.key_blocked_for(a).is_some());
+        assert_eq!(t.key_blocked_for(b), None, "another address is not affected");
+        assert_eq!(t.blocked_for("", b), None, "nor are password logins");
+        for _ in 0..10 {
+            t.record_key_failure(None);
+        }
+        assert_eq!(t.key_blocked_for(None), None);
     }
 
     #[test]

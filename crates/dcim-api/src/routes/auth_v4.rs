@@ -66,13 +66,13 @@ pub async fn login_by_key(
 }
 
 async fn use_key(st: &AppState, key: &str, ip: Option<std::net::IpAddr>) -> ApiResult<i64> {
-    if let Some(secs) = st.throttle.blocked_for("", ip) {
+    if let Some(secs) = st.throttle.key_blocked_for(ip) {
         return Err(throttled(secs));
     }
     match st.store.consume_auth_key(&hash_secret(key)).await? {
         Some(id) => Ok(id),
         None => {
-            st.throttle.record_failure("", ip);
+            st.throttle.record_key_failure(ip);
             Err(ApiError::new(ErrorKind::BadCredentials, "the key is unknown, used or expired"))
         }
     }
@@ -96,7 +96,11 @@ pub async fn key_redirect(
 /// Log out: the token stops working at once.
 #[utoipa::path(delete, path = "/auth/v4/token/{token}", tag = "auth",
     responses((status = 200, body = Empty), (status = 404)))]
-pub async fn logout(State(st): State<AppState>, Path(token): Path<String>) -> ApiResult<Json<Empty>> {
+pub async fn logout(
+    State(st): State<AppState>,
+    Path(token): Path<String>,
+    _body: Body<Empty>,
+) -> ApiResult<Json<Empty>> {
     let hash = hash_secret(&token);
     st.sessions.forget(Some(&hash), None);
     if st.store.delete_session(&hash).await? {
@@ -120,6 +124,7 @@ pub async fn issue_key(
     caller: Caller,
     State(st): State<AppState>,
     Path(user): Path<String>,
+    _body: Body<Empty>,
 ) -> ApiResult<Json<KeyAnswer>> {
     caller.require_admin()?;
     let user_id = match user.parse::<i64>() {
