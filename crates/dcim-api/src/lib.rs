@@ -94,6 +94,7 @@ pub fn agent_app(state: AppState) -> Router {
         .route("/agent/v1/task/{id}/report", axum::routing::post(routes::operations::agent_report))
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(refuse_ambiguous_framing))
         .layer(TraceLayer::new_for_http())
 }
 
@@ -104,5 +105,31 @@ pub fn app(state: AppState) -> Router {
     routes::router(state)
         .merge(openapi::swagger())
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(refuse_ambiguous_framing))
         .layer(TraceLayer::new_for_http())
+}
+
+/// The header that the listener's framing check (the `dcim` binary's `framing`
+/// module) puts in place of `Content-Length` when a request also has
+/// `Transfer-Encoding`, which hyper would otherwise drop unseen.
+pub const AMBIGUOUS_FRAMING_MARK: &str = "x-dcim-both-cl";
+
+/// A request with both `Transfer-Encoding` and `Content-Length` is refused with a 400
+/// and the connection closed (RFC 9112, section 6.3): a proxy in front of dcim may
+/// have framed it the other way, which is how requests are smuggled.
+async fn refuse_ambiguous_framing(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+    use axum::response::IntoResponse;
+    let h = req.headers();
+    let te = h.contains_key(TRANSFER_ENCODING);
+    if te && (h.contains_key(CONTENT_LENGTH) || h.contains_key(AMBIGUOUS_FRAMING_MARK)) {
+        let mut r = error::ApiError::bad_request("a request may not have both Transfer-Encoding and Content-Length")
+            .into_response();
+        r.headers_mut().insert(CONNECTION, axum::http::HeaderValue::from_static("close"));
+        return r;
+    }
+    next.run(req).await
 }

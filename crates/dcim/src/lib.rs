@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod framing;
 pub mod serve;
 pub mod tls;
 

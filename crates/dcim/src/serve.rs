@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::Config;
+use crate::framing::FramingAcceptor;
 
 /// A server started by [`start`].
 pub struct Running {
@@ -160,10 +161,10 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
             (None, None) => crate::tls::demo_certificate(&cfg.data_dir)?,
         };
         let rustls = crate::tls::rustls_config(&cert, &key).await?;
-        let server = axum_server::from_tcp_rustls(listener, rustls)?.handle(handle.clone());
+        let server = axum_server::from_tcp_rustls(listener, rustls)?.map(FramingAcceptor).handle(handle.clone());
         tokio::spawn(async move { server.serve(app).await.context("serving HTTPS") })
     } else {
-        let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+        let server = axum_server::from_tcp(listener)?.map(FramingAcceptor).handle(handle.clone());
         tokio::spawn(async move { server.serve(app).await.context("serving HTTP") })
     };
     let purge = tokio::spawn(purge_loop(store.clone(), cfg.session_idle_secs));
