@@ -109,6 +109,19 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// A client that opens a new connection for every request, for requests the server
+/// may answer without reading them whole (and then close).
+pub fn client_without_pool() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
 impl TestServer {
     pub async fn start(db: Db) -> TestServer {
         Self::start_with(db, |_| {}).await
