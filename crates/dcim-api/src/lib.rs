@@ -38,6 +38,9 @@ pub struct ApiConfig {
     /// How long a checked session is trusted without asking the database again
     /// (bounds how late another process's logout is seen); zero disables the cache.
     pub session_cache: Duration,
+    /// OS images served at `/images/` to anyone who reaches the listener (agents
+    /// fetch them without credentials, as they fetch boot files); `None`: not served.
+    pub images_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ApiConfig {
@@ -52,6 +55,7 @@ impl Default for ApiConfig {
             throttle_window: Duration::from_secs(900),
             secure_cookies: false,
             session_cache: Duration::from_secs(5),
+            images_dir: None,
         }
     }
 }
@@ -90,23 +94,36 @@ impl AppState {
 /// listener on a provisioning network, where nothing else of the API belongs.
 pub fn agent_app(state: AppState) -> Router {
     let limit = state.cfg.body_limit;
-    Router::new()
-        .route("/agent/v1/task/{id}/report", axum::routing::post(routes::operations::agent_report))
-        .with_state(state)
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn(refuse_ambiguous_framing))
-        .layer(TraceLayer::new_for_http())
+    let images = state.cfg.images_dir.clone();
+    with_images(
+        Router::new()
+            .route("/agent/v1/task/{id}/report", axum::routing::post(routes::operations::agent_report))
+            .with_state(state),
+        images,
+    )
+    .layer(DefaultBodyLimit::max(limit))
+    .layer(axum::middleware::from_fn(refuse_ambiguous_framing))
+    .layer(TraceLayer::new_for_http())
 }
 
 /// The complete application: routes, the OpenAPI document with Swagger UI, body
 /// limit and request tracing.
 pub fn app(state: AppState) -> Router {
     let limit = state.cfg.body_limit;
-    routes::router(state)
+    let images = state.cfg.images_dir.clone();
+    with_images(routes::router(state), images)
         .merge(openapi::swagger())
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(refuse_ambiguous_framing))
         .layer(TraceLayer::new_for_http())
+}
+
+/// `GET /images/FILE` from `dir` (no listing, nothing outside it).
+fn with_images(router: Router, dir: Option<std::path::PathBuf>) -> Router {
+    match dir {
+        Some(dir) => router.nest_service("/images", tower_http::services::ServeDir::new(dir)),
+        None => router,
+    }
 }
 
 /// The header that the listener's framing check (the `dcim` binary's `framing`

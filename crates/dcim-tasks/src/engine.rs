@@ -531,7 +531,7 @@ impl Engine {
                     } => {
                         let mut answer = json!({"hostname": hostname, "password_hash": password_hash,
                                "ssh_keys": ssh_keys, "raid": raid, "disks": disks, "template": template,
-                               "image_url": image_url, "image_sha256": image_sha256});
+                               "image_url": served_url(image_url, &callback), "image_sha256": image_sha256});
                         if let Some(i) = installer {
                             let kind: InstallerKind = i.kind.parse().map_err(StepError::Fatal)?;
                             let vars = InstallVars {
@@ -900,4 +900,25 @@ fn to_json(progress: &[StepInfo]) -> String {
 
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "dcim".into())
+}
+
+/// An image URL that a template gives as a path (`/images/NAME`: served by dcim
+/// itself) is made absolute against the listener the agent reports to: its
+/// provisioning segment's, or this server's own.
+fn served_url(url: &str, callback: &str) -> String {
+    if !url.starts_with('/') {
+        return url.to_owned();
+    }
+    let base = callback.strip_suffix("/agent/v1/task").unwrap_or(callback).trim_end_matches('/');
+    format!("{base}{url}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn images_dcim_serves_are_fetched_from_the_agents_listener() {
+        let cb = "http://10.0.0.1:8080/agent/v1/task";
+        assert_eq!(super::served_url("/images/a.img", cb), "http://10.0.0.1:8080/images/a.img");
+        assert_eq!(super::served_url("https://m.example/a.img", cb), "https://m.example/a.img");
+    }
 }

@@ -229,6 +229,7 @@ impl Config {
             min_password_len: self.min_password_len,
             body_limit: self.body_limit,
             secure_cookies: self.tls_enabled(),
+            images_dir: Some(self.data_dir.join("images")),
             ..dcim_api::ApiConfig::default()
         }
     }

@@ -196,6 +196,10 @@ async fn servers_and_templates(db: Db) {
         (json!({"image_url": "http://mirror.example/x.img", "image_sha256": "abc"}), "image_sha256"),
         (json!({"image_url": "http://mirror.example/x.img", "image_sha256": "g".repeat(64)}), "image_sha256"),
         (json!({"image_url": "http://mirror.example/x.img"}), "image_sha256"),
+        (json!({"image_url": "/images/../dcim.db", "image_sha256": sha}), "image_url"),
+        (json!({"image_url": "/images/.hidden", "image_sha256": sha}), "image_url"),
+        (json!({"image_url": "/images/", "image_sha256": sha}), "image_url"),
+        (json!({"image_url": "/etc/passwd", "image_sha256": sha}), "image_url"),
     ] {
         let (st, v) = s.call(Method::POST, &format!("/dci/v3/os_template/{t}"), Some(body.clone())).await;
         assert_error(st, &v, StatusCode::UNPROCESSABLE_ENTITY);
@@ -206,6 +210,10 @@ async fn servers_and_templates(db: Db) {
         let (st, v) = s.call(Method::POST, "/dci/v3/os_template", Some(new)).await;
         assert_error(st, &v, StatusCode::UNPROCESSABLE_ENTITY);
     }
+    // An image of dcim's own images directory.
+    s.post(&format!("/dci/v3/os_template/{t}"), json!({"image_url": "/images/debian-12.img", "image_sha256": sha}))
+        .await;
+    assert_eq!(s.get(&format!("/dci/v3/os_template/{t}")).await["image_url"], "/images/debian-12.img");
     s.post(&format!("/dci/v3/os_template/{t}"), json!({"image_url": null, "image_sha256": null})).await;
     assert_eq!(s.get(&format!("/dci/v3/os_template/{t}")).await["image_url"], json!(null));
     assert_eq!(s.get("/dci/v3/os_template?where=type%20EQ%20diag").await["size"], 1);

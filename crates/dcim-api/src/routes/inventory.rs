@@ -482,7 +482,8 @@ fn check_boot(kind: &str, image: bool, installer: bool) -> ApiResult<()> {
     Ok(())
 }
 
-/// The image pair: both given (an http(s) URL and 64 hex digits, kept lowercase) or neither.
+/// The image pair: both given (an http(s) URL or `/images/FILE`, and 64 hex digits, kept
+/// lowercase) or neither.
 fn image(url: Option<&str>, sha256: Option<&str>) -> ApiResult<Option<OsImage>> {
     let (url, sha256) = match (url, sha256) {
         (None, None) => return Ok(None),
@@ -490,7 +491,22 @@ fn image(url: Option<&str>, sha256: Option<&str>) -> ApiResult<Option<OsImage>> 
         (Some(_), None) => return Err(ApiError::invalid("image_sha256", "required with image_url")),
         (None, Some(_)) => return Err(ApiError::invalid("image_url", "required with image_sha256")),
     };
-    http_url("image_url", url)?;
+    match url.strip_prefix("/images/") {
+        // An image in dcim's own images directory, fetched from the listener the
+        // agent reports to.
+        Some(file) => {
+            let ok = !file.is_empty()
+                && !file.starts_with('.')
+                && file.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            if !ok {
+                return Err(ApiError::invalid(
+                    "image_url",
+                    "/images/ is followed by a file name (letters, digits, . _ -)",
+                ));
+            }
+        }
+        None => http_url("image_url", url)?,
+    }
     if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::invalid("image_sha256", "must be 64 hexadecimal digits (a SHA-256)"));
     }
