@@ -295,13 +295,36 @@ impl FakeLab {
                 reports.push(("", "done", json!({})));
             }
             BootMode::Install { template } => {
-                reports.push(("", "progress", json!({"percent": 50, "message": "writing the image"})));
-                reports.push((
-                    "agent_install",
-                    "installed",
-                    json!({"template": template, "hostname": req.answer["hostname"], "raid": req.answer["raid"]}),
-                ));
+                let url = req.answer["image_url"].as_str().unwrap_or_default().to_owned();
+                reports.push(("", "progress", json!({"percent": 10, "message": format!("writing {url}")})));
+                let mut installed =
+                    json!({"template": template, "hostname": req.answer["hostname"], "raid": req.answer["raid"]});
+                // An image dcim serves itself is fetched and checked as a real agent
+                // would; any other is taken as written (the fake lab sends nothing to
+                // other hosts).
+                if same_origin(&url, &req.callback) {
+                    let expected = req.answer["image_sha256"].as_str().unwrap_or_default();
+                    match self.fetch_sha256(&url).await {
+                        Ok((bytes, sha256)) if sha256 == expected => {
+                            installed["bytes"] = bytes.into();
+                            installed["sha256"] = sha256.into();
+                        }
+                        Ok((_, sha256)) => {
+                            let message = format!("{url}: sha256 {sha256}, the template says {expected}");
+                            reports.push(("", "failed", json!({"step": "agent_image", "message": message})));
+                        }
+                        Err(e) => {
+                            let message = format!("{url}: {e}");
+                            reports.push(("", "failed", json!({"step": "agent_image", "message": message})));
+                        }
+                    }
+                }
+                reports.push(("agent_install", "installed", installed));
             }
+        }
+        // A failure ends the reports where it stands.
+        if let Some(at) = reports.iter().position(|(_, kind, _)| *kind == "failed") {
+            reports.truncate(at + 1);
         }
         for (op, kind, data) in reports {
             let (kind, data) = match (!op.is_empty()).then(|| self.fault(&device, op)).transpose() {
@@ -321,6 +344,30 @@ impl FakeLab {
             }
         }
     }
+}
+
+impl FakeLab {
+    /// Downloads `url` and returns its size and SHA-256 (hex).
+    async fn fetch_sha256(&self, url: &str) -> Result<(u64, String), reqwest::Error> {
+        use sha2::Digest;
+        let mut r = self.client.get(url).send().await?.error_for_status()?;
+        let mut hash = sha2::Sha256::new();
+        let mut bytes = 0u64;
+        while let Some(chunk) = r.chunk().await? {
+            bytes += chunk.len() as u64;
+            hash.update(&chunk);
+        }
+        Ok((bytes, hex::encode(hash.finalize())))
+    }
+}
+
+/// Whether `url` is served by the same scheme, host and port as `base`.
+fn same_origin(url: &str, base: &str) -> bool {
+    let origin = |u: &str| {
+        let (scheme, rest) = u.split_once("://")?;
+        Some((scheme.to_owned(), rest.split('/').next()?.to_owned()))
+    };
+    origin(url).is_some_and(|o| Some(o) == origin(base))
 }
 
 /// A fake BMC.
