@@ -9,12 +9,18 @@
 //! Device addresses use the reserved `.invalid` domain: the fake drivers send nothing.
 //!
 //! An IPv4 network in 192.0.2.0/24 and an IPv6 one in 2001:db8::/64 with a pool each.
+//!
+//! The OS templates install: each carries a small disk image that dcim writes under
+//! `DATA_DIR/images` and serves itself (`image_url` `/images/demo-NAME.img`, fetched
+//! from the listener the agent reports to). The fake agent downloads and checks it;
+//! a real machine booted through a netboot segment writes it to its disk and, booted
+//! from that disk, prints which template dcim installed. It holds no operating system.
 
 use anyhow::Context;
 use dcim_core::configuration::{Cpu, Disk, DiskType, HardwareInfo, Memory, Motherboard, Nic, generate};
 use dcim_core::{Email, Role};
 use dcim_store::Store;
-use dcim_store::inventory::{DeviceKind, NewDevice, PortReport};
+use dcim_store::inventory::{DeviceKind, NewDevice, OsImage, PortReport};
 use dcim_store::servers::{BmcAccess, NewServer, ServerPatch};
 use dcim_store::users::NewUser;
 use serde_json::json;
@@ -77,12 +83,80 @@ pub async fn seed(store: &Store, cfg: &Config) -> anyhow::Result<()> {
             println!("demo admin: email {e} password {p}  (kept in {})", cred_file.display());
         }
     }
-    if store.list_locations(&Default::default()).await?.size > 0 {
-        return Ok(());
+    if store.list_locations(&Default::default()).await?.size == 0 {
+        build(store).await.context("seeding the demo data center")?;
+        tracing::info!("demo data center created");
     }
-    build(store).await.context("seeding the demo data center")?;
-    tracing::info!("demo data center created");
+    give_images(store, &cfg.data_dir).await.context("the demo's OS images")
+}
+
+/// The `os` templates of the demo, with the file name of their image.
+const DEMO_OS: &[(&str, &str)] = &[
+    ("Debian 12", "demo-debian-12.img"),
+    ("Ubuntu 24.04", "demo-ubuntu-24.04.img"),
+    ("AlmaLinux 9", "demo-almalinux-9.img"),
+];
+
+/// Writes the demo's images (again, if changed or missing) and gives each demo `os`
+/// template that has neither an image nor an installer its image: on a new demo, and
+/// on one seeded before the demo's templates had images.
+async fn give_images(store: &Store, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use sha2::Digest;
+    let dir = data_dir.join("images");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let templates = store.list_os_templates(&Default::default()).await?.items;
+    for (name, file) in DEMO_OS {
+        let bytes = demo_image(name);
+        let path = dir.join(file);
+        if std::fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
+            std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+        }
+        let image = OsImage { url: format!("/images/{file}"), sha256: hex::encode(sha2::Sha256::digest(&bytes)) };
+        for t in templates.iter().filter(|t| t.name == *name && t.kind == "os") {
+            if t.image_url.is_none() && t.installer.is_none() {
+                store.update_os_template(t.id, None, None, None, Some(Some(&image)), None).await?;
+            }
+        }
+    }
     Ok(())
+}
+
+/// A 2 MiB raw disk: an MBR whose boot code prints (BIOS text output) what was
+/// installed, and one empty Linux partition from 1 MiB on.
+fn demo_image(template: &str) -> Vec<u8> {
+    const SECTORS: u32 = 4096;
+    // x86 real mode, loaded at 0:7C00: print the string at 7C19 with int 10h, then halt.
+    const CODE: [u8; 25] = [
+        0x31, 0xC0, // xor ax, ax
+        0x8E, 0xD8, // mov ds, ax
+        0xBE, 0x19, 0x7C, // mov si, 0x7c19
+        0xFC, // cld
+        0xAC, // next: lodsb
+        0x84, 0xC0, // test al, al
+        0x74, 0x09, // jz halt
+        0xB4, 0x0E, // mov ah, 0x0e (teletype output)
+        0xBB, 0x07, 0x00, // mov bx, 7 (page 0, grey)
+        0xCD, 0x10, // int 0x10
+        0xEB, 0xF2, // jmp next
+        0xF4, // halt: hlt
+        0xEB, 0xFD, // jmp halt
+    ];
+    let mut disk = vec![0u8; SECTORS as usize * 512];
+    disk[..CODE.len()].copy_from_slice(&CODE);
+    let msg = format!(
+        "dcim demo image \"{template}\": written and checked by dcim.\r\nThere is no operating system in it.\r\n"
+    );
+    let msg = &msg.as_bytes()[..msg.len().min(440 - CODE.len() - 1)];
+    disk[CODE.len()..CODE.len() + msg.len()].copy_from_slice(msg);
+    disk[440..444].copy_from_slice(b"dcim");
+    // Partition 1: bootable, type 0x83, LBA 2048 to the end (CHS fields say "use LBA").
+    let mut entry = [0x80, 0xFE, 0xFF, 0xFF, 0x83, 0xFE, 0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0];
+    entry[8..12].copy_from_slice(&2048u32.to_le_bytes());
+    entry[12..16].copy_from_slice(&(SECTORS - 2048).to_le_bytes());
+    disk[446..462].copy_from_slice(&entry);
+    disk[510] = 0x55;
+    disk[511] = 0xAA;
+    disk
 }
 
 struct Model {
@@ -308,4 +382,18 @@ async fn build(store: &Store) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn demo_images_are_bootable_disks() {
+        let d = super::demo_image("Debian 12");
+        assert_eq!(d.len(), 2 << 20);
+        assert_eq!(&d[510..512], &[0x55, 0xAA]);
+        assert_eq!(d[446 + 4], 0x83);
+        let text = String::from_utf8_lossy(&d[25..440]);
+        assert!(text.starts_with("dcim demo image \"Debian 12\""), "{text}");
+        assert_eq!(super::demo_image("Debian 12"), d, "the same bytes every time (a stable SHA-256)");
+    }
 }
