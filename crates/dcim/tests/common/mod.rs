@@ -8,6 +8,7 @@
 #![allow(dead_code, reason = "each test binary uses a different part of the harness")]
 
 pub mod lab;
+pub mod seedcalls;
 pub mod sims;
 pub mod snmpsim;
 pub mod vdc;
