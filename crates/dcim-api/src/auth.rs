@@ -57,11 +57,16 @@ impl Caller {
 /// Name of the session cookie, as DCImanager names it.
 pub const COOKIE: &str = "ses6";
 
+/// Name of the web UI's session cookie (HttpOnly, SameSite=Strict, path `/ui`): the
+/// same kind of session token, kept apart from the API's `ses6` rules.
+pub const UI_COOKIE: &str = "dcim_ui";
+
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty())
 }
 
-fn cookie<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The value of cookie `name`, if the request carries it.
+pub fn cookie<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -95,20 +100,25 @@ impl FromRequestParts<AppState> for Caller {
         let token = request_token(&parts.method, &parts.headers)?.ok_or_else(|| {
             ApiError::unauthorized("no session: log in with POST /api/auth/v4/public/token and send the token")
         })?;
-        let hash = hash_secret(token);
-        if let Some(caller) = state.sessions.get(&hash) {
-            return Ok(caller);
-        }
-        let idle = state.cfg.session_idle_secs;
-        let s = state
-            .store
-            .session_user(&hash, idle, idle.min(60) / 2)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("the session has expired or was logged out; log in again"))?;
-        let caller = Caller { user_id: s.user_id, email: s.email, role: s.role.parse().unwrap_or(Role::User) };
-        state.sessions.put(hash, caller.clone());
-        Ok(caller)
+        caller_for_token(state, token).await
     }
+}
+
+/// The caller a session token belongs to (the web UI's sessions are looked up here too).
+pub async fn caller_for_token(state: &AppState, token: &str) -> ApiResult<Caller> {
+    let hash = hash_secret(token);
+    if let Some(caller) = state.sessions.get(&hash) {
+        return Ok(caller);
+    }
+    let idle = state.cfg.session_idle_secs;
+    let s = state
+        .store
+        .session_user(&hash, idle, idle.min(60) / 2)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the session has expired or was logged out; log in again"))?;
+    let caller = Caller { user_id: s.user_id, email: s.email, role: s.role.parse().unwrap_or(Role::User) };
+    state.sessions.put(hash, caller.clone());
+    Ok(caller)
 }
 
 /// A fresh 256-bit secret as 64 hex digits: session tokens and one-time keys.

@@ -109,9 +109,16 @@ pub fn agent_app(state: AppState) -> Router {
 /// The complete application: routes, the OpenAPI document with Swagger UI, body
 /// limit and request tracing.
 pub fn app(state: AppState) -> Router {
+    app_with(state, Router::new())
+}
+
+/// [`app`] with more routes (the web UI's) under the same body limit, framing check
+/// and tracing.
+pub fn app_with(state: AppState, extra: Router) -> Router {
     let limit = state.cfg.body_limit;
     let images = state.cfg.images_dir.clone();
     with_images(routes::router(state), images)
+        .merge(extra)
         .merge(openapi::swagger())
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(refuse_ambiguous_framing))

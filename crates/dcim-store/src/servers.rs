@@ -249,6 +249,8 @@ const SERVER_FIELDS: &[Field] = &[
     Field::new("configuration", "s.configuration", FieldType::Text),
     Field::new("is_new", "s.is_new", FieldType::Bool),
     Field::new("diag_error", "s.diag_error", FieldType::Text),
+    // The hardware report as JSON text: `CP` finds a disk or board serial in it.
+    Field::new("hardware_info", "s.hardware_info", FieldType::Text),
     Field::new("owner", "s.owner_id", FieldType::Int),
     Field::new("owner.id", "s.owner_id", FieldType::Int),
     Field::new("owner_email", "o.email", FieldType::Text),

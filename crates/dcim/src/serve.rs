@@ -152,7 +152,8 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         listeners.push((servers, http));
     }
     let netboot = listeners;
-    let app = dcim_api::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app =
+        dcim_api::app_with(state.clone(), dcim_ui::router(state)).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let task = if tls {
         let (cert, key) = match (&cfg.tls_cert, &cfg.tls_key) {

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::AppState;
-use crate::auth::{COOKIE, Caller, hash_secret, new_secret, verify_password};
+use crate::auth::{COOKIE, Caller, UI_COOKIE, hash_secret, new_secret, verify_password};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::extract::{Body, ClientIp, Path};
 use crate::wire::Empty;
@@ -78,9 +78,10 @@ async fn use_key(st: &AppState, key: &str, ip: Option<std::net::IpAddr>) -> ApiR
     }
 }
 
-/// Single sign-on link: sets the session cookie and goes to the web UI.
+/// Single sign-on link (what billing panels send customers to): sets the API's `ses6`
+/// cookie and the web UI's own, and goes to the web UI.
 #[utoipa::path(get, path = "/auth/key-v4/{key}", tag = "auth",
-    responses((status = 303, description = "cookie set, redirect to /"), (status = 401)))]
+    responses((status = 303, description = "cookies set, redirect to /ui/"), (status = 401)))]
 pub async fn key_redirect(
     State(st): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -90,7 +91,12 @@ pub async fn key_redirect(
     let t = open_session(&st, user_id).await?;
     let secure = if st.cfg.secure_cookies { "; Secure" } else { "" };
     let cookie = format!("{COOKIE}={}; Path=/; SameSite=Lax{secure}", t.token);
-    Ok((StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, "/".to_owned())]).into_response())
+    let ui = format!("{UI_COOKIE}={}; Path=/ui; HttpOnly; SameSite=Strict{secure}", t.token);
+    let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/ui/".to_owned())]).into_response();
+    for c in [cookie, ui] {
+        r.headers_mut().append(header::SET_COOKIE, c.parse().map_err(|_| ApiError::internal())?);
+    }
+    Ok(r)
 }
 
 /// Log out: the token stops working at once.

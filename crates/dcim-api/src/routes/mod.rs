@@ -95,13 +95,14 @@ fn api(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The API at `/` and `/api`, and the answer for everything else.
+/// The API at `/` and `/api`, and the answer for everything else; `/` sends a
+/// browser to the web UI.
 pub fn router(state: AppState) -> Router {
     let api = api(state);
     Router::new()
         .nest("/api", api.clone())
         .merge(api)
-        .route("/", get(|| async { Redirect::to("/swagger/") }))
+        .route("/", get(|| async { Redirect::to("/ui/") }))
         .fallback(no_handler)
 }
 
