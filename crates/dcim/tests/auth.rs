@@ -155,11 +155,11 @@ async fn one_time_keys(db: Db) {
         let (st, v) = common::json_of(r).await;
         assert_error(st, &v, StatusCode::UNAUTHORIZED);
     }
-    // The browser link sets the cookie and redirects.
+    // The browser link sets the cookie and redirects to the web UI.
     let key = s.post(&format!("/api/auth/v4/user/{uid}/key"), json!({})).await["key"].as_str().unwrap().to_owned();
     let r = s.client.get(s.url(&format!("/auth/key-v4/{key}"))).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(r.headers()["location"], "/");
+    assert_eq!(r.headers()["location"], "/ui/");
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
     let token = cookie.strip_prefix("ses6=").unwrap().split(';').next().unwrap().to_owned();
     assert_eq!(s.call_as(&token, Method::GET, "/auth/v4/whoami", None).await.0, StatusCode::OK);
