@@ -6,7 +6,8 @@
 #
 #   apt:  openipmi (ipmi_sim), ipmitool, snmp (client tools), python3-venv, python3-gdbm,
 #         qemu-system-x86 qemu-utils ipxe ipxe-qemu ovmf socat (virtual machines), cpio (boot image),
-#         dnsmasq-base (a site DHCP server beside which dcim serves proxyDHCP)
+#         dnsmasq-base (a site DHCP server beside which dcim serves proxyDHCP),
+#         chromium chromium-driver (the web UI's browser tests, through WebDriver)
 #   venv: ${DCIM_SIMS:-/opt/dcim-sims}/venv, made with Debian's /usr/bin/python3 (not a
 #         pyenv python3 that may come first on PATH: snmpsim drops to user nobody, who
 #         cannot read /root, and pyenv's build has no dbm module), holding the pinned
@@ -18,7 +19,7 @@ set -euo pipefail
 SIMS=${DCIM_SIMS:-/opt/dcim-sims}
 VENV=$SIMS/venv
 APT_PACKAGES=(openipmi ipmitool snmp python3-venv python3-gdbm qemu-system-x86 qemu-utils socat ipxe ipxe-qemu ovmf cpio
-              dnsmasq-base)
+              dnsmasq-base chromium chromium-driver)
 # cryptography: snmpsim needs it for SNMPv3 privacy (else "Decryption error");
 # pysmi: a dependency snmpsim 1.2.2 forgets to declare.
 PIP_PACKAGES=(
@@ -54,7 +55,7 @@ for round in 1 2 3; do
     missing_packages
 done
 [ ${#missing[@]} -eq 0 ] || die "still missing after installing: ${missing[*]}"
-for tool in ipmi_sim ipmitool snmpget qemu-system-x86_64 qemu-img qemu-io socat cpio dnsmasq; do
+for tool in ipmi_sim ipmitool snmpget qemu-system-x86_64 qemu-img qemu-io socat cpio dnsmasq chromium chromedriver; do
     command -v "$tool" >/dev/null || die "$tool is not on PATH after the install"
 done
 

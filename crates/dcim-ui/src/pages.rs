@@ -509,7 +509,10 @@ fn live_of(s: &Server, ui: &Ui) -> Live {
         state_info: s.state_info.clone(),
         task: op.map(|o| (o.id, o.status.clone(), 0)),
         active,
-        failure: op.map(|o| info_text(&o.status_info)).unwrap_or_default(),
+        failure: op
+            .filter(|o| matches!(o.status.as_str(), "fail" | "canceled"))
+            .map(|o| info_text(&o.status_info))
+            .unwrap_or_default(),
         steps: op.map(|o| steps(&o.progress_info)).unwrap_or_default(),
         bmc: s.ipmi.as_ref().map(|i| {
             (i.kind.clone(), i.address.clone(), i.status.clone(), info_text(&i.status_info), i.web_url.clone())
@@ -768,6 +771,7 @@ pub struct TaskRow {
 
 impl From<Task> for TaskRow {
     fn from(t: Task) -> TaskRow {
+        let failed = matches!(t.status.as_str(), "fail" | "canceled");
         TaskRow {
             id: t.id,
             server: t.server.map(|s| s.to_string()).unwrap_or_default(),
@@ -776,7 +780,7 @@ impl From<Task> for TaskRow {
             progress: t.progress,
             created: t.created,
             finished: t.finished.unwrap_or_default(),
-            failure: info_text(&t.status_info),
+            failure: if failed { info_text(&t.status_info) } else { String::new() },
         }
     }
 }

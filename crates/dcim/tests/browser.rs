@@ -1,0 +1,294 @@
+//! The web UI as a person uses it: the real `dcim serve --demo` binary, and Debian's
+//! headless Chromium driven over WebDriver (chromedriver, through fantoccini). Log
+//! in; filter the server list and page through it; power a server off and see its
+//! state change in place; run diagnostics and watch the steps reach `complete`;
+//! abort a task; the dark theme; and a customer arriving through the one-time key
+//! link, who sees only its own servers. Every flow saves a screenshot under
+//! `target/ui-screenshots/`. The test fails, never skips, when the browser is missing
+//! (`scripts/sims-setup.sh` installs `chromium` and `chromium-driver`).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Served;
+use common::tempdir::Dir;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+struct Browser {
+    driver: Child,
+    client: Client,
+    shots: PathBuf,
+    _profile: Dir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn browser() -> Browser {
+    let port = free_port();
+    let driver = Command::new("chromedriver")
+        .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver is needed (Debian's chromium-driver; scripts/sims-setup.sh installs it)");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let profile = Dir::new();
+    let mut caps = serde_json::Map::new();
+    caps.insert("acceptInsecureCerts".into(), json!(true));
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"binary": "/usr/bin/chromium", "args": [
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-dev-shm-usage", "--window-size=1440,1000",
+            format!("--user-data-dir={}", profile.0.display()),
+        ]}),
+    );
+    let client = ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a Chromium session (is Debian's chromium installed?)");
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    Browser { driver, client, shots, _profile: profile }
+}
+
+impl Browser {
+    async fn shot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// The text of `css`, once it is there.
+    async fn text(&self, css: &str) -> String {
+        self.wait_for(css, |_| true).await
+    }
+
+    /// Waits until the text of `css` satisfies `ok` (the page may swap it meanwhile).
+    async fn wait_for(&self, css: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = String::new();
+        loop {
+            if let Ok(e) = self.client.find(Locator::Css(css)).await
+                && let Ok(t) = e.text().await
+            {
+                if ok(&t) {
+                    return t;
+                }
+                last = t;
+            }
+            assert!(Instant::now() < deadline, "{css} never became what was awaited (last: {last:?})");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Clicks `css`, finding it again if the page swapped it in between.
+    async fn click(&self, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match self.client.find(Locator::Css(css)).await {
+                Ok(e) if e.click().await.is_ok() => return,
+                _ => {}
+            }
+            assert!(Instant::now() < deadline, "could not click {css}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn accept_confirm(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.client.accept_alert().await.is_err() {
+            assert!(Instant::now() < deadline, "no confirmation was asked");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.client.execute(script, vec![]).await.unwrap()
+    }
+
+    async fn select(&self, css: &str, value: &str) {
+        self.client.find(Locator::Css(css)).await.unwrap().select_by_value(value).await.unwrap();
+    }
+}
+
+/// The demo's API, for setting things up and for the numbers to compare with.
+struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut rb = self.http.request(method, format!("{}/api{path}", self.base)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().await.unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn wait(&self, task: i64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !matches!(
+            self.get(&format!("/dci/v3/task/{task}")).await["status"].as_str(),
+            Some("complete" | "fail" | "canceled")
+        ) {
+            assert!(Instant::now() < deadline, "task {task} did not end");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ui_in_a_real_browser() {
+    let dir = Dir::new();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dcim"));
+    cmd.args(["serve", "--demo", "--data-dir", dir.0.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .env_remove("DCIM_ADMIN_EMAIL")
+        .env_remove("DCIM_ADMIN_PASSWORD");
+    let served = Served::start(cmd);
+    let creds = served.lines.iter().find(|l| l.starts_with("demo admin:")).unwrap().clone();
+    let password = creds.split_whitespace().nth(5).unwrap().to_owned();
+    let url = served.url.clone();
+    let http = common::client();
+    let login = http
+        .post(format!("{url}/api/auth/v4/public/token"))
+        .json(&json!({"email": "admin@example.com", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let token = login.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    let api = Api { base: url.clone(), token, http };
+    let b = browser().await;
+
+    // Log in.
+    b.client.goto(&format!("{url}/ui/")).await.unwrap();
+    assert!(b.client.current_url().await.unwrap().path().ends_with("/ui/login"));
+    b.shot("01-login").await;
+    b.client.find(Locator::Css("#email")).await.unwrap().send_keys("admin@example.com").await.unwrap();
+    b.client.find(Locator::Css("#password")).await.unwrap().send_keys(&password).await.unwrap();
+    b.click("#login").await;
+    b.text("#by-state").await;
+    assert!(b.text("h1").await.contains("24 servers"));
+    b.shot("02-dashboard").await;
+
+    // Filter the list (free servers, 10 a page) and page through it.
+    b.client.goto(&format!("{url}/ui/servers")).await.unwrap();
+    b.wait_for("#count", |t| t.ends_with("of 24")).await;
+    b.shot("03-servers").await;
+    let free = api.get("/dci/v3/server?where=owner_email%20IS%20null&limit=0").await["size"].as_i64().unwrap();
+    b.select("select[name=rent]", "free").await;
+    b.select("select[name=per]", "10").await;
+    b.click("#apply").await;
+    b.wait_for("#count", |t| t == format!("1–10 of {free}")).await;
+    b.click("#next").await;
+    b.wait_for("#count", |t| t.starts_with("11–")).await;
+    assert!(b.client.current_url().await.unwrap().query().unwrap().contains("page=2"), "the page is in the URL");
+    b.shot("04-servers-filtered-page-2").await;
+
+    // Power a server off and see it change in place (no reload: a mark set in the
+    // page survives).
+    let on = api.post("/dci/v3/server/5/power_on", json!({})).await["task"].as_i64().unwrap();
+    api.wait(on).await;
+    b.client.goto(&format!("{url}/ui/servers/5")).await.unwrap();
+    b.wait_for("#power", |t| t == "on").await;
+    b.js("window.dcimMark = 42; return true").await;
+    b.click("#power-off").await;
+    b.accept_confirm().await;
+    b.wait_for("#power", |t| t == "off").await;
+    b.wait_for("#task-status", |t| t == "complete").await;
+    assert_eq!(b.js("return window.dcimMark === 42").await, json!(true), "the page was not reloaded");
+    b.shot("05-server-powered-off").await;
+
+    // Diagnostics: the steps advance to complete.
+    b.click("#diag").await;
+    b.wait_for("#task-status", |t| t == "running" || t == "pending" || t == "complete").await;
+    b.wait_for("#task-status", |t| t == "complete").await;
+    let steps = b.client.find_all(Locator::Css("#steps tbody tr")).await.unwrap().len();
+    assert!(steps >= 3, "the diagnostics' steps are listed ({steps})");
+    b.shot("06-diagnostics-complete").await;
+
+    // Abort a task: slow fake devices keep it running long enough to press the button.
+    api.post("/dci/v3/fake/delay", json!({"ms": 1500})).await;
+    b.click("#diag").await;
+    b.text("#abort").await;
+    b.click("#abort").await;
+    b.accept_confirm().await;
+    b.wait_for("#task-status", |t| t == "canceled").await;
+    api.post("/dci/v3/fake/delay", json!({"ms": 0})).await;
+    b.shot("07-task-aborted").await;
+    b.client.goto(&format!("{url}/ui/tasks")).await.unwrap();
+    b.text("#tasks").await;
+    b.shot("08-tasks").await;
+
+    // The dark theme, remembered across pages.
+    b.click("#theme").await;
+    let bg = "return getComputedStyle(document.body).backgroundColor";
+    assert_eq!(b.js("return document.documentElement.getAttribute('data-theme')").await, json!("dark"));
+    assert_eq!(b.js(bg).await, json!("rgb(13, 17, 23)"));
+    b.client.goto(&format!("{url}/ui/servers/5")).await.unwrap();
+    b.text("#power").await;
+    assert_eq!(b.js(bg).await, json!("rgb(13, 17, 23)"));
+    b.shot("09-server-dark").await;
+    b.click("#theme").await;
+    assert_eq!(b.js(bg).await, json!("rgb(246, 247, 249)"));
+
+    // A customer arrives through the one-time key link and sees only its servers.
+    let customer = api.get("/dci/v3/user?where=email%20EQ%20%27customer1%40example.com%27").await["list"][0]["id"]
+        .as_i64()
+        .unwrap();
+    let key = api.post(&format!("/auth/v4/user/{customer}/key"), json!({})).await["key"].as_str().unwrap().to_owned();
+    let own = api.get("/dci/v3/server?where=owner_email%20EQ%20%27customer1%40example.com%27").await;
+    b.client.delete_all_cookies().await.unwrap();
+    b.client.goto(&format!("{url}/auth/key-v4/{key}")).await.unwrap();
+    b.text("#by-state").await;
+    assert!(b.text("#who").await.contains("customer1@example.com"));
+    b.client.goto(&format!("{url}/ui/servers")).await.unwrap();
+    b.wait_for("#count", |t| t.ends_with(&format!("of {}", own["size"]))).await;
+    let shown: Vec<String> = {
+        let mut v = vec![];
+        for row in b.client.find_all(Locator::Css("#servers tbody tr")).await.unwrap() {
+            v.push(row.attr("data-id").await.unwrap().unwrap());
+        }
+        v
+    };
+    let want: Vec<String> = own["list"].as_array().unwrap().iter().map(|s| s["id"].to_string()).collect();
+    assert_eq!(shown, want, "the customer's servers, and no other");
+    b.shot("10-customer-servers").await;
+    b.client.goto(&format!("{url}/ui/servers/{}", if want.contains(&"5".to_string()) { 6 } else { 5 })).await.unwrap();
+    assert!(b.text("#error").await.contains("not found"), "another's server is not found");
+
+    b.client.clone().close().await.unwrap();
+    served.stop();
+}
