@@ -18,6 +18,7 @@ use dcim_store::servers::{BmcAccess, NewServer, ServerPatch};
 use dcim_store::users::NewUser;
 
 mod snmp;
+mod ui;
 
 #[derive(Parser)]
 struct Args {
@@ -36,8 +37,8 @@ struct Args {
     /// Reuse (or keep) the seeded data in this directory instead of a fresh one.
     #[arg(long)]
     data_dir: Option<std::path::PathBuf>,
-    /// `api` (reads), `tasks` (operations end to end on the fake drivers), `ipam` or `snmp`
-    /// (switch sync and suspend/resume against snmpsim).
+    /// `api` (reads), `tasks` (operations end to end on the fake drivers), `ipam`, `snmp`
+    /// (switch sync and suspend/resume against snmpsim) or `ui` (web UI pages).
     #[arg(long, default_value = "api")]
     mode: String,
     /// tasks mode: the fake devices' delay per call, in milliseconds.
@@ -115,6 +116,15 @@ async fn main() -> anyhow::Result<()> {
     let token = login["token"].as_str().context("login")?.to_owned();
     if args.mode == "ipam" {
         ipam(&client, &base, &token).await?;
+        drop(server);
+        if !keep {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        return Ok(());
+    }
+    if args.mode == "ui" {
+        ui::run(&client, &base, &token, args.servers).await?;
+        println!("dcim RSS now {} MiB, peak {} MiB", rss_mib(pid, "VmRSS"), rss_mib(pid, "VmHWM"));
         drop(server);
         if !keep {
             std::fs::remove_dir_all(&dir)?;
@@ -412,7 +422,7 @@ async fn latencies(client: &reqwest::Client, url: &str, token: &str, n: usize) -
     Ok((out, bytes))
 }
 
-fn summary(ms: &[f64]) -> String {
+pub(crate) fn summary(ms: &[f64]) -> String {
     let mut v = ms.to_vec();
     v.sort_by(f64::total_cmp);
     format!("min {:.2} ms, median {:.2} ms, max {:.2} ms ({} runs)", v[0], v[v.len() / 2], v[v.len() - 1], v.len())
