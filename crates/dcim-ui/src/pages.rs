@@ -269,6 +269,29 @@ impl From<&Server> for Row {
     }
 }
 
+/// "first–last of size" of a list page, and the links to the pages beside it.
+#[derive(Default)]
+pub struct Pager {
+    pub size: i64,
+    pub first: i64,
+    pub last: i64,
+    pub prev: String,
+    pub next: String,
+}
+
+impl Pager {
+    fn new(offset: u32, shown: usize, size: i64, page: u32, link: impl Fn(u32) -> String) -> Pager {
+        let last = i64::from(offset) + shown as i64;
+        Pager {
+            size,
+            first: if shown == 0 { 0 } else { i64::from(offset) + 1 },
+            last,
+            prev: if page > 1 { link(page - 1) } else { String::new() },
+            next: if last < size { link(page + 1) } else { String::new() },
+        }
+    }
+}
+
 /// A sortable column header.
 pub struct Col {
     pub label: &'static str,
@@ -282,11 +305,7 @@ struct Servers {
     chrome: Chrome,
     f: ServerFilter,
     rows: Vec<Row>,
-    size: i64,
-    first: i64,
-    last: i64,
-    prev: String,
-    next: String,
+    pager: Pager,
     cols: Vec<Col>,
     where_text: String,
     api_url: String,
@@ -299,11 +318,7 @@ pub async fn servers(ui: Ui, State(st): State<AppState>, Query(f): Query<ServerF
     let mut page = Servers {
         chrome: Chrome::of(&ui, "servers"),
         rows: vec![],
-        size: 0,
-        first: 0,
-        last: 0,
-        prev: String::new(),
-        next: String::new(),
+        pager: Pager::default(),
         cols: vec![],
         where_text: f.to_where(),
         api_url: String::new(),
@@ -348,17 +363,9 @@ pub async fn servers(ui: Ui, State(st): State<AppState>, Query(f): Query<ServerF
     };
     match st.store.list_servers(&q, &ui.caller.server_scope()).await {
         Ok(p) => {
-            let offset = i64::from(f.offset());
-            page.size = p.size;
             page.rows = p.items.into_iter().map(Server::from).map(|s| Row::from(&s)).collect();
-            page.first = if page.rows.is_empty() { 0 } else { offset + 1 };
-            page.last = offset + page.rows.len() as i64;
-            if f.page() > 1 {
-                page.prev = format!("/ui/servers?{}", f.query(f.page() - 1, &f.sort));
-            }
-            if page.last < page.size {
-                page.next = format!("/ui/servers?{}", f.query(f.page() + 1, &f.sort));
-            }
+            let link = |n: u32| format!("/ui/servers?{}", f.query(n, &f.sort));
+            page.pager = Pager::new(f.offset(), page.rows.len(), p.size, f.page(), link);
             render(&page, StatusCode::OK)
         }
         Err(e) => {
@@ -637,6 +644,7 @@ pub struct ActionForm {
     hdd_raid: String,
     password: String,
     ssh_pub_keys: String,
+    hostname: String,
     owner: String,
     confirm: Option<String>,
 }
@@ -695,6 +703,7 @@ async fn run_action(st: &AppState, c: Caller, id: i64, action: &str, f: ActionFo
                     .filter(|l| !l.is_empty())
                     .map(str::to_owned)
                     .collect(),
+                hostname: Some(f.hostname),
             };
             confirmed(&name)?;
             ops::operation_os(c, s, Path(id), Body(b)).await.map(drop)
@@ -794,11 +803,7 @@ struct Tasks {
     server: String,
     raw: String,
     rows: Vec<TaskRow>,
-    size: i64,
-    first: i64,
-    last: i64,
-    prev: String,
-    next: String,
+    pager: Pager,
     error: String,
 }
 
@@ -826,11 +831,7 @@ pub async fn tasks(ui: Ui, State(st): State<AppState>, Query(f): Query<TaskFilte
         server: f.server.clone(),
         raw: f.raw.clone(),
         rows: vec![],
-        size: 0,
-        first: 0,
-        last: 0,
-        prev: String::new(),
-        next: String::new(),
+        pager: Pager::default(),
         error: String::new(),
     };
     let link = |p: u32| {
@@ -848,16 +849,8 @@ pub async fn tasks(ui: Ui, State(st): State<AppState>, Query(f): Query<TaskFilte
     };
     match listed {
         Ok(p) => {
-            page.size = p.size;
             page.rows = p.items.into_iter().map(Task::from).map(TaskRow::from).collect();
-            page.first = if page.rows.is_empty() { 0 } else { i64::from(offset) + 1 };
-            page.last = i64::from(offset) + page.rows.len() as i64;
-            if page_no > 1 {
-                page.prev = link(page_no - 1);
-            }
-            if page.last < page.size {
-                page.next = link(page_no + 1);
-            }
+            page.pager = Pager::new(offset, page.rows.len(), p.size, page_no, link);
             render(&page, StatusCode::OK)
         }
         Err(e) if e.kind == ErrorKind::BadQuery => {

@@ -287,6 +287,12 @@ async fn roles_and_bad_bodies(db: Db) {
         ("operation_os", json!({"hdd_raid": "raid_1", "os_template_id": 2, "password": "p"}), 422, "os_template_id"),
         ("operation_os", json!({"hdd_raid": "raid_5", "os_template_id": 1, "password": "p"}), 409, "identical disks"),
         ("operation_os", json!({"hdd_raid": "raid_1", "os_template_id": 1, "password": ""}), 422, "password"),
+        (
+            "operation_os",
+            json!({"hdd_raid": "raid_1", "os_template_id": 1, "password": "p", "hostname": "bad_name!"}),
+            422,
+            "hostname",
+        ),
         ("operation_os", json!({"hdd_raid": "raid_1", "os_template_id": "x", "password": "p"}), 400, "os_template_id"),
         ("operation_clear_hdd", json!({"clear_hdd": "shred"}), 422, "clear_hdd"),
         ("operation_diag", json!({"clear_hdd": "none", "os_template_id": 1}), 422, "os_template_id"),

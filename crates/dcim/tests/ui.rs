@@ -359,6 +359,21 @@ async fn refused_actions_say_why_by_the_field(db: Db) {
     let p = post_form(
         &s,
         &t.admin,
+        &path,
+        &[
+            ("_csrf", &csrf),
+            ("os_template_id", &tpl),
+            ("hdd_raid", "raid_1"),
+            ("password", "root-pass-1"),
+            ("hostname", "no such host!"),
+            ("confirm", "yes"),
+        ],
+    )
+    .await;
+    assert!(p.body.contains("id=\"install-hostname-error\">hostname:"), "{}", p.body);
+    let p = post_form(
+        &s,
+        &t.admin,
         &format!("/ui/servers/{}/owner", t.other),
         &[("_csrf", &csrf), ("owner", "x@example.com")],
     )

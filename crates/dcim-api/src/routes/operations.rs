@@ -306,7 +306,12 @@ pub async fn operation_os(
     .await
     .map_err(|_| ApiError::internal())?
     .map_err(|_| ApiError::internal())?;
-    let hostname = if server.domain.is_empty() { server.name.clone() } else { server.domain.clone() };
+    let given = b.hostname.as_deref().map(|h| dcim_core::validate::domain_name("hostname", h)).transpose()?;
+    let hostname = match given.filter(|h| !h.is_empty()) {
+        Some(h) => h,
+        None if server.domain.is_empty() => server.name.clone(),
+        None => server.domain.clone(),
+    };
     let op = Operation::InstallOs {
         template_id: tpl.id,
         template: tpl.name,

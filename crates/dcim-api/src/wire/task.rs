@@ -105,6 +105,10 @@ pub struct OsRequest {
     pub password: String,
     #[serde(default)]
     pub ssh_pub_keys: Vec<String>,
+    /// The installed system's host name (not in DCImanager's body); absent or empty: the
+    /// server's `domain`, else its name.
+    #[serde(default)]
+    pub hostname: Option<String>,
 }
 
 /// An agent's report: `kind` is `hardware`, `wiped`, `installed`, `progress`, `done` or `failed`.
