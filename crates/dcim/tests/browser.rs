@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Served;
 use common::tempdir::Dir;
+use common::{Remote, Served};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
@@ -131,44 +131,6 @@ impl Browser {
     }
 }
 
-/// The demo's API, for setting things up and for the numbers to compare with.
-struct Api {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut rb = self.http.request(method, format!("{}/api{path}", self.base)).bearer_auth(&self.token);
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        let r = rb.send().await.unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.unwrap()
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        self.call(reqwest::Method::GET, path, None).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        self.call(reqwest::Method::POST, path, Some(body)).await
-    }
-
-    async fn wait(&self, task: i64) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !matches!(
-            self.get(&format!("/dci/v3/task/{task}")).await["status"].as_str(),
-            Some("complete" | "fail" | "canceled")
-        ) {
-            assert!(Instant::now() < deadline, "task {task} did not end");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ui_in_a_real_browser() {
     let dir = Dir::new();
@@ -181,15 +143,8 @@ async fn the_ui_in_a_real_browser() {
     let creds = served.lines.iter().find(|l| l.starts_with("demo admin:")).unwrap().clone();
     let password = creds.split_whitespace().nth(5).unwrap().to_owned();
     let url = served.url.clone();
-    let http = common::client();
-    let login = http
-        .post(format!("{url}/api/auth/v4/public/token"))
-        .json(&json!({"email": "admin@example.com", "password": password}))
-        .send()
-        .await
-        .unwrap();
-    let token = login.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
-    let api = Api { base: url.clone(), token, http };
+    // The demo's API, for setting things up and for the numbers to compare with.
+    let api = Remote::login(&format!("{url}/api"), "admin@example.com", &password).await;
     let b = browser().await;
 
     // Log in.
@@ -220,7 +175,7 @@ async fn the_ui_in_a_real_browser() {
     // Power a server off and see it change in place (no reload: a mark set in the
     // page survives).
     let on = api.post("/dci/v3/server/5/power_on", json!({})).await["task"].as_i64().unwrap();
-    api.wait(on).await;
+    api.until(on, |t| t["status"] == "complete").await;
     b.client.goto(&format!("{url}/ui/servers/5")).await.unwrap();
     b.wait_for("#power", |t| t == "on").await;
     b.js("window.dcimMark = 42; return true").await;

@@ -7,62 +7,8 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Served};
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Remote, Served};
 use serde_json::{Value, json};
-
-/// A client of a spawned `dcim`.
-struct Remote {
-    base: String,
-    token: String,
-    client: reqwest::Client,
-}
-
-impl Remote {
-    async fn login(base: &str) -> Remote {
-        let client = common::client();
-        let v: Value = client
-            .post(format!("{base}/auth/v4/public/token"))
-            .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        Remote { base: base.to_owned(), token: v["token"].as_str().unwrap().to_owned(), client }
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut rb = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        let r = rb.send().await.unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.unwrap()
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        self.call(reqwest::Method::GET, path, None).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        self.call(reqwest::Method::POST, path, Some(body)).await
-    }
-
-    /// Polls a task until `done(task)` or 30 s.
-    async fn until(&self, id: i64, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let t = self.get(&format!("/dci/v3/task/{id}")).await;
-            if done(&t) {
-                return t;
-            }
-            assert!(Instant::now() < deadline, "task {id} stuck: {t}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
 
 fn ended(t: &Value) -> bool {
     matches!(t["status"].as_str(), Some("complete" | "fail" | "canceled"))
@@ -107,13 +53,13 @@ async fn postgres_another_process_takes_over() {
     let dir_a = common::tempdir::Dir::new();
     let dir_b = common::tempdir::Dir::new();
     let a = Served::start(dcim(dir_a.0.to_str().unwrap(), Some(&url), 1500));
-    let ra = Remote::login(&a.url).await;
+    let ra = Remote::login(&a.url, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let servers = site(&ra, 1).await;
     let task = ra.post(&format!("/dci/v3/server/{}/power_on", servers[0]), json!({})).await["task"].as_i64().unwrap();
     ra.until(task, |t| t["status"] == "running").await;
     // Only now does the second process start, so the first one holds the task.
     let b = Served::start(dcim(dir_b.0.to_str().unwrap(), Some(&url), 0));
-    let rb = Remote::login(&b.url).await;
+    let rb = Remote::login(&b.url, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     a.crash();
     let killed = Instant::now();
     let t = rb.until(task, ended).await;
@@ -131,7 +77,10 @@ async fn postgres_each_task_runs_exactly_once() {
     let (dir_a, dir_b) = (common::tempdir::Dir::new(), common::tempdir::Dir::new());
     let a = Served::start(dcim(dir_a.0.to_str().unwrap(), Some(&url), 20));
     let b = Served::start(dcim(dir_b.0.to_str().unwrap(), Some(&url), 20));
-    let (ra, rb) = (Remote::login(&a.url).await, Remote::login(&b.url).await);
+    let (ra, rb) = (
+        Remote::login(&a.url, ADMIN_EMAIL, ADMIN_PASSWORD).await,
+        Remote::login(&b.url, ADMIN_EMAIL, ADMIN_PASSWORD).await,
+    );
     let servers = site(&ra, 30).await;
     let mut tasks = vec![];
     for (i, s) in servers.iter().enumerate() {
@@ -157,7 +106,7 @@ async fn sqlite_restart_resumes() {
     let dir = common::tempdir::Dir::new();
     let d = dir.0.to_str().unwrap();
     let a = Served::start(dcim(d, None, 1500));
-    let ra = Remote::login(&a.url).await;
+    let ra = Remote::login(&a.url, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let servers = site(&ra, 1).await;
     let task = ra
         .post(&format!("/dci/v3/server/{}/operation_clear_hdd", servers[0]), json!({"clear_hdd": "simple"}))
@@ -169,7 +118,7 @@ async fn sqlite_restart_resumes() {
     a.crash();
     let b = Served::start(dcim(d, None, 0));
 
-    let rb = Remote::login(&b.url).await;
+    let rb = Remote::login(&b.url, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let t = rb.until(task, ended).await;
     assert_eq!(t["status"], "complete", "{t}");
     b.stop();

@@ -452,3 +452,58 @@ pub async fn add_networks(s: &TestServer) -> (i64, i64, i64) {
         .unwrap();
     (v4, pool, v6)
 }
+
+/// A client of a spawned `dcim` (its API, as an admin by bearer token).
+pub struct Remote {
+    pub base: String,
+    pub token: String,
+    pub client: reqwest::Client,
+}
+
+impl Remote {
+    pub async fn login(base: &str, email: &str, password: &str) -> Remote {
+        let client = client();
+        let v: Value = client
+            .post(format!("{base}/auth/v4/public/token"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = v["token"].as_str().unwrap_or_else(|| panic!("login of {email}: {v}")).to_owned();
+        Remote { base: base.to_owned(), token, client }
+    }
+
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let mut rb = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().await.unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Value {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    /// Polls a task until `done(task)` or 60 s.
+    pub async fn until(&self, id: i64, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let t = self.get(&format!("/dci/v3/task/{id}")).await;
+            if done(&t) {
+                return t;
+            }
+            assert!(std::time::Instant::now() < deadline, "task {id} stuck: {t}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
