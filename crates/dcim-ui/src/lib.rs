@@ -18,6 +18,7 @@
 pub mod filter;
 pub mod pages;
 pub mod session;
+pub mod view;
 
 use axum::Router;
 use axum::extract::{Path, Request};

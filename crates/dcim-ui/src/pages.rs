@@ -13,7 +13,7 @@ use askama::Template;
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use dcim_api::AppState;
 use dcim_api::auth::Caller;
 use dcim_api::error::{ApiError, ErrorKind};
@@ -29,55 +29,11 @@ use serde_json::Value;
 
 use crate::filter::{self, ServerFilter, quote};
 use crate::session::Ui;
+use crate::view::{Chrome, error_page, render};
 
-/// Renders a template with the security headers every page carries (see `lib.rs`).
-pub fn render<T: Template>(t: &T, status: StatusCode) -> Response {
-    match t.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "a page failed to render");
-            (StatusCode::INTERNAL_SERVER_ERROR, "the page failed to render; the server log has the details")
-                .into_response()
-        }
-    }
-}
-
-/// The top bar's data.
-pub struct Chrome {
-    pub csrf: String,
-    pub email: String,
-    pub role: String,
-    pub admin: bool,
-    pub nav: &'static str,
-    pub q: String,
-}
-
-impl Chrome {
-    fn of(ui: &Ui, nav: &'static str) -> Chrome {
-        Chrome {
-            csrf: ui.csrf.clone(),
-            email: ui.caller.email.clone(),
-            role: ui.caller.role.as_str().to_owned(),
-            admin: ui.caller.is_admin(),
-            nav,
-            q: String::new(),
-        }
-    }
-}
-
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage {
-    chrome: Option<Chrome>,
-    status: u16,
-    msg: String,
-}
-
-/// An error as a page, with the status of the API's error table.
-pub fn error_page(e: ApiError, ui: Option<&Ui>) -> Response {
-    let (status, _) = e.kind.status_and_code();
-    let page = ErrorPage { chrome: ui.map(|u| Chrome::of(u, "")), status: status.as_u16(), msg: e.msg };
-    render(&page, status)
+/// An error as a page with the top bar of `ui`.
+fn fail(e: ApiError, ui: &Ui) -> Response {
+    error_page(e, Some(ui.chrome("")))
 }
 
 fn query(w: &str, orderby: &str, limit: &str) -> Result<ListQuery, ApiError> {
@@ -85,16 +41,6 @@ fn query(w: &str, orderby: &str, limit: &str) -> Result<ListQuery, ApiError> {
     let o = (!orderby.is_empty()).then_some(orderby);
     let l = (!limit.is_empty()).then_some(limit);
     Ok(ListQuery::parse(w, o, l)?)
-}
-
-#[derive(Template)]
-#[template(path = "login.html")]
-pub struct LoginPage {
-    pub next: String,
-    pub error: String,
-    pub email: String,
-    /// The login form's double-submit token.
-    pub form: String,
 }
 
 // --- dashboard
@@ -139,7 +85,7 @@ fn servers_href(w: &str) -> String {
 pub async fn dashboard(ui: Ui, State(st): State<AppState>) -> Response {
     match dashboard_page(&ui, &st).await {
         Ok(p) => render(&p, StatusCode::OK),
-        Err(e) => error_page(e, Some(&ui)),
+        Err(e) => fail(e, &ui),
     }
 }
 
@@ -194,7 +140,7 @@ async fn dashboard_page(ui: &Ui, st: &AppState) -> Result<Dashboard, ApiError> {
         })
         .collect();
     Ok(Dashboard {
-        chrome: Chrome::of(ui, "dashboard"),
+        chrome: ui.chrome("dashboard"),
         total,
         by_state,
         by_power,
@@ -316,7 +262,7 @@ struct Servers {
 /// `GET /ui/servers`.
 pub async fn servers(ui: Ui, State(st): State<AppState>, Query(f): Query<ServerFilter>) -> Response {
     let mut page = Servers {
-        chrome: Chrome::of(&ui, "servers"),
+        chrome: ui.chrome("servers"),
         rows: vec![],
         pager: Pager::default(),
         cols: vec![],
@@ -371,7 +317,7 @@ pub async fn servers(ui: Ui, State(st): State<AppState>, Query(f): Query<ServerF
         Err(e) => {
             let e = ApiError::from(e);
             if e.kind != ErrorKind::BadQuery {
-                return error_page(e, Some(&ui));
+                return fail(e, &ui);
             }
             page.error = e.msg;
             render(&page, StatusCode::BAD_REQUEST)
@@ -596,7 +542,7 @@ async fn server_page(ui: &Ui, st: &AppState, id: i64) -> Result<ServerPage, ApiE
             .collect::<Vec<_>>()
     };
     Ok(ServerPage {
-        chrome: Chrome::of(ui, "servers"),
+        chrome: ui.chrome("servers"),
         live: live_of(&s, ui),
         templates: pick("os"),
         diag_templates: pick("diag"),
@@ -610,7 +556,7 @@ async fn server_page(ui: &Ui, st: &AppState, id: i64) -> Result<ServerPage, ApiE
 pub async fn server(ui: Ui, State(st): State<AppState>, Path(id): Path<i64>) -> Response {
     match server_page(&ui, &st, id).await {
         Ok(p) => render(&p, StatusCode::OK),
-        Err(e) => error_page(e, Some(&ui)),
+        Err(e) => fail(e, &ui),
     }
 }
 
@@ -625,7 +571,7 @@ pub struct LiveQuery {
 pub async fn live(ui: Ui, State(st): State<AppState>, Path(id): Path<i64>, Query(_q): Query<LiveQuery>) -> Response {
     match st.store.get_server(id, &ui.caller.server_scope()).await {
         Ok(s) => render(&live_of(&Server::from(s), &ui), StatusCode::OK),
-        Err(e) => error_page(e.into(), Some(&ui)),
+        Err(e) => fail(e.into(), &ui),
     }
 }
 
@@ -738,7 +684,7 @@ pub async fn action(
     let form = action.clone();
     match run_action(&st, ui.caller.clone(), id, &action, f).await {
         Ok(()) => Redirect::to(&format!("/ui/servers/{id}")).into_response(),
-        Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::NoHandler) => error_page(e, Some(&ui)),
+        Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::NoHandler) => fail(e, &ui),
         Err(e) => {
             let (status, _) = e.kind.status_and_code();
             match server_page(&ui, &st, id).await {
@@ -748,7 +694,7 @@ pub async fn action(
                     p.error = e.msg;
                     render(&p, status)
                 }
-                Err(e) => error_page(e, Some(&ui)),
+                Err(e) => fail(e, &ui),
             }
         }
     }
@@ -825,7 +771,7 @@ pub async fn tasks(ui: Ui, State(st): State<AppState>, Query(f): Query<TaskFilte
     let page_no = f.page.unwrap_or(1).max(1);
     let offset = (page_no - 1) * filter::PAGE;
     let mut page = Tasks {
-        chrome: Chrome::of(&ui, "tasks"),
+        chrome: ui.chrome("tasks"),
         status: f.status.clone(),
         name: f.name.clone(),
         server: f.server.clone(),
@@ -857,7 +803,7 @@ pub async fn tasks(ui: Ui, State(st): State<AppState>, Query(f): Query<TaskFilte
             page.error = e.msg;
             render(&page, StatusCode::BAD_REQUEST)
         }
-        Err(e) => error_page(e, Some(&ui)),
+        Err(e) => fail(e, &ui),
     }
 }
 
@@ -890,8 +836,8 @@ async fn task_steps(ui: &Ui, st: &AppState, id: i64) -> Result<TaskSteps, ApiErr
 /// `GET /ui/tasks/{id}`.
 pub async fn task(ui: Ui, State(st): State<AppState>, Path(id): Path<i64>) -> Response {
     match task_steps(&ui, &st, id).await {
-        Ok(steps) => render(&TaskPage { chrome: Chrome::of(&ui, "tasks"), steps }, StatusCode::OK),
-        Err(e) => error_page(e, Some(&ui)),
+        Ok(steps) => render(&TaskPage { chrome: ui.chrome("tasks"), steps }, StatusCode::OK),
+        Err(e) => fail(e, &ui),
     }
 }
 
@@ -899,6 +845,6 @@ pub async fn task(ui: Ui, State(st): State<AppState>, Path(id): Path<i64>) -> Re
 pub async fn task_live(ui: Ui, State(st): State<AppState>, Path(id): Path<i64>) -> Response {
     match task_steps(&ui, &st, id).await {
         Ok(steps) => render(&steps, StatusCode::OK),
-        Err(e) => error_page(e, Some(&ui)),
+        Err(e) => fail(e, &ui),
     }
 }

@@ -70,12 +70,24 @@ impl FromRequestParts<AppState> for Ui {
         match caller_for_token(st, &token).await {
             Ok(caller) => Ok(Ui { caller, csrf: csrf_of(&token), token }),
             Err(e) if e.kind == dcim_api::error::ErrorKind::Unauthorized => Err(to_login(parts)),
-            Err(e) => Err(crate::pages::error_page(e, None)),
+            Err(e) => Err(crate::view::error_page(e, None)),
         }
     }
 }
 
 impl Ui {
+    /// The top bar of a page in section `nav`.
+    pub fn chrome(&self, nav: &'static str) -> crate::view::Chrome {
+        crate::view::Chrome {
+            csrf: self.csrf.clone(),
+            email: self.caller.email.clone(),
+            role: self.caller.role.as_str().to_owned(),
+            admin: self.caller.is_admin(),
+            nav,
+            q: String::new(),
+        }
+    }
+
     /// Refuses a write whose CSRF token (form field or header) is not this session's.
     pub fn check_csrf(&self, headers: &HeaderMap, field: &str) -> Result<(), Box<Response>> {
         let given = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or(field);
@@ -86,7 +98,7 @@ impl Ui {
                 dcim_api::error::ErrorKind::XsrfMismatch,
                 "the form is out of date or came from another site (CSRF token); reload the page and try again",
             );
-            Err(Box::new(crate::pages::error_page(e, Some(self))))
+            Err(Box::new(crate::view::error_page(e, Some(self.chrome("")))))
         }
     }
 }
@@ -133,7 +145,7 @@ pub async fn login_page(
 ) -> Response {
     let token = new_secret();
     let secure = st.cfg.secure_cookies;
-    let page = crate::pages::LoginPage {
+    let page = crate::view::LoginPage {
         next: safe_next(&q.next).to_owned(),
         error: q.error,
         email: String::new(),
@@ -143,14 +155,14 @@ pub async fn login_page(
 }
 
 fn login_answer(
-    page: crate::pages::LoginPage,
+    page: crate::view::LoginPage,
     form_token: &str,
     secure: bool,
     status: axum::http::StatusCode,
 ) -> Response {
     let s = if secure { "; Secure" } else { "" };
     let c = format!("{LOGIN_COOKIE}={form_token}; Path=/ui/login; HttpOnly; SameSite=Strict{s}");
-    let mut r = crate::pages::render(&page, status);
+    let mut r = crate::view::render(&page, status);
     if let Ok(v) = HeaderValue::from_str(&c) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -177,7 +189,7 @@ pub async fn login(
     let secure = st.cfg.secure_cookies;
     let retry = |error: String, email: String| {
         let token = new_secret();
-        let page = crate::pages::LoginPage { next: safe_next(&f.next).to_owned(), error, email, form: token.clone() };
+        let page = crate::view::LoginPage { next: safe_next(&f.next).to_owned(), error, email, form: token.clone() };
         login_answer(page, &token, secure, axum::http::StatusCode::UNAUTHORIZED)
     };
     if !cookie(&headers, LOGIN_COOKIE).is_some_and(|c| same(c, &f.form)) {
@@ -225,7 +237,7 @@ pub async fn logout(
     let hash = hash_secret(&ui.token);
     st.sessions.forget(Some(&hash), None);
     if let Err(e) = st.store.delete_session(&hash).await {
-        return crate::pages::error_page(e.into(), None);
+        return crate::view::error_page(e.into(), None);
     }
     let mut r = Redirect::to("/ui/login").into_response();
     for c in [cleared(UI_COOKIE, "/ui"), format!("{COOKIE}=; Path=/; Max-Age=0")] {
