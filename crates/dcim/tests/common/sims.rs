@@ -450,7 +450,6 @@ impl Sushy {
         let python = require_python_module("sushy_tools");
         let emulator = require_file(&venv().join("bin/sushy-emulator"), "sushy-emulator in the virtualenv");
         let dir = Dir::new();
-        let port = free_tcp_port();
 
         // htpasswd: bcrypt is the only digest sushy takes; cost 4 keeps each request cheap.
         let out = Command::new(&python)
@@ -479,46 +478,60 @@ impl Sushy {
             ));
         }
         let delay = opts.power_delay.map_or(-1, i64::from).to_string();
-        let conf = template(
-            "redfish/emulator.conf.in",
-            &[
-                ("PORT", &port.to_string()),
-                ("DIR", dir.0.to_str().unwrap()),
-                ("SYSTEMS", &format!("[{}]", list.join(",\n    "))),
-                ("POWER_DELAY", &delay),
-            ],
-        );
-        std::fs::write(dir.0.join("emulator.conf"), conf).unwrap();
-
-        let mut cmd = Command::new(emulator);
-        cmd.arg("--config").arg(dir.0.join("emulator.conf"));
         let cert_pem = opts.https.then(|| {
             let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
                 .expect("self-signed certificate");
             let pem = ck.cert.pem();
             std::fs::write(dir.0.join("cert.pem"), &pem).unwrap();
             std::fs::write(dir.0.join("key.pem"), ck.signing_key.serialize_pem()).unwrap();
-            cmd.arg("--ssl-certificate").arg(dir.0.join("cert.pem"));
-            cmd.arg("--ssl-key").arg(dir.0.join("key.pem"));
             pem
         });
-        let log = std::fs::File::create(dir.0.join("emu.log")).unwrap();
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting sushy-emulator: {e}"));
-        let mut sushy = Sushy { child, port, user: user.into(), password: password.into(), cert_pem, dir };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = sushy.child.try_wait() {
-                panic!("sushy-emulator exited ({status}): {}", sushy.log());
+        // A free port may be taken by another test's simulator before sushy binds it, and
+        // a connect would then reach that one: sushy is up only once its own log says it
+        // runs; if it exits because the port is in use, it starts again on another.
+        for _ in 0..5 {
+            let port = free_tcp_port();
+            let conf = template(
+                "redfish/emulator.conf.in",
+                &[
+                    ("PORT", &port.to_string()),
+                    ("DIR", dir.0.to_str().unwrap()),
+                    ("SYSTEMS", &format!("[{}]", list.join(",\n    "))),
+                    ("POWER_DELAY", &delay),
+                ],
+            );
+            std::fs::write(dir.0.join("emulator.conf"), conf).unwrap();
+            let mut cmd = Command::new(&emulator);
+            cmd.arg("--config").arg(dir.0.join("emulator.conf"));
+            if cert_pem.is_some() {
+                cmd.arg("--ssl-certificate").arg(dir.0.join("cert.pem"));
+                cmd.arg("--ssl-key").arg(dir.0.join("key.pem"));
             }
-            assert!(Instant::now() < deadline, "sushy-emulator did not listen: {}", sushy.log());
-            std::thread::sleep(Duration::from_millis(25));
+            let log = std::fs::File::create(dir.0.join("emu.log")).unwrap();
+            let mut child = cmd
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("starting sushy-emulator: {e}"));
+            let deadline = Instant::now() + Duration::from_secs(15);
+            let up = loop {
+                let log = read(&dir.0, "emu.log").unwrap_or_default();
+                if let Ok(Some(status)) = child.try_wait() {
+                    assert!(log.contains("Address already in use"), "sushy-emulator exited ({status}): {log}");
+                    break false;
+                }
+                if log.contains(" * Running on ") && TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    break true;
+                }
+                assert!(Instant::now() < deadline, "sushy-emulator did not listen: {log}");
+                std::thread::sleep(Duration::from_millis(25));
+            };
+            if up {
+                return Sushy { child, port, user: user.into(), password: password.into(), cert_pem, dir };
+            }
         }
-        sushy
+        panic!("sushy-emulator found no free port in 5 tries");
     }
 
     pub fn port(&self) -> u16 {
