@@ -3,6 +3,7 @@
 //! one loopback round trip), and, when chromedriver is installed, the time headless
 //! Chromium takes from navigation to a loaded page.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -61,6 +62,7 @@ async fn browser(base: &str, id: usize) -> anyhow::Result<()> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mut driver = Command::new("chromedriver")
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -106,7 +108,8 @@ async fn browser(base: &str, id: usize) -> anyhow::Result<()> {
         anyhow::Ok(())
     }
     .await;
-    let _ = driver.kill();
+    // chromedriver leads its own process group, Chromium included.
+    let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", driver.id())]).status();
     let _ = driver.wait();
     let _ = std::fs::remove_dir_all(&profile);
     result

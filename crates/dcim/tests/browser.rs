@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,7 +28,10 @@ struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        // chromedriver leads its own process group, Chromium's processes included: a test
+        // that failed midway leaves no browser behind.
+        let pgid = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &pgid]).status();
         let _ = self.driver.wait();
     }
 }
@@ -40,6 +44,7 @@ async fn browser() -> Browser {
     let port = free_port();
     let driver = Command::new("chromedriver")
         .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
