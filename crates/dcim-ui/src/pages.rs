@@ -417,7 +417,7 @@ pub struct Live {
     pub row: Row,
     pub state_info: String,
     /// The current or last task, and whether it is still going.
-    pub task: Option<(i64, String, i64)>,
+    pub task: Option<(i64, String)>,
     pub active: bool,
     pub failure: String,
     pub steps: Vec<Step>,
@@ -460,7 +460,7 @@ fn live_of(s: &Server, ui: &Ui) -> Live {
         id: s.id,
         row: Row::from(s),
         state_info: s.state_info.clone(),
-        task: op.map(|o| (o.id, o.status.clone(), 0)),
+        task: op.map(|o| (o.id, o.status.clone())),
         active,
         failure: op
             .filter(|o| matches!(o.status.as_str(), "fail" | "canceled"))
@@ -560,15 +560,8 @@ pub async fn server(ui: Ui, State(st): State<AppState>, Path(id): Path<i64>) -> 
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub struct LiveQuery {
-    /// The task the page showed running when it asked.
-    task: Option<i64>,
-}
-
 /// `GET /ui/servers/{id}/live`: the fragment a running task's page polls.
-pub async fn live(ui: Ui, State(st): State<AppState>, Path(id): Path<i64>, Query(_q): Query<LiveQuery>) -> Response {
+pub async fn live(ui: Ui, State(st): State<AppState>, Path(id): Path<i64>) -> Response {
     match st.store.get_server(id, &ui.caller.server_scope()).await {
         Ok(s) => render(&live_of(&Server::from(s), &ui), StatusCode::OK),
         Err(e) => fail(e.into(), &ui),
@@ -599,16 +592,18 @@ fn int_field(field: &str, v: &str) -> Result<i64, ApiError> {
     v.trim().parse().map_err(|_| ApiError::invalid(field, "choose one"))
 }
 
+/// A destructive action's box was ticked; if not, the refusal names the server.
+async fn confirmed(st: &AppState, c: &Caller, id: i64, ticked: bool) -> Result<(), ApiError> {
+    if ticked {
+        return Ok(());
+    }
+    let name = st.store.get_server(id, &c.server_scope()).await?.server.name;
+    Err(ApiError::invalid("confirm", format!("tick the box to confirm this on {name}")))
+}
+
 /// Runs `action` through the API's own handler, as the caller.
 async fn run_action(st: &AppState, c: Caller, id: i64, action: &str, f: ActionForm) -> Result<(), ApiError> {
     let s = State(st.clone());
-    let confirmed = |name: &str| {
-        if f.confirm.is_some() {
-            Ok(())
-        } else {
-            Err(ApiError::invalid("confirm", format!("tick the box to confirm this on {name}")))
-        }
-    };
     match action {
         "power_on" => ops::power_on(c, s, Path(id), Body(Empty {})).await.map(drop),
         "power_off" => ops::power_off(c, s, Path(id), Body(Empty {})).await.map(drop),
@@ -631,13 +626,11 @@ async fn run_action(st: &AppState, c: Caller, id: i64, action: &str, f: ActionFo
             ops::operation_diag(c, s, Path(id), Body(b)).await.map(drop)
         }
         "wipe" => {
-            let name = st.store.get_server(id, &c.server_scope()).await?.server.name;
-            confirmed(&name)?;
+            confirmed(st, &c, id, f.confirm.is_some()).await?;
             let b = dcim_api::wire::task::ClearHddRequest { clear_hdd: f.clear_hdd };
             ops::operation_clear_hdd(c, s, Path(id), Body(b)).await.map(drop)
         }
         "install" => {
-            let name = st.store.get_server(id, &c.server_scope()).await?.server.name;
             let b = dcim_api::wire::task::OsRequest {
                 hdd_raid: f.hdd_raid,
                 os_template_id: int_field("os_template_id", &f.os_template_id)?,
@@ -651,7 +644,7 @@ async fn run_action(st: &AppState, c: Caller, id: i64, action: &str, f: ActionFo
                     .collect(),
                 hostname: Some(f.hostname),
             };
-            confirmed(&name)?;
+            confirmed(st, &c, id, f.confirm.is_some()).await?;
             ops::operation_os(c, s, Path(id), Body(b)).await.map(drop)
         }
         "owner" => {

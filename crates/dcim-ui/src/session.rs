@@ -130,7 +130,6 @@ fn cleared(name: &str, path: &str) -> String {
 #[serde(default)]
 pub struct LoginQuery {
     pub next: String,
-    pub error: String,
 }
 
 /// Only a path of the UI itself is a place to go back to after login.
@@ -147,7 +146,7 @@ pub async fn login_page(
     let secure = st.cfg.secure_cookies;
     let page = crate::view::LoginPage {
         next: safe_next(&q.next).to_owned(),
-        error: q.error,
+        error: String::new(),
         email: String::new(),
         form: token.clone(),
     };

@@ -338,38 +338,22 @@ async fn refused_actions_say_why_by_the_field(db: Db) {
     let csrf = field(&page(&s, &t.admin, "/ui/").await.body, "_csrf");
     let tpl = s.get("/dci/v3/os_template?where=type%20EQ%20os").await["list"][0]["id"].to_string();
     let path = format!("/ui/servers/{}/install", t.own);
-    let p = post_form(
-        &s,
-        &t.admin,
-        &path,
-        &[("_csrf", &csrf), ("os_template_id", &tpl), ("hdd_raid", "raid_1"), ("password", ""), ("confirm", "yes")],
-    )
-    .await;
+    let install = |more: &'static [(&'static str, &'static str)]| {
+        let mut form = vec![("_csrf", csrf.clone()), ("os_template_id", tpl.clone()), ("hdd_raid", "raid_1".into())];
+        form.extend(more.iter().map(|(k, v)| (*k, v.to_string())));
+        let (s, token, path) = (&s, t.admin.clone(), path.clone());
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post_form(s, &token, &path, &form).await
+        }
+    };
+    let p = install(&[("password", ""), ("confirm", "yes")]).await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(p.body.contains("id=\"install-password-error\">password: must be 1 to 256"), "{}", p.body);
-    let p = post_form(
-        &s,
-        &t.admin,
-        &path,
-        &[("_csrf", &csrf), ("os_template_id", &tpl), ("hdd_raid", "raid_1"), ("password", "root-pass-1")],
-    )
-    .await;
+    let p = install(&[("password", "root-pass-1")]).await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "the confirmation box is needed");
     assert!(p.body.contains("tick the box to confirm this on op-1"), "{}", p.body);
-    let p = post_form(
-        &s,
-        &t.admin,
-        &path,
-        &[
-            ("_csrf", &csrf),
-            ("os_template_id", &tpl),
-            ("hdd_raid", "raid_1"),
-            ("password", "root-pass-1"),
-            ("hostname", "no such host!"),
-            ("confirm", "yes"),
-        ],
-    )
-    .await;
+    let p = install(&[("password", "root-pass-1"), ("hostname", "no such host!"), ("confirm", "yes")]).await;
     assert!(p.body.contains("id=\"install-hostname-error\">hostname:"), "{}", p.body);
     let p = post_form(
         &s,
@@ -381,19 +365,7 @@ async fn refused_actions_say_why_by_the_field(db: Db) {
     assert!(p.body.contains("id=\"owner-error\">owner: there is no user x@example.com"), "{}", p.body);
     assert_eq!(s.get("/dci/v3/task").await["size"], 0, "nothing started");
     // A good install runs and its steps show on the task page.
-    let p = post_form(
-        &s,
-        &t.admin,
-        &path,
-        &[
-            ("_csrf", &csrf),
-            ("os_template_id", &tpl),
-            ("hdd_raid", "raid_1"),
-            ("password", "root-pass-1"),
-            ("confirm", "yes"),
-        ],
-    )
-    .await;
+    let p = install(&[("password", "root-pass-1"), ("confirm", "yes")]).await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
     let task = s.get("/dci/v3/task").await["list"][0].clone();
     let done: Value = wait_task(&s, task["id"].as_i64().unwrap()).await;

@@ -318,14 +318,9 @@ pub fn assert_error(status: StatusCode, v: &Value, expected: StatusCode) -> Stri
     e["msg"].as_str().unwrap().to_owned()
 }
 
-/// Percent-encodes a query value.
+/// Percent-encodes a query value (the web UI's own encoder).
 pub fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    dcim_ui::filter::encode(s)
 }
 
 /// Waits until a task has ended (complete, fail or canceled) and returns it.
