@@ -32,6 +32,8 @@ pub struct Caller {
     pub user_id: i64,
     pub email: String,
     pub role: Role,
+    /// The session or long-lived token the request came with.
+    pub session_id: i64,
 }
 
 impl Caller {
@@ -116,7 +118,18 @@ pub async fn caller_for_token(state: &AppState, token: &str) -> ApiResult<Caller
         .session_user(&hash, idle, idle.min(60) / 2)
         .await?
         .ok_or_else(|| ApiError::unauthorized("the session has expired or was logged out; log in again"))?;
-    let caller = Caller { user_id: s.user_id, email: s.email, role: s.role.parse().unwrap_or(Role::User) };
+    if s.confirmed == 0 {
+        return Err(ApiError::new(
+            ErrorKind::SecondFactor,
+            "this token waits for the second factor: POST /auth/v4/public/token/confirm with the code",
+        ));
+    }
+    let caller = Caller {
+        user_id: s.user_id,
+        email: s.email,
+        role: s.role.parse().unwrap_or(Role::User),
+        session_id: s.session_id,
+    };
     state.sessions.put(hash, caller.clone());
     Ok(caller)
 }

@@ -13,8 +13,10 @@ use serde_json::{Value, json};
 pub enum ErrorKind {
     /// No session, or a session that expired or was logged out.
     Unauthorized,
-    /// The wrong e-mail or password.
+    /// The wrong e-mail or password, or a wrong second factor.
     BadCredentials,
+    /// The token of a user with two-factor authentication, not yet confirmed by a code.
+    SecondFactor,
     /// The caller's role may not do this.
     Forbidden,
     /// A cookie-authenticated POST or DELETE without a matching `x-xsrf-token`.
@@ -50,6 +52,7 @@ impl ErrorKind {
     pub const TABLE: &'static [(ErrorKind, u16, i64)] = &[
         (ErrorKind::Unauthorized, 401, 1000),
         (ErrorKind::BadCredentials, 401, 1001),
+        (ErrorKind::SecondFactor, 401, 1005),
         (ErrorKind::Forbidden, 403, 1002),
         (ErrorKind::XsrfMismatch, 403, 1003),
         (ErrorKind::Throttled, 429, 1004),

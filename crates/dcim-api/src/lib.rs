@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod routes;
+pub mod totp;
 pub mod wire;
 
 use std::sync::Arc;

@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{auth_v4, inventory as inv, ip, operations as ops, servers, users};
+use crate::routes::{auth_v4, auth_v4_self as auth_self, inventory as inv, ip, operations as ops, servers, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,7 +14,13 @@ use crate::routes::{auth_v4, inventory as inv, ip, operations as ops, servers, u
         Every path also answers under /api. Errors: {\"error\":{\"code\",\"msg\",\"value\"}}; see docs/API.md."),
     paths(
         auth_v4::login, auth_v4::login_by_key, auth_v4::logout, auth_v4::whoami, auth_v4::issue_key,
-        auth_v4::key_redirect,
+        auth_v4::key_redirect, auth_v4::create_token, auth_v4::list_tokens, auth_v4::confirm_token,
+        auth_v4::setup_2fa, auth_v4::delete_self_2fa, auth_v4::delete_user_2fa, auth_v4::generate_reserve_codes,
+        auth_v4::qrcode, auth_v4::roles, auth_v4::time,
+        auth_self::get_self, auth_self::edit_self, auth_self::self_password, auth_self::user_password,
+        auth_self::suspend_user, auth_self::resume_user, auth_self::lock_user, auth_self::unlock_user,
+        auth_self::list_self_ssh_keys, auth_self::create_self_ssh_key, auth_self::get_self_ssh_key,
+        auth_self::edit_self_ssh_key, auth_self::delete_self_ssh_key, auth_self::list_user_ssh_keys,
         users::list_users, users::get_user, users::create_user, users::edit_user, users::block_user,
         users::unblock_user, users::delete_user,
         servers::server_configuration, servers::list_servers, servers::get_server, servers::set_owner,

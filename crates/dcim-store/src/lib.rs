@@ -10,6 +10,7 @@
 //! This crate knows nothing of HTTP or of the DCImanager wire shapes: it returns rows,
 //! and the API layer shapes them.
 
+pub mod accounts;
 mod error;
 pub mod inventory;
 pub mod ipam;

@@ -1,5 +1,10 @@
-//! Sessions and one-time login keys. Only SHA-256 hashes of tokens and keys are
-//! stored: a copy of the database does not let anyone log in.
+//! Sessions, long-lived tokens and one-time login keys. Only SHA-256 hashes of tokens
+//! and keys are stored: a copy of the database does not let anyone log in.
+//!
+//! A session ends after an idle time; a long-lived token (`expires_at` set, made by
+//! `POST /auth/v4/token` for integrations) at its expiry instead. A session of a user
+//! with two-factor authentication starts unconfirmed and serves nothing until a code
+//! confirms it.
 
 use sqlx::FromRow;
 
@@ -13,22 +18,157 @@ pub struct SessionUser {
     pub email: String,
     pub role: String,
     pub last_seen: i64,
+    pub confirmed: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// A session or long-lived token as its owner may list it (never the token).
+#[derive(Debug, Clone, FromRow)]
+pub struct TokenRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub description: Option<String>,
+    pub created_at: i64,
+    pub last_seen: i64,
+    pub expires_at: Option<i64>,
+    pub confirmed: i64,
+}
+
+/// What confirming a session with a second factor needs to know.
+#[derive(Debug, Clone, FromRow)]
+pub struct PendingSession {
+    pub session_id: i64,
+    pub user_id: i64,
+    pub confirmed: i64,
+    pub totp_secret: Option<String>,
+    pub totp_last_step: i64,
 }
 
 impl Store {
-    pub async fn create_session(&self, user_id: i64, token_hash: &str) -> Result<()> {
-        let t = now();
-        sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, last_seen) VALUES ($1, $2, $3, $3)")
-            .bind(token_hash.to_owned())
+    /// Opens a session; an unconfirmed one waits for a second factor.
+    pub async fn create_session(&self, user_id: i64, token_hash: &str, confirmed: bool) -> Result<i64> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO sessions (token_hash, user_id, created_at, last_seen, confirmed) \
+             VALUES ($1, $2, $3, $3, $4) RETURNING id",
+        )
+        .bind(token_hash.to_owned())
+        .bind(user_id)
+        .bind(now())
+        .bind(i64::from(confirmed))
+        .fetch_one(self.pool())
+        .await?;
+        Ok(id)
+    }
+
+    /// Makes a long-lived token: no idle limit, valid until `expires_at`.
+    pub async fn create_token(
+        &self,
+        user_id: i64,
+        token_hash: &str,
+        expires_at: i64,
+        description: &str,
+    ) -> Result<i64> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO sessions (token_hash, user_id, created_at, last_seen, confirmed, expires_at, description) \
+             VALUES ($1, $2, $3, $3, 1, $4, $5) RETURNING id",
+        )
+        .bind(token_hash.to_owned())
+        .bind(user_id)
+        .bind(now())
+        .bind(expires_at)
+        .bind(description.to_owned())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(id)
+    }
+
+    /// A user's live sessions and tokens, newest first.
+    pub async fn list_tokens(&self, user_id: i64) -> Result<Vec<TokenRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, user_id, description, created_at, last_seen, expires_at, confirmed FROM sessions \
+             WHERE user_id = $1 AND (expires_at IS NULL OR expires_at >= $2) ORDER BY id DESC",
+        )
+        .bind(user_id)
+        .bind(now())
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Ends the session or token `id` (of `user_id` only, when given); its token hash
+    /// if it existed.
+    pub async fn delete_session_by_id(&self, id: i64, user_id: Option<i64>) -> Result<Option<String>> {
+        let row: Option<(String,)> = match user_id {
+            Some(u) => {
+                sqlx::query_as("DELETE FROM sessions WHERE id = $1 AND user_id = $2 RETURNING token_hash")
+                    .bind(id)
+                    .bind(u)
+                    .fetch_optional(self.pool())
+                    .await?
+            }
+            None => {
+                sqlx::query_as("DELETE FROM sessions WHERE id = $1 RETURNING token_hash")
+                    .bind(id)
+                    .fetch_optional(self.pool())
+                    .await?
+            }
+        };
+        Ok(row.map(|r| r.0))
+    }
+
+    /// Ends every session of a user but `keep` (a session id; 0 keeps none).
+    pub async fn delete_other_sessions(&self, user_id: i64, keep: i64) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
             .bind(user_id)
-            .bind(t)
+            .bind(keep)
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// The session `token_hash` and its user's TOTP state, confirmed or not.
+    pub async fn pending_session(&self, token_hash: &str) -> Result<Option<PendingSession>> {
+        Ok(sqlx::query_as(
+            "SELECT s.id AS session_id, u.id AS user_id, s.confirmed, u.totp_secret, u.totp_last_step \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = $1 AND u.blocked = 0 AND (s.expires_at IS NULL OR s.expires_at >= $2)",
+        )
+        .bind(token_hash.to_owned())
+        .bind(now())
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    pub async fn confirm_session(&self, session_id: i64) -> Result<()> {
+        sqlx::query("UPDATE sessions SET confirmed = 1, last_seen = $2 WHERE id = $1")
+            .bind(session_id)
+            .bind(now())
             .execute(self.pool())
             .await?;
         Ok(())
     }
 
-    /// The session for `token_hash` if it was used within `idle_secs`. An idle
-    /// session is deleted when found, and a live one has its `last_seen` moved on
+    /// Counts a wrong second factor against a session; at `max` failures the session
+    /// is deleted (its user must log in again, which the login throttle counts).
+    /// Returns whether the session is still there.
+    pub async fn fail_confirmation(&self, session_id: i64, max: i64) -> Result<bool> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "UPDATE sessions SET confirm_failures = confirm_failures + 1 WHERE id = $1 RETURNING confirm_failures",
+        )
+        .bind(session_id)
+        .fetch_optional(self.pool())
+        .await?;
+        match row {
+            Some((n,)) if n < max => Ok(true),
+            Some(_) => {
+                sqlx::query("DELETE FROM sessions WHERE id = $1").bind(session_id).execute(self.pool()).await?;
+                Ok(false)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The session for `token_hash` if it was used within `idle_secs` (a long-lived
+    /// token: if it has not expired). An idle or expired session is deleted when found, and a live one has its `last_seen` moved on
     /// (at most once every `touch_every` seconds, to keep reads free of writes).
     pub async fn session_user(
         &self,
@@ -37,7 +177,7 @@ impl Store {
         touch_every: i64,
     ) -> Result<Option<SessionUser>> {
         let row: Option<SessionUser> = sqlx::query_as(
-            "SELECT s.id AS session_id, u.id AS user_id, u.email, u.role, s.last_seen \
+            "SELECT s.id AS session_id, u.id AS user_id, u.email, u.role, s.last_seen, s.confirmed, s.expires_at \
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND u.blocked = 0",
         )
         .bind(token_hash.to_owned())
@@ -45,7 +185,11 @@ impl Store {
         .await?;
         let Some(s) = row else { return Ok(None) };
         let t = now();
-        if t - s.last_seen > idle_secs {
+        let expired = match s.expires_at {
+            Some(at) => t > at,
+            None => t - s.last_seen > idle_secs,
+        };
+        if expired {
             sqlx::query("DELETE FROM sessions WHERE id = $1").bind(s.session_id).execute(self.pool()).await?;
             return Ok(None);
         }
@@ -68,11 +212,14 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 
-    /// Removes sessions idle for longer than `idle_secs` and expired keys.
+    /// Removes sessions idle for longer than `idle_secs`, expired tokens and keys.
     pub async fn purge_expired(&self, idle_secs: i64) -> Result<u64> {
         let t = now();
-        let a =
-            sqlx::query("DELETE FROM sessions WHERE last_seen < $1").bind(t - idle_secs).execute(self.pool()).await?;
+        let a = sqlx::query("DELETE FROM sessions WHERE (expires_at IS NULL AND last_seen < $1) OR expires_at < $2")
+            .bind(t - idle_secs)
+            .bind(t)
+            .execute(self.pool())
+            .await?;
         let b = sqlx::query("DELETE FROM auth_keys WHERE expires_at < $1").bind(t).execute(self.pool()).await?;
         Ok(a.rows_affected() + b.rows_affected())
     }

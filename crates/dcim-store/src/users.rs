@@ -18,6 +18,11 @@ pub struct UserRow {
     pub blocked: i64,
     pub vlans_per_user: i64,
     pub server_count: i64,
+    pub uuid: Option<String>,
+    pub lang: String,
+    pub timezone: String,
+    /// 1 while two-factor authentication is on.
+    pub two_factor: i64,
 }
 
 impl UserRow {
@@ -34,6 +39,8 @@ pub struct Credentials {
     pub role: String,
     pub blocked: i64,
     pub password_hash: String,
+    /// 1 while two-factor authentication is on: a login then needs a code too.
+    pub two_factor: i64,
 }
 
 /// A new account; the password is already hashed.
@@ -57,11 +64,14 @@ pub struct UserPatch {
     pub phone_number: Option<String>,
     pub vlans_per_user: Option<i64>,
     pub blocked: Option<bool>,
+    pub lang: Option<String>,
+    pub timezone: Option<String>,
 }
 
 pub const USER_LIST: ListSpec = ListSpec {
     select: "SELECT u.id, u.email, u.full_name, u.phone_number, u.role, u.blocked, u.vlans_per_user, \
-             (SELECT COUNT(*) FROM servers s WHERE s.owner_id = u.id) AS server_count FROM users u",
+             (SELECT COUNT(*) FROM servers s WHERE s.owner_id = u.id) AS server_count, u.uuid, u.lang, u.timezone, \
+             CASE WHEN u.totp_secret IS NULL THEN 0 ELSE 1 END AS two_factor FROM users u",
     from: "users u",
     count_all_from: None,
     fields: &[
@@ -82,8 +92,8 @@ impl Store {
     pub async fn create_user(&self, u: &NewUser) -> Result<i64> {
         let email = u.email.as_str().to_owned();
         let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO users (email, full_name, phone_number, password_hash, role, vlans_per_user, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO users (email, full_name, phone_number, password_hash, role, vlans_per_user, created_at, uuid) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(email.clone())
         .bind(u.full_name.clone())
@@ -92,6 +102,7 @@ impl Store {
         .bind(u.role.as_str())
         .bind(u.vlans_per_user)
         .bind(now())
+        .bind(uuid::Uuid::new_v4().to_string())
         .fetch_one(self.pool())
         .await
         .map_err(|e| StoreError::conflict_on_constraint(e, || format!("a user with e-mail {email} exists")))?;
@@ -120,10 +131,43 @@ impl Store {
     }
 
     pub async fn credentials_by_email(&self, email: &str) -> Result<Option<Credentials>> {
-        Ok(sqlx::query_as("SELECT id, email, role, blocked, password_hash FROM users WHERE email = $1")
-            .bind(email.trim().to_ascii_lowercase())
+        Ok(sqlx::query_as(
+            "SELECT id, email, role, blocked, password_hash, \
+             CASE WHEN totp_secret IS NULL THEN 0 ELSE 1 END AS two_factor FROM users WHERE email = $1",
+        )
+        .bind(email.trim().to_ascii_lowercase())
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// The password hash of a user, for checking its current password.
+    pub async fn password_hash(&self, id: i64) -> Result<String> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT password_hash FROM users WHERE id = $1")
+            .bind(id)
             .fetch_optional(self.pool())
-            .await?)
+            .await?;
+        row.map(|r| r.0).ok_or_else(|| StoreError::not_found("user", id))
+    }
+
+    /// Sets a user's password and ends its sessions but `keep_session` (the session that
+    /// changed its own password; 0 keeps none), in one transaction.
+    pub async fn set_password(&self, id: i64, password_hash: &str, keep_session: i64) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        let r = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash.to_owned())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::not_found("user", id));
+        }
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
+            .bind(id)
+            .bind(keep_session)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn update_user(&self, id: i64, p: &UserPatch) -> Result<()> {
@@ -149,6 +193,12 @@ impl Store {
         if let Some(b) = p.blocked {
             u.set("blocked", b.into());
         }
+        if let Some(v) = &p.lang {
+            u.set("lang", v.as_str().into());
+        }
+        if let Some(v) = &p.timezone {
+            u.set("timezone", v.as_str().into());
+        }
         if u.is_empty() {
             return self.get_user(id).await.map(|_| ());
         }
@@ -166,19 +216,29 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes a user that owns no server. The check and the delete are one statement,
-    /// so a server assigned meanwhile cannot be left with a dangling owner.
+    /// Deletes a user that owns no server and that no service has locked. The checks
+    /// and the delete are one statement, so a server assigned meanwhile cannot be left
+    /// with a dangling owner.
     pub async fn delete_user(&self, id: i64) -> Result<()> {
-        let res =
-            sqlx::query("DELETE FROM users WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM servers WHERE owner_id = $1)")
-                .bind(id)
-                .execute(self.pool())
-                .await
-                .map_err(|e| StoreError::conflict_on_constraint(e, || format!("user {id} still owns servers")))?;
+        let res = sqlx::query(
+            "DELETE FROM users WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM servers WHERE owner_id = $1) \
+             AND NOT EXISTS (SELECT 1 FROM user_locks WHERE user_id = $1)",
+        )
+        .bind(id)
+        .execute(self.pool())
+        .await
+        .map_err(|e| StoreError::conflict_on_constraint(e, || format!("user {id} still owns servers")))?;
         if res.rows_affected() == 1 {
             return Ok(());
         }
         let user = self.get_user(id).await?;
-        Err(StoreError::Conflict(format!("user {id} owns {} server(s); release them first", user.server_count)))
+        if user.server_count > 0 {
+            return Err(StoreError::Conflict(format!(
+                "user {id} owns {} server(s); release them first",
+                user.server_count
+            )));
+        }
+        let services: Vec<String> = self.user_locks(id).await?.into_iter().map(|l| l.service).collect();
+        Err(StoreError::Conflict(format!("user {id} is locked by {}; unlock it first", services.join(", "))))
     }
 }

@@ -200,7 +200,7 @@ async fn sessions_and_keys(db: Db) {
     let f = fresh(db).await;
     let s = &f.store;
     let u = s.create_user(&user("s@example.com")).await.unwrap();
-    s.create_session(u, "h1").await.unwrap();
+    s.create_session(u, "h1", true).await.unwrap();
     assert_eq!(s.session_user("h1", 3600, 30).await.unwrap().unwrap().user_id, u);
     assert!(s.session_user("h1", -1, 30).await.unwrap().is_none(), "idle beyond the limit");
     assert!(s.session_user("h1", 3600, 30).await.unwrap().is_none(), "and deleted");
@@ -209,6 +209,57 @@ async fn sessions_and_keys(db: Db) {
     assert_eq!(s.consume_auth_key("k1").await.unwrap(), Some(u));
     assert_eq!(s.consume_auth_key("k1").await.unwrap(), None, "single use");
     assert_eq!(s.consume_auth_key("k2").await.unwrap(), None, "expired");
+
+    // A long-lived token ignores the idle limit and ends at its expiry.
+    let t = s.create_token(u, "t1", dcim_store::now() + 60, "ci").await.unwrap();
+    assert_eq!(s.session_user("t1", -1, 30).await.unwrap().unwrap().session_id, t);
+    s.create_token(u, "t2", dcim_store::now() - 1, "old").await.unwrap();
+    assert!(s.session_user("t2", 3600, 30).await.unwrap().is_none(), "expired");
+    let listed: Vec<i64> = s.list_tokens(u).await.unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(listed, [t]);
+    assert_eq!(s.delete_session_by_id(t, Some(u + 1)).await.unwrap(), None, "not another user's");
+    assert_eq!(s.delete_session_by_id(t, Some(u)).await.unwrap().as_deref(), Some("t1"));
+
+    // An unconfirmed session: its row says so, wrong codes are counted, then it goes.
+    let p = s.create_session(u, "h2", false).await.unwrap();
+    assert_eq!(s.session_user("h2", 3600, 30).await.unwrap().unwrap().confirmed, 0);
+    assert!(s.fail_confirmation(p, 2).await.unwrap());
+    assert!(!s.fail_confirmation(p, 2).await.unwrap());
+    assert!(s.pending_session("h2").await.unwrap().is_none());
+    f.done().await;
+}
+
+async fn totp_steps_reserve_codes_locks(db: Db) {
+    let f = fresh(db).await;
+    let s = &f.store;
+    let u = s.create_user(&user("t@example.com")).await.unwrap();
+    let keep = s.create_session(u, "keep", true).await.unwrap();
+    s.create_session(u, "other", true).await.unwrap();
+    assert!(!s.claim_totp_step(u, 10).await.unwrap(), "no step is claimed while 2FA is off");
+    s.enable_totp(u, "SECRET", 100, keep).await.unwrap();
+    assert!(s.session_user("other", 3600, 30).await.unwrap().is_none(), "other sessions end");
+    assert!(s.session_user("keep", 3600, 30).await.unwrap().is_some());
+    assert_eq!(s.totp_state(u).await.unwrap(), (Some("SECRET".to_owned()), 100));
+    assert!(!s.claim_totp_step(u, 100).await.unwrap(), "a step works once");
+    assert!(!s.claim_totp_step(u, 99).await.unwrap(), "and no earlier one");
+    assert!(s.claim_totp_step(u, 101).await.unwrap());
+    s.replace_reserve_codes(u, &["r1".into(), "r2".into()]).await.unwrap();
+    assert!(s.use_reserve_code(u, "r1").await.unwrap());
+    assert!(!s.use_reserve_code(u, "r1").await.unwrap(), "single use");
+    let pending = s.create_session(u, "pending", false).await.unwrap();
+    assert!(s.disable_totp(u).await.unwrap());
+    assert!(!s.disable_totp(u).await.unwrap());
+    assert!(!s.use_reserve_code(u, "r2").await.unwrap(), "reserve codes go with 2FA");
+    assert_eq!(s.pending_session("pending").await.unwrap().unwrap().session_id, pending);
+    assert_eq!(s.pending_session("pending").await.unwrap().unwrap().confirmed, 1, "nothing left to ask");
+
+    s.lock_user(u, "billing", "contract").await.unwrap();
+    s.lock_user(u, "billing", "contract 2").await.unwrap();
+    assert_eq!(s.user_locks(u).await.unwrap()[0].description, "contract 2");
+    assert!(matches!(s.delete_user(u).await, Err(StoreError::Conflict(m)) if m.contains("billing")));
+    assert!(s.unlock_user(u, "billing").await.unwrap());
+    assert!(!s.unlock_user(u, "billing").await.unwrap());
+    s.delete_user(u).await.unwrap();
     f.done().await;
 }
 
@@ -259,6 +310,7 @@ async fn os_template_installers(db: Db) {
 }
 
 conformance!(
+    totp_steps_reserve_codes_locks,
     os_template_images,
     os_template_installers,
     migrations_are_idempotent,

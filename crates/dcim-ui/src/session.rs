@@ -176,6 +176,9 @@ pub struct LoginForm {
     next: String,
     #[serde(default, rename = "_login")]
     form: String,
+    /// The TOTP code or a reserve code, for an account with two-factor authentication.
+    #[serde(default)]
+    code: String,
 }
 
 /// `POST /ui/login`: the API's own login (its throttling included), then the cookie.
@@ -194,17 +197,31 @@ pub async fn login(
     if !cookie(&headers, LOGIN_COOKIE).is_some_and(|c| same(c, &f.form)) {
         return retry("The login form expired; please try again.".into(), f.email.clone());
     }
-    let req = dcim_api::wire::auth::LoginRequest { email: f.email.clone(), password: f.password.clone() };
+    let req =
+        dcim_api::wire::auth::LoginRequest { email: f.email.clone(), password: f.password.clone(), confirmed: None };
     match dcim_api::routes::auth_v4::login(State(st.clone()), ip, dcim_api::extract::Body(req)).await {
-        Ok((_, axum::Json(t))) => {
-            let mut r = Redirect::to(safe_next(&f.next)).into_response();
-            for c in [session_cookie(&t.token, secure), cleared(LOGIN_COOKIE, "/ui/login")] {
-                if let Ok(v) = HeaderValue::from_str(&c) {
-                    r.headers_mut().append(header::SET_COOKIE, v);
+        Ok((_, axum::Json(t))) if !t.confirmed => {
+            // The API's second step, with the code given in the same form.
+            let code = f.code.trim();
+            let (code, reserve_code) = match code.parse::<i64>() {
+                Ok(n) if code.len() == 6 => (Some(n), None),
+                _ if code.is_empty() => (None, None),
+                _ => (None, Some(code.to_owned())),
+            };
+            if code.is_none() && reserve_code.is_none() {
+                let _ = st.store.delete_session(&hash_secret(&t.token)).await;
+                return retry("This account needs its two-factor code.".into(), f.email.clone());
+            }
+            let req = dcim_api::wire::auth::ConfirmRequest { token: t.token.clone(), code, reserve_code };
+            match dcim_api::routes::auth_v4::confirm_token(State(st.clone()), dcim_api::extract::Body(req)).await {
+                Ok(_) => logged_in(&t.token, &f.next, secure),
+                Err(_) => {
+                    let _ = st.store.delete_session(&hash_secret(&t.token)).await;
+                    retry("Wrong or already used two-factor code.".into(), f.email.clone())
                 }
             }
-            r
         }
+        Ok((_, axum::Json(t))) => logged_in(&t.token, &f.next, secure),
         Err(e) => {
             let msg = match e.kind {
                 dcim_api::error::ErrorKind::BadCredentials => "Wrong e-mail or password.".to_owned(),
@@ -214,6 +231,17 @@ pub async fn login(
             retry(msg, f.email.clone())
         }
     }
+}
+
+/// The answer to a login that succeeded: the session cookie, and on to `next`.
+fn logged_in(token: &str, next: &str, secure: bool) -> Response {
+    let mut r = Redirect::to(safe_next(next)).into_response();
+    for c in [session_cookie(token, secure), cleared(LOGIN_COOKIE, "/ui/login")] {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    r
 }
 
 #[derive(serde::Deserialize, Default)]

@@ -40,7 +40,10 @@ async fn login_and_token_carriers(db: Db) {
         ] {
             let (st, v) = whoami_with(&s, header.clone(), prefix).await;
             assert_eq!(st, StatusCode::OK, "{header:?} on {prefix}: {v}");
-            assert_eq!(v, json!({"id": 1, "email": ADMIN_EMAIL, "roles": ["@admin"]}));
+            assert_eq!(
+                v,
+                json!({"id": 1, "email": ADMIN_EMAIL, "roles": ["@admin"], "owner_id": 1, "owner_email": ADMIN_EMAIL})
+            );
         }
     }
     let (st, v) = whoami_with(&s, ("Cookie", "ses6=nonsense".into()), "/api").await;

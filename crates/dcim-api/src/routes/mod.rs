@@ -2,6 +2,7 @@
 //! `/api` prefix, as DCImanager's reverse proxy does.
 
 pub mod auth_v4;
+pub mod auth_v4_self;
 pub mod inventory;
 pub mod ip;
 pub mod operations;
@@ -18,15 +19,37 @@ use crate::error::{ApiError, ErrorKind};
 
 /// The routes without the `/api` prefix.
 fn api(state: AppState) -> Router {
+    use auth_v4_self as auth_self;
     use inventory as inv;
     use operations as ops;
     Router::new()
         // Auth API v4
         .route("/auth/v4/public/token", post(auth_v4::login))
         .route("/auth/v4/public/key", post(auth_v4::login_by_key))
+        .route("/auth/v4/public/token/confirm", post(auth_v4::confirm_token))
+        .route("/auth/v4/public/2fa/qrcode", post(auth_v4::qrcode))
+        .route("/auth/v4/public/roles", get(auth_v4::roles))
+        .route("/auth/v4/token", get(auth_v4::list_tokens).post(auth_v4::create_token))
         .route("/auth/v4/token/{token}", delete(auth_v4::logout))
         .route("/auth/v4/whoami", get(auth_v4::whoami))
+        .route("/auth/v4/time", get(auth_v4::time))
+        .route("/auth/v4/self", get(auth_self::get_self).post(auth_self::edit_self))
+        .route("/auth/v4/self/password", post(auth_self::self_password))
+        .route("/auth/v4/self/2fa", post(auth_v4::setup_2fa).delete(auth_v4::delete_self_2fa))
+        .route("/auth/v4/self/2fa/reserve/generate", post(auth_v4::generate_reserve_codes))
+        .route("/auth/v4/self/sshkey", get(auth_self::list_self_ssh_keys).post(auth_self::create_self_ssh_key))
+        .route(
+            "/auth/v4/self/sshkey/{id}",
+            get(auth_self::get_self_ssh_key).post(auth_self::edit_self_ssh_key).delete(auth_self::delete_self_ssh_key),
+        )
         .route("/auth/v4/user/{user}/key", post(auth_v4::issue_key))
+        .route("/auth/v4/user/{user}/password", post(auth_self::user_password))
+        .route("/auth/v4/user/{user}/suspend", post(auth_self::suspend_user))
+        .route("/auth/v4/user/{user}/resume", post(auth_self::resume_user))
+        .route("/auth/v4/user/{user}/lock", post(auth_self::lock_user))
+        .route("/auth/v4/user/{user}/lock/{service}", delete(auth_self::unlock_user))
+        .route("/auth/v4/user/{user}/2fa", delete(auth_v4::delete_user_2fa))
+        .route("/auth/v4/user/{user}/sshkey", get(auth_self::list_user_ssh_keys))
         .route("/auth/key-v4/{key}", get(auth_v4::key_redirect))
         // users
         .route("/dci/v3/user", get(users::list_users).post(users::create_user))

@@ -17,7 +17,7 @@ fn parse_role(raw: &str) -> ApiResult<Role> {
     raw.trim().parse().map_err(|e| ApiError::invalid("role", e))
 }
 
-fn check_password(st: &AppState, p: &str) -> ApiResult<()> {
+pub(crate) fn check_password(st: &AppState, p: &str) -> ApiResult<()> {
     let n = p.chars().count();
     if n < st.cfg.min_password_len {
         return Err(ApiError::invalid("password", format!("needs at least {} characters", st.cfg.min_password_len)));
@@ -108,6 +108,7 @@ pub async fn edit_user(
         phone_number: b.phone_number.as_deref().map(|v| line("phone_number", v, 64)).transpose()?,
         vlans_per_user: b.vlans_per_user,
         blocked: b.blocked,
+        ..UserPatch::default()
     };
     let ends_sessions = patch.blocked == Some(true) || patch.password_hash.is_some() || patch.role.is_some();
     st.store.update_user(id, &patch).await?;
@@ -117,7 +118,7 @@ pub async fn edit_user(
     Ok(Json(Id { id }))
 }
 
-async fn set_blocked(caller: Caller, st: AppState, id: i64, blocked: bool) -> ApiResult<Json<Id>> {
+pub(crate) async fn set_blocked(caller: Caller, st: AppState, id: i64, blocked: bool) -> ApiResult<Json<Id>> {
     caller.require_admin()?;
     if id == caller.user_id && blocked {
         return Err(ApiError::conflict("you cannot block yourself"));
