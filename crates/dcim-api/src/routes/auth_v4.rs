@@ -349,19 +349,20 @@ pub async fn time(_caller: Caller) -> Json<Time> {
     Json(Time { list: vec![CurrentTime { current_time: auth_time(dcim_store::now()) }] })
 }
 
-/// Issue a one-time login key for a user (by id or e-mail). Admin only.
+/// Issue a one-time login key for a user (by id or e-mail). Admin only. 201, as the
+/// Auth v4 document has it.
 #[utoipa::path(post, path = "/auth/v4/user/{user}/key", tag = "auth",
     params(("user" = String, Path, description = "user id or e-mail")),
-    responses((status = 200, body = KeyAnswer), (status = 403), (status = 404)))]
+    responses((status = 201, body = KeyAnswer), (status = 403), (status = 404)))]
 pub async fn issue_key(
     caller: Caller,
     State(st): State<AppState>,
     Path(user): Path<String>,
     _body: Body<Empty>,
-) -> ApiResult<Json<KeyAnswer>> {
+) -> ApiResult<(StatusCode, Json<KeyAnswer>)> {
     caller.require_admin()?;
     let user_id = resolve_user(&st, &user).await?;
     let key = new_secret();
     st.store.create_auth_key(user_id, &hash_secret(&key), st.cfg.key_ttl_secs).await?;
-    Ok(Json(KeyAnswer { id: user_id.to_string(), key }))
+    Ok((StatusCode::CREATED, Json(KeyAnswer { id: user_id.to_string(), key })))
 }

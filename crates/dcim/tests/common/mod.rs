@@ -11,6 +11,7 @@ pub mod lab;
 pub mod seedcalls;
 pub mod sims;
 pub mod snmpsim;
+pub mod totp;
 pub mod vdc;
 
 use std::time::Duration;
