@@ -332,6 +332,57 @@ async fn login_logout_and_the_key_link(db: Db) {
     s.stop().await;
 }
 
+async fn login_with_a_second_factor(db: Db) {
+    use common::totp::{SECRET, totp_at, well_inside_a_step};
+    let s = TestServer::start(db).await;
+    s.add_user("two@example.com", "two-password", "@user").await;
+    let api = s.login("two@example.com", "two-password").await;
+    let now = well_inside_a_step().await;
+    let (st, v) = s
+        .call_as(&api, Method::POST, "/auth/v4/self/2fa", Some(json!({"secret": SECRET, "code": totp_at(now - 30)})))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, codes) = s.call_as(&api, Method::POST, "/auth/v4/self/2fa/reserve/generate", Some(json!({}))).await;
+    let login = |code: String| {
+        let s = &s;
+        async move {
+            let login_page = s.client.get(s.url("/ui/login")).send().await.unwrap();
+            let cookie = login_page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+            let form_token = field(&login_page.text().await.unwrap(), "_login");
+            let form = [
+                ("email", "two@example.com"),
+                ("password", "two-password"),
+                ("code", code.as_str()),
+                ("_login", form_token.as_str()),
+            ];
+            s.client.post(s.url("/ui/login")).header("Cookie", cookie).form_of(&form).send().await.unwrap()
+        }
+    };
+    let sessions = || async { s.call_as(&api, Method::GET, "/auth/v4/token", None).await.1["size"].clone() };
+    let before = sessions().await;
+    // Without the code, or with a wrong one: no session, and no token left behind.
+    let r = login(String::new()).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers().get_all("set-cookie").iter().all(|c| !c.to_str().unwrap().starts_with("dcim_ui=")));
+    assert!(r.text().await.unwrap().contains("This account needs its two-factor code."));
+    let r = login(format!("{:06}", (totp_at(now) + 3) % 1_000_000)).await;
+    assert!(r.text().await.unwrap().contains("Wrong or already used two-factor code."));
+    assert_eq!(sessions().await, before, "refused logins leave no session");
+    // With the code: in. The same code a second time: refused. A reserve code: in.
+    let code = format!("{:06}", totp_at(now));
+    let r = login(code.clone()).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let set: Vec<&str> = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect();
+    let ui = set.iter().find(|c| c.starts_with("dcim_ui=")).expect("the UI cookie");
+    let token = ui.split(';').next().unwrap().strip_prefix("dcim_ui=").unwrap().to_owned();
+    let p = page(&s, &token, "/ui/").await;
+    assert!(p.status == StatusCode::OK && p.body.contains("two@example.com"));
+    assert!(login(code).await.text().await.unwrap().contains("Wrong or already used two-factor code."));
+    let r = login(codes["codes"][0].as_str().unwrap().to_owned()).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    s.stop().await;
+}
+
 async fn refused_actions_say_why_by_the_field(db: Db) {
     let s = TestServer::start_with(db, fast_tasks).await;
     let t = site(&s).await;
@@ -381,5 +432,6 @@ on_both_backends!(
     filtered_lists_are_the_apis_where,
     hostile_names_are_text,
     login_logout_and_the_key_link,
+    login_with_a_second_factor,
     refused_actions_say_why_by_the_field
 );
