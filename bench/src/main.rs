@@ -313,12 +313,13 @@ async fn seed_ipam(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
                 vlan: String::new(),
                 note: String::new(),
                 userspace: 1,
+                need_reserve: true,
             })
             .await?;
         let gw: std::net::IpAddr = gw.parse()?;
         let reserved =
             |k: &str| dcim_core::ip::from_key(fam, k).is_none_or(|a| dcim_core::ip::is_reserved(&net, Some(&gw), &a));
-        let ip = NewIp { server_id: srv, family: fam, domain: String::new(), purpose: "server" };
+        let ip = NewIp::for_server(srv, fam, String::new(), "server");
         for _ in 0..n {
             store.allocate_next(&ip, Source::Network(id), &reserved).await?;
         }

@@ -6,7 +6,9 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{auth_v4, auth_v4_self as auth_self, inventory as inv, ip, operations as ops, servers, users};
+use crate::routes::{
+    auth_v4, auth_v4_self as auth_self, inventory as inv, ip, ipmgr, operations as ops, servers, users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -42,6 +44,11 @@ use crate::routes::{auth_v4, auth_v4_self as auth_self, inventory as inv, ip, op
         ip::list_ipnets, ip::get_ipnet, ip::create_ipnet, ip::edit_ipnet, ip::delete_ipnet, ip::list_pools,
         ip::get_pool, ip::create_pool, ip::edit_pool, ip::delete_pool, ip::list_ips, ip::server_ips,
         ip::allocate_ip, ip::release_ip,
+        ipmgr::list_userspaces, ipmgr::create_userspace, ipmgr::get_userspace, ipmgr::edit_userspace,
+        ipmgr::delete_userspace, ipmgr::create_userspace_ipnet, ipmgr::create_userspace_pool,
+        ipmgr::create_userspace_ip, ipmgr::address_history, ipmgr::create_ip, ipmgr::create_range,
+        ipmgr::allocate_pool_ip, ipmgr::list_ranges, ipmgr::get_range, ipmgr::edit_range, ipmgr::delete_range,
+        ipmgr::range_ips, ipmgr::list_ips, ipmgr::get_ip, ipmgr::edit_ip, ipmgr::delete_ip,
         crate::routes::health,
     ),
     modifiers(&Security),

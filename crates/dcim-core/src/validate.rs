@@ -72,6 +72,16 @@ pub fn text(field: &str, raw: &str) -> Result<(), ValidationError> {
     forbidden_control(raw, true).map_or(Ok(()), |c| Err(control_error(field, c)))
 }
 
+/// A note: text that may span lines (tab and line breaks allowed, no other control
+/// character), at most `max` characters, kept as given.
+pub fn note(field: &str, raw: &str, max: usize) -> Result<String, ValidationError> {
+    text(field, raw)?;
+    if raw.chars().count() > max {
+        return Err(ValidationError::new(field, format!("is longer than {max} characters")));
+    }
+    Ok(raw.to_owned())
+}
+
 /// A single line of text such as a description or a phone number: trimmed, at most
 /// `max` characters, no control characters at all.
 pub fn line(field: &str, raw: &str, max: usize) -> Result<String, ValidationError> {

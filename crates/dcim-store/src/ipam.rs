@@ -26,6 +26,7 @@ pub struct IpnetRow {
     pub note: String,
     pub userspace: i64,
     pub using_ip: i64,
+    pub need_reserve: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -39,6 +40,7 @@ pub struct NewIpnet {
     pub vlan: String,
     pub note: String,
     pub userspace: i64,
+    pub need_reserve: bool,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -80,28 +82,47 @@ pub struct IpRow {
     pub network: String,
     pub gateway: String,
     pub purpose: String,
+    pub range_id: Option<i64>,
+    /// IPmanager's status of the address (`busy`, `special`, ...).
+    pub ipm_status: String,
+    pub note: String,
+    pub locked: i64,
+    pub userspace: i64,
 }
 
 /// Where a next-free address comes from.
 #[derive(Debug, Clone, Copy)]
 pub enum Source {
     Pool(i64),
+    /// A pool, its ranges in this network first.
+    PoolPreferring(i64, i64),
     Network(i64),
 }
 
-/// A new address row for a server (status `allocating`).
+/// A new address row: a server's (status `allocating`), or one IPmanager gives out
+/// without a server (purpose `ipmgr`, status `ok`).
 #[derive(Debug, Clone)]
 pub struct NewIp {
-    pub server_id: i64,
+    pub server_id: Option<i64>,
     pub family: i64,
     pub domain: String,
-    /// `server`, or `ipmi` for the server's BMC.
+    /// `server`, `ipmi` for the server's BMC, or `ipmgr`.
     pub purpose: &'static str,
+    /// IPmanager's status: `busy` unless given.
+    pub ipm_status: String,
+    pub note: String,
+}
+
+impl NewIp {
+    /// An address for server `server_id` (`purpose` `server` or `ipmi`).
+    pub fn for_server(server_id: i64, family: i64, domain: String, purpose: &'static str) -> NewIp {
+        NewIp { server_id: Some(server_id), family, domain, purpose, ipm_status: "busy".into(), note: String::new() }
+    }
 }
 
 pub const IPNET_LIST: ListSpec = ListSpec {
     select: "SELECT n.id, n.name, n.family, n.prefix, n.first_key, n.last_key, n.gateway, n.vlan, n.note, \
-             n.userspace, (SELECT COUNT(*) FROM ips i WHERE i.ipnet_id = n.id) AS using_ip FROM ipnets n",
+             n.userspace, (SELECT COUNT(*) FROM ips i WHERE i.ipnet_id = n.id) AS using_ip, n.need_reserve FROM ipnets n",
     from: "ipnets n",
     count_all_from: None,
     fields: &[
@@ -135,7 +156,8 @@ pub const POOL_LIST: ListSpec = ListSpec {
 
 pub const IP_LIST: ListSpec = ListSpec {
     select: "SELECT i.id, i.ipnet_id, i.pool_id, i.server_id, s.name AS server_name, i.name, i.addr_key, i.family, \
-             i.domain, i.status, i.status_info, n.name AS network, n.gateway, i.purpose FROM ips i \
+             i.domain, i.status, i.status_info, n.name AS network, n.gateway, i.purpose, i.range_id, i.ipm_status, \
+             i.note, i.locked, n.userspace FROM ips i \
              JOIN ipnets n ON n.id = i.ipnet_id LEFT JOIN servers s ON s.id = i.server_id",
     from: "ips i JOIN ipnets n ON n.id = i.ipnet_id LEFT JOIN servers s ON s.id = i.server_id",
     count_all_from: Some("ips i"),
@@ -150,12 +172,21 @@ pub const IP_LIST: ListSpec = ListSpec {
         Field::new("pool", "i.pool_id", FieldType::Int),
         Field::new("network", "n.name", FieldType::Text),
         Field::new("purpose", "i.purpose", FieldType::Text),
+        // IPmanager's names for the same and its own fields (`/ip/v3/ip`).
+        Field::new("ip_addr", "i.name", FieldType::Text),
+        Field::new("ippool", "i.pool_id", FieldType::Int),
+        Field::new("ipnet_name", "n.name", FieldType::Text),
+        Field::new("range", "i.range_id", FieldType::Int),
+        Field::new("userspace", "n.userspace", FieldType::Int),
+        Field::new("note", "i.note", FieldType::Text),
+        Field::new("locked", "i.locked", FieldType::Bool),
+        Field::new("ipm_status", "i.ipm_status", FieldType::Text),
     ],
     tiebreak: "i.family ASC, i.addr_key ASC",
 };
 
 const IPNET_PLAIN: &str = "SELECT n.id, n.name, n.family, n.prefix, n.first_key, n.last_key, n.gateway, n.vlan, \
-     n.note, n.userspace, 0 AS using_ip FROM ipnets n ORDER BY n.id";
+     n.note, n.userspace, 0 AS using_ip, n.need_reserve FROM ipnets n ORDER BY n.id";
 
 const RANGE_SELECT: &str = "SELECT r.id, r.pool_id, r.ipnet_id, r.start_key, r.end_key, n.family, n.name AS net_name, \
      n.gateway FROM ippool_ranges r JOIN ipnets n ON n.id = r.ipnet_id";
@@ -195,8 +226,8 @@ impl Store {
             return Err(StoreError::Conflict(format!("{} overlaps network {id} ({name})", n.name)));
         }
         let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO ipnets (name, family, prefix, first_key, last_key, gateway, vlan, note, userspace) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            "INSERT INTO ipnets (name, family, prefix, first_key, last_key, gateway, vlan, note, userspace, need_reserve) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(n.name.clone())
         .bind(n.family)
@@ -207,6 +238,7 @@ impl Store {
         .bind(n.vlan.clone())
         .bind(n.note.clone())
         .bind(n.userspace)
+        .bind(i64::from(n.need_reserve))
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| StoreError::conflict_on_constraint(e, || format!("network {} exists", n.name)))?;
@@ -238,8 +270,12 @@ impl Store {
         gateway: Option<&str>,
         vlan: Option<&str>,
         note: Option<&str>,
+        need_reserve: Option<bool>,
     ) -> Result<()> {
         let mut p = crate::list::Patch::new("ipnets");
+        if let Some(v) = need_reserve {
+            p.set("need_reserve", v.into());
+        }
         if let Some(v) = gateway {
             p.set("gateway", v.into());
         }
@@ -283,17 +319,20 @@ impl Store {
         name: &str,
         note: &str,
         is_public: bool,
+        userspace: i64,
         ranges: &[(i64, String, String)],
     ) -> Result<i64> {
         let mut tx = self.pool().begin().await?;
-        let (id,): (i64,) =
-            sqlx::query_as("INSERT INTO ippools (name, note, is_public) VALUES ($1, $2, $3) RETURNING id")
-                .bind(name.to_owned())
-                .bind(note.to_owned())
-                .bind(i64::from(is_public))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| StoreError::conflict_on_constraint(e, || format!("pool '{name}' exists")))?;
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO ippools (name, note, is_public, userspace) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(name.to_owned())
+        .bind(note.to_owned())
+        .bind(i64::from(is_public))
+        .bind(userspace)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| StoreError::conflict_on_constraint(e, || format!("pool '{name}' exists")))?;
         for (net, start, end) in ranges {
             sqlx::query("INSERT INTO ippool_ranges (pool_id, ipnet_id, start_key, end_key) VALUES ($1, $2, $3, $4)")
                 .bind(id)
@@ -392,9 +431,11 @@ impl Store {
         key: &str,
     ) -> std::result::Result<i64, sqlx::Error> {
         let addr = dcim_core::ip::from_key(ip.family, key).map(|a| a.to_string()).unwrap_or_default();
+        let status = if ip.purpose == "ipmgr" { "ok" } else { "allocating" };
+        let mut tx = self.pool().begin().await?;
         let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO ips (ipnet_id, pool_id, range_id, server_id, name, addr_key, family, domain, created, purpose) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            "INSERT INTO ips (ipnet_id, pool_id, range_id, server_id, name, addr_key, family, domain, created, purpose, \
+             status, ipm_status, note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
         )
         .bind(ipnet_id)
         .bind(pool_id)
@@ -406,8 +447,13 @@ impl Store {
         .bind(ip.domain.clone())
         .bind(now())
         .bind(ip.purpose)
-        .fetch_one(self.pool())
+        .bind(status)
+        .bind(ip.ipm_status.clone())
+        .bind(ip.note.clone())
+        .fetch_one(&mut *tx)
         .await?;
+        record_history(&mut tx, id, None).await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -431,13 +477,19 @@ impl Store {
     /// says which addresses (network, broadcast, gateway) are never handed out.
     pub async fn allocate_next(&self, ip: &NewIp, source: Source, reserved: impl Fn(&str) -> bool) -> Result<i64> {
         let (ranges, pool_id) = match source {
-            Source::Pool(p) => {
+            Source::Pool(p) | Source::PoolPreferring(p, _) => {
+                let prefer = match source {
+                    Source::PoolPreferring(_, n) => n,
+                    _ => 0,
+                };
                 let r: Vec<(i64, i64, String, String)> = sqlx::query_as(
                     "SELECT r.id, r.ipnet_id, r.start_key, r.end_key FROM ippool_ranges r \
-                     JOIN ipnets n ON n.id = r.ipnet_id WHERE r.pool_id = $1 AND n.family = $2 ORDER BY r.id",
+                     JOIN ipnets n ON n.id = r.ipnet_id WHERE r.pool_id = $1 AND n.family = $2 \
+                     ORDER BY CASE WHEN r.ipnet_id = $3 THEN 0 ELSE 1 END, r.id",
                 )
                 .bind(p)
                 .bind(ip.family)
+                .bind(prefer)
                 .fetch_all(self.pool())
                 .await?;
                 (r.into_iter().map(|(id, net, s, e)| (Some(id), net, s, e)).collect::<Vec<_>>(), Some(p))
@@ -499,7 +551,7 @@ impl Store {
         }
         let fam = dcim_core::ip::family_name(ip.family);
         Err(StoreError::Conflict(match source {
-            Source::Pool(p) => format!("pool {p} has no free {fam} address"),
+            Source::Pool(p) | Source::PoolPreferring(p, _) => format!("pool {p} has no free {fam} address"),
             Source::Network(n) => format!("network {n} has no free {fam} address"),
         }))
     }
@@ -537,8 +589,77 @@ impl Store {
     }
 }
 
-/// Deletes an address, offers it again, and clears it as a main address.
+/// What the history keeps of an address, with its userspace and name.
+pub(crate) async fn ip_snapshot(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: i64,
+) -> std::result::Result<Option<(i64, String, serde_json::Value)>, sqlx::Error> {
+    type Snap = (i64, String, String, Option<i64>, Option<i64>, String, String, i64, i64);
+    let row: Option<Snap> = sqlx::query_as(
+        "SELECT n.userspace, i.name, i.domain, i.server_id, i.pool_id, i.ipm_status, i.note, i.locked, i.ipnet_id \
+         FROM ips i JOIN ipnets n ON n.id = i.ipnet_id WHERE i.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|(us, name, domain, server, pool, status, note, locked, net)| {
+        let v = serde_json::json!({
+            "id": id, "name": name, "domain": domain, "server": server, "ippool": pool, "ipnet": net,
+            "status": status, "note": note, "locked": locked != 0,
+        });
+        (us, name, v)
+    }))
+}
+
+/// Writes a history record of address `id`: its state now against `old` (`None`: it
+/// was just created). Deletion writes its own record (see [`release_ip`]).
+pub(crate) async fn record_history(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: i64,
+    old: Option<serde_json::Value>,
+) -> std::result::Result<(), sqlx::Error> {
+    let Some((us, name, new)) = ip_snapshot(tx, id).await? else { return Ok(()) };
+    insert_history(tx, us, &name, Some(id), old, Some(new)).await
+}
+
+pub(crate) async fn insert_history(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    userspace: i64,
+    name: &str,
+    reference: Option<i64>,
+    old: Option<serde_json::Value>,
+    new: Option<serde_json::Value>,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO ip_history (userspace, name, reference, created_at, data) VALUES ($1, $2, $3, $4, $5)")
+        .bind(userspace)
+        .bind(name.to_owned())
+        .bind(reference)
+        .bind(now())
+        .bind(history_data(old, new).to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// `{"old","new"}` of a history record; a side that does not exist (before a create,
+/// after a delete) is left out.
+fn history_data(old: Option<serde_json::Value>, new: Option<serde_json::Value>) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    if let Some(o) = old {
+        m.insert("old".into(), o);
+    }
+    if let Some(n) = new {
+        m.insert("new".into(), n);
+    }
+    serde_json::Value::Object(m)
+}
+
+/// Deletes an address, offers it again, and clears it as a main address; the history
+/// records it.
 pub(crate) async fn release_ip(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64) -> Result<()> {
+    if let Some((us, name, old)) = ip_snapshot(tx, id).await? {
+        insert_history(tx, us, &name, Some(id), Some(old), None).await?;
+    }
     sqlx::query(
         "INSERT INTO ip_free (ipnet_id, range_id, addr_key) SELECT i.ipnet_id, \
          (SELECT r.id FROM ippool_ranges r WHERE r.ipnet_id = i.ipnet_id AND r.start_key <= i.addr_key \

@@ -14,6 +14,7 @@ pub mod accounts;
 mod error;
 pub mod inventory;
 pub mod ipam;
+pub mod ipmgr;
 pub mod list;
 pub mod servers;
 pub mod sessions;

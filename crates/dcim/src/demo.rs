@@ -332,11 +332,12 @@ async fn build(store: &Store) -> anyhow::Result<()> {
                 vlan: "100".into(),
                 note: "demo (documentation range)".into(),
                 userspace: 1,
+                need_reserve: true,
             })
             .await?;
         let (s, e): (std::net::IpAddr, std::net::IpAddr) = (start.parse()?, end.parse()?);
         let range = (net_id, dcim_core::ip::key(&s), dcim_core::ip::key(&e));
-        store.create_pool(pool, "demo", true, &[range]).await?;
+        store.create_pool(pool, "demo", true, 1, &[range]).await?;
     }
     let customers = [
         add_user(store, "customer1@example.com", &random_password(), Role::User).await?,

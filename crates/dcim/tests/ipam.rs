@@ -24,7 +24,8 @@ async fn networks_pools_and_counts(db: Db) {
     assert_eq!(
         nets["list"][0],
         json!({"id": v4, "name": "192.0.2.0/24", "family": 2, "mask": 24, "gateway": "192.0.2.1", "userspace": 1,
-               "vlan": "10", "note": "doc", "size": "256", "using_ip": "0", "total_ip": "253"})
+               "vlan": "10", "note": "doc", "size": "256", "using_ip": "0", "total_ip": "253",
+               "first": "192.0.2.0", "last": "192.0.2.255", "need_reserve": true, "ippools": [pool]})
     );
     assert_eq!(
         (nets["list"][1]["family"].clone(), nets["list"][1]["size"].clone(), nets["list"][1]["total_ip"].clone()),

@@ -72,9 +72,6 @@ const NOT_SERVED: &[&str] = &[
     "delete /auth/v4/user/{}",
     "delete /auth/v4/user/{}/trustee/{}/roles",
     "delete /ip/v3/dnsbl/{}",
-    "delete /ip/v3/ip/{}",
-    "delete /ip/v3/range/{}",
-    "delete /ip/v3/userspace/{}",
     "get /auth/v4/acl",
     "get /auth/v4/acl/{}",
     "get /auth/v4/instance/{}/user",
@@ -103,16 +100,8 @@ const NOT_SERVED: &[&str] = &[
     "get /auth/v4/user/{}/trustee/{}/method/{}/target/{}",
     "get /ip/v3/dnsbl",
     "get /ip/v3/dnsbl/{}",
-    "get /ip/v3/ip",
-    "get /ip/v3/ip/{}",
     "get /ip/v3/plugin/dnsproxy/status",
-    "get /ip/v3/range",
-    "get /ip/v3/range/{}",
-    "get /ip/v3/range/{}/ip",
     "get /ip/v3/settings/migrate_ipmgr5",
-    "get /ip/v3/userspace",
-    "get /ip/v3/userspace/{}",
-    "get /ip/v3/userspace/{}/history/{}",
     "post /auth/v4/acl",
     "post /auth/v4/acl/{}",
     "post /auth/v4/acl/{}/user/{}",
@@ -139,21 +128,11 @@ const NOT_SERVED: &[&str] = &[
     "post /ip/v3/dnsbl",
     "post /ip/v3/dnsbl/{}",
     "post /ip/v3/ip/dnsproxy/sync",
-    "post /ip/v3/ip/{}",
-    "post /ip/v3/ipnet/{}/ip",
-    "post /ip/v3/ippool/{}/ip",
-    "post /ip/v3/ippool/{}/range",
     "post /ip/v3/migrate_ipmgr5",
     "post /ip/v3/plugin/dnsproxy/disable",
     "post /ip/v3/plugin/dnsproxy/enable",
-    "post /ip/v3/range/{}",
     "post /ip/v3/settings/gateway",
     "post /ip/v3/settings/ipv6_prefix",
-    "post /ip/v3/userspace",
-    "post /ip/v3/userspace/{}",
-    "post /ip/v3/userspace/{}/ip",
-    "post /ip/v3/userspace/{}/ipnet",
-    "post /ip/v3/userspace/{}/ippool",
 ];
 
 /// `{name}` path parameters as `{}`, so dcim's and the vendor's names need not agree.
@@ -413,7 +392,52 @@ async fn vendor_documents(db: Db) {
     let path = format!("/auth/v4/token/{}", l["token"].as_str().unwrap());
     c.call(Auth, M::DELETE, "/token/{token_id}", &path, None, None).await;
 
-    // IPmanager 6: networks and pools (created through dcim's own routes).
+    // IPmanager 6: userspaces, networks, pools, ranges, addresses, history.
+    let (_, us) = c.call(Ipmgr, M::POST, "/userspace", "/ip/v3/userspace", a, Some(json!({"note": "tenant"}))).await;
+    let usp = format!("/ip/v3/userspace/{}", us["id"]);
+    c.call(Ipmgr, M::GET, "/userspace", "/ip/v3/userspace", a, None).await;
+    c.call(Ipmgr, M::GET, "/userspace/{userspace_id}", &usp, a, None).await;
+    c.call(Ipmgr, M::POST, "/userspace/{userspace_id}", &usp, a, Some(json!({"note": "tenant A"}))).await;
+    let body = json!({"name": "203.0.113.0/24", "gateway": "203.0.113.1", "vlan": "7"});
+    let (_, un) =
+        c.call(Ipmgr, M::POST, "/userspace/{userspace_id}/ipnet", &format!("{usp}/ipnet"), a, Some(body)).await;
+    let body = json!({"name": "tenant pool"});
+    let (_, up) =
+        c.call(Ipmgr, M::POST, "/userspace/{userspace_id}/ippool", &format!("{usp}/ippool"), a, Some(body)).await;
+    let body = json!({"name": "203.0.113.10-203.0.113.20"});
+    let rp = format!("/ip/v3/ippool/{}/range", up["id"]);
+    let (_, range) = c.call(Ipmgr, M::POST, "/ippool/{pool_id}/range", &rp, a, Some(body)).await;
+    let rg = format!("/ip/v3/range/{}", range["id"]);
+    c.call(Ipmgr, M::GET, "/range", "/ip/v3/range", a, None).await;
+    c.call(Ipmgr, M::GET, "/range/{range_id}", &rg, a, None).await;
+    c.call(Ipmgr, M::POST, "/range/{range_id}", &rg, a, Some(json!({"name": "203.0.113.10-203.0.113.30"}))).await;
+    let ap = format!("/ip/v3/ippool/{}/ip", up["id"]);
+    let (_, got) =
+        c.call(Ipmgr, M::POST, "/ippool/{pool_id}/ip", &ap, a, Some(json!({"domain": "t.example.com"}))).await;
+    c.call(Ipmgr, M::GET, "/range/{range_id}/ip", &format!("{rg}/ip"), a, None).await;
+    let np = format!("/ip/v3/ipnet/{}/ip", un["id"]);
+    let body = json!({"name": "203.0.113.200", "status": "service", "note": "dns"});
+    let (_, given) = c.call(Ipmgr, M::POST, "/ipnet/{net_id}/ip", &np, a, Some(body)).await;
+    let body = json!({"name": "203.0.113.201"});
+    let (_, by_us) = c.call(Ipmgr, M::POST, "/userspace/{userspace_id}/ip", &format!("{usp}/ip"), a, Some(body)).await;
+    c.call(Ipmgr, M::GET, "/ip", "/ip/v3/ip", a, None).await;
+    let gp = format!("/ip/v3/ip/{}", given["id"]);
+    c.call(Ipmgr, M::GET, "/ip/{ip_id}", &gp, a, None).await;
+    c.call(Ipmgr, M::POST, "/ip/{ip_id}", &gp, a, Some(json!({"locked": true, "status": "special"}))).await;
+    let (st, _) = c.call(Ipmgr, M::DELETE, "/ip/{ip_id}", &gp, a, None).await;
+    assert_eq!(st, StatusCode::CONFLICT, "locked");
+    c.call(Ipmgr, M::POST, "/ip/{ip_id}", &gp, a, Some(json!({"locked": false}))).await;
+    for ip in [&got, &given, &by_us] {
+        c.call(Ipmgr, M::DELETE, "/ip/{ip_id}", &format!("/ip/v3/ip/{}", ip["id"]), a, None).await;
+    }
+    let hp = format!("{usp}/history/203.0.113.200");
+    c.call(Ipmgr, M::GET, "/userspace/{userspace_id}/history/{address}", &hp, a, None).await;
+    c.call(Ipmgr, M::DELETE, "/range/{range_id}", &rg, a, None).await;
+    c.call(Ipmgr, M::DELETE, "/ippool/{pool_id}", &format!("/ip/v3/ippool/{}", up["id"]), a, None).await;
+    c.call(Ipmgr, M::DELETE, "/ipnet/{net_id}", &format!("/ip/v3/ipnet/{}", un["id"]), a, None).await;
+    c.call(Ipmgr, M::DELETE, "/userspace/{userspace_id}", &usp, a, None).await;
+
+    // Networks and pools of the public userspace (created through dcim's own routes).
     let (_, net) = c_post(&s, "/ip/v3/ipnet", json!({"name": "198.51.100.0/24", "gateway": "198.51.100.1"})).await;
     let np = format!("/ip/v3/ipnet/{}", net["id"]);
     c.call(Ipmgr, M::GET, "/ipnet", "/ip/v3/ipnet", a, None).await;

@@ -17,7 +17,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, ListParams, Path};
-use crate::wire::ip::{Ip, IpRequest, Ipnet, IpnetEdit, Ippool, IppoolEdit, NewIpnet, NewIppool};
+use crate::wire::ip::{Ip, IpRequest, Ipnet, IpnetEdit, Ippool, IppoolEdit, NewIpnet, NewIppool, PoolNet};
 use crate::wire::task::TaskAnswer;
 use crate::wire::{Empty, Id, List};
 
@@ -29,7 +29,14 @@ fn gateway_of(gw: &str) -> Option<IpAddr> {
     gw.parse().ok()
 }
 
-fn ipnet_wire(r: IpnetRow) -> Ipnet {
+pub(crate) fn ipnet_wire(r: IpnetRow, ranges: &[RangeRow]) -> Ipnet {
+    let mut ippools: Vec<i64> = ranges.iter().filter(|x| x.ipnet_id == r.id).map(|x| x.pool_id).collect();
+    ippools.sort_unstable();
+    ippools.dedup();
+    let (first, last) = (
+        from_key(r.family, &r.first_key).map(|a| a.to_string()).unwrap_or_default(),
+        from_key(r.family, &r.last_key).map(|a| a.to_string()).unwrap_or_default(),
+    );
     let (size, total) = match net_of(&r) {
         Some(n) => {
             let gw = gateway_of(&r.gateway);
@@ -49,11 +56,15 @@ fn ipnet_wire(r: IpnetRow) -> Ipnet {
         size: size.to_string(),
         using_ip: r.using_ip.to_string(),
         total_ip: total.to_string(),
+        first,
+        last,
+        need_reserve: r.need_reserve != 0,
+        ippools,
     }
 }
 
 /// Usable addresses of a range, given its network.
-fn range_total(r: &RangeRow) -> u128 {
+pub(crate) fn range_total(r: &RangeRow) -> u128 {
     let (Ok(net), Ok(s), Ok(e)) =
         (r.net_name.parse::<IpNet>(), u128::from_str_radix(&r.start_key, 16), u128::from_str_radix(&r.end_key, 16))
     else {
@@ -62,7 +73,13 @@ fn range_total(r: &RangeRow) -> u128 {
     ipm::usable_in(&net, gateway_of(&r.gateway).as_ref(), s, e)
 }
 
-fn pool_wire(p: PoolRow, ranges: &[RangeRow]) -> Ippool {
+pub(crate) fn pool_wire(p: PoolRow, ranges: &[RangeRow]) -> Ippool {
+    let mut ipnets: Vec<PoolNet> = vec![];
+    for r in ranges.iter().filter(|r| r.pool_id == p.id) {
+        if !ipnets.iter().any(|n| n.id == r.ipnet_id) {
+            ipnets.push(PoolNet { id: r.ipnet_id, name: r.net_name.clone(), gateway: r.gateway.clone() });
+        }
+    }
     let total =
         |fam: i64| -> u128 { ranges.iter().filter(|r| r.pool_id == p.id && r.family == fam).map(range_total).sum() };
     let (t4, t6) = (total(2), total(10));
@@ -78,6 +95,7 @@ fn pool_wire(p: PoolRow, ranges: &[RangeRow]) -> Ippool {
         total_ip: (t4 + t6).to_string(),
         total_ipv4: t4.to_string(),
         total_ipv6: t6.to_string(),
+        ipnets,
     }
 }
 
@@ -104,16 +122,18 @@ pub async fn list_ipnets(
     ListParams(q): ListParams,
 ) -> ApiResult<Json<List<Ipnet>>> {
     caller.require_admin()?;
-    Ok(Json(List::from_page(st.store.list_ipnets(&q).await?, ipnet_wire)))
+    let ranges = st.store.pool_ranges(None).await?;
+    Ok(Json(List::from_page(st.store.list_ipnets(&q).await?, |r| ipnet_wire(r, &ranges))))
 }
 
 #[utoipa::path(get, path = "/ip/v3/ipnet/{id}", tag = "ipam", responses((status = 200, body = Ipnet)))]
 pub async fn get_ipnet(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Ipnet>> {
     caller.require_admin()?;
-    Ok(Json(ipnet_wire(st.store.get_ipnet(id).await?)))
+    let ranges = st.store.pool_ranges(None).await?;
+    Ok(Json(ipnet_wire(st.store.get_ipnet(id).await?, &ranges)))
 }
 
-fn check_gateway(net: &IpNet, gateway: &str) -> ApiResult<String> {
+pub(crate) fn check_gateway(net: &IpNet, gateway: &str) -> ApiResult<String> {
     if gateway.trim().is_empty() {
         return Ok(String::new());
     }
@@ -135,8 +155,16 @@ pub async fn create_ipnet(
     Body(b): Body<NewIpnet>,
 ) -> ApiResult<(StatusCode, Json<Id>)> {
     caller.require_admin()?;
+    let id = create_network(&st, 1, b).await?;
+    Ok((StatusCode::CREATED, Json(Id { id })))
+}
+
+/// Creates a network of `userspace` from a body (the userspace exists).
+pub(crate) async fn create_network(st: &AppState, userspace: i64, b: NewIpnet) -> ApiResult<i64> {
     let net = parse_network("name", &b.name)?;
-    let gateway = check_gateway(&net, &b.gateway)?;
+    let gateway = check_gateway(&net, b.gateway.as_deref().unwrap_or(""))?;
+    let vlan = dcim_core::validate::line("vlan", &b.vlan, 64)?;
+    let note = dcim_core::validate::note("note", &b.note, 1024)?;
     let id = st
         .store
         .create_ipnet(&StoreNewIpnet {
@@ -146,12 +174,13 @@ pub async fn create_ipnet(
             first_key: key(&net.network()),
             last_key: key(&net.broadcast()),
             gateway,
-            vlan: b.vlan,
-            note: b.note,
-            userspace: 1,
+            vlan,
+            note,
+            userspace,
+            need_reserve: b.need_reserve.unwrap_or(true),
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(Id { id })))
+    Ok(id)
 }
 
 #[utoipa::path(post, path = "/ip/v3/ipnet/{id}", tag = "ipam", request_body = IpnetEdit, responses((status = 200, body = Id)))]
@@ -163,11 +192,18 @@ pub async fn edit_ipnet(
 ) -> ApiResult<Json<Id>> {
     caller.require_admin()?;
     let current = st.store.get_ipnet(id).await?;
+    if let Some(name) = &b.name
+        && parse_network("name", name)?.to_string() != current.name
+    {
+        return Err(ApiError::invalid("name", "a network's address does not change; add a new network"));
+    }
     let gateway = match &b.gateway {
         Some(g) => Some(check_gateway(&net_of(&current).ok_or_else(ApiError::internal)?, g)?),
         None => None,
     };
-    st.store.update_ipnet(id, gateway.as_deref(), b.vlan.as_deref(), b.note.as_deref()).await?;
+    let vlan = b.vlan.as_deref().map(|v| dcim_core::validate::line("vlan", v, 64)).transpose()?;
+    let note = b.note.as_deref().map(|v| dcim_core::validate::note("note", v, 1024)).transpose()?;
+    st.store.update_ipnet(id, gateway.as_deref(), vlan.as_deref(), note.as_deref(), b.need_reserve).await?;
     Ok(Json(Id { id }))
 }
 
@@ -240,7 +276,7 @@ pub async fn create_pool(
         }
         ranges.push((r.ipnet, key(&start), key(&end)));
     }
-    let id = st.store.create_pool(name, &b.note, b.is_public, &ranges).await?;
+    let id = st.store.create_pool(name, &b.note, b.is_public, 1, &ranges).await?;
     Ok((StatusCode::CREATED, Json(Id { id })))
 }
 
@@ -322,7 +358,7 @@ pub async fn allocate_ip(
     let pool = b.ip_pool.filter(|p| *p != 0);
     let net = b.ip_net.filter(|n| *n != 0);
     let name = b.ip_name.as_deref().map(str::trim).filter(|n| !n.is_empty());
-    let new = NewIp { server_id: id, family, domain, purpose: "server" };
+    let new = NewIp::for_server(id, family, domain, "server");
     let ip_id = if let Some(name) = name {
         let addr = parse_addr("ip_name", name)?;
         if ipm::family(&addr) != family {

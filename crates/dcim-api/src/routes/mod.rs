@@ -5,6 +5,7 @@ pub mod auth_v4;
 pub mod auth_v4_self;
 pub mod inventory;
 pub mod ip;
+pub mod ipmgr;
 pub mod operations;
 pub mod servers;
 pub mod users;
@@ -87,11 +88,9 @@ fn api(state: AppState) -> Router {
         .route("/dci/v3/fake/fault", post(ops::fake_fault).delete(ops::fake_clear_faults))
         .route("/dci/v3/fake/delay", post(ops::fake_delay))
         .route("/dci/v3/fake/hardware", post(ops::fake_hardware))
-        // IP addresses
-        .route("/ip/v3/ipnet", get(ip::list_ipnets).post(ip::create_ipnet))
-        .route("/ip/v3/ipnet/{id}", get(ip::get_ipnet).post(ip::edit_ipnet).delete(ip::delete_ipnet))
-        .route("/ip/v3/ippool", get(ip::list_pools).post(ip::create_pool))
-        .route("/ip/v3/ippool/{id}", get(ip::get_pool).post(ip::edit_pool).delete(ip::delete_pool))
+        // IP addresses: IPmanager at /ip/v3, and under DCImanager's own /dci/v3/ipmgr
+        .nest("/ip/v3", ipmgr_routes())
+        .nest("/dci/v3/ipmgr", ipmgr_routes())
         .route("/dci/v3/ip", get(ip::list_ips))
         .route("/dci/v3/server/{id}/ip", get(ip::server_ips).post(ip::allocate_ip))
         .route("/dci/v3/server/{id}/ip/{ip_id}", post(ip::release_ip).delete(ip::release_ip))
@@ -116,6 +115,31 @@ fn api(state: AppState) -> Router {
         .route("/health", get(health))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+/// IPmanager 6's routes, relative to `/ip/v3` (and `/dci/v3/ipmgr`, where DCImanager
+/// shows the same).
+fn ipmgr_routes() -> Router<AppState> {
+    Router::new()
+        .route("/userspace", get(ipmgr::list_userspaces).post(ipmgr::create_userspace))
+        .route("/userspace/{id}", get(ipmgr::get_userspace).post(ipmgr::edit_userspace).delete(ipmgr::delete_userspace))
+        .route("/userspace/{id}/ipnet", post(ipmgr::create_userspace_ipnet))
+        .route("/userspace/{id}/ippool", post(ipmgr::create_userspace_pool))
+        .route("/userspace/{id}/ip", post(ipmgr::create_userspace_ip))
+        .route("/userspace/{id}/history/{address}", get(ipmgr::address_history))
+        .route("/ipnet", get(ip::list_ipnets).post(ip::create_ipnet))
+        .route("/ipnet/{id}", get(ip::get_ipnet).post(ip::edit_ipnet).delete(ip::delete_ipnet))
+        .route("/ipnet/{id}/ip", post(ipmgr::create_ip))
+        .route("/ippool", get(ip::list_pools).post(ip::create_pool))
+        .route("/ippool/{id}", get(ip::get_pool).post(ip::edit_pool).delete(ip::delete_pool))
+        .route("/ippool/{id}/range", post(ipmgr::create_range))
+        .route("/ippool/{id}/ip", post(ipmgr::allocate_pool_ip))
+        .route("/range", get(ipmgr::list_ranges))
+        .route("/range/{id}", get(ipmgr::get_range).post(ipmgr::edit_range).delete(ipmgr::delete_range))
+        .route("/range/{id}/ip", get(ipmgr::range_ips))
+        .route("/ip", get(ipmgr::list_ips))
+        .route("/ip/{id}", get(ipmgr::get_ip).post(ipmgr::edit_ip).delete(ipmgr::delete_ip))
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
 /// The API at `/` and `/api`, and the answer for everything else; `/` sends a

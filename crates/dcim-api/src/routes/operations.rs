@@ -196,7 +196,7 @@ async fn bmc_address(st: &AppState, id: i64, pool: i64) -> ApiResult<BmcIp> {
         Err(e) => return Err(e.into()),
     }
     let nets = st.store.ipnets_plain().await?;
-    let new = NewIp { server_id: id, family: 2, domain: String::new(), purpose: "ipmi" };
+    let new = NewIp::for_server(id, 2, String::new(), "ipmi");
     let ip_id = crate::routes::ip::allocate_next(st, &nets, &new, Source::Pool(pool)).await?;
     let row = st.store.get_ip(ip_id).await?;
     let net = nets.iter().find(|n| n.id == row.ipnet_id).ok_or_else(ApiError::internal)?;

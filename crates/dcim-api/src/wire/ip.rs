@@ -23,25 +23,38 @@ pub struct Ipnet {
     pub using_ip: String,
     /// Addresses that may be handed out (without network, broadcast and gateway).
     pub total_ip: String,
+    /// The network's first and last address.
+    pub first: String,
+    pub last: String,
+    pub need_reserve: bool,
+    /// Pools with a range in this network.
+    pub ippools: Vec<i64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewIpnet {
     /// CIDR, e.g. `192.0.2.0/24` or `2001:db8::/64`.
     pub name: String,
+    /// A host address of the network; absent, `null` or "" for none.
     #[serde(default)]
-    pub gateway: String,
+    pub gateway: Option<String>,
     #[serde(default)]
     pub vlan: String,
     #[serde(default)]
     pub note: String,
+    /// Kept and shown as IPmanager does; default true.
+    #[serde(default)]
+    pub need_reserve: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct IpnetEdit {
+    /// Accepted only unchanged: a network's address does not change.
+    pub name: Option<String>,
     pub gateway: Option<String>,
     pub vlan: Option<String>,
     pub note: Option<String>,
+    pub need_reserve: Option<bool>,
 }
 
 /// A pool as `GET /ip/v3/ippool` lists it.
@@ -59,6 +72,15 @@ pub struct Ippool {
     pub total_ip: String,
     pub total_ipv4: String,
     pub total_ipv6: String,
+    /// The networks the pool's ranges are in.
+    pub ipnets: Vec<PoolNet>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PoolNet {
+    pub id: i64,
+    pub name: String,
+    pub gateway: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -146,4 +168,142 @@ pub fn bool_like<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Erro
 
 fn opt_bool_like<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     bool_like(d).map(Some)
+}
+
+/// An IPmanager userspace: networks, pools and addresses apart from another's.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Userspace {
+    pub id: i64,
+    pub is_public: bool,
+    pub note: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UserspaceBody {
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `POST /ip/v3/userspace/{id}/ippool`: a pool without ranges yet.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UserspacePool {
+    pub name: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// A pool range as IPmanager shows it; `name` is `first-last`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Range {
+    pub id: i64,
+    /// 2 for IPv4, 10 for IPv6.
+    pub family: i64,
+    pub ippool: i64,
+    pub ipnet: i64,
+    pub name: String,
+    pub using_ip: String,
+    pub total_ip: String,
+    pub first: String,
+    pub last: String,
+    /// Ranges are never locked in dcim.
+    pub locked: bool,
+}
+
+/// `POST /ip/v3/ippool/{id}/range` and `POST /ip/v3/range/{id}`: `name` is
+/// `first-last`, a CIDR, or one address.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RangeBody {
+    pub name: String,
+}
+
+/// An address as IPmanager shows it (`/ip/v3/ip`, `/dci/v3/ipmgr/ip`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IpmgrIp {
+    pub id: i64,
+    pub name: String,
+    /// The same as `name`: DCImanager's `ipmgr` lists carry both.
+    pub ip_addr: String,
+    pub domain: String,
+    pub ipnet: i64,
+    pub ipnet_name: String,
+    /// Absent when the address is in no pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ippool: Option<i64>,
+    /// One address: dcim gives out no subnets.
+    pub size: i64,
+    /// `busy`, `special`, `locked`, `problem`, `service`, `extended`, `dnsbl`, `deleted`.
+    pub status: String,
+    pub note: String,
+    pub userspace: i64,
+    pub locked: bool,
+    pub first: String,
+    /// The server holding it (absent for an address IPmanager gave out alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<i64>,
+    /// `server`, `ipmi` (a server's BMC) or `ipmgr`.
+    pub purpose: String,
+}
+
+/// `POST /ip/v3/ipnet/{id}/ip` and `POST /ip/v3/userspace/{id}/ip`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct IpCreate {
+    /// The address; absent in a network: its next free one.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub domain: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub note: String,
+    #[serde(default)]
+    pub ippool: Option<i64>,
+}
+
+/// `POST /ip/v3/ippool/{id}/ip`: the pool's next free address.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct IpAllocate {
+    #[serde(default)]
+    pub domain: String,
+    /// `ipv4` (default) or `ipv6`.
+    #[serde(default)]
+    pub family: Option<String>,
+    /// Only a single address: 32 (IPv4) or 128 (IPv6).
+    #[serde(default)]
+    pub ip_prefix: Option<i64>,
+    #[serde(default)]
+    pub note: String,
+    #[serde(default)]
+    pub prefered_net: Option<i64>,
+    #[serde(default)]
+    pub subnet_by_address: Option<bool>,
+    #[serde(default)]
+    pub ready_for_empty_gw: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IpAllocated {
+    pub id: i64,
+    pub ids: Vec<i64>,
+}
+
+/// `POST /ip/v3/ip/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct IpEdit {
+    pub domain: Option<String>,
+    pub status: Option<String>,
+    pub note: Option<String>,
+    pub locked: Option<bool>,
+}
+
+/// A change of an address: `old` is null when it was created, `new` when deleted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryEntry {
+    pub id: i64,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<i64>,
+    pub date_time: String,
+    #[schema(value_type = Object)]
+    pub data: Value,
 }
