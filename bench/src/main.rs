@@ -296,6 +296,7 @@ async fn seed_ipam(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
             unit: None,
             mac: None,
             domain: String::new(),
+            details: Default::default(),
             bmc: None,
         })
         .await?;
@@ -504,6 +505,7 @@ async fn seed(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
                 unit: None,
                 mac: Some(mac.clone()),
                 domain: format!("srv-{i:05}.example.com"),
+                details: Default::default(),
                 bmc: Some(BmcAccess {
                     address: format!("bmc-{i}.bench.invalid"),
                     kind: "fake".into(),

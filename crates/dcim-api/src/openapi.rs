@@ -25,7 +25,7 @@ use crate::routes::{
         auth_self::edit_self_ssh_key, auth_self::delete_self_ssh_key, auth_self::list_user_ssh_keys,
         users::list_users, users::get_user, users::create_user, users::edit_user, users::block_user,
         users::unblock_user, users::delete_user,
-        servers::server_configuration, servers::list_servers, servers::get_server, servers::set_owner,
+        servers::server_configuration, servers::list_servers, servers::warehouse_servers, servers::get_server, servers::set_owner,
         servers::release_owner, servers::create_server, servers::edit_server, servers::delete_server,
         servers::set_hardware_info, servers::connect_switch, servers::connect_pdu, servers::disconnect_switch,
         servers::disconnect_pdu,

@@ -96,6 +96,8 @@ impl Default for Machine {
 struct LabState {
     machines: HashMap<String, Machine>,
     ports: HashMap<(String, i64), bool>,
+    /// What each switch port's ifAlias says (the description an operator set).
+    port_aliases: HashMap<(String, i64), String>,
     outlets: HashMap<(String, i64), bool>,
     boots: HashMap<String, BootRequest>,
     hardware: HashMap<String, Value>,
@@ -157,6 +159,11 @@ impl FakeLab {
             }
             None => s.delay = delay,
         }
+    }
+
+    /// The description (ifAlias) a fake switch reports for port `index`.
+    pub fn set_port_alias(&self, address: &str, index: i64, alias: &str) {
+        self.lock().port_aliases.insert((address.to_owned(), index), alias.to_owned());
     }
 
     /// The hardware the fake agent reports for the machine booting from `mac`.
@@ -465,11 +472,12 @@ impl SwitchDriver for FakeSwitch {
             .map(|i| {
                 let up = s.ports.get(&(self.address.clone(), i)).copied().unwrap_or(true);
                 let status = if up { PortStatus::Up } else { PortStatus::Down };
+                // As a Juniper switch answers: ifDescr is the interface's name.
                 PortInfo {
                     index: i,
                     name: format!("ge-0/0/{}", i - 1),
-                    description: String::new(),
-                    alias: String::new(),
+                    description: format!("ge-0/0/{}", i - 1),
+                    alias: s.port_aliases.get(&(self.address.clone(), i)).cloned().unwrap_or_default(),
                     admin_status: status,
                     oper_status: status,
                     speed: Some(1000),

@@ -22,6 +22,8 @@ pub struct RackRow {
     pub name: String,
     pub location_id: i64,
     pub size: i64,
+    /// Servers placed in the rack.
+    pub device_count: i64,
 }
 
 /// A switch or a PDU (they share a shape; `model` is empty for switches).
@@ -167,7 +169,8 @@ pub const LOCATION_LIST: ListSpec = ListSpec {
 };
 
 pub const RACK_LIST: ListSpec = ListSpec {
-    select: "SELECT id, name, location_id, size FROM racks",
+    select: "SELECT id, name, location_id, size, \
+             (SELECT COUNT(*) FROM servers s WHERE s.rack_id = racks.id) AS device_count FROM racks",
     from: "racks",
     count_all_from: None,
     fields: &[
@@ -175,6 +178,7 @@ pub const RACK_LIST: ListSpec = ListSpec {
         Field::new("name", "name", FieldType::Text),
         Field::new("location_id", "location_id", FieldType::Int),
         Field::new("size", "size", FieldType::Int),
+        Field::new("device_count", "(SELECT COUNT(*) FROM servers s WHERE s.rack_id = racks.id)", FieldType::Int),
     ],
     tiebreak: "id ASC",
 };
@@ -272,6 +276,17 @@ impl Store {
             .fetch_optional(self.pool())
             .await?
             .ok_or_else(|| StoreError::not_found(what, id))
+    }
+
+    /// The descriptions (ifAlias) set on fake switches' ports: (switch address, ifIndex,
+    /// alias), for the demo to hand to its fake switches so a sync reads them back.
+    pub async fn fake_port_aliases(&self) -> Result<Vec<(String, i64, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT w.ip, p.idx, p.alias FROM switch_ports p JOIN switches w ON w.id = p.switch_id \
+             WHERE w.protocol = 'fake' AND p.alias <> '' ORDER BY w.id, p.idx",
+        )
+        .fetch_all(self.pool())
+        .await?)
     }
 
     async fn delete_row(&self, table: &str, what: &'static str, id: i64) -> Result<()> {

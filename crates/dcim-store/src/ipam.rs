@@ -657,9 +657,6 @@ fn history_data(old: Option<serde_json::Value>, new: Option<serde_json::Value>) 
 /// Deletes an address, offers it again, and clears it as a main address; the history
 /// records it.
 pub(crate) async fn release_ip(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64) -> Result<()> {
-    if let Some((us, name, old)) = ip_snapshot(tx, id).await? {
-        insert_history(tx, us, &name, Some(id), Some(old), None).await?;
-    }
     sqlx::query(
         "INSERT INTO ip_free (ipnet_id, range_id, addr_key) SELECT i.ipnet_id, \
          (SELECT r.id FROM ippool_ranges r WHERE r.ipnet_id = i.ipnet_id AND r.start_key <= i.addr_key \
@@ -669,6 +666,11 @@ pub(crate) async fn release_ip(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i6
     .bind(id)
     .execute(&mut **tx)
     .await?;
+    // Read after the first write: in SQLite a transaction that reads first may not
+    // upgrade to a writer while another writes.
+    if let Some((us, name, old)) = ip_snapshot(tx, id).await? {
+        insert_history(tx, us, &name, Some(id), Some(old), None).await?;
+    }
     sqlx::query("UPDATE servers SET main_ipv4 = NULL WHERE main_ipv4 = $1").bind(id).execute(&mut **tx).await?;
     sqlx::query("UPDATE servers SET main_ipv6 = NULL WHERE main_ipv6 = $1").bind(id).execute(&mut **tx).await?;
     sqlx::query("DELETE FROM ips WHERE id = $1").bind(id).execute(&mut **tx).await?;

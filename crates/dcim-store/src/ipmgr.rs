@@ -208,6 +208,10 @@ impl Store {
         }
         self.range_overlap(ipnet, start, end, id).await?;
         let mut tx = self.pool().begin().await?;
+        sqlx::query("UPDATE ippool_ranges SET next_offset = next_offset WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let outside: Option<(String,)> = sqlx::query_as(
             "SELECT name FROM ips WHERE range_id = $1 AND (addr_key < $2 OR addr_key > $3) ORDER BY addr_key LIMIT 1",
         )
@@ -271,6 +275,9 @@ impl Store {
     /// Edits an address's domain, IPmanager status, note or lock, with a history record.
     pub async fn update_ipmgr_ip(&self, id: i64, p: &IpPatch) -> Result<()> {
         let mut tx = self.pool().begin().await?;
+        // Write first (a no-op): in SQLite a transaction that reads first may not become
+        // a writer while another writes.
+        sqlx::query("UPDATE ips SET locked = locked WHERE id = $1").bind(id).execute(&mut *tx).await?;
         let Some((_, _, old)) = ip_snapshot(&mut tx, id).await? else {
             return Err(StoreError::not_found("ip", id));
         };

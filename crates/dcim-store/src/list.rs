@@ -250,6 +250,18 @@ impl Patch {
         self.empty
     }
 
+    /// Runs the update on row `id` inside a transaction.
+    pub(crate) async fn execute_in(
+        mut self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        id: i64,
+    ) -> std::result::Result<u64, sqlx::Error> {
+        self.buf.push(" WHERE id = ");
+        self.buf.bind(Bind::Int(id));
+        let r = bind_query(&self.buf.text, &self.buf.binds).execute(&mut **tx).await?;
+        Ok(r.rows_affected())
+    }
+
     /// Runs the update on row `id`; the number of rows changed (0 when absent).
     pub(crate) async fn execute(mut self, store: &Store, id: i64) -> std::result::Result<u64, sqlx::Error> {
         self.buf.push(" WHERE id = ");

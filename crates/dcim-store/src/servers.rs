@@ -61,6 +61,15 @@ pub struct ServerRow {
     pub ips: String,
     pub main_ipv4: Option<i64>,
     pub main_ipv6: Option<i64>,
+    pub barcode: String,
+    pub serial_number: String,
+    pub model: String,
+    pub note: String,
+    pub user_note: String,
+    pub platform_name: String,
+    /// Height in rack units.
+    pub size: i64,
+    pub uuid: Option<String>,
 }
 
 /// A server's link to a switch port.
@@ -72,6 +81,7 @@ pub struct SwitchConnectionRow {
     /// The port's index on the switch (SNMP ifIndex).
     pub port_index: i64,
     pub switch_id: i64,
+    pub switch_name: String,
     pub port_name: String,
     pub description: String,
     pub admin_status: String,
@@ -116,7 +126,7 @@ pub struct ServerIpRow {
     pub network: String,
 }
 
-type SwitchConnTuple = (i64, i64, i64, String, String, String, String, i64, i64, i64);
+type SwitchConnTuple = (i64, i64, i64, String, String, String, String, i64, i64, i64, String);
 type PduConnTuple = (i64, i64, String, i64, String, String, i64);
 
 impl ServerDetail {
@@ -147,6 +157,7 @@ impl ServerDetail {
                     is_ipmi_connection: c.7,
                     do_not_collect_traffic: c.8,
                     port_index: c.9,
+                    switch_name: c.10,
                 })
                 .collect(),
             pdu_connections: pdu
@@ -187,6 +198,34 @@ pub struct NewServer {
     pub mac: Option<String>,
     pub domain: String,
     pub bmc: Option<BmcAccess>,
+    pub details: ServerDetails,
+}
+
+/// What describes a server beyond its placement: labels, notes, and its platform
+/// with the height in rack units.
+#[derive(Debug, Clone)]
+pub struct ServerDetails {
+    pub barcode: String,
+    pub serial_number: String,
+    pub model: String,
+    pub note: String,
+    pub user_note: String,
+    pub platform_name: String,
+    pub size: i64,
+}
+
+impl Default for ServerDetails {
+    fn default() -> Self {
+        ServerDetails {
+            barcode: String::new(),
+            serial_number: String::new(),
+            model: String::new(),
+            note: String::new(),
+            user_note: String::new(),
+            platform_name: String::new(),
+            size: 1,
+        }
+    }
 }
 
 /// Changes to a server; `None` leaves a field, `Some(None)` clears a nullable one.
@@ -200,6 +239,13 @@ pub struct ServerPatch {
     pub bmc: Option<Option<BmcAccess>>,
     pub custom_configuration: Option<Option<String>>,
     pub is_new: Option<bool>,
+    pub barcode: Option<String>,
+    pub serial_number: Option<String>,
+    pub model: Option<String>,
+    pub note: Option<String>,
+    pub user_note: Option<String>,
+    pub platform_name: Option<String>,
+    pub size: Option<i64>,
 }
 
 /// What the billing counts: free servers per configuration.
@@ -231,7 +277,8 @@ macro_rules! server_select {
             $pdu_agg,
             " AS pdu_connections, ",
             $ip_agg,
-            " AS ips, s.main_ipv4, s.main_ipv6 FROM servers s JOIN locations l ON l.id = s.location_id \
+            " AS ips, s.main_ipv4, s.main_ipv6, s.barcode, s.serial_number, s.model, s.note, s.user_note, \
+             s.platform_name, s.size, s.uuid FROM servers s JOIN locations l ON l.id = s.location_id \
              LEFT JOIN racks r ON r.id = s.rack_id LEFT JOIN users o ON o.id = s.owner_id \
              LEFT JOIN os_templates t ON t.id = s.os_template_id LEFT JOIN tasks lt ON lt.id = s.last_task_id"
         )
@@ -268,14 +315,29 @@ const SERVER_FIELDS: &[Field] = &[
     Field::new("ipmi.status", "s.ipmi_status", FieldType::Text),
     Field::new("operation.id", "lt.id", FieldType::Int),
     Field::new("operation.status", "lt.status", FieldType::Text),
+    Field::new("barcode", "s.barcode", FieldType::Text),
+    Field::new("serial_number", "s.serial_number", FieldType::Text),
+    Field::new("model", "s.model", FieldType::Text),
+    Field::new("note", "s.note", FieldType::Text),
+    Field::new("user_note", "s.user_note", FieldType::Text),
+    Field::new("uuid", "s.uuid", FieldType::Text),
+    Field::new("platform.name", "s.platform_name", FieldType::Text),
+    Field::new("platform.size", "s.size", FieldType::Int),
+    Field::new(
+        "warehouse_status",
+        "(CASE WHEN s.rack_id IS NULL THEN 'in_warehouse' ELSE 'in_rack' END)",
+        FieldType::Text,
+    ),
 ];
 
 const SERVER_LIST_SQLITE: ListSpec = ListSpec {
     select: server_select!(
         "(SELECT json_group_array(json_array(x.id, x.port_id, x.switch_id, x.name, x.description, x.admin_status, \
-         x.oper_status, x.is_ipmi_connection, x.do_not_collect_traffic, x.idx)) FROM (SELECT c.id, c.port_id, \
-         p.switch_id, p.name, p.description, p.admin_status, p.oper_status, c.is_ipmi_connection, \
-         c.do_not_collect_traffic, p.idx FROM switch_connections c JOIN switch_ports p ON p.id = c.port_id WHERE c.server_id = s.id ORDER BY c.id) x)",
+         x.oper_status, x.is_ipmi_connection, x.do_not_collect_traffic, x.idx, x.switch_name)) FROM (SELECT c.id, \
+         c.port_id, p.switch_id, p.name, p.description, p.admin_status, p.oper_status, c.is_ipmi_connection, \
+         c.do_not_collect_traffic, p.idx, w.name AS switch_name FROM switch_connections c \
+         JOIN switch_ports p ON p.id = c.port_id JOIN switches w ON w.id = p.switch_id \
+         WHERE c.server_id = s.id ORDER BY c.id) x)",
         "(SELECT json_group_array(json_array(x.id, x.port_id, x.name, x.pdu_id, x.pdu_name, x.power_status, x.idx)) \
          FROM (SELECT c.id, c.port_id, p.name, p.pdu_id, d.name AS pdu_name, p.power_status, p.idx FROM pdu_connections c \
          JOIN pdu_ports p ON p.id = c.port_id JOIN pdus d ON d.id = p.pdu_id WHERE c.server_id = s.id ORDER BY c.id) x)",
@@ -293,8 +355,9 @@ const SERVER_LIST_SQLITE: ListSpec = ListSpec {
 const SERVER_LIST_POSTGRES: ListSpec = ListSpec {
     select: server_select!(
         "(SELECT COALESCE(json_agg(json_build_array(c.id, c.port_id, p.switch_id, p.name, p.description, \
-         p.admin_status, p.oper_status, c.is_ipmi_connection, c.do_not_collect_traffic, p.idx) ORDER BY c.id), '[]')::text \
-         FROM switch_connections c JOIN switch_ports p ON p.id = c.port_id WHERE c.server_id = s.id)",
+         p.admin_status, p.oper_status, c.is_ipmi_connection, c.do_not_collect_traffic, p.idx, w.name) ORDER BY c.id), \
+         '[]')::text FROM switch_connections c JOIN switch_ports p ON p.id = c.port_id \
+         JOIN switches w ON w.id = p.switch_id WHERE c.server_id = s.id)",
         "(SELECT COALESCE(json_agg(json_build_array(c.id, c.port_id, p.name, p.pdu_id, d.name, p.power_status, p.idx) \
          ORDER BY c.id), '[]')::text FROM pdu_connections c JOIN pdu_ports p ON p.id = c.port_id \
          JOIN pdus d ON d.id = p.pdu_id WHERE c.server_id = s.id)",
@@ -324,6 +387,37 @@ pub const CONFIGURATION_LIST: ListSpec = ListSpec {
     tiebreak: "c.configuration ASC",
 };
 
+/// Takes the rack's lock (a no-op write: a row lock in PostgreSQL, the write lock in
+/// SQLite), then refuses units `unit..unit+size` when another server than `except`
+/// holds one of them. Two placements into one rack thus run one after the other, and
+/// two servers never share a unit, whatever their heights.
+async fn lock_rack_units(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    rack: Option<i64>,
+    unit: Option<i64>,
+    size: i64,
+    except: i64,
+) -> Result<()> {
+    let (Some(rack), Some(unit)) = (rack, unit) else { return Ok(()) };
+    sqlx::query("UPDATE racks SET size = size WHERE id = $1").bind(rack).execute(&mut **tx).await?;
+    let last = unit + size - 1;
+    let other: Option<(String, i64, i64)> = sqlx::query_as(
+        "SELECT name, unit, size FROM servers WHERE rack_id = $1 AND id <> $2 AND unit IS NOT NULL \
+         AND unit <= $3 AND unit + size - 1 >= $4 ORDER BY unit LIMIT 1",
+    )
+    .bind(rack)
+    .bind(except)
+    .bind(last)
+    .bind(unit)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some((name, u, sz)) = other {
+        let theirs = if sz > 1 { format!("units {u} to {}", u + sz - 1) } else { format!("unit {u}") };
+        return Err(StoreError::Conflict(format!("server {name} is in {theirs} of rack {rack}")));
+    }
+    Ok(())
+}
+
 /// The restriction a `@user` caller lives under: only servers it owns.
 pub fn owned_by(user_id: i64) -> Scope {
     Scope { sql: "s.owner_id = ?", value: Bind::Int(user_id) }
@@ -331,12 +425,17 @@ pub fn owned_by(user_id: i64) -> Scope {
 
 impl Store {
     pub async fn create_server(&self, s: &NewServer) -> Result<i64> {
-        self.check_placement(s.location_id, s.rack_id, s.unit).await?;
+        self.check_placement(s.location_id, s.rack_id, s.unit, s.details.size).await?;
         let bmc = s.bmc.clone().unwrap_or_default();
         let has_bmc = s.bmc.is_some();
+        let d = &s.details;
+        let mut tx = self.pool().begin().await?;
+        lock_rack_units(&mut tx, s.rack_id, s.unit, d.size, 0).await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO servers (name, location_id, rack_id, unit, mac, domain, ipmi_address, ipmi_type, ipmi_user, \
-             ipmi_password, ipmi_web_url, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+             ipmi_password, ipmi_web_url, created_at, barcode, serial_number, model, note, user_note, platform_name, \
+             size, uuid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+             $19, $20) RETURNING id",
         )
         .bind(s.name.clone())
         .bind(s.location_id)
@@ -350,17 +449,35 @@ impl Store {
         .bind(has_bmc.then(|| bmc.password.clone()))
         .bind(bmc.web_url.clone())
         .bind(now())
-        .fetch_one(self.pool())
+        .bind(d.barcode.clone())
+        .bind(d.serial_number.clone())
+        .bind(d.model.clone())
+        .bind(d.note.clone())
+        .bind(d.user_note.clone())
+        .bind(d.platform_name.clone())
+        .bind(d.size)
+        .bind(uuid::Uuid::new_v4().to_string())
+        .fetch_one(&mut *tx)
         .await
         .map_err(|e| {
             StoreError::conflict_on_constraint(e, || {
                 "another server has that name, MAC address or rack unit".to_owned()
             })
         })?;
+        tx.commit().await?;
         Ok(id)
     }
 
-    async fn check_placement(&self, location_id: i64, rack_id: Option<i64>, unit: Option<i64>) -> Result<()> {
+    /// The location exists, the rack is in it, and units `unit..unit+size` fit in the
+    /// rack. Whether they are free is checked under the rack's lock
+    /// ([`lock_rack_units`]).
+    async fn check_placement(
+        &self,
+        location_id: i64,
+        rack_id: Option<i64>,
+        unit: Option<i64>,
+        size: i64,
+    ) -> Result<()> {
         self.get_location(location_id).await?;
         if let Some(rack_id) = rack_id {
             let rack = self.get_rack(rack_id).await?;
@@ -371,12 +488,11 @@ impl Store {
                 )));
             }
             if let Some(u) = unit
-                && (u < 1 || u > rack.size)
+                && (u < 1 || u + size - 1 > rack.size)
             {
-                return Err(StoreError::Conflict(format!(
-                    "unit {u} is outside rack {rack_id} (units 1 to {})",
-                    rack.size
-                )));
+                let last = u + size - 1;
+                let units = if size > 1 { format!("units {u} to {last} are") } else { format!("unit {u} is") };
+                return Err(StoreError::Conflict(format!("{units} outside rack {rack_id} (units 1 to {})", rack.size)));
             }
         }
         Ok(())
@@ -417,12 +533,31 @@ impl Store {
 
     pub async fn update_server(&self, id: i64, p: &ServerPatch) -> Result<()> {
         let current = self.get_server(id, &[]).await?.server;
-        if p.rack_id.is_some() || p.unit.is_some() {
+        let placement = if p.rack_id.is_some() || p.unit.is_some() || p.size.is_some() {
             let rack = p.rack_id.unwrap_or(current.rack_id);
             let unit = p.unit.unwrap_or(current.unit);
-            self.check_placement(current.location_id, rack, unit).await?;
-        }
+            let size = p.size.unwrap_or(current.size);
+            self.check_placement(current.location_id, rack, unit, size).await?;
+            Some((rack, unit, size))
+        } else {
+            None
+        };
         let mut u = Patch::new("servers");
+        for (col, v) in [
+            ("barcode", &p.barcode),
+            ("serial_number", &p.serial_number),
+            ("model", &p.model),
+            ("note", &p.note),
+            ("user_note", &p.user_note),
+            ("platform_name", &p.platform_name),
+        ] {
+            if let Some(v) = v {
+                u.set(col, v.as_str().into());
+            }
+        }
+        if let Some(v) = p.size {
+            u.set("size", v.into());
+        }
         if let Some(v) = &p.name {
             u.set("name", v.as_str().into());
         }
@@ -454,19 +589,20 @@ impl Store {
         if let Some(v) = p.is_new {
             u.set("is_new", v.into());
         }
-        self.apply_server_patch(u, id).await
-    }
-
-    async fn apply_server_patch(&self, u: Patch, id: i64) -> Result<()> {
         if u.is_empty() {
             return Ok(());
         }
-        let n = u.execute(self, id).await.map_err(|e| {
+        let mut tx = self.pool().begin().await?;
+        if let Some((rack, unit, size)) = placement {
+            lock_rack_units(&mut tx, rack, unit, size, id).await?;
+        }
+        let n = u.execute_in(&mut tx, id).await.map_err(|e| {
             StoreError::conflict_on_constraint(e, || "another server has that name, MAC address or rack unit".into())
         })?;
         if n == 0 {
             return Err(StoreError::not_found("server", id));
         }
+        tx.commit().await?;
         Ok(())
     }
 

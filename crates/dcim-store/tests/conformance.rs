@@ -121,6 +121,7 @@ async fn constraints_map_to_conflicts(db: Db) {
             unit: None,
             mac: None,
             domain: String::new(),
+            details: Default::default(),
             bmc: None,
         })
         .await
@@ -178,6 +179,7 @@ async fn lists_page_and_count(db: Db) {
                 unit: None,
                 mac: None,
                 domain: String::new(),
+                details: Default::default(),
                 bmc: None,
             })
             .await

@@ -21,7 +21,7 @@ use dcim_core::configuration::{Cpu, Disk, DiskType, HardwareInfo, Memory, Mother
 use dcim_core::{Email, Role};
 use dcim_store::Store;
 use dcim_store::inventory::{DeviceKind, NewDevice, OsImage, PortReport};
-use dcim_store::servers::{BmcAccess, NewServer, ServerPatch};
+use dcim_store::servers::{BmcAccess, NewServer, ServerDetails, ServerPatch};
 use dcim_store::users::NewUser;
 use serde_json::json;
 
@@ -252,12 +252,19 @@ async fn build(store: &Store) -> anyhow::Result<()> {
     let loc = store.create_location("Demo DC", "1st Street, 25", None).await?;
     let racks = [store.create_rack("A1", loc, 42).await?, store.create_rack("A2", loc, 42).await?];
 
+    // As a Juniper switch reports them: ifDescr is the interface, ifAlias what the
+    // operators wrote on it (servers 1 to 24 on ports 1 to 24, their BMCs on 25 to 48,
+    // as connected below).
     let switch_ports: Vec<PortReport> = (0..48)
         .map(|i| PortReport {
             idx: i + 1,
             name: format!("ge-0/0/{i}"),
-            description: String::new(),
-            alias: String::new(),
+            description: format!("ge-0/0/{i}"),
+            alias: if i < 24 {
+                format!("srv-{:02} eth0 (rack {} U{})", i + 1, if i < 12 { "A1" } else { "A2" }, i % 12 * 2 + 1)
+            } else {
+                format!("srv-{:02} BMC", i - 23)
+            },
             admin_status: "up".into(),
             oper_status: "up".into(),
             speed: Some(1000),
@@ -357,6 +364,13 @@ async fn build(store: &Store) -> anyhow::Result<()> {
                     unit: Some(((n - 1) % 12 * 2 + 1) as i64),
                     mac: Some(mac.clone()),
                     domain: format!("srv-{n:02}.demo.invalid"),
+                    details: ServerDetails {
+                        barcode: format!("DC{:06}", 100_000 + n),
+                        serial_number: format!("DEMO-SN-{n:04}"),
+                        model: model.board.into(),
+                        platform_name: "Colocation 1U".into(),
+                        ..ServerDetails::default()
+                    },
                     bmc: Some(BmcAccess {
                         address: format!("bmc-{n:02}.demo.invalid"),
                         kind: "fake".into(),

@@ -93,6 +93,10 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
                 lab.set_hardware(&mac, v);
             }
         }
+        // Its fake switch answers with the port descriptions the demo recorded.
+        for (address, index, alias) in store.fake_port_aliases().await? {
+            lab.set_port_alias(&address, index, &alias);
+        }
     }
     let mut drivers = Drivers::with_settings(lab, &cfg.drivers());
     // Agents report to this server; booted over the netboot service, through its listener.

@@ -224,6 +224,24 @@ async fn billing_order_flow_on_the_demo(database_url: Option<&str>) {
     let t = demo.wait(task).await;
     assert_eq!(t["status"], "fail", "{t}");
     assert!(t.to_string().contains("sha256"), "the task says why: {t}");
+
+    // The demo's switch ports say what is on them, and a sync from the (fake) switch
+    // reads the same back.
+    let port = demo.get("/dci/v3/switch/1/port?limit=0,1").await["list"][0].clone();
+    assert_eq!(
+        (port["description"].as_str(), port["alias"].as_str()),
+        (Some("ge-0/0/0"), Some("srv-01 eth0 (rack A1 U1)"))
+    );
+    let r = demo.client.post(demo.url("/dci/v3/switch/1/sync")).bearer_auth(&demo.token).json(&json!({})).send();
+    assert_eq!(r.await.unwrap().status(), StatusCode::OK);
+    assert_eq!(demo.get("/dci/v3/switch/1/port?limit=0,1").await["list"][0], port);
+    let bmc_port = demo.get("/dci/v3/switch/1/port?limit=24,1").await["list"][0]["alias"].clone();
+    assert_eq!(bmc_port, "srv-01 BMC");
+    let srv1 = demo.get("/dci/v3/server/1").await;
+    assert_eq!(
+        (srv1["barcode"].as_str(), srv1["platform"]["name"].as_str()),
+        (Some("DC100001"), Some("Colocation 1U"))
+    );
     demo.served.stop();
 }
 

@@ -16,14 +16,14 @@ async fn equipment_life_cycle(db: Db) {
     );
     assert_eq!(
         s.get(&format!("/dci/v3/rack/{rack}")).await,
-        json!({"id": rack, "name": "R1", "location_id": loc, "size": 42})
+        json!({"id": rack, "name": "R1", "location_id": loc, "size": 42, "device_count": 0})
     );
 
     let ports = s.get(&format!("/dci/v3/switch/{sw}/port")).await;
     assert_eq!(ports["size"], 48);
     assert_eq!(
         ports["list"][0],
-        json!({"id": ports["list"][0]["id"], "switch": sw, "index": 1, "name": "ge-0/0/0", "description": "", "alias": "", "admin_status": "up", "oper_status": "up", "speed": 1000, "server": null})
+        json!({"id": ports["list"][0]["id"], "switch": sw, "index": 1, "name": "ge-0/0/0", "description": "ge-0/0/0", "alias": "", "admin_status": "up", "oper_status": "up", "speed": 1000, "server": null})
     );
     let outlets = s.get(&format!("/dci/v3/pdu/{pdu}/port?orderby=index%20desc&limit=0,2")).await;
     assert_eq!((outlets["size"].clone(), outlets["list"][0]["index"].clone()), (json!(24), json!(24)));

@@ -59,6 +59,7 @@ fn api(state: AppState) -> Router {
         .route("/dci/v3/user/{id}/unblock", post(users::unblock_user))
         // servers
         .route("/dci/v3/server/configuration", get(servers::server_configuration))
+        .route("/dci/v3/warehouse/server", get(servers::warehouse_servers))
         .route("/dci/v3/server", get(servers::list_servers).post(servers::create_server))
         .route(
             "/dci/v3/server/{id}",

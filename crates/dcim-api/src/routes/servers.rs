@@ -6,7 +6,7 @@ use axum::extract::State;
 use dcim_core::configuration::{HardwareInfo, generate};
 use dcim_core::validate::{device_address, domain_name, redfish_address};
 use dcim_core::{BmcType, Mac};
-use dcim_store::servers::{BmcAccess, NewServer as StoreNewServer, ServerPatch};
+use dcim_store::servers::{BmcAccess, NewServer as StoreNewServer, ServerDetails, ServerPatch};
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -14,7 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, ListParams, Path};
 use crate::wire::inventory::HardwareInput;
 use crate::wire::server::{
-    Configuration, IpmiInput, NewServer, OwnerRequest, PduConnectionRequest, Server, ServerEdit,
+    Configuration, IpmiInput, NewServer, OwnerRequest, PduConnectionRequest, PlatformInput, Server, ServerEdit,
     SwitchConnectionRequest,
 };
 use crate::wire::{Empty, Id, List};
@@ -39,6 +39,21 @@ pub async fn list_servers(
     ListParams(q): ListParams,
 ) -> ApiResult<Json<List<Server>>> {
     let page = st.store.list_servers(&q, &caller.server_scope()).await?;
+    Ok(Json(List::from_page(page, Server::from)))
+}
+
+/// Servers kept in their location's warehouse rather than in a rack (DCImanager's
+/// warehouse list of servers; list conventions as for `/dci/v3/server`). Admin only.
+#[utoipa::path(get, path = "/dci/v3/warehouse/server", tag = "servers", responses((status = 200, body = List<Server>)))]
+pub async fn warehouse_servers(
+    caller: Caller,
+    State(st): State<AppState>,
+    ListParams(q): ListParams,
+) -> ApiResult<Json<List<Server>>> {
+    caller.require_admin()?;
+    // Rack ids start at 1: 0 stands for "no rack".
+    let scopes = [dcim_store::list::Scope { sql: "COALESCE(s.rack_id, 0) = ?", value: dcim_store::list::Bind::Int(0) }];
+    let page = st.store.list_servers(&q, &scopes).await?;
     Ok(Json(List::from_page(page, Server::from)))
 }
 
@@ -96,6 +111,24 @@ fn name(field: &str, raw: &str) -> ApiResult<String> {
     Ok(dcim_core::validate::name(field, raw)?)
 }
 
+fn label(field: &str, raw: &str) -> ApiResult<String> {
+    Ok(dcim_core::validate::line(field, raw, 128)?)
+}
+
+fn note(field: &str, raw: &str) -> ApiResult<String> {
+    Ok(dcim_core::validate::note(field, raw, 4096)?)
+}
+
+/// A platform's name and height (1 to 64 units).
+fn platform(p: &PlatformInput) -> ApiResult<(Option<String>, Option<i64>)> {
+    if let Some(size) = p.size
+        && !(1..=64).contains(&size)
+    {
+        return Err(ApiError::invalid("platform.size", "must be 1 to 64 rack units"));
+    }
+    Ok((p.name.as_deref().map(|n| label("platform.name", n)).transpose()?, p.size))
+}
+
 /// Add a server.
 #[utoipa::path(post, path = "/dci/v3/server", tag = "inventory", request_body = NewServer,
     responses((status = 201, body = Id)))]
@@ -105,6 +138,7 @@ pub async fn create_server(
     Body(b): Body<NewServer>,
 ) -> ApiResult<(axum::http::StatusCode, Json<Id>)> {
     caller.require_admin()?;
+    let (platform_name, size) = platform(&b.platform.unwrap_or_default())?;
     let s = StoreNewServer {
         name: name("name", &b.name)?,
         location_id: b.location_id,
@@ -113,21 +147,51 @@ pub async fn create_server(
         mac: b.mac.as_deref().map(|m| Mac::parse("mac", m).map(|m| m.to_string())).transpose()?,
         domain: domain_name("domain", &b.domain)?,
         bmc: b.ipmi.map(bmc).transpose()?,
+        details: ServerDetails {
+            barcode: label("barcode", &b.barcode)?,
+            serial_number: label("serial_number", &b.serial_number)?,
+            model: label("model", &b.model)?,
+            note: note("note", &b.note)?,
+            user_note: note("user_note", &b.user_note)?,
+            platform_name: platform_name.unwrap_or_default(),
+            size: size.unwrap_or(1),
+        },
     };
     let id = st.store.create_server(&s).await?;
     Ok((axum::http::StatusCode::CREATED, Json(Id { id })))
 }
 
-/// Edit a server: only the fields given change.
+/// Edit a server: only the fields given change. The server's owner (a `@user`) may
+/// edit its `user_note` and nothing else.
 #[utoipa::path(post, path = "/dci/v3/server/{id}", tag = "inventory", request_body = ServerEdit,
-    responses((status = 200, body = Id)))]
+    responses((status = 200, body = Id), (status = 403), (status = 409), (status = 422)))]
 pub async fn edit_server(
     caller: Caller,
     State(st): State<AppState>,
     Path(id): Path<i64>,
     Body(b): Body<ServerEdit>,
 ) -> ApiResult<Json<Id>> {
-    caller.require_admin()?;
+    if !caller.is_admin() {
+        st.store.check_server(id, &caller.server_scope()).await?;
+        let only_user_note = ServerEdit { user_note: None, ..b };
+        let user_note = b.user_note.clone();
+        if !only_user_note.is_empty() || user_note.is_none() {
+            return Err(ApiError::new(
+                crate::error::ErrorKind::Forbidden,
+                "a server's owner may edit its user_note only; the rest needs the @admin role",
+            ));
+        }
+        let patch = ServerPatch {
+            user_note: user_note.as_deref().map(|n| note("user_note", n)).transpose()?,
+            ..ServerPatch::default()
+        };
+        st.store.update_server(id, &patch).await?;
+        return Ok(Json(Id { id }));
+    }
+    let (platform_name, size) = match &b.platform {
+        Some(p) => platform(p)?,
+        None => (None, None),
+    };
     let patch = ServerPatch {
         name: b.name.as_deref().map(|n| name("name", n)).transpose()?,
         domain: b.domain.as_deref().map(|d| domain_name("domain", d)).transpose()?,
@@ -140,6 +204,13 @@ pub async fn edit_server(
         bmc: b.ipmi.map(|i| i.map(bmc).transpose()).transpose()?,
         custom_configuration: b.configuration.map(|c| c.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty())),
         is_new: b.is_new,
+        barcode: b.barcode.as_deref().map(|v| label("barcode", v)).transpose()?,
+        serial_number: b.serial_number.as_deref().map(|v| label("serial_number", v)).transpose()?,
+        model: b.model.as_deref().map(|v| label("model", v)).transpose()?,
+        note: b.note.as_deref().map(|v| note("note", v)).transpose()?,
+        user_note: b.user_note.as_deref().map(|v| note("user_note", v)).transpose()?,
+        platform_name,
+        size,
     };
     st.store.update_server(id, &patch).await?;
     Ok(Json(Id { id }))

@@ -35,11 +35,13 @@ pub struct Rack {
     pub name: String,
     pub location_id: i64,
     pub size: i64,
+    /// Servers placed in the rack; sortable (`orderby=device_count desc`).
+    pub device_count: i64,
 }
 
 impl From<RackRow> for Rack {
     fn from(r: RackRow) -> Self {
-        Rack { id: r.id, name: r.name, location_id: r.location_id, size: r.size }
+        Rack { id: r.id, name: r.name, location_id: r.location_id, size: r.size, device_count: r.device_count }
     }
 }
 

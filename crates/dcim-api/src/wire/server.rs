@@ -49,6 +49,17 @@ pub struct Server {
     pub is_new: bool,
     /// `on`, `off` or `unknown`, as the power driver last reported.
     pub power_status: String,
+    pub barcode: String,
+    pub serial_number: String,
+    /// The server's own id for external links (a UUID).
+    pub uuid: Option<String>,
+    pub model: String,
+    /// The operators' note.
+    pub note: String,
+    /// The customer's own note (the owner may edit it).
+    pub user_note: String,
+    /// `in_rack`, or `in_warehouse` for a server of its location without a rack.
+    pub warehouse_status: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -91,6 +102,7 @@ pub struct SwitchConnection {
     /// The switch port's id.
     pub id: i64,
     pub switch: i64,
+    pub switch_name: String,
     pub connection_id: i64,
     pub description: String,
     pub admin_status: String,
@@ -140,13 +152,25 @@ pub struct Location {
     pub userspace: Option<i64>,
 }
 
+/// The server's platform: its name and height in rack units. dcim keeps one platform
+/// per server, so its `id` is the server's (as `ipmi.id` is); `name` is as set, else
+/// `"{size}U server"`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Platform {
     pub id: i64,
     pub name: String,
     pub size: i64,
+    /// Always `server`.
     #[serde(rename = "type")]
     pub kind: String,
+}
+
+/// A platform as entered: either field may be left out.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct PlatformInput {
+    pub name: Option<String>,
+    /// Height in rack units, 1 to 64.
+    pub size: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -182,6 +206,7 @@ impl From<SwitchConnectionRow> for SwitchConnection {
         SwitchConnection {
             id: c.port_id,
             switch: c.switch_id,
+            switch_name: c.switch_name,
             connection_id: c.connection_id,
             description: if c.description.is_empty() { c.port_name } else { c.description },
             admin_status: c.admin_status,
@@ -287,8 +312,14 @@ impl From<ServerDetail> for Server {
             mac: s.mac,
             main_ipv4: s.main_ipv4,
             main_ipv6: s.main_ipv6,
+            platform: Some(Platform {
+                id: s.id,
+                name: if s.platform_name.is_empty() { format!("{}U server", s.size) } else { s.platform_name },
+                size: s.size,
+                kind: "server".into(),
+            }),
+            warehouse_status: if rack.is_some() { "in_rack" } else { "in_warehouse" }.into(),
             name: s.name,
-            platform: None,
             rack,
             unit: s.unit,
             chassis: None,
@@ -298,6 +329,12 @@ impl From<ServerDetail> for Server {
             diag_error: s.diag_error.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default(),
             is_new: s.is_new != 0,
             power_status: s.power_status,
+            barcode: s.barcode,
+            serial_number: s.serial_number,
+            uuid: s.uuid,
+            model: s.model,
+            note: s.note,
+            user_note: s.user_note,
         }
     }
 }
@@ -351,6 +388,17 @@ pub struct NewServer {
     #[serde(default)]
     pub domain: String,
     pub ipmi: Option<IpmiInput>,
+    #[serde(default)]
+    pub barcode: String,
+    #[serde(default)]
+    pub serial_number: String,
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub note: String,
+    #[serde(default)]
+    pub user_note: String,
+    pub platform: Option<PlatformInput>,
 }
 
 /// `POST /server/{id}`: only the fields to change; `null` clears a nullable one.
@@ -375,6 +423,33 @@ pub struct ServerEdit {
     #[schema(value_type = Option<String>)]
     pub configuration: Option<Option<String>>,
     pub is_new: Option<bool>,
+    pub barcode: Option<String>,
+    pub serial_number: Option<String>,
+    pub model: Option<String>,
+    pub note: Option<String>,
+    /// The one field the server's owner (a `@user`) may edit.
+    pub user_note: Option<String>,
+    pub platform: Option<PlatformInput>,
+}
+
+impl ServerEdit {
+    /// Whether the body changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.domain.is_none()
+            && self.mac.is_none()
+            && self.rack_id.is_none()
+            && self.unit.is_none()
+            && self.ipmi.is_none()
+            && self.configuration.is_none()
+            && self.is_new.is_none()
+            && self.barcode.is_none()
+            && self.serial_number.is_none()
+            && self.model.is_none()
+            && self.note.is_none()
+            && self.user_note.is_none()
+            && self.platform.is_none()
+    }
 }
 
 /// `POST /server/{id}/switch_connection`.
