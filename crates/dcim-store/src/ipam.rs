@@ -27,6 +27,10 @@ pub struct IpnetRow {
     pub userspace: i64,
     pub using_ip: i64,
     pub need_reserve: i64,
+    /// Networks of the userspace inside this one: a container when more than 0.
+    pub subnets: i64,
+    /// The smallest network of the userspace this one lies inside.
+    pub parent: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -122,7 +126,12 @@ impl NewIp {
 
 pub const IPNET_LIST: ListSpec = ListSpec {
     select: "SELECT n.id, n.name, n.family, n.prefix, n.first_key, n.last_key, n.gateway, n.vlan, n.note, \
-             n.userspace, (SELECT COUNT(*) FROM ips i WHERE i.ipnet_id = n.id) AS using_ip, n.need_reserve FROM ipnets n",
+             n.userspace, (SELECT COUNT(*) FROM ips i WHERE i.ipnet_id = n.id) AS using_ip, n.need_reserve, \
+             (SELECT COUNT(*) FROM ipnets c WHERE c.userspace = n.userspace AND c.family = n.family \
+              AND c.id <> n.id AND c.first_key >= n.first_key AND c.last_key <= n.last_key) AS subnets, \
+             (SELECT p.id FROM ipnets p WHERE p.userspace = n.userspace AND p.family = n.family AND p.id <> n.id \
+              AND p.first_key <= n.first_key AND p.last_key >= n.last_key ORDER BY p.prefix DESC LIMIT 1) AS parent \
+             FROM ipnets n",
     from: "ipnets n",
     count_all_from: None,
     fields: &[
@@ -186,7 +195,10 @@ pub const IP_LIST: ListSpec = ListSpec {
 };
 
 const IPNET_PLAIN: &str = "SELECT n.id, n.name, n.family, n.prefix, n.first_key, n.last_key, n.gateway, n.vlan, \
-     n.note, n.userspace, 0 AS using_ip, n.need_reserve FROM ipnets n ORDER BY n.id";
+     n.note, n.userspace, 0 AS using_ip, n.need_reserve, \
+     (SELECT COUNT(*) FROM ipnets c WHERE c.userspace = n.userspace AND c.family = n.family \
+      AND c.id <> n.id AND c.first_key >= n.first_key AND c.last_key <= n.last_key) AS subnets, \
+     CAST(NULL AS BIGINT) AS parent FROM ipnets n ORDER BY n.id";
 
 const RANGE_SELECT: &str = "SELECT r.id, r.pool_id, r.ipnet_id, r.start_key, r.end_key, n.family, n.name AS net_name, \
      n.gateway FROM ippool_ranges r JOIN ipnets n ON n.id = r.ipnet_id";
@@ -211,19 +223,46 @@ fn max_offset(start: &str, end: &str) -> i64 {
 }
 
 impl Store {
+    /// Adds a network to a userspace. Networks of one userspace may nest but not
+    /// otherwise overlap: a network inside another divides it (the outer one becomes a
+    /// container, which holds no address or pool range of its own, so it must have none
+    /// yet), and one around others contains them. Creations in one userspace run one
+    /// after the other (the userspace's row is their lock).
     pub async fn create_ipnet(&self, n: &NewIpnet) -> Result<i64> {
         let mut tx = self.pool().begin().await?;
-        let overlap: Option<(i64, String)> = sqlx::query_as(
-            "SELECT id, name FROM ipnets WHERE userspace = $1 AND family = $2 AND first_key <= $3 AND last_key >= $4",
+        let locked =
+            sqlx::query("UPDATE userspaces SET note = note WHERE id = $1").bind(n.userspace).execute(&mut *tx).await?;
+        if locked.rows_affected() == 0 {
+            return Err(StoreError::not_found("userspace", n.userspace));
+        }
+        type Overlap = (i64, String, String, String, i64, i64);
+        let overlaps: Vec<Overlap> = sqlx::query_as(
+            "SELECT n.id, n.name, n.first_key, n.last_key, (SELECT COUNT(*) FROM ips i WHERE i.ipnet_id = n.id), \
+             (SELECT COUNT(*) FROM ippool_ranges r WHERE r.ipnet_id = n.id) FROM ipnets n \
+             WHERE n.userspace = $1 AND n.family = $2 AND n.first_key <= $3 AND n.last_key >= $4 ORDER BY n.id",
         )
         .bind(n.userspace)
         .bind(n.family)
         .bind(n.last_key.clone())
         .bind(n.first_key.clone())
-        .fetch_optional(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
-        if let Some((id, name)) = overlap {
-            return Err(StoreError::Conflict(format!("{} overlaps network {id} ({name})", n.name)));
+        for (id, name, first, last, used, ranges) in overlaps {
+            let around = first <= n.first_key && last >= n.last_key;
+            let inside = first >= n.first_key && last <= n.last_key;
+            if around && inside {
+                return Err(StoreError::Conflict(format!("network {} exists (id {id})", n.name)));
+            }
+            if around && (used > 0 || ranges > 0) {
+                return Err(StoreError::Conflict(format!(
+                    "{} lies inside network {id} ({name}), which holds {used} address(es) and {ranges} pool \
+                     range(s): a network in use is not divided",
+                    n.name
+                )));
+            }
+            if !around && !inside {
+                return Err(StoreError::Conflict(format!("{} overlaps network {id} ({name})", n.name)));
+            }
         }
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO ipnets (name, family, prefix, first_key, last_key, gateway, vlan, note, userspace, need_reserve) \
@@ -294,11 +333,15 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes a network no address and no pool range uses.
+    /// Deletes a network no address and no pool range uses, and that holds no
+    /// networks (a container goes after its subnetworks).
     pub async fn delete_ipnet(&self, id: i64) -> Result<()> {
         let r = sqlx::query(
             "DELETE FROM ipnets WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM ips WHERE ipnet_id = $1) \
-             AND NOT EXISTS (SELECT 1 FROM ippool_ranges WHERE ipnet_id = $1)",
+             AND NOT EXISTS (SELECT 1 FROM ippool_ranges WHERE ipnet_id = $1) \
+             AND NOT EXISTS (SELECT 1 FROM ipnets n JOIN ipnets c ON c.userspace = n.userspace \
+              AND c.family = n.family AND c.id <> n.id AND c.first_key >= n.first_key AND c.last_key <= n.last_key \
+              WHERE n.id = $1)",
         )
         .bind(id)
         .execute(self.pool())
@@ -307,6 +350,12 @@ impl Store {
             return Ok(());
         }
         let n = self.get_ipnet(id).await?;
+        if n.subnets > 0 {
+            return Err(StoreError::Conflict(format!(
+                "network {} is a container of {} network(s); delete them first",
+                n.name, n.subnets
+            )));
+        }
         Err(StoreError::Conflict(format!(
             "network {} is in use ({} address(es), or pool ranges); free them first",
             n.name, n.using_ip

@@ -146,11 +146,20 @@ impl Store {
             .ok_or_else(|| StoreError::not_found("range", id))
     }
 
-    /// The network of `userspace` (and `family`) that holds keys `start..=end`.
-    pub async fn network_holding(&self, userspace: i64, family: i64, start: &str, end: &str) -> Result<Option<i64>> {
-        let row: Option<(i64,)> = sqlx::query_as(
-            "SELECT id FROM ipnets WHERE userspace = $1 AND family = $2 AND first_key <= $3 AND last_key >= $4 \
-             ORDER BY id LIMIT 1",
+    /// The smallest network of `userspace` (and `family`) that holds keys
+    /// `start..=end`, and whether it is a container (holds networks).
+    pub async fn network_holding(
+        &self,
+        userspace: i64,
+        family: i64,
+        start: &str,
+        end: &str,
+    ) -> Result<Option<(i64, String, bool)>> {
+        let row: Option<(i64, String, i64)> = sqlx::query_as(
+            "SELECT n.id, n.name, (SELECT COUNT(*) FROM ipnets c WHERE c.userspace = n.userspace \
+             AND c.family = n.family AND c.id <> n.id AND c.first_key >= n.first_key AND c.last_key <= n.last_key) \
+             FROM ipnets n WHERE n.userspace = $1 AND n.family = $2 AND n.first_key <= $3 AND n.last_key >= $4 \
+             ORDER BY n.prefix DESC LIMIT 1",
         )
         .bind(userspace)
         .bind(family)
@@ -158,7 +167,7 @@ impl Store {
         .bind(end.to_owned())
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.map(|r| r.0))
+        Ok(row.map(|(id, name, subnets)| (id, name, subnets > 0)))
     }
 
     async fn range_overlap(&self, ipnet: i64, start: &str, end: &str, except: i64) -> Result<()> {

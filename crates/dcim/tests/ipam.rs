@@ -25,7 +25,8 @@ async fn networks_pools_and_counts(db: Db) {
         nets["list"][0],
         json!({"id": v4, "name": "192.0.2.0/24", "family": 2, "mask": 24, "gateway": "192.0.2.1", "userspace": 1,
                "vlan": "10", "note": "doc", "size": "256", "using_ip": "0", "total_ip": "253",
-               "first": "192.0.2.0", "last": "192.0.2.255", "need_reserve": true, "ippools": [pool]})
+               "first": "192.0.2.0", "last": "192.0.2.255", "need_reserve": true, "ippools": [pool],
+               "kind": "active", "parent": null})
     );
     assert_eq!(
         (nets["list"][1]["family"].clone(), nets["list"][1]["size"].clone(), nets["list"][1]["total_ip"].clone()),
@@ -42,8 +43,8 @@ async fn networks_pools_and_counts(db: Db) {
         (json!({"name": "192.0.2.0/33"}), 422, "name"),
         (json!({"name": "192.0.2.5/24"}), 422, "host bits"),
         (json!({"name": "198.51.100.0/24", "gateway": "203.0.113.1"}), 422, "gateway"),
-        (json!({"name": "192.0.2.128/25"}), 409, "overlaps"),
-        (json!({"name": "2001:db8::/48"}), 409, "overlaps"),
+        (json!({"name": "192.0.2.128/25"}), 409, "in use is not divided"),
+        (json!({"name": "192.0.2.0/24", "note": "again"}), 409, "exists"),
     ] {
         let (st, v) = s.call(Method::POST, "/ip/v3/ipnet", Some(body.clone())).await;
         let msg = assert_error(st, &v, StatusCode::from_u16(status).unwrap());

@@ -37,11 +37,8 @@ async fn userspaces_ranges_and_addresses(db: Db) {
     )
     .await;
     id_of(&s, "/ip/v3/userspace/1/ipnet", json!({"name": "198.51.100.0/24", "gateway": null})).await;
-    assert!(
-        err(&s, Method::POST, &format!("/ip/v3/userspace/{us}/ipnet"), Some(json!({"name": "198.51.100.128/25"})), 409)
-            .await
-            .contains("overlaps")
-    );
+    let again = Some(json!({"name": "198.51.100.0/24"}));
+    assert!(err(&s, Method::POST, &format!("/ip/v3/userspace/{us}/ipnet"), again, 409).await.contains("exists"));
     err(&s, Method::POST, "/ip/v3/userspace/99/ipnet", Some(json!({"name": "203.0.113.0/24"})), 404).await;
     let n = s.get(&format!("/ip/v3/ipnet/{net}")).await;
     assert_eq!((n["userspace"].as_i64(), n["need_reserve"].as_bool()), (Some(us), Some(false)));
@@ -236,4 +233,55 @@ async fn servers_beside_reserved_addresses_and_roles(db: Db) {
     s.stop().await;
 }
 
-on_both_backends!(userspaces_ranges_and_addresses, servers_beside_reserved_addresses_and_roles);
+/// Networks nest: a container holds networks and gives out no address itself.
+async fn container_networks(db: Db) {
+    let s = TestServer::start_with(db, fast_tasks).await;
+    let (srv, _, _) = fake_server(&s).await;
+    let big = id_of(&s, "/ip/v3/ipnet", json!({"name": "10.20.0.0/16"})).await;
+    let a = id_of(&s, "/ip/v3/ipnet", json!({"name": "10.20.1.0/24", "gateway": "10.20.1.1"})).await;
+    let b = id_of(&s, "/ip/v3/userspace/1/ipnet", json!({"name": "10.20.2.0/24", "gateway": "10.20.2.1"})).await;
+    let g = s.get(&format!("/ip/v3/ipnet/{big}")).await;
+    assert_eq!((g["kind"].as_str(), g["parent"].clone()), (Some("container"), Value::Null));
+    let g = s.get(&format!("/ip/v3/ipnet/{a}")).await;
+    assert_eq!((g["kind"].as_str(), g["parent"].clone()), (Some("active"), json!(big)));
+    // A network around existing ones is a container too.
+    let top = id_of(&s, "/ip/v3/ipnet", json!({"name": "10.0.0.0/8"})).await;
+    assert_eq!(s.get(&format!("/ip/v3/ipnet/{big}")).await["parent"], top);
+
+    let before = s.get("/ip/v3/ip").await["size"].clone();
+    for (path, body, field) in [
+        (format!("/ip/v3/ipnet/{big}/ip"), json!({"name": "10.20.1.5"}), "ipnet"),
+        (format!("/ip/v3/ipnet/{big}/ip"), json!({}), "ipnet"),
+        ("/ip/v3/userspace/1/ip".to_owned(), json!({"name": "10.20.9.9"}), "name"),
+        (format!("/dci/v3/server/{srv}/ip"), json!({"ip_net": big}), "ip_net"),
+        (format!("/dci/v3/server/{srv}/ip"), json!({"ip_name": "10.20.9.9"}), "ip_name"),
+        (
+            "/ip/v3/ippool".to_owned(),
+            json!({"name": "p", "ranges": [{"ipnet": big, "start": "10.20.3.1", "end": "10.20.3.9"}]}),
+            "ranges[0].ipnet",
+        ),
+    ] {
+        let (st, v) = s.call(Method::POST, &path, Some(body.clone())).await;
+        assert_error(st, &v, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(v["error"]["value"]["field"], field, "{path} {body}: {v}");
+    }
+    assert_eq!(s.get("/ip/v3/ip").await["size"], before, "nothing was written");
+    // An address lands in the most specific network, by userspace or by name alone.
+    let ip = id_of(&s, "/ip/v3/userspace/1/ip", json!({"name": "10.20.2.7"})).await;
+    assert_eq!(s.get(&format!("/ip/v3/ip/{ip}")).await["ipnet"], b);
+    let v = s.post(&format!("/dci/v3/server/{srv}/ip"), json!({"ip_name": "10.20.1.9"})).await;
+    assert_eq!(wait_task(&s, v["task"].as_i64().unwrap()).await["status"], "complete");
+    let own = s.get(&format!("/dci/v3/server/{srv}/ip")).await["list"][0].clone();
+    assert_eq!(own["network"], "10.20.1.0/24");
+    // A network in use is not divided; a container goes after its networks.
+    let msg = err(&s, Method::POST, "/ip/v3/ipnet", Some(json!({"name": "10.20.1.128/25"})), 409).await;
+    assert!(msg.contains("not divided"), "{msg}");
+    assert!(err(&s, Method::DELETE, &format!("/ip/v3/ipnet/{big}"), None, 409).await.contains("container"));
+    s.call(Method::DELETE, &format!("/ip/v3/ip/{ip}"), None).await;
+    s.call(Method::DELETE, &format!("/ip/v3/ipnet/{b}"), None).await;
+    let r = s.call(Method::DELETE, &format!("/ip/v3/ipnet/{top}"), None).await;
+    assert_error(r.0, &r.1, StatusCode::CONFLICT);
+    s.stop().await;
+}
+
+on_both_backends!(userspaces_ranges_and_addresses, servers_beside_reserved_addresses_and_roles, container_networks);

@@ -60,7 +60,21 @@ pub(crate) fn ipnet_wire(r: IpnetRow, ranges: &[RangeRow]) -> Ipnet {
         last,
         need_reserve: r.need_reserve != 0,
         ippools,
+        kind: if r.subnets > 0 { "container" } else { "active" },
+        parent: r.parent,
     }
+}
+
+/// A container network (one that holds networks) gives out no address itself: they
+/// belong to its subnetworks.
+pub(crate) fn refuse_container(r: &IpnetRow, field: &str) -> ApiResult<()> {
+    if r.subnets > 0 {
+        return Err(ApiError::invalid(
+            field,
+            format!("network {} is a container of {} network(s); use one of them", r.name, r.subnets),
+        ));
+    }
+    Ok(())
 }
 
 /// Usable addresses of a range, given its network.
@@ -263,6 +277,7 @@ pub async fn create_pool(
             }
             Err(e) => return Err(e.into()),
         };
+        refuse_container(&net_row, &field("ipnet"))?;
         let net = net_of(&net_row).ok_or_else(ApiError::internal)?;
         let start = parse_addr(&field("start"), &r.start)?;
         let end = parse_addr(&field("end"), &r.end)?;
@@ -379,12 +394,16 @@ pub async fn allocate_ip(
             if !(row.family == family && row.first_key <= k && k <= row.last_key) {
                 return Err(ApiError::invalid("ip_name", format!("{addr} is outside network {}", row.name)));
             }
+            refuse_container(row, "ip_net")?;
             (n, None)
         } else {
+            // The most specific network that holds it (networks of a userspace nest).
             let row = nets
                 .iter()
-                .find(|r| r.family == family && r.first_key <= k && k <= r.last_key)
+                .filter(|r| r.family == family && r.first_key <= k && k <= r.last_key)
+                .max_by_key(|r| r.prefix)
                 .ok_or_else(|| ApiError::invalid("ip_name", format!("{addr} is in no known network")))?;
+            refuse_container(row, "ip_name")?;
             (row.id, None)
         };
         let row = find_net(&nets, net_id)?;
@@ -401,6 +420,7 @@ pub async fn allocate_ip(
             }
             (None, Some(n)) => {
                 let row = find_net(&nets, n)?;
+                refuse_container(row, "ip_net")?;
                 if row.family != family {
                     return Err(ApiError::invalid(
                         "family",

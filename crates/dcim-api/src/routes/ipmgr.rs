@@ -214,11 +214,17 @@ fn parse_range(raw: &str) -> ApiResult<(std::net::IpAddr, std::net::IpAddr)> {
 async fn range_in_userspace(st: &AppState, userspace: i64, raw: &str) -> ApiResult<(i64, String, String)> {
     let (a, b) = parse_range(raw)?;
     let (ka, kb) = (key(&a), key(&b));
-    let net = st
+    let (net, name, container) = st
         .store
         .network_holding(userspace, ipm::family(&a), &ka, &kb)
         .await?
         .ok_or_else(|| ApiError::invalid("name", format!("no network of userspace {userspace} holds {a}-{b}")))?;
+    if container {
+        return Err(ApiError::invalid(
+            "name",
+            format!("{a}-{b} lies in container network {name}, in none of its networks as a whole"),
+        ));
+    }
     Ok((net, ka, kb))
 }
 
@@ -373,6 +379,7 @@ fn new_ipmgr_ip(family: i64, domain: &str, status: Option<&str>, note: &str) -> 
 async fn create_in_network(st: &AppState, net_id: i64, b: IpCreate) -> ApiResult<i64> {
     let nets = st.store.ipnets_plain().await?;
     let row = nets.iter().find(|r| r.id == net_id).ok_or_else(|| ApiError::not_found("ipnet", net_id))?;
+    super::ip::refuse_container(row, "ipnet")?;
     let net: IpNet = row.name.parse().map_err(|_| ApiError::internal())?;
     let new = new_ipmgr_ip(row.family, &b.domain, b.status.as_deref(), &b.note)?;
     let pool = b.ippool.filter(|p| *p != 0);
@@ -437,11 +444,17 @@ pub async fn create_userspace_ip(
     }
     let addr = parse_addr("name", name)?;
     let k = key(&addr);
-    let net = st
+    let (net, name, container) = st
         .store
         .network_holding(us, ipm::family(&addr), &k, &k)
         .await?
         .ok_or_else(|| ApiError::invalid("name", format!("no network of userspace {us} holds {addr}")))?;
+    if container {
+        return Err(ApiError::invalid(
+            "name",
+            format!("{addr} lies in container network {name}, in none of its networks"),
+        ));
+    }
     Ok(Json(Id { id: create_in_network(&st, net, b).await? }))
 }
 

@@ -29,6 +29,11 @@ pub struct Ipnet {
     pub need_reserve: bool,
     /// Pools with a range in this network.
     pub ippools: Vec<i64>,
+    /// `container` when networks of its userspace lie inside it (it then gives out no
+    /// address itself), else `active`.
+    pub kind: &'static str,
+    /// The smallest network it lies inside, if any.
+    pub parent: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
