@@ -21,13 +21,16 @@ VENV=$SIMS/venv
 APT_PACKAGES=(openipmi ipmitool snmp python3-venv python3-gdbm qemu-system-x86 qemu-utils socat ipxe ipxe-qemu ovmf cpio
               dnsmasq-base chromium chromium-driver)
 # cryptography: snmpsim needs it for SNMPv3 privacy (else "Decryption error");
-# pysmi: a dependency snmpsim 1.2.2 forgets to declare.
+# pysmi: a dependency snmpsim 1.2.2 forgets to declare;
+# prometheus-client: the Prometheus project's own parser, which the metrics test reads
+# dcim's /metrics with.
 PIP_PACKAGES=(
     sushy-tools==2.2.0
     pyghmi==1.6.19
     snmpsim==1.2.2
     pysmi==2.0.0
     cryptography==50.0.2
+    prometheus-client==0.26.0
 )
 STAMP=$VENV/.dcim-sims-stamp
 
@@ -77,7 +80,7 @@ if [ ! -x "$VENV/bin/python" ] || [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$
         [ "$(stat -c %A "$d" | cut -c10)" = x ] || die "$d is not searchable by nobody: choose another DCIM_SIMS"
         d=$(dirname "$d")
     done
-    runuser -u nobody -- "$VENV/bin/python" -c 'import dbm.gnu, snmpsim, pysmi, cryptography, pyghmi, sushy_tools' \
+    runuser -u nobody -- "$VENV/bin/python" -c 'import dbm.gnu, snmpsim, pysmi, cryptography, pyghmi, sushy_tools, prometheus_client' \
         || die "user nobody cannot import the simulators from $VENV"
     printf '%s' "$want" > "$STAMP"
 fi

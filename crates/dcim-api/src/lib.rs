@@ -42,6 +42,9 @@ pub struct ApiConfig {
     /// OS images served at `/images/` to anyone who reaches the listener (agents
     /// fetch them without credentials, as they fetch boot files); `None`: not served.
     pub images_dir: Option<std::path::PathBuf>,
+    /// A bearer token that may read `/metrics` (Prometheus' scrape credential); an
+    /// admin's session may always.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -57,6 +60,7 @@ impl Default for ApiConfig {
             secure_cookies: false,
             session_cache: Duration::from_secs(5),
             images_dir: None,
+            metrics_token: None,
         }
     }
 }
@@ -99,9 +103,10 @@ pub fn agent_app(state: AppState) -> Router {
     with_images(
         Router::new()
             .route("/agent/v1/task/{id}/report", axum::routing::post(routes::operations::agent_report))
-            .with_state(state),
+            .with_state(state.clone()),
         images,
     )
+    .layer(axum::middleware::from_fn_with_state(state, routes::service::track_http))
     .layer(DefaultBodyLimit::max(limit))
     .layer(axum::middleware::from_fn(refuse_ambiguous_framing))
     .layer(TraceLayer::new_for_http())
@@ -118,9 +123,11 @@ pub fn app(state: AppState) -> Router {
 pub fn app_with(state: AppState, extra: Router) -> Router {
     let limit = state.cfg.body_limit;
     let images = state.cfg.images_dir.clone();
+    let track = axum::middleware::from_fn_with_state(state.clone(), routes::service::track_http);
     with_images(routes::router(state), images)
         .merge(extra)
         .merge(openapi::swagger())
+        .layer(track)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(refuse_ambiguous_framing))
         .layer(TraceLayer::new_for_http())

@@ -49,7 +49,7 @@ use crate::routes::{
         ipmgr::create_userspace_ip, ipmgr::address_history, ipmgr::create_ip, ipmgr::create_range,
         ipmgr::allocate_pool_ip, ipmgr::list_ranges, ipmgr::get_range, ipmgr::edit_range, ipmgr::delete_range,
         ipmgr::range_ips, ipmgr::list_ips, ipmgr::get_ip, ipmgr::edit_ip, ipmgr::delete_ip,
-        crate::routes::health,
+        crate::routes::health, crate::routes::service::metrics, crate::routes::service::ready,
     ),
     modifiers(&Security),
     security(("ses6" = []), ("bearer" = []), ("isp_session" = []))

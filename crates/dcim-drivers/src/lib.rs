@@ -11,6 +11,7 @@
 //! retries and progress.
 
 pub mod fake;
+pub mod instrumented;
 pub mod ipmi;
 mod pdu_power;
 pub mod redfish;
@@ -244,6 +245,8 @@ pub struct Drivers {
     snmp: snmp::SnmpSettings,
     /// The network boot service of real machines (the netboot service), when one runs.
     netboot: Option<Arc<dyn BootDriver>>,
+    /// Every driver handed out counts its calls here.
+    metrics: Arc<dcim_metrics::Metrics>,
 }
 
 impl Drivers {
@@ -258,17 +261,34 @@ impl Drivers {
             redfish: Arc::new(redfish::Redfish::new(s.redfish_timeout, s.bmc_tls_verify)),
             snmp: s.snmp.clone(),
             netboot: None,
+            metrics: Arc::new(dcim_metrics::Metrics::new(
+                env!("CARGO_PKG_VERSION"),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0),
+            )),
         }
+    }
+
+    /// The process's metrics (drivers, tasks and HTTP count into them).
+    pub fn metrics(&self) -> &Arc<dcim_metrics::Metrics> {
+        &self.metrics
+    }
+
+    fn wrap<D: ?Sized>(&self, inner: Box<D>, protocol: &'static str) -> Box<instrumented::Instrumented<D>> {
+        Box::new(instrumented::Instrumented { inner, protocol, metrics: self.metrics.clone() })
     }
 
     /// The BMC driver for `ipmi.type`.
     pub fn power(&self, bmc: &BmcAccess) -> Result<Box<dyn PowerDriver>, DriverError> {
-        Ok(match bmc.kind {
-            BmcType::Fake => Box::new(self.fake.machine(&bmc.address, bmc.mac.as_deref())),
-            BmcType::IpmiLanplus => Box::new(self.ipmi.bmc(&bmc.address, &bmc.user, &bmc.password, false)?),
-            BmcType::Ipmi15 => Box::new(self.ipmi.bmc(&bmc.address, &bmc.user, &bmc.password, true)?),
-            BmcType::Redfish => Box::new(self.redfish.bmc(&bmc.address, &bmc.user, &bmc.password)?),
-        })
+        let (inner, protocol): (Box<dyn PowerDriver>, _) = match bmc.kind {
+            BmcType::Fake => (Box::new(self.fake.machine(&bmc.address, bmc.mac.as_deref())), "fake"),
+            BmcType::IpmiLanplus => (Box::new(self.ipmi.bmc(&bmc.address, &bmc.user, &bmc.password, false)?), "ipmi"),
+            BmcType::Ipmi15 => (Box::new(self.ipmi.bmc(&bmc.address, &bmc.user, &bmc.password, true)?), "ipmi"),
+            BmcType::Redfish => (Box::new(self.redfish.bmc(&bmc.address, &bmc.user, &bmc.password)?), "redfish"),
+        };
+        Ok(self.wrap(inner, protocol))
     }
 
     /// The switch driver for `protocol`.
@@ -277,12 +297,13 @@ impl Drivers {
         protocol: DeviceProtocol,
         access: &DeviceAccess,
     ) -> Result<Box<dyn SwitchDriver>, DriverError> {
-        match protocol {
-            DeviceProtocol::Fake => Ok(Box::new(self.fake.switch(&access.address))),
+        let (inner, name): (Box<dyn SwitchDriver>, _) = match protocol {
+            DeviceProtocol::Fake => (Box::new(self.fake.switch(&access.address)), "fake"),
             DeviceProtocol::SnmpV2c | DeviceProtocol::SnmpV3 => {
-                Ok(Box::new(snmp::SnmpSwitch::new(protocol, access, &self.snmp)?))
+                (Box::new(snmp::SnmpSwitch::new(protocol, access, &self.snmp)?), "snmp")
             }
-        }
+        };
+        Ok(self.wrap(inner, name))
     }
 
     /// The PDU driver for `protocol` and MIB family `model`.
@@ -292,12 +313,13 @@ impl Drivers {
         model: &str,
         access: &DeviceAccess,
     ) -> Result<Box<dyn PduDriver>, DriverError> {
-        match protocol {
-            DeviceProtocol::Fake => Ok(Box::new(self.fake.pdu(&access.address))),
+        let (inner, name): (Box<dyn PduDriver>, _) = match protocol {
+            DeviceProtocol::Fake => (Box::new(self.fake.pdu(&access.address)), "fake"),
             DeviceProtocol::SnmpV2c | DeviceProtocol::SnmpV3 => {
-                Ok(Box::new(snmp::pdu::driver(protocol, model, access, &self.snmp)?))
+                (Box::new(snmp::pdu::driver(protocol, model, access, &self.snmp)?), "snmp")
             }
-        }
+        };
+        Ok(self.wrap(inner, name))
     }
 
     /// Real machines boot through `service` (the netboot service lives in its own crate,
@@ -310,13 +332,16 @@ impl Drivers {
     /// The boot service for a server whose BMC is of `kind`: the fake lab's for fake
     /// machines, the netboot service for real ones.
     pub fn boot(&self, kind: Option<BmcType>) -> Result<Box<dyn BootDriver>, DriverError> {
-        match (kind, &self.netboot) {
-            (Some(BmcType::Fake), _) => Ok(Box::new(self.fake.boot())),
-            (_, Some(service)) => Ok(Box::new(Shared(service.clone()))),
-            (_, None) => Err(DriverError::Unsupported(
-                "network boot of real machines needs the netboot service; configure [netboot]".into(),
-            )),
-        }
+        let (inner, name): (Box<dyn BootDriver>, _) = match (kind, &self.netboot) {
+            (Some(BmcType::Fake), _) => (Box::new(self.fake.boot()), "fake"),
+            (_, Some(service)) => (Box::new(Shared(service.clone())), "netboot"),
+            (_, None) => {
+                return Err(DriverError::Unsupported(
+                    "network boot of real machines needs the netboot service; configure [netboot]".into(),
+                ));
+            }
+        };
+        Ok(self.wrap(inner, name))
     }
 }
 

@@ -112,6 +112,44 @@ impl Store {
         Ok(())
     }
 
+    /// Versions of this build's migrations the database has not applied (successfully).
+    pub async fn pending_migrations(&self) -> Result<Vec<i64>> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATOR,
+            Backend::Postgres => &POSTGRES_MIGRATOR,
+        };
+        let applied: Vec<(i64,)> = sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success = $1")
+            .bind(true)
+            .fetch_all(&self.pool)
+            .await?;
+        let applied: std::collections::HashSet<i64> = applied.into_iter().map(|r| r.0).collect();
+        Ok(migrator.iter().map(|m| m.version).filter(|v| !applied.contains(v)).collect())
+    }
+
+    /// Connections of the pool: (open, idle).
+    pub fn pool_stats(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
+    /// Counts for the metrics: servers by state and by power, tasks running and pending.
+    pub async fn metric_counts(&self) -> Result<(Vec<(String, i64)>, Vec<(String, i64)>, i64, i64)> {
+        let states: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM servers GROUP BY state ORDER BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        let power: Vec<(String, i64)> =
+            sqlx::query_as("SELECT power_status, COUNT(*) FROM servers GROUP BY power_status ORDER BY power_status")
+                .fetch_all(&self.pool)
+                .await?;
+        let (running, pending): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(CASE WHEN status = 'running' THEN 1 END), COUNT(CASE WHEN status = 'pending' THEN 1 END) \
+             FROM tasks WHERE status IN ('running', 'pending')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((states, power, running, pending))
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

@@ -126,6 +126,8 @@ pub struct Engine {
     owner: String,
     wake: Notify,
     stopping: AtomicBool,
+    /// True while [`Engine::run`] dispatches.
+    dispatching: AtomicBool,
 }
 
 fn unix() -> i64 {
@@ -139,7 +141,20 @@ fn hash(secret: &str) -> String {
 impl Engine {
     pub fn new(store: Store, drivers: Drivers, cfg: EngineConfig) -> Arc<Engine> {
         let owner = format!("{}-{}-{:08x}", hostname(), std::process::id(), rand::random::<u32>());
-        Arc::new(Engine { store, drivers, cfg, owner, wake: Notify::new(), stopping: AtomicBool::new(false) })
+        Arc::new(Engine {
+            store,
+            drivers,
+            cfg,
+            owner,
+            wake: Notify::new(),
+            stopping: AtomicBool::new(false),
+            dispatching: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether the dispatcher runs (for readiness).
+    pub fn dispatching(&self) -> bool {
+        self.dispatching.load(Ordering::SeqCst)
     }
 
     /// Records an operation as a task (or a conflict naming the running one) and
@@ -170,6 +185,7 @@ impl Engine {
                 exclusive: op.exclusive(),
             })
             .await?;
+        self.drivers.metrics().task_started(op.name());
         self.wake.notify_one();
         Ok(id)
     }
@@ -189,6 +205,7 @@ impl Engine {
     /// Runs the dispatcher until `stop` turns true, then lets running steps end and
     /// hands their tasks back (so another process, or the next start, goes on).
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        self.dispatching.store(true, Ordering::SeqCst);
         let permits = Arc::new(Semaphore::new(self.cfg.workers));
         let lease_ms = self.cfg.lease.as_millis() as i64;
         loop {
@@ -233,6 +250,7 @@ impl Engine {
             }
         }
         self.stopping.store(true, Ordering::SeqCst);
+        self.dispatching.store(false, Ordering::SeqCst);
         let all = u32::try_from(self.cfg.workers).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout(self.cfg.call_timeout, permits.acquire_many(all)).await;
     }
@@ -773,9 +791,11 @@ impl Engine {
             info["ipmi"] = b.clone();
         }
         let _ = server;
-        self.store
+        let written = self
+            .store
             .finish_task(task.id, &self.owner, "complete", &info.to_string(), 100, &to_json(progress), &fx)
             .await?;
+        self.count_end(task, "complete", written);
         tracing::info!(task = task.id, op = op.name(), "task complete");
         Ok(())
     }
@@ -821,9 +841,11 @@ impl Engine {
             self.unwind(task, op).await;
         }
         let info = json!({"step": name, "message": msg});
-        self.store
+        let written = self
+            .store
             .finish_task(task.id, &self.owner, "fail", &info.to_string(), percent(progress), &to_json(progress), &fx)
             .await?;
+        self.count_end(task, "fail", written);
         tracing::warn!(task = task.id, step = %name, error = %msg, "task failed");
         Ok(())
     }
@@ -855,7 +877,8 @@ impl Engine {
         self.bmc_ip_back(task, Some(op), &mut fx).await;
         let _ = server;
         let info = json!({"step": name, "message": "aborted by request"});
-        self.store
+        let written = self
+            .store
             .finish_task(
                 task.id,
                 &self.owner,
@@ -866,7 +889,17 @@ impl Engine {
                 &fx,
             )
             .await?;
+        self.count_end(task, "canceled", written);
         Ok(())
+    }
+
+    /// Counts a task's end in the metrics, once: only the worker whose fenced write
+    /// landed counts it.
+    fn count_end(&self, task: &TaskRow, outcome: &str, written: bool) {
+        if written {
+            let secs = (now_ms() as f64 / 1000.0 - task.created as f64).max(0.0);
+            self.drivers.metrics().task_finished(&task.name, outcome, secs);
+        }
     }
 
     /// Best-effort undo of a network-boot operation: forget the boot and make the

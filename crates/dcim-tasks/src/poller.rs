@@ -33,7 +33,10 @@ pub async fn poll_once(engine: &Arc<Engine>, concurrency: usize) -> usize {
             poll_one(&engine, t).await
         });
     }
-    set.join_all().await.into_iter().flatten().filter(|ok| *ok).count()
+    let answers: Vec<bool> = set.join_all().await.into_iter().flatten().collect();
+    let failed = answers.iter().filter(|ok| !**ok).count();
+    engine.drivers.metrics().poller_round("power", failed as u64);
+    answers.len() - failed
 }
 
 async fn poll_one(engine: &Engine, t: PollTarget) -> Option<bool> {

@@ -37,7 +37,10 @@ pub async fn poll_once(engine: &Arc<Engine>, concurrency: usize) -> usize {
             });
         }
     }
-    set.join_all().await.into_iter().flatten().filter(|ok| *ok).count()
+    let answers: Vec<bool> = set.join_all().await.into_iter().flatten().collect();
+    let failed = answers.iter().filter(|ok| !**ok).count();
+    engine.drivers.metrics().poller_round("port", failed as u64);
+    answers.len() - failed
 }
 
 async fn read(engine: &Engine, kind: DeviceKind, d: &PolledDevice) -> Result<Vec<PortStates>, DriverError> {

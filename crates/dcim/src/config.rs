@@ -91,6 +91,9 @@ pub struct Config {
     pub admin_email: Option<String>,
     pub admin_password: Option<String>,
     pub admin_password_file: Option<PathBuf>,
+    /// A bearer token that may read `/metrics` (what Prometheus is given); an admin's
+    /// session may always. Never logged.
+    pub metrics_token: Option<String>,
 }
 
 /// One provisioning segment of `netboot_segments`: the netboot service's settings
@@ -151,6 +154,7 @@ impl Default for Config {
             admin_email: None,
             admin_password: None,
             admin_password_file: None,
+            metrics_token: None,
         }
     }
 }
@@ -165,6 +169,7 @@ impl std::fmt::Debug for Config {
             .field("demo", &self.demo)
             .field("admin_email", &self.admin_email)
             .field("admin_password", &self.admin_password.as_ref().map(|_| "***"))
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
             .finish_non_exhaustive()
     }
 }
@@ -230,6 +235,7 @@ impl Config {
             body_limit: self.body_limit,
             secure_cookies: self.tls_enabled(),
             images_dir: Some(self.data_dir.join("images")),
+            metrics_token: self.metrics_token.clone().filter(|t| !t.is_empty()),
             ..dcim_api::ApiConfig::default()
         }
     }

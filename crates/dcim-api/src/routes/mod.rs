@@ -8,6 +8,7 @@ pub mod ip;
 pub mod ipmgr;
 pub mod operations;
 pub mod servers;
+pub mod service;
 pub mod users;
 
 use axum::Router;
@@ -114,6 +115,8 @@ fn api(state: AppState) -> Router {
             get(inv::get_os_template).post(inv::edit_os_template).delete(inv::delete_os_template),
         )
         .route("/health", get(health))
+        .route("/ready", get(service::ready))
+        .route("/metrics", get(service::metrics))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }

@@ -1,0 +1,113 @@
+//! The service's own routes: `GET /metrics` (Prometheus) and `GET /ready`; `/health`
+//! is in [`super`]. Also the middleware that counts every HTTP answer by route template.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use dcim_metrics::Snapshot;
+use serde_json::json;
+
+use crate::AppState;
+use crate::auth::{caller_for_token, request_token};
+use crate::error::{ApiError, ErrorKind};
+
+/// Counts the answer of every request by its route template (`/dci/v3/server/{id}`,
+/// never the raw path; `unmatched` for a path no route has), method and status class.
+pub async fn track_http(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let method = match *req.method() {
+        Method::GET | Method::POST | Method::DELETE | Method::HEAD | Method::PUT | Method::PATCH | Method::OPTIONS => {
+            req.method().as_str().to_owned()
+        }
+        _ => "other".to_owned(),
+    };
+    let started = Instant::now();
+    let r = next.run(req).await;
+    let route = route.unwrap_or_else(|| "unmatched".to_owned());
+    st.engine.drivers.metrics().http(&route, &method, r.status().as_u16(), started.elapsed().as_secs_f64());
+    r
+}
+
+/// Whether the request may read the metrics: the configured `metrics_token` as
+/// `Authorization: Bearer` (what Prometheus sends), or an admin's session.
+async fn may_read_metrics(st: &AppState, method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    if let (Some(want), Some(got)) = (st.cfg.metrics_token.as_deref(), bearer)
+        && !want.is_empty()
+        && crate::auth::hash_secret(want) == crate::auth::hash_secret(got)
+    {
+        return Ok(());
+    }
+    let token = request_token(method, headers)?
+        .ok_or_else(|| ApiError::unauthorized("metrics need the metrics_token or an admin's session"))?;
+    caller_for_token(st, token).await?.require_admin()
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, content_type = "text/plain", description = "Prometheus text format"), (status = 401), (status = 403)))]
+pub async fn metrics(State(st): State<AppState>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
+    may_read_metrics(&st, &method, &headers).await?;
+    let (states, power, running, pending) = st.store.metric_counts().await?;
+    let ranges = st.store.pool_ranges(None).await?;
+    let pools = st.store.list_pools(&dcim_core::query::ListQuery::default()).await?;
+    let pools = pools
+        .items
+        .into_iter()
+        .map(|p| {
+            let w = super::ip::pool_wire(p, &ranges);
+            let n = |s: &str| s.parse::<u128>().map(|v| i64::try_from(v).unwrap_or(i64::MAX)).unwrap_or(0);
+            (w.name.clone(), n(&w.using_ip), n(&w.total_ip))
+        })
+        .collect();
+    let (open, idle) = st.store.pool_stats();
+    let snap = Snapshot {
+        servers_by_state: states,
+        servers_by_power: power,
+        pools,
+        tasks_running: running,
+        tasks_waiting: pending,
+        db_connections_in_use: i64::from(open) - idle as i64,
+        db_connections_idle: idle as i64,
+    };
+    let text = st.engine.drivers.metrics().encode_with(&snap).map_err(|_| ApiError::internal())?;
+    Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response())
+}
+
+/// Readiness for a load balancer: 200 only when the database answers, its migrations
+/// are this build's, and the task dispatcher runs; otherwise 503 saying which failed.
+#[utoipa::path(get, path = "/ready", tag = "service", responses((status = 200), (status = 503)))]
+pub async fn ready(State(st): State<AppState>) -> Response {
+    let db = st.store.ping().await;
+    let migrations = match &db {
+        Ok(()) => match st.store.pending_migrations().await {
+            Ok(p) if p.is_empty() => json!({"ok": true}),
+            Ok(p) => json!({"ok": false, "pending": p}),
+            Err(e) => json!({"ok": false, "error": e.to_string()}),
+        },
+        Err(_) => json!({"ok": false, "error": "the database is unreachable"}),
+    };
+    let dispatcher = st.engine.dispatching();
+    let checks = json!({
+        "database": match &db { Ok(()) => json!({"ok": true}), Err(e) => json!({"ok": false, "error": e.to_string()}) },
+        "migrations": migrations,
+        "dispatcher": {"ok": dispatcher},
+    });
+    let ok = db.is_ok() && checks["migrations"]["ok"] == true && dispatcher;
+    if ok {
+        (StatusCode::OK, axum::Json(json!({"status": "ready", "checks": checks}))).into_response()
+    } else {
+        let failed: Vec<&str> =
+            ["database", "migrations", "dispatcher"].into_iter().filter(|k| checks[*k]["ok"] != true).collect();
+        ApiError::new(ErrorKind::Unavailable, format!("not ready: {}", failed.join(", ")))
+            .with_value(json!({"checks": checks}))
+            .into_response()
+    }
+}
