@@ -110,6 +110,7 @@ impl FromRequestParts<AppState> for Caller {
 pub async fn caller_for_token(state: &AppState, token: &str) -> ApiResult<Caller> {
     let hash = hash_secret(token);
     if let Some(caller) = state.sessions.get(&hash) {
+        tracing::Span::current().record("user_id", caller.user_id);
         return Ok(caller);
     }
     let idle = state.cfg.session_idle_secs;
@@ -124,6 +125,7 @@ pub async fn caller_for_token(state: &AppState, token: &str) -> ApiResult<Caller
             "this token waits for the second factor: POST /auth/v4/public/token/confirm with the code",
         ));
     }
+    tracing::Span::current().record("user_id", s.user_id);
     let caller = Caller {
         user_id: s.user_id,
         email: s.email,

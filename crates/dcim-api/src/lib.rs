@@ -18,6 +18,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use dcim_store::Store;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 /// Settings of the API layer.
@@ -109,7 +110,10 @@ pub fn agent_app(state: AppState) -> Router {
     .layer(axum::middleware::from_fn_with_state(state, routes::service::track_http))
     .layer(DefaultBodyLimit::max(limit))
     .layer(axum::middleware::from_fn(refuse_ambiguous_framing))
-    .layer(TraceLayer::new_for_http())
+    .layer(request_log())
+    .layer(PropagateRequestIdLayer::x_request_id())
+    .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+    .layer(axum::middleware::from_fn(sanitize_request_id))
 }
 
 /// The complete application: routes, the OpenAPI document with Swagger UI, body
@@ -130,7 +134,62 @@ pub fn app_with(state: AppState, extra: Router) -> Router {
         .layer(track)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(refuse_ambiguous_framing))
-        .layer(TraceLayer::new_for_http())
+        .layer(request_log())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::from_fn(sanitize_request_id))
+}
+
+/// The request id header: taken from the client when it is a plain token, else made
+/// (a UUID), and returned in the answer.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Drops a client's `X-Request-Id` that is not a short plain token (1 to 128 of
+/// `A-Z a-z 0-9 . _ : -`), so a new one is made: the id goes into every log line.
+async fn sanitize_request_id(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let ok = req.headers().get(REQUEST_ID_HEADER).is_none_or(|v| {
+        let b = v.as_bytes();
+        !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_alphanumeric() || b"._:-".contains(c))
+    });
+    if !ok {
+        req.headers_mut().remove(REQUEST_ID_HEADER);
+    }
+    next.run(req).await
+}
+
+/// One log span per request, with its id, method and (once routed) route template and
+/// caller; one line when it is answered, with the status and latency. Raw paths and
+/// queries are never logged: some carry a token or a one-time key.
+type RequestLog = TraceLayer<
+    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
+    fn(&axum::http::Request<axum::body::Body>) -> tracing::Span,
+    tower_http::trace::DefaultOnRequest,
+    fn(&axum::http::Response<axum::body::Body>, Duration, &tracing::Span),
+>;
+
+fn request_log() -> RequestLog {
+    fn span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+        let id = req.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        tracing::info_span!(
+            "request",
+            request_id = %id,
+            method = %req.method(),
+            route = tracing::field::Empty,
+            user_id = tracing::field::Empty,
+        )
+    }
+    fn answered(r: &axum::http::Response<axum::body::Body>, latency: Duration, _span: &tracing::Span) {
+        tracing::info!(
+            target: "dcim::access",
+            status = r.status().as_u16(),
+            latency_ms = latency.as_secs_f64() * 1000.0,
+            "answered"
+        );
+    }
+    TraceLayer::new_for_http().make_span_with(span as fn(&_) -> _).on_response(answered as fn(&_, _, &_))
 }
 
 /// `GET /images/FILE` from `dir` (no listing, nothing outside it).

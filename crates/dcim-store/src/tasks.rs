@@ -36,6 +36,8 @@ pub struct TaskRow {
     pub created: i64,
     pub started: Option<i64>,
     pub finished: Option<i64>,
+    /// The HTTP request that started it.
+    pub request_id: Option<String>,
 }
 
 /// A task to create.
@@ -52,6 +54,8 @@ pub struct NewTask {
     pub server_state: Option<(String, String)>,
     /// Holds the server (one at a time); IP changes run beside other operations.
     pub exclusive: bool,
+    /// The HTTP request that starts it, for the logs.
+    pub request_id: Option<String>,
 }
 
 /// What a finished task changes on its server, in the same transaction.
@@ -95,12 +99,12 @@ pub struct Checkpoint {
 
 const TASK_COLUMNS: &str = "t.id, t.server_id, t.name, t.status, t.params, t.steps, t.step, t.attempt, \
      t.recoveries, t.progress, t.progress_info, t.status_info, t.memo, t.cancel, t.lease_owner, t.created, \
-     t.started, t.finished";
+     t.started, t.finished, t.request_id";
 
 pub const TASK_LIST: ListSpec = ListSpec {
     select: "SELECT t.id, t.server_id, t.name, t.status, t.params, t.steps, t.step, t.attempt, t.recoveries, \
              t.progress, t.progress_info, t.status_info, t.memo, t.cancel, t.lease_owner, t.created, t.started, \
-             t.finished FROM tasks t LEFT JOIN servers s ON s.id = t.server_id",
+             t.finished, t.request_id FROM tasks t LEFT JOIN servers s ON s.id = t.server_id",
     from: "tasks t LEFT JOIN servers s ON s.id = t.server_id",
     count_all_from: None,
     fields: &[
@@ -121,8 +125,8 @@ impl Store {
     pub async fn create_task(&self, t: &NewTask) -> Result<i64> {
         let mut tx = self.pool().begin().await?;
         let inserted: std::result::Result<(i64,), sqlx::Error> = sqlx::query_as(
-            "INSERT INTO tasks (server_id, name, params, steps, progress_info, secret_hash, created, exclusive) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            "INSERT INTO tasks (server_id, name, params, steps, progress_info, secret_hash, created, exclusive, \
+             request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(t.server_id)
         .bind(t.name.clone())
@@ -132,6 +136,7 @@ impl Store {
         .bind(t.secret_hash.clone())
         .bind(now())
         .bind(i64::from(t.exclusive))
+        .bind(t.request_id.clone())
         .fetch_one(&mut *tx)
         .await;
         let id = match inserted {

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, Semaphore, watch};
+use tracing::Instrument;
 
 use crate::ops::{Operation, StepKind};
 
@@ -183,6 +184,7 @@ impl Engine {
                 secret_hash: None,
                 server_state: op.starting_state().map(|(s, i)| (s.to_owned(), i.to_owned())),
                 exclusive: op.exclusive(),
+                request_id: crate::REQUEST_ID.try_with(Clone::clone).ok(),
             })
             .await?;
         self.drivers.metrics().task_started(op.name());
@@ -228,10 +230,20 @@ impl Engine {
                 Ok(tasks) if !tasks.is_empty() => {
                     for (task, permit) in tasks.into_iter().zip(batch.drain(..)) {
                         let me = self.clone();
-                        tokio::spawn(async move {
-                            me.drive(task).await;
-                            drop(permit);
-                        });
+                        let span = tracing::info_span!(
+                            "task",
+                            task_id = task.id,
+                            operation = %task.name,
+                            server_id = task.server_id,
+                            request_id = task.request_id.as_deref().unwrap_or(""),
+                        );
+                        tokio::spawn(
+                            async move {
+                                me.drive(task).await;
+                                drop(permit);
+                            }
+                            .instrument(span),
+                        );
                     }
                 }
                 Ok(_) => {

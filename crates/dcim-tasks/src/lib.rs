@@ -16,3 +16,10 @@ pub mod port_poller;
 
 pub use engine::{Engine, EngineConfig};
 pub use ops::Operation;
+
+tokio::task_local! {
+    /// The id of the HTTP request being served, set around each request by the API, so
+    /// that [`Engine::submit`] records it with the tasks the request starts (and their
+    /// log lines carry it).
+    pub static REQUEST_ID: String;
+}

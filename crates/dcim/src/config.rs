@@ -26,6 +26,8 @@ pub struct Config {
     pub demo: bool,
     /// `tracing` filter, e.g. `info` or `dcim=debug,tower_http=debug`.
     pub log: String,
+    /// `text` (for people) or `json` (one JSON object per line, for log collectors).
+    pub log_format: String,
     pub session_idle_secs: i64,
     /// Seconds a checked session is trusted before the database is asked again.
     pub session_cache_secs: u64,
@@ -123,6 +125,7 @@ impl Default for Config {
             no_tls: false,
             demo: false,
             log: "info".into(),
+            log_format: "text".into(),
             session_idle_secs: api.session_idle_secs,
             session_cache_secs: api.session_cache.as_secs(),
             min_password_len: api.min_password_len,
@@ -215,6 +218,11 @@ impl Config {
         anyhow::ensure!(
             !cfg.bmc_user.is_empty() && cfg.bmc_user.len() <= 16 && cfg.bmc_user.bytes().all(|b| b.is_ascii_graphic()),
             "configuration: bmc_user must be 1 to 16 printable ASCII characters without spaces"
+        );
+        anyhow::ensure!(
+            matches!(cfg.log_format.as_str(), "text" | "json"),
+            "configuration: log_format must be text or json, not '{}'",
+            cfg.log_format
         );
         Ok(cfg)
     }

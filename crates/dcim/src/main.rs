@@ -78,7 +78,12 @@ async fn main() -> anyhow::Result<()> {
     let cfg = Config::load(cli.config, &flags)?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    if cfg.log_format == "json" {
+        // One JSON object per line, with the fields of the request's or task's span.
+        tracing_subscriber::fmt().json().with_current_span(true).with_span_list(false).with_env_filter(filter).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
 
     match cli.command {
         Command::Serve { .. } => dcim::serve::run(cfg).await,

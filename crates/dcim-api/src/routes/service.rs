@@ -15,9 +15,18 @@ use crate::auth::{caller_for_token, request_token};
 use crate::error::{ApiError, ErrorKind};
 
 /// Counts the answer of every request by its route template (`/dci/v3/server/{id}`,
-/// never the raw path; `unmatched` for a path no route has), method and status class.
+/// never the raw path; `unmatched` for a path no route has), method and status class;
+/// names the route in the request's log span; and makes the request id known to the
+/// tasks the request starts.
 pub async fn track_http(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    tracing::Span::current().record("route", route.as_deref().unwrap_or("unmatched"));
+    let request_id = req
+        .headers()
+        .get(crate::REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_default();
     let method = match *req.method() {
         Method::GET | Method::POST | Method::DELETE | Method::HEAD | Method::PUT | Method::PATCH | Method::OPTIONS => {
             req.method().as_str().to_owned()
@@ -25,7 +34,7 @@ pub async fn track_http(State(st): State<AppState>, req: Request, next: Next) ->
         _ => "other".to_owned(),
     };
     let started = Instant::now();
-    let r = next.run(req).await;
+    let r = dcim_tasks::REQUEST_ID.scope(request_id, next.run(req)).await;
     let route = route.unwrap_or_else(|| "unmatched".to_owned());
     st.engine.drivers.metrics().http(&route, &method, r.status().as_u16(), started.elapsed().as_secs_f64());
     r
