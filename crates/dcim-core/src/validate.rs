@@ -95,6 +95,15 @@ pub fn line(field: &str, raw: &str, max: usize) -> Result<String, ValidationErro
     Ok(s.to_owned())
 }
 
+/// [`line`] that may not be empty: 1 to `max` characters after trimming.
+pub fn required_line(field: &str, raw: &str, max: usize) -> Result<String, ValidationError> {
+    let s = line(field, raw, max)?;
+    if s.is_empty() {
+        return Err(ValidationError::new(field, format!("must be 1 to {max} characters")));
+    }
+    Ok(s)
+}
+
 /// The name of a thing (a server, a location, a rack, a device, a template): one
 /// line of 1 to 128 characters, trimmed, no control characters.
 pub fn name(field: &str, raw: &str) -> Result<String, ValidationError> {

@@ -9,7 +9,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use dcim_core::validate::{line, name};
+use dcim_core::validate::{line, name, required_line};
 use dcim_store::users::UserPatch;
 
 use super::auth_v4::resolve_user;
@@ -209,10 +209,7 @@ pub async fn create_self_ssh_key(
     State(st): State<AppState>,
     Body(b): Body<NewSshKey>,
 ) -> ApiResult<(StatusCode, Json<Id>)> {
-    let key_name = line("name", &b.name, 255)?;
-    if key_name.is_empty() {
-        return Err(ApiError::invalid("name", "must not be empty"));
-    }
+    let key_name = required_line("name", &b.name, 255)?;
     let key = ssh_key(&b.ssh_pub_key)?;
     let id = st.store.create_ssh_key(caller.user_id, &key_name, &key).await?;
     Ok((StatusCode::CREATED, Json(Id { id })))
@@ -239,10 +236,7 @@ pub async fn edit_self_ssh_key(
 ) -> ApiResult<Json<Empty>> {
     match b.name {
         Some(n) => {
-            let n = line("name", &n, 255)?;
-            if n.is_empty() {
-                return Err(ApiError::invalid("name", "must not be empty"));
-            }
+            let n = required_line("name", &n, 255)?;
             st.store.rename_ssh_key(caller.user_id, id, &n).await?;
         }
         None => {

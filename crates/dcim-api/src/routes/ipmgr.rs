@@ -9,7 +9,7 @@
 use axum::Json;
 use axum::extract::State;
 use dcim_core::ip::{self as ipm, family_name, from_key, is_reserved, key, parse_addr, to_u128};
-use dcim_core::validate::{domain_name, line, note as note_text};
+use dcim_core::validate::{domain_name, note as note_text, required_line};
 use dcim_store::ipam::{IpRow, NewIp, RangeRow, Source};
 use dcim_store::ipmgr::{IpPatch, RangeInfo};
 use dcim_store::list::{Bind, Scope};
@@ -181,10 +181,7 @@ pub async fn create_userspace_pool(
 ) -> ApiResult<Json<Id>> {
     caller.require_admin()?;
     let us = st.store.get_userspace(userspace_id(&id)?).await?.id;
-    let name = line("name", &b.name, 128)?;
-    if name.is_empty() {
-        return Err(ApiError::invalid("name", "must be 1 to 128 characters"));
-    }
+    let name = required_line("name", &b.name, 128)?;
     let note = note_text("note", &b.note, 1024)?;
     Ok(Json(Id { id: st.store.create_pool(&name, &note, false, us, &[]).await? }))
 }
