@@ -124,14 +124,26 @@ impl NewIp {
     }
 }
 
+/// SQL: how many networks of its userspace lie inside network `n` (more than 0: `n` is
+/// a container). One definition for every statement that asks.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! subnets_of_n {
+    () => {
+        "(SELECT COUNT(*) FROM ipnets c WHERE c.userspace = n.userspace AND c.family = n.family \
+         AND c.id <> n.id AND c.first_key >= n.first_key AND c.last_key <= n.last_key)"
+    };
+}
+
 pub const IPNET_LIST: ListSpec = ListSpec {
-    select: "SELECT n.id, n.name, n.family, n.prefix, n.first_key, n.last_key, n.gateway, n.vlan, n.note, \
-             n.userspace, (SELECT COUNT(*) FROM ips i WHERE i.ipnet_id = n.id) AS using_ip, n.need_reserve, \
-             (SELECT COUNT(*) FROM ipnets c WHERE c.userspace = n.userspace AND c.family = n.family \
-              AND c.id <> n.id AND c.first_key >= n.first_key AND c.last_key <= n.last_key) AS subnets, \
-             (SELECT p.id FROM ipnets p WHERE p.userspace = n.userspace AND p.family = n.family AND p.id <> n.id \
+    select: concat!(
+        "SELECT n.id, n.name, n.family, n.prefix, n.first_key, n.last_key, n.gateway, n.vlan, n.note, \
+         n.userspace, (SELECT COUNT(*) FROM ips i WHERE i.ipnet_id = n.id) AS using_ip, n.need_reserve, ",
+        subnets_of_n!(),
+        " AS subnets, (SELECT p.id FROM ipnets p WHERE p.userspace = n.userspace AND p.family = n.family AND p.id <> n.id \
               AND p.first_key <= n.first_key AND p.last_key >= n.last_key ORDER BY p.prefix DESC LIMIT 1) AS parent \
-             FROM ipnets n",
+         FROM ipnets n"
+    ),
     from: "ipnets n",
     count_all_from: None,
     fields: &[
@@ -194,11 +206,12 @@ pub const IP_LIST: ListSpec = ListSpec {
     tiebreak: "i.family ASC, i.addr_key ASC",
 };
 
-const IPNET_PLAIN: &str = "SELECT n.id, n.name, n.family, n.prefix, n.first_key, n.last_key, n.gateway, n.vlan, \
-     n.note, n.userspace, 0 AS using_ip, n.need_reserve, \
-     (SELECT COUNT(*) FROM ipnets c WHERE c.userspace = n.userspace AND c.family = n.family \
-      AND c.id <> n.id AND c.first_key >= n.first_key AND c.last_key <= n.last_key) AS subnets, \
-     CAST(NULL AS BIGINT) AS parent FROM ipnets n ORDER BY n.id";
+const IPNET_PLAIN: &str = concat!(
+    "SELECT n.id, n.name, n.family, n.prefix, n.first_key, n.last_key, n.gateway, n.vlan, \
+     n.note, n.userspace, 0 AS using_ip, n.need_reserve, ",
+    subnets_of_n!(),
+    " AS subnets, CAST(NULL AS BIGINT) AS parent FROM ipnets n ORDER BY n.id"
+);
 
 const RANGE_SELECT: &str = "SELECT r.id, r.pool_id, r.ipnet_id, r.start_key, r.end_key, n.family, n.name AS net_name, \
      n.gateway FROM ippool_ranges r JOIN ipnets n ON n.id = r.ipnet_id";
@@ -336,13 +349,13 @@ impl Store {
     /// Deletes a network no address and no pool range uses, and that holds no
     /// networks (a container goes after its subnetworks).
     pub async fn delete_ipnet(&self, id: i64) -> Result<()> {
-        let r = sqlx::query(
+        let r = sqlx::query(concat!(
             "DELETE FROM ipnets WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM ips WHERE ipnet_id = $1) \
              AND NOT EXISTS (SELECT 1 FROM ippool_ranges WHERE ipnet_id = $1) \
-             AND NOT EXISTS (SELECT 1 FROM ipnets n JOIN ipnets c ON c.userspace = n.userspace \
-              AND c.family = n.family AND c.id <> n.id AND c.first_key >= n.first_key AND c.last_key <= n.last_key \
-              WHERE n.id = $1)",
-        )
+             AND (SELECT ",
+            subnets_of_n!(),
+            " FROM ipnets n WHERE n.id = $1) = 0"
+        ))
         .bind(id)
         .execute(self.pool())
         .await?;

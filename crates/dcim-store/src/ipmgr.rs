@@ -155,12 +155,12 @@ impl Store {
         start: &str,
         end: &str,
     ) -> Result<Option<(i64, String, bool)>> {
-        let row: Option<(i64, String, i64)> = sqlx::query_as(
-            "SELECT n.id, n.name, (SELECT COUNT(*) FROM ipnets c WHERE c.userspace = n.userspace \
-             AND c.family = n.family AND c.id <> n.id AND c.first_key >= n.first_key AND c.last_key <= n.last_key) \
-             FROM ipnets n WHERE n.userspace = $1 AND n.family = $2 AND n.first_key <= $3 AND n.last_key >= $4 \
-             ORDER BY n.prefix DESC LIMIT 1",
-        )
+        let row: Option<(i64, String, i64)> = sqlx::query_as(concat!(
+            "SELECT n.id, n.name, ",
+            crate::subnets_of_n!(),
+            " FROM ipnets n WHERE n.userspace = $1 AND n.family = $2 AND n.first_key <= $3 AND n.last_key >= $4 \
+             ORDER BY n.prefix DESC LIMIT 1"
+        ))
         .bind(userspace)
         .bind(family)
         .bind(start.to_owned())
@@ -290,39 +290,23 @@ impl Store {
         let Some((_, _, old)) = ip_snapshot(&mut tx, id).await? else {
             return Err(StoreError::not_found("ip", id));
         };
-        let mut sets: Vec<(&str, crate::list::Bind)> = vec![];
+        let mut u = crate::list::Patch::new("ips");
         if let Some(v) = &p.domain {
-            sets.push(("domain", crate::list::Bind::Text(v.clone())));
+            u.set("domain", v.as_str().into());
         }
         if let Some(v) = &p.ipm_status {
-            sets.push(("ipm_status", crate::list::Bind::Text(v.clone())));
+            u.set("ipm_status", v.as_str().into());
         }
         if let Some(v) = &p.note {
-            sets.push(("note", crate::list::Bind::Text(v.clone())));
+            u.set("note", v.as_str().into());
         }
         if let Some(v) = p.locked {
-            sets.push(("locked", crate::list::Bind::Int(i64::from(v))));
+            u.set("locked", v.into());
         }
-        if sets.is_empty() {
+        if u.is_empty() {
             return Ok(());
         }
-        let mut sql = String::from("UPDATE ips SET ");
-        for (i, (col, _)) in sets.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("{col} = ${}", i + 1));
-        }
-        sql.push_str(&format!(" WHERE id = ${}", sets.len() + 1));
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for (_, b) in sets {
-            q = match b {
-                crate::list::Bind::Text(t) => q.bind(t),
-                crate::list::Bind::Int(n) => q.bind(n),
-                crate::list::Bind::Null => q.bind(None::<i64>),
-            };
-        }
-        q.bind(id).execute(&mut *tx).await?;
+        u.execute_in(&mut tx, id).await?;
         record_history(&mut tx, id, Some(old)).await?;
         tx.commit().await?;
         Ok(())

@@ -61,14 +61,8 @@ pub struct ServerRow {
     pub ips: String,
     pub main_ipv4: Option<i64>,
     pub main_ipv6: Option<i64>,
-    pub barcode: String,
-    pub serial_number: String,
-    pub model: String,
-    pub note: String,
-    pub user_note: String,
-    pub platform_name: String,
-    /// Height in rack units.
-    pub size: i64,
+    #[sqlx(flatten)]
+    pub details: ServerDetails,
     pub uuid: Option<String>,
 }
 
@@ -203,7 +197,7 @@ pub struct NewServer {
 
 /// What describes a server beyond its placement: labels, notes, and its platform
 /// with the height in rack units.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRow)]
 pub struct ServerDetails {
     pub barcode: String,
     pub serial_number: String,
@@ -536,7 +530,7 @@ impl Store {
         let placement = if p.rack_id.is_some() || p.unit.is_some() || p.size.is_some() {
             let rack = p.rack_id.unwrap_or(current.rack_id);
             let unit = p.unit.unwrap_or(current.unit);
-            let size = p.size.unwrap_or(current.size);
+            let size = p.size.unwrap_or(current.details.size);
             self.check_placement(current.location_id, rack, unit, size).await?;
             Some((rack, unit, size))
         } else {

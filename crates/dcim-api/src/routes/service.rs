@@ -71,9 +71,8 @@ pub async fn metrics(State(st): State<AppState>, method: Method, headers: Header
         .items
         .into_iter()
         .map(|p| {
-            let w = super::ip::pool_wire(p, &ranges);
-            let n = |s: &str| s.parse::<u128>().map(|v| i64::try_from(v).unwrap_or(i64::MAX)).unwrap_or(0);
-            (w.name.clone(), n(&w.using_ip), n(&w.total_ip))
+            let total: u128 = ranges.iter().filter(|r| r.pool_id == p.id).map(super::ip::range_total).sum();
+            (p.name, p.using_ipv4 + p.using_ipv6, i64::try_from(total).unwrap_or(i64::MAX))
         })
         .collect();
     let (open, idle) = st.store.pool_stats();

@@ -233,6 +233,7 @@ impl From<PduConnectionRow> for PduConnection {
 impl From<ServerDetail> for Server {
     fn from(d: ServerDetail) -> Self {
         let s = d.server;
+        let labels = s.details;
         let os_template = match (s.os_template_id, s.os_template_name) {
             (Some(id), Some(name)) => Some(OsTemplateRef {
                 id,
@@ -314,8 +315,12 @@ impl From<ServerDetail> for Server {
             main_ipv6: s.main_ipv6,
             platform: Some(Platform {
                 id: s.id,
-                name: if s.platform_name.is_empty() { format!("{}U server", s.size) } else { s.platform_name },
-                size: s.size,
+                name: if labels.platform_name.is_empty() {
+                    format!("{}U server", labels.size)
+                } else {
+                    labels.platform_name
+                },
+                size: labels.size,
                 kind: "server".into(),
             }),
             warehouse_status: if rack.is_some() { "in_rack" } else { "in_warehouse" }.into(),
@@ -329,12 +334,12 @@ impl From<ServerDetail> for Server {
             diag_error: s.diag_error.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default(),
             is_new: s.is_new != 0,
             power_status: s.power_status,
-            barcode: s.barcode,
-            serial_number: s.serial_number,
+            barcode: labels.barcode,
+            serial_number: labels.serial_number,
             uuid: s.uuid,
-            model: s.model,
-            note: s.note,
-            user_note: s.user_note,
+            model: labels.model,
+            note: labels.note,
+            user_note: labels.user_note,
         }
     }
 }
