@@ -111,6 +111,7 @@ pub async fn caller_for_token(state: &AppState, token: &str) -> ApiResult<Caller
     let hash = hash_secret(token);
     if let Some(caller) = state.sessions.get(&hash) {
         tracing::Span::current().record("user_id", caller.user_id);
+        dcim_store::audit::set_actor(crate::routes::audit::actor(&caller));
         return Ok(caller);
     }
     let idle = state.cfg.session_idle_secs;
@@ -133,6 +134,7 @@ pub async fn caller_for_token(state: &AppState, token: &str) -> ApiResult<Caller
         session_id: s.session_id,
     };
     state.sessions.put(hash, caller.clone());
+    dcim_store::audit::set_actor(crate::routes::audit::actor(&caller));
     Ok(caller)
 }
 

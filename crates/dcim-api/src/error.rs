@@ -165,10 +165,20 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
 }
 
+/// The code and message of an error answer, kept on the response for the audit trail.
+#[derive(Debug, Clone)]
+pub struct ErrorInfo {
+    pub code: i64,
+    pub msg: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.kind.status_and_code();
+        let info = ErrorInfo { code, msg: self.msg.clone() };
         let body = json!({ "error": { "code": code, "msg": self.msg, "value": self.value } });
-        (status, axum::Json(body)).into_response()
+        let mut r = (status, axum::Json(body)).into_response();
+        r.extensions_mut().insert(info);
+        r
     }
 }

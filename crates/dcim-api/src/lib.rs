@@ -10,6 +10,7 @@ pub mod extract;
 pub mod openapi;
 pub mod routes;
 pub mod totp;
+pub mod webhook_guard;
 pub mod wire;
 
 use std::sync::Arc;
@@ -46,6 +47,8 @@ pub struct ApiConfig {
     /// A bearer token that may read `/metrics` (Prometheus' scrape credential); an
     /// admin's session may always.
     pub metrics_token: Option<String>,
+    /// Where webhooks may post.
+    pub webhook_guard: webhook_guard::UrlGuard,
 }
 
 impl Default for ApiConfig {
@@ -62,6 +65,7 @@ impl Default for ApiConfig {
             session_cache: Duration::from_secs(5),
             images_dir: None,
             metrics_token: None,
+            webhook_guard: webhook_guard::UrlGuard::default(),
         }
     }
 }
@@ -107,6 +111,7 @@ pub fn agent_app(state: AppState) -> Router {
             .with_state(state.clone()),
         images,
     )
+    .layer(axum::middleware::from_fn_with_state(state.clone(), routes::audit::audit_requests))
     .layer(axum::middleware::from_fn_with_state(state, routes::service::track_http))
     .layer(DefaultBodyLimit::max(limit))
     .layer(axum::middleware::from_fn(refuse_ambiguous_framing))
@@ -128,9 +133,11 @@ pub fn app_with(state: AppState, extra: Router) -> Router {
     let limit = state.cfg.body_limit;
     let images = state.cfg.images_dir.clone();
     let track = axum::middleware::from_fn_with_state(state.clone(), routes::service::track_http);
+    let audit = axum::middleware::from_fn_with_state(state.clone(), routes::audit::audit_requests);
     with_images(routes::router(state), images)
         .merge(extra)
         .merge(openapi::swagger())
+        .layer(audit)
         .layer(track)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(refuse_ambiguous_framing))

@@ -42,7 +42,7 @@ impl Store {
     /// `step`; every other session of the user ends (none was confirmed by a code),
     /// and old reserve codes go.
     pub async fn enable_totp(&self, user_id: i64, secret: &str, step: i64, keep_session: i64) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE users SET totp_secret = $1, totp_last_step = $2 WHERE id = $3")
             .bind(secret.to_owned())
             .bind(step)
@@ -62,7 +62,7 @@ impl Store {
     /// Turns two-factor authentication off; false if it was not on. Sessions waiting
     /// for a code are confirmed: there is no code to ask for any more.
     pub async fn disable_totp(&self, user_id: i64) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write().await?;
         let r = sqlx::query("UPDATE users SET totp_secret = NULL WHERE id = $1 AND totp_secret IS NOT NULL")
             .bind(user_id)
             .execute(&mut *tx)
@@ -76,19 +76,21 @@ impl Store {
     /// Claims TOTP time step `step` for the user: true only if no code of this or a
     /// later step was accepted before.
     pub async fn claim_totp_step(&self, user_id: i64, step: i64) -> Result<bool> {
+        let mut tx = self.write().await?;
         let r = sqlx::query(
             "UPDATE users SET totp_last_step = $1 WHERE id = $2 AND totp_secret IS NOT NULL AND totp_last_step < $1",
         )
         .bind(step)
         .bind(user_id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(r.rows_affected() == 1)
     }
 
     /// Replaces the user's reserve codes with these hashes.
     pub async fn replace_reserve_codes(&self, user_id: i64, hashes: &[String]) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query("DELETE FROM user_reserve_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
         for h in hashes {
             sqlx::query("INSERT INTO user_reserve_codes (user_id, code_hash) VALUES ($1, $2)")
@@ -103,11 +105,13 @@ impl Store {
 
     /// Uses up a reserve code; true if the user had it.
     pub async fn use_reserve_code(&self, user_id: i64, hash: &str) -> Result<bool> {
+        let mut tx = self.write().await?;
         let r = sqlx::query("DELETE FROM user_reserve_codes WHERE user_id = $1 AND code_hash = $2")
             .bind(user_id)
             .bind(hash.to_owned())
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -129,6 +133,7 @@ impl Store {
     }
 
     pub async fn create_ssh_key(&self, user_id: i64, name: &str, key: &str) -> Result<i64> {
+        let mut tx = self.write().await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO user_ssh_keys (user_id, name, ssh_pub_key, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
@@ -136,38 +141,45 @@ impl Store {
         .bind(name.to_owned())
         .bind(key.to_owned())
         .bind(now())
-        .fetch_one(self.pool())
+        .fetch_one(&mut *tx)
         .await?;
+        crate::audit::set_target("ssh_key", id);
+        tx.commit().await?;
         Ok(id)
     }
 
     pub async fn rename_ssh_key(&self, user_id: i64, id: i64, name: &str) -> Result<()> {
+        let mut tx = self.write().await?;
         let r = sqlx::query("UPDATE user_ssh_keys SET name = $1 WHERE id = $2 AND user_id = $3")
             .bind(name.to_owned())
             .bind(id)
             .bind(user_id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::not_found("SSH key", id));
         }
+        tx.commit().await?;
         Ok(())
     }
 
     pub async fn delete_ssh_key(&self, user_id: i64, id: i64) -> Result<()> {
+        let mut tx = self.write().await?;
         let r = sqlx::query("DELETE FROM user_ssh_keys WHERE id = $1 AND user_id = $2")
             .bind(id)
             .bind(user_id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::not_found("SSH key", id));
         }
+        tx.commit().await?;
         Ok(())
     }
 
     /// Adds (or re-describes) the blocking dependency of `service` on a user.
     pub async fn lock_user(&self, user_id: i64, service: &str, description: &str) -> Result<()> {
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO user_locks (user_id, service, description, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (user_id, service) DO UPDATE SET description = excluded.description",
@@ -176,19 +188,22 @@ impl Store {
         .bind(service.to_owned())
         .bind(description.to_owned())
         .bind(now())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(|e| StoreError::conflict_on_constraint(e, || format!("user {user_id} not found")))?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Removes a service's blocking dependency; true if there was one.
     pub async fn unlock_user(&self, user_id: i64, service: &str) -> Result<bool> {
+        let mut tx = self.write().await?;
         let r = sqlx::query("DELETE FROM user_locks WHERE user_id = $1 AND service = $2")
             .bind(user_id)
             .bind(service.to_owned())
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(r.rows_affected() == 1)
     }
 

@@ -28,8 +28,9 @@ impl StoreError {
     }
 
     /// Turns a unique or foreign-key violation into [`StoreError::Conflict`] with `msg`.
-    pub(crate) fn conflict_on_constraint(err: sqlx::Error, msg: impl FnOnce() -> String) -> Self {
-        if let sqlx::Error::Database(db) = &err
+    pub(crate) fn conflict_on_constraint(err: impl Into<StoreError>, msg: impl FnOnce() -> String) -> Self {
+        let err = err.into();
+        if let StoreError::Database(sqlx::Error::Database(db)) = &err
             && matches!(
                 db.kind(),
                 sqlx::error::ErrorKind::UniqueViolation | sqlx::error::ErrorKind::ForeignKeyViolation
@@ -37,6 +38,6 @@ impl StoreError {
         {
             return StoreError::Conflict(msg());
         }
-        StoreError::Database(err)
+        err
     }
 }

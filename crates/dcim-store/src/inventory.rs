@@ -290,15 +290,17 @@ impl Store {
     }
 
     async fn delete_row(&self, table: &str, what: &'static str, id: i64) -> Result<()> {
+        let mut tx = self.write().await?;
         let sql = format!("DELETE FROM {table} WHERE id = $1");
         let r = sqlx::query(AssertSqlSafe(sql))
             .bind(id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::conflict_on_constraint(e, in_use(what, id)))?;
         if r.rows_affected() == 0 {
             return Err(StoreError::not_found(what, id));
         }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -318,14 +320,17 @@ impl Store {
     // --- locations
 
     pub async fn create_location(&self, name: &str, geolocation: &str, userspace: Option<i64>) -> Result<i64> {
+        let mut tx = self.write().await?;
         let (id,): (i64,) =
             sqlx::query_as("INSERT INTO locations (name, geolocation, userspace) VALUES ($1, $2, $3) RETURNING id")
                 .bind(name.to_owned())
                 .bind(geolocation.to_owned())
                 .bind(userspace)
-                .fetch_one(self.pool())
+                .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| StoreError::conflict_on_constraint(e, || format!("location '{name}' exists")))?;
+        crate::audit::set_target("location", id);
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -355,17 +360,20 @@ impl Store {
     // --- racks
 
     pub async fn create_rack(&self, name: &str, location_id: i64, size: i64) -> Result<i64> {
+        let mut tx = self.write().await?;
         self.get_location(location_id).await?;
         let (id,): (i64,) =
             sqlx::query_as("INSERT INTO racks (name, location_id, size) VALUES ($1, $2, $3) RETURNING id")
                 .bind(name.to_owned())
                 .bind(location_id)
                 .bind(size)
-                .fetch_one(self.pool())
+                .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| {
                     StoreError::conflict_on_constraint(e, || format!("rack '{name}' exists in that location"))
                 })?;
+        crate::audit::set_target("rack", id);
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -398,7 +406,7 @@ impl Store {
     /// one transaction.
     pub async fn create_device(&self, kind: DeviceKind, d: &NewDevice, ports: &[PortReport]) -> Result<i64> {
         self.get_location(d.location_id).await?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write().await?;
         let sql = match kind {
             DeviceKind::Switch => {
                 "INSERT INTO switches (name, location_id, ip, protocol, snmp) VALUES ($1, $2, $3, $4, $5) RETURNING id"
@@ -420,6 +428,7 @@ impl Store {
             StoreError::conflict_on_constraint(e, || format!("a {} named '{}' exists", kind.what(), d.name))
         })?;
         upsert_ports(&mut tx, kind, id, ports).await?;
+        crate::audit::set_target(kind.what(), id);
         tx.commit().await?;
         Ok(id)
     }
@@ -428,7 +437,7 @@ impl Store {
     /// updated in place, so their ids and the servers connected to them stay.
     pub async fn sync_ports(&self, kind: DeviceKind, device_id: i64, ports: &[PortReport]) -> Result<()> {
         self.get_device(kind, device_id).await?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write().await?;
         upsert_ports(&mut tx, kind, device_id, ports).await?;
         tx.commit().await?;
         Ok(())
@@ -519,7 +528,7 @@ impl Store {
         if changed.is_empty() {
             return Ok(0);
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write().await?;
         for s in &changed {
             let q = match kind {
                 DeviceKind::Switch => sqlx::query(
@@ -547,6 +556,7 @@ impl Store {
         image: Option<&OsImage>,
         installer: Option<&OsInstaller>,
     ) -> Result<i64> {
+        let mut tx = self.write().await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO os_templates (name, type, tags, efi, image_url, image_sha256, installer, installer_kernel, \
              installer_initrd, installer_template) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
@@ -561,9 +571,11 @@ impl Store {
         .bind(installer.map(|i| i.kernel.clone()))
         .bind(installer.map(|i| i.initrd.clone()))
         .bind(installer.and_then(|i| i.template.clone()))
-        .fetch_one(self.pool())
+        .fetch_one(&mut *tx)
         .await
         .map_err(|e| StoreError::conflict_on_constraint(e, || format!("OS template '{name}' exists")))?;
+        crate::audit::set_target("os_template", id);
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -613,7 +625,7 @@ impl Store {
 }
 
 async fn upsert_ports(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut crate::audit::Tx<'_>,
     kind: DeviceKind,
     device_id: i64,
     ports: &[PortReport],

@@ -216,8 +216,8 @@ const IPNET_PLAIN: &str = concat!(
 const RANGE_SELECT: &str = "SELECT r.id, r.pool_id, r.ipnet_id, r.start_key, r.end_key, n.family, n.name AS net_name, \
      n.gateway FROM ippool_ranges r JOIN ipnets n ON n.id = r.ipnet_id";
 
-fn is_unique(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::UniqueViolation)
+fn is_unique(e: &StoreError) -> bool {
+    matches!(e, StoreError::Database(sqlx::Error::Database(d)) if d.kind() == sqlx::error::ErrorKind::UniqueViolation)
 }
 
 /// Turns a key and an offset into the candidate's key, `None` past `end`.
@@ -242,7 +242,7 @@ impl Store {
     /// yet), and one around others contains them. Creations in one userspace run one
     /// after the other (the userspace's row is their lock).
     pub async fn create_ipnet(&self, n: &NewIpnet) -> Result<i64> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write().await?;
         let locked =
             sqlx::query("UPDATE userspaces SET note = note WHERE id = $1").bind(n.userspace).execute(&mut *tx).await?;
         if locked.rows_affected() == 0 {
@@ -294,6 +294,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| StoreError::conflict_on_constraint(e, || format!("network {} exists", n.name)))?;
+        crate::audit::set_target("ipnet", id);
         tx.commit().await?;
         Ok(id)
     }
@@ -349,6 +350,7 @@ impl Store {
     /// Deletes a network no address and no pool range uses, and that holds no
     /// networks (a container goes after its subnetworks).
     pub async fn delete_ipnet(&self, id: i64) -> Result<()> {
+        let mut tx = self.write().await?;
         let r = sqlx::query(concat!(
             "DELETE FROM ipnets WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM ips WHERE ipnet_id = $1) \
              AND NOT EXISTS (SELECT 1 FROM ippool_ranges WHERE ipnet_id = $1) \
@@ -357,11 +359,12 @@ impl Store {
             " FROM ipnets n WHERE n.id = $1) = 0"
         ))
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
         if r.rows_affected() == 1 {
-            return Ok(());
+            return tx.commit().await;
         }
+        drop(tx);
         let n = self.get_ipnet(id).await?;
         if n.subnets > 0 {
             return Err(StoreError::Conflict(format!(
@@ -384,7 +387,7 @@ impl Store {
         userspace: i64,
         ranges: &[(i64, String, String)],
     ) -> Result<i64> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write().await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO ippools (name, note, is_public, userspace) VALUES ($1, $2, $3, $4) RETURNING id",
         )
@@ -405,6 +408,7 @@ impl Store {
                 .await
                 .map_err(|e| StoreError::conflict_on_constraint(e, || format!("network {net} not found")))?;
         }
+        crate::audit::set_target("ippool", id);
         tx.commit().await?;
         Ok(id)
     }
@@ -469,13 +473,15 @@ impl Store {
 
     /// Deletes a pool none of whose addresses is in use.
     pub async fn delete_pool(&self, id: i64) -> Result<()> {
+        let mut tx = self.write().await?;
         let r = sqlx::query("DELETE FROM ippools WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM ips WHERE pool_id = $1)")
             .bind(id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
         if r.rows_affected() == 1 {
-            return Ok(());
+            return tx.commit().await;
         }
+        drop(tx);
         let p = self.get_pool(id).await?;
         Err(StoreError::Conflict(format!(
             "pool {} has {} address(es) in use; free them first",
@@ -491,10 +497,10 @@ impl Store {
         pool_id: Option<i64>,
         range_id: Option<i64>,
         key: &str,
-    ) -> std::result::Result<i64, sqlx::Error> {
+    ) -> Result<i64> {
         let addr = dcim_core::ip::from_key(ip.family, key).map(|a| a.to_string()).unwrap_or_default();
         let status = if ip.purpose == "ipmgr" { "ok" } else { "allocating" };
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write().await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO ips (ipnet_id, pool_id, range_id, server_id, name, addr_key, family, domain, created, purpose, \
              status, ipm_status, note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
@@ -515,6 +521,10 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         record_history(&mut tx, id, None).await?;
+        crate::audit::set_target("ip", id);
+        if let Some(server) = ip.server_id {
+            crate::audit::set_server(server);
+        }
         tx.commit().await?;
         Ok(id)
     }
@@ -584,7 +594,7 @@ impl Store {
                 match self.insert_ip(ip, net, pool_id, range_id, &key).await {
                     Ok(id) => return Ok(id),
                     Err(e) if is_unique(&e) => continue,
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(e),
                 }
             }
             // Then the cursor: each call takes its own offset.
@@ -633,18 +643,20 @@ impl Store {
 
     /// Marks an address (e.g. `deleting`).
     pub async fn set_ip_status(&self, id: i64, status: &str, info: &str) -> Result<()> {
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE ips SET status = $1, status_info = $2 WHERE id = $3")
             .bind(status.to_owned())
             .bind(info.to_owned())
             .bind(id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Removes an address row that never became a task (compensation).
     pub async fn forget_ip(&self, id: i64) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write().await?;
         release_ip(&mut tx, id).await?;
         tx.commit().await?;
         Ok(())
@@ -653,7 +665,7 @@ impl Store {
 
 /// What the history keeps of an address, with its userspace and name.
 pub(crate) async fn ip_snapshot(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut crate::audit::Tx<'_>,
     id: i64,
 ) -> std::result::Result<Option<(i64, String, serde_json::Value)>, sqlx::Error> {
     type Snap = (i64, String, String, Option<i64>, Option<i64>, String, String, i64, i64);
@@ -676,7 +688,7 @@ pub(crate) async fn ip_snapshot(
 /// Writes a history record of address `id`: its state now against `old` (`None`: it
 /// was just created). Deletion writes its own record (see [`release_ip`]).
 pub(crate) async fn record_history(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut crate::audit::Tx<'_>,
     id: i64,
     old: Option<serde_json::Value>,
 ) -> std::result::Result<(), sqlx::Error> {
@@ -685,7 +697,7 @@ pub(crate) async fn record_history(
 }
 
 pub(crate) async fn insert_history(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut crate::audit::Tx<'_>,
     userspace: i64,
     name: &str,
     reference: Option<i64>,
@@ -718,7 +730,7 @@ fn history_data(old: Option<serde_json::Value>, new: Option<serde_json::Value>) 
 
 /// Deletes an address, offers it again, and clears it as a main address; the history
 /// records it.
-pub(crate) async fn release_ip(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64) -> Result<()> {
+pub(crate) async fn release_ip(tx: &mut crate::audit::Tx<'_>, id: i64) -> Result<()> {
     sqlx::query(
         "INSERT INTO ip_free (ipnet_id, range_id, addr_key) SELECT i.ipnet_id, \
          (SELECT r.id FROM ippool_ranges r WHERE r.ipnet_id = i.ipnet_id AND r.start_key <= i.addr_key \

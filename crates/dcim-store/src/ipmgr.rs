@@ -89,30 +89,36 @@ impl Store {
     }
 
     pub async fn create_userspace(&self, note: &str) -> Result<i64> {
+        let mut tx = self.write().await?;
         let (id,): (i64,) =
             sqlx::query_as("INSERT INTO userspaces (note, is_public, created_at) VALUES ($1, 0, $2) RETURNING id")
                 .bind(note.to_owned())
                 .bind(now())
-                .fetch_one(self.pool())
+                .fetch_one(&mut *tx)
                 .await?;
+        crate::audit::set_target("userspace", id);
+        tx.commit().await?;
         Ok(id)
     }
 
     pub async fn update_userspace(&self, id: i64, note: &str) -> Result<()> {
+        let mut tx = self.write().await?;
         let r = sqlx::query("UPDATE userspaces SET note = $1 WHERE id = $2")
             .bind(note.to_owned())
             .bind(id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::not_found("userspace", id));
         }
+        tx.commit().await?;
         Ok(())
     }
 
     /// Deletes a userspace that holds no network or pool and serves no location; the
     /// public userspace 1 stays.
     pub async fn delete_userspace(&self, id: i64) -> Result<()> {
+        let mut tx = self.write().await?;
         if id == 1 {
             self.get_userspace(id).await?;
             return Err(StoreError::Conflict("userspace 1 is the public userspace and stays".into()));
@@ -123,11 +129,12 @@ impl Store {
              AND NOT EXISTS (SELECT 1 FROM locations WHERE userspace = $1)",
         )
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
         if r.rows_affected() == 1 {
-            return Ok(());
+            return tx.commit().await;
         }
+        drop(tx);
         self.get_userspace(id).await?;
         Err(StoreError::Conflict(format!(
             "userspace {id} still holds networks or pools, or serves a location; remove them first"
@@ -190,6 +197,7 @@ impl Store {
     /// Adds a range of keys `start..=end` of network `ipnet` to a pool; ranges of one
     /// network do not overlap.
     pub async fn create_range(&self, pool: i64, ipnet: i64, start: &str, end: &str) -> Result<i64> {
+        let mut tx = self.write().await?;
         self.get_pool(pool).await?;
         self.range_overlap(ipnet, start, end, 0).await?;
         let (id,): (i64,) = sqlx::query_as(
@@ -199,8 +207,10 @@ impl Store {
         .bind(ipnet)
         .bind(start.to_owned())
         .bind(end.to_owned())
-        .fetch_one(self.pool())
+        .fetch_one(&mut *tx)
         .await?;
+        crate::audit::set_target("range", id);
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -216,7 +226,7 @@ impl Store {
             )));
         }
         self.range_overlap(ipnet, start, end, id).await?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE ippool_ranges SET next_offset = next_offset WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -250,7 +260,7 @@ impl Store {
 
     /// Deletes a range none of whose addresses is in use.
     pub async fn delete_range(&self, id: i64) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write().await?;
         let r = sqlx::query(
             "DELETE FROM ippool_ranges WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM ips WHERE range_id = $1)",
         )
@@ -283,7 +293,7 @@ impl Store {
 
     /// Edits an address's domain, IPmanager status, note or lock, with a history record.
     pub async fn update_ipmgr_ip(&self, id: i64, p: &IpPatch) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write().await?;
         // Write first (a no-op): in SQLite a transaction that reads first may not become
         // a writer while another writes.
         sqlx::query("UPDATE ips SET locked = locked WHERE id = $1").bind(id).execute(&mut *tx).await?;
@@ -322,7 +332,7 @@ impl Store {
                 ip.name
             )));
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write().await?;
         let r = sqlx::query("UPDATE ips SET status = 'deleting' WHERE id = $1 AND locked = 0 AND server_id IS NULL")
             .bind(id)
             .execute(&mut *tx)

@@ -11,6 +11,7 @@
 //! and the API layer shapes them.
 
 pub mod accounts;
+pub mod audit;
 mod error;
 pub mod inventory;
 pub mod ipam;
@@ -20,6 +21,7 @@ pub mod servers;
 pub mod sessions;
 pub mod tasks;
 pub mod users;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -9,6 +9,7 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::{Query, QueryAs};
 use sqlx::{Any, AssertSqlSafe, FromRow};
 
+use crate::audit::Tx;
 use crate::{Result, Store, StoreError};
 
 /// A value bound to a `$N` placeholder.
@@ -224,22 +225,28 @@ pub fn compile_order_limit(q: &ListQuery, spec: &ListSpec, out: &mut SqlBuf) -> 
     Ok(())
 }
 
-/// An `UPDATE table SET ... WHERE id = $N` built from the fields a patch carries.
+/// An `UPDATE table SET ... WHERE id = $N` built from the fields a patch carries. Run
+/// inside an audited request, it records each field it changes, before and after.
 pub(crate) struct Patch {
+    table: String,
     buf: SqlBuf,
-    empty: bool,
+    cols: Vec<(String, Bind)>,
 }
 
 impl Patch {
     pub(crate) fn new(table: &str) -> Self {
-        Patch { buf: SqlBuf { text: format!("UPDATE {table} SET "), binds: vec![] }, empty: true }
+        Patch {
+            table: table.to_owned(),
+            buf: SqlBuf { text: format!("UPDATE {table} SET "), binds: vec![] },
+            cols: vec![],
+        }
     }
 
     pub(crate) fn set(&mut self, col: &str, b: Bind) -> &mut Self {
-        if !self.empty {
+        if !self.cols.is_empty() {
             self.buf.push(", ");
         }
-        self.empty = false;
+        self.cols.push((col.to_owned(), b.clone()));
         self.buf.push(col);
         self.buf.push(" = ");
         self.buf.bind(b);
@@ -247,27 +254,56 @@ impl Patch {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.empty
+        self.cols.is_empty()
     }
 
-    /// Runs the update on row `id` inside a transaction.
-    pub(crate) async fn execute_in(
-        mut self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        id: i64,
-    ) -> std::result::Result<u64, sqlx::Error> {
+    /// Runs the update on row `id` inside a transaction; the number of rows changed (0
+    /// when absent).
+    pub(crate) async fn execute_in(mut self, tx: &mut Tx<'_>, id: i64) -> std::result::Result<u64, sqlx::Error> {
+        let before = if crate::audit::active() { self.current(tx, id).await? } else { None };
         self.buf.push(" WHERE id = ");
         self.buf.bind(Bind::Int(id));
         let r = bind_query(&self.buf.text, &self.buf.binds).execute(&mut **tx).await?;
+        if let Some(before) = before {
+            for ((col, after), before) in self.cols.iter().zip(before) {
+                let after = match after {
+                    Bind::Int(i) => serde_json::Value::from(*i),
+                    Bind::Text(s) => serde_json::Value::from(s.as_str()),
+                    Bind::Null => serde_json::Value::Null,
+                };
+                let before = match (before, &after) {
+                    (None, _) => serde_json::Value::Null,
+                    (Some(b), serde_json::Value::Number(_)) => {
+                        b.parse::<i64>().map(serde_json::Value::from).unwrap_or(serde_json::Value::from(b))
+                    }
+                    (Some(b), _) => serde_json::Value::from(b),
+                };
+                if before != after {
+                    crate::audit::change(col, before, after);
+                }
+            }
+        }
         Ok(r.rows_affected())
     }
 
-    /// Runs the update on row `id`; the number of rows changed (0 when absent).
-    pub(crate) async fn execute(mut self, store: &Store, id: i64) -> std::result::Result<u64, sqlx::Error> {
-        self.buf.push(" WHERE id = ");
-        self.buf.bind(Bind::Int(id));
-        let r = bind_query(&self.buf.text, &self.buf.binds).execute(store.pool()).await?;
-        Ok(r.rows_affected())
+    /// Runs the update on row `id` in a transaction of its own; the number of rows
+    /// changed (nothing is committed when it is 0).
+    pub(crate) async fn execute(self, store: &Store, id: i64) -> std::result::Result<u64, StoreError> {
+        let mut tx = store.write().await?;
+        let n = self.execute_in(&mut tx, id).await?;
+        if n > 0 {
+            tx.commit().await?;
+        }
+        Ok(n)
+    }
+
+    /// The row's values of the patched columns, as text.
+    async fn current(&self, tx: &mut Tx<'_>, id: i64) -> std::result::Result<Option<Vec<Option<String>>>, sqlx::Error> {
+        use sqlx::Row;
+        let cols: Vec<String> = self.cols.iter().map(|(c, _)| format!("CAST({c} AS TEXT)")).collect();
+        let sql = format!("SELECT {} FROM {} WHERE id = $1", cols.join(", "), self.table);
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&mut **tx).await?;
+        row.map(|r| (0..self.cols.len()).map(|i| r.try_get::<Option<String>, _>(i)).collect()).transpose()
     }
 }
 

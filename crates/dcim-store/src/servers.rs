@@ -386,7 +386,7 @@ pub const CONFIGURATION_LIST: ListSpec = ListSpec {
 /// holds one of them. Two placements into one rack thus run one after the other, and
 /// two servers never share a unit, whatever their heights.
 async fn lock_rack_units(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut crate::audit::Tx<'_>,
     rack: Option<i64>,
     unit: Option<i64>,
     size: i64,
@@ -412,6 +412,13 @@ async fn lock_rack_units(
     Ok(())
 }
 
+/// The owner of a server (`None`: free); not found when there is no such server.
+async fn owner_of(tx: &mut crate::audit::Tx<'_>, server_id: i64) -> Result<Option<i64>> {
+    let row: Option<(Option<i64>,)> =
+        sqlx::query_as("SELECT owner_id FROM servers WHERE id = $1").bind(server_id).fetch_optional(&mut **tx).await?;
+    row.map(|r| r.0).ok_or_else(|| StoreError::not_found("server", server_id))
+}
+
 /// The restriction a `@user` caller lives under: only servers it owns.
 pub fn owned_by(user_id: i64) -> Scope {
     Scope { sql: "s.owner_id = ?", value: Bind::Int(user_id) }
@@ -423,7 +430,7 @@ impl Store {
         let bmc = s.bmc.clone().unwrap_or_default();
         let has_bmc = s.bmc.is_some();
         let d = &s.details;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write().await?;
         lock_rack_units(&mut tx, s.rack_id, s.unit, d.size, 0).await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO servers (name, location_id, rack_id, unit, mac, domain, ipmi_address, ipmi_type, ipmi_user, \
@@ -458,6 +465,7 @@ impl Store {
                 "another server has that name, MAC address or rack unit".to_owned()
             })
         })?;
+        crate::audit::set_target("server", id);
         tx.commit().await?;
         Ok(id)
     }
@@ -586,7 +594,7 @@ impl Store {
         if u.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write().await?;
         if let Some((rack, unit, size)) = placement {
             lock_rack_units(&mut tx, rack, unit, size, id).await?;
         }
@@ -613,6 +621,7 @@ impl Store {
     /// Stores hardware as entered by hand (or found by diagnostics) with the
     /// configuration generated from it; a custom configuration still wins.
     pub async fn set_hardware_info(&self, id: i64, hardware_json: &str, generated: Option<&str>) -> Result<()> {
+        let mut tx = self.write().await?;
         let r = sqlx::query(
             "UPDATE servers SET hardware_info = $1, generated_configuration = $2, \
              configuration = COALESCE(custom_configuration, $2) WHERE id = $3",
@@ -620,22 +629,24 @@ impl Store {
         .bind(hardware_json.to_owned())
         .bind(generated.map(str::to_owned))
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::not_found("server", id));
         }
+        tx.commit().await?;
         Ok(())
     }
 
     /// Deletes a server nobody owns and no operation runs on, with its connections.
     pub async fn delete_server(&self, id: i64) -> Result<()> {
+        let mut tx = self.write().await?;
         let r = sqlx::query(
             "DELETE FROM servers WHERE id = $1 AND owner_id IS NULL AND NOT EXISTS \
              (SELECT 1 FROM tasks WHERE server_id = $1 AND status IN ('pending', 'running'))",
         )
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(|e| {
             StoreError::conflict_on_constraint(e, || {
@@ -643,8 +654,9 @@ impl Store {
             })
         })?;
         if r.rows_affected() == 1 {
-            return Ok(());
+            return tx.commit().await;
         }
+        drop(tx);
         if let Some((task, name)) = self.active_task(id).await? {
             return Err(StoreError::Conflict(format!("server {id} is busy with task {task} ({name})")));
         }
@@ -657,15 +669,27 @@ impl Store {
     /// racing for one free server exactly one wins; the owner itself may repeat it.
     pub async fn assign_owner(&self, server_id: i64, user_id: i64) -> Result<()> {
         self.get_user(user_id).await?;
-        let r = sqlx::query("UPDATE servers SET owner_id = $1 WHERE id = $2 AND (owner_id IS NULL OR owner_id = $1)")
-            .bind(user_id)
-            .bind(server_id)
-            .execute(self.pool())
-            .await
-            .map_err(|e| StoreError::conflict_on_constraint(e, || format!("user {user_id} was just deleted")))?;
+        let mut tx = self.write().await?;
+        let before = owner_of(&mut tx, server_id).await?;
+        let r = sqlx::query(
+            "UPDATE servers SET owner_id = $1, owner_since = CASE WHEN owner_id = $1 THEN owner_since ELSE $3 END \
+             WHERE id = $2 AND (owner_id IS NULL OR owner_id = $1)",
+        )
+        .bind(user_id)
+        .bind(server_id)
+        .bind(now())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| StoreError::conflict_on_constraint(e, || format!("user {user_id} was just deleted")))?;
         if r.rows_affected() == 1 {
-            return Ok(());
+            if before != Some(user_id) {
+                crate::audit::change("owner", before.into(), user_id.into());
+                let e = serde_json::json!({"server": server_id, "owner": user_id, "previous": before});
+                crate::webhooks::emit(&mut tx, "server.owner", Some(server_id), e).await?;
+            }
+            return tx.commit().await;
         }
+        drop(tx);
         let current = self.get_server(server_id, &[]).await?.server;
         Err(StoreError::Conflict(format!(
             "server {server_id} is owned by another user ({})",
@@ -673,15 +697,22 @@ impl Store {
         )))
     }
 
-    /// Releases a server; releasing a free one is not an error.
+    /// Releases a server (and forgets the customer's note on it); releasing a free one
+    /// is not an error.
     pub async fn release_owner(&self, server_id: i64) -> Result<()> {
-        let r = sqlx::query("UPDATE servers SET owner_id = NULL WHERE id = $1")
+        let mut tx = self.write().await?;
+        let before = owner_of(&mut tx, server_id).await?;
+        // The customer's own note goes with the customer.
+        sqlx::query("UPDATE servers SET owner_id = NULL, owner_since = NULL, user_note = '' WHERE id = $1")
             .bind(server_id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
-        if r.rows_affected() == 0 {
-            return Err(StoreError::not_found("server", server_id));
+        if before.is_some() {
+            crate::audit::change("owner", before.into(), serde_json::Value::Null);
+            let e = serde_json::json!({"server": server_id, "owner": null, "previous": before});
+            crate::webhooks::emit(&mut tx, "server.owner", Some(server_id), e).await?;
         }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -712,6 +743,7 @@ impl Store {
     }
 
     pub async fn connect_switch_port(&self, server_id: i64, port_id: i64, is_ipmi: bool) -> Result<i64> {
+        let mut tx = self.write().await?;
         self.get_server(server_id, &[]).await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO switch_connections (server_id, port_id, is_ipmi_connection) VALUES ($1, $2, $3) RETURNING id",
@@ -719,21 +751,24 @@ impl Store {
         .bind(server_id)
         .bind(port_id)
         .bind(i64::from(is_ipmi))
-        .fetch_one(self.pool())
+        .fetch_one(&mut *tx)
         .await
         .map_err(|e| self.port_conflict(e, "switch port", port_id))?;
+        tx.commit().await?;
         Ok(id)
     }
 
     pub async fn connect_pdu_port(&self, server_id: i64, port_id: i64) -> Result<i64> {
+        let mut tx = self.write().await?;
         self.get_server(server_id, &[]).await?;
         let (id,): (i64,) =
             sqlx::query_as("INSERT INTO pdu_connections (server_id, port_id) VALUES ($1, $2) RETURNING id")
                 .bind(server_id)
                 .bind(port_id)
-                .fetch_one(self.pool())
+                .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| self.port_conflict(e, "PDU port", port_id))?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -748,12 +783,14 @@ impl Store {
 
     /// Removes a connection of the server; `pdu` picks the table.
     pub async fn disconnect(&self, server_id: i64, connection_id: i64, pdu: bool) -> Result<()> {
+        let mut tx = self.write().await?;
         let table = if pdu { "pdu_connections" } else { "switch_connections" };
         let sql = format!("DELETE FROM {table} WHERE id = $1 AND server_id = $2");
-        let r = sqlx::query(AssertSqlSafe(sql)).bind(connection_id).bind(server_id).execute(self.pool()).await?;
+        let r = sqlx::query(AssertSqlSafe(sql)).bind(connection_id).bind(server_id).execute(&mut *tx).await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::not_found("connection", connection_id));
         }
+        tx.commit().await?;
         Ok(())
     }
 }

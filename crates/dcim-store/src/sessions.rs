@@ -47,6 +47,7 @@ pub struct PendingSession {
 impl Store {
     /// Opens a session; an unconfirmed one waits for a second factor.
     pub async fn create_session(&self, user_id: i64, token_hash: &str, confirmed: bool) -> Result<i64> {
+        let mut tx = self.write().await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO sessions (token_hash, user_id, created_at, last_seen, confirmed) \
              VALUES ($1, $2, $3, $3, $4) RETURNING id",
@@ -55,8 +56,10 @@ impl Store {
         .bind(user_id)
         .bind(now())
         .bind(i64::from(confirmed))
-        .fetch_one(self.pool())
+        .fetch_one(&mut *tx)
         .await?;
+        crate::audit::set_target("user", user_id);
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -68,6 +71,7 @@ impl Store {
         expires_at: i64,
         description: &str,
     ) -> Result<i64> {
+        let mut tx = self.write().await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO sessions (token_hash, user_id, created_at, last_seen, confirmed, expires_at, description) \
              VALUES ($1, $2, $3, $3, 1, $4, $5) RETURNING id",
@@ -77,8 +81,10 @@ impl Store {
         .bind(now())
         .bind(expires_at)
         .bind(description.to_owned())
-        .fetch_one(self.pool())
+        .fetch_one(&mut *tx)
         .await?;
+        crate::audit::set_target("token", id);
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -97,31 +103,35 @@ impl Store {
     /// Ends the session or token `id` (of `user_id` only, when given); its token hash
     /// if it existed.
     pub async fn delete_session_by_id(&self, id: i64, user_id: Option<i64>) -> Result<Option<String>> {
+        let mut tx = self.write().await?;
         let row: Option<(String,)> = match user_id {
             Some(u) => {
                 sqlx::query_as("DELETE FROM sessions WHERE id = $1 AND user_id = $2 RETURNING token_hash")
                     .bind(id)
                     .bind(u)
-                    .fetch_optional(self.pool())
+                    .fetch_optional(&mut *tx)
                     .await?
             }
             None => {
                 sqlx::query_as("DELETE FROM sessions WHERE id = $1 RETURNING token_hash")
                     .bind(id)
-                    .fetch_optional(self.pool())
+                    .fetch_optional(&mut *tx)
                     .await?
             }
         };
+        tx.commit().await?;
         Ok(row.map(|r| r.0))
     }
 
     /// Ends every session of a user but `keep` (a session id; 0 keeps none).
     pub async fn delete_other_sessions(&self, user_id: i64, keep: i64) -> Result<u64> {
+        let mut tx = self.write().await?;
         let r = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
             .bind(user_id)
             .bind(keep)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(r.rows_affected())
     }
 
@@ -139,11 +149,13 @@ impl Store {
     }
 
     pub async fn confirm_session(&self, session_id: i64) -> Result<()> {
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE sessions SET confirmed = 1, last_seen = $2 WHERE id = $1")
             .bind(session_id)
             .bind(now())
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -151,20 +163,23 @@ impl Store {
     /// is deleted (its user must log in again, which the login throttle counts).
     /// Returns whether the session is still there.
     pub async fn fail_confirmation(&self, session_id: i64, max: i64) -> Result<bool> {
+        let mut tx = self.write().await?;
         let row: Option<(i64,)> = sqlx::query_as(
             "UPDATE sessions SET confirm_failures = confirm_failures + 1 WHERE id = $1 RETURNING confirm_failures",
         )
         .bind(session_id)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
-        match row {
-            Some((n,)) if n < max => Ok(true),
+        let alive = match row {
+            Some((n,)) if n < max => true,
             Some(_) => {
-                sqlx::query("DELETE FROM sessions WHERE id = $1").bind(session_id).execute(self.pool()).await?;
-                Ok(false)
+                sqlx::query("DELETE FROM sessions WHERE id = $1").bind(session_id).execute(&mut *tx).await?;
+                false
             }
-            None => Ok(false),
-        }
+            None => false,
+        };
+        tx.commit().await?;
+        Ok(alive)
     }
 
     /// The session for `token_hash` if it was used within `idle_secs` (a long-lived
@@ -205,10 +220,12 @@ impl Store {
 
     /// Ends a session; true if it existed.
     pub async fn delete_session(&self, token_hash: &str) -> Result<bool> {
+        let mut tx = self.write().await?;
         let r = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash.to_owned())
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -225,12 +242,14 @@ impl Store {
     }
 
     pub async fn create_auth_key(&self, user_id: i64, key_hash: &str, ttl_secs: i64) -> Result<()> {
+        let mut tx = self.write().await?;
         sqlx::query("INSERT INTO auth_keys (key_hash, user_id, expires_at) VALUES ($1, $2, $3)")
             .bind(key_hash.to_owned())
             .bind(user_id)
             .bind(now() + ttl_secs)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -238,17 +257,21 @@ impl Store {
     /// and the user is not blocked. The key is gone afterwards either way, and since
     /// the delete is what claims it, two racing uses cannot both succeed.
     pub async fn consume_auth_key(&self, key_hash: &str) -> Result<Option<i64>> {
+        let mut tx = self.write().await?;
         let row: Option<(i64, i64)> =
             sqlx::query_as("DELETE FROM auth_keys WHERE key_hash = $1 RETURNING user_id, expires_at")
                 .bind(key_hash.to_owned())
-                .fetch_optional(self.pool())
+                .fetch_optional(&mut *tx)
                 .await?;
-        let Some((user_id, expires_at)) = row else { return Ok(None) };
-        if expires_at < now() {
-            return Ok(None);
-        }
-        let (blocked,): (i64,) =
-            sqlx::query_as("SELECT blocked FROM users WHERE id = $1").bind(user_id).fetch_one(self.pool()).await?;
-        Ok((blocked == 0).then_some(user_id))
+        let user = match row {
+            Some((user_id, expires_at)) if expires_at >= now() => {
+                let (blocked,): (i64,) =
+                    sqlx::query_as("SELECT blocked FROM users WHERE id = $1").bind(user_id).fetch_one(&mut *tx).await?;
+                (blocked == 0).then_some(user_id)
+            }
+            _ => None,
+        };
+        tx.commit().await?;
+        Ok(user)
     }
 }

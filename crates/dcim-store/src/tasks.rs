@@ -123,7 +123,7 @@ pub const TASK_LIST: ListSpec = ListSpec {
 impl Store {
     /// Creates a task unless the server already runs one: then a conflict naming it.
     pub async fn create_task(&self, t: &NewTask) -> Result<i64> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write().await?;
         let inserted: std::result::Result<(i64,), sqlx::Error> = sqlx::query_as(
             "INSERT INTO tasks (server_id, name, params, steps, progress_info, secret_hash, created, exclusive, \
              request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
@@ -157,12 +157,23 @@ impl Store {
                 });
             }
         };
+        crate::audit::set_task(id);
+        crate::audit::set_server(t.server_id);
         if !t.exclusive {
             tx.commit().await?;
             return Ok(id);
         }
         let r = match &t.server_state {
             Some((state, info)) => {
+                let before: Option<(String,)> = sqlx::query_as("SELECT state FROM servers WHERE id = $1")
+                    .bind(t.server_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some((before,)) = before.filter(|b| b.0 != *state) {
+                    let ev =
+                        serde_json::json!({"server": t.server_id, "state": state, "previous": before, "info": info});
+                    crate::webhooks::emit(&mut tx, "server.state", Some(t.server_id), ev).await?;
+                }
                 sqlx::query("UPDATE servers SET last_task_id = $1, state = $2, state_info = $3 WHERE id = $4")
                     .bind(id)
                     .bind(state.clone())
@@ -283,11 +294,11 @@ impl Store {
         progress_info: &str,
         effects: &ServerEffects,
     ) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
-        let row: Option<(Option<i64>,)> = sqlx::query_as(
+        let mut tx = self.write().await?;
+        let row: Option<(Option<i64>, String, Option<String>)> = sqlx::query_as(
             "UPDATE tasks SET status = $1, status_info = $2, progress = $3, progress_info = $4, finished = $5, \
              lease_owner = NULL, lease_until = NULL WHERE id = $7 AND status IN ('pending', 'running') \
-             AND lease_owner = $6 RETURNING server_id",
+             AND lease_owner = $6 RETURNING server_id, name, request_id",
         )
         .bind(status.to_owned())
         .bind(status_info.to_owned())
@@ -298,28 +309,35 @@ impl Store {
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((server_id,)) = row else { return Ok(false) };
+        let Some((server_id, name, request_id)) = row else { return Ok(false) };
         if let Some(server_id) = server_id {
             apply_effects(&mut tx, server_id, effects).await?;
         }
+        let error = if status == "complete" { "" } else { status_info };
+        crate::audit::record_task(&mut tx, id, server_id, &name, status, request_id.as_deref(), error).await?;
+        let e = serde_json::json!({"task": id, "operation": name, "outcome": status, "server": server_id});
+        crate::webhooks::emit(&mut tx, "task.finished", server_id, e).await?;
         tx.commit().await?;
         Ok(true)
     }
 
     /// Asks the server's active task to stop; returns its id.
     pub async fn request_cancel(&self, server_id: i64) -> Result<Option<i64>> {
+        let mut tx = self.write().await?;
         let row: Option<(i64,)> = sqlx::query_as(
             "UPDATE tasks SET cancel = 1, not_before = 0 WHERE server_id = $1 AND exclusive = 1 \
              AND status IN ('pending', 'running') RETURNING id",
         )
         .bind(server_id)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(row.map(|r| r.0))
     }
 
     /// Stores an agent's report if `secret_hash` is the task's and the task is live.
     pub async fn add_task_report(&self, task_id: i64, secret_hash: &str, kind: &str, data: &str) -> Result<bool> {
+        let mut tx = self.write().await?;
         let r = sqlx::query(
             "INSERT INTO task_reports (task_id, kind, data, created) SELECT id, $1, $2, $3 FROM tasks \
              WHERE id = $4 AND secret_hash = $5 AND status IN ('pending', 'running')",
@@ -329,12 +347,13 @@ impl Store {
         .bind(now())
         .bind(task_id)
         .bind(secret_hash.to_owned())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
         if r.rows_affected() == 1 {
             // Wake the task at once rather than at its next poll.
-            sqlx::query("UPDATE tasks SET not_before = 0 WHERE id = $1").bind(task_id).execute(self.pool()).await?;
+            sqlx::query("UPDATE tasks SET not_before = 0 WHERE id = $1").bind(task_id).execute(&mut *tx).await?;
         }
+        tx.commit().await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -363,12 +382,15 @@ impl Store {
 
     /// Records what the power driver reported.
     pub async fn set_power_status(&self, server_id: i64, status: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        let before = power_of(&mut tx, server_id).await?;
         sqlx::query("UPDATE servers SET power_status = $1 WHERE id = $2")
             .bind(status.to_owned())
             .bind(server_id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        power_event(&mut tx, server_id, before, status).await?;
+        tx.commit().await
     }
 
     /// Sets a switch port's admin status as the device now has it.
@@ -392,7 +414,15 @@ impl Store {
     }
 }
 
-async fn apply_effects(tx: &mut sqlx::Transaction<'_, sqlx::Any>, server_id: i64, e: &ServerEffects) -> Result<()> {
+async fn apply_effects(tx: &mut crate::audit::Tx<'_>, server_id: i64, e: &ServerEffects) -> Result<()> {
+    let before = if e.state.is_some() || e.power_status.is_some() {
+        sqlx::query_as::<_, (String, String)>("SELECT state, power_status FROM servers WHERE id = $1")
+            .bind(server_id)
+            .fetch_optional(&mut **tx)
+            .await?
+    } else {
+        None
+    };
     let mut p = crate::list::SqlBuf { text: "UPDATE servers SET id = id".into(), binds: vec![] };
     let mut set = |col: &str, b: Bind| {
         p.push(", ");
@@ -431,6 +461,16 @@ async fn apply_effects(tx: &mut sqlx::Transaction<'_, sqlx::Any>, server_id: i64
     p.push(" WHERE id = ");
     p.bind(Bind::Int(server_id));
     crate::list::bind_query(&p.text, &p.binds).execute(&mut **tx).await?;
+    if let Some((state, power)) = before {
+        if let Some((new, info)) = e.state.as_ref().filter(|(s, _)| *s != state) {
+            let ev = serde_json::json!({"server": server_id, "state": new, "previous": state, "info": info});
+            crate::webhooks::emit(tx, "server.state", Some(server_id), ev).await?;
+        }
+        if let Some(new) = e.power_status.as_ref().filter(|p| **p != power) {
+            let ev = serde_json::json!({"server": server_id, "power_status": new, "previous": power});
+            crate::webhooks::emit(tx, "server.power", Some(server_id), ev).await?;
+        }
+    }
     match &e.ip {
         None => {}
         Some(IpEffect::Assigned { ip_id, family, main }) => {
@@ -443,8 +483,12 @@ async fn apply_effects(tx: &mut sqlx::Transaction<'_, sqlx::Any>, server_id: i64
                 let sql = format!("UPDATE servers SET {col} = $1 WHERE id = $2");
                 sqlx::query(AssertSqlSafe(sql)).bind(*ip_id).bind(server_id).execute(&mut **tx).await?;
             }
+            ip_event(tx, "ip.assigned", server_id, *ip_id).await?;
         }
-        Some(IpEffect::Released { ip_id }) => crate::ipam::release_ip(tx, *ip_id).await?,
+        Some(IpEffect::Released { ip_id }) => {
+            ip_event(tx, "ip.released", server_id, *ip_id).await?;
+            crate::ipam::release_ip(tx, *ip_id).await?
+        }
         Some(IpEffect::Failed { ip_id, status, info }) => {
             sqlx::query("UPDATE ips SET status = $1, status_info = $2 WHERE id = $3")
                 .bind(status.clone())
@@ -455,6 +499,34 @@ async fn apply_effects(tx: &mut sqlx::Transaction<'_, sqlx::Any>, server_id: i64
         }
     }
     Ok(())
+}
+
+/// A server's power status (`None`: no such server).
+async fn power_of(tx: &mut crate::audit::Tx<'_>, server_id: i64) -> Result<Option<String>> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT power_status FROM servers WHERE id = $1")
+        .bind(server_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// Tells the webhooks of a server's new power status, if it is new.
+async fn power_event(tx: &mut crate::audit::Tx<'_>, server_id: i64, before: Option<String>, now: &str) -> Result<()> {
+    match before {
+        Some(b) if b != now => {
+            let ev = serde_json::json!({"server": server_id, "power_status": now, "previous": b});
+            crate::webhooks::emit(tx, "server.power", Some(server_id), ev).await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Tells the webhooks that a server's address was given or taken back.
+async fn ip_event(tx: &mut crate::audit::Tx<'_>, kind: &str, server_id: i64, ip_id: i64) -> Result<()> {
+    let name: Option<(String,)> =
+        sqlx::query_as("SELECT name FROM ips WHERE id = $1").bind(ip_id).fetch_optional(&mut **tx).await?;
+    let ev = serde_json::json!({"server": server_id, "ip": ip_id, "address": name.map(|n| n.0)});
+    crate::webhooks::emit(tx, kind, Some(server_id), ev).await
 }
 
 /// A server's BMC as the power poller needs it.
@@ -486,12 +558,15 @@ impl Store {
 
     /// Records what a BMC said: `on`/`off`, or `unknown` with the reason.
     pub async fn set_bmc_state(&self, server_id: i64, power: &str, info: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        let before = power_of(&mut tx, server_id).await?;
         sqlx::query("UPDATE servers SET power_status = $1, ipmi_status = $1, ipmi_status_info = $2 WHERE id = $3")
             .bind(power.to_owned())
             .bind(info.to_owned())
             .bind(server_id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        power_event(&mut tx, server_id, before, power).await?;
+        tx.commit().await
     }
 }

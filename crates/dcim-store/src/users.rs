@@ -90,6 +90,7 @@ pub const USER_LIST: ListSpec = ListSpec {
 
 impl Store {
     pub async fn create_user(&self, u: &NewUser) -> Result<i64> {
+        let mut tx = self.write().await?;
         let email = u.email.as_str().to_owned();
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO users (email, full_name, phone_number, password_hash, role, vlans_per_user, created_at, uuid) \
@@ -103,9 +104,13 @@ impl Store {
         .bind(u.vlans_per_user)
         .bind(now())
         .bind(uuid::Uuid::new_v4().to_string())
-        .fetch_one(self.pool())
+        .fetch_one(&mut *tx)
         .await
         .map_err(|e| StoreError::conflict_on_constraint(e, || format!("a user with e-mail {email} exists")))?;
+        crate::audit::set_target("user", id);
+        let created = serde_json::json!({"user": id, "email": email, "role": u.role.as_str()});
+        crate::webhooks::emit(&mut tx, "user.created", None, created).await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -152,7 +157,7 @@ impl Store {
     /// Sets a user's password and ends its sessions but `keep_session` (the session that
     /// changed its own password; 0 keeps none), in one transaction.
     pub async fn set_password(&self, id: i64, password_hash: &str, keep_session: i64) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write().await?;
         let r = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(password_hash.to_owned())
             .bind(id)
@@ -202,17 +207,22 @@ impl Store {
         if u.is_empty() {
             return self.get_user(id).await.map(|_| ());
         }
-        let changed = u
-            .execute(self, id)
+        let mut tx = self.write().await?;
+        let was: Option<(i64, String)> =
+            sqlx::query_as("SELECT blocked, email FROM users WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
+        let Some((was_blocked, email)) = was else { return Err(StoreError::not_found("user", id)) };
+        u.execute_in(&mut tx, id)
             .await
             .map_err(|e| StoreError::conflict_on_constraint(e, || "that e-mail belongs to another user".into()))?;
-        if changed == 0 {
-            return Err(StoreError::not_found("user", id));
-        }
         if p.blocked == Some(true) || p.password_hash.is_some() {
             // A blocked user or a changed password ends every open session.
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(self.pool()).await?;
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
         }
+        if p.blocked == Some(true) && was_blocked == 0 {
+            crate::webhooks::emit(&mut tx, "user.blocked", None, serde_json::json!({"user": id, "email": email}))
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -220,17 +230,19 @@ impl Store {
     /// and the delete are one statement, so a server assigned meanwhile cannot be left
     /// with a dangling owner.
     pub async fn delete_user(&self, id: i64) -> Result<()> {
+        let mut tx = self.write().await?;
         let res = sqlx::query(
             "DELETE FROM users WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM servers WHERE owner_id = $1) \
              AND NOT EXISTS (SELECT 1 FROM user_locks WHERE user_id = $1)",
         )
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(|e| StoreError::conflict_on_constraint(e, || format!("user {id} still owns servers")))?;
         if res.rows_affected() == 1 {
-            return Ok(());
+            return tx.commit().await;
         }
+        drop(tx);
         let user = self.get_user(id).await?;
         if user.server_count > 0 {
             return Err(StoreError::Conflict(format!(

@@ -4,6 +4,7 @@
 //! `Debug` hides them.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -96,6 +97,19 @@ pub struct Config {
     /// A bearer token that may read `/metrics` (what Prometheus is given); an admin's
     /// session may always. Never logged.
     pub metrics_token: Option<String>,
+    /// Audit records older than this many days are removed (hourly); 0 keeps them.
+    pub audit_retention_days: u32,
+    /// Webhook deliveries: how often to look for due ones, one attempt's limit, the first
+    /// retry's delay (doubling up to `webhook_backoff_max_secs`), when to give up, and
+    /// how many are sent at once.
+    pub webhook_poll_ms: u64,
+    pub webhook_timeout_ms: u64,
+    pub webhook_backoff_ms: u64,
+    pub webhook_backoff_max_secs: u64,
+    pub webhook_retry_secs: u64,
+    pub webhook_concurrency: u32,
+    /// Let webhooks post to link-local addresses and to dcim itself (refused by default).
+    pub webhook_allow_unsafe_targets: bool,
 }
 
 /// One provisioning segment of `netboot_segments`: the netboot service's settings
@@ -158,6 +172,14 @@ impl Default for Config {
             admin_password: None,
             admin_password_file: None,
             metrics_token: None,
+            audit_retention_days: 365,
+            webhook_poll_ms: 1000,
+            webhook_timeout_ms: 10_000,
+            webhook_backoff_ms: 1000,
+            webhook_backoff_max_secs: 600,
+            webhook_retry_secs: 86_400,
+            webhook_concurrency: 16,
+            webhook_allow_unsafe_targets: false,
         }
     }
 }
@@ -232,6 +254,17 @@ impl Config {
         match &self.database_url {
             Some(u) if !u.is_empty() => u.clone(),
             _ => format!("sqlite://{}", self.data_dir.join("dcim.db").display()),
+        }
+    }
+
+    pub fn webhooks(&self) -> crate::webhooks::WorkerConfig {
+        crate::webhooks::WorkerConfig {
+            poll: Duration::from_millis(self.webhook_poll_ms.max(10)),
+            timeout: Duration::from_millis(self.webhook_timeout_ms.max(100)),
+            backoff: Duration::from_millis(self.webhook_backoff_ms.max(10)),
+            backoff_max: Duration::from_secs(self.webhook_backoff_max_secs.max(1)),
+            retry_for: Duration::from_secs(self.webhook_retry_secs),
+            concurrency: i64::from(self.webhook_concurrency.max(1)),
         }
     }
 

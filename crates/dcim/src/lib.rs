@@ -7,5 +7,6 @@ pub mod demo;
 pub mod framing;
 pub mod serve;
 pub mod tls;
+pub mod webhooks;
 
 pub use config::Config;

@@ -138,10 +138,17 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     }
     if cfg.port_poll_secs > 0 {
         let every = Duration::from_secs(cfg.port_poll_secs);
-        tokio::spawn(dcim_tasks::port_poller::run(engine.clone(), every, cfg.power_poll_concurrency, stop_rx));
+        tokio::spawn(dcim_tasks::port_poller::run(engine.clone(), every, cfg.power_poll_concurrency, stop_rx.clone()));
     }
 
-    let state = AppState::new(store.clone(), engine.clone(), cfg.api());
+    // Webhooks may not post to dcim's own listeners.
+    let mut own_addrs = vec![addr];
+    own_addrs.extend(netboot.iter().filter_map(|(_, _, listen)| listen.parse::<SocketAddr>().ok()));
+    let guard = dcim_api::webhook_guard::UrlGuard { own: own_addrs, allow_unsafe: cfg.webhook_allow_unsafe_targets };
+    tokio::spawn(crate::webhooks::run(store.clone(), guard.clone(), cfg.webhooks(), stop_rx));
+    let mut api = cfg.api();
+    api.webhook_guard = guard;
+    let state = AppState::new(store.clone(), engine.clone(), api);
     let mut listeners = vec![];
     for (nb, servers, listen) in netboot {
         let listener = tokio::net::TcpListener::bind(&listen)
@@ -172,7 +179,13 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         let server = axum_server::from_tcp(listener)?.map(FramingAcceptor).handle(handle.clone());
         tokio::spawn(async move { server.serve(app).await.context("serving HTTP") })
     };
-    let purge = tokio::spawn(purge_loop(store.clone(), cfg.session_idle_secs));
+    let (idle, retention) = (cfg.session_idle_secs, cfg.audit_retention_days);
+    let purge = tokio::spawn({
+        let store = store.clone();
+        async move {
+            tokio::join!(purge_loop(store.clone(), idle), dcim_api::routes::audit::retention_loop(store, retention));
+        }
+    });
     tracing::info!(%addr, tls, database = %dcim_store::redact_url(&cfg.database_url()), "dcim is serving");
     Ok(Running { addr, tls, store, engine, handle, task, purge, engine_stop, engine_task, netboot })
 }

@@ -190,6 +190,14 @@ async fn the_ui_in_a_real_browser() {
     b.wait_for("#task-status", |t| t == "complete").await;
     assert_eq!(b.js("return window.dcimMark === 42").await, json!(true), "the page was not reloaded");
     b.shot("05-server-powered-off").await;
+    // The click is in the audit trail as the admin's, with the UI's route.
+    let history = api.get("/dci/v3/server/5/history").await;
+    let click = history["list"].as_array().unwrap().iter().find(|e| e["audit"]["action"] == "ui.power_off");
+    let click = click.unwrap_or_else(|| panic!("{history}"));
+    assert_eq!(click["audit"]["email"], "admin@example.com", "{click}");
+    assert_eq!(click["audit"]["result"], "ok", "{click}");
+    assert_eq!(click["audit"]["server_id"], 5, "{click}");
+    assert_eq!(click["audit"]["route"], "/ui/servers/{id}/{action}", "{click}");
 
     // Diagnostics: the steps advance to complete.
     b.click("#diag").await;

@@ -1,6 +1,7 @@
 //! Every route of the API in one place. Each route answers with and without the
 //! `/api` prefix, as DCImanager's reverse proxy does.
 
+pub mod audit;
 pub mod auth_v4;
 pub mod auth_v4_self;
 pub mod inventory;
@@ -10,6 +11,7 @@ pub mod operations;
 pub mod servers;
 pub mod service;
 pub mod users;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::State;
@@ -66,6 +68,7 @@ fn api(state: AppState) -> Router {
             "/dci/v3/server/{id}",
             get(servers::get_server).post(servers::edit_server).delete(servers::delete_server),
         )
+        .route("/dci/v3/server/{id}/history", get(audit::server_history))
         .route("/dci/v3/server/{id}/owner", post(servers::set_owner).delete(servers::release_owner))
         .route("/dci/v3/server/{id}/hardware_info", post(servers::set_hardware_info))
         .route("/dci/v3/server/{id}/switch_connection", post(servers::connect_switch))
@@ -84,6 +87,13 @@ fn api(state: AppState) -> Router {
         .route("/dci/v3/server/{id}/operation_os", post(ops::operation_os))
         .route("/dci/v3/server/{id}/operation", delete(ops::abort_operation))
         .route("/dci/v3/task", get(ops::list_tasks))
+        .route("/dci/v3/audit", get(audit::list_audit))
+        .route("/dci/v3/webhook", get(webhooks::list_webhooks).post(webhooks::create_webhook))
+        .route(
+            "/dci/v3/webhook/{id}",
+            get(webhooks::get_webhook).post(webhooks::edit_webhook).delete(webhooks::delete_webhook),
+        )
+        .route("/dci/v3/webhook/{id}/delivery", get(webhooks::list_deliveries))
         .route("/dci/v3/task/{id}", get(ops::get_task))
         .route("/agent/v1/task/{id}/report", post(ops::agent_report))
         .route("/dci/v3/fake", get(ops::fake_state))

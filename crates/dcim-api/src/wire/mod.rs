@@ -6,12 +6,14 @@
 //! (`tests/fixtures/seed/dcimanager-api-examples.txt`). What no stored data backs
 //! yet is `null`, an empty list or an empty object, never an invented value.
 
+pub mod audit;
 pub mod auth;
 pub mod inventory;
 pub mod ip;
 pub mod server;
 pub mod task;
 pub mod user;
+pub mod webhook;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

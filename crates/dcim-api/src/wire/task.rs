@@ -31,7 +31,7 @@ pub struct Task {
     pub finished: Option<String>,
 }
 
-fn time(unix: i64) -> String {
+pub fn time(unix: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
 }

@@ -1,0 +1,389 @@
+//! The audit trail: who changed what, when, from where, and how it ended.
+//!
+//! The API opens an [`AuditScope`] for every state-changing request and runs the
+//! handler inside it ([`in_scope`]). Every write of the store goes through a [`Tx`]
+//! ([`Store::write`]); committing one inside a scope first writes the request's record,
+//! or brings it up to date when the request commits twice, in that same transaction:
+//! a change and its record land together or not at all. A request that committed
+//! nothing (it failed, or there was nothing to change) gets its record when it is
+//! answered ([`AuditScope::finish`]), as does an answer other than 200 after a commit.
+//!
+//! Outside a scope (the task engine, the pollers) a [`Tx`] is a plain transaction; a
+//! finished task writes its own record ([`record_task`]).
+//!
+//! Edits record each field before and after ([`change`]); fields that hold secrets
+//! keep only the fact that they changed ([`is_secret`]).
+
+use std::future::Future;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex};
+
+use dcim_core::query::ListQuery;
+use serde_json::{Map, Value};
+use sqlx::{Any, AnyConnection, FromRow};
+
+use crate::list::{Field, FieldType, ListSpec, Page, Scope};
+use crate::{Backend, Result, Store, now};
+
+tokio::task_local! {
+    static SCOPE: Arc<AuditScope>;
+}
+
+/// Who made a request: nobody yet for a login, an agent's report or the fake lab's
+/// public routes.
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    pub user_id: Option<i64>,
+    pub email: String,
+    pub role: String,
+    /// The session or long-lived token the request came with.
+    pub token_id: Option<i64>,
+}
+
+/// The request a record is for, known before its handler runs.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInfo {
+    /// The operation id (`power_on`), `ui.ACTION` for the web UI, or `METHOD route`.
+    pub action: String,
+    pub method: String,
+    /// The route template, never the raw path.
+    pub route: String,
+    pub address: String,
+    pub request_id: String,
+    pub target_kind: String,
+    pub target_id: String,
+    pub server_id: Option<i64>,
+}
+
+/// How a request was answered.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub status: u16,
+    pub error_code: Option<i64>,
+    pub error_msg: String,
+}
+
+/// The audit state of one request.
+pub struct AuditScope {
+    state: Mutex<State>,
+}
+
+#[derive(Default, Clone)]
+struct State {
+    req: RequestInfo,
+    actor: Actor,
+    changes: Map<String, Value>,
+    task_id: Option<i64>,
+    /// The record written by a commit of this request.
+    record: Option<i64>,
+}
+
+/// The status a record written inside the change's transaction is given; the answer
+/// corrects it when it differs.
+const ASSUMED_STATUS: u16 = 200;
+
+impl AuditScope {
+    pub fn new(req: RequestInfo) -> Arc<AuditScope> {
+        Arc::new(AuditScope { state: Mutex::new(State { req, ..State::default() }) })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes or updates the record in `conn` as it stands; its id.
+    async fn write(&self, conn: &mut AnyConnection, outcome: Option<&Outcome>) -> Result<i64> {
+        let s = self.lock().clone();
+        let o = outcome.cloned().unwrap_or(Outcome { status: ASSUMED_STATUS, ..Outcome::default() });
+        let result = if o.status < 400 { "ok" } else { "error" };
+        let changes = Value::Object(s.changes).to_string();
+        if let Some(id) = s.record {
+            sqlx::query(
+                "UPDATE audit SET user_id = $1, email = $2, role = $3, token_id = $4, target_kind = $5, \
+                 target_id = $6, server_id = $7, task_id = $8, result = $9, status = $10, error_code = $11, \
+                 error_msg = $12, changes = $13 WHERE id = $14",
+            )
+            .bind(s.actor.user_id)
+            .bind(s.actor.email)
+            .bind(s.actor.role)
+            .bind(s.actor.token_id)
+            .bind(s.req.target_kind)
+            .bind(s.req.target_id)
+            .bind(s.req.server_id)
+            .bind(s.task_id)
+            .bind(result)
+            .bind(i64::from(o.status))
+            .bind(o.error_code)
+            .bind(o.error_msg)
+            .bind(changes)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            return Ok(id);
+        }
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO audit (at, user_id, email, role, address, token_id, request_id, action, method, route, \
+             target_kind, target_id, server_id, task_id, result, status, error_code, error_msg, changes) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id",
+        )
+        .bind(now())
+        .bind(s.actor.user_id)
+        .bind(s.actor.email)
+        .bind(s.actor.role)
+        .bind(s.req.address)
+        .bind(s.actor.token_id)
+        .bind(s.req.request_id)
+        .bind(s.req.action)
+        .bind(s.req.method)
+        .bind(s.req.route)
+        .bind(s.req.target_kind)
+        .bind(s.req.target_id)
+        .bind(s.req.server_id)
+        .bind(s.task_id)
+        .bind(result)
+        .bind(i64::from(o.status))
+        .bind(o.error_code)
+        .bind(o.error_msg)
+        .bind(changes)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(id)
+    }
+
+    /// Records how the request was answered: the whole record when no commit wrote it,
+    /// else only a status other than the one assumed.
+    pub async fn finish(&self, store: &Store, outcome: &Outcome) -> Result<()> {
+        let written = self.lock().record.is_some();
+        if written && outcome.status == ASSUMED_STATUS {
+            return Ok(());
+        }
+        let mut conn = store.pool().acquire().await?;
+        let id = self.write(&mut conn, Some(outcome)).await?;
+        self.lock().record = Some(id);
+        Ok(())
+    }
+
+    /// The id of the record, once written.
+    pub fn record(&self) -> Option<i64> {
+        self.lock().record
+    }
+}
+
+/// Runs `f` (a request's handler) with `scope` as its audit scope.
+pub async fn in_scope<F: Future>(scope: Arc<AuditScope>, f: F) -> F::Output {
+    SCOPE.scope(scope, f).await
+}
+
+fn with<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
+    SCOPE.try_with(|s| f(&mut s.lock())).ok()
+}
+
+/// Whether the current task serves an audited request.
+pub fn active() -> bool {
+    SCOPE.try_with(|_| ()).is_ok()
+}
+
+/// Names the caller of the current request (once authenticated).
+pub fn set_actor(actor: Actor) {
+    with(|s| s.actor = actor);
+}
+
+/// Names what the current request acts on, where its path does not (a creation).
+pub fn set_target(kind: &str, id: impl ToString) {
+    with(|s| {
+        s.req.target_kind = kind.to_owned();
+        s.req.target_id = id.to_string();
+    });
+}
+
+/// Files the current request in a server's history.
+pub fn set_server(id: i64) {
+    with(|s| s.req.server_id = Some(id));
+}
+
+/// The task the current request started.
+pub fn set_task(id: i64) {
+    with(|s| s.task_id = Some(id));
+}
+
+/// Whether a field holds a secret: its values never enter the trail.
+pub fn is_secret(field: &str) -> bool {
+    let f = field.to_ascii_lowercase();
+    ["password", "secret", "token", "community", "hash", "totp", "key_hash"].iter().any(|s| f.contains(s))
+}
+
+/// Records that `field` went from `before` to `after` in the current request (a
+/// secret as `"***"`). A field changed twice keeps its first `before`.
+pub fn change(field: &str, before: Value, after: Value) {
+    let (before, after) = if is_secret(field) {
+        let mask = |v: Value| if v.is_null() { v } else { Value::from("***") };
+        (mask(before), mask(after))
+    } else {
+        (before, after)
+    };
+    with(|s| {
+        let before = s.changes.get(field).and_then(|c| c.get("before")).cloned().unwrap_or(before);
+        let mut c = Map::new();
+        c.insert("before".into(), before);
+        c.insert("after".into(), after);
+        s.changes.insert(field.to_owned(), Value::Object(c));
+    });
+}
+
+/// A write transaction. Committing it inside an [`AuditScope`] writes the request's
+/// record in it first. On SQLite it starts with `BEGIN IMMEDIATE`: it holds the write
+/// lock from its first statement, so reading before writing never fails with a busy
+/// snapshot when another process wrote in between.
+pub struct Tx<'c>(sqlx::Transaction<'c, Any>);
+
+impl Deref for Tx<'_> {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.0
+    }
+}
+
+impl DerefMut for Tx<'_> {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.0
+    }
+}
+
+impl Tx<'_> {
+    pub async fn commit(mut self) -> Result<()> {
+        let scope = SCOPE.try_with(Arc::clone).ok();
+        let written = match &scope {
+            Some(s) => Some(s.write(&mut self.0, None).await?),
+            None => None,
+        };
+        self.0.commit().await?;
+        if let (Some(s), Some(id)) = (scope, written) {
+            s.lock().record = Some(id);
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Begins a write transaction (see [`Tx`]).
+    pub async fn write(&self) -> Result<Tx<'static>> {
+        let tx = match self.backend() {
+            Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool().begin().await?,
+        };
+        Ok(Tx(tx))
+    }
+}
+
+/// Writes the record of a finished task in the transaction that finishes it.
+pub(crate) async fn record_task(
+    conn: &mut AnyConnection,
+    task_id: i64,
+    server_id: Option<i64>,
+    name: &str,
+    status: &str,
+    request_id: Option<&str>,
+    error: &str,
+) -> Result<()> {
+    let result = if status == "complete" { "ok" } else { "error" };
+    sqlx::query(
+        "INSERT INTO audit (at, role, request_id, action, target_kind, target_id, server_id, task_id, result, \
+         error_msg, changes) VALUES ($1, 'system', $2, $3, 'task', $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(now())
+    .bind(request_id.unwrap_or_default().to_owned())
+    .bind(format!("task.{name}"))
+    .bind(task_id.to_string())
+    .bind(server_id)
+    .bind(task_id)
+    .bind(result)
+    .bind(error.to_owned())
+    .bind(serde_json::json!({ "status": { "before": Value::Null, "after": status } }).to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An audit record as stored.
+#[derive(Debug, Clone, FromRow)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: i64,
+    pub user_id: Option<i64>,
+    pub email: String,
+    pub role: String,
+    pub address: String,
+    pub token_id: Option<i64>,
+    pub request_id: String,
+    pub action: String,
+    pub method: String,
+    pub route: String,
+    pub target_kind: String,
+    pub target_id: String,
+    pub server_id: Option<i64>,
+    pub task_id: Option<i64>,
+    pub result: String,
+    pub status: i64,
+    pub error_code: Option<i64>,
+    pub error_msg: String,
+    pub changes: String,
+}
+
+pub const AUDIT_LIST: ListSpec = ListSpec {
+    select: "SELECT a.id, a.at, a.user_id, a.email, a.role, a.address, a.token_id, a.request_id, a.action, \
+             a.method, a.route, a.target_kind, a.target_id, a.server_id, a.task_id, a.result, a.status, \
+             a.error_code, a.error_msg, a.changes FROM audit a",
+    from: "audit a",
+    count_all_from: None,
+    fields: &[
+        Field::new("id", "a.id", FieldType::Int),
+        Field::new("at", "a.at", FieldType::Int),
+        Field::new("user_id", "a.user_id", FieldType::Int),
+        Field::new("email", "a.email", FieldType::Text),
+        Field::new("role", "a.role", FieldType::Text),
+        Field::new("address", "a.address", FieldType::Text),
+        Field::new("token_id", "a.token_id", FieldType::Int),
+        Field::new("request_id", "a.request_id", FieldType::Text),
+        Field::new("action", "a.action", FieldType::Text),
+        Field::new("method", "a.method", FieldType::Text),
+        Field::new("route", "a.route", FieldType::Text),
+        Field::new("target_kind", "a.target_kind", FieldType::Text),
+        Field::new("target_id", "a.target_id", FieldType::Text),
+        Field::new("server_id", "a.server_id", FieldType::Int),
+        Field::new("task_id", "a.task_id", FieldType::Int),
+        Field::new("result", "a.result", FieldType::Text),
+        Field::new("status", "a.status", FieldType::Int),
+        Field::new("error_code", "a.error_code", FieldType::Int),
+    ],
+    tiebreak: "a.id DESC",
+};
+
+/// Records of one server since a time (the customer's view starts at its ownership).
+pub fn of_server_since(server_id: i64, since: i64) -> [Scope; 2] {
+    [
+        Scope { sql: "a.server_id = ?", value: crate::list::Bind::Int(server_id) },
+        Scope { sql: "a.at >= ?", value: crate::list::Bind::Int(since) },
+    ]
+}
+
+impl Store {
+    /// The audit trail, newest first unless the query orders it.
+    pub async fn list_audit(&self, q: &ListQuery, scopes: &[Scope]) -> Result<Page<AuditRow>> {
+        self.fetch_page(&AUDIT_LIST, q, scopes).await
+    }
+
+    /// Since when the current owner has had the server (`None`: free).
+    pub async fn owner_since(&self, server_id: i64) -> Result<Option<i64>> {
+        let row: Option<(Option<i64>,)> = sqlx::query_as("SELECT owner_since FROM servers WHERE id = $1")
+            .bind(server_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.and_then(|r| r.0))
+    }
+
+    /// Removes records older than `before` (unix seconds); how many.
+    pub async fn purge_audit(&self, before: i64) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM audit WHERE at < $1").bind(before).execute(self.pool()).await?;
+        Ok(r.rows_affected())
+    }
+}
