@@ -121,6 +121,22 @@ pub fn agent_app(state: AppState) -> Router {
     .layer(axum::middleware::from_fn(sanitize_request_id))
 }
 
+/// The `metrics_listen` listener's application: `/metrics` (the `metrics_token` as
+/// `Authorization: Bearer` when one is configured; open otherwise, for a listener on a
+/// management network), `/ready` and `/health`; no other route.
+pub fn metrics_app(state: AppState) -> Router {
+    use axum::routing::get;
+    Router::new()
+        .route("/metrics", get(routes::service::metrics_on_own_listener))
+        .route("/ready", get(routes::service::ready))
+        .route("/health", get(routes::health))
+        .with_state(state)
+        .layer(request_log())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::from_fn(sanitize_request_id))
+}
+
 /// The complete application: routes, the OpenAPI document with Swagger UI, body
 /// limit and request tracing.
 pub fn app(state: AppState) -> Router {

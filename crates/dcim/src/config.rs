@@ -97,6 +97,9 @@ pub struct Config {
     /// A bearer token that may read `/metrics` (what Prometheus is given); an admin's
     /// session may always. Never logged.
     pub metrics_token: Option<String>,
+    /// A second, plain-HTTP listener for Prometheus (`host:port`): `/metrics` (open
+    /// there unless `metrics_token` is set), `/ready` and `/health`, nothing else.
+    pub metrics_listen: Option<String>,
     /// Audit records older than this many days are removed (hourly); 0 keeps them.
     pub audit_retention_days: u32,
     /// Webhook deliveries: how often to look for due ones, one attempt's limit, the first
@@ -172,6 +175,7 @@ impl Default for Config {
             admin_password: None,
             admin_password_file: None,
             metrics_token: None,
+            metrics_listen: None,
             audit_retention_days: 365,
             webhook_poll_ms: 1000,
             webhook_timeout_ms: 10_000,

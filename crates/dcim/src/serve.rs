@@ -32,6 +32,9 @@ pub struct Running {
     engine_task: JoinHandle<()>,
     /// Each netboot segment's servers and its HTTP listener, when configured.
     netboot: Vec<(dcim_netboot::NetbootServers, JoinHandle<()>)>,
+    /// The address of the `metrics_listen` listener, when configured.
+    pub metrics_addr: Option<SocketAddr>,
+    metrics: Option<JoinHandle<()>>,
 }
 
 impl Running {
@@ -50,6 +53,9 @@ impl Running {
         for (servers, http) in self.netboot {
             http.abort();
             drop(servers);
+        }
+        if let Some(m) = self.metrics {
+            m.abort();
         }
         let r = self.task.await.context("server task")?;
         self.store.close().await;
@@ -163,6 +169,23 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         listeners.push((servers, http));
     }
     let netboot = listeners;
+    // Prometheus' own listener (plain HTTP): /metrics, /ready and /health alone.
+    let (metrics_addr, metrics) = match &cfg.metrics_listen {
+        Some(listen) => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding the metrics listener {listen}"))?;
+            let bound = listener.local_addr()?;
+            let app = dcim_api::metrics_app(state.clone());
+            let task = tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, %bound, "the metrics listener stopped");
+                }
+            });
+            (Some(bound), Some(task))
+        }
+        None => (None, None),
+    };
     let app =
         dcim_api::app_with(state.clone(), dcim_ui::router(state)).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
@@ -187,7 +210,20 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         }
     });
     tracing::info!(%addr, tls, database = %dcim_store::redact_url(&cfg.database_url()), "dcim is serving");
-    Ok(Running { addr, tls, store, engine, handle, task, purge, engine_stop, engine_task, netboot })
+    Ok(Running {
+        addr,
+        tls,
+        store,
+        engine,
+        handle,
+        task,
+        purge,
+        engine_stop,
+        engine_task,
+        netboot,
+        metrics_addr,
+        metrics,
+    })
 }
 
 /// Removes idle sessions and expired keys every five minutes.

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 const USER_PASSWORD: &str = "user-secret-pw-1";
 const BMC_PASSWORD: &str = "bmc-secret-pw-9";
+const WEBHOOK_SECRET: &str = "webhook-secret-key-42";
 
 struct Logged {
     child: std::process::Child,
@@ -97,6 +98,19 @@ async fn json_logs_carry_request_ids_and_no_secrets() {
     .unwrap()["id"]
         .as_i64()
         .unwrap();
+    // A webhook's secret, given and made (its endpoint, a closed port, fails and retries).
+    let hook = json!({"url": "http://127.0.0.1:9/hook", "events": ["user.created"], "secret": WEBHOOK_SECRET});
+    assert!(post("/dci/v3/webhook", hook).await.unwrap().status().is_success());
+    let made = post("/dci/v3/webhook", json!({"url": "http://127.0.0.1:9/other", "events": ["user.created"]}))
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    post("/dci/v3/user", json!({"email": "w@example.com", "password": USER_PASSWORD})).await.unwrap();
     let key = post(&format!("/auth/v4/user/{uid}/key"), json!({})).await.unwrap().json::<Value>().await.unwrap()["key"]
         .as_str()
         .unwrap()
@@ -167,7 +181,16 @@ async fn json_logs_carry_request_ids_and_no_secrets() {
         .find(|l| l["span"]["name"] == "task" && l["span"]["request_id"] == "power-req-7")
         .unwrap_or_else(|| panic!("a line of task {task} with its request id in {text}"));
     assert_eq!(task_line["span"]["task_id"], task);
-    for secret in [ADMIN_PASSWORD, USER_PASSWORD, BMC_PASSWORD, key.as_str(), token.as_str(), user_token.as_str()] {
+    for secret in [
+        ADMIN_PASSWORD,
+        USER_PASSWORD,
+        BMC_PASSWORD,
+        WEBHOOK_SECRET,
+        made.as_str(),
+        key.as_str(),
+        token.as_str(),
+        user_token.as_str(),
+    ] {
         assert!(!text.contains(secret), "a secret is in the log: {secret}");
     }
     // Paths appear as route templates only.

@@ -214,4 +214,45 @@ async fn ready_fails_while_postgres_is_unreachable() {
     common::drop_postgres_schema(&schema).await;
 }
 
+/// `metrics_listen`: Prometheus' own plain-HTTP listener serves `/metrics` (open
+/// without a `metrics_token`, the token's with one), `/ready` and `/health`, and no
+/// other route of the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_on_their_own_listener() {
+    for token in [None, Some("scrape-token-1")] {
+        let s = TestServer::start_with(Db::Sqlite, |c| {
+            c.metrics_listen = Some("127.0.0.1:0".into());
+            c.metrics_token = token.map(str::to_owned);
+        })
+        .await;
+        let addr = s.running.as_ref().unwrap().metrics_addr.expect("the metrics listener is bound");
+        let get = |path: &str, bearer: Option<&str>| {
+            let mut rb = s.client.get(format!("http://{addr}{path}"));
+            if let Some(b) = bearer {
+                rb = rb.bearer_auth(b);
+            }
+            rb.send()
+        };
+        let r = get("/metrics", token).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{token:?}");
+        assert!(r.text().await.unwrap().contains("dcim_build_info"));
+        if token.is_some() {
+            let r = get("/metrics", None).await.unwrap();
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            let r = get("/metrics", Some("wrong")).await.unwrap();
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        }
+        assert_eq!(get("/ready", None).await.unwrap().status(), StatusCode::OK);
+        assert_eq!(get("/health", None).await.unwrap().status(), StatusCode::OK);
+        for path in ["/dci/v3/server", "/api/dci/v3/server", "/ui/", "/swagger/openapi.json"] {
+            let r = get(path, Some(&s.admin_token)).await.unwrap();
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path} is not served there");
+        }
+        // The API's own /metrics keeps its rule: an admin, or the token.
+        let (st, _) = s.call_as("", reqwest::Method::GET, "/metrics", None).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+        s.stop().await;
+    }
+}
+
 on_both_backends!(counters_follow_what_happens, ready_says_what_fails);

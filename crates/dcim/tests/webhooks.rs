@@ -155,6 +155,17 @@ async fn a_billing_flow_arrives_signed_and_in_order(db: Db) {
         "user.blocked",
     ];
     let hook = register(&s, &r.url(), &all).await;
+    // Link-local (metadata) addresses and dcim itself are refused.
+    let own = s.url("/hook");
+    for url in ["http://169.254.169.254/latest/meta-data", "http://[fe80::1]/x", own.as_str(), "ftp://127.0.0.1/x"] {
+        let (st, v) =
+            s.call(Method::POST, "/dci/v3/webhook", Some(json!({"url": url, "events": ["user.created"]}))).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {v}");
+        assert_eq!(v["error"]["value"]["field"], "url");
+    }
+    let (st, v) = s.call(Method::POST, "/dci/v3/webhook", Some(json!({"url": r.url(), "events": ["nope"]}))).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(s.get("/dci/v3/webhook").await["size"], 1, "nothing half-made");
     let (srv, _, _) = fake_server(&s).await;
     let (_, pool, _) = add_networks(&s).await;
     let customer = s.add_user("billing@example.com", "customer-pw-1", "@user").await;

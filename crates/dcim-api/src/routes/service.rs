@@ -59,11 +59,33 @@ async fn may_read_metrics(st: &AppState, method: &Method, headers: &HeaderMap) -
     caller_for_token(st, token).await?.require_admin()
 }
 
+/// `/metrics` on the `metrics_listen` listener: the `metrics_token` when one is set,
+/// else open.
+pub async fn metrics_on_own_listener(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(want) = st.cfg.metrics_token.as_deref().filter(|t| !t.is_empty()) {
+        let got = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .unwrap_or_default();
+        if crate::auth::hash_secret(want) != crate::auth::hash_secret(got) {
+            return Err(ApiError::unauthorized("this listener's metrics need the metrics_token"));
+        }
+    }
+    exposition(&st).await
+}
+
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "service",
     responses((status = 200, content_type = "text/plain", description = "Prometheus text format"), (status = 401), (status = 403)))]
 pub async fn metrics(State(st): State<AppState>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
     may_read_metrics(&st, &method, &headers).await?;
+    exposition(&st).await
+}
+
+/// The exposition itself, read from the process's counters and the database.
+async fn exposition(st: &AppState) -> Result<Response, ApiError> {
     let (states, power, running, pending) = st.store.metric_counts().await?;
     let ranges = st.store.pool_ranges(None).await?;
     let pools = st.store.list_pools(&dcim_core::query::ListQuery::default()).await?;
