@@ -19,6 +19,7 @@ use dcim_store::users::NewUser;
 
 mod snmp;
 mod ui;
+mod webhook;
 
 #[derive(Parser)]
 struct Args {
@@ -44,6 +45,10 @@ struct Args {
     /// tasks mode: the fake devices' delay per call, in milliseconds.
     #[arg(long, default_value_t = 0)]
     fake_delay_ms: u64,
+    /// tasks mode: run the tasks again with a webhook for `task.finished` and
+    /// `server.power` to a receiver in this process, and time the deliveries.
+    #[arg(long)]
+    webhook: bool,
 }
 
 const ADMIN: &str = "bench@example.com";
@@ -133,6 +138,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.mode == "tasks" {
         tasks(&client, &base, &token, args.servers, args.connections, args.fake_delay_ms).await?;
+        if args.webhook {
+            webhook::run(&client, &base, &token, args.servers, args.connections, args.fake_delay_ms).await?;
+        }
         println!("dcim RSS now {} MiB, peak {} MiB", rss_mib(pid, "VmRSS"), rss_mib(pid, "VmHWM"));
         drop(server);
         if !keep {
@@ -384,7 +392,7 @@ pub(crate) async fn wait_tasks_done(
 
 /// Starts `power_reset` on every server at once (from `connections` concurrent
 /// clients) and times until the last task is complete.
-async fn tasks(
+pub(crate) async fn tasks(
     client: &reqwest::Client,
     base: &str,
     token: &str,

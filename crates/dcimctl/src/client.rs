@@ -1,0 +1,206 @@
+//! The HTTPS client: the server's certificate is checked against the web's authorities
+//! (or a private CA's certificate), or, for a self-signed one such as the demo's,
+//! against the SHA-256 fingerprint pinned at login, the way ssh pins host keys. There
+//! is no mode that trusts any certificate.
+//!
+//! rustls' own verifier does the first two; the pin is a small `ServerCertVerifier`
+//! that compares the end certificate's digest and leaves the handshake signatures to
+//! rustls' checks.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::Method;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::Failure;
+
+/// `AB:CD:...`: how fingerprints are shown and stored.
+pub fn fingerprint_text(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+}
+
+/// The digest of a fingerprint as given (`AB:CD...`, `abcd...`, with `SHA256:` or not).
+pub fn parse_fingerprint(s: &str) -> Result<Vec<u8>, Failure> {
+    let hexed: String = s.trim().trim_start_matches("SHA256:").chars().filter(|c| *c != ':').collect();
+    match hex::decode(&hexed) {
+        Ok(d) if d.len() == 32 => Ok(d),
+        _ => Err(Failure::Usage(format!("'{s}' is not a SHA-256 fingerprint (32 bytes in hex)"))),
+    }
+}
+
+#[derive(Debug)]
+struct Verifier {
+    pin: Option<Vec<u8>>,
+    authorities: Arc<WebPkiServerVerifier>,
+    /// The end certificate's digest, whatever the verdict: login shows it.
+    seen: Arc<Mutex<Option<Vec<u8>>>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let digest = Sha256::digest(end_entity.as_ref()).to_vec();
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(digest.clone());
+        match &self.pin {
+            Some(pin) if *pin == digest => Ok(ServerCertVerified::assertion()),
+            Some(_) => Err(rustls::Error::General("the server's certificate is not the one pinned".into())),
+            None => self.authorities.verify_server_cert(end_entity, intermediates, server_name, ocsp, now),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The API of one dcim.
+pub struct Api {
+    http: reqwest::Client,
+    pub base: String,
+    pub token: Option<String>,
+    pub seen: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+impl Api {
+    /// A client of `url`, trusting the pinned fingerprint, a private CA or the web's.
+    pub fn new(url: &str, pin: Option<&str>, ca_cert: Option<&std::path::Path>) -> Result<Api, Failure> {
+        let base = url.trim().trim_end_matches('/').to_owned();
+        if !base.starts_with("https://") && !base.starts_with("http://") {
+            return Err(Failure::Usage(format!("'{url}' is not an http:// or https:// URL")));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = RootCertStore::empty();
+        match ca_cert {
+            Some(path) => {
+                use rustls::pki_types::pem::PemObject;
+                let certs = CertificateDer::pem_file_iter(path)
+                    .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+                for c in certs {
+                    let c = c.map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+                    roots.add(c).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let authorities = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|e| Failure::Usage(format!("certificate authorities: {e}")))?;
+        let seen = Arc::new(Mutex::new(None));
+        let verifier = Verifier {
+            pin: pin.map(parse_fingerprint).transpose()?,
+            authorities,
+            seen: seen.clone(),
+            provider: provider.clone(),
+        };
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Failure::Usage(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .timeout(Duration::from_secs(60))
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("dcimctl/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Failure::Usage(format!("the HTTPS client: {e}")))?;
+        Ok(Api { http, base, token: None, seen })
+    }
+
+    /// The fingerprint of the certificate the last connection saw.
+    pub fn seen_fingerprint(&self) -> Option<String> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).as_deref().map(fingerprint_text)
+    }
+
+    /// Calls the API; a JSON answer, or the API's error, or why it could not be reached.
+    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, Failure> {
+        let mut rb = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let r = rb.send().await.map_err(|e| self.connection_failure(&e))?;
+        let status = r.status();
+        let text = r.text().await.map_err(|e| Failure::Connection(format!("reading the answer: {e}")))?;
+        let v: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if status.is_success() {
+            return Ok(v);
+        }
+        let err = &v["error"];
+        Err(Failure::Api {
+            status: status.as_u16(),
+            code: err["code"].as_i64().unwrap_or(0),
+            msg: err["msg"].as_str().map(str::to_owned).unwrap_or_else(|| format!("HTTP {status}")),
+            body: v,
+        })
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value, Failure> {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    fn connection_failure(&self, e: &reqwest::Error) -> Failure {
+        let mut detail = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            detail = s.to_string();
+            source = s.source();
+        }
+        if detail.contains("not the one pinned") {
+            return Failure::Connection(format!(
+                "{}: the server's certificate changed (SHA-256 {}); if that is expected, log in again to pin the new one",
+                self.base,
+                self.seen_fingerprint().unwrap_or_default()
+            ));
+        }
+        Failure::Connection(format!("{}: {detail}", self.base))
+    }
+}
+
+/// Whether a failure was a certificate no authority signed (login then offers the pin).
+pub fn unknown_issuer(f: &Failure) -> bool {
+    matches!(f, Failure::Connection(m) if m.contains("UnknownIssuer") || m.contains("unknown issuer") || m.contains("invalid peer certificate"))
+}

@@ -1,0 +1,296 @@
+//! The real `dcimctl` binary against a `dcim serve --demo` started here over HTTPS with
+//! its self-signed certificate, on SQLite and PostgreSQL: login and fingerprint pinning
+//! (and refusal of a changed certificate), the token file's mode, `-o json` equal to the
+//! API's answer, `--where` and friendly filters, a bulk reset of exactly the selected
+//! servers, `--wait`'s exit codes for a failed task (3) and a timeout (4), a `@user`'s
+//! 403, logout.
+//!
+//! The `dcim` binary is the one `cargo test --workspace` builds beside `dcimctl`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+struct Demo {
+    child: Child,
+    url: String,
+    dir: PathBuf,
+    password: String,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn dcim_bin() -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_dcimctl")).with_file_name("dcim");
+    assert!(p.exists(), "{} is missing: run the tests with `cargo test --workspace`, which builds it", p.display());
+    p
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("dcimctl-{tag}-{}", hex::encode(rand::random::<[u8; 6]>())));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A demo on `port` (0: any), on SQLite or on this PostgreSQL URL.
+fn demo(port: u16, database_url: Option<&str>) -> Demo {
+    let dir = temp_dir("demo");
+    let mut cmd = Command::new(dcim_bin());
+    cmd.args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .env("DCIM_TASK_POLL_MS", "20")
+        .env("DCIM_POWER_POLL_SECS", "0")
+        .env("DCIM_PORT_POLL_SECS", "0")
+        .env_remove("DCIM_ADMIN_EMAIL")
+        .env_remove("DCIM_ADMIN_PASSWORD")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(u) = database_url {
+        cmd.env("DCIM_DATABASE_URL", u);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let mut url = String::new();
+    for l in BufReader::new(out).lines() {
+        if let Some(u) = l.unwrap().strip_prefix("dcim listening on ") {
+            url = u.to_owned();
+            break;
+        }
+    }
+    assert!(url.starts_with("https://"), "the demo serves HTTPS: {url}");
+    let creds = std::fs::read_to_string(dir.join("demo-admin.txt")).unwrap();
+    let password = creds.split_whitespace().nth(1).unwrap().to_owned();
+    Demo { child, url, dir, password }
+}
+
+/// Runs dcimctl with its configuration in `home`; (exit code, stdout, stderr).
+fn ctl(home: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dcimctl"))
+        .args(args)
+        .env("XDG_CONFIG_HOME", home)
+        .env_remove("DCIM_URL")
+        .env_remove("DCIM_TOKEN")
+        .env_remove("DCIM_PROFILE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let o = c.wait_with_output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn ok(home: &Path, args: &[&str]) -> String {
+    let (code, out, err) = ctl(home, args, "");
+    assert_eq!(code, 0, "dcimctl {args:?}: {err}");
+    out
+}
+
+fn json_of(home: &Path, args: &[&str]) -> Value {
+    serde_json::from_str(&ok(home, args)).unwrap()
+}
+
+/// The API itself, with the token dcimctl keeps (the demo's certificate is trusted by
+/// its fingerprint here too).
+struct Direct {
+    client: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Direct {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut rb = self.client.request(method, format!("{}{path}", self.url)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().await.unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+}
+
+fn tokens(home: &Path) -> toml::Table {
+    toml::from_str(&std::fs::read_to_string(home.join("dcim/tokens.toml")).unwrap()).unwrap()
+}
+
+async fn fresh_postgres() -> (String, String) {
+    let base =
+        std::env::var("DCIM_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("t_{}", hex::encode(rand::random::<[u8; 8]>()));
+    let mut conn = sqlx::PgConnection::connect(&base).await.expect("PostgreSQL on 127.0.0.1:5432");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&mut conn).await.unwrap();
+    (schema.clone(), format!("{base}?options=-c%20search_path%3D{schema}"))
+}
+
+async fn the_command_line(postgres: bool) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pg = if postgres { Some(fresh_postgres().await) } else { None };
+    let d = demo(0, pg.as_ref().map(|p| p.1.as_str()));
+    let home = temp_dir("home");
+    let h = home.as_path();
+
+    // A self-signed certificate is shown and not trusted silently.
+    let login = ["login", "--url", &d.url, "--email", "admin@example.com", "--password-stdin"];
+    let (code, out, err) = ctl(h, &login, &format!("{}\n", d.password));
+    assert_eq!(code, 2, "{err}");
+    let fp = err.split("fingerprint is ").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    assert_eq!(fp.len(), 32 * 3 - 1, "{fp}");
+    assert!(out.is_empty() && !h.join("dcim/tokens.toml").exists());
+    // A wrong fingerprint is refused; the right one is pinned.
+    let wrong = "00:".repeat(31) + "00";
+    let (code, _, err) = ctl(h, &[&login[..], &["--fingerprint", &wrong]].concat(), &format!("{}\n", d.password));
+    assert_eq!(code, 1, "{err}");
+    let (code, out, err) = ctl(h, &[&login[..], &["--fingerprint", &fp]].concat(), &format!("{}\n", d.password));
+    assert_eq!(code, 0, "{err}");
+    let t = tokens(h);
+    let token = t["default"].as_str().unwrap().to_owned();
+    assert!(!out.contains(&token) && !err.contains(&token), "the token is never printed");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(h.join("dcim/tokens.toml")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the token file is its owner's only");
+    let profile = json_of(h, &["profile", "show", "-o", "json"]);
+    assert_eq!(profile["fingerprint"], fp.as_str());
+    assert_eq!(json_of(h, &["whoami", "-o", "json"])["email"], "admin@example.com");
+
+    let direct = Direct {
+        client: reqwest::Client::builder().tls_danger_accept_invalid_certs(true).build().unwrap(),
+        url: d.url.clone(),
+        token: token.clone(),
+    };
+    // -o json is the API's answer; filters are the API's where.
+    let get = reqwest::Method::GET;
+    assert_eq!(json_of(h, &["server", "list", "-o", "json"]), direct.call(get.clone(), "/dci/v3/server", None).await);
+    let config = "i9-9900K-64Gb-2x1024NVMe";
+    let mine = json_of(h, &["server", "list", "--free", "--config", config, "-o", "json"]);
+    let q = format!("/dci/v3/server?where=owner_email%20IS%20null%20AND%20configuration%20EQ%20%27{config}%27");
+    assert_eq!(mine, direct.call(get.clone(), &q, None).await);
+    assert!(mine["size"].as_i64().unwrap() > 0);
+    let where_ = json_of(h, &["server", "list", "--where", "state EQ 'ok' AND power_status NE 'on'", "-o", "json"]);
+    let q = "/dci/v3/server?where=state%20EQ%20%27ok%27%20AND%20power_status%20NE%20%27on%27";
+    assert_eq!(where_, direct.call(get.clone(), q, None).await);
+    assert_eq!(
+        json_of(h, &["server", "show", "srv-01", "-o", "json"]),
+        direct.call(get.clone(), "/dci/v3/server/1", None).await
+    );
+    let all = json_of(h, &["server", "list", "--all", "-o", "json"]);
+    assert_eq!(all["list"].as_array().unwrap().len() as i64, all["size"].as_i64().unwrap());
+    // A table, and ids for scripts.
+    let table = ok(h, &["server", "list", "-c", "id", "-c", "name", "-c", "location.name", "--limit", "3"]);
+    assert_eq!(
+        table, "ID  NAME    LOCATION\n1   srv-01  Demo DC\n2   srv-02  Demo DC\n3   srv-03  Demo DC\n",
+        "{table}"
+    );
+    let ids = ok(h, &["server", "list", "--free", "-o", "ids"]);
+    assert_eq!(
+        ids.lines().count() as i64,
+        direct.call(get.clone(), "/dci/v3/server?where=owner_email%20IS%20null", None).await["size"].as_i64().unwrap()
+    );
+
+    // A bulk reset acts on exactly the selected servers, and --yes is needed without a terminal.
+    let sel = format!("owner_email IS null AND configuration EQ '{config}'");
+    let (code, _, err) = ctl(h, &["server", "power", "reset", "--where", &sel], "");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--yes"), "{err}");
+    let out = json_of(h, &["server", "power", "reset", "--where", &sel, "--yes", "--wait=60", "-o", "json"]);
+    let acted: Vec<i64> = out.as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    let wanted: Vec<i64> = mine["list"].as_array().unwrap().iter().map(|s| s["id"].as_i64().unwrap()).collect();
+    assert_eq!(acted, wanted);
+    for r in out.as_array().unwrap() {
+        let t = direct.call(get.clone(), &format!("/dci/v3/task/{}", r["task"]), None).await;
+        assert_eq!((t["name"].as_str(), t["status"].as_str()), (Some("power_reset"), Some("complete")), "{t}");
+    }
+
+    // --wait: a failed step exits 3 with its message; a task longer than the wait exits 4.
+    let bmc = direct.call(get.clone(), "/dci/v3/server/2", None).await["ipmi"]["address"].as_str().unwrap().to_owned();
+    let fault = json!({"device": bmc, "op": "power_on", "message": "BMC on fire"});
+    direct.call(reqwest::Method::POST, "/dci/v3/fake/fault", Some(fault)).await;
+    let (code, _, err) = ctl(h, &["server", "power", "on", "2", "--wait=60"], "");
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("BMC on fire"), "{err}");
+    direct.call(reqwest::Method::DELETE, "/dci/v3/fake/fault", None).await;
+    direct.call(reqwest::Method::POST, "/dci/v3/fake/delay", Some(json!({"ms": 3000}))).await;
+    let (code, _, err) = ctl(h, &["server", "power", "reset", "2", "--wait=1"], "");
+    assert_eq!(code, 4, "{err}");
+    direct.call(reqwest::Method::POST, "/dci/v3/fake/delay", Some(json!({"ms": 0}))).await;
+    let (code, _, err) = ctl(h, &["api", "POST", "/dci/v3/server/999/power_on", "-d", "{}"], "");
+    assert_eq!(code, 1);
+    assert!(err.contains("server 999 not found") && err.contains("code 3000"), "{err}");
+
+    // A @user's profile: admin commands are refused with a clear 403.
+    let user = json!({"email": "ops-user@example.com", "password": "user-password-1", "role": "@user"});
+    ok(h, &["api", "POST", "/dci/v3/user", "-d", &user.to_string()]);
+    let ulogin = [
+        "--profile",
+        "user",
+        "login",
+        "--url",
+        &d.url,
+        "--email",
+        "ops-user@example.com",
+        "--password-stdin",
+        "--fingerprint",
+        &fp,
+    ];
+    let (code, _, err) = ctl(h, &ulogin, "user-password-1\n");
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) =
+        ctl(h, &["--profile", "user", "api", "POST", "/dci/v3/location", "-d", "{\"name\":\"X\"}"], "");
+    assert_eq!(code, 1);
+    assert!(err.contains("HTTP 403") && err.contains("role"), "{err}");
+    assert_eq!(json_of(h, &["--profile", "user", "server", "list", "-o", "json"])["size"], 0, "its own servers only");
+    let profiles = ok(h, &["profile", "list"]);
+    assert!(profiles.contains("* ") || profiles.lines().any(|l| l.trim_start().starts_with('*')), "{profiles}");
+
+    // Logout ends the token at the server too.
+    ok(h, &["--profile", "user", "logout"]);
+    let (code, _, err) = ctl(h, &["--profile", "user", "whoami"], "");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not logged in"), "{err}");
+
+    // The same address with another certificate is refused.
+    if !postgres {
+        let port: u16 = d.url.rsplit(':').next().unwrap().parse().unwrap();
+        drop(d);
+        let _other = demo(port, None);
+        let (code, _, err) = ctl(h, &["whoami"], "");
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("certificate changed"), "{err}");
+    } else {
+        drop(d);
+    }
+    if let Some((schema, _)) = pg {
+        let base = std::env::var("DCIM_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
+            let _ =
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&mut conn).await;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_on_sqlite() {
+    the_command_line(false).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_on_postgres() {
+    the_command_line(true).await
+}
