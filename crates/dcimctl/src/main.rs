@@ -7,13 +7,14 @@
 mod client;
 mod output;
 mod profile;
+mod resources;
 mod servers;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -142,6 +143,38 @@ enum Cmd {
     /// Tasks (operations).
     #[command(subcommand)]
     Task(TaskCmd),
+    /// Users.
+    #[command(subcommand)]
+    User(resources::UserCmd),
+    /// Locations.
+    #[command(subcommand)]
+    Location(resources::Plain),
+    /// Racks.
+    #[command(subcommand)]
+    Rack(resources::Plain),
+    /// Switches.
+    #[command(subcommand)]
+    Switch(resources::Plain),
+    /// PDUs.
+    #[command(subcommand)]
+    Pdu(resources::Plain),
+    /// OS templates.
+    #[command(subcommand)]
+    Template(resources::Plain),
+    /// IP networks.
+    #[command(subcommand)]
+    Net(resources::Plain),
+    /// IP pools.
+    #[command(subcommand)]
+    Pool(resources::Plain),
+    /// IP addresses.
+    #[command(subcommand)]
+    Ip(resources::Plain),
+    /// A completion script: `dcimctl completion bash > /etc/bash_completion.d/dcimctl`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Any API call: `dcimctl api POST /dci/v3/location -d '{"name":"DC-2"}'` (or -d @file).
     Api {
         method: String,
@@ -262,6 +295,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             login(&cli, email, *password_stdin, fingerprint.as_deref(), code.as_deref()).await
         }
         Cmd::Profile(p) => profiles(&cli, p),
+        Cmd::Completion { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "dcimctl", &mut std::io::stdout());
+            Ok(())
+        }
         _ => {
             let ctx = Ctx {
                 api: connect(&cli)?,
@@ -284,7 +321,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 }
                 Cmd::Task(t) => tasks(&ctx, t).await,
                 Cmd::Api { method, path, data } => api_call(&ctx, method, path, data.as_deref()).await,
-                Cmd::Login { .. } | Cmd::Profile(_) => unreachable!("handled above"),
+                Cmd::User(u) => resources::users(&ctx, u).await,
+                Cmd::Location(c) => resources::plain(&ctx, "location", c).await,
+                Cmd::Rack(c) => resources::plain(&ctx, "rack", c).await,
+                Cmd::Switch(c) => resources::plain(&ctx, "switch", c).await,
+                Cmd::Pdu(c) => resources::plain(&ctx, "pdu", c).await,
+                Cmd::Template(c) => resources::plain(&ctx, "template", c).await,
+                Cmd::Net(c) => resources::plain(&ctx, "net", c).await,
+                Cmd::Pool(c) => resources::plain(&ctx, "pool", c).await,
+                Cmd::Ip(c) => resources::plain(&ctx, "ip", c).await,
+                Cmd::Login { .. } | Cmd::Profile(_) | Cmd::Completion { .. } => unreachable!("handled above"),
             }
         }
     }

@@ -54,7 +54,7 @@ pub struct Filters {
 }
 
 /// A quoted string of the list language.
-fn quoted(s: &str) -> String {
+pub fn quoted(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
@@ -135,6 +135,87 @@ pub enum ServerCmd {
         #[command(flatten)]
         act: Action,
     },
+    /// Hardware diagnostics (the agent boots and reports what it finds).
+    Diag {
+        /// Also wipe the disks: none, simple or full.
+        #[arg(long, default_value = "none", value_parser = ["none", "simple", "full"])]
+        wipe: String,
+        #[command(flatten)]
+        act: Action,
+    },
+    /// Wipe the servers' disks.
+    Wipe {
+        #[arg(long, default_value = "simple", value_parser = ["simple", "full"])]
+        mode: String,
+        #[command(flatten)]
+        act: Action,
+    },
+    /// Install an OS template; the root password is read from standard input.
+    ///
+    /// Example: echo "$ROOT_PW" | dcimctl server install 12 --template 1 --raid raid_1 --ssh-key ~/.ssh/id_ed25519.pub --wait
+    Install {
+        /// The OS template's id.
+        #[arg(long)]
+        template: i64,
+        /// no_raid, raid_0, raid_1, raid_5 or raid_10.
+        #[arg(long, default_value = "no_raid")]
+        raid: String,
+        /// A public key file to install for root (repeatable).
+        #[arg(long = "ssh-key")]
+        ssh_keys: Vec<std::path::PathBuf>,
+        #[command(flatten)]
+        act: Action,
+    },
+    /// Set the next boot device at the BMC.
+    BootDevice {
+        /// disk, network, cdrom or bios.
+        device: String,
+        /// For every boot, not only the next.
+        #[arg(long)]
+        persistent: bool,
+        #[command(flatten)]
+        act: Action,
+    },
+    /// Who owns the server.
+    #[command(subcommand)]
+    Owner(OwnerCmd),
+    /// The server's IP addresses.
+    #[command(subcommand)]
+    Ip(IpCmd),
+}
+
+#[derive(Subcommand)]
+pub enum OwnerCmd {
+    /// Make a user (id or e-mail) the owner.
+    Set { server: String, user: String },
+    /// Release the server.
+    Clear { server: String },
+}
+
+#[derive(Subcommand)]
+pub enum IpCmd {
+    /// The server's addresses.
+    List { server: String },
+    /// Give the server the next free address of a pool (or a given one of a network).
+    Add {
+        server: String,
+        #[arg(long, conflicts_with = "net")]
+        pool: Option<i64>,
+        #[arg(long)]
+        net: Option<i64>,
+        /// The address wanted, in --net.
+        #[arg(long, requires = "net")]
+        address: Option<String>,
+        #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "3600")]
+        wait: Option<u64>,
+    },
+    /// Take an address back.
+    Rm {
+        server: String,
+        ip: i64,
+        #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "3600")]
+        wait: Option<u64>,
+    },
 }
 
 /// Which servers an action takes, and how it is followed.
@@ -177,6 +258,18 @@ async fn list(
     limit: Option<u64>,
     all: bool,
 ) -> Result<Value, Failure> {
+    list_of(ctx, "/dci/v3/server", expr, sort, limit, all).await
+}
+
+/// A list of `path`: every row the filter selects (page by page), or one page.
+pub async fn list_of(
+    ctx: &Ctx,
+    path: &str,
+    expr: Option<String>,
+    sort: Option<&str>,
+    limit: Option<u64>,
+    all: bool,
+) -> Result<Value, Failure> {
     let mut q = vec![];
     if let Some(e) = &expr {
         q.push(("where", e.clone()));
@@ -188,7 +281,7 @@ async fn list(
         if let Some(l) = limit {
             q.push(("limit", l.to_string()));
         }
-        return ctx.api.get(&with_query("/dci/v3/server", &q)).await;
+        return ctx.api.get(&with_query(path, &q)).await;
     }
     const PAGE: u64 = 1000;
     let mut items = vec![];
@@ -196,7 +289,7 @@ async fn list(
     loop {
         let mut page_q = q.clone();
         page_q.push(("limit", format!("{},{PAGE}", items.len())));
-        let v = ctx.api.get(&with_query("/dci/v3/server", &page_q)).await?;
+        let v = ctx.api.get(&with_query(path, &page_q)).await?;
         size = v["size"].as_i64().unwrap_or(size);
         let got = v["list"].as_array().cloned().unwrap_or_default();
         let n = got.len();
@@ -283,16 +376,84 @@ pub async fn run(ctx: &Ctx, cmd: &ServerCmd) -> Result<(), Failure> {
             ctx.view().object(&v, &cols);
             Ok(())
         }
-        ServerCmd::Power { action, act } => act_on(ctx, &format!("power_{action}"), act).await,
-        ServerCmd::Suspend { act } => act_on(ctx, "suspend", act).await,
-        ServerCmd::Resume { act } => act_on(ctx, "resume", act).await,
-        ServerCmd::Abort { act } => act_on(ctx, "abort", act).await,
+        ServerCmd::Power { action, act } => act_on(ctx, &format!("power_{action}"), json!({}), act).await,
+        ServerCmd::Suspend { act } => act_on(ctx, "suspend", json!({}), act).await,
+        ServerCmd::Resume { act } => act_on(ctx, "resume", json!({}), act).await,
+        ServerCmd::Abort { act } => act_on(ctx, "abort", json!({}), act).await,
+        ServerCmd::Diag { wipe, act } => act_on(ctx, "operation_diag", json!({"clear_hdd": wipe}), act).await,
+        ServerCmd::Wipe { mode, act } => act_on(ctx, "operation_clear_hdd", json!({"clear_hdd": mode}), act).await,
+        ServerCmd::Install { template, raid, ssh_keys, act } => {
+            let password = crate::read_line("")?;
+            if password.is_empty() {
+                return Err(Failure::Usage("give the root password on standard input".into()));
+            }
+            let mut keys = vec![];
+            for k in ssh_keys {
+                let text = std::fs::read_to_string(k).map_err(|e| Failure::Usage(format!("{}: {e}", k.display())))?;
+                keys.push(text.trim().to_owned());
+            }
+            let body =
+                json!({"os_template_id": template, "hdd_raid": raid, "password": password, "ssh_pub_keys": keys});
+            act_on(ctx, "operation_os", body, act).await
+        }
+        ServerCmd::BootDevice { device, persistent, act } => {
+            act_on(ctx, "boot_device", json!({"device": device, "persistent": persistent}), act).await
+        }
+        ServerCmd::Owner(OwnerCmd::Set { server, user }) => {
+            let id = find(ctx, server).await?["id"].clone();
+            let owner = crate::resources::user_id(ctx, user).await?;
+            let v = ctx.api.post(&format!("/dci/v3/server/{id}/owner"), &json!({"owner": owner})).await?;
+            ctx.view().object(&v, &[("ID", "id")]);
+            Ok(())
+        }
+        ServerCmd::Owner(OwnerCmd::Clear { server }) => {
+            let id = find(ctx, server).await?["id"].clone();
+            let v = ctx.api.call(reqwest::Method::DELETE, &format!("/dci/v3/server/{id}/owner"), None).await?;
+            ctx.view().object(&v, &[("ID", "id")]);
+            Ok(())
+        }
+        ServerCmd::Ip(IpCmd::List { server }) => {
+            let id = find(ctx, server).await?["id"].clone();
+            let v = ctx.api.get(&format!("/dci/v3/server/{id}/ip")).await?;
+            ctx.view().list(&v, IP_COLUMNS);
+            Ok(())
+        }
+        ServerCmd::Ip(IpCmd::Add { server, pool, net, address, wait }) => {
+            let id = find(ctx, server).await?["id"].clone();
+            let body = match (pool, net) {
+                (Some(p), _) => json!({"ip_pool": p}),
+                (None, Some(n)) => match address {
+                    Some(a) => json!({"ip_net": n, "ip_name": a}),
+                    None => json!({"ip_net": n}),
+                },
+                (None, None) => return Err(Failure::Usage("name a --pool or a --net".into())),
+            };
+            let v = ctx.api.post(&format!("/dci/v3/server/{id}/ip"), &body).await?;
+            follow(ctx, &v, *wait).await
+        }
+        ServerCmd::Ip(IpCmd::Rm { server, ip, wait }) => {
+            let id = find(ctx, server).await?["id"].clone();
+            let v = ctx.api.call(reqwest::Method::DELETE, &format!("/dci/v3/server/{id}/ip/{ip}"), None).await?;
+            follow(ctx, &v, *wait).await
+        }
+    }
+}
+
+pub const IP_COLUMNS: &[Column] =
+    &[("ID", "id"), ("ADDRESS", "name"), ("FAMILY", "family"), ("STATUS", "status"), ("DOMAIN", "domain")];
+
+/// Prints an operation's answer (`{"id", "task"}`) and follows its task when asked.
+async fn follow(ctx: &Ctx, v: &Value, wait: Option<u64>) -> Result<(), Failure> {
+    ctx.view().object(v, &[("SERVER", "id"), ("TASK", "task")]);
+    match (wait, v["task"].as_i64()) {
+        (Some(secs), Some(t)) => watch(ctx, &[t], Duration::from_secs(secs)).await,
+        _ => Ok(()),
     }
 }
 
 /// Starts `op` on every target: one row per server, its task or why not; then follows
 /// the tasks when asked.
-async fn act_on(ctx: &Ctx, op: &str, act: &Action) -> Result<(), Failure> {
+async fn act_on(ctx: &Ctx, op: &str, body: Value, act: &Action) -> Result<(), Failure> {
     let servers = targets(ctx, act).await?;
     if servers.is_empty() {
         return Err(Failure::Usage("no server matches".into()));
@@ -305,7 +466,7 @@ async fn act_on(ctx: &Ctx, op: &str, act: &Action) -> Result<(), Failure> {
         let r = if op == "abort" {
             ctx.api.call(reqwest::Method::DELETE, &format!("/dci/v3/server/{id}/operation"), None).await
         } else {
-            ctx.api.post(&format!("/dci/v3/server/{id}/{op}"), &json!({})).await
+            ctx.api.post(&format!("/dci/v3/server/{id}/{op}"), &body).await
         };
         match r {
             Ok(v) => {

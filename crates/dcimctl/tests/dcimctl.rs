@@ -232,6 +232,65 @@ async fn the_command_line(postgres: bool) {
     assert_eq!(code, 1);
     assert!(err.contains("server 999 not found") && err.contains("code 3000"), "{err}");
 
+    // Lists of the other objects are the API's; a user, its login link, ownership, an
+    // address, an OS install.
+    for (cmd, path) in [
+        ("location", "/dci/v3/location"),
+        ("template", "/dci/v3/os_template"),
+        ("net", "/ip/v3/ipnet"),
+        ("pool", "/ip/v3/ippool"),
+        ("user", "/dci/v3/user"),
+    ] {
+        assert_eq!(json_of(h, &[cmd, "list", "-o", "json"]), direct.call(get.clone(), path, None).await, "{cmd}");
+    }
+    let (code, out, err) =
+        ctl(h, &["user", "create", "--email", "new-customer@example.com", "-o", "ids"], "customer-pw-9\n");
+    assert_eq!(code, 0, "{err}");
+    let customer: i64 = out.trim().parse().unwrap();
+    let link = ok(h, &["user", "key", "new-customer@example.com"]);
+    assert!(link.trim().starts_with(&format!("{}/auth/key-v4/", d.url)), "{link}");
+    let once = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let r = once.get(link.trim()).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER, "the link logs the customer in");
+    ok(h, &["server", "owner", "set", "srv-05", "new-customer@example.com"]);
+    assert_eq!(direct.call(get.clone(), "/dci/v3/server/5", None).await["owner"]["id"], customer);
+    let pool = direct.call(get.clone(), "/ip/v3/ippool", None).await["list"][0]["id"].as_i64().unwrap();
+    ok(h, &["server", "ip", "add", "srv-05", "--pool", &pool.to_string(), "--wait=60"]);
+    let ips = json_of(h, &["server", "ip", "list", "5", "-o", "json"]);
+    assert_eq!(ips, direct.call(get.clone(), "/dci/v3/server/5/ip", None).await);
+    assert_eq!(ips["size"], 1, "{ips}");
+    let key_file = home.join("id.pub");
+    std::fs::write(
+        &key_file,
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops@example.com\n",
+    )
+    .unwrap();
+    let (code, _, err) = ctl(
+        h,
+        &[
+            "server",
+            "install",
+            "5",
+            "--template",
+            "1",
+            "--raid",
+            "no_raid",
+            "--ssh-key",
+            key_file.to_str().unwrap(),
+            "--wait=120",
+        ],
+        "Root-pw-123\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(direct.call(get.clone(), "/dci/v3/server/5", None).await["os_template"]["id"], 1);
+    ok(h, &["server", "owner", "clear", "5"]);
+    assert!(direct.call(get.clone(), "/dci/v3/server/5", None).await["owner"].is_null());
+    assert!(ok(h, &["completion", "bash"]).contains("dcimctl"));
+
     // A @user's profile: admin commands are refused with a clear 403.
     let user = json!({"email": "ops-user@example.com", "password": "user-password-1", "role": "@user"});
     ok(h, &["api", "POST", "/dci/v3/user", "-d", &user.to_string()]);
