@@ -234,29 +234,44 @@ pub fn change(field: &str, before: Value, after: Value) {
 /// record in it first. On SQLite it starts with `BEGIN IMMEDIATE`: it holds the write
 /// lock from its first statement, so reading before writing never fails with a busy
 /// snapshot when another process wrote in between.
-pub struct Tx<'c>(sqlx::Transaction<'c, Any>);
+pub struct Tx<'c> {
+    tx: sqlx::Transaction<'c, Any>,
+    /// The event kinds enabled webhooks want (`,a,b,,c,`), read at the first event.
+    wanted: Option<String>,
+}
 
 impl Deref for Tx<'_> {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
-        &self.0
+        &self.tx
     }
 }
 
 impl DerefMut for Tx<'_> {
     fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.0
+        &mut self.tx
     }
 }
 
 impl Tx<'_> {
+    /// Whether an enabled webhook wants events of `kind`; the endpoints are read once
+    /// per transaction, so a change that nobody listens to costs one small query.
+    pub(crate) async fn wants(&mut self, kind: &str) -> Result<bool> {
+        if self.wanted.is_none() {
+            let rows: Vec<(String,)> =
+                sqlx::query_as("SELECT events FROM webhooks WHERE enabled = 1").fetch_all(&mut *self.tx).await?;
+            self.wanted = Some(rows.into_iter().map(|r| r.0).collect());
+        }
+        Ok(self.wanted.as_deref().is_some_and(|w| w.contains(&format!(",{kind},"))))
+    }
+
     pub async fn commit(mut self) -> Result<()> {
         let scope = SCOPE.try_with(Arc::clone).ok();
         let written = match &scope {
-            Some(s) => Some(s.write(&mut self.0, None).await?),
+            Some(s) => Some(s.write(&mut self.tx, None).await?),
             None => None,
         };
-        self.0.commit().await?;
+        self.tx.commit().await?;
         if let (Some(s), Some(id)) = (scope, written) {
             s.lock().record = Some(id);
         }
@@ -271,7 +286,7 @@ impl Store {
             Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool().begin().await?,
         };
-        Ok(Tx(tx))
+        Ok(Tx { tx, wanted: None })
     }
 }
 

@@ -165,10 +165,14 @@ impl Store {
         }
         let r = match &t.server_state {
             Some((state, info)) => {
-                let before: Option<(String,)> = sqlx::query_as("SELECT state FROM servers WHERE id = $1")
-                    .bind(t.server_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let before: Option<(String,)> = if tx.wants("server.state").await? {
+                    sqlx::query_as("SELECT state FROM servers WHERE id = $1")
+                        .bind(t.server_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                } else {
+                    None
+                };
                 if let Some((before,)) = before.filter(|b| b.0 != *state) {
                     let ev =
                         serde_json::json!({"server": t.server_id, "state": state, "previous": before, "info": info});
@@ -383,7 +387,7 @@ impl Store {
     /// Records what the power driver reported.
     pub async fn set_power_status(&self, server_id: i64, status: &str) -> Result<()> {
         let mut tx = self.write().await?;
-        let before = power_of(&mut tx, server_id).await?;
+        let before = if tx.wants("server.power").await? { power_of(&mut tx, server_id).await? } else { None };
         sqlx::query("UPDATE servers SET power_status = $1 WHERE id = $2")
             .bind(status.to_owned())
             .bind(server_id)
@@ -415,7 +419,9 @@ impl Store {
 }
 
 async fn apply_effects(tx: &mut crate::audit::Tx<'_>, server_id: i64, e: &ServerEffects) -> Result<()> {
-    let before = if e.state.is_some() || e.power_status.is_some() {
+    let before = if (e.state.is_some() && tx.wants("server.state").await?)
+        || (e.power_status.is_some() && tx.wants("server.power").await?)
+    {
         sqlx::query_as::<_, (String, String)>("SELECT state, power_status FROM servers WHERE id = $1")
             .bind(server_id)
             .fetch_optional(&mut **tx)
@@ -523,6 +529,9 @@ async fn power_event(tx: &mut crate::audit::Tx<'_>, server_id: i64, before: Opti
 
 /// Tells the webhooks that a server's address was given or taken back.
 async fn ip_event(tx: &mut crate::audit::Tx<'_>, kind: &str, server_id: i64, ip_id: i64) -> Result<()> {
+    if !tx.wants(kind).await? {
+        return Ok(());
+    }
     let name: Option<(String,)> =
         sqlx::query_as("SELECT name FROM ips WHERE id = $1").bind(ip_id).fetch_optional(&mut **tx).await?;
     let ev = serde_json::json!({"server": server_id, "ip": ip_id, "address": name.map(|n| n.0)});
@@ -559,7 +568,7 @@ impl Store {
     /// Records what a BMC said: `on`/`off`, or `unknown` with the reason.
     pub async fn set_bmc_state(&self, server_id: i64, power: &str, info: &str) -> Result<()> {
         let mut tx = self.write().await?;
-        let before = power_of(&mut tx, server_id).await?;
+        let before = if tx.wants("server.power").await? { power_of(&mut tx, server_id).await? } else { None };
         sqlx::query("UPDATE servers SET power_status = $1, ipmi_status = $1, ipmi_status_info = $2 WHERE id = $3")
             .bind(power.to_owned())
             .bind(info.to_owned())

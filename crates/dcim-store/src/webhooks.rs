@@ -10,7 +10,9 @@
 
 use dcim_core::query::ListQuery;
 use serde_json::Value;
-use sqlx::{AnyConnection, FromRow};
+use sqlx::FromRow;
+
+use crate::audit::Tx;
 
 use crate::list::{Field, FieldType, ListSpec, Page, Patch};
 use crate::{Result, Store, StoreError, now};
@@ -34,21 +36,20 @@ pub fn now_ms() -> i64 {
 
 /// Writes an event in the transaction of the change it tells of, with a delivery for
 /// each enabled endpoint that wants its kind (nothing when none does).
-pub(crate) async fn emit(conn: &mut AnyConnection, kind: &str, server_id: Option<i64>, data: Value) -> Result<()> {
+pub(crate) async fn emit(tx: &mut Tx<'_>, kind: &str, server_id: Option<i64>, data: Value) -> Result<()> {
     debug_assert!(EVENT_KINDS.contains(&kind));
+    if !tx.wants(kind).await? {
+        return Ok(());
+    }
     let wanted = format!("%,{kind},%");
-    let event: Option<(i64,)> = sqlx::query_as(
-        "INSERT INTO events (at, kind, server_id, data) SELECT $1, $2, $3, $4 \
-         WHERE EXISTS (SELECT 1 FROM webhooks WHERE enabled = 1 AND events LIKE $5) RETURNING id",
-    )
-    .bind(now())
-    .bind(kind.to_owned())
-    .bind(server_id)
-    .bind(data.to_string())
-    .bind(wanted.clone())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((event,)) = event else { return Ok(()) };
+    let (event,): (i64,) =
+        sqlx::query_as("INSERT INTO events (at, kind, server_id, data) VALUES ($1, $2, $3, $4) RETURNING id")
+            .bind(now())
+            .bind(kind.to_owned())
+            .bind(server_id)
+            .bind(data.to_string())
+            .fetch_one(&mut **tx)
+            .await?;
     let t = now_ms();
     sqlx::query(
         "INSERT INTO webhook_deliveries (webhook_id, event_id, server_key, next_at, created) \
@@ -58,7 +59,7 @@ pub(crate) async fn emit(conn: &mut AnyConnection, kind: &str, server_id: Option
     .bind(server_id.unwrap_or(0))
     .bind(t)
     .bind(wanted)
-    .execute(&mut *conn)
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
