@@ -41,6 +41,16 @@ impl Caller {
         self.role == Role::Admin
     }
 
+    /// The caller as the audit trail names it.
+    pub fn actor(&self) -> dcim_store::audit::Actor {
+        dcim_store::audit::Actor {
+            user_id: Some(self.user_id),
+            email: self.email.clone(),
+            role: self.role.to_string(),
+            token_id: Some(self.session_id),
+        }
+    }
+
     /// Refuses (403) a caller that is not `@admin`.
     pub fn require_admin(&self) -> ApiResult<()> {
         if self.is_admin() { Ok(()) } else { Err(ApiError::forbidden()) }
@@ -111,7 +121,7 @@ pub async fn caller_for_token(state: &AppState, token: &str) -> ApiResult<Caller
     let hash = hash_secret(token);
     if let Some(caller) = state.sessions.get(&hash) {
         tracing::Span::current().record("user_id", caller.user_id);
-        dcim_store::audit::set_actor(crate::routes::audit::actor(&caller));
+        dcim_store::audit::set_actor(caller.actor());
         return Ok(caller);
     }
     let idle = state.cfg.session_idle_secs;
@@ -134,7 +144,7 @@ pub async fn caller_for_token(state: &AppState, token: &str) -> ApiResult<Caller
         session_id: s.session_id,
     };
     state.sessions.put(hash, caller.clone());
-    dcim_store::audit::set_actor(crate::routes::audit::actor(&caller));
+    dcim_store::audit::set_actor(caller.actor());
     Ok(caller)
 }
 

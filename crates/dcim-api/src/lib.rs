@@ -4,6 +4,7 @@
 //! Handlers extract and authorize, call the store, and map rows to the wire shapes
 //! of [`wire`]; they hold no SQL. Errors go through the one table in [`error`].
 
+pub mod audit_layer;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -111,7 +112,7 @@ pub fn agent_app(state: AppState) -> Router {
             .with_state(state.clone()),
         images,
     )
-    .layer(axum::middleware::from_fn_with_state(state.clone(), routes::audit::audit_requests))
+    .layer(axum::middleware::from_fn_with_state(state.clone(), audit_layer::audit_requests))
     .layer(axum::middleware::from_fn_with_state(state, routes::service::track_http))
     .layer(DefaultBodyLimit::max(limit))
     .layer(axum::middleware::from_fn(refuse_ambiguous_framing))
@@ -149,7 +150,7 @@ pub fn app_with(state: AppState, extra: Router) -> Router {
     let limit = state.cfg.body_limit;
     let images = state.cfg.images_dir.clone();
     let track = axum::middleware::from_fn_with_state(state.clone(), routes::service::track_http);
-    let audit = axum::middleware::from_fn_with_state(state.clone(), routes::audit::audit_requests);
+    let audit = axum::middleware::from_fn_with_state(state.clone(), audit_layer::audit_requests);
     with_images(routes::router(state), images)
         .merge(extra)
         .merge(openapi::swagger())

@@ -20,6 +20,7 @@ pub mod list;
 pub mod servers;
 pub mod sessions;
 pub mod tasks;
+pub mod trail;
 pub mod users;
 pub mod webhooks;
 

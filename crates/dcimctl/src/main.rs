@@ -7,6 +7,7 @@
 mod client;
 mod output;
 mod profile;
+mod query;
 mod resources;
 mod servers;
 
@@ -541,7 +542,7 @@ async fn tasks(ctx: &Ctx, t: &TaskCmd) -> Result<(), Failure> {
             if let Some(w) = r#where {
                 q.push(("where", w.clone()));
             }
-            let v = ctx.api.get(&servers::with_query("/dci/v3/task", &q)).await?;
+            let v = ctx.api.get(&query::with_query("/dci/v3/task", &q)).await?;
             ctx.view().list(&v, TASK_COLUMNS);
             Ok(())
         }

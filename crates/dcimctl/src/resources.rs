@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::output::Column;
-use crate::servers::{list_of, quoted, with_query};
+use crate::query::{list_of, quoted, with_query};
 use crate::{Ctx, Failure};
 
 #[derive(Args, Clone)]

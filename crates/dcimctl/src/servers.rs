@@ -11,6 +11,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::output::{Column, Format};
+use crate::query::{list_of, quoted, with_query};
 use crate::{Ctx, Failure};
 
 pub const SERVER_COLUMNS: &[Column] = &[
@@ -51,11 +52,6 @@ pub struct Filters {
     /// A rack's id.
     #[arg(long)]
     pub rack: Option<i64>,
-}
-
-/// A quoted string of the list language.
-pub fn quoted(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 impl Filters {
@@ -234,22 +230,6 @@ pub struct Action {
     pub wait: Option<u64>,
 }
 
-/// A path with its query string.
-pub fn with_query(path: &str, q: &[(&str, String)]) -> String {
-    let mut url = reqwest::Url::parse("http://x").expect("a constant URL");
-    url.set_path(path);
-    {
-        let mut pairs = url.query_pairs_mut();
-        for (k, v) in q {
-            pairs.append_pair(k, v);
-        }
-    }
-    match url.query() {
-        Some(qs) if !qs.is_empty() => format!("{path}?{qs}"),
-        _ => path.to_owned(),
-    }
-}
-
 /// Every server the filter selects (page by page), or one page.
 async fn list(
     ctx: &Ctx,
@@ -259,46 +239,6 @@ async fn list(
     all: bool,
 ) -> Result<Value, Failure> {
     list_of(ctx, "/dci/v3/server", expr, sort, limit, all).await
-}
-
-/// A list of `path`: every row the filter selects (page by page), or one page.
-pub async fn list_of(
-    ctx: &Ctx,
-    path: &str,
-    expr: Option<String>,
-    sort: Option<&str>,
-    limit: Option<u64>,
-    all: bool,
-) -> Result<Value, Failure> {
-    let mut q = vec![];
-    if let Some(e) = &expr {
-        q.push(("where", e.clone()));
-    }
-    if let Some(s) = sort {
-        q.push(("orderby", s.to_owned()));
-    }
-    if !all {
-        if let Some(l) = limit {
-            q.push(("limit", l.to_string()));
-        }
-        return ctx.api.get(&with_query(path, &q)).await;
-    }
-    const PAGE: u64 = 1000;
-    let mut items = vec![];
-    let mut size = 0;
-    loop {
-        let mut page_q = q.clone();
-        page_q.push(("limit", format!("{},{PAGE}", items.len())));
-        let v = ctx.api.get(&with_query(path, &page_q)).await?;
-        size = v["size"].as_i64().unwrap_or(size);
-        let got = v["list"].as_array().cloned().unwrap_or_default();
-        let n = got.len();
-        items.extend(got);
-        if n < PAGE as usize || items.len() as i64 >= size {
-            break;
-        }
-    }
-    Ok(json!({"list": items, "size": size}))
 }
 
 /// The servers an action names (by id or name) or selects.

@@ -1,6 +1,6 @@
 //! The audit trail's shapes: `GET /dci/v3/audit` and `GET /dci/v3/server/{id}/history`.
 
-use dcim_store::audit::AuditRow;
+use dcim_store::trail::AuditRow;
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
