@@ -171,6 +171,9 @@ enum Cmd {
     /// IP addresses.
     #[command(subcommand)]
     Ip(resources::Plain),
+    /// The built-in fake lab (demos and tests): its state, faults and delays.
+    #[command(subcommand)]
+    Fake(FakeCmd),
     /// A completion script: `dcimctl completion bash > /etc/bash_completion.d/dcimctl`.
     Completion {
         #[arg(value_enum)]
@@ -195,6 +198,31 @@ enum ProfileCmd {
     Use { name: String },
     /// Forget a profile and its token.
     Remove { name: String },
+}
+
+#[derive(Subcommand)]
+enum FakeCmd {
+    /// The fake devices' state.
+    State,
+    /// Make a fake device's calls fail: `dcimctl fake fault bmc-02.demo.invalid power_on --message "BMC on fire"`.
+    Fault {
+        /// A device address, or `*`.
+        device: String,
+        /// The operation (`power_on`, `power_status`, ...), or `*`.
+        op: String,
+        /// How many calls fail (until cleared without it).
+        #[arg(long)]
+        times: Option<u32>,
+        /// A failure worth retrying.
+        #[arg(long)]
+        transient: bool,
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// Clear every fault.
+    Clear,
+    /// Every fake device call takes this long.
+    Delay { ms: u64 },
 }
 
 #[derive(Subcommand)]
@@ -323,6 +351,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 Cmd::Task(t) => tasks(&ctx, t).await,
                 Cmd::Api { method, path, data } => api_call(&ctx, method, path, data.as_deref()).await,
                 Cmd::User(u) => resources::users(&ctx, u).await,
+                Cmd::Fake(f) => fake(&ctx, f).await,
                 Cmd::Location(c) => resources::plain(&ctx, "location", c).await,
                 Cmd::Rack(c) => resources::plain(&ctx, "rack", c).await,
                 Cmd::Switch(c) => resources::plain(&ctx, "switch", c).await,
@@ -526,6 +555,26 @@ fn profiles(cli: &Cli, p: &ProfileCmd) -> Result<(), Failure> {
     Ok(())
 }
 
+async fn fake(ctx: &Ctx, f: &FakeCmd) -> Result<(), Failure> {
+    let v = match f {
+        FakeCmd::State => ctx.api.get("/dci/v3/fake").await?,
+        FakeCmd::Fault { device, op, times, transient, message } => {
+            let mut b = json!({"device": device, "op": op, "transient": transient});
+            if let Some(t) = times {
+                b["times"] = json!(t);
+            }
+            if let Some(m) = message {
+                b["message"] = json!(m);
+            }
+            ctx.api.post("/dci/v3/fake/fault", &b).await?
+        }
+        FakeCmd::Clear => ctx.api.call(Method::DELETE, "/dci/v3/fake/fault", None).await?,
+        FakeCmd::Delay { ms } => ctx.api.post("/dci/v3/fake/delay", &json!({"ms": ms})).await?,
+    };
+    println!("{}", output::pretty(&v));
+    Ok(())
+}
+
 const TASK_COLUMNS: &[output::Column] = &[
     ("ID", "id"),
     ("SERVER", "server"),
@@ -560,22 +609,22 @@ async fn tasks(ctx: &Ctx, t: &TaskCmd) -> Result<(), Failure> {
     }
 }
 
+/// A JSON body given as text or `@file`.
+pub fn json_arg(d: &str) -> Result<Value, Failure> {
+    let text = match d.strip_prefix('@') {
+        Some(file) => std::fs::read_to_string(file).map_err(|e| Failure::Usage(format!("{file}: {e}")))?,
+        None => d.to_owned(),
+    };
+    serde_json::from_str::<Value>(&text).map_err(|e| Failure::Usage(format!("not JSON: {e}")))
+}
+
 async fn api_call(ctx: &Ctx, method: &str, path: &str, data: Option<&str>) -> Result<(), Failure> {
     let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| Failure::Usage(format!("'{method}' is not an HTTP method")))?;
     if !path.starts_with('/') {
         return Err(Failure::Usage(format!("'{path}' must start with /")));
     }
-    let body = match data {
-        None => None,
-        Some(d) => {
-            let text = match d.strip_prefix('@') {
-                Some(file) => std::fs::read_to_string(file).map_err(|e| Failure::Usage(format!("{file}: {e}")))?,
-                None => d.to_owned(),
-            };
-            Some(serde_json::from_str::<Value>(&text).map_err(|e| Failure::Usage(format!("-d is not JSON: {e}")))?)
-        }
-    };
+    let body = data.map(json_arg).transpose()?;
     let v = ctx.api.call(method, path, body.as_ref()).await?;
     println!("{}", output::pretty(&v));
     Ok(())

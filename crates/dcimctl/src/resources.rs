@@ -34,6 +34,10 @@ pub enum Plain {
     Show { id: i64 },
     /// Delete one.
     Delete { id: i64 },
+    /// A switch's ports or a PDU's outlets, with what is connected.
+    Ports { id: i64 },
+    /// Read a switch's or PDU's ports from the device again (SNMP).
+    Sync { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -179,6 +183,37 @@ pub async fn plain(ctx: &Ctx, kind: &str, cmd: &Plain) -> Result<(), Failure> {
             ctx.view().list(&v, cols);
         }
         Plain::Show { id } => ctx.view().object(&ctx.api.get(&format!("{path}/{id}")).await?, cols),
+        Plain::Ports { id } | Plain::Sync { id } if !matches!(kind, "switch" | "pdu") => {
+            let _ = id;
+            return Err(Failure::Usage(format!("{kind}s have no ports")));
+        }
+        Plain::Ports { id } => {
+            let v = ctx.api.get(&format!("{path}/{id}/port")).await?;
+            let cols: &[Column] = if kind == "switch" {
+                &[
+                    ("ID", "id"),
+                    ("INDEX", "index"),
+                    ("NAME", "name"),
+                    ("ALIAS", "alias"),
+                    ("ADMIN", "admin_status"),
+                    ("OPER", "oper_status"),
+                    ("SERVER", "server.name"),
+                ]
+            } else {
+                &[
+                    ("ID", "id"),
+                    ("INDEX", "index"),
+                    ("NAME", "name"),
+                    ("POWER", "power_status"),
+                    ("SERVER", "server.name"),
+                ]
+            };
+            ctx.view().list(&v, cols);
+        }
+        Plain::Sync { id } => {
+            let v = ctx.api.post(&format!("{path}/{id}/sync"), &json!({})).await?;
+            ctx.view().object(&v, &[("ID", "id")]);
+        }
         Plain::Delete { id } => {
             let v: Value = ctx.api.call(reqwest::Method::DELETE, &format!("{path}/{id}"), None).await?;
             if ctx.view_format == crate::output::Format::Json {

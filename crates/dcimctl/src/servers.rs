@@ -172,6 +172,38 @@ pub enum ServerCmd {
         #[command(flatten)]
         act: Action,
     },
+    /// A new server from a JSON body (the API's `POST /dci/v3/server`), text or @file.
+    ///
+    /// Example: dcimctl server create -d '{"name":"srv-9","location_id":1,"rack_id":1,"unit":20}'
+    Create {
+        #[arg(short = 'd', long)]
+        data: String,
+    },
+    /// Change a server's fields from a JSON body (`POST /dci/v3/server/{id}`).
+    Edit {
+        server: String,
+        #[arg(short = 'd', long)]
+        data: String,
+    },
+    /// Delete a server nobody owns.
+    Delete { server: String },
+    /// The server's hardware as recorded, or set it from a JSON file (`--set @hw.json`).
+    Hardware {
+        server: String,
+        #[arg(long)]
+        set: Option<String>,
+    },
+    /// Connect the server to a switch port (`--switch-port`, `--bmc` for its BMC's) or a
+    /// PDU outlet (`--pdu-port`); port ids as `switch ports` and `pdu ports` show them.
+    Connect {
+        server: String,
+        #[arg(long, conflicts_with = "pdu_port")]
+        switch_port: Option<i64>,
+        #[arg(long)]
+        pdu_port: Option<i64>,
+        #[arg(long, requires = "switch_port")]
+        bmc: bool,
+    },
     /// Who owns the server.
     #[command(subcommand)]
     Owner(OwnerCmd),
@@ -338,6 +370,51 @@ pub async fn run(ctx: &Ctx, cmd: &ServerCmd) -> Result<(), Failure> {
         }
         ServerCmd::BootDevice { device, persistent, act } => {
             act_on(ctx, "boot_device", json!({"device": device, "persistent": persistent}), act).await
+        }
+        ServerCmd::Create { data } => {
+            let v = ctx.api.post("/dci/v3/server", &crate::json_arg(data)?).await?;
+            ctx.view().object(&v, &[("ID", "id")]);
+            Ok(())
+        }
+        ServerCmd::Edit { server, data } => {
+            let id = find(ctx, server).await?["id"].clone();
+            let v = ctx.api.post(&format!("/dci/v3/server/{id}"), &crate::json_arg(data)?).await?;
+            ctx.view().object(&v, &[("ID", "id")]);
+            Ok(())
+        }
+        ServerCmd::Delete { server } => {
+            let id = find(ctx, server).await?["id"].clone();
+            ctx.api.call(reqwest::Method::DELETE, &format!("/dci/v3/server/{id}"), None).await?;
+            Ok(())
+        }
+        ServerCmd::Hardware { server, set } => {
+            let s = find(ctx, server).await?;
+            match set {
+                Some(d) => {
+                    let v = ctx
+                        .api
+                        .post(&format!("/dci/v3/server/{}/hardware_info", s["id"]), &crate::json_arg(d)?)
+                        .await?;
+                    ctx.view().object(&v, &[("ID", "id")]);
+                }
+                None => println!("{}", crate::output::pretty(&s["hardware_info"])),
+            }
+            Ok(())
+        }
+        ServerCmd::Connect { server, switch_port, pdu_port, bmc } => {
+            let id = find(ctx, server).await?["id"].clone();
+            let v = match (switch_port, pdu_port) {
+                (Some(p), _) => {
+                    let b = json!({"port": p, "is_ipmi_connection": bmc});
+                    ctx.api.post(&format!("/dci/v3/server/{id}/switch_connection"), &b).await?
+                }
+                (None, Some(p)) => {
+                    ctx.api.post(&format!("/dci/v3/server/{id}/pdu_connection"), &json!({"port": p})).await?
+                }
+                (None, None) => return Err(Failure::Usage("name a --switch-port or a --pdu-port".into())),
+            };
+            ctx.view().object(&v, &[("ID", "id")]);
+            Ok(())
         }
         ServerCmd::Owner(OwnerCmd::Set { server, user }) => {
             let id = find(ctx, server).await?["id"].clone();

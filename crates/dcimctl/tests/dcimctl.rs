@@ -291,6 +291,58 @@ async fn the_command_line(postgres: bool) {
     assert!(direct.call(get.clone(), "/dci/v3/server/5", None).await["owner"].is_null());
     assert!(ok(h, &["completion", "bash"]).contains("dcimctl"));
 
+    // Switches and PDUs with their ports; a server made, connected, given hardware,
+    // edited and deleted; the fake lab.
+    assert_eq!(
+        json_of(h, &["switch", "ports", "1", "-o", "json"]),
+        direct.call(get.clone(), "/dci/v3/switch/1/port", None).await
+    );
+    assert_eq!(
+        json_of(h, &["pdu", "ports", "1", "-o", "json"]),
+        direct.call(get.clone(), "/dci/v3/pdu/1/port", None).await
+    );
+    ok(h, &["switch", "sync", "1"]);
+    // The demo's switch ports are all taken: connecting to one is refused (409), and the
+    // server goes to a port freed for it.
+    let taken = 1;
+    let body = json!({"name": "ctl-1", "location_id": 1, "rack_id": 1, "unit": 40, "mac": "52:54:00:aa:bb:01"});
+    let (code, out, err) = ctl(h, &["server", "create", "-d", &body.to_string(), "-o", "ids"], "");
+    assert_eq!(code, 0, "{err}");
+    let made: i64 = out.trim().parse().unwrap();
+    let (code, _, err) = ctl(h, &["server", "connect", "ctl-1", "--switch-port", &taken.to_string()], "");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("HTTP 409"), "{err}");
+    let srv24 = direct.call(get.clone(), "/dci/v3/server/24", None).await;
+    let conn = srv24["switch_connection"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["is_ipmi_connection"] == false)
+        .unwrap()
+        .clone();
+    direct
+        .call(reqwest::Method::DELETE, &format!("/dci/v3/server/24/switch_connection/{}", conn["connection_id"]), None)
+        .await;
+    let free_port = conn["id"].as_i64().unwrap();
+    ok(h, &["server", "connect", "ctl-1", "--switch-port", &free_port.to_string()]);
+    let hw = direct.call(get.clone(), "/dci/v3/server/1", None).await["hardware_info"].clone();
+    let hw_file = home.join("hw.json");
+    std::fs::write(&hw_file, hw.to_string()).unwrap();
+    ok(h, &["server", "hardware", "ctl-1", "--set", &format!("@{}", hw_file.display())]);
+    let shown: Value = serde_json::from_str(&ok(h, &["server", "hardware", "ctl-1"])).unwrap();
+    assert_eq!(shown, direct.call(get.clone(), &format!("/dci/v3/server/{made}"), None).await["hardware_info"]);
+    ok(h, &["server", "edit", "ctl-1", "-d", r#"{"note":"from dcimctl"}"#]);
+    let srv = direct.call(get.clone(), &format!("/dci/v3/server/{made}"), None).await;
+    assert_eq!(srv["note"], "from dcimctl");
+    assert_eq!(srv["switch_connection"][0]["id"], free_port, "{srv}");
+    ok(h, &["server", "delete", "ctl-1"]);
+    let (code, _, err) = ctl(h, &["server", "show", &made.to_string()], "");
+    assert_eq!(code, 1, "{err}");
+    assert!(json_of(h, &["fake", "state"]).is_object());
+    ok(h, &["fake", "delay", "0"]);
+    let (code, _, err) = ctl(h, &["location", "ports", "1"], "");
+    assert_eq!(code, 2, "{err}");
+
     // A @user's profile: admin commands are refused with a clear 403.
     let user = json!({"email": "ops-user@example.com", "password": "user-password-1", "role": "@user"});
     ok(h, &["api", "POST", "/dci/v3/user", "-d", &user.to_string()]);
