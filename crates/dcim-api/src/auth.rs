@@ -121,7 +121,7 @@ pub async fn caller_for_token(state: &AppState, token: &str) -> ApiResult<Caller
     let hash = hash_secret(token);
     if let Some(caller) = state.sessions.get(&hash) {
         tracing::Span::current().record("user_id", caller.user_id);
-        dcim_store::audit::set_actor(caller.actor());
+        dcim_store::audit::set_actor(|| caller.actor());
         return Ok(caller);
     }
     let idle = state.cfg.session_idle_secs;
@@ -144,7 +144,7 @@ pub async fn caller_for_token(state: &AppState, token: &str) -> ApiResult<Caller
         session_id: s.session_id,
     };
     state.sessions.put(hash, caller.clone());
-    dcim_store::audit::set_actor(caller.actor());
+    dcim_store::audit::set_actor(|| caller.actor());
     Ok(caller)
 }
 

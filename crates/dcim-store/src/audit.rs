@@ -161,11 +161,6 @@ impl AuditScope {
         self.lock().record = Some(id);
         Ok(())
     }
-
-    /// The id of the record, once written.
-    pub fn record(&self) -> Option<i64> {
-        self.lock().record
-    }
 }
 
 /// Runs `f` (a request's handler) with `scope` as its audit scope.
@@ -182,9 +177,10 @@ pub fn active() -> bool {
     SCOPE.try_with(|_| ()).is_ok()
 }
 
-/// Names the caller of the current request (once authenticated).
-pub fn set_actor(actor: Actor) {
-    with(|s| s.actor = actor);
+/// Names the caller of the current request (once authenticated); `actor` is called
+/// only inside an audited request, so reads pay nothing for it.
+pub fn set_actor(actor: impl FnOnce() -> Actor) {
+    with(|s| s.actor = actor());
 }
 
 /// Names what the current request acts on, where its path does not (a creation).

@@ -299,6 +299,14 @@ fn name_of(s: &Value) -> String {
     s["name"].as_str().unwrap_or_default().to_owned()
 }
 
+/// The id of a server given by id or name.
+async fn server_id(ctx: &Ctx, s: &str) -> Result<i64, Failure> {
+    match s.parse::<i64>() {
+        Ok(id) => Ok(id),
+        Err(_) => Ok(find(ctx, s).await?["id"].as_i64().unwrap_or_default()),
+    }
+}
+
 /// A server by id, or by its exact name.
 async fn find(ctx: &Ctx, s: &str) -> Result<Value, Failure> {
     if let Ok(id) = s.parse::<i64>() {
@@ -377,13 +385,13 @@ pub async fn run(ctx: &Ctx, cmd: &ServerCmd) -> Result<(), Failure> {
             Ok(())
         }
         ServerCmd::Edit { server, data } => {
-            let id = find(ctx, server).await?["id"].clone();
+            let id = server_id(ctx, server).await?;
             let v = ctx.api.post(&format!("/dci/v3/server/{id}"), &crate::json_arg(data)?).await?;
             ctx.view().object(&v, &[("ID", "id")]);
             Ok(())
         }
         ServerCmd::Delete { server } => {
-            let id = find(ctx, server).await?["id"].clone();
+            let id = server_id(ctx, server).await?;
             ctx.api.call(reqwest::Method::DELETE, &format!("/dci/v3/server/{id}"), None).await?;
             Ok(())
         }
@@ -402,7 +410,7 @@ pub async fn run(ctx: &Ctx, cmd: &ServerCmd) -> Result<(), Failure> {
             Ok(())
         }
         ServerCmd::Connect { server, switch_port, pdu_port, bmc } => {
-            let id = find(ctx, server).await?["id"].clone();
+            let id = server_id(ctx, server).await?;
             let v = match (switch_port, pdu_port) {
                 (Some(p), _) => {
                     let b = json!({"port": p, "is_ipmi_connection": bmc});
@@ -417,26 +425,26 @@ pub async fn run(ctx: &Ctx, cmd: &ServerCmd) -> Result<(), Failure> {
             Ok(())
         }
         ServerCmd::Owner(OwnerCmd::Set { server, user }) => {
-            let id = find(ctx, server).await?["id"].clone();
+            let id = server_id(ctx, server).await?;
             let owner = crate::resources::user_id(ctx, user).await?;
             let v = ctx.api.post(&format!("/dci/v3/server/{id}/owner"), &json!({"owner": owner})).await?;
             ctx.view().object(&v, &[("ID", "id")]);
             Ok(())
         }
         ServerCmd::Owner(OwnerCmd::Clear { server }) => {
-            let id = find(ctx, server).await?["id"].clone();
+            let id = server_id(ctx, server).await?;
             let v = ctx.api.call(reqwest::Method::DELETE, &format!("/dci/v3/server/{id}/owner"), None).await?;
             ctx.view().object(&v, &[("ID", "id")]);
             Ok(())
         }
         ServerCmd::Ip(IpCmd::List { server }) => {
-            let id = find(ctx, server).await?["id"].clone();
+            let id = server_id(ctx, server).await?;
             let v = ctx.api.get(&format!("/dci/v3/server/{id}/ip")).await?;
             ctx.view().list(&v, IP_COLUMNS);
             Ok(())
         }
         ServerCmd::Ip(IpCmd::Add { server, pool, net, address, wait }) => {
-            let id = find(ctx, server).await?["id"].clone();
+            let id = server_id(ctx, server).await?;
             let body = match (pool, net) {
                 (Some(p), _) => json!({"ip_pool": p}),
                 (None, Some(n)) => match address {
@@ -449,7 +457,7 @@ pub async fn run(ctx: &Ctx, cmd: &ServerCmd) -> Result<(), Failure> {
             follow(ctx, &v, *wait).await
         }
         ServerCmd::Ip(IpCmd::Rm { server, ip, wait }) => {
-            let id = find(ctx, server).await?["id"].clone();
+            let id = server_id(ctx, server).await?;
             let v = ctx.api.call(reqwest::Method::DELETE, &format!("/dci/v3/server/{id}/ip/{ip}"), None).await?;
             follow(ctx, &v, *wait).await
         }
