@@ -110,7 +110,12 @@ async fn every_write_leaves_one_record(db: Db) {
     s.get("/dci/v3/server").await;
     s.get(&format!("/dci/v3/server/{srv}/history")).await;
     assert_eq!(s.get("/dci/v3/audit?limit=0").await["size"].as_i64().unwrap(), before);
-    s.call(Method::DELETE, &format!("/dci/v3/server/{srv}/operation"), None).await;
+    // The walk left an operation running (it may also have ended already): abort it
+    // and wait until it has unwound, as an abort answers before the task ends.
+    let (st, v) = s.call(Method::DELETE, &format!("/dci/v3/server/{srv}/operation"), None).await;
+    if st == StatusCode::OK {
+        wait_task(&s, v["task"].as_i64().unwrap()).await;
+    }
     let (st, v) = send(&s, Method::POST, &format!("/dci/v3/server/{srv}/power_on"), "{}", "power-1").await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let task = v["task"].as_i64().unwrap();
