@@ -32,7 +32,7 @@ use crate::routes::{
         inv::list_locations, inv::get_location, inv::create_location, inv::edit_location, inv::delete_location,
         inv::list_racks, inv::get_rack, inv::create_rack, inv::edit_rack, inv::delete_rack,
         inv::list_switches, inv::get_switch, inv::create_switch, inv::edit_switch, inv::delete_switch,
-        inv::sync_switch, inv::list_switch_ports,
+        inv::sync_switch, inv::list_switch_ports, inv::get_switch_port, inv::edit_switch_port,
         inv::list_pdus, inv::get_pdu, inv::create_pdu, inv::edit_pdu, inv::delete_pdu, inv::sync_pdu,
         inv::list_pdu_ports,
         inv::list_os_templates, inv::get_os_template, inv::create_os_template, inv::edit_os_template,

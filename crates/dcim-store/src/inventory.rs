@@ -142,6 +142,13 @@ impl DeviceKind {
             DeviceKind::Pdu => "pdu",
         }
     }
+
+    fn port_what(self) -> &'static str {
+        match self {
+            DeviceKind::Switch => "switch port",
+            DeviceKind::Pdu => "pdu outlet",
+        }
+    }
 }
 
 /// A new switch or PDU. `secret` is the SNMP access data as JSON.
@@ -499,6 +506,37 @@ impl Store {
             DeviceKind::Pdu => (&PDU_PORT_LIST, "p.pdu_id = ?"),
         };
         self.fetch_page(spec, q, &[Scope { sql: scope, value: Bind::Int(device_id) }]).await
+    }
+
+    /// One port of a device, with the server connected to it.
+    pub async fn get_port(&self, kind: DeviceKind, device_id: i64, port_id: i64) -> Result<PortRow> {
+        self.get_device(kind, device_id).await?;
+        let (spec, device) = match kind {
+            DeviceKind::Switch => (&SWITCH_PORT_LIST, "p.switch_id"),
+            DeviceKind::Pdu => (&PDU_PORT_LIST, "p.pdu_id"),
+        };
+        let sql = format!("{} WHERE {device} = $1 AND p.id = $2", spec.select);
+        sqlx::query_as(AssertSqlSafe(sql))
+            .bind(device_id)
+            .bind(port_id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::not_found(kind.port_what(), port_id))
+    }
+
+    /// Records a switch port's admin status as an operator set it on the device, with
+    /// the change in the audit trail.
+    pub async fn set_switch_port_admin(&self, port_id: i64, before: &str, after: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("UPDATE switch_ports SET admin_status = $1 WHERE id = $2")
+            .bind(after.to_owned())
+            .bind(port_id)
+            .execute(&mut *tx)
+            .await?;
+        if before != after {
+            crate::audit::change("admin_status", before.into(), after.into());
+        }
+        tx.commit().await
     }
 
     /// Every switch or PDU reached over a real protocol (not `fake`), with its

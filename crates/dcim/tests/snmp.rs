@@ -287,6 +287,48 @@ async fn failures_name_what_to_fix(db: Db) {
     s.stop().await;
 }
 
+/// An operator brings a switch port down and up through the API: the switch's
+/// ifAdminStatus changes (read back with snmpget), the port row follows, the audit
+/// trail keeps before and after; bad input, unknown ports, a customer and a switch
+/// that refuses the write change nothing.
+async fn operator_sets_a_port(db: Db) {
+    let sim = SnmpSim::start();
+    let s = TestServer::start_with(db, quick_snmp).await;
+    let loc = location(&s).await;
+    let sw = switch(&s, loc, "sw1", &sim.addr, json!({"community": "switch48"})).await;
+    s.post(&format!("/dci/v3/switch/{sw}/sync"), json!({})).await;
+    let p9 = port(&s, "switch", sw, 9).await["id"].as_i64().unwrap();
+    let path = format!("/dci/v3/switch/{sw}/port/{p9}");
+    let down = s.post(&path, json!({"admin_status": "down"})).await;
+    assert_eq!((down["id"].as_i64(), down["admin_status"].as_str()), (Some(p9), Some("down")), "{down}");
+    assert_eq!(sim.snmpget("switch48", &format!("{IF_ADMIN}.9")), "2");
+    assert_eq!(s.get(&path).await, down);
+    let q = common::enc("action EQ 'edit_switch_port'");
+    let rec = &s.get(&format!("/dci/v3/audit?where={q}")).await["list"][0];
+    assert_eq!(rec["changes"]["admin_status"], json!({"before": "up", "after": "down"}), "{rec}");
+    assert_eq!(s.post(&path, json!({"admin_status": "up"})).await["admin_status"], "up");
+    assert_eq!(sim.snmpget("switch48", &format!("{IF_ADMIN}.9")), "1");
+
+    for body in [json!({"admin_status": "sideways"}), json!({}), json!({"admin_status": 1})] {
+        let (st, v) = s.call(Method::POST, &path, Some(body.clone())).await;
+        assert_error(st, &v, StatusCode::BAD_REQUEST);
+    }
+    let (st, v) =
+        s.call(Method::POST, &format!("/dci/v3/switch/{sw}/port/999999"), Some(json!({"admin_status": "down"}))).await;
+    assert_error(st, &v, StatusCode::NOT_FOUND);
+    s.add_user("c@example.com", "customer-pw-1", "@user").await;
+    let customer = s.login("c@example.com", "customer-pw-1").await;
+    let (st, v) = s.call_as(&customer, Method::POST, &path, Some(json!({"admin_status": "down"}))).await;
+    assert_error(st, &v, StatusCode::FORBIDDEN);
+    s.post(&format!("/dci/v3/switch/{sw}"), json!({"snmp": {"community": "switch48-ro"}})).await;
+    let (st, v) = s.call(Method::POST, &path, Some(json!({"admin_status": "down"}))).await;
+    let msg = assert_error(st, &v, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(msg.contains("write"), "{msg}");
+    assert_eq!(sim.snmpget("switch48", &format!("{IF_ADMIN}.9")), "1", "nothing changed on the switch");
+    assert_eq!(s.get(&path).await["admin_status"], "up", "nor in dcim");
+    s.stop().await;
+}
+
 /// The port poller brings changes made at the switch (or a cable pulled) into the
 /// port rows, and outlet changes at the PDU into the outlet rows.
 async fn port_poller(db: Db) {
@@ -319,7 +361,14 @@ async fn port_poller(db: Db) {
     s.stop().await;
 }
 
-on_both_backends!(switch_sync_suspend_resume, switch_over_v3, pdu_power, failures_name_what_to_fix, port_poller);
+on_both_backends!(
+    switch_sync_suspend_resume,
+    switch_over_v3,
+    pdu_power,
+    failures_name_what_to_fix,
+    port_poller,
+    operator_sets_a_port
+);
 
 /// The drivers alone, against the simulator: what the HTTP tests do not reach.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::extract::{Body, ListParams, Path};
 use crate::wire::inventory::{
     Device, DeviceEdit, Location, LocationInput, NewDevice, NewOsTemplate, NewRack, OsTemplate, OsTemplateEdit,
-    PduPort, Rack, RackEdit, SnmpInput, SwitchPort,
+    PduPort, PortAdmin, Rack, RackEdit, SnmpInput, SwitchPort, SwitchPortEdit,
 };
 use crate::wire::{Empty, Id, List};
 
@@ -346,6 +346,43 @@ pub async fn list_switch_ports(
 ) -> ApiResult<Json<List<SwitchPort>>> {
     caller.require_admin()?;
     Ok(Json(List::from_page(st.store.list_ports(DeviceKind::Switch, id, &q).await?, SwitchPort::from)))
+}
+
+#[utoipa::path(get, path = "/dci/v3/switch/{id}/port/{port_id}", tag = "inventory", responses((status = 200, body = SwitchPort), (status = 404)))]
+pub async fn get_switch_port(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path((id, port_id)): Path<(i64, i64)>,
+) -> ApiResult<Json<SwitchPort>> {
+    caller.require_admin()?;
+    Ok(Json(st.store.get_port(DeviceKind::Switch, id, port_id).await?.into()))
+}
+
+/// Bring a switch port up or down on the device (SNMP ifAdminStatus), whether or not a
+/// server is connected to it: an operator's override, kept in the audit trail. A
+/// suspended server's port brought up stays `suspended` in dcim until it is resumed.
+#[utoipa::path(post, path = "/dci/v3/switch/{id}/port/{port_id}", tag = "inventory", request_body = SwitchPortEdit,
+    responses((status = 200, body = SwitchPort), (status = 404), (status = 503)))]
+pub async fn edit_switch_port(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path((id, port_id)): Path<(i64, i64)>,
+    Body(b): Body<SwitchPortEdit>,
+) -> ApiResult<Json<SwitchPort>> {
+    caller.require_admin()?;
+    let port = st.store.get_port(DeviceKind::Switch, id, port_id).await?;
+    let d = st.store.get_device(DeviceKind::Switch, id).await?;
+    let protocol: DeviceProtocol = d.protocol.parse().map_err(|_| ApiError::internal())?;
+    let access = DeviceAccess { address: d.ip.clone(), secret: st.store.device_secret(DeviceKind::Switch, id).await? };
+    let up = b.admin_status == PortAdmin::Up;
+    st.engine.drivers.switch(protocol, &access).map_err(driver_error)?.set_admin(port.idx, up).await.map_err(|e| {
+        match e {
+            DriverError::Unsupported(m) => ApiError::new(ErrorKind::NotImplemented, m),
+            other => ApiError::new(ErrorKind::Unavailable, format!("the switch did not take the change: {other}")),
+        }
+    })?;
+    st.store.set_switch_port_admin(port.id, &port.admin_status, b.admin_status.as_str()).await?;
+    Ok(Json(st.store.get_port(DeviceKind::Switch, id, port_id).await?.into()))
 }
 
 #[utoipa::path(get, path = "/dci/v3/pdu", tag = "inventory", responses((status = 200, body = List<Device>)))]

@@ -115,6 +115,7 @@ fn api(state: AppState) -> Router {
         .route("/dci/v3/switch/{id}", get(inv::get_switch).post(inv::edit_switch).delete(inv::delete_switch))
         .route("/dci/v3/switch/{id}/sync", post(inv::sync_switch))
         .route("/dci/v3/switch/{id}/port", get(inv::list_switch_ports))
+        .route("/dci/v3/switch/{id}/port/{port_id}", get(inv::get_switch_port).post(inv::edit_switch_port))
         .route("/dci/v3/pdu", get(inv::list_pdus).post(inv::create_pdu))
         .route("/dci/v3/pdu/{id}", get(inv::get_pdu).post(inv::edit_pdu).delete(inv::delete_pdu))
         .route("/dci/v3/pdu/{id}/sync", post(inv::sync_pdu))

@@ -128,6 +128,28 @@ pub struct DeviceEdit {
     pub snmp: Option<SnmpInput>,
 }
 
+/// A switch port's edit: its administrative state, set on the device.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SwitchPortEdit {
+    pub admin_status: PortAdmin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PortAdmin {
+    Up,
+    Down,
+}
+
+impl PortAdmin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortAdmin::Up => "up",
+            PortAdmin::Down => "down",
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PortServer {
     pub id: i64,
