@@ -94,7 +94,8 @@ struct Cli {
     /// A private CA's certificate (PEM) that signs the server's.
     #[arg(long, global = true, env = "DCIM_CA_CERT")]
     ca_cert: Option<PathBuf>,
-    /// Output: table, json (the API's own objects), value (tab-separated), ids.
+    /// Output: table, wide (more columns), json (the API's own objects), yaml (the same
+    /// as YAML), value (tab-separated), ids.
     #[arg(short = 'o', long, global = true, value_enum, default_value = "table")]
     output: Format,
     /// A column to show (repeatable): a header or a field path such as `owner.email`.
@@ -153,12 +154,12 @@ enum Cmd {
     /// Racks.
     #[command(subcommand)]
     Rack(resources::Plain),
-    /// Switches.
+    /// Switches, their ports, and ports up or down.
     #[command(subcommand)]
-    Switch(resources::Plain),
-    /// PDUs.
+    Switch(resources::SwitchCmd),
+    /// PDUs and their outlets.
     #[command(subcommand)]
-    Pdu(resources::Plain),
+    Pdu(resources::PduCmd),
     /// OS templates.
     #[command(subcommand)]
     Template(resources::Plain),
@@ -274,14 +275,15 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let json = cli.output == Format::Json;
+    let format = cli.output;
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            if let (true, Failure::Api { body, .. }) = (json, &f) {
-                eprintln!("{}", output::pretty(body));
+            if let (Format::Json | Format::Yaml, Failure::Api { body, .. }) = (format, &f) {
+                eprintln!("{}", format.raw(body));
             } else {
-                eprintln!("dcimctl: {f}");
+                let red = anstyle::AnsiColor::Red.on_default().bold();
+                anstream::eprintln!("{red}dcimctl:{red:#} {f}");
             }
             ExitCode::from(f.exit_code())
         }
@@ -354,8 +356,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 Cmd::Fake(f) => fake(&ctx, f).await,
                 Cmd::Location(c) => resources::plain(&ctx, "location", c).await,
                 Cmd::Rack(c) => resources::plain(&ctx, "rack", c).await,
-                Cmd::Switch(c) => resources::plain(&ctx, "switch", c).await,
-                Cmd::Pdu(c) => resources::plain(&ctx, "pdu", c).await,
+                Cmd::Switch(c) => resources::switches(&ctx, c).await,
+                Cmd::Pdu(c) => resources::pdus(&ctx, c).await,
                 Cmd::Template(c) => resources::plain(&ctx, "template", c).await,
                 Cmd::Net(c) => resources::plain(&ctx, "net", c).await,
                 Cmd::Pool(c) => resources::plain(&ctx, "pool", c).await,
@@ -571,7 +573,7 @@ async fn fake(ctx: &Ctx, f: &FakeCmd) -> Result<(), Failure> {
         FakeCmd::Clear => ctx.api.call(Method::DELETE, "/dci/v3/fake/fault", None).await?,
         FakeCmd::Delay { ms } => ctx.api.post("/dci/v3/fake/delay", &json!({"ms": ms})).await?,
     };
-    println!("{}", output::pretty(&v));
+    println!("{}", ctx.view_format.raw(&v));
     Ok(())
 }
 
@@ -582,6 +584,10 @@ const TASK_COLUMNS: &[output::Column] = &[
     ("STATUS", "status"),
     ("PROGRESS", "progress"),
     ("CREATED", "created"),
+    output::WIDE,
+    ("STARTED", "started"),
+    ("FINISHED", "finished"),
+    ("INFO", "status_info.message"),
 ];
 
 async fn tasks(ctx: &Ctx, t: &TaskCmd) -> Result<(), Failure> {
@@ -598,7 +604,7 @@ async fn tasks(ctx: &Ctx, t: &TaskCmd) -> Result<(), Failure> {
         TaskCmd::Show { id } => {
             let v = ctx.api.get(&format!("/dci/v3/task/{id}")).await?;
             ctx.view().object(&v, TASK_COLUMNS);
-            if ctx.view_format == Format::Table {
+            if matches!(ctx.view_format, Format::Table | Format::Wide) {
                 for s in v["progress_info"].as_array().into_iter().flatten() {
                     println!("  step {:<24} {}", s["name"].as_str().unwrap_or(""), s["status"].as_str().unwrap_or(""));
                 }
@@ -626,7 +632,7 @@ async fn api_call(ctx: &Ctx, method: &str, path: &str, data: Option<&str>) -> Re
     }
     let body = data.map(json_arg).transpose()?;
     let v = ctx.api.call(method, path, body.as_ref()).await?;
-    println!("{}", output::pretty(&v));
+    println!("{}", ctx.view_format.raw(&v));
     Ok(())
 }
 

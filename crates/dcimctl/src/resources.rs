@@ -4,7 +4,7 @@
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::output::Column;
+use crate::output::{Column, Format, WIDE};
 use crate::query::{list_of, quoted, with_query};
 use crate::{Ctx, Failure};
 
@@ -34,10 +34,42 @@ pub enum Plain {
     Show { id: i64 },
     /// Delete one.
     Delete { id: i64 },
-    /// A switch's ports or a PDU's outlets, with what is connected.
-    Ports { id: i64 },
-    /// Read a switch's or PDU's ports from the device again (SNMP).
-    Sync { id: i64 },
+}
+
+#[derive(Subcommand)]
+pub enum SwitchCmd {
+    #[command(flatten)]
+    Common(Plain),
+    /// The switch's ports, with the server on each.
+    Ports { switch: String },
+    /// Read the ports from the switch again (SNMP); connections stay.
+    Sync { switch: String },
+    /// Bring a port up or down on the switch (ifAdminStatus).
+    ///
+    /// The port is its id (the ID column of `switch ports`) or its name.
+    ///
+    /// Example: dcimctl switch port down demo-sw1 ge-0/0/4
+    #[command(subcommand)]
+    Port(PortCmd),
+}
+
+#[derive(Subcommand)]
+pub enum PortCmd {
+    /// Up: `dcimctl switch port up SWITCH PORT`.
+    Up { switch: String, port: String },
+    /// Down: `dcimctl switch port down SWITCH PORT`.
+    Down { switch: String, port: String },
+}
+
+#[derive(Subcommand)]
+pub enum PduCmd {
+    #[command(flatten)]
+    Common(Plain),
+    /// The PDU's outlets, with the server on each.
+    #[command(visible_alias = "ports")]
+    Outlets { pdu: String },
+    /// Read the outlets from the PDU again (SNMP); connections stay.
+    Sync { pdu: String },
 }
 
 #[derive(Subcommand)]
@@ -62,6 +94,23 @@ pub enum UserCmd {
         role: String,
         #[arg(long)]
         full_name: Option<String>,
+    },
+    /// Change a user: only the fields given. `--password-stdin` reads a new password.
+    ///
+    /// Example: dcimctl user edit c@example.com --full-name "C. Customer" --role @user
+    Edit {
+        user: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// @user or @admin.
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long)]
+        full_name: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
     },
     /// Block a user (its sessions end).
     Block {
@@ -88,8 +137,17 @@ pub async fn user_id(ctx: &Ctx, user: &str) -> Result<i64, Failure> {
     v["list"][0]["id"].as_i64().ok_or_else(|| Failure::Usage(format!("no user '{user}'")))
 }
 
-const USER_COLUMNS: &[Column] =
-    &[("ID", "id"), ("EMAIL", "email"), ("ROLE", "roles"), ("BLOCKED", "blocked"), ("SERVERS", "server_count")];
+const USER_COLUMNS: &[Column] = &[
+    ("ID", "id"),
+    ("EMAIL", "email"),
+    ("ROLE", "roles"),
+    ("BLOCKED", "blocked"),
+    ("SERVERS", "server_count"),
+    WIDE,
+    ("FULL NAME", "full_name"),
+    ("PHONE", "phone_number"),
+    ("VLANS", "vlans_per_user"),
+];
 
 pub async fn users(ctx: &Ctx, cmd: &UserCmd) -> Result<(), Failure> {
     match cmd {
@@ -112,6 +170,29 @@ pub async fn users(ctx: &Ctx, cmd: &UserCmd) -> Result<(), Failure> {
                 body["full_name"] = json!(n);
             }
             ctx.view().object(&ctx.api.post("/dci/v3/user", &body).await?, &[("ID", "id")]);
+        }
+        UserCmd::Edit { user, email, role, full_name, phone, password_stdin } => {
+            let id = user_id(ctx, user).await?;
+            let mut body = serde_json::Map::new();
+            for (k, v) in [("email", email), ("role", role), ("full_name", full_name), ("phone_number", phone)] {
+                if let Some(v) = v {
+                    body.insert(k.into(), json!(v));
+                }
+            }
+            if *password_stdin {
+                let password = crate::read_line("")?;
+                if password.is_empty() {
+                    return Err(Failure::Usage("give the password on standard input".into()));
+                }
+                body.insert("password".into(), json!(password));
+            }
+            if body.is_empty() {
+                return Err(Failure::Usage(
+                    "nothing to change: give --email, --role, --full-name, --phone or --password-stdin".into(),
+                ));
+            }
+            ctx.view()
+                .object(&ctx.api.post(&format!("/dci/v3/user/{id}"), &Value::Object(body)).await?, &[("ID", "id")]);
         }
         UserCmd::Block { user } | UserCmd::Unblock { user } => {
             let id = user_id(ctx, user).await?;
@@ -183,42 +264,86 @@ pub async fn plain(ctx: &Ctx, kind: &str, cmd: &Plain) -> Result<(), Failure> {
             ctx.view().list(&v, cols);
         }
         Plain::Show { id } => ctx.view().object(&ctx.api.get(&format!("{path}/{id}")).await?, cols),
-        Plain::Ports { id } | Plain::Sync { id } if !matches!(kind, "switch" | "pdu") => {
-            let _ = id;
-            return Err(Failure::Usage(format!("{kind}s have no ports")));
-        }
-        Plain::Ports { id } => {
-            let v = ctx.api.get(&format!("{path}/{id}/port")).await?;
-            let cols: &[Column] = if kind == "switch" {
-                &[
-                    ("ID", "id"),
-                    ("INDEX", "index"),
-                    ("NAME", "name"),
-                    ("ALIAS", "alias"),
-                    ("ADMIN", "admin_status"),
-                    ("OPER", "oper_status"),
-                    ("SERVER", "server.name"),
-                ]
-            } else {
-                &[
-                    ("ID", "id"),
-                    ("INDEX", "index"),
-                    ("NAME", "name"),
-                    ("POWER", "power_status"),
-                    ("SERVER", "server.name"),
-                ]
-            };
-            ctx.view().list(&v, cols);
-        }
-        Plain::Sync { id } => {
-            let v = ctx.api.post(&format!("{path}/{id}/sync"), &json!({})).await?;
-            ctx.view().object(&v, &[("ID", "id")]);
-        }
         Plain::Delete { id } => {
             let v: Value = ctx.api.call(reqwest::Method::DELETE, &format!("{path}/{id}"), None).await?;
-            if ctx.view_format == crate::output::Format::Json {
-                println!("{}", crate::output::pretty(&v));
+            if matches!(ctx.view_format, Format::Json | Format::Yaml) {
+                println!("{}", ctx.view_format.raw(&v));
             }
+        }
+    }
+    Ok(())
+}
+
+const SWITCH_PORT_COLUMNS: &[Column] = &[
+    ("ID", "id"),
+    ("INDEX", "index"),
+    ("NAME", "name"),
+    ("ALIAS", "alias"),
+    ("ADMIN", "admin_status"),
+    ("OPER", "oper_status"),
+    ("SERVER", "server.name"),
+    WIDE,
+    ("DESCRIPTION", "description"),
+    ("SPEED", "speed"),
+];
+
+const OUTLET_COLUMNS: &[Column] =
+    &[("ID", "id"), ("INDEX", "index"), ("NAME", "name"), ("POWER", "power_status"), ("SERVER", "server.name")];
+
+/// The id of a switch or PDU given by id or name.
+async fn device_id(ctx: &Ctx, path: &str, what: &str, device: &str) -> Result<i64, Failure> {
+    if let Ok(id) = device.parse::<i64>() {
+        return Ok(id);
+    }
+    let v = ctx.api.get(&with_query(path, &[("where", format!("name EQ {}", quoted(device)))])).await?;
+    v["list"][0]["id"].as_i64().ok_or_else(|| Failure::Usage(format!("no {what} '{device}'")))
+}
+
+pub async fn switches(ctx: &Ctx, cmd: &SwitchCmd) -> Result<(), Failure> {
+    let path = "/dci/v3/switch";
+    match cmd {
+        SwitchCmd::Common(c) => return plain(ctx, "switch", c).await,
+        SwitchCmd::Ports { switch } => {
+            let id = device_id(ctx, path, "switch", switch).await?;
+            let v = list_of(ctx, &format!("{path}/{id}/port"), None, None, None, true).await?;
+            ctx.view().list(&v, SWITCH_PORT_COLUMNS);
+        }
+        SwitchCmd::Sync { switch } => {
+            let id = device_id(ctx, path, "switch", switch).await?;
+            ctx.view().object(&ctx.api.post(&format!("{path}/{id}/sync"), &json!({})).await?, &[("ID", "id")]);
+        }
+        SwitchCmd::Port(PortCmd::Up { switch, port } | PortCmd::Down { switch, port }) => {
+            let id = device_id(ctx, path, "switch", switch).await?;
+            let ports = format!("{path}/{id}/port");
+            let port_id = match port.parse::<i64>() {
+                Ok(p) => p,
+                Err(_) => {
+                    let v = ctx.api.get(&with_query(&ports, &[("where", format!("name EQ {}", quoted(port)))])).await?;
+                    v["list"][0]["id"]
+                        .as_i64()
+                        .ok_or_else(|| Failure::Usage(format!("switch {switch} has no port '{port}'")))?
+                }
+            };
+            let up = matches!(cmd, SwitchCmd::Port(PortCmd::Up { .. }));
+            let body = json!({"admin_status": if up { "up" } else { "down" }});
+            ctx.view().object(&ctx.api.post(&format!("{ports}/{port_id}"), &body).await?, SWITCH_PORT_COLUMNS);
+        }
+    }
+    Ok(())
+}
+
+pub async fn pdus(ctx: &Ctx, cmd: &PduCmd) -> Result<(), Failure> {
+    let path = "/dci/v3/pdu";
+    match cmd {
+        PduCmd::Common(c) => return plain(ctx, "pdu", c).await,
+        PduCmd::Outlets { pdu } => {
+            let id = device_id(ctx, path, "pdu", pdu).await?;
+            let v = list_of(ctx, &format!("{path}/{id}/port"), None, None, None, true).await?;
+            ctx.view().list(&v, OUTLET_COLUMNS);
+        }
+        PduCmd::Sync { pdu } => {
+            let id = device_id(ctx, path, "pdu", pdu).await?;
+            ctx.view().object(&ctx.api.post(&format!("{path}/{id}/sync"), &json!({})).await?, &[("ID", "id")]);
         }
     }
     Ok(())

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::output::{Column, Format};
+use crate::output::{Column, Format, WIDE};
 use crate::query::{list_of, quoted, with_query};
 use crate::{Ctx, Failure};
 
@@ -24,6 +24,14 @@ pub const SERVER_COLUMNS: &[Column] = &[
     ("LOCATION", "location.name"),
     ("RACK", "rack.name"),
     ("UNIT", "unit"),
+    WIDE,
+    ("IPV4", "main_ipv4"),
+    ("MAC", "mac"),
+    ("BMC", "ipmi.address"),
+    ("OS", "os_template.name"),
+    ("MODEL", "model"),
+    ("SERIAL", "serial_number"),
+    ("TASK", "operation.id"),
 ];
 
 #[derive(Args, Clone, Default)]
@@ -405,7 +413,7 @@ pub async fn run(ctx: &Ctx, cmd: &ServerCmd) -> Result<(), Failure> {
                         .await?;
                     ctx.view().object(&v, &[("ID", "id")]);
                 }
-                None => println!("{}", crate::output::pretty(&s["hardware_info"])),
+                None => println!("{}", ctx.view_format.raw(&s["hardware_info"])),
             }
             Ok(())
         }

@@ -3,7 +3,9 @@
 //! (and refusal of a changed certificate), the token file's mode, `-o json` equal to the
 //! API's answer, `--where` and friendly filters, a bulk reset of exactly the selected
 //! servers, `--wait`'s exit codes for a failed task (3) and a timeout (4), a `@user`'s
-//! 403, logout.
+//! 403, logout; tables pinned by snapshots, `-o wide` and `-o yaml`, tables that fit
+//! the terminal's width, colour only when asked or on a terminal; switch ports up and
+//! down, user edits.
 //!
 //! The `dcim` binary is the one `cargo test --workspace` builds beside `dcimctl`.
 
@@ -75,12 +77,19 @@ fn demo(port: u16, database_url: Option<&str>) -> Demo {
 
 /// Runs dcimctl with its configuration in `home`; (exit code, stdout, stderr).
 fn ctl(home: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dcimctl"))
+    ctl_env(home, args, stdin, &[])
+}
+
+/// The same with more environment (terminal width, colour).
+fn ctl_env(home: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dcimctl"));
+    for v in ["DCIM_URL", "DCIM_TOKEN", "DCIM_PROFILE", "COLUMNS", "NO_COLOR", "CLICOLOR_FORCE", "CLICOLOR"] {
+        c.env_remove(v);
+    }
+    let mut c = c
         .args(args)
+        .envs(env.iter().copied())
         .env("XDG_CONFIG_HOME", home)
-        .env_remove("DCIM_URL")
-        .env_remove("DCIM_TOKEN")
-        .env_remove("DCIM_PROFILE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -196,6 +205,27 @@ async fn the_command_line(postgres: bool) {
         table, "ID  NAME    LOCATION\n1   srv-01  Demo DC\n2   srv-02  Demo DC\n3   srv-03  Demo DC\n",
         "{table}"
     );
+    // Tables as an operator reads them, pinned (the demo is the same on every start);
+    // -o wide adds columns; YAML is the API's answer too.
+    insta::assert_snapshot!("server_list_wide", ok(h, &["server", "list", "-o", "wide"]));
+    insta::assert_snapshot!("config_list", ok(h, &["config", "list"]));
+    insta::assert_snapshot!("switch_ports", ok(h, &["switch", "ports", "1"]));
+    insta::assert_snapshot!("template_list", ok(h, &["template", "list"]));
+    insta::assert_snapshot!("user_list_wide", ok(h, &["user", "list", "-o", "wide"]));
+    let yaml: Value = yaml_serde::from_str(&ok(h, &["server", "list", "-o", "yaml"])).unwrap();
+    assert_eq!(yaml, direct.call(get.clone(), "/dci/v3/server", None).await);
+    // On a terminal's width (COLUMNS) every row stays one line and fits; colour only
+    // when asked for or on a terminal, never in a pipe.
+    for width in [60usize, 100] {
+        let (_, out, _) = ctl_env(h, &["server", "list", "-o", "wide"], "", &[("COLUMNS", &width.to_string())]);
+        assert_eq!(out.lines().count(), 25, "{out}");
+        assert!(out.lines().all(|l| l.chars().count() <= width), "{width}:\n{out}");
+        assert!(out.contains('…'), "{out}");
+    }
+    assert!(!ok(h, &["server", "list"]).contains('\x1b'), "no colour in a pipe");
+    let (_, out, _) = ctl_env(h, &["server", "list", "--limit", "1"], "", &[("CLICOLOR_FORCE", "1")]);
+    assert!(out.starts_with("\x1b[1mID  NAME"), "a bold header: {out:?}");
+
     let ids = ok(h, &["server", "list", "--free", "-o", "ids"]);
     assert_eq!(
         ids.lines().count() as i64,
@@ -247,6 +277,11 @@ async fn the_command_line(postgres: bool) {
         ctl(h, &["user", "create", "--email", "new-customer@example.com", "-o", "ids"], "customer-pw-9\n");
     assert_eq!(code, 0, "{err}");
     let customer: i64 = out.trim().parse().unwrap();
+    ok(h, &["user", "edit", "new-customer@example.com", "--full-name", "New Customer", "--phone", "+1 555 0100"]);
+    let u = direct.call(get.clone(), &format!("/dci/v3/user/{customer}"), None).await;
+    assert_eq!((u["full_name"].as_str(), u["phone_number"].as_str()), (Some("New Customer"), Some("+1 555 0100")));
+    let (code, _, err) = ctl(h, &["user", "edit", "new-customer@example.com"], "");
+    assert_eq!(code, 2, "nothing to change: {err}");
     let link = ok(h, &["user", "key", "new-customer@example.com"]);
     assert!(link.trim().starts_with(&format!("{}/auth/key-v4/", d.url)), "{link}");
     let once = reqwest::Client::builder()
@@ -302,6 +337,22 @@ async fn the_command_line(postgres: bool) {
         direct.call(get.clone(), "/dci/v3/pdu/1/port", None).await
     );
     ok(h, &["switch", "sync", "1"]);
+    // A port down and up again, by the switch's name and the port's name.
+    let sw_name = direct.call(get.clone(), "/dci/v3/switch/1", None).await["name"].as_str().unwrap().to_owned();
+    let p3 = direct.call(get.clone(), "/dci/v3/switch/1/port?where=index%20EQ%203", None).await["list"][0].clone();
+    let port_name = p3["name"].as_str().unwrap();
+    let down = json_of(h, &["switch", "port", "down", &sw_name, port_name, "-o", "json"]);
+    assert_eq!(down["admin_status"], "down");
+    assert_eq!(down, direct.call(get.clone(), &format!("/dci/v3/switch/1/port/{}", p3["id"]), None).await);
+    ok(h, &["switch", "port", "up", "1", &p3["id"].to_string()]);
+    let p3 = direct.call(get.clone(), &format!("/dci/v3/switch/1/port/{}", p3["id"]), None).await;
+    assert_eq!(p3["admin_status"], "up");
+    let (code, _, err) = ctl(h, &["switch", "port", "down", "1", "no-such-port"], "");
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(
+        json_of(h, &["pdu", "outlets", "1", "-o", "json"]),
+        direct.call(get.clone(), "/dci/v3/pdu/1/port", None).await
+    );
     // The demo's switch ports are all taken: connecting to one is refused (409), and the
     // server goes to a port freed for it.
     let taken = 1;
