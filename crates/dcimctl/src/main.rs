@@ -15,7 +15,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -130,8 +130,12 @@ enum Cmd {
         code: Option<String>,
     },
     /// End the profile's session and forget its token.
+    ///
+    /// Example: dcimctl --profile lab logout
     Logout,
     /// Who the profile's session belongs to.
+    ///
+    /// Example: dcimctl whoami -o json
     Whoami,
     /// Profiles: list, show, use, remove.
     #[command(subcommand)]
@@ -176,11 +180,15 @@ enum Cmd {
     #[command(subcommand)]
     Fake(FakeCmd),
     /// A completion script: `dcimctl completion bash > /etc/bash_completion.d/dcimctl`.
+    ///
+    /// Example: dcimctl completion zsh > ~/.zfunc/_dcimctl
     Completion {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
     /// Any API call: `dcimctl api POST /dci/v3/location -d '{"name":"DC-2"}'` (or -d @file).
+    ///
+    /// Example: dcimctl api GET '/dci/v3/server?where=state%20EQ%20%27ok%27'
     Api {
         method: String,
         path: String,
@@ -192,20 +200,32 @@ enum Cmd {
 #[derive(Subcommand)]
 enum ProfileCmd {
     /// All profiles; `*` marks the current one.
+    ///
+    /// Example: dcimctl profile list
     List,
     /// One profile (the current one by default).
+    ///
+    /// Example: dcimctl profile show lab
     Show { name: Option<String> },
     /// Make a profile the current one.
+    ///
+    /// Example: dcimctl profile use lab
     Use { name: String },
     /// Forget a profile and its token.
+    ///
+    /// Example: dcimctl profile remove old-dc
     Remove { name: String },
 }
 
 #[derive(Subcommand)]
 enum FakeCmd {
     /// The fake devices' state.
+    ///
+    /// Example: dcimctl fake state
     State,
     /// Make a fake device's calls fail: `dcimctl fake fault bmc-02.demo.invalid power_on --message "BMC on fire"`.
+    ///
+    /// Example: dcimctl fake fault bmc-02.demo.invalid power_on --times 1 --message "BMC on fire"
     Fault {
         /// A device address, or `*`.
         device: String,
@@ -221,20 +241,28 @@ enum FakeCmd {
         message: Option<String>,
     },
     /// Clear every fault.
+    ///
+    /// Example: dcimctl fake clear
     Clear,
     /// Every fake device call takes this long.
+    ///
+    /// Example: dcimctl fake delay 2000
     Delay { ms: u64 },
 }
 
 #[derive(Subcommand)]
 enum ConfigCmd {
     /// Free servers per configuration, as billing asks.
+    ///
+    /// Example: dcimctl config list -o json
     List,
 }
 
 #[derive(Subcommand)]
 enum TaskCmd {
     /// Tasks, newest first.
+    ///
+    /// Example: dcimctl task list --where "status EQ 'fail'" --limit 50
     List {
         #[arg(long)]
         r#where: Option<String>,
@@ -242,8 +270,12 @@ enum TaskCmd {
         limit: u64,
     },
     /// One task with its steps.
+    ///
+    /// Example: dcimctl task show 42
     Show { id: i64 },
     /// Follow tasks until they end, printing each step as it changes.
+    ///
+    /// Example: dcimctl task watch 42 43 --timeout 600
     Watch {
         ids: Vec<i64>,
         /// Give up after this many seconds (exit 4).
@@ -266,8 +298,16 @@ impl Ctx {
     }
 }
 
+/// The command line: the derived one with the examples that are built, not written.
+fn command() -> clap::Command {
+    resources::with_examples(Cli::command())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -312,7 +352,17 @@ fn connect(cli: &Cli) -> Result<Api, Failure> {
     let mut api = Api::new(&url, pin, ca)?;
     api.token = match &cli.token {
         Some(t) => Some(t.clone()),
-        None => Tokens::load()?.by_profile.get(&name).cloned(),
+        None => {
+            let token = Tokens::load()?.by_profile.get(&name).cloned();
+            // Both are `YYYY-MM-DD HH:MM:SS` in UTC: they compare as text.
+            if let Some(end) = p.token_expires.as_deref().filter(|e| token.is_some() && **e <= *time_in_days(0)) {
+                return Err(Failure::Usage(format!(
+                    "the token of profile '{name}' expired at {end} UTC: log in again with `dcimctl --profile {name} login --email {}`",
+                    p.email
+                )));
+            }
+            token
+        }
     };
     if api.token.is_none() {
         return Err(Failure::Usage(format!("profile '{name}' is not logged in: run `dcimctl login`")));
@@ -327,7 +377,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Cmd::Profile(p) => profiles(&cli, p),
         Cmd::Completion { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "dcimctl", &mut std::io::stdout());
+            clap_complete::generate(*shell, &mut command(), "dcimctl", &mut std::io::stdout());
             Ok(())
         }
         _ => {
@@ -449,7 +499,13 @@ async fn login(
     api.call(Method::DELETE, &format!("/auth/v4/token/{session}"), None).await?;
     cfg.profiles.insert(
         name.clone(),
-        Profile { url: api.base.clone(), email: email.to_owned(), fingerprint: pin, ca_cert: ca },
+        Profile {
+            url: api.base.clone(),
+            email: email.to_owned(),
+            fingerprint: pin,
+            ca_cert: ca,
+            token_expires: Some(expires.clone()),
+        },
     );
     // The first profile becomes the current one; others are chosen with `profile use`.
     cfg.current.get_or_insert_with(|| name.clone());
@@ -645,5 +701,29 @@ mod tests {
             21_915 - (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / 86_400);
         let t = super::time_in_days(days_to_2030);
         assert!(t.starts_with("2030-01-01 "), "{t}");
+    }
+}
+
+#[cfg(test)]
+mod help {
+    /// Every command a person runs shows an example in its `--help`.
+    #[test]
+    fn every_command_has_an_example() {
+        fn walk(c: &clap::Command, path: String, missing: &mut Vec<String>) {
+            let leaves = c.get_subcommands().filter(|s| s.get_name() != "help").collect::<Vec<_>>();
+            if leaves.is_empty() {
+                let text = c.get_long_about().or(c.get_about()).map(|s| s.to_string()).unwrap_or_default()
+                    + &c.get_after_help().map(|s| s.to_string()).unwrap_or_default();
+                if !text.contains("Example: ") && !text.contains("Examples:") {
+                    missing.push(path.clone());
+                }
+            }
+            for s in leaves {
+                walk(s, format!("{path} {}", s.get_name()), missing);
+            }
+        }
+        let mut missing = vec![];
+        walk(&super::command(), "dcimctl".into(), &mut missing);
+        assert!(missing.is_empty(), "no example in the help of:\n{}", missing.join("\n"));
     }
 }

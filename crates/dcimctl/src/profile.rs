@@ -24,6 +24,10 @@ pub struct Profile {
     /// A private CA's certificate (PEM) that signs the server's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<PathBuf>,
+    /// When the profile's token ends (`YYYY-MM-DD HH:MM:SS`, UTC), to say so instead of
+    /// a bare 401.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -41,8 +41,12 @@ pub enum SwitchCmd {
     #[command(flatten)]
     Common(Plain),
     /// The switch's ports, with the server on each.
+    ///
+    /// Example: dcimctl switch ports demo-sw1 -o wide
     Ports { switch: String },
     /// Read the ports from the switch again (SNMP); connections stay.
+    ///
+    /// Example: dcimctl switch sync demo-sw1
     Sync { switch: String },
     /// Bring a port up or down on the switch (ifAdminStatus).
     ///
@@ -55,9 +59,13 @@ pub enum SwitchCmd {
 
 #[derive(Subcommand)]
 pub enum PortCmd {
-    /// Up: `dcimctl switch port up SWITCH PORT`.
+    /// Bring the port up on the switch (ifAdminStatus up).
+    ///
+    /// Example: dcimctl switch port up demo-sw1 ge-0/0/4
     Up { switch: String, port: String },
-    /// Down: `dcimctl switch port down SWITCH PORT`.
+    /// Shut the port on the switch (ifAdminStatus down).
+    ///
+    /// Example: dcimctl switch port down demo-sw1 ge-0/0/4
     Down { switch: String, port: String },
 }
 
@@ -66,23 +74,29 @@ pub enum PduCmd {
     #[command(flatten)]
     Common(Plain),
     /// The PDU's outlets, with the server on each.
+    ///
+    /// Example: dcimctl pdu outlets 1
     #[command(visible_alias = "ports")]
     Outlets { pdu: String },
     /// Read the outlets from the PDU again (SNMP); connections stay.
+    ///
+    /// Example: dcimctl pdu sync 1
     Sync { pdu: String },
 }
 
 #[derive(Subcommand)]
 pub enum UserCmd {
     /// Users.
+    ///
+    /// Example: dcimctl user list --where "blocked EQ true"
     List {
         #[command(flatten)]
         args: ListArgs,
     },
     /// One user, by id or e-mail.
-    Show {
-        user: String,
-    },
+    ///
+    /// Example: dcimctl user show customer1@example.com
+    Show { user: String },
     /// A new user; its password is read from standard input.
     ///
     /// Example: echo "$PW" | dcimctl user create --email c@example.com --role @user
@@ -113,19 +127,21 @@ pub enum UserCmd {
         password_stdin: bool,
     },
     /// Block a user (its sessions end).
-    Block {
-        user: String,
-    },
-    Unblock {
-        user: String,
-    },
-    Delete {
-        user: String,
-    },
+    ///
+    /// Example: dcimctl user block customer2@example.com
+    Block { user: String },
+    /// Let a blocked user in again.
+    ///
+    /// Example: dcimctl user unblock customer2@example.com
+    Unblock { user: String },
+    /// Delete a user who owns no server.
+    ///
+    /// Example: dcimctl user delete 7
+    Delete { user: String },
     /// A one-time login link for a user (as billing sends its customers).
-    Key {
-        user: String,
-    },
+    ///
+    /// Example: dcimctl user key customer1@example.com
+    Key { user: String },
 }
 
 /// The id of a user given by id or e-mail.
@@ -211,6 +227,22 @@ pub async fn users(ctx: &Ctx, cmd: &UserCmd) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Each kind's `list`, `show` and `delete` with an example of its own in `--help` (the
+/// three are one derived subcommand shared by all kinds).
+pub fn with_examples(mut cmd: clap::Command) -> clap::Command {
+    for (kind, _, _) in KINDS {
+        let list = format!("Example: dcimctl {kind} list --where \"name CP '%A%'\" --sort \"name asc\"");
+        let show = format!("Example: dcimctl {kind} show 1 -o json");
+        let delete = format!("Example: dcimctl {kind} delete 3");
+        cmd = cmd.mut_subcommand(kind, |c| {
+            c.mut_subcommand("list", |c| c.after_help(list))
+                .mut_subcommand("show", |c| c.after_help(show))
+                .mut_subcommand("delete", |c| c.after_help(delete))
+        });
+    }
+    cmd
 }
 
 /// The lists dcimctl knows: a command name, its path, its columns.

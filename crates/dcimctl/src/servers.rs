@@ -114,6 +114,8 @@ pub enum ServerCmd {
         all: bool,
     },
     /// One server, by id or name.
+    ///
+    /// Example: dcimctl server show srv-01 -o json
     Show { server: String },
     /// Power on, off or reset one or more servers.
     ///
@@ -125,21 +127,29 @@ pub enum ServerCmd {
         act: Action,
     },
     /// Close the servers' switch ports (a customer's suspension).
+    ///
+    /// Example: dcimctl server suspend --where "owner_email EQ 'late@example.com'" --yes --wait
     Suspend {
         #[command(flatten)]
         act: Action,
     },
     /// Open them again.
+    ///
+    /// Example: dcimctl server resume srv-04 srv-05 --yes --wait
     Resume {
         #[command(flatten)]
         act: Action,
     },
     /// Abort the servers' running operations.
+    ///
+    /// Example: dcimctl server abort 12
     Abort {
         #[command(flatten)]
         act: Action,
     },
     /// Hardware diagnostics (the agent boots and reports what it finds).
+    ///
+    /// Example: dcimctl server diag srv-07 --wipe simple --wait
     Diag {
         /// Also wipe the disks: none, simple or full.
         #[arg(long, default_value = "none", value_parser = ["none", "simple", "full"])]
@@ -148,6 +158,8 @@ pub enum ServerCmd {
         act: Action,
     },
     /// Wipe the servers' disks.
+    ///
+    /// Example: dcimctl server wipe --where "owner_email IS null AND is_new EQ true" --mode full --yes
     Wipe {
         #[arg(long, default_value = "simple", value_parser = ["simple", "full"])]
         mode: String,
@@ -171,6 +183,8 @@ pub enum ServerCmd {
         act: Action,
     },
     /// Set the next boot device at the BMC.
+    ///
+    /// Example: dcimctl server boot-device network srv-03
     BootDevice {
         /// disk, network, cdrom or bios.
         device: String,
@@ -188,14 +202,20 @@ pub enum ServerCmd {
         data: String,
     },
     /// Change a server's fields from a JSON body (`POST /dci/v3/server/{id}`).
+    ///
+    /// Example: dcimctl server edit srv-03 -d '{"note":"fan noisy","unit":12}'
     Edit {
         server: String,
         #[arg(short = 'd', long)]
         data: String,
     },
     /// Delete a server nobody owns.
+    ///
+    /// Example: dcimctl server delete srv-09
     Delete { server: String },
     /// The server's hardware as recorded, or set it from a JSON file (`--set @hw.json`).
+    ///
+    /// Example: dcimctl server hardware srv-09 --set @hw.json
     Hardware {
         server: String,
         #[arg(long)]
@@ -203,6 +223,8 @@ pub enum ServerCmd {
     },
     /// Connect the server to a switch port (`--switch-port`, `--bmc` for its BMC's) or a
     /// PDU outlet (`--pdu-port`); port ids as `switch ports` and `pdu ports` show them.
+    ///
+    /// Example: dcimctl server connect srv-09 --switch-port 17
     Connect {
         server: String,
         #[arg(long, conflicts_with = "pdu_port")]
@@ -223,16 +245,24 @@ pub enum ServerCmd {
 #[derive(Subcommand)]
 pub enum OwnerCmd {
     /// Make a user (id or e-mail) the owner.
+    ///
+    /// Example: dcimctl server owner set srv-05 customer1@example.com
     Set { server: String, user: String },
     /// Release the server.
+    ///
+    /// Example: dcimctl server owner clear srv-05
     Clear { server: String },
 }
 
 #[derive(Subcommand)]
 pub enum IpCmd {
     /// The server's addresses.
+    ///
+    /// Example: dcimctl server ip list srv-05
     List { server: String },
     /// Give the server the next free address of a pool (or a given one of a network).
+    ///
+    /// Example: dcimctl server ip add srv-05 --pool 1 --wait
     Add {
         server: String,
         #[arg(long, conflicts_with = "net")]
@@ -246,6 +276,8 @@ pub enum IpCmd {
         wait: Option<u64>,
     },
     /// Take an address back.
+    ///
+    /// Example: dcimctl server ip rm srv-05 31 --wait
     Rm {
         server: String,
         ip: i64,

@@ -419,6 +419,19 @@ async fn the_command_line(postgres: bool) {
     let profiles = ok(h, &["profile", "list"]);
     assert!(profiles.contains("* ") || profiles.lines().any(|l| l.trim_start().starts_with('*')), "{profiles}");
 
+    // A token past its end says so, and how to log in again.
+    let cfg_path = h.join("dcim/config.toml");
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    let mut t: toml::Table = toml::from_str(&cfg).unwrap();
+    let user_profile = t["profiles"]["user"].as_table().unwrap().clone();
+    assert!(user_profile["token_expires"].as_str().unwrap() > "2026-", "{user_profile:?}");
+    t["profiles"]["user"]["token_expires"] = "2020-01-01 00:00:00".into();
+    std::fs::write(&cfg_path, toml::to_string(&t).unwrap()).unwrap();
+    let (code, _, err) = ctl(h, &["--profile", "user", "whoami"], "");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("expired at 2020-01-01 00:00:00 UTC") && err.contains("login"), "{err}");
+    std::fs::write(&cfg_path, cfg).unwrap();
+
     // Logout ends the token at the server too.
     ok(h, &["--profile", "user", "logout"]);
     let (code, _, err) = ctl(h, &["--profile", "user", "whoami"], "");
