@@ -17,6 +17,7 @@ use dcim_store::inventory::{DeviceKind, NewDevice, PortReport};
 use dcim_store::servers::{BmcAccess, NewServer, ServerPatch};
 use dcim_store::users::NewUser;
 
+mod cli;
 mod snmp;
 mod ui;
 mod webhook;
@@ -39,7 +40,8 @@ struct Args {
     #[arg(long)]
     data_dir: Option<std::path::PathBuf>,
     /// `api` (reads), `tasks` (operations end to end on the fake drivers), `ipam`, `snmp`
-    /// (switch sync and suspend/resume against snmpsim) or `ui` (web UI pages).
+    /// (switch sync and suspend/resume against snmpsim), `ui` (web UI pages) or `cli`
+    /// (dcimctl as whole processes over HTTPS).
     #[arg(long, default_value = "api")]
     mode: String,
     /// tasks mode: the fake devices' delay per call, in milliseconds.
@@ -49,10 +51,13 @@ struct Args {
     /// `server.power` to a receiver in this process, and time the deliveries.
     #[arg(long)]
     webhook: bool,
+    /// cli mode: the dcimctl binary (build it with --release first).
+    #[arg(long, default_value = "target/release/dcimctl")]
+    dcimctl: String,
 }
 
-const ADMIN: &str = "bench@example.com";
-const PASSWORD: &str = "bench-password";
+pub(crate) const ADMIN: &str = "bench@example.com";
+pub(crate) const PASSWORD: &str = "bench-password";
 
 struct Server(Child);
 
@@ -86,8 +91,22 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
+    // HTTPS (a self-signed certificate for 127.0.0.1) only for the command line, as an
+    // operator reaches a dcim; plain HTTP for the server's figures.
+    let tls = args.mode == "cli";
+    let mut serve = vec!["serve".to_owned(), "--listen".into(), "127.0.0.1:0".into()];
+    if tls {
+        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])?;
+        let (cert, key) = (dir.join("bench-cert.pem"), dir.join("bench-key.pem"));
+        std::fs::write(&cert, ck.cert.pem())?;
+        std::fs::write(&key, ck.signing_key.serialize_pem())?;
+        serve.extend(["--tls-cert".into(), cert.display().to_string(), "--tls-key".into(), key.display().to_string()]);
+    } else {
+        serve.push("--no-tls".into());
+    }
     let mut child = Command::new(&args.dcim)
-        .args(["serve", "--no-tls", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args(&serve)
+        .arg("--data-dir")
         .arg(&dir)
         .env("DCIM_LOG", "warn")
         .env("DCIM_FAKE_DELAY_MS", args.fake_delay_ms.to_string())
@@ -110,7 +129,11 @@ async fn main() -> anyhow::Result<()> {
     println!("dcim pid {pid} on {base}, RSS after start {} MiB", rss_mib(pid, "VmRSS"));
 
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.connections).build()?;
+    // The bench's own client does not check the certificate; dcimctl and curl do.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .tls_danger_accept_invalid_certs(tls)
+        .build()?;
     let login: serde_json::Value = client
         .post(format!("{base}/api/auth/v4/public/token"))
         .json(&serde_json::json!({"email": ADMIN, "password": PASSWORD}))
@@ -121,6 +144,15 @@ async fn main() -> anyhow::Result<()> {
     let token = login["token"].as_str().context("login")?.to_owned();
     if args.mode == "ipam" {
         ipam(&client, &base, &token).await?;
+        drop(server);
+        if !keep {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        return Ok(());
+    }
+    if args.mode == "cli" {
+        cli::run(&args.dcimctl, &base, &dir, &token, args.servers).await?;
+        println!("dcim RSS now {} MiB, peak {} MiB", rss_mib(pid, "VmRSS"), rss_mib(pid, "VmHWM"));
         drop(server);
         if !keep {
             std::fs::remove_dir_all(&dir)?;
