@@ -232,7 +232,7 @@ pub async fn users(ctx: &Ctx, cmd: &UserCmd) -> Result<(), Failure> {
 /// Each kind's `list`, `show` and `delete` with an example of its own in `--help` (the
 /// three are one derived subcommand shared by all kinds).
 pub fn with_examples(mut cmd: clap::Command) -> clap::Command {
-    for (kind, _, _) in KINDS {
+    for (kind, _, _, _) in KINDS {
         let list = format!("Example: dcimctl {kind} list --where \"name CP '%A%'\" --sort \"name asc\"");
         let show = format!("Example: dcimctl {kind} show 1 -o json");
         let delete = format!("Example: dcimctl {kind} delete 3");
@@ -245,27 +245,42 @@ pub fn with_examples(mut cmd: clap::Command) -> clap::Command {
     cmd
 }
 
-/// The lists dcimctl knows: a command name, its path, its columns.
-pub const KINDS: &[(&str, &str, &[Column])] = &[
-    ("location", "/dci/v3/location", &[("ID", "id"), ("NAME", "name"), ("GEOLOCATION", "geolocation")]),
+/// The lists dcimctl knows: a command name, its list's path, the path of one (`{path}/{id}`),
+/// its columns.
+pub const KINDS: &[(&str, &str, &str, &[Column])] = &[
+    (
+        "location",
+        "/dci/v3/location",
+        "/dci/v3/location",
+        &[("ID", "id"), ("NAME", "name"), ("GEOLOCATION", "geolocation")],
+    ),
     (
         "rack",
+        "/dci/v3/rack",
         "/dci/v3/rack",
         &[("ID", "id"), ("NAME", "name"), ("LOCATION", "location_id"), ("SIZE", "size"), ("DEVICES", "device_count")],
     ),
     (
         "switch",
         "/dci/v3/switch",
+        "/dci/v3/switch",
         &[("ID", "id"), ("NAME", "name"), ("IP", "ip"), ("PROTOCOL", "protocol"), ("PORTS", "port_count")],
     ),
     (
         "pdu",
         "/dci/v3/pdu",
+        "/dci/v3/pdu",
         &[("ID", "id"), ("NAME", "name"), ("IP", "ip"), ("PROTOCOL", "protocol"), ("OUTLETS", "port_count")],
     ),
-    ("template", "/dci/v3/os_template", &[("ID", "id"), ("NAME", "name"), ("TYPE", "type"), ("TAGS", "tags")]),
+    (
+        "template",
+        "/dci/v3/os_template",
+        "/dci/v3/os_template",
+        &[("ID", "id"), ("NAME", "name"), ("TYPE", "type"), ("TAGS", "tags")],
+    ),
     (
         "net",
+        "/ip/v3/ipnet",
         "/ip/v3/ipnet",
         &[
             ("ID", "id"),
@@ -279,25 +294,27 @@ pub const KINDS: &[(&str, &str, &[Column])] = &[
     (
         "pool",
         "/ip/v3/ippool",
+        "/ip/v3/ippool",
         &[("ID", "id"), ("NAME", "name"), ("USED", "using_ip"), ("TOTAL", "total_ip"), ("NOTE", "note")],
     ),
     (
         "ip",
         "/dci/v3/ip",
+        "/ip/v3/ip",
         &[("ID", "id"), ("ADDRESS", "name"), ("SERVER", "server"), ("STATUS", "status"), ("DOMAIN", "domain")],
     ),
 ];
 
 pub async fn plain(ctx: &Ctx, kind: &str, cmd: &Plain) -> Result<(), Failure> {
-    let (_, path, cols) = KINDS.iter().find(|(k, _, _)| *k == kind).expect("a known kind");
+    let (_, path, one, cols) = KINDS.iter().find(|(k, _, _, _)| *k == kind).expect("a known kind");
     match cmd {
         Plain::List { args } => {
             let v = list_of(ctx, path, args.filter.clone(), args.sort.as_deref(), args.limit, args.all).await?;
             ctx.view().list(&v, cols);
         }
-        Plain::Show { id } => ctx.view().object(&ctx.api.get(&format!("{path}/{id}")).await?, cols),
+        Plain::Show { id } => ctx.view().object(&ctx.api.get(&format!("{one}/{id}")).await?, cols),
         Plain::Delete { id } => {
-            let v: Value = ctx.api.call(reqwest::Method::DELETE, &format!("{path}/{id}"), None).await?;
+            let v: Value = ctx.api.call(reqwest::Method::DELETE, &format!("{one}/{id}"), None).await?;
             if matches!(ctx.view_format, Format::Json | Format::Yaml) {
                 println!("{}", ctx.view_format.raw(&v));
             }

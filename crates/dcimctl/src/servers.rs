@@ -184,13 +184,17 @@ pub enum ServerCmd {
     },
     /// Set the next boot device at the BMC.
     ///
-    /// Example: dcimctl server boot-device network srv-03
+    /// Example: dcimctl server boot-device pxe srv-03 --efi
     BootDevice {
-        /// disk, network, cdrom or bios.
+        /// pxe (the network) or disk.
+        #[arg(value_parser = ["pxe", "disk"])]
         device: String,
         /// For every boot, not only the next.
         #[arg(long)]
         persistent: bool,
+        /// Boot in UEFI mode (`--efi=false`: legacy BIOS); the server's setting otherwise.
+        #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+        efi: Option<bool>,
         #[command(flatten)]
         act: Action,
     },
@@ -416,8 +420,12 @@ pub async fn run(ctx: &Ctx, cmd: &ServerCmd) -> Result<(), Failure> {
                 json!({"os_template_id": template, "hdd_raid": raid, "password": password, "ssh_pub_keys": keys});
             act_on(ctx, "operation_os", body, act).await
         }
-        ServerCmd::BootDevice { device, persistent, act } => {
-            act_on(ctx, "boot_device", json!({"device": device, "persistent": persistent}), act).await
+        ServerCmd::BootDevice { device, persistent, efi, act } => {
+            let mut body = json!({"device": device, "persistent": persistent});
+            if let Some(e) = efi {
+                body["efi"] = json!(e);
+            }
+            act_on(ctx, "boot_device", body, act).await
         }
         ServerCmd::Create { data } => {
             let v = ctx.api.post("/dci/v3/server", &crate::json_arg(data)?).await?;

@@ -394,6 +394,85 @@ async fn the_command_line(postgres: bool) {
     let (code, _, err) = ctl(h, &["location", "ports", "1"], "");
     assert_eq!(code, 2, "{err}");
 
+    // The other actions on servers, each checked through the API.
+    ok(h, &["server", "suspend", "srv-06", "--wait=60"]);
+    assert_eq!(direct.call(get.clone(), "/dci/v3/server/6", None).await["state"], "suspended");
+    ok(h, &["server", "resume", "srv-06", "--wait=60"]);
+    assert_eq!(direct.call(get.clone(), "/dci/v3/server/6", None).await["state"], "ok");
+    let boot = json_of(h, &["server", "boot-device", "pxe", "srv-06", "--efi", "--wait=60", "-o", "json"]);
+    let t = direct.call(get.clone(), &format!("/dci/v3/task/{}", boot[0]["task"]), None).await;
+    assert_eq!((t["name"].as_str(), t["status"].as_str()), (Some("boot_device"), Some("complete")), "{t}");
+    for (cmd, name) in [
+        (&["server", "diag", "srv-07", "--wait=120"][..], "diag"),
+        (&["server", "wipe", "srv-08", "--wait=120"][..], "clear_hdd"),
+    ] {
+        let (code, _, err) = ctl(h, &[cmd, &["-o", "json"]].concat(), "");
+        assert_eq!(code, 0, "{cmd:?}: {err}");
+        let last = &direct.call(get.clone(), "/dci/v3/task?orderby=id%20desc&limit=1", None).await["list"][0];
+        assert_eq!((last["name"].as_str(), last["status"].as_str()), (Some(name), Some("complete")), "{last}");
+    }
+    direct.call(reqwest::Method::POST, "/dci/v3/fake/delay", Some(json!({"ms": 5000}))).await;
+    let started = json_of(h, &["server", "power", "reset", "srv-06", "-o", "json"]);
+    let task = started[0]["task"].as_i64().unwrap();
+    ok(h, &["server", "abort", "srv-06"]);
+    let (code, _, err) = ctl(h, &["task", "watch", &task.to_string(), "--timeout", "30"], "");
+    assert_eq!(code, 3, "a canceled task: {err}");
+    assert!(err.contains("canceled"), "{err}");
+    direct.call(reqwest::Method::POST, "/dci/v3/fake/delay", Some(json!({"ms": 0}))).await;
+    assert_eq!(
+        json_of(h, &["task", "show", &task.to_string(), "-o", "json"]),
+        direct.call(get.clone(), &format!("/dci/v3/task/{task}"), None).await
+    );
+    assert_eq!(
+        json_of(h, &["task", "list", "-o", "json"]),
+        direct.call(get.clone(), "/dci/v3/task?orderby=id%20desc&limit=20", None).await
+    );
+    ok(h, &["server", "ip", "add", "srv-06", "--pool", &pool.to_string(), "--wait=60"]);
+    let ip = direct.call(get.clone(), "/dci/v3/server/6/ip", None).await["list"][0]["id"].as_i64().unwrap();
+    ok(h, &["server", "ip", "rm", "srv-06", &ip.to_string(), "--wait=60"]);
+    assert_eq!(direct.call(get.clone(), "/dci/v3/server/6/ip", None).await["size"], 0);
+
+    // Users: show, block, unblock, delete.
+    assert_eq!(
+        json_of(h, &["user", "show", "new-customer@example.com", "-o", "json"]),
+        direct.call(get.clone(), &format!("/dci/v3/user/{customer}"), None).await
+    );
+    ok(h, &["user", "block", "new-customer@example.com"]);
+    assert_eq!(direct.call(get.clone(), &format!("/dci/v3/user/{customer}"), None).await["blocked"], true);
+    ok(h, &["user", "unblock", &customer.to_string()]);
+    assert_eq!(direct.call(get.clone(), &format!("/dci/v3/user/{customer}"), None).await["blocked"], false);
+    ok(h, &["user", "delete", "new-customer@example.com"]);
+    let (code, _, _) = ctl(h, &["user", "show", &customer.to_string()], "");
+    assert_eq!(code, 1, "deleted");
+
+    // The other lists, one of each, and a delete; the fake lab's faults; a PDU's sync.
+    for (cmd, path, one) in [
+        ("rack", "/dci/v3/rack", "/dci/v3/rack"),
+        ("switch", "/dci/v3/switch", "/dci/v3/switch"),
+        ("pdu", "/dci/v3/pdu", "/dci/v3/pdu"),
+        ("ip", "/dci/v3/ip", "/ip/v3/ip"),
+    ] {
+        let list = json_of(h, &[cmd, "list", "-o", "json"]);
+        assert_eq!(list, direct.call(get.clone(), path, None).await, "{cmd}");
+        let id = list["list"][0]["id"].to_string();
+        assert_eq!(
+            json_of(h, &[cmd, "show", &id, "-o", "json"]),
+            direct.call(get.clone(), &format!("{one}/{id}"), None).await,
+            "{cmd}"
+        );
+    }
+    let loc = json_of(h, &["api", "POST", "/dci/v3/location", "-d", r#"{"name":"To go"}"#])["id"].as_i64().unwrap();
+    ok(h, &["location", "delete", &loc.to_string()]);
+    let (code, _, _) = ctl(h, &["location", "show", &loc.to_string()], "");
+    assert_eq!(code, 1, "deleted");
+    ok(h, &["fake", "fault", "bmc-09.demo.invalid", "power_on", "--message", "smoke"]);
+    let (code, _, err) = ctl(h, &["server", "power", "on", "srv-09", "--wait=30"], "");
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("smoke"), "{err}");
+    ok(h, &["fake", "clear"]);
+    ok(h, &["server", "power", "on", "srv-09", "--wait=30"]);
+    ok(h, &["pdu", "sync", "1"]);
+
     // A @user's profile: admin commands are refused with a clear 403.
     let user = json!({"email": "ops-user@example.com", "password": "user-password-1", "role": "@user"});
     ok(h, &["api", "POST", "/dci/v3/user", "-d", &user.to_string()]);
@@ -418,6 +497,11 @@ async fn the_command_line(postgres: bool) {
     assert_eq!(json_of(h, &["--profile", "user", "server", "list", "-o", "json"])["size"], 0, "its own servers only");
     let profiles = ok(h, &["profile", "list"]);
     assert!(profiles.contains("* ") || profiles.lines().any(|l| l.trim_start().starts_with('*')), "{profiles}");
+    // Another current profile, and back.
+    ok(h, &["profile", "use", "user"]);
+    assert_eq!(json_of(h, &["whoami", "-o", "json"])["email"], "ops-user@example.com");
+    ok(h, &["profile", "use", "default"]);
+    assert_eq!(json_of(h, &["whoami", "-o", "json"])["email"], "admin@example.com");
 
     // A token past its end says so, and how to log in again.
     let cfg_path = h.join("dcim/config.toml");
@@ -437,6 +521,10 @@ async fn the_command_line(postgres: bool) {
     let (code, _, err) = ctl(h, &["--profile", "user", "whoami"], "");
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("not logged in"), "{err}");
+
+    ok(h, &["profile", "remove", "user"]);
+    assert!(!ok(h, &["profile", "list"]).contains("ops-user"), "removed");
+    assert!(tokens(h).get("user").is_none(), "its token too");
 
     // The same address with another certificate is refused.
     if !postgres {
