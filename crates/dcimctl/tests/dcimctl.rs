@@ -45,9 +45,16 @@ fn temp_dir(tag: &str) -> PathBuf {
 
 /// A demo on `port` (0: any), on SQLite or on this PostgreSQL URL.
 fn demo(port: u16, database_url: Option<&str>) -> Demo {
+    demo_with(port, database_url, &[])
+}
+
+/// The same with more arguments of `serve`.
+fn demo_with(port: u16, database_url: Option<&str>, extra: &[&str]) -> Demo {
     let dir = temp_dir("demo");
     let mut cmd = Command::new(dcim_bin());
-    cmd.args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+    cmd.args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .arg("--data-dir")
         .arg(&dir)
         .env("RUST_LOG", "warn")
         .env("DCIM_TASK_POLL_MS", "20")
@@ -556,4 +563,55 @@ async fn the_command_line_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_line_on_postgres() {
     the_command_line(true).await
+}
+
+/// A server certificate a private CA signed: `--ca-cert` (or `DCIM_CA_CERT`) trusts it
+/// with no fingerprint asked; without it the certificate is unknown and nothing is
+/// saved. Flags beat the environment, which beats the profile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_ca_and_precedence() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let pki = temp_dir("pki");
+    let mut ca_params = CertificateParams::new(vec![]).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&leaf_key, &ca).unwrap();
+    let (ca_pem, cert, key) = (pki.join("ca.pem"), pki.join("cert.pem"), pki.join("key.pem"));
+    std::fs::write(&ca_pem, ca.pem()).unwrap();
+    std::fs::write(&cert, leaf.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    let d = demo_with(0, None, &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    let home = temp_dir("home");
+    let h = home.as_path();
+    let pw = format!("{}\n", d.password);
+    let login = ["login", "--url", &d.url, "--email", "admin@example.com", "--password-stdin"];
+    let (code, _, err) = ctl(h, &login, &pw);
+    assert_eq!(code, 2, "unknown without the CA: {err}");
+    assert!(err.contains("fingerprint is "), "{err}");
+    let (code, _, err) = ctl(h, &[&login[..], &["--ca-cert", ca_pem.to_str().unwrap()]].concat(), &pw);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("fingerprint"), "nothing to pin: {err}");
+    let profile = json_of(h, &["profile", "show", "-o", "json"]);
+    assert!(profile.get("fingerprint").is_none_or(Value::is_null), "{profile}");
+    assert_eq!(json_of(h, &["whoami", "-o", "json"])["email"], "admin@example.com");
+    // The environment's CA, the environment's URL, and a flag over both.
+    let (code, _, err) = ctl_env(
+        h,
+        &["--profile", "none", "whoami"],
+        "",
+        &[("DCIM_URL", &d.url), ("DCIM_CA_CERT", ca_pem.to_str().unwrap())],
+    );
+    assert_eq!(code, 2, "a URL and CA but no token: {err}");
+    assert!(err.contains("not logged in"), "{err}");
+    let token = tokens(h)["default"].as_str().unwrap().to_owned();
+    let env = [("DCIM_URL", d.url.as_str()), ("DCIM_CA_CERT", ca_pem.to_str().unwrap()), ("DCIM_TOKEN", &token)];
+    let (code, out, err) = ctl_env(h, &["--profile", "none", "whoami", "-o", "json"], "", &env);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["email"], "admin@example.com");
+    let (code, _, err) = ctl_env(h, &["--url", "https://127.0.0.1:1", "whoami"], "", &env);
+    assert_eq!(code, 1, "the flag's URL is the one tried: {err}");
+    drop(d);
+    let _ = std::fs::remove_dir_all(&home);
+    let _ = std::fs::remove_dir_all(&pki);
 }
