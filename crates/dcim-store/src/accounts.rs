@@ -31,11 +31,13 @@ impl Store {
     /// The user's TOTP secret (`None` while two-factor authentication is off) and the
     /// last time step a code was accepted for.
     pub async fn totp_state(&self, user_id: i64) -> Result<(Option<String>, i64)> {
-        sqlx::query_as("SELECT totp_secret, totp_last_step FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or_else(|| StoreError::not_found("user", user_id))
+        let (secret, step): (Option<String>, i64) =
+            sqlx::query_as("SELECT totp_secret, totp_last_step FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(self.pool())
+                .await?
+                .ok_or_else(|| StoreError::not_found("user", user_id))?;
+        Ok((self.open_opt(crate::seal::TOTP_SECRET, secret)?, step))
     }
 
     /// Turns two-factor authentication on with `secret`, its first code accepted at
@@ -44,7 +46,7 @@ impl Store {
     pub async fn enable_totp(&self, user_id: i64, secret: &str, step: i64, keep_session: i64) -> Result<()> {
         let mut tx = self.write().await?;
         sqlx::query("UPDATE users SET totp_secret = $1, totp_last_step = $2 WHERE id = $3")
-            .bind(secret.to_owned())
+            .bind(self.seal(crate::seal::TOTP_SECRET, secret))
             .bind(step)
             .bind(user_id)
             .execute(&mut *tx)

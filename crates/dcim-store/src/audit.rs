@@ -204,7 +204,7 @@ pub fn set_task(id: i64) {
 /// Whether a field holds a secret: its values never enter the trail.
 pub fn is_secret(field: &str) -> bool {
     let f = field.to_ascii_lowercase();
-    ["password", "secret", "token", "community", "hash", "totp", "key_hash"].iter().any(|s| f.contains(s))
+    ["password", "secret", "token", "community", "hash", "totp", "key_hash", "snmp"].iter().any(|s| f.contains(s))
 }
 
 /// Records that `field` went from `before` to `after` in the current request (a

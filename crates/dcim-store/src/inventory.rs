@@ -427,7 +427,7 @@ impl Store {
             .bind(d.location_id)
             .bind(d.ip.clone())
             .bind(d.protocol.clone())
-            .bind(d.secret.clone());
+            .bind(self.seal(&crate::seal::snmp_column(kind.table()), &d.secret));
         if kind == DeviceKind::Pdu {
             q = q.bind(d.model.clone());
         }
@@ -482,7 +482,7 @@ impl Store {
             p.set("ip", v.into());
         }
         if let Some(v) = secret {
-            p.set("snmp", v.into());
+            p.set("snmp", self.seal(&crate::seal::snmp_column(kind.table()), v).into());
         }
         self.apply_patch(p, kind.what(), id).await
     }
@@ -496,7 +496,8 @@ impl Store {
     pub async fn device_secret(&self, kind: DeviceKind, id: i64) -> Result<String> {
         let sql = format!("SELECT snmp FROM {} WHERE id = $1", kind.table());
         let row: Option<(String,)> = sqlx::query_as(AssertSqlSafe(sql)).bind(id).fetch_optional(self.pool()).await?;
-        row.map(|r| r.0).ok_or_else(|| StoreError::not_found(kind.what(), id))
+        let stored = row.map(|r| r.0).ok_or_else(|| StoreError::not_found(kind.what(), id))?;
+        self.open(&crate::seal::snmp_column(kind.table()), &stored)
     }
 
     pub async fn list_ports(&self, kind: DeviceKind, device_id: i64, q: &ListQuery) -> Result<Page<PortRow>> {
@@ -547,7 +548,14 @@ impl Store {
             "SELECT id, name, ip, protocol, {model}, snmp AS secret FROM {} WHERE protocol <> 'fake' ORDER BY id",
             kind.table()
         );
-        Ok(sqlx::query_as(AssertSqlSafe(sql)).fetch_all(self.pool()).await?)
+        let rows: Vec<PolledDevice> = sqlx::query_as(AssertSqlSafe(sql)).fetch_all(self.pool()).await?;
+        let column = crate::seal::snmp_column(kind.table());
+        rows.into_iter()
+            .map(|mut d| {
+                d.secret = self.open(&column, &d.secret)?;
+                Ok(d)
+            })
+            .collect()
     }
 
     /// Records the statuses a device reported for its ports (by index); writes

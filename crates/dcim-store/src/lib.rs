@@ -17,6 +17,7 @@ pub mod inventory;
 pub mod ipam;
 pub mod ipmgr;
 pub mod list;
+pub mod seal;
 pub mod servers;
 pub mod sessions;
 pub mod tasks;
@@ -47,6 +48,9 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The key secrets are sealed with ([`seal`]); none: written in clear (tools and
+    /// benchmarks that only seed; `dcim` always has one).
+    key: Option<seal::SecretKey>,
 }
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -84,7 +88,8 @@ impl Store {
                         Box::pin(async move {
                             conn.execute(
                                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; ",
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                                 PRAGMA secure_delete = FAST; ",
                             )
                             .await?;
                             Ok(())
@@ -101,7 +106,13 @@ impl Store {
                     .await?
             }
         };
-        Ok(Store { pool, backend })
+        Ok(Store { pool, backend, key: None })
+    }
+
+    /// The same store sealing secrets with `key` (see [`seal`]).
+    pub fn with_key(mut self, key: seal::SecretKey) -> Store {
+        self.key = Some(key);
+        self
     }
 
     /// Brings the schema up to date. Safe to run at every start and from several

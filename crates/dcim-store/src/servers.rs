@@ -447,7 +447,7 @@ impl Store {
         .bind(has_bmc.then(|| bmc.address.clone()))
         .bind(has_bmc.then(|| bmc.kind.clone()))
         .bind(has_bmc.then(|| bmc.user.clone()))
-        .bind(has_bmc.then(|| bmc.password.clone()))
+        .bind(has_bmc.then(|| self.seal(crate::seal::BMC_PASSWORD, &bmc.password)))
         .bind(bmc.web_url.clone())
         .bind(now())
         .bind(d.barcode.clone())
@@ -580,7 +580,7 @@ impl Store {
             u.set("ipmi_address", b.map(|b| b.address.clone()).into());
             u.set("ipmi_type", b.map(|b| b.kind.clone()).into());
             u.set("ipmi_user", b.map(|b| b.user.clone()).into());
-            u.set("ipmi_password", b.map(|b| b.password.clone()).into());
+            u.set("ipmi_password", b.map(|b| self.seal(crate::seal::BMC_PASSWORD, &b.password)).into());
             u.set("ipmi_web_url", b.and_then(|b| b.web_url.clone()).into());
         }
         if let Some(v) = &p.custom_configuration {
@@ -735,7 +735,7 @@ impl Store {
                 address,
                 kind,
                 user: user.unwrap_or_default(),
-                password: password.unwrap_or_default(),
+                password: self.open_opt(crate::seal::BMC_PASSWORD, password)?.unwrap_or_default(),
                 web_url,
             }),
             _ => None,

@@ -137,7 +137,7 @@ impl Store {
 
     /// The session `token_hash` and its user's TOTP state, confirmed or not.
     pub async fn pending_session(&self, token_hash: &str) -> Result<Option<PendingSession>> {
-        Ok(sqlx::query_as(
+        let row: Option<PendingSession> = sqlx::query_as(
             "SELECT s.id AS session_id, u.id AS user_id, s.confirmed, u.totp_secret, u.totp_last_step \
              FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.token_hash = $1 AND u.blocked = 0 AND (s.expires_at IS NULL OR s.expires_at >= $2)",
@@ -145,7 +145,12 @@ impl Store {
         .bind(token_hash.to_owned())
         .bind(now())
         .fetch_optional(self.pool())
-        .await?)
+        .await?;
+        row.map(|mut p| {
+            p.totp_secret = self.open_opt(crate::seal::TOTP_SECRET, p.totp_secret.take())?;
+            Ok(p)
+        })
+        .transpose()
     }
 
     pub async fn confirm_session(&self, session_id: i64) -> Result<()> {

@@ -554,7 +554,7 @@ pub struct PollTarget {
 impl Store {
     /// Servers with a BMC and no operation running (the operation owns the power).
     pub async fn poll_targets(&self) -> Result<Vec<PollTarget>> {
-        Ok(sqlx::query_as(
+        let rows: Vec<PollTarget> = sqlx::query_as(
             "SELECT s.id AS server_id, s.mac, s.ipmi_address, s.ipmi_type, COALESCE(s.ipmi_user, '') AS ipmi_user, \
              COALESCE(s.ipmi_password, '') AS ipmi_password, s.power_status, s.ipmi_status_info FROM servers s \
              WHERE s.ipmi_address IS NOT NULL AND s.ipmi_type IS NOT NULL AND NOT EXISTS \
@@ -562,7 +562,13 @@ impl Store {
              ORDER BY s.id",
         )
         .fetch_all(self.pool())
-        .await?)
+        .await?;
+        rows.into_iter()
+            .map(|mut t| {
+                t.ipmi_password = self.open(crate::seal::BMC_PASSWORD, &t.ipmi_password)?;
+                Ok(t)
+            })
+            .collect()
     }
 
     /// Records what a BMC said: `on`/`off`, or `unknown` with the reason.

@@ -209,7 +209,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(w.url.clone())
-        .bind(w.secret.clone())
+        .bind(self.seal(crate::seal::WEBHOOK_SECRET, &w.secret))
         .bind(kinds_column(&w.events))
         .bind(i64::from(w.enabled))
         .bind(w.description.clone())
@@ -240,7 +240,7 @@ impl Store {
             u.set("url", v.as_str().into());
         }
         if let Some(v) = &p.secret {
-            u.set("secret", v.as_str().into());
+            u.set("secret", self.seal(crate::seal::WEBHOOK_SECRET, v).into());
         }
         if let Some(v) = &p.events {
             u.set("events", kinds_column(v).into());
@@ -319,7 +319,13 @@ impl Store {
              JOIN events e ON e.id = d.event_id WHERE d.id IN ({}) ORDER BY d.id",
             ids.join(", ")
         );
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(self.pool()).await?)
+        let due: Vec<DueDelivery> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(self.pool()).await?;
+        due.into_iter()
+            .map(|mut d| {
+                d.secret = self.open(crate::seal::WEBHOOK_SECRET, &d.secret)?;
+                Ok(d)
+            })
+            .collect()
     }
 
     /// Records an attempt of a delivery `owner` holds; false when it lost the lease

@@ -113,6 +113,13 @@ pub struct Config {
     pub webhook_concurrency: u32,
     /// Let webhooks post to link-local addresses and to dcim itself (refused by default).
     pub webhook_allow_unsafe_targets: bool,
+    /// The key that seals BMC passwords, SNMP access data, webhook and TOTP secrets in
+    /// the database (64 hexadecimal digits, `DCIM_SECRET_KEY`). Never logged. Without
+    /// it, `secret_key_file`.
+    pub secret_key: Option<String>,
+    /// The file of that key; `DATA_DIR/secret.key` by default, made (mode 0600) at the
+    /// first start. Every dcim of one database needs the same key.
+    pub secret_key_file: Option<PathBuf>,
 }
 
 /// One provisioning segment of `netboot_segments`: the netboot service's settings
@@ -184,6 +191,8 @@ impl Default for Config {
             webhook_retry_secs: 86_400,
             webhook_concurrency: 16,
             webhook_allow_unsafe_targets: false,
+            secret_key: None,
+            secret_key_file: None,
         }
     }
 }
@@ -199,6 +208,8 @@ impl std::fmt::Debug for Config {
             .field("admin_email", &self.admin_email)
             .field("admin_password", &self.admin_password.as_ref().map(|_| "***"))
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
+            .field("secret_key_file", &self.secret_key_file)
             .finish_non_exhaustive()
     }
 }
@@ -251,6 +262,11 @@ impl Config {
             cfg.log_format
         );
         Ok(cfg)
+    }
+
+    /// Where the secret key is kept when it is not given in `secret_key`.
+    pub fn secret_key_path(&self) -> PathBuf {
+        self.secret_key_file.clone().unwrap_or_else(|| self.data_dir.join("secret.key"))
     }
 
     /// The database URL in force.

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod demo;
 pub mod framing;
+pub mod secrets;
 pub mod serve;
 pub mod tls;
 pub mod webhooks;

@@ -47,6 +47,18 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// The key that seals secrets in the database.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Seal every secret under a new key and put it in the key file. Restart the other
+    /// dcim processes of the database with the new file afterwards.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -91,6 +103,13 @@ async fn main() -> anyhow::Result<()> {
             let store = dcim::serve::open_store(&cfg).await?;
             store.close().await;
             println!("database is up to date");
+            Ok(())
+        }
+        Command::Secrets { command: SecretsCommand::Rotate } => {
+            let store = dcim::serve::open_store(&cfg).await?;
+            let (n, id) = dcim::secrets::rotate(&store, &cfg).await?;
+            store.close().await;
+            println!("{n} secrets sealed under the new key {id}; restart the other dcim processes of this database");
             Ok(())
         }
         Command::User { command: UserCommand::Add { email, password, role } } => {

@@ -75,7 +75,7 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     let store =
         Store::connect(&url).await.with_context(|| format!("opening database {}", dcim_store::redact_url(&url)))?;
     store.migrate().await.context("migrating the database")?;
-    Ok(store)
+    crate::secrets::adopt(store, cfg).await
 }
 
 /// Starts serving in the background; returns once the socket is bound.

@@ -290,6 +290,8 @@ async fn old_records_are_removed(db: Db) {
     cfg.listen = "127.0.0.1:0".into();
     cfg.audit_retention_days = 365;
     let dir = common::tempdir::Dir::new();
+    // Every process of a database has its key.
+    cfg.secret_key_file = Some(s.cfg.secret_key_path());
     cfg.data_dir = dir.0.clone();
     cfg.database_url = Some(url.clone());
     let second = dcim::serve::start(&cfg).await.unwrap();

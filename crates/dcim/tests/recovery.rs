@@ -14,13 +14,18 @@ fn ended(t: &Value) -> bool {
     matches!(t["status"].as_str(), Some("complete" | "fail" | "canceled"))
 }
 
+/// The secret key every process of these tests is given.
+const SECRET_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
 fn dcim(data_dir: &str, database_url: Option<&str>, fake_delay_ms: u64) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dcim"));
     c.args(["serve", "--no-tls", "--listen", "127.0.0.1:0", "--data-dir", data_dir]);
     if let Some(u) = database_url {
         c.args(["--database-url", u]);
     }
-    c.env("DCIM_ADMIN_EMAIL", ADMIN_EMAIL)
+    // Processes of one database share the secret key (here from the environment).
+    c.env("DCIM_SECRET_KEY", SECRET_KEY)
+        .env("DCIM_ADMIN_EMAIL", ADMIN_EMAIL)
         .env("DCIM_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("DCIM_TASK_LEASE_SECS", "2")
         .env("DCIM_TASK_POLL_MS", "50")

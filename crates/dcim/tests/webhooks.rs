@@ -271,6 +271,8 @@ async fn two_processes_deliver_each_event_once(_: Db) {
     let mut cfg = s.cfg.clone();
     cfg.listen = "127.0.0.1:0".into();
     let dir = common::tempdir::Dir::new();
+    // Every process of a database has its key.
+    cfg.secret_key_file = Some(s.cfg.secret_key_path());
     cfg.data_dir = dir.0.clone();
     let second = dcim::serve::start(&cfg).await.unwrap();
     let r = Receiver::start(0, Inbox::default()).await;
@@ -306,6 +308,7 @@ async fn a_killed_process_loses_no_event(db: Db) {
             .arg(&dir.0)
             .env("RUST_LOG", "warn")
             .env("DCIM_DATABASE_URL", &url)
+            .env("DCIM_SECRET_KEY_FILE", s.cfg.secret_key_path())
             .env("DCIM_WEBHOOK_POLL_MS", "50")
             .env("DCIM_WEBHOOK_TIMEOUT_MS", "1000")
             .env("DCIM_WEBHOOK_CONCURRENCY", "2")
