@@ -193,7 +193,8 @@ pub async fn verify_password(password: String, stored: Option<String>) -> bool {
 /// Sessions checked against the database within the last `ttl`, so a busy client
 /// costs one session query per `ttl` rather than one per request. A logout, block or
 /// password change in this process takes effect at once ([`SessionCache::forget`]);
-/// one made by another process sharing the database, within `ttl`.
+/// one made by another process sharing the database, within `ttl`: which is why dcim
+/// runs with no cache (`ttl` 0) on PostgreSQL unless told otherwise.
 pub struct SessionCache {
     ttl: Duration,
     map: Mutex<HashMap<String, (Caller, Instant)>>,

@@ -30,8 +30,12 @@ pub struct Config {
     /// `text` (for people) or `json` (one JSON object per line, for log collectors).
     pub log_format: String,
     pub session_idle_secs: i64,
-    /// Seconds a checked session is trusted before the database is asked again.
-    pub session_cache_secs: u64,
+    /// Seconds a checked session is trusted before the database is asked again. By
+    /// default 5 on SQLite, where one process serves the database and a logout, block or
+    /// password change in it drops its cached sessions at once; 0 on PostgreSQL, where
+    /// another process may end a session, so every request asks the database and no
+    /// process honours an ended session.
+    pub session_cache_secs: Option<u64>,
     pub min_password_len: usize,
     pub body_limit: usize,
     /// Tasks this process runs at once (tasks waiting on a device or an agent do not count).
@@ -151,7 +155,7 @@ impl Default for Config {
             log: "info".into(),
             log_format: "text".into(),
             session_idle_secs: api.session_idle_secs,
-            session_cache_secs: api.session_cache.as_secs(),
+            session_cache_secs: None,
             min_password_len: api.min_password_len,
             body_limit: api.body_limit,
             task_workers: engine.workers,
@@ -291,7 +295,9 @@ impl Config {
     pub fn api(&self) -> dcim_api::ApiConfig {
         dcim_api::ApiConfig {
             session_idle_secs: self.session_idle_secs,
-            session_cache: std::time::Duration::from_secs(self.session_cache_secs),
+            session_cache: std::time::Duration::from_secs(
+                self.session_cache_secs.unwrap_or(if self.database_url().starts_with("sqlite:") { 5 } else { 0 }),
+            ),
             min_password_len: self.min_password_len,
             body_limit: self.body_limit,
             secure_cookies: self.tls_enabled(),

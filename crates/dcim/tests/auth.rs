@@ -219,3 +219,65 @@ on_both_backends!(
     one_time_keys,
     blocked_users_are_locked_out,
 );
+
+/// Two processes on one PostgreSQL: a session ended through one (logout, block, a new
+/// password, a lost role, a deleted user) is refused by the other on the very next
+/// request, though the other had just checked it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ended_sessions_are_refused_at_once_by_every_process() {
+    let s = TestServer::start(Db::Postgres).await;
+    let mut cfg = s.cfg.clone();
+    cfg.listen = "127.0.0.1:0".into();
+    let dir = common::tempdir::Dir::new();
+    cfg.secret_key_file = Some(s.cfg.secret_key_path());
+    cfg.data_dir = dir.0.clone();
+    let other = dcim::serve::start(&cfg).await.unwrap();
+    let there = |path: &str| format!("{}{path}", other.url());
+    let status = |token: String, path: &'static str| {
+        let (c, url) = (s.client.clone(), there(path));
+        async move { c.get(url).bearer_auth(token).send().await.unwrap().status() }
+    };
+    let uid = s.add_user("c@example.com", "c-password-1", "@admin").await;
+    type End = Box<dyn Fn(&str) -> (Method, String, Option<Value>)>;
+    let ends: [(&str, End); 5] = [
+        ("logout", Box::new(|t: &str| (Method::DELETE, format!("/auth/v4/token/{t}"), None))),
+        ("block", Box::new(move |_: &str| (Method::POST, format!("/dci/v3/user/{uid}/block"), Some(json!({}))))),
+        (
+            "new password",
+            Box::new(move |_: &str| {
+                (
+                    Method::POST,
+                    format!("/dci/v3/user/{uid}"),
+                    Some(json!({"password": "c-password-2", "blocked": false})),
+                )
+            }),
+        ),
+        (
+            "role taken away",
+            Box::new(move |_: &str| (Method::POST, format!("/dci/v3/user/{uid}"), Some(json!({"role": "@user"})))),
+        ),
+        ("deleted", Box::new(move |_: &str| (Method::DELETE, format!("/dci/v3/user/{uid}"), None))),
+    ];
+    let mut password = "c-password-1";
+    for (what, end) in ends {
+        s.post(&format!("/dci/v3/user/{uid}"), json!({"role": "@admin", "blocked": false})).await;
+        let t = s.login("c@example.com", password).await;
+        // The other process checks the session (and would keep it a while, cached).
+        assert_eq!(status(t.clone(), "/dci/v3/location").await, StatusCode::OK, "{what}");
+        assert_eq!(status(t.clone(), "/dci/v3/location").await, StatusCode::OK, "{what}");
+        let (m, path, body) = end(&t);
+        let (st, v) = s.call(m, &path, body).await;
+        assert!(st.is_success(), "{what}: {st} {v}");
+        let after = status(t, "/dci/v3/location").await;
+        if what == "role taken away" {
+            assert!(matches!(after, StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED), "{what}: {after}");
+        } else {
+            assert_eq!(after, StatusCode::UNAUTHORIZED, "{what}");
+        }
+        if what == "new password" {
+            password = "c-password-2";
+        }
+    }
+    other.stop(Duration::from_secs(5)).await.unwrap();
+    s.stop().await;
+}
