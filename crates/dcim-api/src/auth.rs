@@ -236,72 +236,65 @@ impl SessionCache {
     }
 }
 
-/// Counts failed logins per account and per client address in a sliding window.
-/// Kept in memory: each `dcim` process throttles the attempts it sees.
+/// Counts failed logins per account and per client address within a window, in the
+/// database (`dcim_store::throttle`): every process of a database sees the same counts.
 pub struct Throttle {
+    store: dcim_store::Store,
     window: Duration,
     max_per_account: u32,
     max_per_address: u32,
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+fn account_key(account: &str) -> String {
+    format!("a:{}", account.trim().to_ascii_lowercase())
+}
+
+fn address_key(addr: Option<IpAddr>) -> String {
+    format!("i:{}", addr.map(|a| a.to_string()).unwrap_or_default())
 }
 
 impl Throttle {
-    pub fn new(window: Duration, max_per_account: u32, max_per_address: u32) -> Self {
-        Throttle { window, max_per_account, max_per_address, failures: Mutex::new(HashMap::new()) }
+    pub fn new(store: dcim_store::Store, window: Duration, max_per_account: u32, max_per_address: u32) -> Self {
+        Throttle { store, window, max_per_account, max_per_address }
     }
 
-    fn keys(account: &str, addr: Option<IpAddr>) -> [(String, bool); 2] {
-        [
-            (format!("a:{}", account.trim().to_ascii_lowercase()), true),
-            (format!("i:{}", addr.map(|a| a.to_string()).unwrap_or_default()), false),
-        ]
+    fn window_ms(&self) -> i64 {
+        self.window.as_millis() as i64
+    }
+
+    fn secs(ms: Option<i64>) -> Option<u64> {
+        ms.map(|ms| ((ms + 999) / 1000).max(1) as u64)
     }
 
     /// `Some(seconds to wait)` while the account or the address is locked out.
-    pub fn blocked_for(&self, account: &str, addr: Option<IpAddr>) -> Option<u64> {
-        let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, (_, since)| now.duration_since(*since) < self.window);
-        Self::keys(account, addr).iter().find_map(|(k, is_account)| {
-            let max = if *is_account { self.max_per_account } else { self.max_per_address };
-            map.get(k)
-                .filter(|(n, _)| *n >= max)
-                .map(|(_, since)| self.window.saturating_sub(now.duration_since(*since)).as_secs().max(1))
-        })
+    pub async fn blocked_for(&self, account: &str, addr: Option<IpAddr>) -> ApiResult<Option<u64>> {
+        let (a, i) = (account_key(account), address_key(addr));
+        let keys = [(a.as_str(), i64::from(self.max_per_account)), (i.as_str(), i64::from(self.max_per_address))];
+        Ok(Self::secs(self.store.throttled_for(&keys, self.window_ms()).await?))
     }
 
-    pub fn record_failure(&self, account: &str, addr: Option<IpAddr>) {
-        let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        for (k, _) in Self::keys(account, addr) {
-            let e = map.entry(k).or_insert((0, now));
-            e.0 += 1;
-        }
+    pub async fn record_failure(&self, account: &str, addr: Option<IpAddr>) -> ApiResult<()> {
+        let (a, i) = (account_key(account), address_key(addr));
+        Ok(self.store.record_login_failure(&[&a, &i], self.window_ms()).await?)
     }
 
     /// One-time keys are throttled by client address alone: a key is a 256-bit secret
     /// that works once, so a count per key adds nothing, and a shared count would let
     /// one client's wrong keys lock every customer out of the panel. `None` (no peer
     /// address known) is never throttled, for the same reason.
-    pub fn key_blocked_for(&self, addr: Option<IpAddr>) -> Option<u64> {
-        let addr = addr?;
-        let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, (_, since)| now.duration_since(*since) < self.window);
-        map.get(&format!("k:{addr}"))
-            .filter(|(n, _)| *n >= self.max_per_address)
-            .map(|(_, since)| self.window.saturating_sub(now.duration_since(*since)).as_secs().max(1))
+    pub async fn key_blocked_for(&self, addr: Option<IpAddr>) -> ApiResult<Option<u64>> {
+        let Some(addr) = addr else { return Ok(None) };
+        let k = format!("k:{addr}");
+        Ok(Self::secs(self.store.throttled_for(&[(&k, i64::from(self.max_per_address))], self.window_ms()).await?))
     }
 
-    pub fn record_key_failure(&self, addr: Option<IpAddr>) {
-        let Some(addr) = addr else { return };
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(format!("k:{addr}")).or_insert((0, Instant::now())).0 += 1;
+    pub async fn record_key_failure(&self, addr: Option<IpAddr>) -> ApiResult<()> {
+        let Some(addr) = addr else { return Ok(()) };
+        Ok(self.store.record_login_failure(&[&format!("k:{addr}")], self.window_ms()).await?)
     }
 
-    pub fn record_success(&self, account: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&format!("a:{}", account.trim().to_ascii_lowercase()));
+    pub async fn record_success(&self, account: &str) -> ApiResult<()> {
+        Ok(self.store.clear_login_failures(&account_key(account)).await?)
     }
 }
 
@@ -333,38 +326,6 @@ mod tests {
         let e = request_token(&Method::DELETE, &headers(&[("cookie", "ses6=T7"), ("x-xsrf-token", "X")])).unwrap_err();
         assert_eq!(e.kind, ErrorKind::XsrfMismatch);
         assert_eq!(request_token(&get, &headers(&[])).unwrap(), None);
-    }
-
-    #[test]
-    fn throttle_locks_account_and_address_then_forgets() {
-        let t = Throttle::new(Duration::from_millis(200), 2, 3);
-        let ip: Option<IpAddr> = Some("127.0.0.9".parse().unwrap());
-        t.record_failure("a@x.io", ip);
-        assert_eq!(t.blocked_for("a@x.io", ip), None);
-        t.record_failure("A@x.io", ip);
-        assert!(t.blocked_for("a@x.io", None).is_some(), "account locked");
-        t.record_failure("b@x.io", ip);
-        assert!(t.blocked_for("c@x.io", ip).is_some(), "address locked");
-        assert_eq!(t.blocked_for("c@x.io", None), None);
-        std::thread::sleep(Duration::from_millis(250));
-        assert_eq!(t.blocked_for("a@x.io", ip), None);
-    }
-
-    #[test]
-    fn key_throttle_is_per_address() {
-        let t = Throttle::new(Duration::from_secs(60), 2, 3);
-        let (a, b): (Option<IpAddr>, Option<IpAddr>) =
-            (Some("127.0.0.9".parse().unwrap()), Some("::1".parse().unwrap()));
-        for _ in 0..3 {
-            t.record_key_failure(a);
-        }
-        assert!(t.key_blocked_for(a).is_some());
-        assert_eq!(t.key_blocked_for(b), None, "another address is not affected");
-        assert_eq!(t.blocked_for("", b), None, "nor are password logins");
-        for _ in 0..10 {
-            t.record_key_failure(None);
-        }
-        assert_eq!(t.key_blocked_for(None), None);
     }
 
     #[test]

@@ -92,8 +92,12 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub fn new(store: Store, engine: Arc<dcim_tasks::Engine>, cfg: ApiConfig) -> Self {
-        let throttle =
-            auth::Throttle::new(cfg.throttle_window, cfg.max_failures_per_account, cfg.max_failures_per_address);
+        let throttle = auth::Throttle::new(
+            store.clone(),
+            cfg.throttle_window,
+            cfg.max_failures_per_account,
+            cfg.max_failures_per_address,
+        );
         // A cached session must not outlive its idle limit.
         let idle = Duration::from_secs(cfg.session_idle_secs.max(0) as u64);
         let sessions = auth::SessionCache::new(cfg.session_cache.min(idle / 2));

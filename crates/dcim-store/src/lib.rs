@@ -21,6 +21,7 @@ pub mod seal;
 pub mod servers;
 pub mod sessions;
 pub mod tasks;
+pub mod throttle;
 pub mod trail;
 pub mod users;
 pub mod webhooks;

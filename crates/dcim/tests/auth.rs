@@ -281,3 +281,35 @@ async fn ended_sessions_are_refused_at_once_by_every_process() {
     other.stop(Duration::from_secs(5)).await.unwrap();
     s.stop().await;
 }
+
+/// Two processes on one PostgreSQL count the same failed logins: guesses spread over
+/// both lock the account on both, and the lockout says how long it lasts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_counted_across_processes() {
+    let s = TestServer::start(Db::Postgres).await;
+    let mut cfg = s.cfg.clone();
+    cfg.listen = "127.0.0.1:0".into();
+    let dir = common::tempdir::Dir::new();
+    cfg.secret_key_file = Some(s.cfg.secret_key_path());
+    cfg.data_dir = dir.0.clone();
+    let other = dcim::serve::start(&cfg).await.unwrap();
+    let bases = [s.base.clone(), other.url()];
+    let attempt = |i: usize, pw: &str| {
+        s.client
+            .post(format!("{}/auth/v4/public/token", bases[i % 2]))
+            .json(&json!({"email": ADMIN_EMAIL, "password": pw}))
+            .send()
+    };
+    // The default limit is 5 per account: 3 on one process, 2 on the other.
+    for i in 0..5 {
+        assert_eq!(attempt(i, "bad-password").await.unwrap().status(), StatusCode::UNAUTHORIZED, "try {i}");
+    }
+    for i in 0..2 {
+        let (st, v) = common::json_of(attempt(i, ADMIN_PASSWORD).await.unwrap()).await;
+        assert_error(st, &v, StatusCode::TOO_MANY_REQUESTS);
+        let wait = v["error"]["value"]["retry_after"].as_u64().unwrap();
+        assert!(wait > 800 && wait <= 900, "the 15-minute window's rest: {wait}");
+    }
+    other.stop(Duration::from_secs(5)).await.unwrap();
+    s.stop().await;
+}

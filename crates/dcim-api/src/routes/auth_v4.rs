@@ -54,7 +54,7 @@ pub async fn login(
     ClientIp(ip): ClientIp,
     Body(req): Body<LoginRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenAnswer>)> {
-    if let Some(secs) = st.throttle.blocked_for(&req.email, ip) {
+    if let Some(secs) = st.throttle.blocked_for(&req.email, ip).await? {
         return Err(throttled(secs));
     }
     let creds = st.store.credentials_by_email(&req.email).await?;
@@ -62,7 +62,7 @@ pub async fn login(
     let creds = match creds {
         Some(c) if ok => c,
         _ => {
-            st.throttle.record_failure(&req.email, ip);
+            st.throttle.record_failure(&req.email, ip).await?;
             tracing::info!(email = %req.email, ?ip, "failed login");
             return Err(ApiError::new(ErrorKind::BadCredentials, "wrong e-mail or password"));
         }
@@ -70,7 +70,7 @@ pub async fn login(
     if creds.blocked != 0 {
         return Err(ApiError::new(ErrorKind::Forbidden, "this account is blocked"));
     }
-    st.throttle.record_success(&req.email);
+    st.throttle.record_success(&req.email).await?;
     Ok((StatusCode::CREATED, Json(open_session(&st, creds.id, creds.two_factor == 0).await?)))
 }
 
@@ -88,13 +88,13 @@ pub async fn login_by_key(
 }
 
 async fn use_key(st: &AppState, key: &str, ip: Option<std::net::IpAddr>) -> ApiResult<i64> {
-    if let Some(secs) = st.throttle.key_blocked_for(ip) {
+    if let Some(secs) = st.throttle.key_blocked_for(ip).await? {
         return Err(throttled(secs));
     }
     match st.store.consume_auth_key(&hash_secret(key)).await? {
         Some(id) => Ok(id),
         None => {
-            st.throttle.record_key_failure(ip);
+            st.throttle.record_key_failure(ip).await?;
             Err(ApiError::new(ErrorKind::BadCredentials, "the key is unknown, used or expired"))
         }
     }

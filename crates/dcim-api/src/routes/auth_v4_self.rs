@@ -79,14 +79,14 @@ pub async fn self_password(
     ClientIp(ip): ClientIp,
     Body(b): Body<SelfPassword>,
 ) -> ApiResult<Json<Empty>> {
-    if let Some(secs) = st.throttle.blocked_for(&caller.email, ip) {
+    if let Some(secs) = st.throttle.blocked_for(&caller.email, ip).await? {
         return Err(ApiError::new(ErrorKind::Throttled, format!("too many failed attempts; try again in {secs} s"))
             .with_value(serde_json::json!({ "retry_after": secs })));
     }
     check_password(&st, &b.password)?;
     let stored = st.store.password_hash(caller.user_id).await?;
     if !verify_password(b.old_password, Some(stored)).await {
-        st.throttle.record_failure(&caller.email, ip);
+        st.throttle.record_failure(&caller.email, ip).await?;
         return Err(ApiError::invalid("old_password", "is not the current password"));
     }
     let hash = hash_password(b.password).await?;
