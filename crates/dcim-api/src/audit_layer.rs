@@ -7,10 +7,9 @@
 //! read leaves none. The trail is read at [`crate::routes::audit`].
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::OnceLock;
 
-use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -117,7 +116,7 @@ pub async fn audit_requests(State(st): State<AppState>, req: Request, next: Next
         action,
         method: method.to_string(),
         route: path,
-        address: req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default(),
+        address: crate::extract::client_ip(req.extensions()).map(|ip| ip.to_string()).unwrap_or_default(),
         request_id: req
             .headers()
             .get(crate::REQUEST_ID_HEADER)

@@ -219,14 +219,85 @@ where
     }
 }
 
-/// The peer address of the connection, when the server recorded it.
+/// The client's address: the connection's peer, or, when the peer is one of the
+/// configured `trusted_proxies`, the address that proxy put in `X-Forwarded-For` (see
+/// [`client_address`]).
 pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+/// The client address [`client_address`] found, in the request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::IpAddr);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ci = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
-        Ok(ClientIp(ci.map(|c| c.0.ip())))
+        Ok(ClientIp(client_ip(&parts.extensions)))
+    }
+}
+
+/// The client address of a request: what [`client_address`] found, else the peer.
+pub fn client_ip(ext: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    ext.get::<ClientAddr>()
+        .map(|c| c.0)
+        .or_else(|| ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip()))
+}
+
+/// The client behind a chain of proxies: `X-Forwarded-For` is read from its right end
+/// (the entry the nearest proxy added) only while the hop that added it is trusted; the
+/// first address not in `trusted` is the client. A peer that is not a trusted proxy is
+/// the client itself, whatever the header says; an entry that is not an address stops
+/// the walk at the last trusted hop.
+pub fn forwarded_client(peer: std::net::IpAddr, xff: &[&str], trusted: &[ipnet::IpNet]) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    let mut client = peer;
+    if !is_trusted(&client) {
+        return client;
+    }
+    for entry in xff.iter().flat_map(|h| h.split(',')).map(str::trim).collect::<Vec<_>>().into_iter().rev() {
+        let Ok(ip) = entry.parse::<std::net::IpAddr>() else { break };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
+}
+
+/// Middleware: records the client's address ([`ClientAddr`]) for the extractors, the
+/// throttle and the audit trail.
+pub async fn client_address(
+    axum::extract::State(state): axum::extract::State<crate::AppState>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Some(peer) = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip()) {
+        let xff: Vec<&str> = req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+        let ip = forwarded_client(peer, &xff, &state.cfg.trusted_proxies);
+        req.extensions_mut().insert(ClientAddr(ip));
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod forwarded {
+    use super::forwarded_client;
+
+    #[test]
+    fn only_trusted_hops_are_believed() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "127.0.0.1/32".parse().unwrap()];
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        // No proxy: the header is anyone's to forge.
+        assert_eq!(forwarded_client(ip("198.51.100.7"), &["203.0.113.9"], &trusted), ip("198.51.100.7"));
+        // Through the proxy: the address it saw.
+        assert_eq!(forwarded_client(ip("127.0.0.1"), &["203.0.113.9"], &trusted), ip("203.0.113.9"));
+        // A forged entry on the left is not reached.
+        assert_eq!(forwarded_client(ip("127.0.0.1"), &["1.2.3.4, 203.0.113.9"], &trusted), ip("203.0.113.9"));
+        // Two trusted hops, several headers.
+        assert_eq!(forwarded_client(ip("127.0.0.1"), &["203.0.113.9", "10.1.2.3"], &trusted), ip("203.0.113.9"));
+        // Garbage stops at the last trusted hop; no header: the proxy itself.
+        assert_eq!(forwarded_client(ip("127.0.0.1"), &["nonsense"], &trusted), ip("127.0.0.1"));
+        assert_eq!(forwarded_client(ip("127.0.0.1"), &[], &trusted), ip("127.0.0.1"));
+        assert_eq!(forwarded_client(ip("127.0.0.1"), &["203.0.113.9"], &[]), ip("127.0.0.1"), "none configured");
     }
 }

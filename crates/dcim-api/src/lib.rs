@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use dcim_store::Store;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -50,6 +50,11 @@ pub struct ApiConfig {
     pub metrics_token: Option<String>,
     /// Where webhooks may post.
     pub webhook_guard: webhook_guard::UrlGuard,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (none by default: the
+    /// header is ignored and the connection's peer is the client).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Serving HTTPS: answers carry `Strict-Transport-Security`.
+    pub hsts: bool,
 }
 
 impl Default for ApiConfig {
@@ -67,6 +72,8 @@ impl Default for ApiConfig {
             images_dir: None,
             metrics_token: None,
             webhook_guard: webhook_guard::UrlGuard::default(),
+            trusted_proxies: vec![],
+            hsts: false,
         }
     }
 }
@@ -117,7 +124,8 @@ pub fn agent_app(state: AppState) -> Router {
         images,
     )
     .layer(axum::middleware::from_fn_with_state(state.clone(), audit_layer::audit_requests))
-    .layer(axum::middleware::from_fn_with_state(state, routes::service::track_http))
+    .layer(axum::middleware::from_fn_with_state(state.clone(), routes::service::track_http))
+    .layer(axum::middleware::from_fn_with_state(state, extract::client_address))
     .layer(DefaultBodyLimit::max(limit))
     .layer(axum::middleware::from_fn(refuse_ambiguous_framing))
     .layer(request_log())
@@ -155,17 +163,42 @@ pub fn app_with(state: AppState, extra: Router) -> Router {
     let images = state.cfg.images_dir.clone();
     let track = axum::middleware::from_fn_with_state(state.clone(), routes::service::track_http);
     let audit = axum::middleware::from_fn_with_state(state.clone(), audit_layer::audit_requests);
+    let client = axum::middleware::from_fn_with_state(state.clone(), extract::client_address);
+    let headers = axum::middleware::from_fn_with_state(state.clone(), security_headers);
     with_images(routes::router(state), images)
         .merge(extra)
         .merge(openapi::swagger())
         .layer(audit)
         .layer(track)
+        .layer(client)
+        .layer(headers)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(refuse_ambiguous_framing))
         .layer(request_log())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(axum::middleware::from_fn(sanitize_request_id))
+}
+
+/// Headers on every answer: no MIME sniffing, no framing, no referrer, and (serving
+/// HTTPS) `Strict-Transport-Security` for a year. API answers (JSON, some with tokens)
+/// are never stored by caches; the web UI sets its own policy and caching on top.
+async fn security_headers(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let mut r = next.run(req).await;
+    let h = r.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.entry(header::X_FRAME_OPTIONS).or_insert(HeaderValue::from_static("DENY"));
+    h.entry(header::REFERRER_POLICY).or_insert(HeaderValue::from_static("no-referrer"));
+    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    if state.cfg.hsts {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
+    r
 }
 
 /// The request id header: taken from the client when it is a plain token, else made

@@ -124,6 +124,9 @@ pub struct Config {
     /// The file of that key; `DATA_DIR/secret.key` by default, made (mode 0600) at the
     /// first start. Every dcim of one database needs the same key.
     pub secret_key_file: Option<PathBuf>,
+    /// Reverse proxies (addresses or networks, `10.0.0.0/8`) whose `X-Forwarded-For`
+    /// names the client for throttling and the audit trail; none by default.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// One provisioning segment of `netboot_segments`: the netboot service's settings
@@ -197,6 +200,7 @@ impl Default for Config {
             webhook_allow_unsafe_targets: false,
             secret_key: None,
             secret_key_file: None,
+            trusted_proxies: vec![],
         }
     }
 }
@@ -237,6 +241,13 @@ pub struct Overrides {
     pub demo: Option<bool>,
 }
 
+/// A trusted proxy: a network, or one address.
+fn proxy_net(p: &str) -> anyhow::Result<ipnet::IpNet> {
+    p.parse::<ipnet::IpNet>()
+        .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| anyhow::anyhow!("configuration: trusted_proxies: '{p}' is not an address or a network"))
+}
+
 impl Config {
     /// Reads the layers. `file` is the `--config` flag.
     pub fn load(file: Option<PathBuf>, flags: &Overrides) -> anyhow::Result<Config> {
@@ -260,6 +271,9 @@ impl Config {
             !cfg.bmc_user.is_empty() && cfg.bmc_user.len() <= 16 && cfg.bmc_user.bytes().all(|b| b.is_ascii_graphic()),
             "configuration: bmc_user must be 1 to 16 printable ASCII characters without spaces"
         );
+        for p in &cfg.trusted_proxies {
+            proxy_net(p)?;
+        }
         anyhow::ensure!(
             matches!(cfg.log_format.as_str(), "text" | "json"),
             "configuration: log_format must be text or json, not '{}'",
@@ -303,6 +317,8 @@ impl Config {
             secure_cookies: self.tls_enabled(),
             images_dir: Some(self.data_dir.join("images")),
             metrics_token: self.metrics_token.clone().filter(|t| !t.is_empty()),
+            trusted_proxies: self.trusted_proxies.iter().filter_map(|p| proxy_net(p).ok()).collect(),
+            hsts: self.tls_enabled(),
             ..dcim_api::ApiConfig::default()
         }
     }
