@@ -124,6 +124,11 @@ pub struct Config {
     /// The file of that key; `DATA_DIR/secret.key` by default, made (mode 0600) at the
     /// first start. Every dcim of one database needs the same key.
     pub secret_key_file: Option<PathBuf>,
+    /// Connections served at once; one more is closed when it is accepted.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's head (each request's on a kept-alive
+    /// connection too) before the connection is closed.
+    pub header_read_timeout_secs: u64,
     /// Reverse proxies (addresses or networks, `10.0.0.0/8`) whose `X-Forwarded-For`
     /// names the client for throttling and the audit trail; none by default.
     pub trusted_proxies: Vec<String>,
@@ -201,6 +206,8 @@ impl Default for Config {
             secret_key: None,
             secret_key_file: None,
             trusted_proxies: vec![],
+            max_connections: 4096,
+            header_read_timeout_secs: 30,
         }
     }
 }

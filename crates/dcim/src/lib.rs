@@ -5,6 +5,7 @@
 pub mod config;
 pub mod demo;
 pub mod framing;
+pub mod limits;
 pub mod secrets;
 pub mod serve;
 pub mod tls;

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::Config;
 use crate::framing::FramingAcceptor;
+use crate::limits::ConnectionLimit;
 
 /// A server started by [`start`].
 pub struct Running {
@@ -191,6 +192,9 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     let app =
         dcim_api::app_with(state.clone(), dcim_ui::router(state)).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
+    // A client has this long to send a request's head (the first one, and each next one
+    // on a kept-alive connection); a TLS handshake has rustls' own 10 s.
+    let header_timeout = Duration::from_secs(cfg.header_read_timeout_secs.max(1));
     let task = if tls {
         let (cert, key) = match (&cfg.tls_cert, &cfg.tls_key) {
             (Some(c), Some(k)) => (c.clone(), k.clone()),
@@ -201,13 +205,22 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         // TCP_NODELAY: an answer's last segment goes out at once instead of waiting for
         // the client's delayed ACK of the one before (a 40 ms stall on Linux).
         let acceptor = RustlsAcceptor::new(rustls).acceptor(NoDelayAcceptor::new());
-        let server = axum_server::from_tcp(listener)?.acceptor(acceptor).map(FramingAcceptor).handle(handle.clone());
+        let mut server = axum_server::from_tcp(listener)?
+            .acceptor(acceptor)
+            .map(FramingAcceptor)
+            .map(|a| ConnectionLimit::new(a, cfg.max_connections))
+            .first_request_timeout(header_timeout)
+            .handle(handle.clone());
+        server.http_builder().http1().header_read_timeout(header_timeout);
         tokio::spawn(async move { server.serve(app).await.context("serving HTTPS") })
     } else {
-        let server = axum_server::from_tcp(listener)?
+        let mut server = axum_server::from_tcp(listener)?
             .acceptor(NoDelayAcceptor::new())
             .map(FramingAcceptor)
+            .map(|a| ConnectionLimit::new(a, cfg.max_connections))
+            .first_request_timeout(header_timeout)
             .handle(handle.clone());
+        server.http_builder().http1().header_read_timeout(header_timeout);
         tokio::spawn(async move { server.serve(app).await.context("serving HTTP") })
     };
     let (idle, retention) = (cfg.session_idle_secs, cfg.audit_retention_days);

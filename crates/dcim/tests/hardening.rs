@@ -65,3 +65,70 @@ async fn security_headers_on_every_answer() {
     assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
     s.stop().await;
 }
+
+/// What a raw connection gets within `wait`: the bytes read until the server closes
+/// it, or `None` if it is still open.
+fn read_until_closed(c: &mut std::net::TcpStream, wait: std::time::Duration) -> Option<Vec<u8>> {
+    use std::io::Read;
+    c.set_read_timeout(Some(wait)).unwrap();
+    let mut got = vec![];
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => return Some(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return None,
+            Err(_) => return Some(got),
+        }
+    }
+}
+
+/// `max_connections`: one connection more is closed at once, and served again when
+/// another goes. `header_read_timeout_secs`: a client that sends half a request head,
+/// or nothing, or keeps an idle connection, is cut off after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limits_and_header_timeouts() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+    let s = TestServer::start_with(Db::Sqlite, |c| {
+        c.max_connections = 3;
+        c.header_read_timeout_secs = 1;
+    })
+    .await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let health = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    // The test client's kept-alive login connection ends first (the idle timeout).
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let mut held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut extra = TcpStream::connect(&addr).unwrap();
+    let _ = extra.write_all(health);
+    assert_eq!(read_until_closed(&mut extra, Duration::from_millis(500)), Some(vec![]), "closed unanswered");
+    held.pop();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut next = TcpStream::connect(&addr).unwrap();
+    next.write_all(health).unwrap();
+    next.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 64];
+    let n = std::io::Read::read(&mut next, &mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    drop(next);
+    // The held connections sent nothing: cut off after the timeout.
+    let t = Instant::now();
+    for c in &mut held {
+        assert!(read_until_closed(c, Duration::from_secs(3)).is_some(), "an idle connection was closed");
+    }
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    // Half a head, then silence.
+    let mut half = TcpStream::connect(&addr).unwrap();
+    half.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let t = Instant::now();
+    assert!(read_until_closed(&mut half, Duration::from_secs(3)).is_some(), "a slow head was cut off");
+    assert!(t.elapsed() >= Duration::from_millis(900), "not before the timeout: {:?}", t.elapsed());
+    // A kept-alive connection left idle after its answer.
+    let mut idle = TcpStream::connect(&addr).unwrap();
+    idle.write_all(health).unwrap();
+    assert!(read_until_closed(&mut idle, Duration::from_secs(3)).is_some(), "an idle kept-alive connection closed");
+    s.stop().await;
+}
