@@ -19,7 +19,7 @@ set -euo pipefail
 SIMS=${DCIM_SIMS:-/opt/dcim-sims}
 VENV=$SIMS/venv
 APT_PACKAGES=(openipmi ipmitool snmp python3-venv python3-gdbm qemu-system-x86 qemu-utils socat ipxe ipxe-qemu ovmf cpio
-              dnsmasq-base chromium chromium-driver)
+              dnsmasq-base chromium chromium-driver openssl)
 # cryptography: snmpsim needs it for SNMPv3 privacy (else "Decryption error");
 # pysmi: a dependency snmpsim 1.2.2 forgets to declare;
 # prometheus-client: the Prometheus project's own parser, which the metrics test reads

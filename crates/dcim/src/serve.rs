@@ -38,12 +38,25 @@ pub struct Running {
     /// The address of the `metrics_listen` listener, when configured.
     pub metrics_addr: Option<SocketAddr>,
     metrics: Option<JoinHandle<()>>,
+    /// Serving HTTPS: the live TLS configuration and the files it was read from.
+    tls_files: Option<(axum_server::tls_rustls::RustlsConfig, std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl Running {
     /// Base URL of the API, e.g. `https://127.0.0.1:8080`.
     pub fn url(&self) -> String {
         format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
+    }
+
+    /// Reads the certificate and key files again: new connections get them, the ones
+    /// open keep theirs. On an error (a file missing or not matching) the certificate
+    /// in use stays.
+    pub async fn reload_tls(&self) -> anyhow::Result<()> {
+        let Some((config, cert, key)) = &self.tls_files else { return Ok(()) };
+        config
+            .reload_from_pem_file(cert, key)
+            .await
+            .with_context(|| format!("reloading TLS certificate {} and key {}", cert.display(), key.display()))
     }
 
     /// Graceful stop: no new connections or task claims; requests in flight and
@@ -195,6 +208,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     // A client has this long to send a request's head (the first one, and each next one
     // on a kept-alive connection); a TLS handshake has rustls' own 10 s.
     let header_timeout = Duration::from_secs(cfg.header_read_timeout_secs.max(1));
+    let mut tls_files = None;
     let task = if tls {
         let (cert, key) = match (&cfg.tls_cert, &cfg.tls_key) {
             (Some(c), Some(k)) => (c.clone(), k.clone()),
@@ -202,6 +216,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
             (None, None) => crate::tls::demo_certificate(&cfg.data_dir)?,
         };
         let rustls = crate::tls::rustls_config(&cert, &key).await?;
+        tls_files = Some((rustls.clone(), cert.clone(), key.clone()));
         // TCP_NODELAY: an answer's last segment goes out at once instead of waiting for
         // the client's delayed ACK of the one before (a 40 ms stall on Linux).
         let acceptor = RustlsAcceptor::new(rustls).acceptor(NoDelayAcceptor::new());
@@ -244,6 +259,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         netboot,
         metrics_addr,
         metrics,
+        tls_files,
     })
 }
 
@@ -260,15 +276,25 @@ async fn purge_loop(store: Store, idle_secs: i64) {
     }
 }
 
-/// `dcim serve`: runs until SIGINT or SIGTERM, then shuts down gracefully.
+/// `dcim serve`: runs until SIGINT or SIGTERM, then shuts down gracefully; SIGHUP
+/// reloads the TLS certificate and key (a renewed certificate needs no restart).
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let running = start(&cfg).await?;
     println!("dcim listening on {}", running.url());
-    tokio::select! {
-        r = shutdown_signal() => {
-            r?;
-            tracing::info!("shutting down: finishing requests in flight");
-            running.stop(Duration::from_secs(10)).await
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            r = &mut stop => {
+                r?;
+                tracing::info!("shutting down: finishing requests in flight");
+                return running.stop(Duration::from_secs(10)).await;
+            }
+            _ = hup.recv() => match running.reload_tls().await {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "TLS certificate not reloaded; the old one stays"),
+            },
         }
     }
 }

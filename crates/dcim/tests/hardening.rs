@@ -132,3 +132,72 @@ async fn connection_limits_and_header_timeouts() {
     assert!(read_until_closed(&mut idle, Duration::from_secs(3)).is_some(), "an idle kept-alive connection closed");
     s.stop().await;
 }
+
+/// The certificate a TLS client sees at `addr` (its SHA-256 fingerprint, by openssl),
+/// or `None` when the handshake fails with these `s_client` options.
+fn served_fingerprint(addr: &str, opts: &str) -> Option<String> {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect {addr} {opts} </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"
+        ))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    text.contains("Fingerprint=").then_some(text)
+}
+
+/// A renewed certificate is taken on SIGHUP without a restart (a broken one is not,
+/// and the old one stays); TLS 1.2 and 1.3 only with modern suites: a client offering
+/// only an old RSA-key-exchange CBC suite gets no handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_reload_and_modern_tls() {
+    use std::io::BufRead;
+    let dir = common::tempdir::Dir::new();
+    let (cert, key) = (dir.0.join("cert.pem"), dir.0.join("key.pem"));
+    let write = |names: &str| {
+        let ck = rcgen::generate_simple_self_signed(vec![names.to_owned()]).unwrap();
+        std::fs::write(&cert, ck.cert.pem()).unwrap();
+        std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    };
+    write("127.0.0.1");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dcim"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .arg("--data-dir")
+        .arg(dir.0.join("data"))
+        .env("DCIM_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let mut addr = String::new();
+    for l in std::io::BufReader::new(out).lines() {
+        if let Some(u) = l.unwrap().strip_prefix("dcim listening on https://") {
+            addr = u.to_owned();
+            break;
+        }
+    }
+    let first = served_fingerprint(&addr, "").expect("a TLS handshake");
+    assert!(served_fingerprint(&addr, "-tls1_3").is_some());
+    assert!(served_fingerprint(&addr, "-tls1_2").is_some());
+    assert_eq!(served_fingerprint(&addr, "-tls1_2 -cipher AES128-SHA"), None, "no RSA key exchange, no CBC");
+
+    let hup = || {
+        assert!(std::process::Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap().success());
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    // A broken pair: the old certificate stays.
+    std::fs::write(&key, "not a key").unwrap();
+    hup();
+    assert_eq!(served_fingerprint(&addr, "").as_deref(), Some(first.as_str()));
+    // The renewed one is served at once, without a restart.
+    write("127.0.0.1");
+    hup();
+    let second = served_fingerprint(&addr, "").expect("a TLS handshake");
+    assert_ne!(first, second);
+    let _ = child.kill();
+    let _ = child.wait();
+}
