@@ -112,6 +112,8 @@ async fn main() -> anyhow::Result<()> {
         .env("DCIM_FAKE_DELAY_MS", args.fake_delay_ms.to_string())
         .env("DCIM_TASK_WORKERS", (args.servers + 16).to_string())
         .env("DCIM_TASK_POLL_MS", "20")
+        // One token drives the whole load: no per-token rate limit.
+        .env("DCIM_RATE_LIMIT_PER_SEC", "0")
         .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {}", args.dcim))?;

@@ -120,6 +120,7 @@ impl FromRequestParts<AppState> for Caller {
 pub async fn caller_for_token(state: &AppState, token: &str) -> ApiResult<Caller> {
     let hash = hash_secret(token);
     if let Some(caller) = state.sessions.get(&hash) {
+        state.rate.check(&hash)?;
         tracing::Span::current().record("user_id", caller.user_id);
         dcim_store::audit::set_actor(|| caller.actor());
         return Ok(caller);
@@ -136,6 +137,7 @@ pub async fn caller_for_token(state: &AppState, token: &str) -> ApiResult<Caller
             "this token waits for the second factor: POST /auth/v4/public/token/confirm with the code",
         ));
     }
+    state.rate.check(&hash)?;
     tracing::Span::current().record("user_id", s.user_id);
     let caller = Caller {
         user_id: s.user_id,
@@ -232,6 +234,51 @@ impl SessionCache {
         }
         if let Some(u) = user_id {
             map.retain(|_, (c, _)| c.user_id != u);
+        }
+    }
+}
+
+/// Requests per token: a GCRA bucket (governor) for each token that made a request,
+/// `per_sec` on average with bursts of `burst`. Kept in each process's memory: it guards
+/// the process's own capacity (a runaway script or billing poller), so two processes
+/// give a token twice the rate; what must hold across processes (failed logins) is in
+/// the database.
+pub struct RateLimit {
+    limiter: Option<governor::DefaultKeyedRateLimiter<String>>,
+}
+
+impl RateLimit {
+    /// Buckets kept before those full again are dropped.
+    const SWEEP_AT: usize = 10_000;
+
+    /// `per_sec` 0: no limit.
+    pub fn new(per_sec: u32, burst: u32) -> Self {
+        let limiter = std::num::NonZeroU32::new(per_sec).map(|rate| {
+            let burst = std::num::NonZeroU32::new(burst).unwrap_or(rate).max(rate);
+            governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(burst))
+        });
+        RateLimit { limiter }
+    }
+
+    /// One request with the token of `token_hash`: refused with 429 and the seconds to
+    /// wait when its bucket is empty.
+    pub fn check(&self, token_hash: &str) -> ApiResult<()> {
+        use governor::clock::{Clock, DefaultClock};
+        let Some(l) = &self.limiter else { return Ok(()) };
+        if l.len() >= Self::SWEEP_AT {
+            l.retain_recent();
+        }
+        match l.check_key(&token_hash.to_owned()) {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                Err(ApiError::new(
+                    ErrorKind::RateLimited,
+                    format!("too many requests with this token; try again in {secs} s"),
+                )
+                .with_value(serde_json::json!({ "retry_after": secs.max(1) })))
+            }
         }
     }
 }

@@ -23,6 +23,8 @@ pub enum ErrorKind {
     XsrfMismatch,
     /// Too many failed logins for this account or address.
     Throttled,
+    /// Too many requests with one token: its rate limit.
+    RateLimited,
     /// The body is not JSON, or a field has the wrong type or is missing.
     BadRequest,
     /// `where`, `orderby` or `limit` cannot be understood.
@@ -56,6 +58,7 @@ impl ErrorKind {
         (ErrorKind::Forbidden, 403, 1002),
         (ErrorKind::XsrfMismatch, 403, 1003),
         (ErrorKind::Throttled, 429, 1004),
+        (ErrorKind::RateLimited, 429, 1005),
         (ErrorKind::BadRequest, 400, 2000),
         (ErrorKind::BadQuery, 400, 2001),
         (ErrorKind::InvalidValue, 422, 2002),
@@ -178,6 +181,10 @@ impl IntoResponse for ApiError {
         let info = ErrorInfo { code, msg: self.msg.clone() };
         let body = json!({ "error": { "code": code, "msg": self.msg, "value": self.value } });
         let mut r = (status, axum::Json(body)).into_response();
+        // A 429 says when to come back in the header too.
+        if let Some(secs) = self.value.get("retry_after").and_then(serde_json::Value::as_u64) {
+            r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
         r.extensions_mut().insert(info);
         r
     }

@@ -55,6 +55,9 @@ pub struct ApiConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Serving HTTPS: answers carry `Strict-Transport-Security`.
     pub hsts: bool,
+    /// Requests per second a token may make on average, and in a burst (0: no limit).
+    pub rate_limit_per_sec: u32,
+    pub rate_limit_burst: u32,
 }
 
 impl Default for ApiConfig {
@@ -74,6 +77,8 @@ impl Default for ApiConfig {
             webhook_guard: webhook_guard::UrlGuard::default(),
             trusted_proxies: vec![],
             hsts: false,
+            rate_limit_per_sec: 100,
+            rate_limit_burst: 400,
         }
     }
 }
@@ -87,6 +92,7 @@ pub struct Inner {
     pub engine: Arc<dcim_tasks::Engine>,
     pub cfg: ApiConfig,
     pub throttle: auth::Throttle,
+    pub rate: auth::RateLimit,
     pub sessions: auth::SessionCache,
 }
 
@@ -108,7 +114,8 @@ impl AppState {
         // A cached session must not outlive its idle limit.
         let idle = Duration::from_secs(cfg.session_idle_secs.max(0) as u64);
         let sessions = auth::SessionCache::new(cfg.session_cache.min(idle / 2));
-        AppState(Arc::new(Inner { store, engine, cfg, throttle, sessions }))
+        let rate = auth::RateLimit::new(cfg.rate_limit_per_sec, cfg.rate_limit_burst);
+        AppState(Arc::new(Inner { store, engine, cfg, throttle, rate, sessions }))
     }
 }
 

@@ -124,6 +124,10 @@ pub struct Config {
     /// The file of that key; `DATA_DIR/secret.key` by default, made (mode 0600) at the
     /// first start. Every dcim of one database needs the same key.
     pub secret_key_file: Option<PathBuf>,
+    /// Requests per second one token may make on average (0: no limit), and in a burst;
+    /// past them a 429 with `Retry-After`. Counted in each process.
+    pub rate_limit_per_sec: u32,
+    pub rate_limit_burst: u32,
     /// Connections served at once; one more is closed when it is accepted.
     pub max_connections: usize,
     /// Seconds a client has to send a request's head (each request's on a kept-alive
@@ -207,6 +211,8 @@ impl Default for Config {
             secret_key_file: None,
             trusted_proxies: vec![],
             max_connections: 4096,
+            rate_limit_per_sec: api.rate_limit_per_sec,
+            rate_limit_burst: api.rate_limit_burst,
             header_read_timeout_secs: 30,
         }
     }
@@ -326,6 +332,8 @@ impl Config {
             metrics_token: self.metrics_token.clone().filter(|t| !t.is_empty()),
             trusted_proxies: self.trusted_proxies.iter().filter_map(|p| proxy_net(p).ok()).collect(),
             hsts: self.tls_enabled(),
+            rate_limit_per_sec: self.rate_limit_per_sec,
+            rate_limit_burst: self.rate_limit_burst,
             ..dcim_api::ApiConfig::default()
         }
     }

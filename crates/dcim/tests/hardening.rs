@@ -201,3 +201,38 @@ async fn certificate_reload_and_modern_tls() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A token past its rate is refused with 429, code 1005, `Retry-After` and the same in
+/// the envelope; another token is not; the bucket refills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_rate_limited() {
+    let s = TestServer::start_with(Db::Sqlite, |c| {
+        c.rate_limit_per_sec = 2;
+        c.rate_limit_burst = 5;
+    })
+    .await;
+    let get = |t: String| {
+        let c = s.client.clone();
+        let url = s.url("/dci/v3/location");
+        async move { c.get(url).bearer_auth(t).send().await.unwrap() }
+    };
+    let mut refused = None;
+    for _ in 0..8 {
+        let r = get(s.admin_token.clone()).await;
+        if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(r);
+            break;
+        }
+    }
+    let r = refused.expect("a burst of 5, then 429");
+    assert_eq!(r.headers()["retry-after"], "1");
+    let (st, v) = common::json_of(r).await;
+    let msg = common::assert_error(st, &v, reqwest::StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(v["error"]["code"], 1005, "{msg}");
+    assert_eq!(v["error"]["value"]["retry_after"], 1);
+    let other = s.login(common::ADMIN_EMAIL, common::ADMIN_PASSWORD).await;
+    assert_eq!(get(other).await.status(), reqwest::StatusCode::OK, "another token has its own");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(get(s.admin_token.clone()).await.status(), reqwest::StatusCode::OK, "refilled");
+    s.stop().await;
+}

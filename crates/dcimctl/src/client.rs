@@ -146,7 +146,24 @@ impl Api {
     }
 
     /// Calls the API; a JSON answer, or the API's error, or why it could not be reached.
+    /// A request refused by the token's rate limit (429, code 1005) is sent again after
+    /// the `Retry-After` it names, up to five times: a bulk action over hundreds of
+    /// servers slows down instead of failing half-way.
     pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, Failure> {
+        let mut tries = 0;
+        loop {
+            match self.call_once(method.clone(), path, body).await {
+                Err(Failure::Api { status: 429, code: 1005, body, .. }) if tries < 5 => {
+                    tries += 1;
+                    let secs = body["error"]["value"]["retry_after"].as_u64().unwrap_or(1).clamp(1, 30);
+                    tokio::time::sleep(Duration::from_secs(secs)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn call_once(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, Failure> {
         let mut rb = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             rb = rb.bearer_auth(t);
