@@ -43,7 +43,7 @@ use crate::routes::{
         ops::fake_hardware,
         ip::list_ipnets, ip::get_ipnet, ip::create_ipnet, ip::edit_ipnet, ip::delete_ipnet, ip::list_pools,
         ip::get_pool, ip::create_pool, ip::edit_pool, ip::delete_pool, ip::list_ips, ip::server_ips,
-        ip::allocate_ip, ip::release_ip,
+        ip::allocate_ip, ip::release_ip, ip::release_ip_delete,
         ipmgr::list_userspaces, ipmgr::create_userspace, ipmgr::get_userspace, ipmgr::edit_userspace,
         ipmgr::delete_userspace, ipmgr::create_userspace_ipnet, ipmgr::create_userspace_pool,
         ipmgr::create_userspace_ip, ipmgr::address_history, ipmgr::create_ip, ipmgr::create_range,
@@ -55,7 +55,7 @@ use crate::routes::{
         crate::routes::webhooks::delete_webhook, crate::routes::webhooks::list_deliveries,
         crate::routes::health, crate::routes::service::metrics, crate::routes::service::ready,
     ),
-    modifiers(&Security),
+    modifiers(&Security, &Errors),
     security(("ses6" = []), ("bearer" = []), ("isp_session" = []))
 )]
 pub struct ApiDoc;
@@ -71,6 +71,51 @@ impl utoipa::Modify for Security {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Every error answer is DCImanager's envelope: `{"error": {"code", "msg", "value"}}`.
+/// Each operation's listed error statuses get it as their body, and `default` (any
+/// other status, such as a 400 for a body that is not JSON, 401 without a session, 403
+/// for a role, 413, 429) says the same, so a client or a fuzzer can check every answer.
+struct Errors;
+
+impl utoipa::Modify for Errors {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let error = ObjectBuilder::new()
+            .property("code", ObjectBuilder::new().schema_type(Type::Integer))
+            .property("msg", ObjectBuilder::new().schema_type(Type::String))
+            .property("value", ObjectBuilder::new().schema_type(Type::Object))
+            .required("code")
+            .required("msg")
+            .required("value");
+        let envelope = ObjectBuilder::new().property("error", error).required("error").build();
+        let c = doc.components.get_or_insert_with(Default::default);
+        c.schemas.insert("ErrorEnvelope".into(), RefOr::T(envelope.into()));
+        let content = || ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorEnvelope"))).build();
+        for item in doc.paths.paths.values_mut() {
+            let ops = [&mut item.get, &mut item.post, &mut item.delete, &mut item.put, &mut item.patch];
+            for op in ops.into_iter().flatten() {
+                for (status, r) in op.responses.responses.iter_mut() {
+                    if let RefOr::T(r) = r
+                        && !(status.starts_with('2') || status.starts_with('3'))
+                        && r.content.is_empty()
+                    {
+                        r.content.insert("application/json".into(), RefOr::T(content()));
+                    }
+                }
+                op.responses.responses.entry("default".into()).or_insert_with(|| {
+                    RefOr::T(
+                        ResponseBuilder::new()
+                            .description("An error: DCImanager's envelope")
+                            .content("application/json", content())
+                            .build(),
+                    )
+                });
+            }
+        }
     }
 }
 

@@ -88,6 +88,22 @@ async fn openapi_document_is_served() {
     paths.sort();
     insta::assert_json_snapshot!("openapi_paths", paths);
     assert!(doc["components"]["schemas"]["Server"]["properties"]["switch_connection"].is_object());
+    // Every error answer is described: the envelope for each listed error status and
+    // for any other (`default`).
+    let envelope = serde_json::json!({"$ref": "#/components/schemas/ErrorEnvelope"});
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            for (status, r) in op["responses"].as_object().unwrap() {
+                if status == "default" || status.starts_with('4') || status.starts_with('5') {
+                    assert_eq!(r["content"]["application/json"]["schema"], envelope, "{method} {path} {status}");
+                }
+            }
+            assert!(op["responses"].get("default").is_some(), "{method} {path}");
+        }
+    }
+    // Each schema name is one shape (a server's rack is not the inventory's rack).
+    assert!(doc["components"]["schemas"]["ServerRack"].is_object());
+    assert!(doc["components"]["schemas"]["Rack"]["properties"]["device_count"].is_object());
     let ui = s.client.get(s.url("/swagger/")).send().await.unwrap();
     assert_eq!(ui.status(), 200);
     assert!(ui.text().await.unwrap().contains("swagger-ui"));

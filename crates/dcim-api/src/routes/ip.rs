@@ -482,3 +482,14 @@ pub async fn release_ip(
         }
     }
 }
+
+/// The same as a DELETE.
+#[utoipa::path(delete, path = "/dci/v3/server/{id}/ip/{ip_id}", tag = "ipam", responses((status = 200, body = TaskAnswer), (status = 409)))]
+pub async fn release_ip_delete(
+    caller: Caller,
+    state: State<AppState>,
+    path: Path<(i64, i64)>,
+    body: Body<Empty>,
+) -> ApiResult<Json<TaskAnswer>> {
+    release_ip(caller, state, path, body).await
+}

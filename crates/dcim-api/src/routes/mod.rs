@@ -105,7 +105,7 @@ fn api(state: AppState) -> Router {
         .nest("/dci/v3/ipmgr", ipmgr_routes())
         .route("/dci/v3/ip", get(ip::list_ips))
         .route("/dci/v3/server/{id}/ip", get(ip::server_ips).post(ip::allocate_ip))
-        .route("/dci/v3/server/{id}/ip/{ip_id}", post(ip::release_ip).delete(ip::release_ip))
+        .route("/dci/v3/server/{id}/ip/{ip_id}", post(ip::release_ip).delete(ip::release_ip_delete))
         // inventory
         .route("/dci/v3/location", get(inv::list_locations).post(inv::create_location))
         .route("/dci/v3/location/{id}", get(inv::get_location).post(inv::edit_location).delete(inv::delete_location))

@@ -78,7 +78,7 @@ pub async fn metrics_on_own_listener(State(st): State<AppState>, headers: Header
 
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "service",
-    responses((status = 200, content_type = "text/plain", description = "Prometheus text format"), (status = 401), (status = 403)))]
+    responses((status = 200, content_type = "application/openmetrics-text", description = "OpenMetrics text format"), (status = 401), (status = 403)))]
 pub async fn metrics(State(st): State<AppState>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
     may_read_metrics(&st, &method, &headers).await?;
     exposition(&st).await

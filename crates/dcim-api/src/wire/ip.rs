@@ -303,6 +303,7 @@ pub struct IpEdit {
 
 /// A change of an address: `old` is null when it was created, `new` when deleted.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = IpHistoryEntry)]
 pub struct HistoryEntry {
     pub id: i64,
     pub name: String,

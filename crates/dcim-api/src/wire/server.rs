@@ -145,6 +145,7 @@ pub struct IntelAmt {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ServerLocation)]
 pub struct Location {
     pub geolocation: String,
     pub id: i64,
@@ -173,7 +174,9 @@ pub struct PlatformInput {
     pub size: Option<i64>,
 }
 
+/// The rack a server is in (the inventory's `Rack` has more).
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ServerRack)]
 pub struct Rack {
     pub id: i64,
     pub name: String,
