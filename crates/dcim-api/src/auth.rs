@@ -89,7 +89,10 @@ pub fn cookie<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// The token a request carries, after the double-submit check.
+/// The token a request carries, after the double-submit check. A request may carry its
+/// token in several places (DCImanager's clients send the cookie and `x-xsrf-token`
+/// together), but never two different tokens: which one would count is a question an
+/// attacker could answer for us, so such a request is refused.
 pub fn request_token<'a>(method: &Method, h: &'a HeaderMap) -> ApiResult<Option<&'a str>> {
     let bearer = header(h, "authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::trim));
     let isp = header(h, "isp-session");
@@ -101,6 +104,18 @@ pub fn request_token<'a>(method: &Method, h: &'a HeaderMap) -> ApiResult<Option<
             ErrorKind::XsrfMismatch,
             "a POST or DELETE authenticated by the ses6 cookie must send the same token in x-xsrf-token",
         ));
+    }
+    let given: Vec<(&str, &str)> =
+        [("Authorization", bearer), ("ISP-Session", isp), ("x-xsrf-token", xsrf), ("the ses6 cookie", ses6)]
+            .into_iter()
+            .filter_map(|(name, t)| t.map(|t| (name, t)))
+            .collect();
+    if given.iter().any(|(_, t)| *t != given[0].1) {
+        let names: Vec<&str> = given.iter().map(|(n, _)| *n).collect();
+        return Err(ApiError::unauthorized(format!(
+            "the request carries different tokens ({}): send one session's token",
+            names.join(", ")
+        )));
     }
     Ok(bearer.or(isp).or(xsrf).or(ses6))
 }
@@ -373,6 +388,15 @@ mod tests {
         let e = request_token(&Method::DELETE, &headers(&[("cookie", "ses6=T7"), ("x-xsrf-token", "X")])).unwrap_err();
         assert_eq!(e.kind, ErrorKind::XsrfMismatch);
         assert_eq!(request_token(&get, &headers(&[])).unwrap(), None);
+        // The same token in two carriers is one token; two different ones are refused.
+        let same = headers(&[("authorization", "Bearer T8"), ("cookie", "ses6=T8")]);
+        assert_eq!(request_token(&get, &same).unwrap(), Some("T8"));
+        let two = headers(&[("authorization", "Bearer T9"), ("cookie", "ses6=stale")]);
+        let e = request_token(&get, &two).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unauthorized);
+        assert!(e.msg.contains("Authorization, the ses6 cookie"), "{}", e.msg);
+        let e = request_token(&post, &headers(&[("isp-session", "A"), ("x-xsrf-token", "B")])).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unauthorized);
     }
 
     #[test]

@@ -47,7 +47,7 @@ fn throttled(secs: u64) -> ApiError {
 
 /// Log in with e-mail and password. For a user with two-factor authentication the
 /// token comes back with `confirmed: false` and serves nothing until confirmed.
-#[utoipa::path(post, path = "/auth/v4/public/token", tag = "auth", request_body = LoginRequest,
+#[utoipa::path(post, path = "/auth/v4/public/token", tag = "auth", security(()), request_body = LoginRequest,
     responses((status = 201, body = TokenAnswer), (status = 401), (status = 429)))]
 pub async fn login(
     State(st): State<AppState>,
@@ -76,7 +76,7 @@ pub async fn login(
 
 /// Exchange a one-time key for a session. The key was issued by an admin (a billing
 /// panel's single sign-on), so the session needs no second factor.
-#[utoipa::path(post, path = "/auth/v4/public/key", tag = "auth", request_body = KeyLoginRequest,
+#[utoipa::path(post, path = "/auth/v4/public/key", tag = "auth", security(()), request_body = KeyLoginRequest,
     responses((status = 201, body = TokenAnswer), (status = 401)))]
 pub async fn login_by_key(
     State(st): State<AppState>,
@@ -102,7 +102,7 @@ async fn use_key(st: &AppState, key: &str, ip: Option<std::net::IpAddr>) -> ApiR
 
 /// Single sign-on link (what billing panels send customers to): sets the API's `ses6`
 /// cookie and the web UI's own, and goes to the web UI.
-#[utoipa::path(get, path = "/auth/key-v4/{key}", tag = "auth",
+#[utoipa::path(get, path = "/auth/key-v4/{key}", tag = "auth", security(()),
     responses((status = 303, description = "cookies set, redirect to /ui/"), (status = 401)))]
 pub async fn key_redirect(
     State(st): State<AppState>,
@@ -197,7 +197,7 @@ pub async fn list_tokens(caller: Caller, State(st): State<AppState>) -> ApiResul
 
 /// Confirm a new session with the second factor: a TOTP `code` (each code works once)
 /// or one of the user's `reserve_code`s. Five wrong answers end the session.
-#[utoipa::path(post, path = "/auth/v4/public/token/confirm", tag = "auth", request_body = ConfirmRequest,
+#[utoipa::path(post, path = "/auth/v4/public/token/confirm", tag = "auth", security(()), request_body = ConfirmRequest,
     responses((status = 200, body = Empty), (status = 401), (status = 422)))]
 pub async fn confirm_token(State(st): State<AppState>, Body(b): Body<ConfirmRequest>) -> ApiResult<Json<Empty>> {
     let p = st
@@ -308,7 +308,7 @@ pub async fn generate_reserve_codes(
 }
 
 /// A QR code (PNG) that carries a TOTP secret to an authenticator app.
-#[utoipa::path(post, path = "/auth/v4/public/2fa/qrcode", tag = "auth", request_body = QrRequest,
+#[utoipa::path(post, path = "/auth/v4/public/2fa/qrcode", tag = "auth", security(()), request_body = QrRequest,
     responses((status = 200, content_type = "image/png", description = "the QR code"), (status = 422)))]
 pub async fn qrcode(Body(b): Body<QrRequest>) -> ApiResult<Response> {
     let name = line("name", &b.name, 255)?;
@@ -338,13 +338,13 @@ pub async fn whoami(caller: Caller) -> Json<Whoami> {
 }
 
 /// The roles there are.
-#[utoipa::path(get, path = "/auth/v4/public/roles", tag = "auth", responses((status = 200, body = Roles)))]
+#[utoipa::path(get, path = "/auth/v4/public/roles", tag = "auth", security(()), responses((status = 200, body = Roles)))]
 pub async fn roles() -> Json<Roles> {
     Json(Roles { roles: vec!["@admin".into(), "@user".into()] })
 }
 
 /// The server's time, UTC.
-#[utoipa::path(get, path = "/auth/v4/time", tag = "auth", responses((status = 200, body = Time)))]
+#[utoipa::path(get, path = "/auth/v4/time", tag = "auth", security(()), responses((status = 200, body = Time)))]
 pub async fn time(_caller: Caller) -> Json<Time> {
     Json(Time { list: vec![CurrentTime { current_time: auth_time(dcim_store::now()) }] })
 }

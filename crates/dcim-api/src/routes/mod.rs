@@ -177,7 +177,7 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// Liveness and database reachability, for load balancers.
-#[utoipa::path(get, path = "/health", tag = "service", responses((status = 200), (status = 503)))]
+#[utoipa::path(get, path = "/health", tag = "service", security(()), responses((status = 200), (status = 503)))]
 pub async fn health(State(st): State<AppState>) -> impl IntoResponse {
     match st.store.ping().await {
         Ok(()) => axum::Json(serde_json::json!({ "status": "ok" })).into_response(),
