@@ -286,15 +286,7 @@ async fn old_records_are_removed(db: Db) {
         .await
         .unwrap();
     // A second process on the same database, keeping 365 days.
-    let mut cfg = s.cfg.clone();
-    cfg.listen = "127.0.0.1:0".into();
-    cfg.audit_retention_days = 365;
-    let dir = common::tempdir::Dir::new();
-    // Every process of a database has its key.
-    cfg.secret_key_file = Some(s.cfg.secret_key_path());
-    cfg.data_dir = dir.0.clone();
-    cfg.database_url = Some(url.clone());
-    let second = dcim::serve::start(&cfg).await.unwrap();
+    let (second, _dir) = s.another_process(|c| c.audit_retention_days = 365).await;
     let mut left = total;
     for _ in 0..100 {
         left = s.get("/dci/v3/audit?limit=0").await["size"].as_i64().unwrap();

@@ -226,12 +226,7 @@ on_both_backends!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ended_sessions_are_refused_at_once_by_every_process() {
     let s = TestServer::start(Db::Postgres).await;
-    let mut cfg = s.cfg.clone();
-    cfg.listen = "127.0.0.1:0".into();
-    let dir = common::tempdir::Dir::new();
-    cfg.secret_key_file = Some(s.cfg.secret_key_path());
-    cfg.data_dir = dir.0.clone();
-    let other = dcim::serve::start(&cfg).await.unwrap();
+    let (other, _dir) = s.another_process(|_| {}).await;
     let there = |path: &str| format!("{}{path}", other.url());
     let status = |token: String, path: &'static str| {
         let (c, url) = (s.client.clone(), there(path));
@@ -287,12 +282,7 @@ async fn ended_sessions_are_refused_at_once_by_every_process() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_are_counted_across_processes() {
     let s = TestServer::start(Db::Postgres).await;
-    let mut cfg = s.cfg.clone();
-    cfg.listen = "127.0.0.1:0".into();
-    let dir = common::tempdir::Dir::new();
-    cfg.secret_key_file = Some(s.cfg.secret_key_path());
-    cfg.data_dir = dir.0.clone();
-    let other = dcim::serve::start(&cfg).await.unwrap();
+    let (other, _dir) = s.another_process(|_| {}).await;
     let bases = [s.base.clone(), other.url()];
     let attempt = |i: usize, pw: &str| {
         s.client

@@ -56,6 +56,19 @@ async fn statuses(r: &Remote) -> std::collections::BTreeMap<String, i64> {
     m
 }
 
+/// Waits until some task runs; the statuses then.
+async fn until_some_run(r: &Remote) -> std::collections::BTreeMap<String, i64> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = statuses(r).await;
+        if m["running"] > 0 {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "nothing ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until no task is pending or running; the statuses then.
 async fn all_ended(r: &Remote, limit: Duration) -> std::collections::BTreeMap<String, i64> {
     let deadline = Instant::now() + limit;
@@ -99,12 +112,7 @@ async fn sqlite_500_tasks_survive_a_kill() {
     let servers = site(&ra, 500).await;
     let tasks = start_all(&ra, &servers, "power_reset").await;
     // Killed while some run (each device call takes 1.5 s) and the rest wait.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while statuses(&ra).await["running"] == 0 {
-        assert!(Instant::now() < deadline, "nothing ran");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let before = statuses(&ra).await;
+    let before = until_some_run(&ra).await;
     a.crash();
     let b = Served::start(dcim(d, None, 0));
     let rb = Remote::login(&b.url, ADMIN_EMAIL, ADMIN_PASSWORD).await;
@@ -140,12 +148,7 @@ async fn postgres_500_tasks_three_processes_one_killed() {
     let t0 = Instant::now();
     let tasks = start_all(&rb, &servers, "power_reset").await;
     eprintln!("500 tasks started in {:?}", t0.elapsed());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while statuses(&ra).await["running"] == 0 {
-        assert!(Instant::now() < deadline, "nothing ran");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let before = statuses(&ra).await;
+    let before = until_some_run(&ra).await;
     a.crash();
     let t0 = Instant::now();
     let after = all_ended(&rb, Duration::from_secs(180)).await;

@@ -110,27 +110,21 @@ async fn secrets_at_rest(db: Db) {
 
     // What an older dcim wrote in clear is sealed at the next start.
     let url = s.cfg.database_url();
-    if s.schema.is_some() {
-        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-        sqlx::query("UPDATE servers SET ipmi_password = $1 WHERE id = $2")
-            .bind(SECRETS[4])
-            .bind(srv)
-            .execute(&mut c)
-            .await
-            .unwrap();
-    } else {
-        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        sqlx::query("UPDATE servers SET ipmi_password = $1 WHERE id = $2")
-            .bind(SECRETS[4])
-            .bind(srv)
-            .execute(&mut c)
-            .await
-            .unwrap();
+    sqlx::any::install_default_drivers();
+    let mut c = sqlx::AnyConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE servers SET ipmi_password = $1 WHERE id = $2")
+        .bind(SECRETS[4])
+        .bind(srv)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    if s.schema.is_none() {
         // Into the main file, where years of an older dcim would have left it.
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut c).await.unwrap();
         let main = std::fs::read(s.cfg.data_dir.join("dcim.db")).unwrap();
         assert!(String::from_utf8_lossy(&main).contains(SECRETS[4]));
     }
+    drop(c);
     restart(&mut s).await;
     assert!(!database_text(&s).contains(SECRETS[4]), "sealed at start-up");
     s.post(

@@ -268,13 +268,7 @@ async fn a_receiver_that_was_down_gets_everything(db: Db) {
 /// Two processes on one PostgreSQL: each event is delivered once.
 async fn two_processes_deliver_each_event_once(_: Db) {
     let s = TestServer::start_with(Db::Postgres, quick_webhooks).await;
-    let mut cfg = s.cfg.clone();
-    cfg.listen = "127.0.0.1:0".into();
-    let dir = common::tempdir::Dir::new();
-    // Every process of a database has its key.
-    cfg.secret_key_file = Some(s.cfg.secret_key_path());
-    cfg.data_dir = dir.0.clone();
-    let second = dcim::serve::start(&cfg).await.unwrap();
+    let (second, _dir) = s.another_process(|_| {}).await;
     let r = Receiver::start(0, Inbox::default()).await;
     register(&s, &r.url(), &["user.created"]).await;
     for i in 0..40 {

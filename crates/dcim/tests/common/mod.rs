@@ -158,6 +158,20 @@ impl TestServer {
         s
     }
 
+    /// A second `dcim` process on this server's database (its own listener and data
+    /// directory, the same secret key), configured by `tune`; stopped by the caller.
+    pub async fn another_process(&self, tune: impl FnOnce(&mut Config)) -> (Running, tempdir::Dir) {
+        let dir = tempdir::Dir::new();
+        let mut cfg = self.cfg.clone();
+        cfg.listen = "127.0.0.1:0".into();
+        // Every process of a database has its key.
+        cfg.secret_key_file = Some(self.cfg.secret_key_path());
+        cfg.data_dir = dir.0.clone();
+        cfg.database_url = Some(self.cfg.database_url());
+        tune(&mut cfg);
+        (dcim::serve::start(&cfg).await.expect("the second process starts"), dir)
+    }
+
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {
             r.stop(Duration::from_secs(5)).await.unwrap();
