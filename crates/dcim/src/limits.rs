@@ -44,7 +44,8 @@ where
     fn accept(&self, stream: I, service: S) -> Self::Future {
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             drop(stream);
-            tracing::warn!("a connection past max_connections was closed");
+            // Debug, not warn: a flood of connections must not become a flood of log lines.
+            tracing::debug!("a connection past max_connections was closed");
             return Box::pin(async { Err(io::Error::other("max_connections reached")) });
         };
         let inner = self.inner.accept(stream, service);

@@ -292,7 +292,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 return running.stop(Duration::from_secs(10)).await;
             }
             _ = hup.recv() => match running.reload_tls().await {
-                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Ok(()) if running.tls => tracing::info!("TLS certificate reloaded"),
+                Ok(()) => tracing::info!("SIGHUP: nothing to reload (no TLS)"),
                 Err(e) => tracing::error!(error = %format!("{e:#}"), "TLS certificate not reloaded; the old one stays"),
             },
         }

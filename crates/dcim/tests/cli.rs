@@ -63,7 +63,9 @@ fn migrate_and_user_add() {
 #[tokio::test]
 async fn migrate_on_postgres() {
     let (schema, url) = common::fresh_postgres_schema().await;
-    let (ok, out) = run(&["migrate", "--database-url", &url]);
+    // Its own data directory: the secret key file is made there.
+    let dir = common::tempdir::Dir::new();
+    let (ok, out) = run(&["migrate", "--database-url", &url, "--data-dir", dir.0.to_str().unwrap()]);
     common::drop_postgres_schema(&schema).await;
     assert!(ok, "{out}");
 }
