@@ -31,8 +31,10 @@ pub struct ApiConfig {
     /// How long a one-time login key lives.
     pub key_ttl_secs: i64,
     pub min_password_len: usize,
-    /// Largest request body accepted, in bytes.
+    /// Largest request body accepted, in bytes, but on the routes below.
     pub body_limit: usize,
+    /// Largest body of an agent's report, a server's hardware and an OS template.
+    pub large_body_limit: usize,
     /// Failed logins allowed per account, and per client address, within `throttle_window`.
     pub max_failures_per_account: u32,
     pub max_failures_per_address: u32,
@@ -66,7 +68,8 @@ impl Default for ApiConfig {
             session_idle_secs: 3600,
             key_ttl_secs: 3600,
             min_password_len: 8,
-            body_limit: 1024 * 1024,
+            body_limit: 64 * 1024,
+            large_body_limit: 4 * 1024 * 1024,
             max_failures_per_account: 5,
             max_failures_per_address: 20,
             throttle_window: Duration::from_secs(900),
@@ -122,7 +125,7 @@ impl AppState {
 /// The in-band agents' route alone (`/agent/v1/task/{id}/report`), for the plain-HTTP
 /// listener on a provisioning network, where nothing else of the API belongs.
 pub fn agent_app(state: AppState) -> Router {
-    let limit = state.cfg.body_limit;
+    let limit = state.cfg.large_body_limit;
     let images = state.cfg.images_dir.clone();
     with_images(
         Router::new()

@@ -37,7 +37,10 @@ pub struct Config {
     /// process honours an ended session.
     pub session_cache_secs: Option<u64>,
     pub min_password_len: usize,
+    /// Largest request body, in bytes (64 KiB), but for an agent's report, a server's
+    /// hardware and an OS template, which may take `large_body_limit` (4 MiB).
     pub body_limit: usize,
+    pub large_body_limit: usize,
     /// Tasks this process runs at once (tasks waiting on a device or an agent do not count).
     pub task_workers: usize,
     /// Seconds a worker's claim on a task lasts unrenewed; a dead process's tasks resume after it.
@@ -170,6 +173,7 @@ impl Default for Config {
             session_cache_secs: None,
             min_password_len: api.min_password_len,
             body_limit: api.body_limit,
+            large_body_limit: api.large_body_limit,
             task_workers: engine.workers,
             task_lease_secs: engine.lease.as_secs(),
             task_poll_ms: engine.poll.as_millis() as u64,
@@ -327,6 +331,7 @@ impl Config {
             ),
             min_password_len: self.min_password_len,
             body_limit: self.body_limit,
+            large_body_limit: self.large_body_limit,
             secure_cookies: self.tls_enabled(),
             images_dir: Some(self.data_dir.join("images")),
             metrics_token: self.metrics_token.clone().filter(|t| !t.is_empty()),

@@ -26,6 +26,9 @@ fn api(state: AppState) -> Router {
     use auth_v4_self as auth_self;
     use inventory as inv;
     use operations as ops;
+    // What may be large: an agent's report, a server's hardware, an OS template with
+    // its installer's files. Every other body is held to `body_limit`.
+    let large = axum::extract::DefaultBodyLimit::max(state.cfg.large_body_limit);
     Router::new()
         // Auth API v4
         .route("/auth/v4/public/token", post(auth_v4::login))
@@ -70,7 +73,7 @@ fn api(state: AppState) -> Router {
         )
         .route("/dci/v3/server/{id}/history", get(audit::server_history))
         .route("/dci/v3/server/{id}/owner", post(servers::set_owner).delete(servers::release_owner))
-        .route("/dci/v3/server/{id}/hardware_info", post(servers::set_hardware_info))
+        .route("/dci/v3/server/{id}/hardware_info", post(servers::set_hardware_info).layer(large))
         .route("/dci/v3/server/{id}/switch_connection", post(servers::connect_switch))
         .route("/dci/v3/server/{id}/switch_connection/{connection_id}", delete(servers::disconnect_switch))
         .route("/dci/v3/server/{id}/pdu_connection", post(servers::connect_pdu))
@@ -95,7 +98,7 @@ fn api(state: AppState) -> Router {
         )
         .route("/dci/v3/webhook/{id}/delivery", get(webhooks::list_deliveries))
         .route("/dci/v3/task/{id}", get(ops::get_task))
-        .route("/agent/v1/task/{id}/report", post(ops::agent_report))
+        .route("/agent/v1/task/{id}/report", post(ops::agent_report).layer(large))
         .route("/dci/v3/fake", get(ops::fake_state))
         .route("/dci/v3/fake/fault", post(ops::fake_fault).delete(ops::fake_clear_faults))
         .route("/dci/v3/fake/delay", post(ops::fake_delay))
@@ -120,10 +123,10 @@ fn api(state: AppState) -> Router {
         .route("/dci/v3/pdu/{id}", get(inv::get_pdu).post(inv::edit_pdu).delete(inv::delete_pdu))
         .route("/dci/v3/pdu/{id}/sync", post(inv::sync_pdu))
         .route("/dci/v3/pdu/{id}/port", get(inv::list_pdu_ports))
-        .route("/dci/v3/os_template", get(inv::list_os_templates).post(inv::create_os_template))
+        .route("/dci/v3/os_template", get(inv::list_os_templates).post(inv::create_os_template).layer(large))
         .route(
             "/dci/v3/os_template/{id}",
-            get(inv::get_os_template).post(inv::edit_os_template).delete(inv::delete_os_template),
+            get(inv::get_os_template).post(inv::edit_os_template).delete(inv::delete_os_template).layer(large),
         )
         .route("/health", get(health))
         .route("/ready", get(service::ready))
