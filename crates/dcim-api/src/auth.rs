@@ -134,12 +134,18 @@ impl FromRequestParts<AppState> for Caller {
 /// The caller a session token belongs to (the web UI's sessions are looked up here too).
 pub async fn caller_for_token(state: &AppState, token: &str) -> ApiResult<Caller> {
     let hash = hash_secret(token);
-    if let Some(caller) = state.sessions.get(&hash) {
-        state.rate.check(&hash)?;
-        tracing::Span::current().record("user_id", caller.user_id);
-        dcim_store::audit::set_actor(|| caller.actor());
-        return Ok(caller);
-    }
+    let caller = match state.sessions.get(&hash) {
+        Some(caller) => caller,
+        None => session_caller(state, hash.clone()).await?,
+    };
+    state.rate.check(&hash)?;
+    tracing::Span::current().record("user_id", caller.user_id);
+    dcim_store::audit::set_actor(|| caller.actor());
+    Ok(caller)
+}
+
+/// The caller of a session the cache does not hold, asked of the database (and cached).
+async fn session_caller(state: &AppState, hash: String) -> ApiResult<Caller> {
     let idle = state.cfg.session_idle_secs;
     let s = state
         .store
@@ -152,8 +158,6 @@ pub async fn caller_for_token(state: &AppState, token: &str) -> ApiResult<Caller
             "this token waits for the second factor: POST /auth/v4/public/token/confirm with the code",
         ));
     }
-    state.rate.check(&hash)?;
-    tracing::Span::current().record("user_id", s.user_id);
     let caller = Caller {
         user_id: s.user_id,
         email: s.email,
@@ -161,7 +165,6 @@ pub async fn caller_for_token(state: &AppState, token: &str) -> ApiResult<Caller
         session_id: s.session_id,
     };
     state.sessions.put(hash, caller.clone());
-    dcim_store::audit::set_actor(|| caller.actor());
     Ok(caller)
 }
 
@@ -260,11 +263,14 @@ impl SessionCache {
 /// the database.
 pub struct RateLimit {
     limiter: Option<governor::DefaultKeyedRateLimiter<String>>,
+    checks: std::sync::atomic::AtomicU32,
 }
 
 impl RateLimit {
-    /// Buckets kept before those full again are dropped.
+    /// Buckets kept before those full again are dropped: looked at once every
+    /// `SWEEP_EVERY` requests, so a sweep is never on every request's path.
     const SWEEP_AT: usize = 10_000;
+    const SWEEP_EVERY: u32 = 4096;
 
     /// `per_sec` 0: no limit.
     pub fn new(per_sec: u32, burst: u32) -> Self {
@@ -272,7 +278,7 @@ impl RateLimit {
             let burst = std::num::NonZeroU32::new(burst).unwrap_or(rate).max(rate);
             governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(burst))
         });
-        RateLimit { limiter }
+        RateLimit { limiter, checks: std::sync::atomic::AtomicU32::new(0) }
     }
 
     /// One request with the token of `token_hash`: refused with 429 and the seconds to
@@ -280,7 +286,8 @@ impl RateLimit {
     pub fn check(&self, token_hash: &str) -> ApiResult<()> {
         use governor::clock::{Clock, DefaultClock};
         let Some(l) = &self.limiter else { return Ok(()) };
-        if l.len() >= Self::SWEEP_AT {
+        let n = self.checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n.is_multiple_of(Self::SWEEP_EVERY) && l.len() >= Self::SWEEP_AT {
             l.retain_recent();
         }
         match l.check_key(&token_hash.to_owned()) {
@@ -315,6 +322,11 @@ fn address_key(addr: Option<IpAddr>) -> String {
     format!("i:{}", addr.map(|a| a.to_string()).unwrap_or_default())
 }
 
+/// One-time key tries are counted apart from passwords, per address.
+fn key_try_key(addr: IpAddr) -> String {
+    format!("k:{addr}")
+}
+
 impl Throttle {
     pub fn new(store: dcim_store::Store, window: Duration, max_per_account: u32, max_per_address: u32) -> Self {
         Throttle { store, window, max_per_account, max_per_address }
@@ -346,13 +358,13 @@ impl Throttle {
     /// address known) is never throttled, for the same reason.
     pub async fn key_blocked_for(&self, addr: Option<IpAddr>) -> ApiResult<Option<u64>> {
         let Some(addr) = addr else { return Ok(None) };
-        let k = format!("k:{addr}");
+        let k = key_try_key(addr);
         Ok(Self::secs(self.store.throttled_for(&[(&k, i64::from(self.max_per_address))], self.window_ms()).await?))
     }
 
     pub async fn record_key_failure(&self, addr: Option<IpAddr>) -> ApiResult<()> {
         let Some(addr) = addr else { return Ok(()) };
-        Ok(self.store.record_login_failure(&[&format!("k:{addr}")], self.window_ms()).await?)
+        Ok(self.store.record_login_failure(&[&key_try_key(addr)], self.window_ms()).await?)
     }
 
     pub async fn record_success(&self, account: &str) -> ApiResult<()> {

@@ -254,7 +254,7 @@ pub fn forwarded_client(peer: std::net::IpAddr, xff: &[&str], trusted: &[ipnet::
     if !is_trusted(&client) {
         return client;
     }
-    for entry in xff.iter().flat_map(|h| h.split(',')).map(str::trim).collect::<Vec<_>>().into_iter().rev() {
+    for entry in xff.iter().flat_map(|h| h.split(',')).map(str::trim).rev() {
         let Ok(ip) = entry.parse::<std::net::IpAddr>() else { break };
         client = ip;
         if !is_trusted(&ip) {

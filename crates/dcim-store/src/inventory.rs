@@ -510,19 +510,21 @@ impl Store {
     }
 
     /// One port of a device, with the server connected to it.
+    /// A missing device is told apart from a missing port.
     pub async fn get_port(&self, kind: DeviceKind, device_id: i64, port_id: i64) -> Result<PortRow> {
-        self.get_device(kind, device_id).await?;
         let (spec, device) = match kind {
             DeviceKind::Switch => (&SWITCH_PORT_LIST, "p.switch_id"),
             DeviceKind::Pdu => (&PDU_PORT_LIST, "p.pdu_id"),
         };
         let sql = format!("{} WHERE {device} = $1 AND p.id = $2", spec.select);
-        sqlx::query_as(AssertSqlSafe(sql))
-            .bind(device_id)
-            .bind(port_id)
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or_else(|| StoreError::not_found(kind.port_what(), port_id))
+        let row = sqlx::query_as(AssertSqlSafe(sql)).bind(device_id).bind(port_id).fetch_optional(self.pool()).await?;
+        match row {
+            Some(port) => Ok(port),
+            None => {
+                self.get_device(kind, device_id).await?;
+                Err(StoreError::not_found(kind.port_what(), port_id))
+            }
+        }
     }
 
     /// Records a switch port's admin status as an operator set it on the device, with

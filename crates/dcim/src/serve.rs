@@ -205,9 +205,6 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     let app =
         dcim_api::app_with(state.clone(), dcim_ui::router(state)).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
-    // A client has this long to send a request's head (the first one, and each next one
-    // on a kept-alive connection); a TLS handshake has rustls' own 10 s.
-    let header_timeout = Duration::from_secs(cfg.header_read_timeout_secs.max(1));
     let mut tls_files = None;
     let task = if tls {
         let (cert, key) = match (&cfg.tls_cert, &cfg.tls_key) {
@@ -220,22 +217,10 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         // TCP_NODELAY: an answer's last segment goes out at once instead of waiting for
         // the client's delayed ACK of the one before (a 40 ms stall on Linux).
         let acceptor = RustlsAcceptor::new(rustls).acceptor(NoDelayAcceptor::new());
-        let mut server = axum_server::from_tcp(listener)?
-            .acceptor(acceptor)
-            .map(FramingAcceptor)
-            .map(|a| ConnectionLimit::new(a, cfg.max_connections))
-            .first_request_timeout(header_timeout)
-            .handle(handle.clone());
-        server.http_builder().http1().header_read_timeout(header_timeout);
+        let server = guarded(axum_server::from_tcp(listener)?.acceptor(acceptor), cfg, &handle);
         tokio::spawn(async move { server.serve(app).await.context("serving HTTPS") })
     } else {
-        let mut server = axum_server::from_tcp(listener)?
-            .acceptor(NoDelayAcceptor::new())
-            .map(FramingAcceptor)
-            .map(|a| ConnectionLimit::new(a, cfg.max_connections))
-            .first_request_timeout(header_timeout)
-            .handle(handle.clone());
-        server.http_builder().http1().header_read_timeout(header_timeout);
+        let server = guarded(axum_server::from_tcp(listener)?.acceptor(NoDelayAcceptor::new()), cfg, &handle);
         tokio::spawn(async move { server.serve(app).await.context("serving HTTP") })
     };
     let (idle, retention) = (cfg.session_idle_secs, cfg.audit_retention_days);
@@ -261,6 +246,25 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         metrics,
         tls_files,
     })
+}
+
+/// The API's server with what guards it, HTTP or HTTPS alike: the framing check, the
+/// bound on connections, and the time a client has to send a request's head (the first
+/// one, and each next one on a kept-alive connection; a TLS handshake has rustls' own
+/// 10 s).
+fn guarded<A>(
+    server: axum_server::Server<SocketAddr, A>,
+    cfg: &Config,
+    handle: &axum_server::Handle<SocketAddr>,
+) -> axum_server::Server<SocketAddr, ConnectionLimit<FramingAcceptor<A>>> {
+    let header_timeout = Duration::from_secs(cfg.header_read_timeout_secs.max(1));
+    let mut server = server
+        .map(FramingAcceptor)
+        .map(|a| ConnectionLimit::new(a, cfg.max_connections))
+        .first_request_timeout(header_timeout)
+        .handle(handle.clone());
+    server.http_builder().http1().header_read_timeout(header_timeout);
+    server
 }
 
 /// Removes idle sessions and expired keys every five minutes.

@@ -315,7 +315,9 @@ async fn operator_sets_a_port(db: Db) {
     }
     let (st, v) =
         s.call(Method::POST, &format!("/dci/v3/switch/{sw}/port/999999"), Some(json!({"admin_status": "down"}))).await;
-    assert_error(st, &v, StatusCode::NOT_FOUND);
+    assert!(assert_error(st, &v, StatusCode::NOT_FOUND).contains("port"), "{v}");
+    let (st, v) = s.call(Method::GET, &format!("/dci/v3/switch/999999/port/{p9}"), None).await;
+    assert!(assert_error(st, &v, StatusCode::NOT_FOUND).contains("switch 999999"), "{v}");
     s.add_user("c@example.com", "customer-pw-1", "@user").await;
     let customer = s.login("c@example.com", "customer-pw-1").await;
     let (st, v) = s.call_as(&customer, Method::POST, &path, Some(json!({"admin_status": "down"}))).await;

@@ -78,8 +78,7 @@ impl View<'_> {
     pub fn list(&self, answer: &Value, defaults: &[Column]) {
         let items: &[Value] = answer.get("list").and_then(Value::as_array).or(answer.as_array()).map_or(&[], |v| v);
         match self.format {
-            Format::Json => println!("{}", pretty(answer)),
-            Format::Yaml => print!("{}", yaml(answer)),
+            Format::Json | Format::Yaml => println!("{}", self.format.raw(answer)),
             Format::Ids => items.iter().for_each(|i| println!("{}", text(&i["id"]))),
             Format::Value => {
                 let cols = self.chosen(defaults);
@@ -99,8 +98,7 @@ impl View<'_> {
     /// Prints one object: as a two-column table of its fields, or as the API gave it.
     pub fn object(&self, v: &Value, defaults: &[Column]) {
         match self.format {
-            Format::Json => println!("{}", pretty(v)),
-            Format::Yaml => print!("{}", yaml(v)),
+            Format::Json | Format::Yaml => println!("{}", self.format.raw(v)),
             Format::Ids => println!("{}", text(&v["id"])),
             Format::Value => {
                 let cols = self.chosen(defaults);
@@ -177,10 +175,10 @@ impl Format {
     }
 }
 
-pub fn pretty(v: &Value) -> String {
+fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
 }
 
-pub fn yaml(v: &Value) -> String {
+fn yaml(v: &Value) -> String {
     yaml_serde::to_string(v).unwrap_or_default()
 }

@@ -1,5 +1,5 @@
-//! The API's list queries: a `where` string quoted, a path with its query string, and
-//! a list fetched whole, page by page.
+//! The API's list queries: a `where` string quoted, a path with its query string, an
+//! object's id from its id or its name, and a list fetched whole, page by page.
 
 use serde_json::{Value, json};
 
@@ -8,6 +8,16 @@ use crate::{Ctx, Failure};
 /// A quoted string of the list language.
 pub fn quoted(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// The id of an object given as its id or as its `field` (a name, an e-mail), looked up
+/// in the list at `path`; `what` names the kind in the error.
+pub async fn id_of(ctx: &Ctx, path: &str, field: &str, given: &str, what: &str) -> Result<i64, Failure> {
+    if let Ok(id) = given.parse::<i64>() {
+        return Ok(id);
+    }
+    let v = ctx.api.get(&with_query(path, &[("where", format!("{field} EQ {}", quoted(given)))])).await?;
+    v["list"][0]["id"].as_i64().ok_or_else(|| Failure::Usage(format!("no {what} '{given}'")))
 }
 
 /// A path with its query string.

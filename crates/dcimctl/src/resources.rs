@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::output::{Column, Format, WIDE};
-use crate::query::{list_of, quoted, with_query};
+use crate::query::{id_of, list_of};
 use crate::{Ctx, Failure};
 
 #[derive(Args, Clone)]
@@ -146,11 +146,7 @@ pub enum UserCmd {
 
 /// The id of a user given by id or e-mail.
 pub async fn user_id(ctx: &Ctx, user: &str) -> Result<i64, Failure> {
-    if let Ok(id) = user.parse::<i64>() {
-        return Ok(id);
-    }
-    let v = ctx.api.get(&with_query("/dci/v3/user", &[("where", format!("email EQ {}", quoted(user)))])).await?;
-    v["list"][0]["id"].as_i64().ok_or_else(|| Failure::Usage(format!("no user '{user}'")))
+    id_of(ctx, "/dci/v3/user", "email", user, "user").await
 }
 
 const USER_COLUMNS: &[Column] = &[
@@ -339,61 +335,43 @@ const SWITCH_PORT_COLUMNS: &[Column] = &[
 const OUTLET_COLUMNS: &[Column] =
     &[("ID", "id"), ("INDEX", "index"), ("NAME", "name"), ("POWER", "power_status"), ("SERVER", "server.name")];
 
-/// The id of a switch or PDU given by id or name.
-async fn device_id(ctx: &Ctx, path: &str, what: &str, device: &str) -> Result<i64, Failure> {
-    if let Ok(id) = device.parse::<i64>() {
-        return Ok(id);
-    }
-    let v = ctx.api.get(&with_query(path, &[("where", format!("name EQ {}", quoted(device)))])).await?;
-    v["list"][0]["id"].as_i64().ok_or_else(|| Failure::Usage(format!("no {what} '{device}'")))
+/// A switch's ports or a PDU's outlets (`path` is the device list's), all of them.
+async fn ports(ctx: &Ctx, path: &str, what: &str, device: &str, cols: &[Column]) -> Result<(), Failure> {
+    let id = id_of(ctx, path, "name", device, what).await?;
+    ctx.view().list(&list_of(ctx, &format!("{path}/{id}/port"), None, None, None, true).await?, cols);
+    Ok(())
+}
+
+/// Reads a switch's or PDU's ports from the device again.
+async fn sync(ctx: &Ctx, path: &str, what: &str, device: &str) -> Result<(), Failure> {
+    let id = id_of(ctx, path, "name", device, what).await?;
+    ctx.view().object(&ctx.api.post(&format!("{path}/{id}/sync"), &json!({})).await?, &[("ID", "id")]);
+    Ok(())
 }
 
 pub async fn switches(ctx: &Ctx, cmd: &SwitchCmd) -> Result<(), Failure> {
     let path = "/dci/v3/switch";
     match cmd {
-        SwitchCmd::Common(c) => return plain(ctx, "switch", c).await,
-        SwitchCmd::Ports { switch } => {
-            let id = device_id(ctx, path, "switch", switch).await?;
-            let v = list_of(ctx, &format!("{path}/{id}/port"), None, None, None, true).await?;
-            ctx.view().list(&v, SWITCH_PORT_COLUMNS);
-        }
-        SwitchCmd::Sync { switch } => {
-            let id = device_id(ctx, path, "switch", switch).await?;
-            ctx.view().object(&ctx.api.post(&format!("{path}/{id}/sync"), &json!({})).await?, &[("ID", "id")]);
-        }
+        SwitchCmd::Common(c) => plain(ctx, "switch", c).await,
+        SwitchCmd::Ports { switch } => ports(ctx, path, "switch", switch, SWITCH_PORT_COLUMNS).await,
+        SwitchCmd::Sync { switch } => sync(ctx, path, "switch", switch).await,
         SwitchCmd::Port(PortCmd::Up { switch, port } | PortCmd::Down { switch, port }) => {
-            let id = device_id(ctx, path, "switch", switch).await?;
+            let id = id_of(ctx, path, "name", switch, "switch").await?;
             let ports = format!("{path}/{id}/port");
-            let port_id = match port.parse::<i64>() {
-                Ok(p) => p,
-                Err(_) => {
-                    let v = ctx.api.get(&with_query(&ports, &[("where", format!("name EQ {}", quoted(port)))])).await?;
-                    v["list"][0]["id"]
-                        .as_i64()
-                        .ok_or_else(|| Failure::Usage(format!("switch {switch} has no port '{port}'")))?
-                }
-            };
+            let port_id = id_of(ctx, &ports, "name", port, &format!("port of switch {switch}")).await?;
             let up = matches!(cmd, SwitchCmd::Port(PortCmd::Up { .. }));
             let body = json!({"admin_status": if up { "up" } else { "down" }});
             ctx.view().object(&ctx.api.post(&format!("{ports}/{port_id}"), &body).await?, SWITCH_PORT_COLUMNS);
+            Ok(())
         }
     }
-    Ok(())
 }
 
 pub async fn pdus(ctx: &Ctx, cmd: &PduCmd) -> Result<(), Failure> {
     let path = "/dci/v3/pdu";
     match cmd {
-        PduCmd::Common(c) => return plain(ctx, "pdu", c).await,
-        PduCmd::Outlets { pdu } => {
-            let id = device_id(ctx, path, "pdu", pdu).await?;
-            let v = list_of(ctx, &format!("{path}/{id}/port"), None, None, None, true).await?;
-            ctx.view().list(&v, OUTLET_COLUMNS);
-        }
-        PduCmd::Sync { pdu } => {
-            let id = device_id(ctx, path, "pdu", pdu).await?;
-            ctx.view().object(&ctx.api.post(&format!("{path}/{id}/sync"), &json!({})).await?, &[("ID", "id")]);
-        }
+        PduCmd::Common(c) => plain(ctx, "pdu", c).await,
+        PduCmd::Outlets { pdu } => ports(ctx, path, "pdu", pdu, OUTLET_COLUMNS).await,
+        PduCmd::Sync { pdu } => sync(ctx, path, "pdu", pdu).await,
     }
-    Ok(())
 }

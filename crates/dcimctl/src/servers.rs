@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::output::{Column, Format, WIDE};
-use crate::query::{list_of, quoted, with_query};
+use crate::query::{id_of, list_of, quoted, with_query};
 use crate::{Ctx, Failure};
 
 pub const SERVER_COLUMNS: &[Column] = &[
@@ -345,10 +345,7 @@ fn name_of(s: &Value) -> String {
 
 /// The id of a server given by id or name.
 async fn server_id(ctx: &Ctx, s: &str) -> Result<i64, Failure> {
-    match s.parse::<i64>() {
-        Ok(id) => Ok(id),
-        Err(_) => Ok(find(ctx, s).await?["id"].as_i64().unwrap_or_default()),
-    }
+    id_of(ctx, "/dci/v3/server", "name", s, "server").await
 }
 
 /// A server by id, or by its exact name.

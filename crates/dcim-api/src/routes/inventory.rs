@@ -10,7 +10,7 @@ use dcim_core::installer::InstallerKind;
 use dcim_core::validate::device_address;
 use dcim_core::{DeviceProtocol, TemplateType};
 use dcim_drivers::{DeviceAccess, DriverError};
-use dcim_store::inventory::{DeviceKind, NewDevice as StoreNewDevice, OsImage, OsInstaller, PortReport};
+use dcim_store::inventory::{DeviceKind, DeviceRow, NewDevice as StoreNewDevice, OsImage, OsInstaller, PortReport};
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -179,10 +179,22 @@ fn snmp_secret(protocol: DeviceProtocol, snmp: Option<SnmpInput>) -> ApiResult<S
 }
 
 fn driver_error(e: DriverError) -> ApiError {
+    device_error("the device could not be read", e)
+}
+
+/// A driver's failure as the API answers it: 501 for what the device cannot do, else 503
+/// with `doing` and the reason.
+fn device_error(doing: &str, e: DriverError) -> ApiError {
     match e {
         DriverError::Unsupported(m) => ApiError::new(ErrorKind::NotImplemented, m),
-        other => ApiError::new(ErrorKind::Unavailable, format!("the device could not be read: {other}")),
+        other => ApiError::new(ErrorKind::Unavailable, format!("{doing}: {other}")),
     }
+}
+
+/// How a driver reaches a switch or PDU: its address and its SNMP access data.
+async fn device_access(st: &AppState, kind: DeviceKind, d: &DeviceRow) -> ApiResult<(DeviceProtocol, DeviceAccess)> {
+    let protocol: DeviceProtocol = d.protocol.parse().map_err(|_| ApiError::internal())?;
+    Ok((protocol, DeviceAccess { address: d.ip.clone(), secret: st.store.device_secret(kind, d.id).await? }))
 }
 
 async fn read_ports(
@@ -263,8 +275,7 @@ async fn create_device(st: &AppState, kind: DeviceKind, b: NewDevice) -> ApiResu
 
 async fn sync_device(st: &AppState, kind: DeviceKind, id: i64) -> ApiResult<Json<Id>> {
     let d = st.store.get_device(kind, id).await?;
-    let protocol: DeviceProtocol = d.protocol.parse().map_err(|_| ApiError::internal())?;
-    let access = DeviceAccess { address: d.ip.clone(), secret: st.store.device_secret(kind, id).await? };
+    let (protocol, access) = device_access(st, kind, &d).await?;
     let ports = read_ports(st, kind, protocol, &d.model, &access).await.map_err(driver_error)?;
     st.store.sync_ports(kind, id, &ports).await?;
     Ok(Json(Id { id }))
@@ -370,19 +381,19 @@ pub async fn edit_switch_port(
     Body(b): Body<SwitchPortEdit>,
 ) -> ApiResult<Json<SwitchPort>> {
     caller.require_admin()?;
-    let port = st.store.get_port(DeviceKind::Switch, id, port_id).await?;
+    let mut port = st.store.get_port(DeviceKind::Switch, id, port_id).await?;
     let d = st.store.get_device(DeviceKind::Switch, id).await?;
-    let protocol: DeviceProtocol = d.protocol.parse().map_err(|_| ApiError::internal())?;
-    let access = DeviceAccess { address: d.ip.clone(), secret: st.store.device_secret(DeviceKind::Switch, id).await? };
-    let up = b.admin_status == PortAdmin::Up;
-    st.engine.drivers.switch(protocol, &access).map_err(driver_error)?.set_admin(port.idx, up).await.map_err(|e| {
-        match e {
-            DriverError::Unsupported(m) => ApiError::new(ErrorKind::NotImplemented, m),
-            other => ApiError::new(ErrorKind::Unavailable, format!("the switch did not take the change: {other}")),
-        }
-    })?;
-    st.store.set_switch_port_admin(port.id, &port.admin_status, b.admin_status.as_str()).await?;
-    Ok(Json(st.store.get_port(DeviceKind::Switch, id, port_id).await?.into()))
+    let (protocol, access) = device_access(&st, DeviceKind::Switch, &d).await?;
+    let switch = st.engine.drivers.switch(protocol, &access).map_err(driver_error)?;
+    let after = b.admin_status.as_str();
+    switch
+        .set_admin(port.idx, b.admin_status == PortAdmin::Up)
+        .await
+        .map_err(|e| device_error("the switch did not take the change", e))?;
+    st.store.set_switch_port_admin(port.id, &port.admin_status, after).await?;
+    // The row as it now is: only its admin status changed.
+    port.admin_status = after.to_owned();
+    Ok(Json(port.into()))
 }
 
 #[utoipa::path(get, path = "/dci/v3/pdu", tag = "inventory", responses((status = 200, body = List<Device>)))]
