@@ -4,6 +4,13 @@
 //! Exit codes: 0 done; 1 the API refused (its code and message are printed) or could not
 //! be reached; 2 a usage error; 3 a task ended `fail` or `canceled`; 4 `--wait` ran out.
 
+/// `println!` for dcimctl's output, through [`output::write_line`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_line(&mut std::io::stdout().lock(), format_args!($($arg)*))
+    };
+}
+
 mod client;
 mod output;
 mod profile;
@@ -617,7 +624,7 @@ async fn fake(ctx: &Ctx, f: &FakeCmd) -> Result<(), Failure> {
         FakeCmd::Clear => ctx.api.call(Method::DELETE, "/dci/v3/fake/fault", None).await?,
         FakeCmd::Delay { ms } => ctx.api.post("/dci/v3/fake/delay", &json!({"ms": ms})).await?,
     };
-    println!("{}", ctx.view_format.raw(&v));
+    out!("{}", ctx.view_format.raw(&v));
     Ok(())
 }
 
@@ -650,7 +657,7 @@ async fn tasks(ctx: &Ctx, t: &TaskCmd) -> Result<(), Failure> {
             ctx.view().object(&v, TASK_COLUMNS);
             if matches!(ctx.view_format, Format::Table | Format::Wide) {
                 for s in v["progress_info"].as_array().into_iter().flatten() {
-                    println!("  step {:<24} {}", s["name"].as_str().unwrap_or(""), s["status"].as_str().unwrap_or(""));
+                    out!("  step {:<24} {}", s["name"].as_str().unwrap_or(""), s["status"].as_str().unwrap_or(""));
                 }
             }
             Ok(())
@@ -676,7 +683,7 @@ async fn api_call(ctx: &Ctx, method: &str, path: &str, data: Option<&str>) -> Re
     }
     let body = data.map(json_arg).transpose()?;
     let v = ctx.api.call(method, path, body.as_ref()).await?;
-    println!("{}", ctx.view_format.raw(&v));
+    out!("{}", ctx.view_format.raw(&v));
     Ok(())
 }
 

@@ -78,12 +78,12 @@ impl View<'_> {
     pub fn list(&self, answer: &Value, defaults: &[Column]) {
         let items: &[Value] = answer.get("list").and_then(Value::as_array).or(answer.as_array()).map_or(&[], |v| v);
         match self.format {
-            Format::Json | Format::Yaml => println!("{}", self.format.raw(answer)),
-            Format::Ids => items.iter().for_each(|i| println!("{}", text(&i["id"]))),
+            Format::Json | Format::Yaml => out!("{}", self.format.raw(answer)),
+            Format::Ids => items.iter().for_each(|i| out!("{}", text(&i["id"]))),
             Format::Value => {
                 let cols = self.chosen(defaults);
                 for i in items {
-                    println!("{}", cols.iter().map(|(_, p)| text(lookup(i, p))).collect::<Vec<_>>().join("\t"));
+                    out!("{}", cols.iter().map(|(_, p)| text(lookup(i, p))).collect::<Vec<_>>().join("\t"));
                 }
             }
             Format::Table | Format::Wide => {
@@ -98,11 +98,11 @@ impl View<'_> {
     /// Prints one object: as a two-column table of its fields, or as the API gave it.
     pub fn object(&self, v: &Value, defaults: &[Column]) {
         match self.format {
-            Format::Json | Format::Yaml => println!("{}", self.format.raw(v)),
-            Format::Ids => println!("{}", text(&v["id"])),
+            Format::Json | Format::Yaml => out!("{}", self.format.raw(v)),
+            Format::Ids => out!("{}", text(&v["id"])),
             Format::Value => {
                 let cols = self.chosen(defaults);
-                println!("{}", cols.iter().map(|(_, p)| text(lookup(v, p))).collect::<Vec<_>>().join("\t"));
+                out!("{}", cols.iter().map(|(_, p)| text(lookup(v, p))).collect::<Vec<_>>().join("\t"));
             }
             Format::Table | Format::Wide => {
                 let header = (!self.no_headers).then(|| vec!["FIELD".to_owned(), "VALUE".to_owned()]);
@@ -158,9 +158,9 @@ fn print_table(header: Option<Vec<String>>, rows: impl Iterator<Item = Vec<Strin
         // comfy-table pads every cell, the last one too.
         let line = line.trim_end();
         if n == 0 && headed {
-            anstream::println!("{bold}{line}{bold:#}");
+            write_line(&mut anstream::stdout(), format_args!("{bold}{line}{bold:#}"));
         } else {
-            println!("{line}");
+            out!("{line}");
         }
     }
 }
@@ -172,6 +172,19 @@ impl Format {
             Format::Yaml => yaml(v).trim_end().to_owned(),
             _ => pretty(v),
         }
+    }
+}
+
+/// Writes a line of output (the `out!` macro's): a reader that went away (`dcimctl
+/// server list | head`) ends dcimctl quietly, as a pipe's writer should, where
+/// `println!` would panic.
+pub fn write_line(w: &mut impl std::io::Write, line: std::fmt::Arguments<'_>) {
+    if let Err(e) = writeln!(w, "{line}") {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("dcimctl: writing the output: {e}");
+            std::process::exit(1);
+        }
+        std::process::exit(0);
     }
 }
 

@@ -219,7 +219,7 @@ pub async fn users(ctx: &Ctx, cmd: &UserCmd) -> Result<(), Failure> {
             let id = user_id(ctx, user).await?;
             let v = ctx.api.post(&format!("/auth/v4/user/{id}/key"), &json!({})).await?;
             let key = v["key"].as_str().ok_or_else(|| Failure::Connection(format!("no key in the answer: {v}")))?;
-            println!("{}/auth/key-v4/{key}", ctx.api.base);
+            out!("{}/auth/key-v4/{key}", ctx.api.base);
         }
     }
     Ok(())
@@ -312,7 +312,7 @@ pub async fn plain(ctx: &Ctx, kind: &str, cmd: &Plain) -> Result<(), Failure> {
         Plain::Delete { id } => {
             let v: Value = ctx.api.call(reqwest::Method::DELETE, &format!("{one}/{id}"), None).await?;
             if matches!(ctx.view_format, Format::Json | Format::Yaml) {
-                println!("{}", ctx.view_format.raw(&v));
+                out!("{}", ctx.view_format.raw(&v));
             }
         }
     }
@@ -358,7 +358,7 @@ pub async fn switches(ctx: &Ctx, cmd: &SwitchCmd) -> Result<(), Failure> {
         SwitchCmd::Port(PortCmd::Up { switch, port } | PortCmd::Down { switch, port }) => {
             let id = id_of(ctx, path, "name", switch, "switch").await?;
             let ports = format!("{path}/{id}/port");
-            let port_id = id_of(ctx, &ports, "name", port, &format!("port of switch {switch}")).await?;
+            let port_id = id_of(ctx, &ports, "name", port, "port").await?;
             let up = matches!(cmd, SwitchCmd::Port(PortCmd::Up { .. }));
             let body = json!({"admin_status": if up { "up" } else { "down" }});
             ctx.view().object(&ctx.api.post(&format!("{ports}/{port_id}"), &body).await?, SWITCH_PORT_COLUMNS);

@@ -450,7 +450,7 @@ pub async fn run(ctx: &Ctx, cmd: &ServerCmd) -> Result<(), Failure> {
                         .await?;
                     ctx.view().object(&v, &[("ID", "id")]);
                 }
-                None => println!("{}", ctx.view_format.raw(&s["hardware_info"])),
+                None => out!("{}", ctx.view_format.raw(&s["hardware_info"])),
             }
             Ok(())
         }
@@ -557,7 +557,7 @@ async fn act_on(ctx: &Ctx, op: &str, body: Value, act: &Action) -> Result<(), Fa
     }
     let cols = [("SERVER", "id"), ("NAME", "name"), ("TASK", "task"), ("RESULT", "result")];
     match ctx.view_format {
-        Format::Ids => rows.iter().filter_map(|r| r["task"].as_i64()).for_each(|t| println!("{t}")),
+        Format::Ids => rows.iter().filter_map(|r| r["task"].as_i64()).for_each(|t| out!("{t}")),
         _ => ctx.view().list(&Value::Array(rows), &cols),
     }
     if let Some(secs) = act.wait {

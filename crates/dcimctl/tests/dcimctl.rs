@@ -356,6 +356,19 @@ async fn the_command_line(postgres: bool) {
     assert_eq!(p3["admin_status"], "up");
     let (code, _, err) = ctl(h, &["switch", "port", "down", "1", "no-such-port"], "");
     assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no port 'no-such-port'"), "{err}");
+    // A reader that goes away (`| head`) ends dcimctl quietly, not with a panic.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dcimctl"))
+        .args(["server", "list", "--all", "-o", "json"])
+        .env("XDG_CONFIG_HOME", h)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(c.stdout.take());
+    let o = c.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && !err.contains("panicked"), "{:?} {err}", o.status);
     assert_eq!(
         json_of(h, &["pdu", "outlets", "1", "-o", "json"]),
         direct.call(get.clone(), "/dci/v3/pdu/1/port", None).await
