@@ -20,7 +20,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
-use sqlx::{Any, AnyConnection};
+use sqlx::{Any, AnyConnection, AssertSqlSafe};
 
 use crate::{Backend, Result, Store, now};
 
@@ -272,6 +272,18 @@ impl Tx<'_> {
         }
         Ok(())
     }
+}
+
+/// That row `id` of `table` exists (else a 404 naming `what`), read on the
+/// transaction's own connection. A write transaction must not ask the pool for a second
+/// connection: with every connection held by writers waiting for the write lock, it
+/// would wait for one of them while they wait for it, until SQLite's busy timeout.
+pub(crate) async fn require_row(conn: &mut AnyConnection, table: &str, what: &'static str, id: i64) -> Result<()> {
+    let found: Option<(i64,)> = sqlx::query_as(AssertSqlSafe(format!("SELECT id FROM {table} WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    found.map(drop).ok_or_else(|| crate::StoreError::not_found(what, id))
 }
 
 impl Store {

@@ -368,7 +368,7 @@ impl Store {
 
     pub async fn create_rack(&self, name: &str, location_id: i64, size: i64) -> Result<i64> {
         let mut tx = self.write().await?;
-        self.get_location(location_id).await?;
+        crate::audit::require_row(&mut tx, "locations", "location", location_id).await?;
         let (id,): (i64,) =
             sqlx::query_as("INSERT INTO racks (name, location_id, size) VALUES ($1, $2, $3) RETURNING id")
                 .bind(name.to_owned())

@@ -3,7 +3,7 @@
 //! without a server (edited, locked, deleted), and each address's history.
 
 use dcim_core::query::ListQuery;
-use sqlx::{AssertSqlSafe, FromRow};
+use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 
 use crate::ipam::{ip_snapshot, record_history, release_ip};
 use crate::list::{Field, FieldType, ListSpec, Page};
@@ -118,11 +118,11 @@ impl Store {
     /// Deletes a userspace that holds no network or pool and serves no location; the
     /// public userspace 1 stays.
     pub async fn delete_userspace(&self, id: i64) -> Result<()> {
-        let mut tx = self.write().await?;
         if id == 1 {
             self.get_userspace(id).await?;
             return Err(StoreError::Conflict("userspace 1 is the public userspace and stays".into()));
         }
+        let mut tx = self.write().await?;
         let r = sqlx::query(
             "DELETE FROM userspaces WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM ipnets WHERE userspace = $1) \
              AND NOT EXISTS (SELECT 1 FROM ippools WHERE userspace = $1) \
@@ -177,7 +177,14 @@ impl Store {
         Ok(row.map(|(id, name, subnets)| (id, name, subnets > 0)))
     }
 
-    async fn range_overlap(&self, ipnet: i64, start: &str, end: &str, except: i64) -> Result<()> {
+    async fn range_overlap(
+        &self,
+        conn: &mut AnyConnection,
+        ipnet: i64,
+        start: &str,
+        end: &str,
+        except: i64,
+    ) -> Result<()> {
         let other: Option<(i64, i64)> = sqlx::query_as(
             "SELECT id, pool_id FROM ippool_ranges WHERE ipnet_id = $1 AND start_key <= $2 AND end_key >= $3 \
              AND id <> $4 LIMIT 1",
@@ -186,7 +193,7 @@ impl Store {
         .bind(end.to_owned())
         .bind(start.to_owned())
         .bind(except)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *conn)
         .await?;
         match other {
             Some((id, pool)) => Err(StoreError::Conflict(format!("it overlaps range {id} of pool {pool}"))),
@@ -198,8 +205,8 @@ impl Store {
     /// network do not overlap.
     pub async fn create_range(&self, pool: i64, ipnet: i64, start: &str, end: &str) -> Result<i64> {
         let mut tx = self.write().await?;
-        self.get_pool(pool).await?;
-        self.range_overlap(ipnet, start, end, 0).await?;
+        crate::audit::require_row(&mut tx, "ippools", "ippool", pool).await?;
+        self.range_overlap(&mut tx, ipnet, start, end, 0).await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO ippool_ranges (pool_id, ipnet_id, start_key, end_key) VALUES ($1, $2, $3, $4) RETURNING id",
         )
@@ -225,8 +232,8 @@ impl Store {
                 r.ipnet_id, r.net_name
             )));
         }
-        self.range_overlap(ipnet, start, end, id).await?;
         let mut tx = self.write().await?;
+        self.range_overlap(&mut tx, ipnet, start, end, id).await?;
         sqlx::query("UPDATE ippool_ranges SET next_offset = next_offset WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)

@@ -744,7 +744,7 @@ impl Store {
 
     pub async fn connect_switch_port(&self, server_id: i64, port_id: i64, is_ipmi: bool) -> Result<i64> {
         let mut tx = self.write().await?;
-        self.get_server(server_id, &[]).await?;
+        crate::audit::require_row(&mut tx, "servers", "server", server_id).await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO switch_connections (server_id, port_id, is_ipmi_connection) VALUES ($1, $2, $3) RETURNING id",
         )
@@ -760,7 +760,7 @@ impl Store {
 
     pub async fn connect_pdu_port(&self, server_id: i64, port_id: i64) -> Result<i64> {
         let mut tx = self.write().await?;
-        self.get_server(server_id, &[]).await?;
+        crate::audit::require_row(&mut tx, "servers", "server", server_id).await?;
         let (id,): (i64,) =
             sqlx::query_as("INSERT INTO pdu_connections (server_id, port_id) VALUES ($1, $2) RETURNING id")
                 .bind(server_id)
