@@ -8,6 +8,8 @@
 #         qemu-system-x86 qemu-utils ipxe ipxe-qemu ovmf socat (virtual machines), cpio (boot image),
 #         dnsmasq-base (a site DHCP server beside which dcim serves proxyDHCP),
 #         chromium chromium-driver (the web UI's browser tests, through WebDriver)
+#   fuzz-venv: ${DCIM_SIMS:-/opt/dcim-sims}/fuzz-venv, the API fuzzer (schemathesis), kept
+#         apart so its dependencies and the simulators' never meet.
 #   venv: ${DCIM_SIMS:-/opt/dcim-sims}/venv, made with Debian's /usr/bin/python3 (not a
 #         pyenv python3 that may come first on PATH: snmpsim drops to user nobody, who
 #         cannot read /root, and pyenv's build has no dbm module), holding the pinned
@@ -33,6 +35,8 @@ PIP_PACKAGES=(
     prometheus-client==0.26.0
 )
 STAMP=$VENV/.dcim-sims-stamp
+FUZZ_VENV=$SIMS/fuzz-venv
+FUZZ_PACKAGES=(schemathesis==4.32.5)
 
 die() { echo "sims-setup: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root"
@@ -85,6 +89,20 @@ if [ ! -x "$VENV/bin/python" ] || [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$
     printf '%s' "$want" > "$STAMP"
 fi
 
+# --- The fuzzer's virtualenv, the same way.
+want_fuzz="$(printf '%s\n' /usr/bin/python3 "${FUZZ_PACKAGES[@]}")"
+if [ ! -x "$FUZZ_VENV/bin/st" ] || [ "$(cat "$FUZZ_VENV/.dcim-stamp" 2>/dev/null)" != "$want_fuzz" ]; then
+    echo "sims-setup: building $FUZZ_VENV"
+    rm -rf "$FUZZ_VENV"
+    (
+        umask 022
+        /usr/bin/python3 -m venv "$FUZZ_VENV"
+        "$FUZZ_VENV/bin/pip" install -q --no-cache-dir "${FUZZ_PACKAGES[@]}"
+    )
+    "$FUZZ_VENV/bin/st" --version >/dev/null || die "schemathesis does not run from $FUZZ_VENV"
+    printf '%s' "$want_fuzz" > "$FUZZ_VENV/.dcim-stamp"
+fi
+
 # --- What is there.
 echo "ipmi_sim      $(dpkg-query -W -f='${Version}' openipmi) ($(command -v ipmi_sim))"
 echo "ipmitool      $(dpkg-query -W -f='${Version}' ipmitool) ($(command -v ipmitool))"
@@ -96,3 +114,4 @@ print(f"python        {sys.version.split()[0]} ({sys.executable})")
 for p in ("sushy-tools", "pyghmi", "snmpsim", "pysnmp", "pysmi", "cryptography"):
     print(f"{p:<13} {version(p)}")
 EOF
+echo "schemathesis  $("$FUZZ_VENV/bin/st" --version | awk '{print $NF}') ($FUZZ_VENV)"

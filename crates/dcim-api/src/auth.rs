@@ -79,21 +79,47 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// The value of cookie `name`, if the request carries it.
 pub fn cookie<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    cookie_value(h, name).map(str::trim).filter(|v| !v.is_empty())
+}
+
+fn cookie_value<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim())
-        .filter(|v| !v.is_empty())
+        .map(|(_, v)| v)
+}
+
+/// Whether the request names cookie `name` at all, empty or not.
+fn cookie_given(h: &HeaderMap, name: &str) -> bool {
+    cookie_value(h, name).is_some()
 }
 
 /// The token a request carries, after the double-submit check. A request may carry its
 /// token in several places (DCImanager's clients send the cookie and `x-xsrf-token`
 /// together), but never two different tokens: which one would count is a question an
 /// attacker could answer for us, so such a request is refused.
+/// A credential that is there but empty (`ISP-Session:`, `Authorization: Bearer`,
+/// `Cookie: ses6=`) is refused rather than taken for no credential: a client that
+/// sends one has lost its token, and serving the request on another carrier's token
+/// would hide that.
 pub fn request_token<'a>(method: &Method, h: &'a HeaderMap) -> ApiResult<Option<&'a str>> {
+    let empty = |what: &str| Err(ApiError::unauthorized(format!("{what} is empty: send the session's token")));
+    if h.contains_key("isp-session") && header(h, "isp-session").is_none() {
+        return empty("the ISP-Session header");
+    }
+    if h.contains_key("x-xsrf-token") && header(h, "x-xsrf-token").is_none() {
+        return empty("the x-xsrf-token header");
+    }
+    let authorization = h.get("authorization").map(|v| v.to_str().map(str::trim).unwrap_or(""));
+    if matches!(authorization, Some(a) if a.is_empty() || a.eq_ignore_ascii_case("bearer")) {
+        return empty("the Authorization header");
+    }
+    if cookie_given(h, COOKIE) && cookie(h, COOKIE).is_none() {
+        return empty("the ses6 cookie");
+    }
     let bearer = header(h, "authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::trim));
     let isp = header(h, "isp-session");
     let xsrf = header(h, "x-xsrf-token");
@@ -409,6 +435,15 @@ mod tests {
         assert!(e.msg.contains("Authorization, the ses6 cookie"), "{}", e.msg);
         let e = request_token(&post, &headers(&[("isp-session", "A"), ("x-xsrf-token", "B")])).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Unauthorized);
+        // An empty carrier beside a good token is a lost token, not no token.
+        for empty in [("isp-session", " "), ("x-xsrf-token", ""), ("authorization", "Bearer "), ("cookie", "ses6=")] {
+            let good =
+                if empty.0 == "authorization" { ("isp-session", "T10") } else { ("authorization", "Bearer T10") };
+            let h = headers(&[good, empty]);
+            let e = request_token(&get, &h).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Unauthorized, "{empty:?}");
+            assert!(e.msg.contains("is empty"), "{}", e.msg);
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod audit_layer;
 pub mod auth;
+pub mod doc_rules;
 pub mod error;
 pub mod extract;
 pub mod openapi;

@@ -56,7 +56,7 @@ use crate::routes::{
         crate::routes::health, crate::routes::service::metrics, crate::routes::service::ready,
     ),
     modifiers(&Security, &Errors),
-    security(("ses6" = []), ("bearer" = []), ("isp_session" = []))
+    security(("ses6" = []), ("bearer" = []), ("isp_session" = []), ("xsrf" = []))
 )]
 pub struct ApiDoc;
 
@@ -67,6 +67,9 @@ impl utoipa::Modify for Security {
         let c = doc.components.get_or_insert_with(Default::default);
         c.add_security_scheme("ses6", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("ses6"))));
         c.add_security_scheme("isp_session", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("ISP-Session"))));
+        // DCImanager's clients send the token in x-xsrf-token too, and a request that
+        // carries it there alone is served.
+        c.add_security_scheme("xsrf", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-xsrf-token"))));
         c.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
@@ -119,7 +122,15 @@ impl utoipa::Modify for Errors {
     }
 }
 
+/// The OpenAPI document as served: what the routes declare, with the rules of
+/// their request fields ([`crate::doc_rules`]).
+pub fn document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
+    crate::doc_rules::refine(&mut doc);
+    doc
+}
+
 /// Swagger UI and the document it shows.
 pub fn swagger() -> SwaggerUi {
-    SwaggerUi::new("/swagger").url("/swagger/openapi.json", ApiDoc::openapi())
+    SwaggerUi::new("/swagger").external_url_unchecked("/swagger/openapi.json", document())
 }

@@ -82,14 +82,14 @@ pub fn note(field: &str, raw: &str, max: usize) -> Result<String, ValidationErro
     Ok(raw.to_owned())
 }
 
-/// A single line of text such as a description or a phone number: trimmed, at most
-/// `max` characters, no control characters at all.
+/// A single line of text such as a description or a phone number: at most `max`
+/// characters as sent, no control characters at all, kept trimmed.
 pub fn line(field: &str, raw: &str, max: usize) -> Result<String, ValidationError> {
     let s = raw.trim();
     if let Some(c) = forbidden_control(s, false) {
         return Err(control_error(field, c));
     }
-    if s.chars().count() > max {
+    if raw.chars().count() > max {
         return Err(ValidationError::new(field, format!("is longer than {max} characters")));
     }
     Ok(s.to_owned())

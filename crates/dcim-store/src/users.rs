@@ -66,6 +66,9 @@ pub struct UserPatch {
     pub blocked: Option<bool>,
     pub lang: Option<String>,
     pub timezone: Option<String>,
+    /// The session a password change leaves open: the caller's own, when it changes
+    /// its own password (0: none).
+    pub keep_session: i64,
 }
 
 pub const USER_LIST: ListSpec = ListSpec {
@@ -215,8 +218,14 @@ impl Store {
             .await
             .map_err(|e| StoreError::conflict_on_constraint(e, || "that e-mail belongs to another user".into()))?;
         if p.blocked == Some(true) || p.password_hash.is_some() {
-            // A blocked user or a changed password ends every open session.
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+            // A blocked user or a changed password ends every open session (but the
+            // one of a user who changed its own password).
+            let keep = if p.blocked == Some(true) { 0 } else { p.keep_session };
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
+                .bind(id)
+                .bind(keep)
+                .execute(&mut *tx)
+                .await?;
         }
         if p.blocked == Some(true) && was_blocked == 0 {
             crate::webhooks::emit(&mut tx, "user.blocked", None, serde_json::json!({"user": id, "email": email}))

@@ -169,6 +169,14 @@ async fn own_account_and_passwords(db: Db) {
     let (st, v) = s.call(Method::POST, "/auth/v4/user/99/password", Some(json!({"password": "whatever-1"}))).await;
     assert_error(st, &v, StatusCode::NOT_FOUND);
 
+    // An admin that sets its own password by the user routes keeps the session it did
+    // it with; its other sessions end.
+    let other = s.login(common::ADMIN_EMAIL, common::ADMIN_PASSWORD).await;
+    let (st, _) = s.call(Method::POST, "/dci/v3/user/1", Some(json!({"password": common::ADMIN_PASSWORD}))).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(s.call(Method::GET, "/auth/v4/self", None).await.0, StatusCode::OK);
+    assert_eq!(s.call_as(&other, Method::GET, "/auth/v4/self", None).await.0, StatusCode::UNAUTHORIZED);
+
     // Suspend and resume.
     let (st, v) = s.call_as(&c4, Method::POST, &format!("/auth/v4/user/{uid}/suspend"), Some(json!({}))).await;
     assert_error(st, &v, StatusCode::FORBIDDEN);

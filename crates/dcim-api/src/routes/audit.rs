@@ -11,7 +11,7 @@ use dcim_store::list::{Bind, Scope};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiResult;
-use crate::extract::{ListParams, Path};
+use crate::extract::{ListParams, ListQueryDoc, Path};
 use crate::wire::List;
 use crate::wire::audit::{AuditRecord, HistoryEntry};
 use crate::wire::task::{Task, time};
@@ -19,7 +19,7 @@ use crate::wire::task::{Task, time};
 /// The audit trail (admins): every state-changing request and every task's end,
 /// newest first unless `orderby` says otherwise.
 #[utoipa::path(get, path = "/dci/v3/audit", tag = "audit",
-    params(("where" = Option<String>, Query), ("orderby" = Option<String>, Query), ("limit" = Option<String>, Query)),
+    params(ListQueryDoc),
     responses((status = 200, body = List<AuditRecord>), (status = 403)))]
 pub async fn list_audit(
     caller: Caller,

@@ -126,6 +126,8 @@ pub async fn key_redirect(
 /// long-lived tokens (an admin's: anyone's).
 #[utoipa::path(delete, path = "/auth/v4/token/{token}", tag = "auth",
     params(("token" = String, Path, description = "the token, or a session or token id")),
+    // The token in the path is its own credential; an id needs a session's.
+    security((), ("ses6" = []), ("bearer" = []), ("isp_session" = []), ("xsrf" = [])),
     responses((status = 200, body = Empty), (status = 404)))]
 pub async fn logout(
     State(st): State<AppState>,

@@ -15,7 +15,7 @@ use dcim_store::inventory::{DeviceKind, DeviceRow, NewDevice as StoreNewDevice, 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::extract::{Body, ListParams, Path};
+use crate::extract::{Body, ListParams, ListQueryDoc, Path};
 use crate::wire::inventory::{
     Device, DeviceEdit, Location, LocationInput, NewDevice, NewOsTemplate, NewRack, OsTemplate, OsTemplateEdit,
     PduPort, PortAdmin, Rack, RackEdit, SnmpInput, SwitchPort, SwitchPortEdit,
@@ -38,7 +38,7 @@ fn line(field: &str, raw: &str, max: usize) -> ApiResult<String> {
 
 // --- locations
 
-#[utoipa::path(get, path = "/dci/v3/location", tag = "inventory", responses((status = 200, body = List<Location>)))]
+#[utoipa::path(get, path = "/dci/v3/location", params(ListQueryDoc), tag = "inventory", responses((status = 200, body = List<Location>)))]
 pub async fn list_locations(
     caller: Caller,
     State(st): State<AppState>,
@@ -104,7 +104,7 @@ fn rack_size(size: i64) -> ApiResult<i64> {
     if (1..=100).contains(&size) { Ok(size) } else { Err(ApiError::invalid("size", "must be 1 to 100 units")) }
 }
 
-#[utoipa::path(get, path = "/dci/v3/rack", tag = "inventory", responses((status = 200, body = List<Rack>)))]
+#[utoipa::path(get, path = "/dci/v3/rack", params(ListQueryDoc), tag = "inventory", responses((status = 200, body = List<Rack>)))]
 pub async fn list_racks(
     caller: Caller,
     State(st): State<AppState>,
@@ -291,7 +291,7 @@ async fn edit_device(st: &AppState, kind: DeviceKind, id: i64, b: DeviceEdit) ->
     Ok(Json(Id { id }))
 }
 
-#[utoipa::path(get, path = "/dci/v3/switch", tag = "inventory", responses((status = 200, body = List<Device>)))]
+#[utoipa::path(get, path = "/dci/v3/switch", params(ListQueryDoc), tag = "inventory", responses((status = 200, body = List<Device>)))]
 pub async fn list_switches(
     caller: Caller,
     State(st): State<AppState>,
@@ -348,7 +348,7 @@ pub async fn sync_switch(
     sync_device(&st, DeviceKind::Switch, id).await
 }
 
-#[utoipa::path(get, path = "/dci/v3/switch/{id}/port", tag = "inventory", responses((status = 200, body = List<SwitchPort>)))]
+#[utoipa::path(get, path = "/dci/v3/switch/{id}/port", params(ListQueryDoc), tag = "inventory", responses((status = 200, body = List<SwitchPort>)))]
 pub async fn list_switch_ports(
     caller: Caller,
     State(st): State<AppState>,
@@ -396,7 +396,7 @@ pub async fn edit_switch_port(
     Ok(Json(port.into()))
 }
 
-#[utoipa::path(get, path = "/dci/v3/pdu", tag = "inventory", responses((status = 200, body = List<Device>)))]
+#[utoipa::path(get, path = "/dci/v3/pdu", params(ListQueryDoc), tag = "inventory", responses((status = 200, body = List<Device>)))]
 pub async fn list_pdus(
     caller: Caller,
     State(st): State<AppState>,
@@ -453,7 +453,7 @@ pub async fn sync_pdu(
     sync_device(&st, DeviceKind::Pdu, id).await
 }
 
-#[utoipa::path(get, path = "/dci/v3/pdu/{id}/port", tag = "inventory", responses((status = 200, body = List<PduPort>)))]
+#[utoipa::path(get, path = "/dci/v3/pdu/{id}/port", params(ListQueryDoc), tag = "inventory", responses((status = 200, body = List<PduPort>)))]
 pub async fn list_pdu_ports(
     caller: Caller,
     State(st): State<AppState>,
@@ -561,7 +561,7 @@ fn image(url: Option<&str>, sha256: Option<&str>) -> ApiResult<Option<OsImage>> 
     Ok(Some(OsImage { url: url.to_owned(), sha256: sha256.to_ascii_lowercase() }))
 }
 
-#[utoipa::path(get, path = "/dci/v3/os_template", tag = "inventory", responses((status = 200, body = List<OsTemplate>)))]
+#[utoipa::path(get, path = "/dci/v3/os_template", params(ListQueryDoc), tag = "inventory", responses((status = 200, body = List<OsTemplate>)))]
 pub async fn list_os_templates(
     caller: Caller,
     State(st): State<AppState>,

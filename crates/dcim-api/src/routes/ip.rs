@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, ListParams, Path};
+use crate::extract::{Body, ListParams, ListQueryDoc, Path};
 use crate::wire::ip::{Ip, IpRequest, Ipnet, IpnetEdit, Ippool, IppoolEdit, NewIpnet, NewIppool, PoolNet};
 use crate::wire::task::TaskAnswer;
 use crate::wire::{Empty, Id, List};
@@ -129,7 +129,7 @@ pub fn ip_wire(r: IpRow) -> Ip {
 }
 
 /// List networks.
-#[utoipa::path(get, path = "/ip/v3/ipnet", tag = "ipam", responses((status = 200, body = List<Ipnet>)))]
+#[utoipa::path(get, path = "/ip/v3/ipnet", params(ListQueryDoc), tag = "ipam", responses((status = 200, body = List<Ipnet>)))]
 pub async fn list_ipnets(
     caller: Caller,
     State(st): State<AppState>,
@@ -234,7 +234,7 @@ pub async fn delete_ipnet(
 }
 
 /// List pools.
-#[utoipa::path(get, path = "/ip/v3/ippool", tag = "ipam", responses((status = 200, body = List<Ippool>)))]
+#[utoipa::path(get, path = "/ip/v3/ippool", params(ListQueryDoc), tag = "ipam", responses((status = 200, body = List<Ippool>)))]
 pub async fn list_pools(
     caller: Caller,
     State(st): State<AppState>,
@@ -320,7 +320,7 @@ pub async fn delete_pool(
 }
 
 /// Every address (a `@user` sees those of its servers).
-#[utoipa::path(get, path = "/dci/v3/ip", tag = "ipam", responses((status = 200, body = List<Ip>)))]
+#[utoipa::path(get, path = "/dci/v3/ip", params(ListQueryDoc), tag = "ipam", responses((status = 200, body = List<Ip>)))]
 pub async fn list_ips(
     caller: Caller,
     State(st): State<AppState>,
@@ -330,7 +330,7 @@ pub async fn list_ips(
 }
 
 /// A server's addresses.
-#[utoipa::path(get, path = "/dci/v3/server/{id}/ip", tag = "ipam", responses((status = 200, body = List<Ip>)))]
+#[utoipa::path(get, path = "/dci/v3/server/{id}/ip", params(ListQueryDoc), tag = "ipam", responses((status = 200, body = List<Ip>)))]
 pub async fn server_ips(
     caller: Caller,
     State(st): State<AppState>,

@@ -19,7 +19,7 @@ use super::ip::{allocate_next, create_network};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, ListParams, Path};
+use crate::extract::{Body, ListParams, ListQueryDoc, Path};
 use crate::wire::auth::auth_time;
 use crate::wire::ip::{
     HistoryEntry, IpAllocate, IpAllocated, IpCreate, IpEdit, IpmgrIp, NewIpnet, Range, RangeBody, Userspace,
@@ -28,7 +28,8 @@ use crate::wire::ip::{
 use crate::wire::{Empty, Id, List};
 
 /// IPmanager's statuses an address may be given.
-const STATUSES: &[&str] = &["busy", "special", "locked", "problem", "service", "extended", "dnsbl", "deleted"];
+pub(crate) const STATUSES: &[&str] =
+    &["busy", "special", "locked", "problem", "service", "extended", "dnsbl", "deleted"];
 
 fn check_status(field: &str, s: &str) -> ApiResult<String> {
     if STATUSES.contains(&s) {
@@ -95,7 +96,7 @@ fn range_wire(r: RangeInfo) -> Range {
 }
 
 /// Userspaces.
-#[utoipa::path(get, path = "/ip/v3/userspace", tag = "ipmgr", responses((status = 200, body = List<Userspace>)))]
+#[utoipa::path(get, path = "/ip/v3/userspace", params(ListQueryDoc), tag = "ipmgr", responses((status = 200, body = List<Userspace>)))]
 pub async fn list_userspaces(
     caller: Caller,
     State(st): State<AppState>,
@@ -242,7 +243,7 @@ pub async fn create_range(
 }
 
 /// Pool ranges.
-#[utoipa::path(get, path = "/ip/v3/range", tag = "ipmgr", responses((status = 200, body = List<Range>)))]
+#[utoipa::path(get, path = "/ip/v3/range", params(ListQueryDoc), tag = "ipmgr", responses((status = 200, body = List<Range>)))]
 pub async fn list_ranges(
     caller: Caller,
     State(st): State<AppState>,
@@ -290,7 +291,7 @@ pub async fn delete_range(
 }
 
 /// The addresses in use in a range.
-#[utoipa::path(get, path = "/ip/v3/range/{id}/ip", tag = "ipmgr", responses((status = 200, body = List<IpmgrIp>)))]
+#[utoipa::path(get, path = "/ip/v3/range/{id}/ip", params(ListQueryDoc), tag = "ipmgr", responses((status = 200, body = List<IpmgrIp>)))]
 pub async fn range_ips(
     caller: Caller,
     State(st): State<AppState>,
@@ -306,7 +307,7 @@ pub async fn range_ips(
 /// Addresses (a `@user` sees those of its servers). `where` takes IPmanager's field
 /// names (`name`, `ip_addr`, `domain`, `ipnet`, `ipnet_name`, `ippool`, `userspace`,
 /// `note`, `locked`, `ipm_status`...).
-#[utoipa::path(get, path = "/ip/v3/ip", tag = "ipmgr", responses((status = 200, body = List<IpmgrIp>)))]
+#[utoipa::path(get, path = "/ip/v3/ip", params(ListQueryDoc), tag = "ipmgr", responses((status = 200, body = List<IpmgrIp>)))]
 pub async fn list_ips(
     caller: Caller,
     State(st): State<AppState>,

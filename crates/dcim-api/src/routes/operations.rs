@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::auth::{Caller, hash_secret};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, ListParams, Path};
+use crate::extract::{Body, ListParams, ListQueryDoc, Path};
 use crate::wire::task::{AgentReport, ClearHddRequest, DiagRequest, OsRequest, Task, TaskAnswer};
 use crate::wire::{Empty, List};
 
@@ -344,7 +344,7 @@ pub async fn abort_operation(
 }
 
 /// List tasks (a `@user` sees those of its servers).
-#[utoipa::path(get, path = "/dci/v3/task", tag = "operations", responses((status = 200, body = List<Task>)))]
+#[utoipa::path(get, path = "/dci/v3/task", params(ListQueryDoc), tag = "operations", responses((status = 200, body = List<Task>)))]
 pub async fn list_tasks(
     caller: Caller,
     State(st): State<AppState>,
@@ -359,7 +359,7 @@ pub async fn get_task(caller: Caller, State(st): State<AppState>, Path(id): Path
     Ok(Json(st.store.get_task(id, &caller.server_scope()).await?.into()))
 }
 
-const REPORT_KINDS: &[&str] = &["hardware", "bmc", "wiped", "installed", "progress", "done", "failed"];
+pub(crate) const REPORT_KINDS: &[&str] = &["hardware", "bmc", "wiped", "installed", "progress", "done", "failed"];
 
 /// The in-band agent reports a step, authenticated by its task's secret (Bearer),
 /// never by a user session.
@@ -383,7 +383,7 @@ pub async fn agent_report(
         return Err(ApiError::bad_request("data: must be a JSON object"));
     }
     if b.kind == "hardware" {
-        serde_json::from_value::<HardwareInfo>(b.data.clone()).map_err(|e| ApiError::invalid("data", e))?;
+        crate::extract::typed::<HardwareInfo>(&b.data).map_err(|e| ApiError::invalid("data", e))?;
     }
     if !st.store.add_task_report(id, &hash_secret(secret.trim()), &b.kind, &b.data.to_string()).await? {
         return Err(ApiError::not_found("running task with that secret", id));
@@ -491,7 +491,7 @@ pub async fn fake_hardware(
 ) -> ApiResult<Json<Empty>> {
     caller.require_admin()?;
     let mac = dcim_core::Mac::parse("mac", &b.mac)?;
-    serde_json::from_value::<HardwareInfo>(b.hardware.clone()).map_err(|e| ApiError::invalid("hardware", e))?;
+    crate::extract::typed::<HardwareInfo>(&b.hardware).map_err(|e| ApiError::invalid("hardware", e))?;
     st.engine.drivers.fake.set_hardware(&mac.to_string(), b.hardware);
     Ok(Json(Empty {}))
 }

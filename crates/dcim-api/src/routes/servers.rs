@@ -11,7 +11,7 @@ use dcim_store::servers::{BmcAccess, NewServer as StoreNewServer, ServerDetails,
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, ListParams, Path};
+use crate::extract::{Body, ListParams, ListQueryDoc, Path};
 use crate::wire::inventory::HardwareInput;
 use crate::wire::server::{
     Configuration, IpmiInput, NewServer, OwnerRequest, PduConnectionRequest, PlatformInput, Server, ServerEdit,
@@ -20,7 +20,7 @@ use crate::wire::server::{
 use crate::wire::{Empty, Id, List};
 
 /// Number of free servers per configuration.
-#[utoipa::path(get, path = "/dci/v3/server/configuration", tag = "servers",
+#[utoipa::path(get, path = "/dci/v3/server/configuration", params(ListQueryDoc), tag = "servers",
     responses((status = 200, body = List<Configuration>)))]
 pub async fn server_configuration(
     caller: Caller,
@@ -32,7 +32,7 @@ pub async fn server_configuration(
 }
 
 /// List servers (a `@user` sees its own).
-#[utoipa::path(get, path = "/dci/v3/server", tag = "servers", responses((status = 200, body = List<Server>)))]
+#[utoipa::path(get, path = "/dci/v3/server", params(ListQueryDoc), tag = "servers", responses((status = 200, body = List<Server>)))]
 pub async fn list_servers(
     caller: Caller,
     State(st): State<AppState>,
@@ -44,7 +44,7 @@ pub async fn list_servers(
 
 /// Servers kept in their location's warehouse rather than in a rack (DCImanager's
 /// warehouse list of servers; list conventions as for `/dci/v3/server`). Admin only.
-#[utoipa::path(get, path = "/dci/v3/warehouse/server", tag = "servers", responses((status = 200, body = List<Server>)))]
+#[utoipa::path(get, path = "/dci/v3/warehouse/server", params(ListQueryDoc), tag = "servers", responses((status = 200, body = List<Server>)))]
 pub async fn warehouse_servers(
     caller: Caller,
     State(st): State<AppState>,
@@ -242,7 +242,7 @@ pub async fn set_hardware_info(
     if !b.is_object() {
         return Err(ApiError::bad_request("body: hardware_info must be a JSON object"));
     }
-    let hw: HardwareInfo = serde_json::from_value(b.clone()).map_err(|e| ApiError::invalid("hardware_info", e))?;
+    let hw: HardwareInfo = crate::extract::typed(&b).map_err(|e| ApiError::invalid("hardware_info", e))?;
     let configuration = generate(&hw);
     st.store.set_hardware_info(id, &b.to_string(), configuration.as_deref()).await?;
     Ok(Json(Id { id }))

@@ -9,7 +9,7 @@ use dcim_store::users::{NewUser as StoreNewUser, UserPatch};
 use crate::AppState;
 use crate::auth::{Caller, hash_password};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, ListParams, Path};
+use crate::extract::{Body, ListParams, ListQueryDoc, Path};
 use crate::wire::user::{NewUser, User, UserEdit};
 use crate::wire::{Empty, Id, List};
 
@@ -36,7 +36,7 @@ fn check_vlans(v: Option<i64>) -> ApiResult<()> {
 }
 
 /// List users.
-#[utoipa::path(get, path = "/dci/v3/user", tag = "users", responses((status = 200, body = List<User>)))]
+#[utoipa::path(get, path = "/dci/v3/user", params(ListQueryDoc), tag = "users", responses((status = 200, body = List<User>)))]
 pub async fn list_users(
     caller: Caller,
     State(st): State<AppState>,
@@ -108,6 +108,9 @@ pub async fn edit_user(
         phone_number: b.phone_number.as_deref().map(|v| line("phone_number", v, 64)).transpose()?,
         vlans_per_user: b.vlans_per_user,
         blocked: b.blocked,
+        // An admin who sets its own password keeps the session it did it with, as
+        // with POST /auth/v4/user/{user}/password.
+        keep_session: if id == caller.user_id { caller.session_id } else { 0 },
         ..UserPatch::default()
     };
     let ends_sessions = patch.blocked == Some(true) || patch.password_hash.is_some() || patch.role.is_some();

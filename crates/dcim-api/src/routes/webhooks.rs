@@ -10,7 +10,7 @@ use dcim_store::webhooks::{EVENT_KINDS, NewWebhook, WebhookPatch};
 use crate::AppState;
 use crate::auth::{Caller, new_secret};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, ListParams, Path};
+use crate::extract::{Body, ListParams, ListQueryDoc, Path};
 use crate::wire::webhook::{Delivery, DeliveryAttempt, Webhook, WebhookCreated, WebhookInput};
 use crate::wire::{Empty, Id, List};
 
@@ -48,7 +48,7 @@ fn kinds(raw: &[String]) -> ApiResult<Vec<String>> {
     Ok(out)
 }
 
-#[utoipa::path(get, path = "/dci/v3/webhook", tag = "webhooks", responses((status = 200, body = List<Webhook>)))]
+#[utoipa::path(get, path = "/dci/v3/webhook", params(ListQueryDoc), tag = "webhooks", responses((status = 200, body = List<Webhook>)))]
 pub async fn list_webhooks(
     caller: Caller,
     State(st): State<AppState>,
@@ -123,7 +123,7 @@ pub async fn delete_webhook(
 
 /// An endpoint's deliveries, newest first, each with its attempts.
 #[utoipa::path(get, path = "/dci/v3/webhook/{id}/delivery", tag = "webhooks",
-    params(("where" = Option<String>, Query), ("orderby" = Option<String>, Query), ("limit" = Option<String>, Query)),
+    params(ListQueryDoc),
     responses((status = 200, body = List<Delivery>), (status = 404)))]
 pub async fn list_deliveries(
     caller: Caller,

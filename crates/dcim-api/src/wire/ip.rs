@@ -101,7 +101,7 @@ pub struct NewIppool {
     #[serde(default)]
     pub note: String,
     #[serde(default, deserialize_with = "bool_like")]
-    #[schema(value_type = bool)]
+    #[schema(schema_with = bool_like_schema)]
     pub is_public: bool,
     pub ranges: Vec<PoolRange>,
 }
@@ -111,7 +111,7 @@ pub struct IppoolEdit {
     pub name: Option<String>,
     pub note: Option<String>,
     #[serde(default, deserialize_with = "opt_bool_like")]
-    #[schema(value_type = Option<bool>)]
+    #[schema(schema_with = opt_bool_like_schema)]
     pub is_public: Option<bool>,
 }
 
@@ -150,29 +150,77 @@ pub struct IpRequest {
     pub ip_pool: Option<i64>,
     /// Make it the server's main address of its family.
     #[serde(default, deserialize_with = "bool_like")]
-    #[schema(value_type = bool)]
+    #[schema(schema_with = bool_like_schema)]
     pub set_as_main_ipv4: bool,
     pub userspace: Option<i64>,
 }
 
-/// `true`/`false`, or the strings `"true"`/`"false"` some clients send.
+/// `true`/`false`, or the strings `"true"`/`"false"` (`"on"`/`"off"`, `""` for false)
+/// some clients send.
 pub fn bool_like<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum B {
-        Bool(bool),
-        Str(String),
+    use serde::de::{Error, Visitor};
+    struct BoolVisitor;
+    impl Visitor<'_> for BoolVisitor {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("true or false")
+        }
+        fn visit_bool<E: Error>(self, b: bool) -> Result<bool, E> {
+            Ok(b)
+        }
+        fn visit_str<E: Error>(self, s: &str) -> Result<bool, E> {
+            match s {
+                "true" | "on" => Ok(true),
+                "false" | "off" | "" => Ok(false),
+                _ => Err(E::custom(format_args!("'{s}' is not true or false"))),
+            }
+        }
     }
-    match B::deserialize(d)? {
-        B::Bool(b) => Ok(b),
-        B::Str(s) if s == "true" || s == "on" => Ok(true),
-        B::Str(s) if s == "false" || s == "off" || s.is_empty() => Ok(false),
-        B::Str(s) => Err(serde::de::Error::custom(format!("'{s}' is not true or false"))),
-    }
+    d.deserialize_any(BoolVisitor)
 }
 
+/// What [`bool_like`] takes, as the OpenAPI document says it.
+fn bool_like_schema() -> utoipa::openapi::Object {
+    bool_like_object(false)
+}
+
+/// What [`opt_bool_like`] takes.
+fn opt_bool_like_schema() -> utoipa::openapi::Object {
+    bool_like_object(true)
+}
+
+fn bool_like_object(nullable: bool) -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    let mut types = vec![Type::Boolean, Type::String];
+    let mut values = vec![
+        serde_json::json!(true),
+        serde_json::json!(false),
+        "true".into(),
+        "false".into(),
+        "on".into(),
+        "off".into(),
+        "".into(),
+    ];
+    if nullable {
+        types.push(Type::Null);
+        values.push(serde_json::Value::Null);
+    }
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Array(types))
+        .enum_values(Some(values))
+        .description(Some("`true` or `false`; the strings `\"true\"`, `\"on\"`, `\"false\"`, `\"off\"` and `\"\"` too"))
+        .build()
+}
+
+/// [`bool_like`], or `null` for not given.
 fn opt_bool_like<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    bool_like(d).map(Some)
+    struct BoolLike(bool);
+    impl<'de> Deserialize<'de> for BoolLike {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            bool_like(d).map(BoolLike)
+        }
+    }
+    Ok(Option::<BoolLike>::deserialize(d)?.map(|b| b.0))
 }
 
 /// An IPmanager userspace: networks, pools and addresses apart from another's.
