@@ -551,10 +551,10 @@ async fn seed(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
                 bmc: Some(BmcAccess {
                     address: format!("bmc-{i}.bench.invalid"),
                     kind: "fake".into(),
-
                     user: "admin".into(),
                     password: "secret".into(),
                     web_url: None,
+                    tls_fingerprint: None,
                 }),
             })
             .await?;

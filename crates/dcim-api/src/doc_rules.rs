@@ -220,6 +220,9 @@ const WEBHOOK_SECRET: &str = "^[\\x21-\\x7e][^\\x00-\\x1f\\x7f-\\x9f]{14,254}[\\
 /// printable ASCII comment. The server takes every key type ssh-key reads (RSA,
 /// ECDSA, DSA, security keys) and any comment.
 const SSH_KEY: &str = "^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-P][A-Za-z0-9+/]{42}( [\\x20-\\x7e]*)?$";
+/// A certificate's SHA-256 (`fingerprint`, routes/servers.rs): 32 pairs of hexadecimal
+/// digits with colons, or 64 bare; empty for none. The server also trims.
+const FINGERPRINT: &str = "^(([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}|[0-9A-Fa-f]{64})?$";
 /// ASCII only: one byte a character, for byte limits.
 const ASCII: &str = "^[\\x00-\\x7f]*$";
 
@@ -289,6 +292,7 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("IpRequest", "ip_name", Rule::Pattern(IP_ADDRESS_OR_EMPTY, 0)),
     // IpmiInput: routes/servers.rs bmc (`user`, `password` and `web_url` are free text;
     // a `redfish` BMC's address may also be an http(s) URL).
+    ("IpmiInput", "tls_fingerprint", Rule::Pattern(FINGERPRINT, 0)),
     ("IpmiInput", "address", Rule::Pattern(DEVICE_ADDRESS, 253)),
     ("IpmiInput", "type", Rule::Enum(BMC_TYPES)),
     // IpnetEdit: routes/ip.rs edit_ipnet.

@@ -210,6 +210,14 @@ pub struct BmcAccess {
     pub password: String,
     /// The server's boot MAC (the fake lab ties its machine to its boot).
     pub mac: Option<String>,
+    /// A Redfish BMC's pinned certificate (SHA-256 of its DER).
+    pub tls_fingerprint: Option<[u8; 32]>,
+}
+
+/// A stored `tls_fingerprint` (64 hexadecimal digits) as bytes; anything else is none.
+pub fn parse_fingerprint(hex_digits: Option<&str>) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex_digits?, &mut out).ok().map(|_| out)
 }
 
 /// How drivers talk to real devices.
@@ -230,7 +238,7 @@ impl Default for DriverSettings {
         DriverSettings {
             ipmi: ipmi::Timing::default(),
             redfish_timeout: std::time::Duration::from_secs(20),
-            bmc_tls_verify: false,
+            bmc_tls_verify: true,
             snmp: snmp::SnmpSettings::default(),
         }
     }
@@ -286,7 +294,9 @@ impl Drivers {
             BmcType::Fake => (Box::new(self.fake.machine(&bmc.address, bmc.mac.as_deref())), "fake"),
             BmcType::IpmiLanplus => (Box::new(self.ipmi.bmc(&bmc.address, &bmc.user, &bmc.password, false)?), "ipmi"),
             BmcType::Ipmi15 => (Box::new(self.ipmi.bmc(&bmc.address, &bmc.user, &bmc.password, true)?), "ipmi"),
-            BmcType::Redfish => (Box::new(self.redfish.bmc(&bmc.address, &bmc.user, &bmc.password)?), "redfish"),
+            BmcType::Redfish => {
+                (Box::new(self.redfish.bmc(&bmc.address, &bmc.user, &bmc.password, bmc.tls_fingerprint)?), "redfish")
+            }
         };
         Ok(self.wrap(inner, protocol))
     }

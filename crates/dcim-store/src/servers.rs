@@ -26,6 +26,7 @@ pub struct ServerRow {
     pub ipmi_address: Option<String>,
     pub ipmi_type: Option<String>,
     pub ipmi_web_url: Option<String>,
+    pub ipmi_tls_fingerprint: Option<String>,
     pub ipmi_status: String,
     /// Why the BMC's state is unknown, as JSON (`{}` when it answered).
     pub ipmi_status_info: String,
@@ -180,6 +181,8 @@ pub struct BmcAccess {
     pub user: String,
     pub password: String,
     pub web_url: Option<String>,
+    /// A Redfish BMC's pinned certificate: SHA-256, 64 lower-case hexadecimal digits.
+    pub tls_fingerprint: Option<String>,
 }
 
 /// A new server, validated by the caller.
@@ -261,7 +264,7 @@ macro_rules! server_select {
             "SELECT s.id, s.name, s.domain, s.mac, s.location_id, l.name AS location_name, \
              l.geolocation AS location_geolocation, l.userspace AS location_userspace, s.rack_id, \
              r.name AS rack_name, r.size AS rack_size, s.unit, s.ipmi_address, s.ipmi_type, s.ipmi_web_url, \
-             s.ipmi_status, s.ipmi_status_info, s.power_status, s.state, s.state_info, s.hardware_info, s.configuration, \
+             s.ipmi_tls_fingerprint, s.ipmi_status, s.ipmi_status_info, s.power_status, s.state, s.state_info, s.hardware_info, s.configuration, \
              s.generated_configuration, s.custom_configuration, s.is_new, s.diag_error, s.owner_id, \
              o.email AS owner_email, s.os_template_id, t.name AS os_template_name, t.tags AS os_template_tags, s.efi, \
              lt.id AS op_id, lt.status AS op_status, lt.status_info AS op_status_info, \
@@ -435,8 +438,8 @@ impl Store {
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO servers (name, location_id, rack_id, unit, mac, domain, ipmi_address, ipmi_type, ipmi_user, \
              ipmi_password, ipmi_web_url, created_at, barcode, serial_number, model, note, user_note, platform_name, \
-             size, uuid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-             $19, $20) RETURNING id",
+             size, uuid, ipmi_tls_fingerprint) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+             $15, $16, $17, $18, $19, $20, $21) RETURNING id",
         )
         .bind(s.name.clone())
         .bind(s.location_id)
@@ -458,6 +461,7 @@ impl Store {
         .bind(d.platform_name.clone())
         .bind(d.size)
         .bind(uuid::Uuid::new_v4().to_string())
+        .bind(bmc.tls_fingerprint.clone())
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| {
@@ -582,6 +586,7 @@ impl Store {
             u.set("ipmi_user", b.map(|b| b.user.clone()).into());
             u.set("ipmi_password", b.map(|b| self.seal(crate::seal::BMC_PASSWORD, &b.password)).into());
             u.set("ipmi_web_url", b.and_then(|b| b.web_url.clone()).into());
+            u.set("ipmi_tls_fingerprint", b.and_then(|b| b.tls_fingerprint.clone()).into());
         }
         if let Some(v) = &p.custom_configuration {
             u.set("custom_configuration", v.clone().into());
@@ -722,21 +727,23 @@ impl Store {
 
     /// BMC access data with the password, for the power driver only.
     pub async fn bmc_credentials(&self, server_id: i64) -> Result<Option<BmcAccess>> {
-        type Row = (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+        type Row = (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
         let row: Option<Row> = sqlx::query_as(
-            "SELECT ipmi_address, ipmi_type, ipmi_user, ipmi_password, ipmi_web_url FROM servers WHERE id = $1",
+            "SELECT ipmi_address, ipmi_type, ipmi_user, ipmi_password, ipmi_web_url, ipmi_tls_fingerprint \
+             FROM servers WHERE id = $1",
         )
         .bind(server_id)
         .fetch_optional(self.pool())
         .await?;
         let Some(row) = row else { return Err(StoreError::not_found("server", server_id)) };
         Ok(match row {
-            (Some(address), Some(kind), user, password, web_url) => Some(BmcAccess {
+            (Some(address), Some(kind), user, password, web_url, tls_fingerprint) => Some(BmcAccess {
                 address,
                 kind,
                 user: user.unwrap_or_default(),
                 password: self.open_opt(crate::seal::BMC_PASSWORD, password)?.unwrap_or_default(),
                 web_url,
+                tls_fingerprint,
             }),
             _ => None,
         })

@@ -547,6 +547,7 @@ pub struct PollTarget {
     pub ipmi_type: String,
     pub ipmi_user: String,
     pub ipmi_password: String,
+    pub ipmi_tls_fingerprint: Option<String>,
     pub power_status: String,
     pub ipmi_status_info: String,
 }
@@ -556,7 +557,8 @@ impl Store {
     pub async fn poll_targets(&self) -> Result<Vec<PollTarget>> {
         let rows: Vec<PollTarget> = sqlx::query_as(
             "SELECT s.id AS server_id, s.mac, s.ipmi_address, s.ipmi_type, COALESCE(s.ipmi_user, '') AS ipmi_user, \
-             COALESCE(s.ipmi_password, '') AS ipmi_password, s.power_status, s.ipmi_status_info FROM servers s \
+             COALESCE(s.ipmi_password, '') AS ipmi_password, s.ipmi_tls_fingerprint, s.power_status, \
+             s.ipmi_status_info FROM servers s \
              WHERE s.ipmi_address IS NOT NULL AND s.ipmi_type IS NOT NULL AND NOT EXISTS \
              (SELECT 1 FROM tasks t WHERE t.server_id = s.id AND t.exclusive = 1 AND t.status IN ('pending', 'running')) \
              ORDER BY s.id",

@@ -43,8 +43,14 @@ async fn poll_one(engine: &Engine, t: PollTarget) -> Option<bool> {
     let answer = match t.ipmi_type.parse::<BmcType>() {
         Err(_) => Err(format!("unknown BMC type '{}'", t.ipmi_type)),
         Ok(kind) => {
-            let bmc =
-                BmcAccess { kind, address: t.ipmi_address, user: t.ipmi_user, password: t.ipmi_password, mac: t.mac };
+            let bmc = BmcAccess {
+                kind,
+                address: t.ipmi_address,
+                user: t.ipmi_user,
+                password: t.ipmi_password,
+                mac: t.mac,
+                tls_fingerprint: dcim_drivers::parse_fingerprint(t.ipmi_tls_fingerprint.as_deref()),
+            };
             match engine.drivers.power(&bmc) {
                 Err(e) => Err(e.to_string()),
                 Ok(driver) => match tokio::time::timeout(engine.cfg.call_timeout, driver.status()).await {

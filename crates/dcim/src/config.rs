@@ -75,8 +75,9 @@ pub struct Config {
     pub ipmi_attempts: u32,
     /// Redfish: longest HTTP request to a BMC, in milliseconds.
     pub redfish_timeout_ms: u64,
-    /// Check BMC HTTPS certificates against the trusted CAs. Off by default: BMCs
-    /// nearly always carry self-signed certificates.
+    /// Check the HTTPS certificate of a BMC without a pinned `tls_fingerprint` against
+    /// the trusted CAs (on by default; BMCs nearly always carry self-signed
+    /// certificates, which are pinned one by one).
     pub bmc_tls_verify: bool,
     /// The BMC user diagnostics with `setup_ipmi` create (or take over) for dcim, with a
     /// new random password each time; at most 16 bytes.

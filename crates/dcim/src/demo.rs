@@ -377,6 +377,7 @@ async fn build(store: &Store) -> anyhow::Result<()> {
                         user: "admin".into(),
                         password: random_password(),
                         web_url: None,
+                        tls_fingerprint: None,
                     }),
                 })
                 .await?;

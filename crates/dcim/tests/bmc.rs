@@ -287,8 +287,10 @@ async fn ipmi_client_commands() {
     assert!(out.contains("Chassis Power is"), "{out}");
 }
 
-/// A BMC with a self-signed certificate: accepted by default, refused with a message
-/// that says so when `bmc_tls_verify` is on.
+/// A BMC with a self-signed certificate: refused by default with a message that names
+/// its fingerprint; trusted once that fingerprint is pinned in `ipmi.tls_fingerprint`
+/// (and refused under a wrong pin); accepted without a pin only when `bmc_tls_verify`
+/// is turned off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redfish_certificate_policy() {
     use common::sims::SushyOptions;
@@ -296,24 +298,82 @@ async fn redfish_certificate_policy() {
     let opts = SushyOptions { https: true, ..SushyOptions::default() };
     let emu = Sushy::start_with("admin", "password", &[(node, "node-1", false)], opts);
     assert!(emu.address().starts_with("https://"), "{}", emu.address());
-    for verify in [false, true] {
-        let s = TestServer::start_with(Db::Sqlite, |c| {
-            fast_tasks(c);
-            c.power_timeout_secs = 40;
-            c.bmc_tls_verify = verify;
-        })
+    // The fingerprint as the operator reads it off the certificate.
+    let mut openssl = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    openssl.stdin.take().unwrap().write_all(emu.cert_pem().unwrap().as_bytes()).unwrap();
+    let out = String::from_utf8(openssl.wait_with_output().unwrap().stdout).unwrap();
+    let pinned = out.trim().rsplit('=').next().unwrap().to_owned();
+    assert_eq!(pinned.len(), 95, "{out}");
+
+    // Verification on, the default.
+    let s = TestServer::start_with(Db::Sqlite, |c| {
+        fast_tasks(c);
+        c.power_timeout_secs = 40;
+    })
+    .await;
+    let srv = bmc_server(&s, "redfish", &emu.address(), "admin", "password").await;
+    let t = run(&s, srv, "boot_device", json!({"device": "pxe"})).await;
+    assert_eq!(t["status"], "fail", "{t}");
+    assert!(message(&t).contains("certificate is refused"), "{}", message(&t));
+    assert!(message(&t).contains(&pinned.to_lowercase()), "the message names the fingerprint: {}", message(&t));
+    // Pinned: trusted, and shown on the server.
+    let (st, v) = s
+        .call(
+            reqwest::Method::POST,
+            &format!("/dci/v3/server/{srv}"),
+            Some(json!({"ipmi": {"address": emu.address(), "type": "redfish", "user": "admin",
+                "password": "password", "tls_fingerprint": pinned}})),
+        )
         .await;
-        let srv = bmc_server(&s, "redfish", &emu.address(), "admin", "password").await;
-        let t = run(&s, srv, "boot_device", json!({"device": "pxe"})).await;
-        if verify {
-            assert_eq!(t["status"], "fail", "{t}");
-            assert!(message(&t).contains("certificate is not trusted"), "{}", message(&t));
-        } else {
-            assert_eq!(t["status"], "complete", "{t}");
-            assert_eq!(emu.system(node)["Boot"]["BootSourceOverrideTarget"], "Pxe");
-        }
-        s.stop().await;
-    }
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(s.get(&format!("/dci/v3/server/{srv}")).await["ipmi"]["tls_fingerprint"], pinned.to_lowercase());
+    let t = run(&s, srv, "boot_device", json!({"device": "pxe"})).await;
+    assert_eq!(t["status"], "complete", "{t}");
+    assert_eq!(emu.system(node)["Boot"]["BootSourceOverrideTarget"], "Pxe");
+    // Another certificate's pin: refused, whoever signed it.
+    let other = "00".repeat(32);
+    let (st, v) = s
+        .call(
+            reqwest::Method::POST,
+            &format!("/dci/v3/server/{srv}"),
+            Some(json!({"ipmi": {"address": emu.address(), "type": "redfish", "user": "admin",
+                "password": "password", "tls_fingerprint": other}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let t = run(&s, srv, "boot_device", json!({"device": "disk"})).await;
+    assert_eq!(t["status"], "fail", "{t}");
+    assert!(message(&t).contains("is not the pinned one"), "{}", message(&t));
+    // A pin that is not a SHA-256 is a 422, and nothing changes.
+    let (st, v) = s
+        .call(
+            reqwest::Method::POST,
+            &format!("/dci/v3/server/{srv}"),
+            Some(json!({"ipmi": {"address": emu.address(), "type": "redfish", "tls_fingerprint": "ab:cd"}})),
+        )
+        .await;
+    assert_error(st, &v, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["value"]["field"], "ipmi.tls_fingerprint");
+    assert_eq!(s.get(&format!("/dci/v3/server/{srv}")).await["ipmi"]["tls_fingerprint"], ["00"; 32].join(":"));
+    s.stop().await;
+
+    // Verification off: any certificate of a BMC without a pin.
+    let s = TestServer::start_with(Db::Sqlite, |c| {
+        fast_tasks(c);
+        c.power_timeout_secs = 40;
+        c.bmc_tls_verify = false;
+    })
+    .await;
+    let srv = bmc_server(&s, "redfish", &emu.address(), "admin", "password").await;
+    let t = run(&s, srv, "boot_device", json!({"device": "pxe"})).await;
+    assert_eq!(t["status"], "complete", "{t}");
+    s.stop().await;
 }
 
 /// The boot flags reach the BMC: once or persistent, BIOS or EFI (ipmi_sim drops them,

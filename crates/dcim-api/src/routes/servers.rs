@@ -98,13 +98,37 @@ fn bmc(input: IpmiInput) -> ApiResult<BmcAccess> {
         BmcType::Redfish => redfish_address("ipmi.address", &input.address)?,
         _ => device_address("ipmi.address", &input.address)?,
     };
+    let tls_fingerprint = match input.tls_fingerprint.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+        None => None,
+        Some(f) => Some(fingerprint(f).ok_or_else(|| {
+            ApiError::invalid(
+                "ipmi.tls_fingerprint",
+                "must be a SHA-256: 64 hexadecimal digits, with or without colons",
+            )
+        })?),
+    };
     Ok(BmcAccess {
         address,
         kind: kind.as_str().to_owned(),
         user: input.user,
         password: input.password,
         web_url: input.web_url.filter(|u| !u.trim().is_empty()),
+        tls_fingerprint,
     })
+}
+
+/// `ab:cd:...` (32 pairs) or 64 bare hexadecimal digits, as 64 lower-case digits.
+fn fingerprint(f: &str) -> Option<String> {
+    let digits: String = if f.len() == 95 {
+        let pairs: Vec<&str> = f.split(':').collect();
+        if pairs.len() != 32 || pairs.iter().any(|p| p.len() != 2) {
+            return None;
+        }
+        pairs.concat()
+    } else {
+        f.to_owned()
+    };
+    (digits.len() == 64 && digits.bytes().all(|b| b.is_ascii_hexdigit())).then(|| digits.to_ascii_lowercase())
 }
 
 fn name(field: &str, raw: &str) -> ApiResult<String> {

@@ -132,6 +132,8 @@ pub struct Ipmi {
     #[serde(rename = "type")]
     pub kind: String,
     pub web_url: Option<String>,
+    /// A Redfish BMC's pinned certificate: its SHA-256, `ab:cd:...`.
+    pub tls_fingerprint: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -257,6 +259,13 @@ impl From<ServerDetail> for Server {
                 status_info: serde_json::from_str(&s.ipmi_status_info).unwrap_or_else(|_| json!({})),
                 kind,
                 web_url: s.ipmi_web_url,
+                tls_fingerprint: s.ipmi_tls_fingerprint.map(|f| {
+                    f.as_bytes()
+                        .chunks(2)
+                        .map(|p| String::from_utf8_lossy(p).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(":")
+                }),
             }),
             _ => None,
         };
@@ -381,6 +390,10 @@ pub struct IpmiInput {
     #[serde(default)]
     pub password: String,
     pub web_url: Option<String>,
+    /// A Redfish BMC's certificate to trust whoever signed it (IPMI BMCs have none): its SHA-256, 64
+    /// hexadecimal digits, with or without colons (`openssl x509 -fingerprint -sha256`);
+    /// empty or null for none (the trusted CAs then decide, as `bmc_tls_verify` says).
+    pub tls_fingerprint: Option<String>,
 }
 
 /// `POST /server`.

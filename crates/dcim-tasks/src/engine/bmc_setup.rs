@@ -70,6 +70,7 @@ impl Engine {
             user: user.clone(),
             password: password.clone(),
             mac: server.server.mac.clone(),
+            tls_fingerprint: None,
         };
         let driver = self.drivers.power(&access).map_err(|e| StepError::Fatal(e.to_string()))?;
         let named = |m: String| format!("the BMC at {address} as {user}: {m}");
@@ -82,6 +83,8 @@ impl Engine {
             kind: kind.as_str().to_owned(),
             user: user.clone(),
             password,
+            // An IPMI BMC now: a certificate pin has nothing left to check.
+            tls_fingerprint: None,
             web_url: current.and_then(|b| b.web_url),
         };
         let patch = dcim_store::servers::ServerPatch { bmc: Some(Some(bmc)), ..Default::default() };
