@@ -8,6 +8,10 @@
 //! reads), then no control characters in the text of any field it reads (single-line
 //! fields refuse line breaks too, in their validators). [`ListParams`] parses the list
 //! query language.
+//!
+//! The passes are written here: serde_ignored names the fields a type did not read, but
+//! no crate reads a parsed document for serde the way the API wants (an object where a
+//! struct is, `4.0` as an integer, a key once), so [`Strict`] and the first pass do.
 
 use std::collections::HashSet;
 

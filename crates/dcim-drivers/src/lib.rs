@@ -211,13 +211,7 @@ pub struct BmcAccess {
     /// The server's boot MAC (the fake lab ties its machine to its boot).
     pub mac: Option<String>,
     /// A Redfish BMC's pinned certificate (SHA-256 of its DER).
-    pub tls_fingerprint: Option<[u8; 32]>,
-}
-
-/// A stored `tls_fingerprint` (64 hexadecimal digits) as bytes; anything else is none.
-pub fn parse_fingerprint(hex_digits: Option<&str>) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(hex_digits?, &mut out).ok().map(|_| out)
+    pub tls_fingerprint: Option<dcim_tls::Digest>,
 }
 
 /// How drivers talk to real devices.

@@ -8,14 +8,10 @@
 //! ending with the system's path `/redfish/v1/Systems/ID` for a BMC that manages
 //! several systems.
 //!
-//! Certificates ([`BmcCertVerifier`]): a BMC whose SHA-256 fingerprint is pinned
-//! (`ipmi.tls_fingerprint`) is trusted if it shows that certificate, whoever signed it,
-//! as ssh trusts a known host key; most BMCs ship self-signed certificates, and this is
-//! how to trust one without trusting every one. Without a pin the certificate must
+//! Certificates: a BMC whose certificate is pinned (`ipmi.tls_fingerprint`) is trusted
+//! when it shows that certificate, whoever signed it; without a pin the certificate must
 //! chain to the system's trusted CAs (`bmc_tls_verify`, on by default; off accepts any
-//! certificate), and a refusal names the fingerprint to pin. rustls has no "pin or
-//! roots" verifier of its own, so this one is written here, around rustls' signature
-//! checks and the platform verifier reqwest uses.
+//! certificate), and a refusal names the fingerprint to pin ([`dcim_tls::PinOrTrust`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,13 +19,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::{Client, Method, StatusCode};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::client::danger::ServerCertVerifier;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::{BootDevice, DriverError, PowerDriver, PowerState};
 
@@ -37,7 +29,7 @@ use crate::{BootDevice, DriverError, PowerDriver, PowerState};
 /// BMCs checked against the trusted CAs (or not checked), one per pinned certificate.
 pub struct Redfish {
     client: Client,
-    pinned: Mutex<HashMap<[u8; 32], Client>>,
+    pinned: Mutex<HashMap<dcim_tls::Digest, Client>>,
     verify_tls: bool,
     timeout: Duration,
 }
@@ -46,19 +38,22 @@ impl Redfish {
     /// `verify_tls`: refuse BMC certificates not signed by a trusted CA unless pinned
     /// (off: accept any certificate of a BMC that has no pin).
     pub fn new(timeout: Duration, verify_tls: bool) -> Self {
-        let client = Self::client(timeout, BmcCertVerifier::new(None, verify_tls));
+        let client = Self::client(timeout, None, verify_tls);
         Redfish { client, pinned: Mutex::new(HashMap::new()), verify_tls, timeout }
     }
 
-    fn client(timeout: Duration, verifier: BmcCertVerifier) -> Client {
-        let tls = rustls::ClientConfig::builder_with_provider(verifier.provider.clone())
-            .with_safe_default_protocol_versions()
-            .expect("ring supports TLS 1.2 and 1.3")
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
+    /// A client trusting the certificate pinned, else the platform's CAs when
+    /// `verify`, else any.
+    fn client(timeout: Duration, pin: Option<dcim_tls::Digest>, verify: bool) -> Client {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let roots = (pin.is_none() && verify).then(|| {
+            Arc::new(
+                rustls_platform_verifier::Verifier::new(provider.clone())
+                    .expect("the platform's trusted certificates load"),
+            ) as Arc<dyn ServerCertVerifier>
+        });
         Client::builder()
-            .tls_backend_preconfigured(tls)
+            .tls_backend_preconfigured(dcim_tls::PinOrTrust::new(provider, pin, roots).client_config())
             .timeout(timeout)
             .connect_timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(30))
@@ -72,7 +67,7 @@ impl Redfish {
         address: &str,
         user: &str,
         password: &str,
-        pin: Option<[u8; 32]>,
+        pin: Option<dcim_tls::Digest>,
     ) -> Result<RedfishPower, DriverError> {
         let (base, system) = split_address(address)?;
         let client = match pin {
@@ -82,7 +77,7 @@ impl Redfish {
                 .lock()
                 .expect("the pinned clients")
                 .entry(pin)
-                .or_insert_with(|| Self::client(self.timeout, BmcCertVerifier::new(Some(pin), true)))
+                .or_insert_with(|| Self::client(self.timeout, Some(pin), true))
                 .clone(),
         };
         Ok(RedfishPower {
@@ -95,88 +90,6 @@ impl Redfish {
             user: user.to_owned(),
             password: password.to_owned(),
         })
-    }
-}
-
-/// A BMC certificate's SHA-256, as `ab:cd:...` (the form browsers and `openssl x509
-/// -fingerprint -sha256` show; `tls_fingerprint` takes it with or without colons).
-pub fn fingerprint(cert: &[u8]) -> String {
-    let digest = Sha256::digest(cert);
-    digest.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
-}
-
-/// Checks a BMC's certificate: the pinned one, else the trusted CAs, else (when
-/// verification is off) none. The handshake's signature is always checked, so a BMC
-/// must hold the key of the certificate it shows.
-#[derive(Debug)]
-pub struct BmcCertVerifier {
-    pin: Option<[u8; 32]>,
-    roots: Option<Arc<dyn ServerCertVerifier>>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl BmcCertVerifier {
-    fn new(pin: Option<[u8; 32]>, verify: bool) -> Self {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let roots: Option<Arc<dyn ServerCertVerifier>> = (pin.is_none() && verify).then(|| {
-            Arc::new(
-                rustls_platform_verifier::Verifier::new(provider.clone())
-                    .expect("the platform's trusted certificates load"),
-            ) as Arc<dyn ServerCertVerifier>
-        });
-        BmcCertVerifier { pin, roots, provider }
-    }
-}
-
-impl ServerCertVerifier for BmcCertVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let shown: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
-        match (&self.pin, &self.roots) {
-            (Some(pin), _) if *pin == shown => Ok(ServerCertVerified::assertion()),
-            (Some(pin), _) => Err(rustls::Error::General(format!(
-                "the certificate (SHA-256 {}) is not the pinned one ({})",
-                fingerprint(end_entity.as_ref()),
-                pin.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
-            ))),
-            (None, Some(roots)) => {
-                roots.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now).map_err(|e| {
-                    rustls::Error::General(format!(
-                        "the certificate is not trusted ({e}); its SHA-256 fingerprint is {}",
-                        fingerprint(end_entity.as_ref())
-                    ))
-                })
-            }
-            (None, None) => Ok(ServerCertVerified::assertion()),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 

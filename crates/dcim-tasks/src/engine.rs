@@ -709,7 +709,7 @@ impl Engine {
             user: b.user,
             password: b.password,
             mac: server.server.mac.clone(),
-            tls_fingerprint: dcim_drivers::parse_fingerprint(b.tls_fingerprint.as_deref()),
+            tls_fingerprint: b.tls_fingerprint.as_deref().and_then(dcim_tls::parse_fingerprint),
         }))
     }
 

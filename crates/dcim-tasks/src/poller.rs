@@ -49,7 +49,7 @@ async fn poll_one(engine: &Engine, t: PollTarget) -> Option<bool> {
                 user: t.ipmi_user,
                 password: t.ipmi_password,
                 mac: t.mac,
-                tls_fingerprint: dcim_drivers::parse_fingerprint(t.ipmi_tls_fingerprint.as_deref()),
+                tls_fingerprint: t.ipmi_tls_fingerprint.as_deref().and_then(dcim_tls::parse_fingerprint),
             };
             match engine.drivers.power(&bmc) {
                 Err(e) => Err(e.to_string()),

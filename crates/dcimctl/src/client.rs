@@ -1,88 +1,29 @@
 //! The HTTPS client: the server's certificate is checked against the web's authorities
 //! (or a private CA's certificate), or, for a self-signed one such as the demo's,
-//! against the SHA-256 fingerprint pinned at login, the way ssh pins host keys. There
-//! is no mode that trusts any certificate.
-//!
-//! rustls' own verifier does the first two; the pin is a small `ServerCertVerifier`
-//! that compares the end certificate's digest and leaves the handshake signatures to
-//! rustls' checks.
+//! against the SHA-256 fingerprint pinned at login, the way ssh pins host keys
+//! ([`dcim_tls::PinOrTrust`]). There is no mode that trusts any certificate.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::Method;
+use rustls::RootCertStore;
 use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::client::danger::ServerCertVerifier;
+use rustls::pki_types::CertificateDer;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::Failure;
 
 /// `AB:CD:...`: how fingerprints are shown and stored.
-pub fn fingerprint_text(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+pub fn fingerprint_text(digest: &dcim_tls::Digest) -> String {
+    dcim_tls::fingerprint(digest).to_uppercase()
 }
 
 /// The digest of a fingerprint as given (`AB:CD...`, `abcd...`, with `SHA256:` or not).
-pub fn parse_fingerprint(s: &str) -> Result<Vec<u8>, Failure> {
-    let hexed: String = s.trim().trim_start_matches("SHA256:").chars().filter(|c| *c != ':').collect();
-    match hex::decode(&hexed) {
-        Ok(d) if d.len() == 32 => Ok(d),
-        _ => Err(Failure::Usage(format!("'{s}' is not a SHA-256 fingerprint (32 bytes in hex)"))),
-    }
-}
-
-#[derive(Debug)]
-struct Verifier {
-    pin: Option<Vec<u8>>,
-    authorities: Arc<WebPkiServerVerifier>,
-    /// The end certificate's digest, whatever the verdict: login shows it.
-    seen: Arc<Mutex<Option<Vec<u8>>>>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for Verifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let digest = Sha256::digest(end_entity.as_ref()).to_vec();
-        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(digest.clone());
-        match &self.pin {
-            Some(pin) if *pin == digest => Ok(ServerCertVerified::assertion()),
-            Some(_) => Err(rustls::Error::General("the server's certificate is not the one pinned".into())),
-            None => self.authorities.verify_server_cert(end_entity, intermediates, server_name, ocsp, now),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
-    }
+pub fn parse_fingerprint(s: &str) -> Result<dcim_tls::Digest, Failure> {
+    dcim_tls::parse_fingerprint(s)
+        .ok_or_else(|| Failure::Usage(format!("'{s}' is not a SHA-256 fingerprint (32 bytes in hex)")))
 }
 
 /// The API of one dcim.
@@ -90,7 +31,7 @@ pub struct Api {
     http: reqwest::Client,
     pub base: String,
     pub token: Option<String>,
-    pub seen: Arc<Mutex<Option<Vec<u8>>>>,
+    pub seen: Arc<Mutex<Option<dcim_tls::Digest>>>,
 }
 
 impl Api {
@@ -117,19 +58,10 @@ impl Api {
         let authorities = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .map_err(|e| Failure::Usage(format!("certificate authorities: {e}")))?;
-        let seen = Arc::new(Mutex::new(None));
-        let verifier = Verifier {
-            pin: pin.map(parse_fingerprint).transpose()?,
-            authorities,
-            seen: seen.clone(),
-            provider: provider.clone(),
-        };
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Failure::Usage(e.to_string()))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
+        let pin = pin.map(parse_fingerprint).transpose()?;
+        let check = dcim_tls::PinOrTrust::new(provider, pin, Some(authorities as Arc<dyn ServerCertVerifier>));
+        let seen = check.seen();
+        let tls = check.client_config();
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .timeout(Duration::from_secs(60))
@@ -142,7 +74,7 @@ impl Api {
 
     /// The fingerprint of the certificate the last connection saw.
     pub fn seen_fingerprint(&self) -> Option<String> {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).as_deref().map(fingerprint_text)
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(fingerprint_text)
     }
 
     /// Calls the API; a JSON answer, or the API's error, or why it could not be reached.
@@ -206,7 +138,7 @@ impl Api {
             detail = s.to_string();
             source = s.source();
         }
-        if detail.contains("not the one pinned") {
+        if detail.contains(dcim_tls::NOT_PINNED) {
             return Failure::Connection(format!(
                 "{}: the server's certificate changed (SHA-256 {}); if that is expected, log in again to pin the new one",
                 self.base,
