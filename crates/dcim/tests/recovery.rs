@@ -31,6 +31,10 @@ fn dcim(data_dir: &str, database_url: Option<&str>, fake_delay_ms: u64) -> Comma
         .env("DCIM_TASK_LEASE_SECS", "2")
         .env("DCIM_TASK_POLL_MS", "50")
         .env("DCIM_FAKE_DELAY_MS", fake_delay_ms.to_string())
+        // A reset the killed process had sent went to its own fake BMCs, which died with
+        // it: the next process's never powers on, and the task fails with that reason
+        // after the power timeout (120 s by default, the length of the wait below).
+        .env("DCIM_POWER_TIMEOUT_SECS", "20")
         .env("DCIM_LOG", "warn")
         // One admin token drives hundreds of calls here: no per-token rate limit.
         .env("DCIM_RATE_LIMIT_PER_SEC", "0");
@@ -77,7 +81,12 @@ async fn all_ended(r: &Remote, limit: Duration) -> std::collections::BTreeMap<St
         if m["pending"] + m["running"] == 0 {
             return m;
         }
-        assert!(Instant::now() < deadline, "tasks still open: {m:?}");
+        if Instant::now() >= deadline {
+            let open = r
+                .get("/dci/v3/task?where=status%20EQ%20%27running%27%20OR%20status%20EQ%20%27pending%27&limit=0,3")
+                .await;
+            panic!("tasks still open: {m:?}; some of them: {open}");
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
