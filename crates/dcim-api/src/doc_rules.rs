@@ -300,7 +300,9 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("IpnetEdit", "name", Rule::Schema(network)),
     ("IpnetEdit", "note", Rule::Text(1024)),
     ("IpnetEdit", "vlan", Rule::Line(64)),
-    // IppoolEdit: routes/ip.rs edit_pool checks neither `name` (trimmed) nor `note`.
+    // IppoolEdit: routes/ip.rs edit_pool.
+    ("IppoolEdit", "name", Rule::RequiredLine(128)),
+    ("IppoolEdit", "note", Rule::Text(1024)),
     // LocationInput: routes/inventory.rs create_location, edit_location.
     ("LocationInput", "geolocation", Rule::Line(256)),
     ("LocationInput", "name", Rule::RequiredLine(128)),
@@ -317,8 +319,9 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("NewIpnet", "name", Rule::Schema(network)),
     ("NewIpnet", "note", Rule::Text(1024)),
     ("NewIpnet", "vlan", Rule::Line(64)),
-    // NewIppool: routes/ip.rs create_pool (`note` is not checked).
-    ("NewIppool", "name", Rule::Schema(pool_name)),
+    // NewIppool: routes/ip.rs create_pool.
+    ("NewIppool", "name", Rule::RequiredLine(128)),
+    ("NewIppool", "note", Rule::Text(1024)),
     ("NewIppool", "ranges", Rule::Schema(at_least_one)),
     // NewOsTemplate: routes/inventory.rs create_os_template.
     ("NewOsTemplate", "image_sha256", Rule::Pattern(SHA256, 0)),
@@ -774,14 +777,6 @@ fn timezone() -> Value {
 fn qr_name() -> Value {
     let mut v = Rule::Line(255).keywords();
     v["anyOf"] = json!([{ "maxLength": 97 }, { "pattern": ASCII }]);
-    v
-}
-
-/// `create_pool`: 1 to 128 bytes after trimming (the server takes line breaks and tabs
-/// inside too): 128 ASCII characters, or 32 of any kind.
-fn pool_name() -> Value {
-    let mut v = Rule::RequiredLine(128).keywords();
-    v["anyOf"] = json!([{ "maxLength": 32 }, { "pattern": ASCII }]);
     v
 }
 

@@ -125,6 +125,18 @@ async fn concurrent_allocations_are_distinct(db: Db) {
         .await["id"]
         .as_i64()
         .unwrap();
+    // A pool's name is one line of 1 to 128 characters, on an edit as when it was made.
+    let range = json!([{"ipnet": v4, "start": "192.0.2.10", "end": "192.0.2.20"}]);
+    for (method, path, body) in [
+        (Method::POST, "/ip/v3/ippool".to_owned(), json!({"name": "a\nb", "ranges": range})),
+        (Method::POST, format!("/ip/v3/ippool/{pool}"), json!({"name": " "})),
+        (Method::POST, format!("/ip/v3/ippool/{pool}"), json!({"name": "x".repeat(129)})),
+    ] {
+        let (st, v) = s.call(method, &path, Some(body)).await;
+        assert_error(st, &v, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(v["error"]["value"]["field"], "name");
+    }
+    assert_eq!(s.get(&format!("/ip/v3/ippool/{pool}")).await["name"], "big");
     let (srv, _, _) = fake_server(&s).await;
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..100 {

@@ -260,10 +260,8 @@ pub async fn create_pool(
     Body(b): Body<NewIppool>,
 ) -> ApiResult<(StatusCode, Json<Id>)> {
     caller.require_admin()?;
-    let name = b.name.trim();
-    if name.is_empty() || name.len() > 128 {
-        return Err(ApiError::invalid("name", "must be 1 to 128 characters"));
-    }
+    let name = dcim_core::validate::name("name", &b.name)?;
+    let note = dcim_core::validate::note("note", &b.note, 1024)?;
     if b.ranges.is_empty() {
         return Err(ApiError::invalid("ranges", "a pool needs at least one range"));
     }
@@ -291,7 +289,7 @@ pub async fn create_pool(
         }
         ranges.push((r.ipnet, key(&start), key(&end)));
     }
-    let id = st.store.create_pool(name, &b.note, b.is_public, 1, &ranges).await?;
+    let id = st.store.create_pool(&name, &note, b.is_public, 1, &ranges).await?;
     Ok((StatusCode::CREATED, Json(Id { id })))
 }
 
@@ -303,7 +301,10 @@ pub async fn edit_pool(
     Body(b): Body<IppoolEdit>,
 ) -> ApiResult<Json<Id>> {
     caller.require_admin()?;
-    st.store.update_pool(id, b.name.as_deref().map(str::trim), b.note.as_deref(), b.is_public).await?;
+    // As when the pool was made: one line of 1 to 128 characters, a note of 1024.
+    let name = b.name.as_deref().map(|n| dcim_core::validate::name("name", n)).transpose()?;
+    let note = b.note.as_deref().map(|n| dcim_core::validate::note("note", n, 1024)).transpose()?;
+    st.store.update_pool(id, name.as_deref(), note.as_deref(), b.is_public).await?;
     Ok(Json(Id { id }))
 }
 
