@@ -7,8 +7,13 @@
 //! every body's text obeys ([`Rule::Text`] without a length), so no string in the
 //! document is looser than the server. Rules that join two fields or depend on what
 //! is stored (an address inside its pool, a gateway inside its network, a template of
-//! the right kind) cannot be said in JSON Schema; the routes answer them with 422 or
-//! 409 and the operation's description says what they are.
+//! the right kind) cannot be said in JSON Schema; the routes answer them with a 422
+//! naming the field, and the fuzzer's configuration (tests/fixtures/schemathesis.toml)
+//! lists them by operation.
+//!
+//! This is written here because the rules are dcim's own: no crate knows them, and
+//! utoipa's field attributes take literal patterns only, so shared ones (an address, a
+//! line of text) would be copied onto every field.
 
 use serde_json::{Value, json};
 
@@ -477,81 +482,96 @@ impl Rule {
 /// field of a request the body's text rule, and marks a request body optional where
 /// no field is required (an empty body reads as `{}`).
 pub fn refine(doc: &mut Value) {
-    {
-        let schemas = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut).expect("components");
-        schemas.insert("HardwareInfo".into(), hardware_info());
-        schemas.insert("CleanJson".into(), clean_json());
-        for (name, keywords) in COMPONENT_RULES {
-            let Some(Value::Object(s)) = schemas.get_mut(*name) else { panic!("doc_rules: no component {name}") };
-            for (k, v) in keywords().as_object().expect("keywords are an object") {
-                match (k.as_str(), s.get_mut(k)) {
-                    ("required", Some(Value::Array(r))) => r.extend(v.as_array().expect("a list").iter().cloned()),
-                    ("properties", Some(Value::Object(props))) => {
-                        for (name, p) in v.as_object().expect("properties") {
-                            props.insert(name.clone(), p.clone());
-                        }
-                    }
-                    _ => {
-                        s.insert(k.clone(), v.clone());
-                    }
+    add_component_rules(doc);
+    for (method, path, schema) in BODIES {
+        *body_schema(doc, method, path) = json!({ "$ref": format!("#/components/schemas/{schema}") });
+    }
+    for create in CREATES {
+        derive_create(doc, create);
+    }
+    let requests = request_schemas(doc);
+    apply_field_rules(doc, &requests);
+    for op in doc.get_mut("paths").and_then(Value::as_object_mut).into_iter().flat_map(|p| p.values_mut()) {
+        for params in
+            op.as_object_mut().into_iter().flat_map(|o| o.values_mut()).filter_map(|o| o.get_mut("parameters"))
+        {
+            params.as_array_mut().into_iter().flatten().for_each(query_rule);
+        }
+    }
+    mark_optional_bodies(doc, &requests);
+}
+
+/// The schema of `method path`'s JSON body.
+fn body_schema<'a>(doc: &'a mut Value, method: &str, path: &str) -> &'a mut Value {
+    let pointer = format!("/paths/{}/{method}/requestBody/content/application~1json", path.replace('/', "~1"));
+    let body = doc.pointer_mut(&pointer).unwrap_or_else(|| panic!("doc_rules: no body of {method} {path}"));
+    &mut body["schema"]
+}
+
+/// The components the rules name ([`hardware_info`], [`clean_json`]) and
+/// [`COMPONENT_RULES`].
+fn add_component_rules(doc: &mut Value) {
+    let schemas = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut).expect("components");
+    schemas.insert("HardwareInfo".into(), hardware_info());
+    schemas.insert("CleanJson".into(), clean_json());
+    for (name, keywords) in COMPONENT_RULES {
+        let Some(Value::Object(s)) = schemas.get_mut(*name) else { panic!("doc_rules: no component {name}") };
+        for (k, v) in keywords().as_object().expect("keywords are an object") {
+            match (k.as_str(), s.get_mut(k)) {
+                ("required", Some(Value::Array(r))) => r.extend(v.as_array().expect("a list").iter().cloned()),
+                ("properties", Some(Value::Object(props))) => {
+                    props.extend(v.as_object().expect("properties").iter().map(|(n, p)| (n.clone(), p.clone())));
+                }
+                _ => {
+                    s.insert(k.clone(), v.clone());
                 }
             }
         }
     }
-    for (method, path, schema) in BODIES {
-        let body = doc
-            .pointer_mut(&format!("/paths/{}/{method}/requestBody/content/application~1json", path.replace('/', "~1")))
-            .unwrap_or_else(|| panic!("doc_rules: no body of {method} {path}"));
-        body["schema"] = json!({ "$ref": format!("#/components/schemas/{schema}") });
-    }
-    for (method, path, from, to, required) in CREATES {
-        let Some(Value::Object(mut s)) = doc.pointer(&format!("/components/schemas/{from}")).cloned() else {
-            panic!("doc_rules: no component {from}")
-        };
-        let props = s.get_mut("properties").and_then(Value::as_object_mut).expect("properties");
-        for name in *required {
-            let p = props.get_mut(*name).unwrap_or_else(|| panic!("doc_rules: {from}.{name}"));
-            if let Some(Value::Array(types)) = p.get_mut("type") {
-                types.retain(|t| t != "null");
-            }
+}
+
+/// A create's own component: the shared body's, with the fields it needs required
+/// and not nullable.
+fn derive_create(doc: &mut Value, (method, path, from, to, required): &Create) {
+    let Some(Value::Object(mut s)) = doc.pointer(&format!("/components/schemas/{from}")).cloned() else {
+        panic!("doc_rules: no component {from}")
+    };
+    let props = s.get_mut("properties").and_then(Value::as_object_mut).expect("properties");
+    for name in *required {
+        let p = props.get_mut(*name).unwrap_or_else(|| panic!("doc_rules: {from}.{name}"));
+        if let Some(Value::Array(types)) = p.get_mut("type") {
+            types.retain(|t| t != "null");
         }
-        s.insert("required".into(), json!(required));
-        doc["components"]["schemas"][*to] = Value::Object(s);
-        let body = doc
-            .pointer_mut(&format!("/paths/{}/{method}/requestBody/content/application~1json", path.replace('/', "~1")))
-            .unwrap_or_else(|| panic!("doc_rules: no body of {method} {path}"));
-        body["schema"] = json!({ "$ref": format!("#/components/schemas/{to}") });
     }
-    let requests = request_schemas(doc);
-    let Some(schemas) = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut) else { return };
+    s.insert("required".into(), json!(required));
+    doc["components"]["schemas"][*to] = Value::Object(s);
+    *body_schema(doc, method, path) = json!({ "$ref": format!("#/components/schemas/{to}") });
+}
+
+/// [`RULES`] (on a create's component too), then the text rule on every other string
+/// field of a request.
+fn apply_field_rules(doc: &mut Value, requests: &[String]) {
+    let schemas = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut).expect("components");
     for (schema, prop, rule) in RULES {
-        for name in
-            [(*schema).to_owned()].into_iter().chain(CREATES.iter().filter(|c| c.2 == *schema).map(|c| c.3.to_owned()))
-        {
-            let Some(p) = schemas.get_mut(&name).and_then(|s| s.pointer_mut(&format!("/properties/{prop}"))) else {
+        let creates = CREATES.iter().filter(|c| c.2 == *schema).map(|c| c.3);
+        for name in std::iter::once(*schema).chain(creates) {
+            let Some(p) = schemas.get_mut(name).and_then(|s| s.pointer_mut(&format!("/properties/{prop}"))) else {
                 panic!("doc_rules: {name}.{prop} is not in the document");
             };
             apply(p, rule.keywords());
         }
     }
-    for name in &requests {
+    for name in requests {
         if let Some(props) = schemas.get_mut(name).and_then(|s| s.get_mut("properties")).and_then(Value::as_object_mut)
         {
-            for p in props.values_mut() {
-                text_by_default(p);
-            }
+            props.values_mut().for_each(text_by_default);
         }
     }
-    for op in doc.get_mut("paths").and_then(Value::as_object_mut).into_iter().flat_map(|p| p.values_mut()) {
-        for params in
-            op.as_object_mut().into_iter().flat_map(|o| o.values_mut()).filter_map(|o| o.get_mut("parameters"))
-        {
-            for p in params.as_array_mut().into_iter().flatten() {
-                query_rule(p);
-            }
-        }
-    }
-    let Some(schemas) = doc.pointer("/components/schemas").and_then(Value::as_object) else { return };
+}
+
+/// A body whose schema needs no field may be left out.
+fn mark_optional_bodies(doc: &mut Value, requests: &[String]) {
+    let schemas = doc.pointer("/components/schemas").and_then(Value::as_object).expect("components");
     let optional: Vec<String> = requests
         .iter()
         .filter(|n| {
@@ -562,14 +582,11 @@ pub fn refine(doc: &mut Value) {
         .cloned()
         .collect();
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else { return };
-    for item in paths.values_mut().filter_map(Value::as_object_mut) {
-        for op in item.values_mut() {
-            let Some(body) = op.get_mut("requestBody") else { continue };
-            let r = body.pointer("/content/application~1json/schema/$ref").and_then(Value::as_str);
-            if r.and_then(|r| r.strip_prefix("#/components/schemas/")).is_some_and(|n| optional.iter().any(|o| o == n))
-            {
-                body["required"] = false.into();
-            }
+    for op in paths.values_mut().filter_map(Value::as_object_mut).flat_map(|item| item.values_mut()) {
+        let Some(body) = op.get_mut("requestBody") else { continue };
+        let r = body.pointer("/content/application~1json/schema/$ref").and_then(Value::as_str);
+        if r.and_then(|r| r.strip_prefix("#/components/schemas/")).is_some_and(|n| optional.iter().any(|o| o == n)) {
+            body["required"] = false.into();
         }
     }
 }
@@ -592,10 +609,10 @@ fn query_rule(p: &mut Value) {
     }
 }
 
-/// Keywords for a whole request schema: what joins its fields.
 /// The keywords a rule adds, made when the document is.
 type Keywords = fn() -> Value;
 
+/// Keywords for a whole request schema: what joins its fields.
 const COMPONENT_RULES: &[(&str, Keywords)] = &[
     // routes/ip.rs allocate_ip: the address, or the pool or network to take one from.
     ("IpRequest", || {
@@ -621,9 +638,12 @@ const COMPONENT_RULES: &[(&str, Keywords)] = &[
 /// Request bodies the routes take as raw JSON, and the component they must match.
 const BODIES: &[(&str, &str, &str)] = &[("post", "/dci/v3/server/{id}/hardware_info", "HardwareInfo")];
 
-/// Creates that share their body type with the edit but need some of its fields:
+/// A create that shares its body type with the edit but needs some of its fields:
 /// `(method, path, the shared component, the create's component, required fields)`.
-const CREATES: &[(&str, &str, &str, &str, &[&str])] = &[
+type Create = (&'static str, &'static str, &'static str, &'static str, &'static [&'static str]);
+
+/// The creates that share their body type with the edit.
+const CREATES: &[Create] = &[
     ("post", "/dci/v3/location", "LocationInput", "NewLocation", &["name"]),
     ("post", "/dci/v3/webhook", "WebhookInput", "NewWebhook", &["url", "events"]),
 ];
