@@ -5,51 +5,10 @@
 
 mod common;
 
+use common::ui::{FormOf, field, ids, page, post_form};
 use common::{Db, TestServer, fake_server, fast_tasks, wait_task};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// A form body as a browser sends it.
-trait FormOf {
-    fn form_of(self, pairs: &[(&str, &str)]) -> Self;
-}
-
-impl FormOf for reqwest::RequestBuilder {
-    fn form_of(self, pairs: &[(&str, &str)]) -> Self {
-        let body: Vec<String> = pairs.iter().map(|(k, v)| format!("{}={}", common::enc(k), common::enc(v))).collect();
-        self.header("Content-Type", "application/x-www-form-urlencoded").body(body.join("&"))
-    }
-}
-
-struct Page {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-async fn page(s: &TestServer, token: &str, path: &str) -> Page {
-    let r = s.client.get(s.url(path)).header("Cookie", format!("dcim_ui={token}")).send().await.unwrap();
-    Page { status: r.status(), headers: r.headers().clone(), body: r.text().await.unwrap() }
-}
-
-async fn post_form(s: &TestServer, token: &str, path: &str, form: &[(&str, &str)]) -> Page {
-    let r = s.client.post(s.url(path)).header("Cookie", format!("dcim_ui={token}")).form_of(form).send().await.unwrap();
-    Page { status: r.status(), headers: r.headers().clone(), body: r.text().await.unwrap() }
-}
-
-/// The value of the first `name="NAME" value="..."` of a page.
-fn field(body: &str, name: &str) -> String {
-    let at = body.find(&format!("name=\"{name}\" value=\"")).unwrap_or_else(|| panic!("no {name} in {body}"));
-    let rest = &body[at + name.len() + 15..];
-    rest[..rest.find('"').unwrap()].to_owned()
-}
-
-/// The server ids a list page shows.
-fn ids(body: &str) -> Vec<i64> {
-    body.match_indices("<tr data-id=\"")
-        .map(|(i, _)| body[i + 13..].split('"').next().unwrap().parse().unwrap())
-        .collect()
-}
 
 struct Site {
     admin: String,

@@ -12,6 +12,7 @@ pub mod seedcalls;
 pub mod sims;
 pub mod snmpsim;
 pub mod totp;
+pub mod ui;
 pub mod vdc;
 
 use std::time::Duration;
