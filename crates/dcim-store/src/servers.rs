@@ -427,6 +427,17 @@ pub fn owned_by(user_id: i64) -> Scope {
     Scope { sql: "s.owner_id = ?", value: Bind::Int(user_id) }
 }
 
+/// Only the servers of `ids` (the set a bulk action confirmed), whatever their
+/// number: the list travels as one JSON array bound as text, never as SQL.
+pub fn with_ids(backend: crate::Backend, ids: &[i64]) -> Scope {
+    let sql = match backend {
+        crate::Backend::Sqlite => "s.id IN (SELECT value FROM json_each(?))",
+        crate::Backend::Postgres => "s.id IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb))::bigint)",
+    };
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    Scope { sql, value: Bind::Text(format!("[{}]", list.join(","))) }
+}
+
 impl Store {
     pub async fn create_server(&self, s: &NewServer) -> Result<i64> {
         self.check_placement(s.location_id, s.rack_id, s.unit, s.details.size).await?;

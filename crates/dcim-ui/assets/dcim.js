@@ -22,6 +22,24 @@
     try { localStorage.setItem("dcim-theme", next); } catch (e) { /* storage off */ }
   });
 
+  // A "Copy" button copies the field it names (a login link).
+  document.addEventListener("click", function (ev) {
+    var b = ev.target.closest && ev.target.closest("[data-copy]");
+    if (!b) { return; }
+    var f = document.getElementById(b.getAttribute("data-copy"));
+    if (!f) { return; }
+    f.select();
+    if (navigator.clipboard) { navigator.clipboard.writeText(f.value).catch(function () { /* selected: ctrl-c */ }); }
+    b.textContent = "Copied";
+  });
+
+  // The server list's head checkbox ticks or clears every row of the page.
+  document.addEventListener("change", function (ev) {
+    if (!ev.target || ev.target.id !== "tick-all") { return; }
+    var ticks = document.querySelectorAll("input.tick");
+    for (var i = 0; i < ticks.length; i++) { ticks[i].checked = ev.target.checked; }
+  });
+
   document.addEventListener("keydown", function (ev) {
     if (ev.key !== "/" || ev.ctrlKey || ev.metaKey || ev.altKey) { return; }
     var t = ev.target;

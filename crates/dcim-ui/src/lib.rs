@@ -15,9 +15,13 @@
 //!
 //! This module must not hold SQL or call the API over HTTP.
 
+pub mod bulk;
+pub mod devices;
 pub mod filter;
 pub mod pages;
+pub mod racks;
 pub mod session;
+pub mod users;
 pub mod view;
 
 use axum::Router;
@@ -41,11 +45,15 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 /// Every route of the UI, under `/ui`.
 pub fn router(state: AppState) -> Router {
     use pages as p;
+    use racks as r;
+    use users as u;
     let ui = Router::new()
         .route("/ui/", get(p::dashboard))
         .route("/ui/login", get(session::login_page).post(session::login))
         .route("/ui/logout", post(session::logout))
         .route("/ui/servers", get(p::servers))
+        .route("/ui/servers.csv", get(bulk::csv))
+        .route("/ui/servers/bulk", post(bulk::bulk))
         .route("/ui/servers/{id}", get(p::server))
         .route("/ui/servers/{id}/live", get(p::live))
         .route("/ui/servers/{id}/{action}", post(p::action))
@@ -53,6 +61,19 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/tasks", get(p::tasks))
         .route("/ui/tasks/{id}", get(p::task))
         .route("/ui/tasks/{id}/steps", get(p::task_live))
+        .route("/ui/locations", get(r::locations).post(r::create_location))
+        .route("/ui/locations/{id}", get(r::location))
+        .route("/ui/locations/{id}/{action}", post(r::location_action))
+        .route("/ui/racks/{id}", get(r::rack))
+        .route("/ui/racks/{id}/{action}", post(r::rack_action))
+        .route("/ui/devices", get(devices::devices))
+        .route("/ui/switches/{id}", get(devices::switch))
+        .route("/ui/switches/{id}/{action}", post(devices::switch_action))
+        .route("/ui/pdus/{id}", get(devices::pdu))
+        .route("/ui/pdus/{id}/{action}", post(devices::pdu_action))
+        .route("/ui/users", get(u::users).post(u::create_user))
+        .route("/ui/users/{id}", get(u::user))
+        .route("/ui/users/{id}/{action}", post(u::user_action))
         .route("/ui/assets/{file}", get(asset))
         .layer(axum::middleware::from_fn_with_state(state.clone(), session::adopt_api_cookie))
         .layer(axum::middleware::from_fn(security_headers))

@@ -32,11 +32,11 @@ use crate::session::Ui;
 use crate::view::{Chrome, error_page, render};
 
 /// An error as a page with the top bar of `ui`.
-fn fail(e: ApiError, ui: &Ui) -> Response {
+pub(crate) fn fail(e: ApiError, ui: &Ui) -> Response {
     error_page(e, Some(ui.chrome("")))
 }
 
-fn query(w: &str, orderby: &str, limit: &str) -> Result<ListQuery, ApiError> {
+pub(crate) fn query(w: &str, orderby: &str, limit: &str) -> Result<ListQuery, ApiError> {
     let w = (!w.is_empty()).then_some(w);
     let o = (!orderby.is_empty()).then_some(orderby);
     let l = (!limit.is_empty()).then_some(limit);
@@ -186,6 +186,8 @@ pub struct Row {
     pub configuration: String,
     pub location: String,
     pub rack: String,
+    /// The rack's id, 0 when the server is in none.
+    pub rack_id: i64,
     pub unit: String,
     pub owner: String,
     pub mac: String,
@@ -205,6 +207,7 @@ impl From<&Server> for Row {
             configuration: s.configuration.clone().unwrap_or_default(),
             location: s.location.name.clone(),
             rack: s.rack.as_ref().map(|r| r.name.clone()).unwrap_or_default(),
+            rack_id: s.rack.as_ref().map_or(0, |r| r.id),
             unit: s.unit.map(|u| u.to_string()).unwrap_or_default(),
             owner: s.owner_email.clone().unwrap_or_default(),
             mac: s.mac.clone().unwrap_or_default(),
@@ -226,7 +229,7 @@ pub struct Pager {
 }
 
 impl Pager {
-    fn new(offset: u32, shown: usize, size: i64, page: u32, link: impl Fn(u32) -> String) -> Pager {
+    pub(crate) fn new(offset: u32, shown: usize, size: i64, page: u32, link: impl Fn(u32) -> String) -> Pager {
         let last = i64::from(offset) + shown as i64;
         Pager {
             size,
@@ -257,6 +260,8 @@ struct Servers {
     api_url: String,
     error: String,
     configurations: Vec<String>,
+    actions: Vec<(&'static str, &'static str)>,
+    csv_url: String,
 }
 
 /// `GET /ui/servers`.
@@ -270,6 +275,8 @@ pub async fn servers(ui: Ui, State(st): State<AppState>, Query(f): Query<ServerF
         api_url: String::new(),
         error: String::new(),
         configurations: vec![],
+        actions: crate::bulk::actions(ui.caller.is_admin()),
+        csv_url: format!("/ui/servers.csv?{}", f.query(1, &f.sort)),
         f,
     };
     let f = page.f.clone();

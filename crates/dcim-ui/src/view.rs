@@ -52,3 +52,33 @@ pub struct LoginPage {
     /// The login form's double-submit token.
     pub form: String,
 }
+
+/// A refused form: which form, the field the API named, and its message, to show the
+/// form again with the message beside it.
+#[derive(Default)]
+pub struct Refusal {
+    pub form: String,
+    pub field: String,
+    pub error: String,
+}
+
+impl Refusal {
+    /// Records `e` as the refusal of `form`; the answer's status is the API's.
+    pub fn set(&mut self, form: &str, e: ApiError) -> StatusCode {
+        let (status, _) = e.kind.status_and_code();
+        self.form = form.to_owned();
+        self.field = e.value.get("field").and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+        self.error = e.msg;
+        status
+    }
+
+    /// The message of `form` if it was the one refused, else "".
+    pub fn msg(&self, form: &str) -> &str {
+        if self.form == form { &self.error } else { "" }
+    }
+
+    /// Whether `field` of `form` is the one the refusal names.
+    pub fn at(&self, form: &str, field: &str) -> bool {
+        self.form == form && self.field == field
+    }
+}

@@ -1,0 +1,648 @@
+//! The admin pages of the web UI over HTTP, on both backends: locations and racks with
+//! the rack elevation (its SVG parsed and checked against the inventory), switches
+//! and PDUs (a port shut and opened, SNMP secrets never shown), users (the login
+//! link), bulk actions on exactly the confirmed servers, and the CSV export. A
+//! customer gets none of these pages and no link to them.
+
+mod common;
+
+use common::ui::{Page, field, ids, page, post_form};
+use common::{Db, TestServer, fake_server, fast_tasks, wait_task};
+use reqwest::StatusCode;
+use serde_json::json;
+
+/// Where a post-redirect-get answer sends the browser.
+fn location(p: &Page) -> String {
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    p.headers["location"].to_str().unwrap().to_owned()
+}
+
+/// The admin's session and its CSRF token.
+async fn admin(s: &TestServer) -> (String, String) {
+    let token = s.admin_token.clone();
+    let csrf = field(&page(s, &token, "/ui/").await.body, "_csrf");
+    (token, csrf)
+}
+
+async fn customer(s: &TestServer, email: &str) -> (i64, String) {
+    let id = s.add_user(email, "customer-password", "@user").await;
+    (id, s.login(email, "customer-password").await)
+}
+
+async fn admin_pages_are_the_admins(db: Db) {
+    let s = TestServer::start_with(db, fast_tasks).await;
+    let (srv, sw, pdu) = fake_server(&s).await;
+    let loc = s.get("/dci/v3/location").await["list"][0]["id"].as_i64().unwrap();
+    let rack = s.get("/dci/v3/rack").await["list"][0]["id"].as_i64().unwrap();
+    let (user_id, user) = customer(&s, "customer@example.com").await;
+    s.post(&format!("/dci/v3/server/{srv}/owner"), json!({"owner": user_id})).await;
+    let (token, _) = admin(&s).await;
+    let paths = [
+        "/ui/locations".to_owned(),
+        format!("/ui/locations/{loc}"),
+        format!("/ui/racks/{rack}"),
+        "/ui/devices".to_owned(),
+        format!("/ui/switches/{sw}"),
+        format!("/ui/pdus/{pdu}"),
+        "/ui/users".to_owned(),
+        format!("/ui/users/{user_id}"),
+    ];
+    for path in &paths {
+        let p = page(&s, &token, path).await;
+        assert_eq!(p.status, StatusCode::OK, "admin {path}: {}", p.body);
+        let csp = p.headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+        assert!(!p.body.contains("style=") && !p.body.contains("<script>"), "{path}: no inline style or script");
+        assert!(p.body.contains("id=\"nav-locations\"") && p.body.contains("id=\"nav-users\""), "{path}");
+        let p = page(&s, &user, path).await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN, "customer {path}: {}", p.body);
+    }
+    // The customer's own pages link to none of them, and its server page does not
+    // link to the rack.
+    for path in ["/ui/".to_owned(), "/ui/servers".to_owned(), format!("/ui/servers/{srv}")] {
+        let p = page(&s, &user, &path).await;
+        assert_eq!(p.status, StatusCode::OK, "{path}");
+        for admin_link in ["/ui/locations", "/ui/racks/", "/ui/devices", "/ui/switches/", "/ui/users"] {
+            assert!(!p.body.contains(admin_link), "customer {path} links to {admin_link}");
+        }
+    }
+    let p = page(&s, &token, &format!("/ui/servers/{srv}")).await;
+    assert!(
+        p.body.contains(&format!("href=\"/ui/racks/{rack}\" id=\"rack-link\"")),
+        "the admin's server page links to its rack"
+    );
+    // A customer's posts to admin pages are refused, and nothing changes.
+    let ucsrf = field(&page(&s, &user, "/ui/").await.body, "_csrf");
+    for (path, form) in [
+        ("/ui/locations".to_owned(), vec![("name", "X")]),
+        (format!("/ui/locations/{loc}/delete"), vec![]),
+        (format!("/ui/racks/{rack}/edit"), vec![("name", "R9"), ("size", "10")]),
+        (format!("/ui/switches/{sw}/sync"), vec![]),
+        ("/ui/users".to_owned(), vec![("email", "x@example.com"), ("password", "long-password-1")]),
+        (format!("/ui/users/{user_id}/key"), vec![]),
+    ] {
+        let mut f = vec![("_csrf", ucsrf.as_str())];
+        f.extend(form);
+        let p = post_form(&s, &user, &path, &f).await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN, "{path}: {}", p.body);
+    }
+    assert_eq!(s.get("/dci/v3/location").await["size"], 1);
+    assert_eq!(s.get("/dci/v3/rack").await["list"][0]["name"], "R1");
+    assert_eq!(s.get("/dci/v3/user").await["size"], 2);
+    s.stop().await;
+}
+
+/// A server's box in a rack's SVG.
+#[derive(Debug)]
+struct Drawn {
+    server: i64,
+    unit: i64,
+    size: i64,
+    y: f64,
+    height: f64,
+    class: String,
+}
+
+/// A rack's SVG: its height in units, the pixels of a unit and of the top margin, the
+/// server boxes, and the free units drawn.
+struct Drawing {
+    size: i64,
+    unit_px: i64,
+    top_px: i64,
+    boxes: Vec<Drawn>,
+    gaps: i64,
+}
+
+fn drawing(svg: &str) -> Drawing {
+    let doc = roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("{e}: {svg}"));
+    let root = doc.descendants().find(|n| n.has_tag_name("svg")).unwrap();
+    let num = |n: roxmltree::Node, a: &str| n.attribute(a).unwrap().parse::<f64>().unwrap();
+    let mut d = Drawing {
+        size: num(root, "data-size") as i64,
+        unit_px: num(root, "data-unit-px") as i64,
+        top_px: num(root, "data-top-px") as i64,
+        boxes: vec![],
+        gaps: 0,
+    };
+    for n in doc.descendants().filter(|n| n.has_tag_name("rect")) {
+        if n.attribute("data-free-unit").is_some() {
+            d.gaps += 1;
+        }
+        if let Some(id) = n.attribute("data-server") {
+            d.boxes.push(Drawn {
+                server: id.parse().unwrap(),
+                unit: num(n, "data-unit") as i64,
+                size: num(n, "data-size") as i64,
+                y: num(n, "y"),
+                height: num(n, "height"),
+                class: n.attribute("data-class").unwrap().to_owned(),
+            });
+        }
+    }
+    d
+}
+
+/// The SVG of a page (the first rack drawn on it).
+fn svg_of(body: &str) -> String {
+    let start = body.find("<svg").expect("an SVG");
+    let end = body[start..].find("</svg>").unwrap() + start + 6;
+    body[start..end].to_owned()
+}
+
+async fn locations_racks_and_elevations(db: Db) {
+    let s = TestServer::start_with(db, fast_tasks).await;
+    let (token, csrf) = admin(&s).await;
+    // A location made by the form, a refused one shown again with the reason.
+    let p =
+        post_form(&s, &token, "/ui/locations", &[("_csrf", &csrf), ("name", "Hall B"), ("geolocation", "2nd Street")])
+            .await;
+    let to = location(&p);
+    let loc: i64 = to.rsplit('/').next().unwrap().parse().unwrap();
+    assert_eq!(s.get(&format!("/dci/v3/location/{loc}")).await["geolocation"], "2nd Street");
+    let p = post_form(&s, &token, "/ui/locations", &[("_csrf", &csrf), ("name", "Hall B")]).await;
+    assert_eq!(p.status, StatusCode::CONFLICT, "{}", p.body);
+    assert!(p.body.contains("id=\"create-error\">location &#39;Hall B&#39; exists"), "{}", p.body);
+    assert!(p.body.contains("name=\"name\" value=\"Hall B\""), "the refused form keeps what was typed");
+    let p = post_form(&s, &token, "/ui/locations", &[("_csrf", &csrf), ("name", "")]).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
+    assert_eq!(s.get("/dci/v3/location").await["size"], 1, "nothing half-made");
+    // A rack by the location page's form; a bad height is refused with the reason.
+    let p =
+        post_form(&s, &token, &format!("/ui/locations/{loc}/rack"), &[("_csrf", &csrf), ("name", "B1"), ("size", "0")])
+            .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p.body.contains("id=\"rack-error\">size: must be 1 to 100 units"), "{}", p.body);
+    let p = post_form(
+        &s,
+        &token,
+        &format!("/ui/locations/{loc}/rack"),
+        &[("_csrf", &csrf), ("name", "B1"), ("size", "10")],
+    )
+    .await;
+    let rack: i64 = location(&p).rsplit('/').next().unwrap().parse().unwrap();
+    let second =
+        s.post("/dci/v3/rack", json!({"name": "B2", "location_id": loc, "size": 6})).await["id"].as_i64().unwrap();
+    // Servers of several heights, one rented, one busy with diagnostics errors.
+    let mut placed = vec![];
+    for (n, unit, size) in [(1, 1, 2), (2, 4, 1), (3, 9, 2), (4, 6, 3)] {
+        let id = s
+            .post(
+                "/dci/v3/server",
+                json!({"name": format!("b-{n}"), "location_id": loc, "rack_id": rack, "unit": unit,
+                       "platform": {"size": size}, "mac": format!("52:54:00:0b:00:{n:02x}"),
+                       "ipmi": {"address": format!("bmc-b-{n}"), "type": "fake", "user": "admin", "password": "pw"}}),
+            )
+            .await["id"]
+            .as_i64()
+            .unwrap();
+        s.post(&format!("/dci/v3/server/{id}"), json!({"is_new": false})).await;
+        placed.push(id);
+    }
+    let (uid, _) = customer(&s, "renter@example.com").await;
+    s.post(&format!("/dci/v3/server/{}/owner", placed[1]), json!({"owner": uid})).await;
+    // Two servers in one unit are refused, whatever their heights.
+    for (unit, size) in [(2, 1), (3, 2), (5, 2)] {
+        let (status, body) = s
+            .call(
+                reqwest::Method::POST,
+                "/dci/v3/server",
+                Some(json!({"name": "clash", "location_id": loc, "rack_id": rack, "unit": unit, "platform": {"size": size}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "unit {unit} size {size}: {body}");
+    }
+    // The rack page's SVG against the inventory, unit by unit.
+    let p = page(&s, &token, &format!("/ui/racks/{rack}")).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    let d = drawing(&svg_of(&p.body));
+    assert_eq!(d.size, 10);
+    assert_eq!(d.boxes.len(), 4, "{:?}", d.boxes);
+    let mut used = 0;
+    for b in &d.boxes {
+        let api = s.get(&format!("/dci/v3/server/{}", b.server)).await;
+        assert_eq!(api["unit"].as_i64(), Some(b.unit), "{api}");
+        assert_eq!(api["platform"]["size"].as_i64(), Some(b.size), "{api}");
+        // Unit 1 at the bottom: the box's top is the top of its highest unit.
+        let top_unit = b.unit + b.size - 1;
+        assert_eq!(b.y, (d.top_px + (d.size - top_unit) * d.unit_px) as f64, "{b:?}");
+        assert_eq!(b.height, (b.size * d.unit_px) as f64, "{b:?}");
+        let want = if b.server == placed[1] { "rented" } else { "free" };
+        assert_eq!(b.class, want, "{b:?}");
+        used += b.size;
+    }
+    assert_eq!(d.gaps, d.size - used, "every unit not taken is drawn free");
+    assert!(p.body.contains(&format!("href=\"/ui/servers/{}\"", placed[0])), "each box links to its server");
+    assert!(p.body.contains("renter@example.com"), "the owner is in the tooltip");
+    // The location page draws both racks.
+    let p = page(&s, &token, &format!("/ui/locations/{loc}")).await;
+    assert_eq!(p.body.matches("<svg").count(), 2);
+    assert!(p.body.contains(&format!("id=\"rack-{second}\"")));
+    // Deleting what is in use is refused with the reason, and nothing is lost.
+    let p = post_form(&s, &token, &format!("/ui/racks/{rack}/delete"), &[("_csrf", &csrf)]).await;
+    assert_eq!(p.status, StatusCode::CONFLICT, "{}", p.body);
+    assert!(p.body.contains("id=\"delete-error\">"), "{}", p.body);
+    let p = post_form(&s, &token, &format!("/ui/locations/{loc}/delete"), &[("_csrf", &csrf)]).await;
+    assert_eq!(p.status, StatusCode::CONFLICT, "{}", p.body);
+    assert_eq!(s.get("/dci/v3/rack").await["size"], 2);
+    // An empty rack goes; an edit that would leave a server outside is the API's call.
+    let p = post_form(
+        &s,
+        &token,
+        &format!("/ui/racks/{second}/edit"),
+        &[("_csrf", &csrf), ("name", "B2-new"), ("size", "8")],
+    )
+    .await;
+    assert_eq!(location(&p), format!("/ui/racks/{second}"));
+    assert_eq!(s.get(&format!("/dci/v3/rack/{second}")).await["name"], "B2-new");
+    let p = post_form(&s, &token, &format!("/ui/racks/{second}/delete"), &[("_csrf", &csrf)]).await;
+    assert_eq!(location(&p), format!("/ui/locations/{loc}"));
+    assert_eq!(s.get("/dci/v3/rack").await["size"], 1);
+    // The forms need the CSRF token.
+    let p = post_form(&s, &token, &format!("/ui/locations/{loc}/edit"), &[("name", "Hijacked")]).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert_eq!(s.get(&format!("/dci/v3/location/{loc}")).await["name"], "Hall B");
+    // Hostile names are text in the SVG too.
+    s.post(&format!("/dci/v3/server/{}", placed[0]), json!({"name": "<script>x</script>&"})).await;
+    let p = page(&s, &token, &format!("/ui/racks/{rack}")).await;
+    assert!(!p.body.contains("<script>x"), "{}", p.body);
+    drawing(&svg_of(&p.body));
+    s.stop().await;
+}
+
+async fn switch_ports_and_device_settings(db: Db) {
+    let s = TestServer::start_with(db, fast_tasks).await;
+    let (srv, sw, pdu) = fake_server(&s).await;
+    let (token, csrf) = admin(&s).await;
+    let ports = s.get(&format!("/dci/v3/switch/{sw}/port?where=server%20EQ%20{srv}&orderby=index%20asc")).await;
+    let port = ports["list"][0]["id"].as_i64().unwrap();
+    let p = page(&s, &token, &format!("/ui/switches/{sw}")).await;
+    assert!(p.body.contains(&format!("id=\"port-{port}\"")), "{}", p.body);
+    assert!(p.body.contains("loses its link"), "the confirmation names the server: {}", p.body);
+    assert!(p.body.contains("Shut port") && p.body.contains("op-1 loses its link"), "{}", p.body);
+    // Shut, then open, through the UI; the API sees each.
+    let p = post_form(
+        &s,
+        &token,
+        &format!("/ui/switches/{sw}/port_down"),
+        &[("_csrf", &csrf), ("port", &port.to_string())],
+    )
+    .await;
+    assert_eq!(location(&p), format!("/ui/switches/{sw}#port-{port}"));
+    assert_eq!(s.get(&format!("/dci/v3/switch/{sw}/port/{port}")).await["admin_status"], "down");
+    let p = page(&s, &token, &format!("/ui/switches/{sw}")).await;
+    assert!(p.body.contains(&format!("id=\"port-{port}\" data-id=\"{port}\" data-admin=\"down\"")), "{}", p.body);
+    let p =
+        post_form(&s, &token, &format!("/ui/switches/{sw}/port_up"), &[("_csrf", &csrf), ("port", &port.to_string())])
+            .await;
+    location(&p);
+    assert_eq!(s.get(&format!("/dci/v3/switch/{sw}/port/{port}")).await["admin_status"], "up");
+    // An unknown port is the API's 404.
+    let p =
+        post_form(&s, &token, &format!("/ui/switches/{sw}/port_down"), &[("_csrf", &csrf), ("port", "999999")]).await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    // Sync shows the ports as read.
+    for (noun, id) in [("switches", sw), ("pdus", pdu)] {
+        let p = post_form(&s, &token, &format!("/ui/{noun}/{id}/sync"), &[("_csrf", &csrf)]).await;
+        assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+        assert!(p.body.contains("id=\"synced\""), "{}", p.body);
+    }
+    let p = page(&s, &token, &format!("/ui/pdus/{pdu}")).await;
+    assert!(p.body.contains(&format!("href=\"/ui/servers/{srv}\">op-1")), "the outlet's server: {}", p.body);
+    // SNMP secrets are write-only: a stored community is never on the page, an empty
+    // field keeps it, a typed one replaces it, a bad one is refused by the field.
+    let loc = s.get("/dci/v3/location").await["list"][0]["id"].as_i64().unwrap();
+    let snmp = s
+        .post(
+            "/dci/v3/switch",
+            json!({"name": "sw-secret", "location_id": loc, "ip": "127.0.0.2", "protocol": "fake",
+                   "snmp": {"community": "very-secret-community"}}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let p = page(&s, &token, &format!("/ui/switches/{snmp}")).await;
+    assert!(!p.body.contains("very-secret-community"));
+    let p = post_form(
+        &s,
+        &token,
+        &format!("/ui/switches/{sw}/settings"),
+        &[("_csrf", &csrf), ("name", "sw1-renamed"), ("community", "")],
+    )
+    .await;
+    location(&p);
+    assert_eq!(s.get(&format!("/dci/v3/switch/{sw}")).await["name"], "sw1-renamed");
+    let p =
+        post_form(&s, &token, &format!("/ui/switches/{sw}/settings"), &[("_csrf", &csrf), ("ip", "not an address!")])
+            .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
+    assert!(p.body.contains("id=\"settings-error\">ip:"), "{}", p.body);
+    s.stop().await;
+}
+
+async fn users_and_the_login_link(db: Db) {
+    let s = TestServer::start_with(db, fast_tasks).await;
+    let (srv, _, _) = fake_server(&s).await;
+    let (token, csrf) = admin(&s).await;
+    // A short password is refused by its field, the e-mail kept, no user made.
+    let p = post_form(
+        &s,
+        &token,
+        "/ui/users",
+        &[("_csrf", &csrf), ("email", "new@example.com"), ("password", "x"), ("role", "@user")],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p.body.contains("id=\"create-error\">password:"), "{}", p.body);
+    assert!(
+        p.body.contains("value=\"new@example.com\"") && !p.body.contains("value=\"x\""),
+        "the password is not sent back"
+    );
+    assert_eq!(s.get("/dci/v3/user").await["size"], 1);
+    let p = post_form(
+        &s,
+        &token,
+        "/ui/users",
+        &[
+            ("_csrf", &csrf),
+            ("email", "new@example.com"),
+            ("password", "new-password-1"),
+            ("role", "@user"),
+            ("full_name", "New Customer"),
+        ],
+    )
+    .await;
+    let id: i64 = location(&p).rsplit('/').next().unwrap().parse().unwrap();
+    let u = s.get(&format!("/dci/v3/user/{id}")).await;
+    assert_eq!(u["full_name"], "New Customer");
+    assert_eq!(u["roles"], json!(["@user"]));
+    s.post(&format!("/dci/v3/server/{srv}/owner"), json!({"owner": id})).await;
+    // The list shows the server count.
+    let p = page(&s, &token, "/ui/users?q=new%40").await;
+    assert_eq!(ids(&p.body), vec![id]);
+    assert!(p.body.contains(">1</a>"), "{}", p.body);
+    // Edit; the password is kept when left empty.
+    let p = post_form(
+        &s,
+        &token,
+        &format!("/ui/users/{id}/edit"),
+        &[
+            ("_csrf", &csrf),
+            ("email", "new@example.com"),
+            ("full_name", "Renamed"),
+            ("phone_number", "+1 555"),
+            ("role", "@user"),
+            ("password", ""),
+        ],
+    )
+    .await;
+    location(&p);
+    assert_eq!(s.get(&format!("/dci/v3/user/{id}")).await["full_name"], "Renamed");
+    s.login("new@example.com", "new-password-1").await;
+    // Deleting a user who owns a server is refused with the reason.
+    let p = post_form(&s, &token, &format!("/ui/users/{id}/delete"), &[("_csrf", &csrf)]).await;
+    assert_eq!(p.status, StatusCode::CONFLICT, "{}", p.body);
+    assert!(p.body.contains("id=\"delete-error\">"), "{}", p.body);
+    // Block and unblock.
+    location(&post_form(&s, &token, &format!("/ui/users/{id}/block"), &[("_csrf", &csrf)]).await);
+    assert_eq!(s.get(&format!("/dci/v3/user/{id}")).await["blocked"], true);
+    location(&post_form(&s, &token, &format!("/ui/users/{id}/unblock"), &[("_csrf", &csrf)]).await);
+    assert_eq!(s.get(&format!("/dci/v3/user/{id}")).await["blocked"], false);
+    // An admin cannot block itself from the page either.
+    let me = s.get("/auth/v4/whoami").await["id"].as_i64().unwrap();
+    let p = post_form(&s, &token, &format!("/ui/users/{me}/block"), &[("_csrf", &csrf)]).await;
+    assert_eq!(p.status, StatusCode::CONFLICT);
+    // The login link: shown once, it logs the customer in on a fresh client, once.
+    let p = post_form(&s, &token, &format!("/ui/users/{id}/key"), &[("_csrf", &csrf)]).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    let at = p.body.find("id=\"key-link\" readonly value=\"").expect("the link is shown") + 30;
+    let link = p.body[at..at + p.body[at..].find('"').unwrap()].to_owned();
+    assert!(link.contains("/auth/key-v4/"), "{link}");
+    let path = &link[link.find("/auth/key-v4/").unwrap()..];
+    let fresh = common::client();
+    let r = fresh.get(s.url(path)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let ui_cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("dcim_ui="))
+        .unwrap();
+    let session = ui_cookie.trim_start_matches("dcim_ui=").split(';').next().unwrap().to_owned();
+    let p = page(&s, &session, "/ui/servers").await;
+    assert!(p.body.contains("new@example.com"), "logged in as the customer");
+    assert_eq!(ids(&p.body), vec![srv]);
+    assert_ne!(fresh.get(s.url(path)).send().await.unwrap().status(), StatusCode::SEE_OTHER, "the link works once");
+    assert!(!page(&s, &token, &format!("/ui/users/{id}")).await.body.contains("/auth/key-v4/"), "shown only once");
+    s.stop().await;
+}
+
+/// Adds `n` fake servers named `{prefix}-{i}` in the first location; returns their ids.
+async fn many(s: &TestServer, prefix: &str, n: usize) -> Vec<i64> {
+    let loc = s.get("/dci/v3/location").await["list"][0]["id"].as_i64().unwrap();
+    let mut out = vec![];
+    for i in 0..n {
+        let v = s
+            .post(
+                "/dci/v3/server",
+                json!({"name": format!("{prefix}-{i:02}"), "location_id": loc,
+                       "ipmi": {"address": format!("bmc-{prefix}-{i}"), "type": "fake", "user": "admin", "password": "pw"}}),
+            )
+            .await;
+        out.push(v["id"].as_i64().unwrap());
+    }
+    out
+}
+
+/// The `data-id`s of the links of the confirmation's list.
+fn named(body: &str) -> Vec<i64> {
+    let list = &body[body.find("id=\"confirm-names\"").unwrap()..];
+    let list = &list[..list.find("</p>").unwrap()];
+    list.match_indices("data-id=\"").map(|(i, _)| list[i + 9..].split('"').next().unwrap().parse().unwrap()).collect()
+}
+
+async fn bulk_acts_on_exactly_the_confirmed_servers(db: Db) {
+    let s = TestServer::start_with(db, fast_tasks).await;
+    fake_server(&s).await;
+    let ids_all = many(&s, "bulk", 40).await;
+    let (token, csrf) = admin(&s).await;
+    // The filter: 30 of the 40.
+    let filter = "name CP 'bulk-%' AND name LT 'bulk-30'";
+    let selected: Vec<i64> = ids_all[..30].to_vec();
+    let listed = s.get(&format!("/dci/v3/server?where={}&limit=0", common::enc(filter))).await;
+    assert_eq!(listed["size"], 30);
+    // Three of them are busy: a slow power-on holds them.
+    s.post("/dci/v3/fake/delay", json!({"ms": 3000})).await;
+    let busy: Vec<i64> = vec![selected[3], selected[10], selected[29]];
+    let mut busy_tasks = vec![];
+    for id in &busy {
+        busy_tasks.push(s.post(&format!("/dci/v3/server/{id}/power_on"), json!({})).await["task"].as_i64().unwrap());
+    }
+    // The list page offers the action on all matching.
+    let p = page(&s, &token, &format!("/ui/servers?where={}", common::enc(filter))).await;
+    assert!(p.body.contains("all 30 matching this filter"), "{}", p.body);
+    // The confirmation names them (30 ≤ 50: every one) and carries their ids.
+    let p = post_form(
+        &s,
+        &token,
+        "/ui/servers/bulk",
+        &[("_csrf", &csrf), ("stage", "confirm"), ("scope", "all"), ("where", filter), ("action", "power_reset")],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains("Power reset: 30 servers?"), "{}", p.body);
+    assert!(p.body.contains("id=\"confirm-where\">name CP &#39;bulk-%&#39;"), "the filter is named");
+    let mut shown = named(&p.body);
+    shown.sort_unstable();
+    assert_eq!(shown, selected);
+    let carried = field(&p.body, "ids");
+    // A server that comes to match the filter after the confirmation is not touched.
+    s.post(&format!("/dci/v3/server/{}", ids_all[35]), json!({"name": "bulk-00a"})).await;
+    assert_eq!(s.get(&format!("/dci/v3/server?where={}&limit=0,0", common::enc(filter))).await["size"], 31);
+    let p = post_form(
+        &s,
+        &token,
+        "/ui/servers/bulk",
+        &[("_csrf", &csrf), ("stage", "run"), ("ids", &carried), ("action", "power_reset")],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains("Power reset: 27 started, 3 refused"), "{}", p.body);
+    for (id, t) in busy.iter().zip(&busy_tasks) {
+        let row = &p.body[p.body.find(&format!("<tr data-id=\"{id}\"")).unwrap()..];
+        let row = &row[..row.find("</tr>").unwrap()];
+        assert!(
+            row.contains("data-status=\"409\"") && row.contains(&format!("{t}")),
+            "busy {id} names its task {t}: {row}"
+        );
+    }
+    // Through the API: exactly one power_reset task per selected server not busy.
+    let resets = s.get("/dci/v3/task?where=name%20EQ%20%27power_reset%27").await;
+    let mut reset_servers: Vec<i64> =
+        resets["list"].as_array().unwrap().iter().map(|t| t["server"].as_i64().unwrap()).collect();
+    reset_servers.sort_unstable();
+    let mut want: Vec<i64> = selected.iter().copied().filter(|id| !busy.contains(id)).collect();
+    want.sort_unstable();
+    assert_eq!(reset_servers, want, "exactly the confirmed, free servers");
+    s.post("/dci/v3/fake/delay", json!({"ms": 0})).await;
+    for t in resets["list"].as_array().unwrap() {
+        wait_task(&s, t["id"].as_i64().unwrap()).await;
+    }
+    // Ticked servers: the confirmation names the ticked ones the caller sees.
+    let p = post_form(
+        &s,
+        &token,
+        "/ui/servers/bulk",
+        &[
+            ("_csrf", &csrf),
+            ("stage", "confirm"),
+            ("action", "power_on"),
+            ("id", &ids_all[31].to_string()),
+            ("id", &ids_all[32].to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert_eq!(named(&p.body).len(), 2);
+    // Nothing ticked, an unknown action, no CSRF token: refused, nothing started.
+    let before = s.get("/dci/v3/task?limit=0,0").await["size"].clone();
+    for form in [
+        vec![("_csrf", csrf.as_str()), ("stage", "confirm"), ("action", "power_on")],
+        vec![("_csrf", csrf.as_str()), ("stage", "run"), ("action", "reboot_now"), ("ids", "1")],
+        vec![("stage", "run"), ("action", "power_on"), ("ids", "1")],
+    ] {
+        let p = post_form(&s, &token, "/ui/servers/bulk", &form).await;
+        assert!(p.status.is_client_error(), "{form:?}: {}", p.status);
+    }
+    assert_eq!(s.get("/dci/v3/task?limit=0,0").await["size"], before);
+    // A customer acts on its own server only; another's is refused as not found.
+    let (uid, user) = customer(&s, "bulk-customer@example.com").await;
+    s.post(&format!("/dci/v3/server/{}/owner", ids_all[38]), json!({"owner": uid})).await;
+    let ucsrf = field(&page(&s, &user, "/ui/").await.body, "_csrf");
+    let p = post_form(
+        &s,
+        &user,
+        "/ui/servers/bulk",
+        &[("_csrf", &ucsrf), ("stage", "confirm"), ("scope", "all"), ("where", ""), ("action", "power_on")],
+    )
+    .await;
+    assert_eq!(named(&p.body), vec![ids_all[38]], "all matching is all the customer's");
+    let ids = format!("{},{}", ids_all[38], ids_all[39]);
+    let p = post_form(
+        &s,
+        &user,
+        "/ui/servers/bulk",
+        &[("_csrf", &ucsrf), ("stage", "run"), ("ids", &ids), ("action", "power_on")],
+    )
+    .await;
+    assert!(p.body.contains("1 started, 1 refused"), "{}", p.body);
+    assert!(
+        p.body.contains(&format!("<tr data-id=\"{}\" data-task=\"0\" data-status=\"404\"", ids_all[39])),
+        "{}",
+        p.body
+    );
+    let p = post_form(
+        &s,
+        &user,
+        "/ui/servers/bulk",
+        &[("_csrf", &ucsrf), ("stage", "run"), ("ids", &ids), ("action", "suspend")],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "suspend is the admin's");
+    s.stop().await;
+}
+
+async fn csv_export_is_the_list(db: Db) {
+    let s = TestServer::start_with(db, fast_tasks).await;
+    fake_server(&s).await;
+    let ids_all = many(&s, "csv", 12).await;
+    s.post(&format!("/dci/v3/server/{}", ids_all[0]), json!({"name": "=HYPERLINK(\"http://x\")"})).await;
+    let (token, _) = admin(&s).await;
+    let r = s
+        .client
+        .get(s.url("/ui/servers.csv?where=name%20CP%20%27csv-%25%27&sort=name%20desc&per=10"))
+        .header("Cookie", format!("dcim_ui={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(r.headers()["content-disposition"].to_str().unwrap().contains("servers.csv"));
+    let body = r.text().await.unwrap();
+    let lines: Vec<&str> = body.lines().collect();
+    assert!(lines[0].starts_with("id,name,domain,state,power_status"));
+    let api = s.get("/dci/v3/server?where=name%20CP%20%27csv-%25%27&orderby=name%20desc").await;
+    let want: Vec<String> = api["list"].as_array().unwrap().iter().map(|v| v["id"].to_string()).collect();
+    let got: Vec<String> = lines[1..].iter().map(|l| l.split(',').next().unwrap().to_owned()).collect();
+    assert_eq!(got, want, "every page of the filtered list, in its order");
+    assert_eq!(got.len(), 11);
+    let r = s
+        .client
+        .get(s.url(&format!("/ui/servers.csv?where=id%20EQ%20{}", ids_all[0])))
+        .header("Cookie", format!("dcim_ui={token}"))
+        .send()
+        .await
+        .unwrap();
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains(&format!("\n{},\"'=HYPERLINK(\"\"http://x\"\")\",", ids_all[0])),
+        "a formula is made inert: {body}"
+    );
+    // A customer's export is its own servers.
+    let (uid, user) = customer(&s, "csv@example.com").await;
+    s.post(&format!("/dci/v3/server/{}/owner", ids_all[5]), json!({"owner": uid})).await;
+    let r = s.client.get(s.url("/ui/servers.csv")).header("Cookie", format!("dcim_ui={user}")).send().await.unwrap();
+    let body = r.text().await.unwrap();
+    assert_eq!(body.lines().count(), 2, "{body}");
+    assert!(body.lines().nth(1).unwrap().starts_with(&format!("{},csv-05,", ids_all[5])));
+    s.stop().await;
+}
+
+on_both_backends!(
+    admin_pages_are_the_admins,
+    locations_racks_and_elevations,
+    switch_ports_and_device_settings,
+    users_and_the_login_link,
+    bulk_acts_on_exactly_the_confirmed_servers,
+    csv_export_is_the_list
+);
