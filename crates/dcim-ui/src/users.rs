@@ -6,7 +6,7 @@
 use askama::Template;
 use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use dcim_api::AppState;
 use dcim_api::error::{ApiError, ErrorKind};
@@ -163,8 +163,13 @@ pub async fn user(ui: Ui, State(st): State<AppState>, Path(id): Path<i64>) -> Re
 
 /// `https://host` of the request (`http` when dcim serves without TLS, which is when
 /// its cookies are not `Secure`), for a link to copy out of the page.
-fn origin(headers: &HeaderMap, tls: bool) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+/// The host is the `Host` header, or in HTTP/2 the request's `:authority`.
+fn origin(headers: &HeaderMap, uri: &Uri, tls: bool) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+        .unwrap_or_default();
     if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)) {
         return String::new();
     }
@@ -177,6 +182,7 @@ pub async fn user_action(
     ui: Ui,
     State(st): State<AppState>,
     headers: HeaderMap,
+    uri: Uri,
     Path((id, action)): Path<(i64, String)>,
     Form(f): Form<UserForm>,
 ) -> Response {
@@ -211,7 +217,7 @@ pub async fn user_action(
             Ok((_, k)) => {
                 return match user_page(&ui, &st, id).await {
                     Ok(mut p) => {
-                        p.link = format!("{}/auth/key-v4/{}", origin(&headers, st.cfg.secure_cookies), k.key);
+                        p.link = format!("{}/auth/key-v4/{}", origin(&headers, &uri, st.cfg.secure_cookies), k.key);
                         render(&p, StatusCode::OK)
                     }
                     Err(e) => fail(e, &ui),

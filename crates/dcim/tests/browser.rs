@@ -136,8 +136,17 @@ impl Browser {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_ui_in_a_real_browser() {
+/// The real `dcim serve --demo` binary, its URL, its admin password, and its API as
+/// the admin (for setting things up and for the numbers to compare with).
+struct Demo {
+    served: Served,
+    url: String,
+    password: String,
+    api: Remote,
+    _dir: Dir,
+}
+
+async fn demo() -> Demo {
     let dir = Dir::new();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dcim"));
     cmd.args(["serve", "--demo", "--data-dir", dir.0.to_str().unwrap(), "--listen", "127.0.0.1:0"])
@@ -148,8 +157,32 @@ async fn the_ui_in_a_real_browser() {
     let creds = served.lines.iter().find(|l| l.starts_with("demo admin:")).unwrap().clone();
     let password = creds.split_whitespace().nth(5).unwrap().to_owned();
     let url = served.url.clone();
-    // The demo's API, for setting things up and for the numbers to compare with.
     let api = Remote::login(&format!("{url}/api"), "admin@example.com", &password).await;
+    Demo { served, url, password, api, _dir: dir }
+}
+
+impl Browser {
+    /// Logs in through the login form.
+    async fn log_in(&self, url: &str, email: &str, password: &str) {
+        self.client.goto(&format!("{url}/ui/")).await.unwrap();
+        assert!(self.client.current_url().await.unwrap().path().ends_with("/ui/login"));
+        self.client.find(Locator::Css("#email")).await.unwrap().send_keys(email).await.unwrap();
+        self.client.find(Locator::Css("#password")).await.unwrap().send_keys(password).await.unwrap();
+        self.click("#login").await;
+        self.text("#by-state").await;
+    }
+
+    /// Types `text` into the field `css`, replacing what it held.
+    async fn fill(&self, css: &str, text: &str) {
+        let e = self.client.find(Locator::Css(css)).await.unwrap();
+        e.clear().await.unwrap();
+        e.send_keys(text).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ui_in_a_real_browser() {
+    let Demo { served, url, password, api, _dir } = demo().await;
     let b = browser().await;
 
     // Log in.
@@ -256,6 +289,141 @@ async fn the_ui_in_a_real_browser() {
     b.shot("10-customer-servers").await;
     b.client.goto(&format!("{url}/ui/servers/{}", if want.contains(&"5".to_string()) { 6 } else { 5 })).await.unwrap();
     assert!(b.text("#error").await.contains("not found"), "another's server is not found");
+
+    b.client.clone().close().await.unwrap();
+    served.stop();
+}
+
+impl Browser {
+    /// Waits until `script` returns `want`.
+    async fn wait_js(&self, script: &str, want: Value) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = self.js(script).await;
+            if got == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{script} stayed {got}, not {want}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// An admin sets up and runs the data center from the browser: a location, a rack
+/// and a server seen in the elevation; a switch port shut and opened; a filtered
+/// bulk power reset with its confirmation; a customer made and its login link opened
+/// in a fresh session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_pages_in_a_real_browser() {
+    let Demo { served, url, password, api, _dir } = demo().await;
+    let b = browser().await;
+    b.log_in(&url, "admin@example.com", &password).await;
+
+    // A location, a rack in it, and a server placed there by the API.
+    b.click("#nav-locations").await;
+    b.text("#locations").await;
+    b.fill("#location-form input[name=name]", "Hall B").await;
+    b.fill("#location-form input[name=geolocation]", "2nd Street, 7").await;
+    b.click("#create-location").await;
+    b.wait_for("#location-name", |t| t.starts_with("Hall B")).await;
+    b.fill("#rack-name", "B1").await;
+    b.fill("#rack-size", "16").await;
+    b.click("#create-rack").await;
+    b.wait_for("#rack-title", |t| t.starts_with("Rack B1")).await;
+    let path = b.client.current_url().await.unwrap().path().to_owned();
+    let rack: i64 = path.rsplit('/').next().unwrap().parse().unwrap();
+    let loc = api.get(&format!("/dci/v3/rack/{rack}")).await["location_id"].as_i64().unwrap();
+    let srv = api
+        .post(
+            "/dci/v3/server",
+            json!({"name": "b1-web", "location_id": loc, "rack_id": rack, "unit": 5, "platform": {"size": 2},
+                   "ipmi": {"address": "bmc-b1-web", "type": "fake", "user": "admin", "password": "pw"}}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    b.client.refresh().await.unwrap();
+    b.text(&format!("#slot-{srv}")).await;
+    let unit = b.js(&format!("return document.querySelector('#slot-{srv} rect').getAttribute('data-unit')")).await;
+    assert_eq!(unit, json!("5"));
+    b.shot("11-rack-elevation").await;
+    b.click(&format!("#slot-{srv}")).await;
+    b.wait_for("#server-name", |t| t.starts_with("b1-web")).await;
+    assert!(b.text("#rack-link").await.contains("rack B1, unit 5"));
+    b.client.goto(&format!("{url}/ui/locations/1")).await.unwrap();
+    b.text("#racks").await;
+    b.shot("12-location-racks").await;
+
+    // Shut a switch port with a server on it, see it change, open it again.
+    let sw = api.get("/dci/v3/switch").await["list"][0]["id"].as_i64().unwrap();
+    let port =
+        api.get(&format!("/dci/v3/switch/{sw}/port?where=server%20IS%20NOT%20null&limit=0,1")).await["list"][0].clone();
+    let pid = port["id"].as_i64().unwrap();
+    b.click("#nav-devices").await;
+    b.text("#switches").await;
+    b.shot("13-devices").await;
+    b.client.goto(&format!("{url}/ui/switches/{sw}")).await.unwrap();
+    b.text("#ports").await;
+    b.click(&format!("#port-{pid} button.port-down")).await;
+    b.accept_confirm().await;
+    b.wait_js(&format!("return document.querySelector('#port-{pid}').getAttribute('data-admin')"), json!("down")).await;
+    assert_eq!(api.get(&format!("/dci/v3/switch/{sw}/port/{pid}")).await["admin_status"], "down");
+    b.shot("14-switch-port-shut").await;
+    b.click(&format!("#port-{pid} button.port-up")).await;
+    b.wait_js(&format!("return document.querySelector('#port-{pid}').getAttribute('data-admin')"), json!("up")).await;
+    assert_eq!(api.get(&format!("/dci/v3/switch/{sw}/port/{pid}")).await["admin_status"], "up");
+    let pdu = api.get("/dci/v3/pdu").await["list"][0]["id"].as_i64().unwrap();
+    b.client.goto(&format!("{url}/ui/pdus/{pdu}")).await.unwrap();
+    b.text("#ports").await;
+    b.shot("15-pdu").await;
+
+    // Bulk power reset of every server of one configuration, through the confirmation.
+    let confs = api.get("/dci/v3/server/configuration").await;
+    let conf = confs["list"][0]["configuration"].as_str().unwrap().to_owned();
+    let matching = api.get(&format!("/dci/v3/server?where=configuration%20EQ%20%27{}%27", conf)).await;
+    let want: Vec<i64> = matching["list"].as_array().unwrap().iter().map(|s| s["id"].as_i64().unwrap()).collect();
+    assert!(want.len() > 1);
+    b.client.goto(&format!("{url}/ui/servers")).await.unwrap();
+    b.select("select[name=configuration]", &conf).await;
+    b.click("#apply").await;
+    b.wait_for("#count", |t| t.ends_with(&format!("of {}", want.len()))).await;
+    b.select("#bulk-scope", "all").await;
+    b.select("#bulk-action", "power_reset").await;
+    b.shot("16-servers-bulk").await;
+    b.click("#bulk-go").await;
+    let title = b.text("#confirm-title").await;
+    assert_eq!(title, format!("Power reset: {} servers?", want.len()));
+    b.shot("17-bulk-confirm").await;
+    b.click("#confirm").await;
+    b.wait_for("#result-title", |t| t.starts_with("Power reset:")).await;
+    b.shot("18-bulk-result").await;
+    let tasks = api.get("/dci/v3/task?where=name%20EQ%20%27power_reset%27").await;
+    let mut got: Vec<i64> = tasks["list"].as_array().unwrap().iter().map(|t| t["server"].as_i64().unwrap()).collect();
+    got.sort_unstable();
+    let mut want = want;
+    want.sort_unstable();
+    assert_eq!(got, want, "exactly the servers of the filter");
+
+    // A customer made in the browser, and its login link opened in a fresh session.
+    b.click("#nav-users").await;
+    b.text("#users").await;
+    b.fill("#new-email", "walk-in@example.com").await;
+    b.fill("#new-password", "walk-in-password-1").await;
+    b.select("#new-role", "@user").await;
+    b.click("#create-user").await;
+    b.wait_for("#user-email", |t| t.starts_with("walk-in@example.com")).await;
+    b.click("#make-link").await;
+    b.text("#login-link").await;
+    b.shot("19-user-login-link").await;
+    let link = b.js("return document.getElementById('key-link').value").await.as_str().unwrap().to_owned();
+    assert!(link.starts_with(&format!("{url}/auth/key-v4/")), "{link}");
+    b.client.delete_all_cookies().await.unwrap();
+    b.client.goto(&link).await.unwrap();
+    b.text("#by-state").await;
+    assert!(b.text("#who").await.contains("walk-in@example.com"));
+    assert!(b.client.find(Locator::Css("#nav-users")).await.is_err(), "a customer has no admin links");
+    b.client.goto(&format!("{url}/ui/users")).await.unwrap();
+    assert!(b.text("#error").await.contains("admin"), "and no admin pages");
 
     b.client.clone().close().await.unwrap();
     served.stop();
