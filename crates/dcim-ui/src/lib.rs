@@ -17,6 +17,7 @@
 
 pub mod bulk;
 pub mod devices;
+pub mod enroll;
 pub mod filter;
 pub mod pages;
 pub mod racks;
@@ -54,6 +55,9 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/servers", get(p::servers))
         .route("/ui/servers.csv", get(bulk::csv))
         .route("/ui/servers/bulk", post(bulk::bulk))
+        .route("/ui/servers/new", get(enroll::new_server).post(enroll::create_server))
+        .route("/ui/servers/{id}/inventory", get(enroll::inventory))
+        .route("/ui/servers/{id}/inventory/{action}", post(enroll::inventory_action))
         .route("/ui/servers/{id}", get(p::server))
         .route("/ui/servers/{id}/live", get(p::live))
         .route("/ui/servers/{id}/{action}", post(p::action))

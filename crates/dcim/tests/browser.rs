@@ -333,26 +333,32 @@ async fn the_admin_pages_in_a_real_browser() {
     let path = b.client.current_url().await.unwrap().path().to_owned();
     let rack: i64 = path.rsplit('/').next().unwrap().parse().unwrap();
     let loc = api.get(&format!("/dci/v3/rack/{rack}")).await["location_id"].as_i64().unwrap();
-    let srv = api
-        .post(
-            "/dci/v3/server",
-            json!({"name": "b1-web", "location_id": loc, "rack_id": rack, "unit": 5, "platform": {"size": 2},
-                   "ipmi": {"address": "bmc-b1-web", "type": "fake", "user": "admin", "password": "pw"}}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
-    b.client.refresh().await.unwrap();
+    // The server, enrolled by the form into that rack.
+    b.click("#nav-servers").await;
+    b.click("#new-server").await;
+    b.fill("#server-name-input", "b1-web").await;
+    b.select("#server-location", &loc.to_string()).await;
+    b.select("#server-rack", &rack.to_string()).await;
+    b.fill("#server-unit", "5").await;
+    b.fill("#server-size", "2").await;
+    b.select("select[name=bmc_type]", "fake").await;
+    b.fill("#bmc-address", "bmc-b1-web").await;
+    b.shot("11-server-new").await;
+    b.click("#create-server").await;
+    b.wait_for("#inventory-title", |t| t.starts_with("b1-web")).await;
+    let srv = api.get("/dci/v3/server?where=name%20EQ%20%27b1-web%27").await["list"][0]["id"].as_i64().unwrap();
+    b.shot("12-server-inventory").await;
+    b.client.goto(&format!("{url}/ui/racks/{rack}")).await.unwrap();
     b.text(&format!("#slot-{srv}")).await;
     let unit = b.js(&format!("return document.querySelector('#slot-{srv} rect').getAttribute('data-unit')")).await;
     assert_eq!(unit, json!("5"));
-    b.shot("11-rack-elevation").await;
+    b.shot("13-rack-elevation").await;
     b.click(&format!("#slot-{srv}")).await;
     b.wait_for("#server-name", |t| t.starts_with("b1-web")).await;
     assert!(b.text("#rack-link").await.contains("rack B1, unit 5"));
     b.client.goto(&format!("{url}/ui/locations/1")).await.unwrap();
     b.text("#racks").await;
-    b.shot("12-location-racks").await;
+    b.shot("14-location-racks").await;
 
     // Shut a switch port with a server on it, see it change, open it again.
     let sw = api.get("/dci/v3/switch").await["list"][0]["id"].as_i64().unwrap();
@@ -361,21 +367,21 @@ async fn the_admin_pages_in_a_real_browser() {
     let pid = port["id"].as_i64().unwrap();
     b.click("#nav-devices").await;
     b.text("#switches").await;
-    b.shot("13-devices").await;
+    b.shot("15-devices").await;
     b.client.goto(&format!("{url}/ui/switches/{sw}")).await.unwrap();
     b.text("#ports").await;
     b.click(&format!("#port-{pid} button.port-down")).await;
     b.accept_confirm().await;
     b.wait_js(&format!("return document.querySelector('#port-{pid}').getAttribute('data-admin')"), json!("down")).await;
     assert_eq!(api.get(&format!("/dci/v3/switch/{sw}/port/{pid}")).await["admin_status"], "down");
-    b.shot("14-switch-port-shut").await;
+    b.shot("16-switch-port-shut").await;
     b.click(&format!("#port-{pid} button.port-up")).await;
     b.wait_js(&format!("return document.querySelector('#port-{pid}').getAttribute('data-admin')"), json!("up")).await;
     assert_eq!(api.get(&format!("/dci/v3/switch/{sw}/port/{pid}")).await["admin_status"], "up");
     let pdu = api.get("/dci/v3/pdu").await["list"][0]["id"].as_i64().unwrap();
     b.client.goto(&format!("{url}/ui/pdus/{pdu}")).await.unwrap();
     b.text("#ports").await;
-    b.shot("15-pdu").await;
+    b.shot("17-pdu").await;
 
     // Bulk power reset of every server of one configuration, through the confirmation.
     let confs = api.get("/dci/v3/server/configuration").await;
@@ -389,14 +395,14 @@ async fn the_admin_pages_in_a_real_browser() {
     b.wait_for("#count", |t| t.ends_with(&format!("of {}", want.len()))).await;
     b.select("#bulk-scope", "all").await;
     b.select("#bulk-action", "power_reset").await;
-    b.shot("16-servers-bulk").await;
+    b.shot("18-servers-bulk").await;
     b.click("#bulk-go").await;
     let title = b.text("#confirm-title").await;
     assert_eq!(title, format!("Power reset: {} servers?", want.len()));
-    b.shot("17-bulk-confirm").await;
+    b.shot("19-bulk-confirm").await;
     b.click("#confirm").await;
     b.wait_for("#result-title", |t| t.starts_with("Power reset:")).await;
-    b.shot("18-bulk-result").await;
+    b.shot("20-bulk-result").await;
     let tasks = api.get("/dci/v3/task?where=name%20EQ%20%27power_reset%27").await;
     let mut got: Vec<i64> = tasks["list"].as_array().unwrap().iter().map(|t| t["server"].as_i64().unwrap()).collect();
     got.sort_unstable();
@@ -414,7 +420,7 @@ async fn the_admin_pages_in_a_real_browser() {
     b.wait_for("#user-email", |t| t.starts_with("walk-in@example.com")).await;
     b.click("#make-link").await;
     b.text("#login-link").await;
-    b.shot("19-user-login-link").await;
+    b.shot("21-user-login-link").await;
     let link = b.js("return document.getElementById('key-link').value").await.as_str().unwrap().to_owned();
     assert!(link.starts_with(&format!("{url}/auth/key-v4/")), "{link}");
     b.client.delete_all_cookies().await.unwrap();

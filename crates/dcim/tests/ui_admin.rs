@@ -638,7 +638,143 @@ async fn csv_export_is_the_list(db: Db) {
     s.stop().await;
 }
 
+async fn servers_enrolled_and_connected(db: Db) {
+    let s = TestServer::start_with(db, fast_tasks).await;
+    let (op, sw, pdu) = fake_server(&s).await;
+    let loc = s.get("/dci/v3/location").await["list"][0]["id"].as_i64().unwrap();
+    let rack = s.get("/dci/v3/rack").await["list"][0]["id"].as_i64().unwrap();
+    let (token, csrf) = admin(&s).await;
+    let (uid, user) = customer(&s, "enroll@example.com").await;
+    assert_eq!(page(&s, &user, "/ui/servers/new").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(page(&s, &user, &format!("/ui/servers/{op}/inventory")).await.status, StatusCode::FORBIDDEN);
+    let p = page(&s, &token, "/ui/servers/new").await;
+    assert_eq!(p.status, StatusCode::OK);
+    let (locs, racks) = (loc.to_string(), rack.to_string());
+    let form = |name: &'static str, mac: &'static str, unit: &'static str, size: &'static str| {
+        vec![
+            ("_csrf", csrf.clone()),
+            ("name", name.to_owned()),
+            ("domain", format!("{name}.example.com")),
+            ("mac", mac.to_owned()),
+            ("location_id", locs.clone()),
+            ("rack_id", racks.clone()),
+            ("unit", unit.to_owned()),
+            ("size", size.to_owned()),
+            ("bmc_type", "fake".to_owned()),
+            ("bmc_address", format!("bmc-{name}")),
+            ("bmc_user", "admin".to_owned()),
+            ("bmc_password", "bmc-secret-pw".to_owned()),
+        ]
+    };
+    let post = |path: String, f: Vec<(&'static str, String)>| {
+        let s = &s;
+        let token = token.clone();
+        async move {
+            let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post_form(s, &token, &path, &pairs).await
+        }
+    };
+    // A bad MAC is refused by its field, the form kept but for the password.
+    let p = post("/ui/servers/new".into(), form("web-1", "not-a-mac", "3", "2")).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
+    assert!(p.body.contains("id=\"create-error\">mac:"), "{}", p.body);
+    assert!(p.body.contains("value=\"web-1\"") && !p.body.contains("bmc-secret-pw"), "{}", p.body);
+    assert_eq!(s.get("/dci/v3/server").await["size"], 1, "nothing made");
+    // A good one, 2U at unit 3; then one that would share unit 4 is refused.
+    let p = post("/ui/servers/new".into(), form("web-1", "52:54:00:aa:00:01", "3", "2")).await;
+    let to = location(&p);
+    let id: i64 = to.trim_end_matches("/inventory").rsplit('/').next().unwrap().parse().unwrap();
+    let v = s.get(&format!("/dci/v3/server/{id}")).await;
+    assert_eq!((v["unit"].as_i64(), v["platform"]["size"].as_i64()), (Some(3), Some(2)), "{v}");
+    assert_eq!(v["ipmi"]["address"], "bmc-web-1");
+    assert_eq!(v["rack"]["id"], rack);
+    let p = post("/ui/servers/new".into(), form("web-2", "52:54:00:aa:00:02", "4", "1")).await;
+    assert_eq!(p.status, StatusCode::CONFLICT, "{}", p.body);
+    assert!(p.body.contains("web-1"), "the refusal names the server in the way: {}", p.body);
+    // The inventory page holds no BMC password.
+    let inv = format!("/ui/servers/{id}/inventory");
+    let p = page(&s, &token, &inv).await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(!p.body.contains("bmc-secret-pw"));
+    // A switch port and an outlet picked from the free ones, then let go.
+    let free = s.get(&format!("/dci/v3/switch/{sw}/port?where=server%20IS%20null&orderby=index%20asc&limit=0,1")).await;
+    let port = free["list"][0]["id"].as_i64().unwrap();
+    assert!(p.body.contains(&format!("<option value=\"{port}\">")), "{}", p.body);
+    let taken =
+        s.get(&format!("/dci/v3/switch/{sw}/port?where=server%20EQ%20{op}&limit=0,1")).await["list"][0]["id"].clone();
+    assert!(!p.body.contains(&format!("<option value=\"{taken}\">")), "a taken port is not offered");
+    location(&post(format!("{inv}/connect_port"), vec![("_csrf", csrf.clone()), ("port", port.to_string())]).await);
+    let v = s.get(&format!("/dci/v3/server/{id}")).await;
+    assert_eq!(v["switch_connection"][0]["id"], port, "{v}");
+    let cid = v["switch_connection"][0]["connection_id"].as_i64().unwrap();
+    let p = post(format!("{inv}/connect_port"), vec![("_csrf", csrf.clone()), ("port", taken.to_string())]).await;
+    assert_eq!(p.status, StatusCode::CONFLICT, "a taken port is refused: {}", p.body);
+    assert!(p.body.contains("id=\"ports-error\">"), "{}", p.body);
+    location(
+        &post(format!("{inv}/disconnect_port"), vec![("_csrf", csrf.clone()), ("connection", cid.to_string())]).await,
+    );
+    assert_eq!(s.get(&format!("/dci/v3/server/{id}")).await["switch_connection"], json!([]));
+    let outlet = s.get(&format!("/dci/v3/pdu/{pdu}/port?where=server%20IS%20null&limit=0,1")).await["list"][0]["id"]
+        .as_i64()
+        .unwrap();
+    location(&post(format!("{inv}/connect_outlet"), vec![("_csrf", csrf.clone()), ("port", outlet.to_string())]).await);
+    let v = s.get(&format!("/dci/v3/server/{id}")).await;
+    assert_eq!(v["pdu_connection"]["port_id"], outlet, "{v}");
+    let ocid = v["pdu_connection"]["connection_id"].as_i64().unwrap();
+    location(
+        &post(format!("{inv}/disconnect_outlet"), vec![("_csrf", csrf.clone()), ("connection", ocid.to_string())])
+            .await,
+    );
+    assert!(s.get(&format!("/dci/v3/server/{id}")).await["pdu_connection"].is_null());
+    // Hardware by hand: bad JSON is refused and kept in the box; good JSON is stored.
+    let p =
+        post(format!("{inv}/hardware"), vec![("_csrf", csrf.clone()), ("hardware_info", "{\"cpu\": ".into())]).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p.body.contains("id=\"hardware-error\">hardware_info: is not JSON"), "{}", p.body);
+    assert!(p.body.contains("{&#34;cpu&#34;: </textarea>"), "{}", p.body);
+    let hw = json!({"cpu": {"model": "Xeon E-2146G", "sockets": 1, "cores": 6}, "memory": {"total_mib": 32768}});
+    location(&post(format!("{inv}/hardware"), vec![("_csrf", csrf.clone()), ("hardware_info", hw.to_string())]).await);
+    assert_eq!(s.get(&format!("/dci/v3/server/{id}")).await["hardware_info"]["cpu"]["model"], "Xeon E-2146G");
+    // Edit: a clash is refused; a rename and a move up the rack are taken.
+    let mut edit = form("web-1", "52:54:00:aa:00:01", "1", "2");
+    edit.retain(|(k, _)| !k.starts_with("bmc") && *k != "location_id");
+    let p = post(format!("{inv}/edit"), edit.clone()).await;
+    assert_eq!(p.status, StatusCode::CONFLICT, "unit 1 is op-1's: {}", p.body);
+    assert!(p.body.contains("id=\"edit-error\">"), "{}", p.body);
+    for (k, v) in edit.iter_mut() {
+        match *k {
+            "name" => *v = "web-1b".into(),
+            "unit" => *v = "10".into(),
+            _ => {}
+        }
+    }
+    location(&post(format!("{inv}/edit"), edit).await);
+    let v = s.get(&format!("/dci/v3/server/{id}")).await;
+    assert_eq!((v["name"].as_str(), v["unit"].as_i64()), (Some("web-1b"), Some(10)), "{v}");
+    // The BMC's access replaced.
+    let bmc = vec![
+        ("_csrf", csrf.clone()),
+        ("bmc_type", "fake".into()),
+        ("bmc_address", "bmc-new".into()),
+        ("bmc_user", "root".into()),
+        ("bmc_password", "new-bmc-pw".into()),
+    ];
+    location(&post(format!("{inv}/bmc"), bmc).await);
+    assert_eq!(s.get(&format!("/dci/v3/server/{id}")).await["ipmi"]["address"], "bmc-new");
+    // Deleting a rented server is refused; a free one goes.
+    s.post(&format!("/dci/v3/server/{id}/owner"), json!({"owner": uid})).await;
+    let p = post(format!("{inv}/delete"), vec![("_csrf", csrf.clone())]).await;
+    assert_eq!(p.status, StatusCode::CONFLICT, "{}", p.body);
+    assert!(p.body.contains("id=\"delete-error\">"), "{}", p.body);
+    s.call(reqwest::Method::DELETE, &format!("/dci/v3/server/{id}/owner"), None).await;
+    assert_eq!(location(&post(format!("{inv}/delete"), vec![("_csrf", csrf.clone())]).await), "/ui/servers");
+    let (status, _) = s.call(reqwest::Method::GET, &format!("/dci/v3/server/{id}"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    s.stop().await;
+}
+
 on_both_backends!(
+    servers_enrolled_and_connected,
     admin_pages_are_the_admins,
     locations_racks_and_elevations,
     switch_ports_and_device_settings,
