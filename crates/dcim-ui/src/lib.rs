@@ -22,6 +22,7 @@ pub mod filter;
 pub mod pages;
 pub mod racks;
 pub mod session;
+pub mod templates;
 pub mod users;
 pub mod view;
 
@@ -75,6 +76,9 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/switches/{id}/{action}", post(devices::switch_action))
         .route("/ui/pdus/{id}", get(devices::pdu))
         .route("/ui/pdus/{id}/{action}", post(devices::pdu_action))
+        .route("/ui/templates", get(templates::templates).post(templates::create_template))
+        .route("/ui/templates/{id}", get(templates::template))
+        .route("/ui/templates/{id}/{action}", post(templates::template_action))
         .route("/ui/users", get(u::users).post(u::create_user))
         .route("/ui/users/{id}", get(u::user))
         .route("/ui/users/{id}/{action}", post(u::user_action))

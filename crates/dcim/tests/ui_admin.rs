@@ -37,6 +37,7 @@ async fn admin_pages_are_the_admins(db: Db) {
     let (user_id, user) = customer(&s, "customer@example.com").await;
     s.post(&format!("/dci/v3/server/{srv}/owner"), json!({"owner": user_id})).await;
     let (token, _) = admin(&s).await;
+    let tpl = s.get("/dci/v3/os_template").await["list"][0]["id"].as_i64().unwrap();
     let paths = [
         "/ui/locations".to_owned(),
         format!("/ui/locations/{loc}"),
@@ -46,6 +47,10 @@ async fn admin_pages_are_the_admins(db: Db) {
         format!("/ui/pdus/{pdu}"),
         "/ui/users".to_owned(),
         format!("/ui/users/{user_id}"),
+        "/ui/templates".to_owned(),
+        format!("/ui/templates/{tpl}"),
+        "/ui/servers/new".to_owned(),
+        format!("/ui/servers/{srv}/inventory"),
     ];
     for path in &paths {
         let p = page(&s, &token, path).await;
@@ -62,7 +67,16 @@ async fn admin_pages_are_the_admins(db: Db) {
     for path in ["/ui/".to_owned(), "/ui/servers".to_owned(), format!("/ui/servers/{srv}")] {
         let p = page(&s, &user, &path).await;
         assert_eq!(p.status, StatusCode::OK, "{path}");
-        for admin_link in ["/ui/locations", "/ui/racks/", "/ui/devices", "/ui/switches/", "/ui/users"] {
+        for admin_link in [
+            "/ui/locations",
+            "/ui/racks/",
+            "/ui/devices",
+            "/ui/switches/",
+            "/ui/users",
+            "/ui/templates",
+            "/ui/servers/new",
+            "/inventory",
+        ] {
             assert!(!p.body.contains(admin_link), "customer {path} links to {admin_link}");
         }
     }
@@ -773,7 +787,99 @@ async fn servers_enrolled_and_connected(db: Db) {
     s.stop().await;
 }
 
+async fn os_templates_made_edited_and_kept_while_used(db: Db) {
+    let s = TestServer::start_with(db, fast_tasks).await;
+    let (srv, _, _) = fake_server(&s).await;
+    let (token, csrf) = admin(&s).await;
+    let (_, user) = customer(&s, "tpl@example.com").await;
+    assert_eq!(page(&s, &user, "/ui/templates").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(page(&s, &token, "/ui/templates").await.status, StatusCode::OK);
+    let before = s.get("/dci/v3/os_template").await["size"].clone();
+    let sha = "ab".repeat(32);
+    // An image and an installer at once, or an installer on a diag template: refused.
+    let both = [
+        ("_csrf", csrf.as_str()),
+        ("kind", "os"),
+        ("name", "Both"),
+        ("image_url", "http://192.0.2.1/a.img"),
+        ("image_sha256", sha.as_str()),
+        ("installer", "preseed"),
+        ("installer_kernel", "http://192.0.2.1/linux"),
+        ("installer_initrd", "http://192.0.2.1/initrd.gz"),
+    ];
+    let p = post_form(&s, &token, "/ui/templates", &both).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
+    assert!(
+        p.body.contains("id=\"create-error\">installer: an OS template has an image or an installer, not both"),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains("value=\"Both\""), "the form is kept");
+    let mut diag = both.to_vec();
+    diag.retain(|(k, _)| !k.starts_with("image"));
+    diag[1] = ("kind", "diag");
+    let p = post_form(&s, &token, "/ui/templates", &diag).await;
+    assert!(p.body.contains("only an os template boots an installer"), "{}", p.body);
+    assert_eq!(s.get("/dci/v3/os_template").await["size"], before, "nothing made");
+    // An installer template, then edited to an image one.
+    let mut inst = both.to_vec();
+    inst.retain(|(k, _)| !k.starts_with("image"));
+    inst[2] = ("name", "Debian 12 netinst");
+    inst.push(("tags", "linux, debian"));
+    inst.push(("efi", "yes"));
+    let to = location(&post_form(&s, &token, "/ui/templates", &inst).await);
+    let id: i64 = to.rsplit('/').next().unwrap().parse().unwrap();
+    let t = s.get(&format!("/dci/v3/os_template/{id}")).await;
+    assert_eq!((t["installer"].as_str(), t["efi"].as_bool()), (Some("preseed"), Some(true)), "{t}");
+    assert_eq!(t["tags"], json!(["linux", "debian"]));
+    let p = page(&s, &token, &to).await;
+    assert!(p.body.contains("value=\"http://192.0.2.1/linux\""), "{}", p.body);
+    let edit = [
+        ("_csrf", csrf.as_str()),
+        ("name", "Debian 12 image"),
+        ("tags", "linux"),
+        ("image_url", "http://192.0.2.1/debian.img"),
+        ("image_sha256", sha.as_str()),
+        ("installer", ""),
+    ];
+    location(&post_form(&s, &token, &format!("/ui/templates/{id}/edit"), &edit).await);
+    let t = s.get(&format!("/dci/v3/os_template/{id}")).await;
+    assert_eq!(t["name"], "Debian 12 image");
+    assert!(t["installer"].is_null() && t["installer_kernel"].is_null(), "{t}");
+    assert_eq!(t["efi"], false, "an unticked box clears EFI");
+    assert_eq!(t["image_sha256"], sha);
+    // A bad checksum is refused by the edit form, the typed values kept.
+    let bad =
+        [("_csrf", csrf.as_str()), ("name", "X"), ("image_url", "http://192.0.2.1/x.img"), ("image_sha256", "123")];
+    let p = post_form(&s, &token, &format!("/ui/templates/{id}/edit"), &bad).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p.body.contains("id=\"edit-error\">image_sha256:") && p.body.contains("value=\"123\""), "{}", p.body);
+    assert_eq!(s.get(&format!("/dci/v3/os_template/{id}")).await["name"], "Debian 12 image");
+    // Installed on a server, the template cannot go; unused, it can.
+    let task = s
+        .post(
+            &format!("/dci/v3/server/{srv}/operation_os"),
+            json!({"os_template_id": id, "password": "root-pass-1", "hdd_raid": "no_raid"}),
+        )
+        .await["task"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(wait_task(&s, task).await["status"], "complete");
+    let p = page(&s, &token, &format!("/ui/templates/{id}")).await;
+    assert!(p.body.contains("1 servers installed with it"), "{}", p.body);
+    let p = post_form(&s, &token, &format!("/ui/templates/{id}/delete"), &[("_csrf", &csrf)]).await;
+    assert_eq!(p.status, StatusCode::CONFLICT, "{}", p.body);
+    assert!(p.body.contains("id=\"delete-error\">"), "{}", p.body);
+    let diag_id = s.get("/dci/v3/os_template?where=type%20EQ%20%27diag%27").await["list"][0]["id"].as_i64().unwrap();
+    assert_eq!(
+        location(&post_form(&s, &token, &format!("/ui/templates/{diag_id}/delete"), &[("_csrf", &csrf)]).await),
+        "/ui/templates"
+    );
+    s.stop().await;
+}
+
 on_both_backends!(
+    os_templates_made_edited_and_kept_while_used,
     servers_enrolled_and_connected,
     admin_pages_are_the_admins,
     locations_racks_and_elevations,
