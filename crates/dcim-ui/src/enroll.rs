@@ -1,7 +1,9 @@
 //! A server's inventory for admins: enrolling a new server, and a server's inventory
 //! page with its details, its placement (location, rack, unit and height), its BMC
 //! access, its switch ports and PDU outlet picked from the free ones of its location,
-//! its hardware entered by hand, and its deletion (refused while it has an owner).
+//! its hardware entered by hand, its addresses (the next free of a pool or a network,
+//! or a chosen one, optionally the main one; and taken back), and its deletion
+//! (refused while it has an owner).
 //!
 //! The BMC's password is write-only: no page holds it. The API replaces a BMC's access
 //! as a whole, so the BMC form asks for the password again whenever it is saved.
@@ -13,9 +15,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use dcim_api::AppState;
 use dcim_api::error::{ApiError, ErrorKind};
-use dcim_api::extract::{Body, Path};
-use dcim_api::routes::servers as api;
+use dcim_api::extract::{Body, ListParams, Path};
+use dcim_api::routes::{ip, servers as api};
 use dcim_api::wire::Empty;
+use dcim_api::wire::ip::IpRequest;
 use dcim_api::wire::server::{
     IpmiInput, NewServer, PduConnectionRequest, PlatformInput, Server, ServerEdit, SwitchConnectionRequest,
 };
@@ -55,6 +58,13 @@ pub struct InventoryForm {
     is_ipmi_connection: Option<String>,
     connection: String,
     hardware_info: String,
+    /// An address's source: `pool:ID` or `net:ID`.
+    source: String,
+    ip_name: String,
+    ip_domain: String,
+    family: String,
+    main: Option<String>,
+    ip: String,
 }
 
 impl std::fmt::Debug for InventoryForm {
@@ -70,6 +80,10 @@ fn opt_int(field: &str, v: &str) -> Result<Option<i64>, ApiError> {
         return Ok(None);
     }
     v.parse().map(Some).map_err(|_| ApiError::invalid(field, "must be a whole number"))
+}
+
+fn int_of(field: &str, v: &str) -> Result<i64, ApiError> {
+    v.trim().parse().map_err(|_| ApiError::invalid(field, "choose one"))
 }
 
 fn opt_text(v: &str) -> Option<String> {
@@ -213,7 +227,26 @@ struct InventoryPage {
     free_ports: Vec<Choice>,
     free_outlets: Vec<Choice>,
     hardware: String,
+    ips: Vec<dcim_api::wire::ip::Ip>,
+    /// The server's main IPv4 and IPv6 address ids.
+    main_ips: Vec<i64>,
+    sources: Vec<Choice>,
     refusal: Refusal,
+}
+
+/// Where an address can come from: every pool, then every network.
+async fn sources(ui: &Ui, st: &AppState) -> Result<Vec<Choice>, ApiError> {
+    let q = || query("", "name asc", "");
+    let pools = ip::list_pools(ui.caller.clone(), State(st.clone()), ListParams(q()?)).await?.0.list;
+    let nets = ip::list_ipnets(ui.caller.clone(), State(st.clone()), ListParams(q()?)).await?.0.list;
+    let mut out: Vec<Choice> = pools
+        .into_iter()
+        .map(|p| Choice { value: format!("pool:{}", p.id), label: format!("pool {}", p.name) })
+        .collect();
+    out.extend(
+        nets.into_iter().map(|n| Choice { value: format!("net:{}", n.id), label: format!("network {}", n.name) }),
+    );
+    Ok(out)
 }
 
 /// The unconnected ports (or outlets) of the devices of a location.
@@ -260,6 +293,12 @@ async fn inventory_page(ui: &Ui, st: &AppState, id: i64) -> Result<InventoryPage
         free_ports: free(st, DeviceKind::Switch, s.location_id).await?,
         free_outlets: free(st, DeviceKind::Pdu, s.location_id).await?,
         hardware,
+        ips: ip::server_ips(ui.caller.clone(), State(st.clone()), Path(id), ListParams(query("", "", "")?))
+            .await?
+            .0
+            .list,
+        sources: sources(ui, st).await?,
+        main_ips: [s.main_ipv4, s.main_ipv6].into_iter().flatten().collect(),
         s,
         refusal: Refusal::default(),
     })
@@ -322,6 +361,27 @@ async fn run(ui: &Ui, st: &AppState, id: i64, action: &str, f: InventoryForm) ->
                 .map_err(|e| ApiError::invalid("hardware_info", format!("is not JSON: {e}")))?;
             api::set_hardware_info(c, s, Path(id), Body(v)).await.map(drop)?;
         }
+        "allocate_ip" => {
+            let (pool, net) = match f.source.split_once(':') {
+                Some(("pool", n)) => (Some(int_of("source", n)?), None),
+                Some(("net", n)) => (None, Some(int_of("source", n)?)),
+                _ => (None, None),
+            };
+            let b = IpRequest {
+                domain: f.ip_domain.trim().to_owned(),
+                family: opt_text(&f.family),
+                ip_name: opt_text(&f.ip_name),
+                ip_net: net,
+                ip_pool: pool,
+                set_as_main_ipv4: f.main.is_some(),
+                userspace: None,
+            };
+            ip::allocate_ip(c, s, Path(id), Body(b)).await.map(drop)?;
+        }
+        "release_ip" => {
+            let ip_id = opt_int("ip", &f.ip)?.ok_or_else(|| ApiError::invalid("ip", "choose one"))?;
+            ip::release_ip(c, s, Path((id, ip_id)), Body(Empty {})).await.map(drop)?;
+        }
         "delete" => {
             api::delete_server(c, s, Path(id), Body(Empty {})).await.map(drop)?;
             return Ok("/ui/servers".to_owned());
@@ -332,7 +392,8 @@ async fn run(ui: &Ui, st: &AppState, id: i64, action: &str, f: InventoryForm) ->
 }
 
 /// `POST /ui/servers/{id}/inventory/{action}`: `edit`, `bmc`, `connect_port`,
-/// `connect_outlet`, `disconnect_port`, `disconnect_outlet`, `hardware` or `delete`.
+/// `connect_outlet`, `disconnect_port`, `disconnect_outlet`, `hardware`, `allocate_ip`,
+/// `release_ip` or `delete`.
 pub async fn inventory_action(
     ui: Ui,
     State(st): State<AppState>,
@@ -352,6 +413,7 @@ pub async fn inventory_action(
                 let form = match action.as_str() {
                     "disconnect_port" | "connect_port" => "ports",
                     "disconnect_outlet" | "connect_outlet" => "outlet",
+                    "allocate_ip" | "release_ip" => "ip",
                     a => a,
                 };
                 if action == "hardware" {

@@ -19,6 +19,7 @@ pub mod bulk;
 pub mod devices;
 pub mod enroll;
 pub mod filter;
+pub mod ipam;
 pub mod pages;
 pub mod racks;
 pub mod session;
@@ -76,6 +77,13 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/switches/{id}/{action}", post(devices::switch_action))
         .route("/ui/pdus/{id}", get(devices::pdu))
         .route("/ui/pdus/{id}/{action}", post(devices::pdu_action))
+        .route("/ui/ipam", get(ipam::ipam))
+        .route("/ui/ipam/addresses", get(ipam::addresses))
+        .route("/ui/ipam/{kind}", post(ipam::create))
+        .route("/ui/ipam/networks/{id}", get(ipam::network))
+        .route("/ui/ipam/networks/{id}/{action}", post(ipam::network_action))
+        .route("/ui/ipam/pools/{id}", get(ipam::pool))
+        .route("/ui/ipam/pools/{id}/{action}", post(ipam::pool_action))
         .route("/ui/templates", get(templates::templates).post(templates::create_template))
         .route("/ui/templates/{id}", get(templates::template))
         .route("/ui/templates/{id}/{action}", post(templates::template_action))

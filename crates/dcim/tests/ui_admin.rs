@@ -878,7 +878,174 @@ async fn os_templates_made_edited_and_kept_while_used(db: Db) {
     s.stop().await;
 }
 
+async fn ipam_networks_pools_and_addresses(db: Db) {
+    let s = TestServer::start_with(db, fast_tasks).await;
+    let (srv, _, _) = fake_server(&s).await;
+    let (v4, pool, v6) = common::add_networks(&s).await;
+    let (token, csrf) = admin(&s).await;
+    let (_, user) = customer(&s, "ipam@example.com").await;
+    for path in [
+        "/ui/ipam".to_owned(),
+        format!("/ui/ipam/networks/{v4}"),
+        format!("/ui/ipam/pools/{pool}"),
+        "/ui/ipam/addresses".to_owned(),
+    ] {
+        assert_eq!(page(&s, &token, &path).await.status, StatusCode::OK, "{path}");
+        assert_eq!(page(&s, &user, &path).await.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    // The usage shown is the API's count, exact for IPv6.
+    let p = page(&s, &token, "/ui/ipam").await;
+    for net in [v4, v6] {
+        let n = s.get(&format!("/ip/v3/ipnet/{net}")).await;
+        let shown = format!("{} / {}", n["using_ip"].as_str().unwrap(), n["total_ip"].as_str().unwrap());
+        assert!(p.body.contains(&shown), "{shown} in {}", p.body);
+    }
+    let total6 = s.get(&format!("/ip/v3/ipnet/{v6}")).await["total_ip"].as_str().unwrap().to_owned();
+    assert!(total6.len() > 15, "an IPv6 /64 as a decimal string: {total6}");
+    // A network and a pool by the forms; bad input refused by the field, nothing made.
+    let p = post_form(&s, &token, "/ui/ipam/networks", &[("_csrf", &csrf), ("name", "198.51.100.0/33")]).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
+    assert!(p.body.contains("id=\"networks-error\">name:"), "{}", p.body);
+    assert!(p.body.contains("value=\"198.51.100.0/33\""), "kept as typed");
+    let net = location(
+        &post_form(
+            &s,
+            &token,
+            "/ui/ipam/networks",
+            &[("_csrf", &csrf), ("name", "198.51.100.0/24"), ("gateway", "198.51.100.1"), ("vlan", "20")],
+        )
+        .await,
+    );
+    let net: i64 = net.rsplit('/').next().unwrap().parse().unwrap();
+    assert_eq!(s.get(&format!("/ip/v3/ipnet/{net}")).await["gateway"], "198.51.100.1");
+    let bad = [
+        ("_csrf", csrf.as_str()),
+        ("name", "edge"),
+        ("ipnet", &net.to_string()),
+        ("start", "198.51.100.50"),
+        ("end", "198.51.101.5"),
+    ];
+    let p = post_form(&s, &token, "/ui/ipam/pools", &bad).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
+    assert!(p.body.contains("id=\"pools-error\">"), "{}", p.body);
+    let good = [
+        ("_csrf", csrf.as_str()),
+        ("name", "edge"),
+        ("ipnet", &net.to_string()),
+        ("start", "198.51.100.50"),
+        ("end", "198.51.100.59"),
+    ];
+    let to = location(&post_form(&s, &token, "/ui/ipam/pools", &good).await);
+    let edge: i64 = to.rsplit('/').next().unwrap().parse().unwrap();
+    assert_eq!(s.get(&format!("/ip/v3/ippool/{edge}")).await["total_ip"], "10");
+    location(
+        &post_form(
+            &s,
+            &token,
+            &format!("/ui/ipam/pools/{edge}/range"),
+            &[("_csrf", &csrf), ("range", "198.51.100.70-198.51.100.71")],
+        )
+        .await,
+    );
+    assert_eq!(s.get(&format!("/ip/v3/ippool/{edge}")).await["total_ip"], "12");
+    let p = post_form(
+        &s,
+        &token,
+        &format!("/ui/ipam/pools/{edge}/range"),
+        &[("_csrf", &csrf), ("range", "10.0.0.1-10.0.0.2")],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
+    assert!(p.body.contains("id=\"range-error\">"), "{}", p.body);
+    // Edit a network: a gateway outside it is refused; a new VLAN is taken.
+    let p = post_form(
+        &s,
+        &token,
+        &format!("/ui/ipam/networks/{net}/edit"),
+        &[("_csrf", &csrf), ("gateway", "10.0.0.1"), ("vlan", "20")],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
+    assert!(p.body.contains("id=\"edit-error\">gateway:"), "{}", p.body);
+    location(
+        &post_form(
+            &s,
+            &token,
+            &format!("/ui/ipam/networks/{net}/edit"),
+            &[("_csrf", &csrf), ("gateway", "198.51.100.1"), ("vlan", "21"), ("note", "edge")],
+        )
+        .await,
+    );
+    assert_eq!(s.get(&format!("/ip/v3/ipnet/{net}")).await["vlan"], "21");
+    // Give the server the next free address of the pool, as its main one, then a chosen one.
+    let inv = format!("/ui/servers/{srv}/inventory");
+    let give = [
+        ("_csrf", csrf.as_str()),
+        ("source", &format!("pool:{edge}")),
+        ("family", "ipv4"),
+        ("ip_domain", "op-1.example.com"),
+        ("main", "yes"),
+    ];
+    location(&post_form(&s, &token, &format!("{inv}/allocate_ip"), &give).await);
+    let chosen = [
+        ("_csrf", csrf.as_str()),
+        ("source", ""),
+        ("ip_name", "198.51.100.200"),
+        ("family", "ipv4"),
+        ("ip_domain", ""),
+    ];
+    location(&post_form(&s, &token, &format!("{inv}/allocate_ip"), &chosen).await);
+    for t in s.get(&format!("/dci/v3/task?where=server%20EQ%20{srv}")).await["list"].as_array().unwrap() {
+        wait_task(&s, t["id"].as_i64().unwrap()).await;
+    }
+    let ips = s.get(&format!("/dci/v3/server/{srv}/ip")).await;
+    let names: Vec<&str> = ips["list"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"198.51.100.50") && names.contains(&"198.51.100.200"), "{ips}");
+    let first =
+        ips["list"].as_array().unwrap().iter().find(|i| i["name"] == "198.51.100.50").unwrap()["id"].as_i64().unwrap();
+    assert_eq!(s.get(&format!("/dci/v3/server/{srv}")).await["main_ipv4"], first, "the main address");
+    let p = page(&s, &token, &inv).await;
+    assert!(p.body.contains(&format!("<tr data-ip=\"{first}\"><td class=\"code\">198.51.100.50</td>")), "{}", p.body);
+    assert!(p.body.contains("main</span>"));
+    // A taken address, an address outside every network: refused by the form.
+    let p = post_form(&s, &token, &format!("{inv}/allocate_ip"), &chosen).await;
+    assert_eq!(p.status, StatusCode::CONFLICT, "{}", p.body);
+    assert!(p.body.contains("id=\"ip-error\">"), "{}", p.body);
+    let nowhere = [("_csrf", csrf.as_str()), ("ip_name", "203.0.113.9"), ("family", "ipv4")];
+    let p = post_form(&s, &token, &format!("{inv}/allocate_ip"), &nowhere).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
+    // The address list, filtered by pool, by server, and searched.
+    let p = page(&s, &token, &format!("/ui/ipam/addresses?pool={edge}")).await;
+    assert_eq!(ids(&p.body), vec![first]);
+    let p = page(&s, &token, &format!("/ui/ipam/addresses?server={srv}")).await;
+    assert_eq!(ids(&p.body).len(), 2);
+    let p = page(&s, &token, "/ui/ipam/addresses?q=100.20").await;
+    assert_eq!(ids(&p.body).len(), 1, "{}", p.body);
+    // A pool with an address given out is not deleted; the address released, it is.
+    let p = post_form(&s, &token, &format!("/ui/ipam/pools/{edge}/delete"), &[("_csrf", &csrf)]).await;
+    assert_eq!(p.status, StatusCode::CONFLICT, "{}", p.body);
+    assert!(p.body.contains("id=\"delete-error\">"), "{}", p.body);
+    location(
+        &post_form(&s, &token, &format!("{inv}/release_ip"), &[("_csrf", &csrf), ("ip", &first.to_string())]).await,
+    );
+    for t in
+        s.get(&format!("/dci/v3/task?where=server%20EQ%20{srv}%20AND%20status%20NE%20%27complete%27")).await["list"]
+            .as_array()
+            .unwrap()
+    {
+        wait_task(&s, t["id"].as_i64().unwrap()).await;
+    }
+    let ips = s.get(&format!("/dci/v3/server/{srv}/ip")).await;
+    assert_eq!(ips["size"], 1, "{ips}");
+    assert_eq!(
+        location(&post_form(&s, &token, &format!("/ui/ipam/pools/{edge}/delete"), &[("_csrf", &csrf)]).await),
+        "/ui/ipam"
+    );
+    s.stop().await;
+}
+
 on_both_backends!(
+    ipam_networks_pools_and_addresses,
     os_templates_made_edited_and_kept_while_used,
     servers_enrolled_and_connected,
     admin_pages_are_the_admins,
