@@ -383,6 +383,39 @@ async fn the_admin_pages_in_a_real_browser() {
     b.text("#ports").await;
     b.shot("17-pdu").await;
 
+    // Give a server the next free address of the demo's IPv4 pool, then take it back.
+    let pool = api.get("/ip/v3/ippool").await["list"][0]["id"].as_i64().unwrap();
+    b.client.goto(&format!("{url}/ui/ipam")).await.unwrap();
+    b.text("#networks").await;
+    b.shot("18-ipam").await;
+    b.client.goto(&format!("{url}/ui/servers/3/inventory")).await.unwrap();
+    b.select("#ip-source", &format!("pool:{pool}")).await;
+    b.click("#give-ip").await;
+    let given = loop {
+        let ips = api.get("/dci/v3/server/3/ip").await;
+        if let Some(ip) = ips["list"].as_array().unwrap().iter().find(|i| i["status"] == "ok") {
+            break ip.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    b.client.refresh().await.unwrap();
+    let row = format!("#addresses tr[data-ip='{}']", given["id"]);
+    assert!(b.text(&row).await.contains(given["name"].as_str().unwrap()));
+    b.shot("19-server-address").await;
+    b.click(&format!("{row} button.release-ip")).await;
+    b.accept_confirm().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.get("/dci/v3/server/3/ip").await["size"] != 0 {
+        assert!(Instant::now() < deadline, "the address was not released");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.client.goto(&format!("{url}/ui/ipam/addresses?pool={pool}")).await.unwrap();
+    b.text("#addresses").await;
+    assert!(
+        b.client.find(Locator::Css(&format!("#addresses tr[data-id='{}']", given["id"]))).await.is_err(),
+        "released"
+    );
+
     // Bulk power reset of every server of one configuration, through the confirmation.
     let confs = api.get("/dci/v3/server/configuration").await;
     let conf = confs["list"][0]["configuration"].as_str().unwrap().to_owned();
@@ -395,14 +428,14 @@ async fn the_admin_pages_in_a_real_browser() {
     b.wait_for("#count", |t| t.ends_with(&format!("of {}", want.len()))).await;
     b.select("#bulk-scope", "all").await;
     b.select("#bulk-action", "power_reset").await;
-    b.shot("18-servers-bulk").await;
+    b.shot("20-servers-bulk").await;
     b.click("#bulk-go").await;
     let title = b.text("#confirm-title").await;
     assert_eq!(title, format!("Power reset: {} servers?", want.len()));
-    b.shot("19-bulk-confirm").await;
+    b.shot("21-bulk-confirm").await;
     b.click("#confirm").await;
     b.wait_for("#result-title", |t| t.starts_with("Power reset:")).await;
-    b.shot("20-bulk-result").await;
+    b.shot("22-bulk-result").await;
     let tasks = api.get("/dci/v3/task?where=name%20EQ%20%27power_reset%27").await;
     let mut got: Vec<i64> = tasks["list"].as_array().unwrap().iter().map(|t| t["server"].as_i64().unwrap()).collect();
     got.sort_unstable();
@@ -411,8 +444,12 @@ async fn the_admin_pages_in_a_real_browser() {
     assert_eq!(got, want, "exactly the servers of the filter");
 
     // A customer made in the browser, and its login link opened in a fresh session.
+    b.client.goto(&format!("{url}/ui/templates")).await.unwrap();
+    b.text("#templates").await;
+    b.shot("23-os-templates").await;
     b.click("#nav-users").await;
     b.text("#users").await;
+    b.shot("24-users").await;
     b.fill("#new-email", "walk-in@example.com").await;
     b.fill("#new-password", "walk-in-password-1").await;
     b.select("#new-role", "@user").await;
@@ -420,7 +457,7 @@ async fn the_admin_pages_in_a_real_browser() {
     b.wait_for("#user-email", |t| t.starts_with("walk-in@example.com")).await;
     b.click("#make-link").await;
     b.text("#login-link").await;
-    b.shot("21-user-login-link").await;
+    b.shot("25-user-login-link").await;
     let link = b.js("return document.getElementById('key-link').value").await.as_str().unwrap().to_owned();
     assert!(link.starts_with(&format!("{url}/auth/key-v4/")), "{link}");
     b.client.delete_all_cookies().await.unwrap();
