@@ -20,6 +20,7 @@ pub mod devices;
 pub mod enroll;
 pub mod filter;
 pub mod ipam;
+pub mod lab;
 pub mod pages;
 pub mod racks;
 pub mod session;
@@ -84,6 +85,8 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/ipam/networks/{id}/{action}", post(ipam::network_action))
         .route("/ui/ipam/pools/{id}", get(ipam::pool))
         .route("/ui/ipam/pools/{id}/{action}", post(ipam::pool_action))
+        .route("/ui/lab", get(lab::lab))
+        .route("/ui/lab/{action}", post(lab::lab_action))
         .route("/ui/templates", get(templates::templates).post(templates::create_template))
         .route("/ui/templates/{id}", get(templates::template))
         .route("/ui/templates/{id}/{action}", post(templates::template_action))

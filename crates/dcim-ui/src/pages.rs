@@ -71,6 +71,8 @@ struct Dashboard {
     diag_errors: Count,
     bmc_unknown: Vec<BmcIssue>,
     bmc_unknown_total: i64,
+    /// Whether the fake lab's panel exists (an admin, and fake devices in use).
+    lab: bool,
 }
 
 async fn count(st: &AppState, caller: &Caller, w: &str) -> Result<i64, ApiError> {
@@ -149,6 +151,7 @@ async fn dashboard_page(ui: &Ui, st: &AppState) -> Result<Dashboard, ApiError> {
         diag_errors,
         bmc_unknown,
         bmc_unknown_total,
+        lab: c.is_admin() && crate::lab::in_use(st).await?,
     })
 }
 

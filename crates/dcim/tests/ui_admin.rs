@@ -1044,7 +1044,51 @@ async fn ipam_networks_pools_and_addresses(db: Db) {
     s.stop().await;
 }
 
+async fn the_fake_lab_panel(db: Db) {
+    let s = TestServer::start_with(db, fast_tasks).await;
+    let (token, csrf) = admin(&s).await;
+    // Nothing uses the fake drivers yet: no panel, no link.
+    assert_eq!(page(&s, &token, "/ui/lab").await.status, StatusCode::NOT_FOUND);
+    assert!(!page(&s, &token, "/ui/").await.body.contains("/ui/lab"));
+    let (srv, _, _) = fake_server(&s).await;
+    let (_, user) = customer(&s, "lab@example.com").await;
+    assert!(page(&s, &token, "/ui/").await.body.contains("id=\"lab-link\""));
+    assert!(!page(&s, &user, "/ui/").await.body.contains("/ui/lab"));
+    assert_eq!(page(&s, &user, "/ui/lab").await.status, StatusCode::FORBIDDEN);
+    let p = page(&s, &token, "/ui/lab").await;
+    assert_eq!(p.status, StatusCode::OK);
+    // A delay and a fault set from the panel are the lab's.
+    location(&post_form(&s, &token, "/ui/lab/delay", &[("_csrf", &csrf), ("ms", "250")]).await);
+    assert_eq!(s.get("/dci/v3/fake").await["delay_ms"], 250);
+    location(&post_form(&s, &token, "/ui/lab/delay", &[("_csrf", &csrf), ("ms", "0")]).await);
+    let p =
+        post_form(&s, &token, "/ui/lab/fault", &[("_csrf", &csrf), ("device", "*"), ("op", "reboot_everything")]).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p.body.contains("id=\"fault-error\">op:"), "{}", p.body);
+    let fault =
+        [("_csrf", csrf.as_str()), ("device", "bmc-op-1"), ("op", "power_on"), ("message", "smoke from the PSU")];
+    location(&post_form(&s, &token, "/ui/lab/fault", &fault).await);
+    assert_eq!(s.get("/dci/v3/fake").await["faults"][0]["op"], "power_on");
+    let task = s.post(&format!("/dci/v3/server/{srv}/power_on"), json!({})).await["task"].as_i64().unwrap();
+    let t = wait_task(&s, task).await;
+    assert_eq!(t["status"], "fail");
+    assert!(t.to_string().contains("smoke from the PSU"), "{t}");
+    assert!(page(&s, &token, "/ui/lab").await.body.contains("smoke from the PSU"));
+    location(&post_form(&s, &token, "/ui/lab/clear", &[("_csrf", &csrf)]).await);
+    assert_eq!(s.get("/dci/v3/fake").await["faults"], json!([]));
+    let p =
+        post_form(&s, &token, "/ui/lab/hardware", &[("_csrf", &csrf), ("mac", "52:54:00:0f:00:01"), ("hardware", "{")])
+            .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let ucsrf = field(&page(&s, &user, "/ui/").await.body, "_csrf");
+    let p = post_form(&s, &user, "/ui/lab/delay", &[("_csrf", &ucsrf), ("ms", "9000")]).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert_eq!(s.get("/dci/v3/fake").await["delay_ms"], 0);
+    s.stop().await;
+}
+
 on_both_backends!(
+    the_fake_lab_panel,
     ipam_networks_pools_and_addresses,
     os_templates_made_edited_and_kept_while_used,
     servers_enrolled_and_connected,
