@@ -34,7 +34,7 @@ use crate::routes::{
         inv::list_switches, inv::get_switch, inv::create_switch, inv::edit_switch, inv::delete_switch,
         inv::sync_switch, inv::list_switch_ports, inv::get_switch_port, inv::edit_switch_port,
         inv::list_pdus, inv::get_pdu, inv::create_pdu, inv::edit_pdu, inv::delete_pdu, inv::sync_pdu,
-        inv::list_pdu_ports,
+        inv::list_pdu_ports, inv::edit_pdu_port,
         inv::list_os_templates, inv::get_os_template, inv::create_os_template, inv::edit_os_template,
         inv::delete_os_template,
         ops::power_on, ops::power_off, ops::power_reset, ops::boot_device, ops::suspend, ops::resume, ops::operation_diag,

@@ -540,6 +540,13 @@ impl PduDriver for FakePdu {
         self.lab.lock().outlets.insert((self.address.clone(), index), on);
         Ok(())
     }
+
+    /// Off and on again at once: a fake outlet needs no pause between them (the lab's
+    /// delay still applies to each call).
+    async fn reboot_outlet(&self, index: i64) -> Result<(), DriverError> {
+        self.set_outlet(index, false).await?;
+        self.set_outlet(index, true).await
+    }
 }
 
 /// The fake boot service: remembers prepared boots for the fake machines.

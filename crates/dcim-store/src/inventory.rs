@@ -542,6 +542,20 @@ impl Store {
         tx.commit().await
     }
 
+    /// Records a PDU outlet's power (`up` or `down`) as just set on the device.
+    pub async fn set_pdu_port_power(&self, port_id: i64, before: &str, after: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("UPDATE pdu_ports SET power_status = $1 WHERE id = $2")
+            .bind(after.to_owned())
+            .bind(port_id)
+            .execute(&mut *tx)
+            .await?;
+        if before != after {
+            crate::audit::change("power_status", before.into(), after.into());
+        }
+        tx.commit().await
+    }
+
     /// Every switch or PDU reached over a real protocol (not `fake`), with its
     /// access data: what the port poller reads.
     pub async fn polled_devices(&self, kind: DeviceKind) -> Result<Vec<PolledDevice>> {

@@ -1,6 +1,7 @@
 //! Switches and PDUs for admins: the lists, and a device's page with every port or
 //! outlet and the server on it, `sync` with its result, a switch port shut or opened
-//! (the confirmation names the server that loses its link), and the device's
+//! and an outlet switched on, off or rebooted (the confirmation names the server that
+//! loses its link or its power), and the device's
 //! settings. SNMP secrets are write-only: the settings form never holds a stored
 //! community or key; a new one is sent only when typed, and an empty form keeps them.
 
@@ -14,7 +15,7 @@ use dcim_api::error::{ApiError, ErrorKind};
 use dcim_api::extract::{Body, Path};
 use dcim_api::routes::inventory as inv;
 use dcim_api::wire::Empty;
-use dcim_api::wire::inventory::{Device, DeviceEdit, PortAdmin, SnmpInput, SwitchPortEdit};
+use dcim_api::wire::inventory::{Device, DeviceEdit, OutletPower, PduPortEdit, PortAdmin, SnmpInput, SwitchPortEdit};
 use dcim_store::inventory::DeviceKind;
 use serde::Deserialize;
 
@@ -210,7 +211,8 @@ pub async fn switch_action(
     device_action(ui, st, headers, DeviceKind::Switch, id, action, f).await
 }
 
-/// `POST /ui/pdus/{id}/{action}`: `sync`, `settings` or `delete`.
+/// `POST /ui/pdus/{id}/{action}`: `sync`, `settings`, `delete`, `outlet_on`,
+/// `outlet_off` and `outlet_reboot` (with `port`).
 pub async fn pdu_action(
     ui: Ui,
     State(st): State<AppState>,
@@ -272,6 +274,18 @@ async fn device_action(
             }
             Err(_) => Err(ApiError::invalid("port", "choose a port")),
         },
+        "outlet_on" | "outlet_off" | "outlet_reboot" if !switch => match f.port.trim().parse::<i64>() {
+            Ok(port) => {
+                let power_status = match action.as_str() {
+                    "outlet_on" => OutletPower::On,
+                    "outlet_off" => OutletPower::Off,
+                    _ => OutletPower::Reboot,
+                };
+                let b = PduPortEdit { power_status };
+                inv::edit_pdu_port(c, s, Path((id, port)), Body(b)).await.map(|_| Some(format!("{page}#port-{port}")))
+            }
+            Err(_) => Err(ApiError::invalid("port", "choose an outlet")),
+        },
         _ => Err(ApiError::new(ErrorKind::NoHandler, format!("there is no action {action}"))),
     };
     match done {
@@ -286,7 +300,8 @@ async fn device_action(
         Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::NoHandler | ErrorKind::Forbidden) => fail(e, &ui),
         Err(e) => match device_page(&ui, &st, kind, id).await {
             Ok(mut p) => {
-                let form = if action.starts_with("port_") { "port" } else { action.as_str() };
+                let form =
+                    if action.starts_with("port_") || action.starts_with("outlet_") { "port" } else { action.as_str() };
                 let status = p.refusal.set(form, e);
                 render(&p, status)
             }

@@ -229,6 +229,31 @@ async fn pdu_power(db: Db) {
     // With a BMC that works, the outlet is left alone.
     let t = run(&s, both, "power_off").await;
     assert_eq!((t["status"].clone(), state(4)), (json!("complete"), "1".to_owned()), "{t}");
+
+    // An operator switches an outlet by hand, recorded with before and after.
+    let o5 = port(&s, "pdu", pdu, 5).await["id"].as_i64().unwrap();
+    let path = format!("/dci/v3/pdu/{pdu}/port/{o5}");
+    let off = s.post(&path, json!({"power_status": "off"})).await;
+    assert_eq!((off["id"].as_i64(), off["power_status"].as_str()), (Some(o5), Some("down")), "{off}");
+    assert_eq!(state(5), "2");
+    assert_eq!(port(&s, "pdu", pdu, 5).await["power_status"], "down");
+    let q = common::enc("action EQ 'edit_pdu_port'");
+    let rec = &s.get(&format!("/dci/v3/audit?where={q}")).await["list"][0];
+    assert_eq!(rec["changes"]["power_status"], json!({"before": "up", "after": "down"}), "{rec}");
+    assert_eq!(s.post(&path, json!({"power_status": "on"})).await["power_status"], "up");
+    assert_eq!(state(5), "1");
+    for body in [json!({"power_status": "sideways"}), json!({}), json!({"power_status": true})] {
+        let (st, v) = s.call(Method::POST, &path, Some(body.clone())).await;
+        assert_error(st, &v, StatusCode::BAD_REQUEST);
+    }
+    let (st, v) =
+        s.call(Method::POST, &format!("/dci/v3/pdu/{pdu}/port/999999"), Some(json!({"power_status": "off"}))).await;
+    assert_error(st, &v, StatusCode::NOT_FOUND);
+    s.add_user("c@example.com", "customer-pw-1", "@user").await;
+    let customer = s.login("c@example.com", "customer-pw-1").await;
+    let (st, v) = s.call_as(&customer, Method::POST, &path, Some(json!({"power_status": "off"}))).await;
+    assert_error(st, &v, StatusCode::FORBIDDEN);
+    assert_eq!(state(5), "1", "nothing changed on the PDU");
     s.stop().await;
 }
 

@@ -322,6 +322,31 @@ async fn switch_ports_and_device_settings(db: Db) {
     }
     let p = page(&s, &token, &format!("/ui/pdus/{pdu}")).await;
     assert!(p.body.contains(&format!("href=\"/ui/servers/{srv}\">op-1")), "the outlet's server: {}", p.body);
+    assert!(p.body.contains("op-1 loses its power."), "the confirmation names the server: {}", p.body);
+    // An outlet off, rebooted and on through the UI; the API and the lab see each.
+    let outlet =
+        s.get(&format!("/dci/v3/pdu/{pdu}/port?where=server%20EQ%20{srv}")).await["list"][0]["id"].as_i64().unwrap();
+    let o = outlet.to_string();
+    let p = post_form(&s, &token, &format!("/ui/pdus/{pdu}/outlet_off"), &[("_csrf", &csrf), ("port", &o)]).await;
+    assert_eq!(location(&p), format!("/ui/pdus/{pdu}#port-{outlet}"));
+    assert_eq!(
+        s.get(&format!("/dci/v3/pdu/{pdu}/port?where=id%20EQ%20{outlet}")).await["list"][0]["power_status"],
+        "down"
+    );
+    let p = page(&s, &token, &format!("/ui/pdus/{pdu}")).await;
+    assert!(p.body.contains(&format!("id=\"port-{outlet}\" data-id=\"{outlet}\" data-power=\"down\"")), "{}", p.body);
+    for action in ["outlet_on", "outlet_reboot"] {
+        location(&post_form(&s, &token, &format!("/ui/pdus/{pdu}/{action}"), &[("_csrf", &csrf), ("port", &o)]).await);
+        assert_eq!(
+            s.get(&format!("/dci/v3/pdu/{pdu}/port?where=id%20EQ%20{outlet}")).await["list"][0]["power_status"],
+            "up",
+            "{action}"
+        );
+    }
+    let q = common::enc("action EQ 'ui.outlet_reboot'");
+    assert_eq!(s.get(&format!("/dci/v3/audit?where={q}")).await["size"], 1, "the click is in the trail");
+    let p = post_form(&s, &token, &format!("/ui/switches/{sw}/outlet_off"), &[("_csrf", &csrf), ("port", &o)]).await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND, "a switch has no outlets");
     // SNMP secrets are write-only: a stored community is never on the page, an empty
     // field keeps it, a typed one replaces it, a bad one is refused by the field.
     let loc = s.get("/dci/v3/location").await["list"][0]["id"].as_i64().unwrap();

@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::extract::{Body, ListParams, ListQueryDoc, Path};
 use crate::wire::inventory::{
     Device, DeviceEdit, Location, LocationInput, NewDevice, NewOsTemplate, NewRack, OsTemplate, OsTemplateEdit,
-    PduPort, PortAdmin, Rack, RackEdit, SnmpInput, SwitchPort, SwitchPortEdit,
+    OutletPower, PduPort, PduPortEdit, PortAdmin, Rack, RackEdit, SnmpInput, SwitchPort, SwitchPortEdit,
 };
 use crate::wire::{Empty, Id, List};
 
@@ -393,6 +393,34 @@ pub async fn edit_switch_port(
     st.store.set_switch_port_admin(port.id, &port.admin_status, after).await?;
     // The row as it now is: only its admin status changed.
     port.admin_status = after.to_owned();
+    Ok(Json(port.into()))
+}
+
+/// Switch a PDU outlet on or off, or off and on again (`reboot`), on the device,
+/// whatever is plugged into it: an operator's override, kept in the audit trail. The
+/// answer is the outlet as it now is.
+#[utoipa::path(post, path = "/dci/v3/pdu/{id}/port/{port_id}", tag = "inventory", request_body = PduPortEdit,
+    responses((status = 200, body = PduPort), (status = 404), (status = 503)))]
+pub async fn edit_pdu_port(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path((id, port_id)): Path<(i64, i64)>,
+    Body(b): Body<PduPortEdit>,
+) -> ApiResult<Json<PduPort>> {
+    caller.require_admin()?;
+    let mut port = st.store.get_port(DeviceKind::Pdu, id, port_id).await?;
+    let d = st.store.get_device(DeviceKind::Pdu, id).await?;
+    let (protocol, access) = device_access(&st, DeviceKind::Pdu, &d).await?;
+    let pdu = st.engine.drivers.pdu(protocol, &d.model, &access).map_err(driver_error)?;
+    let done = match b.power_status {
+        OutletPower::On => pdu.set_outlet(port.idx, true).await,
+        OutletPower::Off => pdu.set_outlet(port.idx, false).await,
+        OutletPower::Reboot => pdu.reboot_outlet(port.idx).await,
+    };
+    done.map_err(|e| device_error("the PDU did not take the change", e))?;
+    let after = if b.power_status == OutletPower::Off { "down" } else { "up" };
+    st.store.set_pdu_port_power(port.id, &port.oper_status, after).await?;
+    port.oper_status = after.to_owned();
     Ok(Json(port.into()))
 }
 

@@ -123,6 +123,7 @@ fn api(state: AppState) -> Router {
         .route("/dci/v3/pdu/{id}", get(inv::get_pdu).post(inv::edit_pdu).delete(inv::delete_pdu))
         .route("/dci/v3/pdu/{id}/sync", post(inv::sync_pdu))
         .route("/dci/v3/pdu/{id}/port", get(inv::list_pdu_ports))
+        .route("/dci/v3/pdu/{id}/port/{port_id}", post(inv::edit_pdu_port))
         .route("/dci/v3/os_template", get(inv::list_os_templates).post(inv::create_os_template).layer(large))
         .route(
             "/dci/v3/os_template/{id}",

@@ -150,6 +150,21 @@ impl PortAdmin {
     }
 }
 
+/// `POST /pdu/{id}/port/{port_id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PduPortEdit {
+    pub power_status: OutletPower,
+}
+
+/// What to do with an outlet: switch it on or off, or off and on again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OutletPower {
+    On,
+    Off,
+    Reboot,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PortServer {
     pub id: i64,
