@@ -20,6 +20,7 @@ use dcim_store::users::NewUser;
 mod cli;
 mod snmp;
 mod ui;
+mod ui_admin;
 mod webhook;
 
 #[derive(Parser)]
@@ -40,7 +41,8 @@ struct Args {
     #[arg(long)]
     data_dir: Option<std::path::PathBuf>,
     /// `api` (reads), `tasks` (operations end to end on the fake drivers), `ipam`, `snmp`
-    /// (switch sync and suspend/resume against snmpsim), `ui` (web UI pages) or `cli`
+    /// (switch sync and suspend/resume against snmpsim), `ui` (web UI pages), `ui-admin`
+    /// (racks, IPAM over 120,000 addresses, a bulk action on 1,000 servers) or `cli`
     /// (dcimctl as whole processes over HTTPS).
     #[arg(long, default_value = "api")]
     mode: String,
@@ -85,6 +87,12 @@ async fn main() -> anyhow::Result<()> {
         if args.mode == "ipam" {
             seed_ipam(&dir, args.servers).await?;
             println!("seeded {} used addresses per family in {:.1} s", args.servers, t.elapsed().as_secs_f64());
+        } else if args.mode == "ui-admin" {
+            seed(&dir, args.servers).await?;
+            let store = Store::connect(&format!("sqlite://{}", dir.join("dcim.db").display())).await?;
+            fill_addresses(&store, 1, 60_000).await?;
+            store.close().await;
+            println!("seeded {} servers and 120,000 addresses in {:.1} s", args.servers, t.elapsed().as_secs_f64());
         } else {
             seed(&dir, args.servers).await?;
             println!("seeded {} servers in {:.1} s", args.servers, t.elapsed().as_secs_f64());
@@ -154,6 +162,15 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.mode == "cli" {
         cli::run(&args.dcimctl, &base, &dir, &token, args.servers).await?;
+        println!("dcim RSS now {} MiB, peak {} MiB", rss_mib(pid, "VmRSS"), rss_mib(pid, "VmHWM"));
+        drop(server);
+        if !keep {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        return Ok(());
+    }
+    if args.mode == "ui-admin" {
+        ui_admin::run(&client, &base, &token, args.servers).await?;
         println!("dcim RSS now {} MiB, peak {} MiB", rss_mib(pid, "VmRSS"), rss_mib(pid, "VmHWM"));
         drop(server);
         if !keep {
@@ -315,7 +332,6 @@ async fn ipam(client: &reqwest::Client, base: &str, token: &str) -> anyhow::Resu
 /// A server and two networks (198.18.0.0/16, the benchmarking range, and
 /// 2001:db8:1::/64) with `n` addresses in use in each.
 async fn seed_ipam(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
-    use dcim_store::ipam::{NewIp, NewIpnet, Source};
     let store = Store::connect(&format!("sqlite://{}", dir.join("dcim.db").display())).await?;
     store.migrate().await?;
     let hash = dcim_api::auth::hash_password(PASSWORD.into()).await.map_err(|e| anyhow::anyhow!(e.msg))?;
@@ -342,6 +358,15 @@ async fn seed_ipam(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
             bmc: None,
         })
         .await?;
+    fill_addresses(&store, srv, n).await?;
+    store.close().await;
+    Ok(())
+}
+
+/// Two networks (198.18.0.0/16, the benchmarking range, and 2001:db8:1::/64) with `n`
+/// addresses of server `srv` in each.
+pub(crate) async fn fill_addresses(store: &Store, srv: i64, n: usize) -> anyhow::Result<()> {
+    use dcim_store::ipam::{NewIp, NewIpnet, Source};
     for (cidr, gw) in [("198.18.0.0/16", "198.18.0.1"), ("2001:db8:1::/64", "2001:db8:1::1")] {
         let net: ipnet::IpNet = cidr.parse()?;
         let fam = dcim_core::ip::family(&net.addr());
@@ -367,7 +392,6 @@ async fn seed_ipam(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
             store.allocate_next(&ip, Source::Network(id), &reserved).await?;
         }
     }
-    store.close().await;
     Ok(())
 }
 
