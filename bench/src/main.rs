@@ -90,7 +90,9 @@ async fn main() -> anyhow::Result<()> {
         } else if args.mode == "ui-admin" {
             seed(&dir, args.servers).await?;
             let store = Store::connect(&format!("sqlite://{}", dir.join("dcim.db").display())).await?;
-            fill_addresses(&store, 1, 60_000).await?;
+            // The addresses belong to the last server, which no rack holds and no bulk
+            // action touches.
+            fill_addresses(&store, args.servers as i64, 60_000).await?;
             store.close().await;
             println!("seeded {} servers and 120,000 addresses in {:.1} s", args.servers, t.elapsed().as_secs_f64());
         } else {
