@@ -249,7 +249,12 @@ impl Patch {
         self.cols.push((col.to_owned(), b.clone()));
         self.buf.push(col);
         self.buf.push(" = ");
-        self.buf.bind(b);
+        match b {
+            // A bound NULL has a type on PostgreSQL (text, as sqlx binds it), which an
+            // integer column refuses; the literal has none.
+            Bind::Null => self.buf.push("NULL"),
+            b => self.buf.bind(b),
+        }
         self
     }
 

@@ -170,6 +170,15 @@ async fn servers_and_templates(db: Db) {
     s.post(&format!("/dci/v3/server/{a}"), json!({"ipmi": null, "mac": null})).await;
     let got = s.get(&format!("/dci/v3/server/{a}")).await;
     assert_eq!((got["ipmi"].clone(), got["mac"].clone()), (json!(null), json!(null)));
+    // Out of its rack into the warehouse: integer columns set to null (PostgreSQL once
+    // refused a NULL bound as text for them).
+    s.post(&format!("/dci/v3/server/{a}"), json!({"rack_id": null, "unit": null})).await;
+    let got = s.get(&format!("/dci/v3/server/{a}")).await;
+    assert_eq!(
+        (got["rack"].clone(), got["unit"].clone(), got["warehouse_status"].clone()),
+        (json!(null), json!(null), json!("in_warehouse")),
+        "{got}"
+    );
 
     let t = s.post("/dci/v3/os_template", json!({"name": "Debian 12", "type": "os", "tags": ["linux"]})).await["id"]
         .as_i64()
