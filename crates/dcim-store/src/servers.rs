@@ -243,6 +243,9 @@ pub struct ServerPatch {
     pub user_note: Option<String>,
     pub platform_name: Option<String>,
     pub size: Option<i64>,
+    /// The main address of a family: one of the server's own addresses in use.
+    pub main_ipv4: Option<Option<i64>>,
+    pub main_ipv6: Option<Option<i64>>,
 }
 
 /// What the billing counts: free servers per configuration.
@@ -420,6 +423,29 @@ async fn owner_of(tx: &mut crate::audit::Tx<'_>, server_id: i64) -> Result<Optio
     let row: Option<(Option<i64>,)> =
         sqlx::query_as("SELECT owner_id FROM servers WHERE id = $1").bind(server_id).fetch_optional(&mut **tx).await?;
     row.map(|r| r.0).ok_or_else(|| StoreError::not_found("server", server_id))
+}
+
+/// Checks, in the write's transaction, that address `ip` is server `id`'s own, of
+/// `family`, and in use; on PostgreSQL it also locks the address's row, so it cannot
+/// start being released until the write commits (a release then clears it as main).
+async fn lock_main_ip(
+    tx: &mut crate::audit::Tx<'_>,
+    backend: crate::Backend,
+    id: i64,
+    ip: i64,
+    family: i64,
+) -> Result<()> {
+    let lock = if backend == crate::Backend::Postgres { " FOR UPDATE" } else { "" };
+    let sql = format!(
+        "SELECT id FROM ips WHERE id = $1 AND server_id = $2 AND family = $3 AND purpose = 'server' \
+         AND status = 'ok'{lock}"
+    );
+    let row: Option<(i64,)> =
+        sqlx::query_as(AssertSqlSafe(sql)).bind(ip).bind(id).bind(family).fetch_optional(&mut **tx).await?;
+    match row {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Conflict(format!("address {ip} is not an address of server {id} in use"))),
+    }
 }
 
 /// The restriction a `@user` caller lives under: only servers it owns.
@@ -607,12 +633,23 @@ impl Store {
         if let Some(v) = p.is_new {
             u.set("is_new", v.into());
         }
+        let mains = [("main_ipv4", 2, p.main_ipv4), ("main_ipv6", 10, p.main_ipv6)];
+        for (col, _, v) in mains {
+            if let Some(v) = v {
+                u.set(col, v.into());
+            }
+        }
         if u.is_empty() {
             return Ok(());
         }
         let mut tx = self.write().await?;
         if let Some((rack, unit, size)) = placement {
             lock_rack_units(&mut tx, rack, unit, size, id).await?;
+        }
+        for (_, family, v) in mains {
+            if let Some(Some(ip)) = v {
+                lock_main_ip(&mut tx, self.backend(), id, ip, family).await?;
+            }
         }
         let n = u.execute_in(&mut tx, id).await.map_err(|e| {
             StoreError::conflict_on_constraint(e, || "another server has that name, MAC address or rack unit".into())

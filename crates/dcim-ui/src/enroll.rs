@@ -2,7 +2,8 @@
 //! page with its details, its placement (location, rack, unit and height), its BMC
 //! access, its switch ports and PDU outlet picked from the free ones of its location,
 //! its hardware entered by hand, its addresses (the next free of a pool or a network,
-//! or a chosen one, optionally the main one; and taken back), and its deletion
+//! or a chosen one, optionally the main one; made the main one later; taken back), and
+//! its deletion
 //! (refused while it has an owner).
 //!
 //! The BMC's password is write-only: no page holds it. The API replaces a BMC's access
@@ -378,6 +379,15 @@ async fn run(ui: &Ui, st: &AppState, id: i64, action: &str, f: InventoryForm) ->
             };
             ip::allocate_ip(c, s, Path(id), Body(b)).await.map(drop)?;
         }
+        "main_ip" => {
+            let ip_id = opt_int("ip", &f.ip)?.ok_or_else(|| ApiError::invalid("ip", "choose one"))?;
+            let b = if f.family == "ipv6" {
+                ServerEdit { main_ipv6: Some(Some(ip_id)), ..ServerEdit::default() }
+            } else {
+                ServerEdit { main_ipv4: Some(Some(ip_id)), ..ServerEdit::default() }
+            };
+            api::edit_server(c, s, Path(id), Body(b)).await.map(drop)?;
+        }
         "release_ip" => {
             let ip_id = opt_int("ip", &f.ip)?.ok_or_else(|| ApiError::invalid("ip", "choose one"))?;
             ip::release_ip(c, s, Path((id, ip_id)), Body(Empty {})).await.map(drop)?;
@@ -393,7 +403,7 @@ async fn run(ui: &Ui, st: &AppState, id: i64, action: &str, f: InventoryForm) ->
 
 /// `POST /ui/servers/{id}/inventory/{action}`: `edit`, `bmc`, `connect_port`,
 /// `connect_outlet`, `disconnect_port`, `disconnect_outlet`, `hardware`, `allocate_ip`,
-/// `release_ip` or `delete`.
+/// `main_ip`, `release_ip` or `delete`.
 pub async fn inventory_action(
     ui: Ui,
     State(st): State<AppState>,
@@ -413,7 +423,7 @@ pub async fn inventory_action(
                 let form = match action.as_str() {
                     "disconnect_port" | "connect_port" => "ports",
                     "disconnect_outlet" | "connect_outlet" => "outlet",
-                    "allocate_ip" | "release_ip" => "ip",
+                    "allocate_ip" | "release_ip" | "main_ip" => "ip",
                     a => a,
                 };
                 if action == "hardware" {

@@ -233,7 +233,60 @@ async fn users_see_their_own_addresses(db: Db) {
     s.stop().await;
 }
 
+async fn the_main_address_by_an_edit(db: Db) {
+    let s = TestServer::start_with(db, fast_tasks).await;
+    let (v4, pool, v6) = add_networks(&s).await;
+    let (srv, _, _) = fake_server(&s).await;
+    let other = s.post("/dci/v3/server", json!({"name": "other", "location_id": 1})).await["id"].as_i64().unwrap();
+    allocate(&s, srv, json!({"ip_pool": pool, "set_as_main_ipv4": true})).await;
+    allocate(&s, srv, json!({"ip_net": v4})).await;
+    allocate(&s, srv, json!({"family": "ipv6", "ip_net": v6})).await;
+    allocate(&s, other, json!({"ip_pool": pool})).await;
+    let id_of = |v: &Value, i: usize| v["list"][i]["id"].as_i64().unwrap();
+    let mine = s.get(&format!("/dci/v3/server/{srv}/ip?orderby=id")).await;
+    let (first, second, six) = (id_of(&mine, 0), id_of(&mine, 1), id_of(&mine, 2));
+    let theirs = id_of(&s.get(&format!("/dci/v3/server/{other}/ip")).await, 0);
+    assert_eq!(s.get(&format!("/dci/v3/server/{srv}")).await["main_ipv4"], first);
+    // Another of its addresses becomes the main one; the IPv6 one too.
+    s.post(&format!("/dci/v3/server/{srv}"), json!({"main_ipv4": second, "main_ipv6": six})).await;
+    let v = s.get(&format!("/dci/v3/server/{srv}")).await;
+    assert_eq!((v["main_ipv4"].as_i64(), v["main_ipv6"].as_i64()), (Some(second), Some(six)), "{v}");
+    let q = common::enc(&format!("action EQ 'edit_server' AND server_id EQ {srv}"));
+    let rec = &s.get(&format!("/dci/v3/audit?where={q}&orderby=id%20desc")).await["list"][0];
+    assert_eq!(rec["changes"]["main_ipv4"], json!({"before": first, "after": second}), "{rec}");
+    // Refused, by the field, and nothing changes: another server's address, one of the
+    // other family, one that does not exist.
+    for (body, needle) in [
+        (json!({"main_ipv4": theirs}), "is not one of server"),
+        (json!({"main_ipv4": six}), "is not IPv4"),
+        (json!({"main_ipv6": second}), "is not IPv6"),
+        (json!({"main_ipv4": 999_999}), "there is no address 999999"),
+        (json!({"main_ipv4": first, "main_ipv6": theirs}), "is not one of server"),
+    ] {
+        let (st, v) = s.call(Method::POST, &format!("/dci/v3/server/{srv}"), Some(body.clone())).await;
+        let msg = assert_error(st, &v, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(msg.contains(needle), "{body}: {msg}");
+    }
+    assert_eq!(s.get(&format!("/dci/v3/server/{srv}")).await["main_ipv4"], second, "nothing half-written");
+    // An address being released is not made main; once released, it is no longer main.
+    let released = s.post(&format!("/dci/v3/server/{srv}/ip/{second}"), json!({})).await["task"].as_i64().unwrap();
+    wait_task(&s, released).await;
+    assert!(s.get(&format!("/dci/v3/server/{srv}")).await["main_ipv4"].is_null());
+    // null clears it; a customer may not set it.
+    s.post(&format!("/dci/v3/server/{srv}"), json!({"main_ipv4": first})).await;
+    s.post(&format!("/dci/v3/server/{srv}"), json!({"main_ipv6": null})).await;
+    let v = s.get(&format!("/dci/v3/server/{srv}")).await;
+    assert_eq!((v["main_ipv4"].as_i64(), v["main_ipv6"].clone()), (Some(first), json!(null)), "{v}");
+    let u = s.add_user("mainip@example.com", "mainip-password", "@user").await;
+    s.post(&format!("/dci/v3/server/{srv}/owner"), json!({"owner": u})).await;
+    let t = s.login("mainip@example.com", "mainip-password").await;
+    let (st, v) = s.call_as(&t, Method::POST, &format!("/dci/v3/server/{srv}"), Some(json!({"main_ipv4": six}))).await;
+    assert_error(st, &v, StatusCode::FORBIDDEN);
+    s.stop().await;
+}
+
 on_both_backends!(
+    the_main_address_by_an_edit,
     networks_pools_and_counts,
     allocation_and_release,
     concurrent_allocations_are_distinct,

@@ -216,6 +216,11 @@ pub async fn edit_server(
         Some(p) => platform(p)?,
         None => (None, None),
     };
+    for (field, family, v) in [("main_ipv4", 2, b.main_ipv4), ("main_ipv6", 10, b.main_ipv6)] {
+        if let Some(Some(ip)) = v {
+            main_ip(&st, id, field, family, ip).await?;
+        }
+    }
     let patch = ServerPatch {
         name: b.name.as_deref().map(|n| name("name", n)).transpose()?,
         domain: b.domain.as_deref().map(|d| domain_name("domain", d)).transpose()?,
@@ -235,9 +240,34 @@ pub async fn edit_server(
         user_note: b.user_note.as_deref().map(|v| note("user_note", v)).transpose()?,
         platform_name,
         size,
+        main_ipv4: b.main_ipv4,
+        main_ipv6: b.main_ipv6,
     };
     st.store.update_server(id, &patch).await?;
     Ok(Json(Id { id }))
+}
+
+/// Whether address `ip` may be server `id`'s main address of `family`: its own, of
+/// that family, in use. The store checks again in the write's transaction.
+async fn main_ip(st: &AppState, id: i64, field: &str, family: i64, ip: i64) -> ApiResult<()> {
+    let row = match st.store.get_ip(ip).await {
+        Ok(r) => r,
+        Err(dcim_store::StoreError::NotFound { .. }) => {
+            return Err(ApiError::invalid(field, format!("there is no address {ip}")));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let fam = if family == 2 { "IPv4" } else { "IPv6" };
+    if row.server_id != Some(id) || row.purpose != "server" {
+        return Err(ApiError::invalid(field, format!("address {} is not one of server {id}'s", row.name)));
+    }
+    if row.family != family {
+        return Err(ApiError::invalid(field, format!("address {} is not {fam}", row.name)));
+    }
+    if row.status != "ok" {
+        return Err(ApiError::conflict(format!("address {} is {}; wait for its task", row.name, row.status)));
+    }
+    Ok(())
 }
 
 /// Delete a server; refused (409) while it has an owner.

@@ -451,6 +451,15 @@ pub struct ServerEdit {
     /// The one field the server's owner (a `@user`) may edit.
     pub user_note: Option<String>,
     pub platform: Option<PlatformInput>,
+    /// The server's main IPv4 address: the id of one of the server's own IPv4 addresses
+    /// in use (`status` ok); `null` for none.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
+    pub main_ipv4: Option<Option<i64>>,
+    /// The same for IPv6.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
+    pub main_ipv6: Option<Option<i64>>,
 }
 
 impl ServerEdit {
@@ -470,6 +479,8 @@ impl ServerEdit {
             && self.note.is_none()
             && self.user_note.is_none()
             && self.platform.is_none()
+            && self.main_ipv4.is_none()
+            && self.main_ipv6.is_none()
     }
 }
 
