@@ -849,6 +849,9 @@ impl Engine {
             }
             _ => {}
         }
+        if !self.still_mine(task).await? {
+            return Ok(());
+        }
         self.bmc_ip_back(task, op, &mut fx).await;
         if let Some(op) = op {
             self.unwind(task, op).await;
@@ -875,6 +878,9 @@ impl Engine {
         let name = progress.get(step).map(|s| s.name.clone()).unwrap_or_default();
         for p in progress.iter_mut().skip(step) {
             p.status = "canceled".into();
+        }
+        if !self.still_mine(task).await? {
+            return Ok(());
         }
         self.unwind(task, op).await;
         let mut fx = ServerEffects::default();
@@ -904,6 +910,19 @@ impl Engine {
             .await?;
         self.count_end(task, "canceled", written);
         Ok(())
+    }
+
+    /// Whether this worker still holds `task`'s lease, renewed for a whole lease period so
+    /// that the undo about to run (the boot forgotten, the disk made the boot device
+    /// again) and the fenced end run under it. A worker that lost the lease stops: the
+    /// task and its hardware are its new owner's, who finishes it.
+    async fn still_mine(&self, task: &TaskRow) -> Result<bool, StoreError> {
+        let lease_ms = self.cfg.lease.as_millis() as i64;
+        let mine = self.store.renew_lease(task.id, &self.owner, lease_ms).await?;
+        if !mine {
+            tracing::info!(task = task.id, "the task's lease was lost before its end; its new owner finishes it");
+        }
+        Ok(mine)
     }
 
     /// Counts a task's end in the metrics, once: only the worker whose fenced write

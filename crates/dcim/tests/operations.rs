@@ -449,7 +449,60 @@ async fn an_installer_template_installs(db: Db) {
     s.stop().await;
 }
 
+/// A worker that lost a task's lease between its last step and its end writes nothing
+/// and does not undo what the task did on the hardware: the task is its new owner's.
+/// The lease is taken away while the network boot's power reset is slow, and that reset
+/// then fails for good.
+async fn a_worker_that_lost_the_lease_leaves_the_end_alone(db: Db) {
+    use sqlx::Connection;
+    let s = TestServer::start_with(db, fast_tasks).await;
+    let (srv, _, _) = fake_server(&s).await;
+    s.post("/dci/v3/fake/delay", json!({"ms": 1500, "device": "bmc-op-1"})).await;
+    s.post("/dci/v3/fake/fault", json!({"device": "bmc-op-1", "op": "power_reset", "message": "no reset today"})).await;
+    let task = start(&s, srv, "operation_clear_hdd", json!({"clear_hdd": "simple"})).await;
+    // The boot is prepared and the machine set to boot from the network: the step
+    // that resets it is under way.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let lab = s.get("/dci/v3/fake").await;
+        if lab["machines"]["bmc-op-1"]["next_boot"] == "pxe" && lab["boots"]["52:54:00:0f:00:01"] == task {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the network boot never started: {lab}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&s.cfg.database_url()).await.unwrap();
+    let far =
+        (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64) + 600_000;
+    sqlx::query("UPDATE tasks SET lease_owner = 'another worker', lease_until = $1 WHERE id = $2")
+        .bind(far)
+        .bind(task)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    // The reset fails (after its 1.5 s) with the lease gone: nothing is written and
+    // nothing undone.
+    tokio::time::sleep(std::time::Duration::from_millis(5000)).await;
+    let t = s.get(&format!("/dci/v3/task/{task}")).await;
+    assert_eq!(t["status"], "running", "the old worker wrote no end: {t}");
+    let lab = s.get("/dci/v3/fake").await;
+    assert_eq!(lab["boots"]["52:54:00:0f:00:01"], task, "the boot was not cleaned up: {lab}");
+    assert_eq!(lab["machines"]["bmc-op-1"]["next_boot"], "pxe", "the boot device was not put back: {lab}");
+    let (owner,): (String,) =
+        sqlx::query_as("SELECT lease_owner FROM tasks WHERE id = $1").bind(task).fetch_one(&mut conn).await.unwrap();
+    assert_eq!(owner, "another worker");
+    // The lease given back, the task resumes and ends under a worker that holds it.
+    s.call(Method::DELETE, "/dci/v3/fake/fault", None).await;
+    s.post("/dci/v3/fake/delay", json!({"ms": 0, "device": "bmc-op-1"})).await;
+    sqlx::query("UPDATE tasks SET lease_until = 0 WHERE id = $1").bind(task).execute(&mut conn).await.unwrap();
+    let t = wait_task(&s, task).await;
+    assert!(t["status"] == "fail" || t["status"] == "complete", "{t}");
+    s.stop().await;
+}
+
 on_both_backends!(
+    a_worker_that_lost_the_lease_leaves_the_end_alone,
     operations_complete,
     an_installer_template_installs,
     steps_run_twice_give_the_same_result,
