@@ -319,9 +319,10 @@ async fn the_admin_pages_in_a_real_browser() {
     let b = browser().await;
     b.log_in(&url, "admin@example.com", &password).await;
 
-    // A location, a rack in it, and a server placed there by the API.
+    // A location and a rack in it, made by their forms.
     b.click("#nav-locations").await;
     b.text("#locations").await;
+    b.shot("11-locations").await;
     b.fill("#location-form input[name=name]", "Hall B").await;
     b.fill("#location-form input[name=geolocation]", "2nd Street, 7").await;
     b.click("#create-location").await;
@@ -343,22 +344,22 @@ async fn the_admin_pages_in_a_real_browser() {
     b.fill("#server-size", "2").await;
     b.select("select[name=bmc_type]", "fake").await;
     b.fill("#bmc-address", "bmc-b1-web").await;
-    b.shot("11-server-new").await;
+    b.shot("12-server-new").await;
     b.click("#create-server").await;
     b.wait_for("#inventory-title", |t| t.starts_with("b1-web")).await;
     let srv = api.get("/dci/v3/server?where=name%20EQ%20%27b1-web%27").await["list"][0]["id"].as_i64().unwrap();
-    b.shot("12-server-inventory").await;
+    b.shot("13-server-inventory").await;
     b.client.goto(&format!("{url}/ui/racks/{rack}")).await.unwrap();
     b.text(&format!("#slot-{srv}")).await;
     let unit = b.js(&format!("return document.querySelector('#slot-{srv} rect').getAttribute('data-unit')")).await;
     assert_eq!(unit, json!("5"));
-    b.shot("13-rack-elevation").await;
+    b.shot("14-rack-elevation").await;
     b.click(&format!("#slot-{srv}")).await;
     b.wait_for("#server-name", |t| t.starts_with("b1-web")).await;
     assert!(b.text("#rack-link").await.contains("rack B1, unit 5"));
     b.client.goto(&format!("{url}/ui/locations/1")).await.unwrap();
     b.text("#racks").await;
-    b.shot("14-location-racks").await;
+    b.shot("15-location-racks").await;
 
     // Shut a switch port with a server on it, see it change, open it again.
     let sw = api.get("/dci/v3/switch").await["list"][0]["id"].as_i64().unwrap();
@@ -367,27 +368,30 @@ async fn the_admin_pages_in_a_real_browser() {
     let pid = port["id"].as_i64().unwrap();
     b.click("#nav-devices").await;
     b.text("#switches").await;
-    b.shot("15-devices").await;
+    b.shot("16-devices").await;
     b.client.goto(&format!("{url}/ui/switches/{sw}")).await.unwrap();
     b.text("#ports").await;
     b.click(&format!("#port-{pid} button.port-down")).await;
     b.accept_confirm().await;
     b.wait_js(&format!("return document.querySelector('#port-{pid}').getAttribute('data-admin')"), json!("down")).await;
     assert_eq!(api.get(&format!("/dci/v3/switch/{sw}/port/{pid}")).await["admin_status"], "down");
-    b.shot("16-switch-port-shut").await;
+    b.shot("17-switch-port-shut").await;
     b.click(&format!("#port-{pid} button.port-up")).await;
     b.wait_js(&format!("return document.querySelector('#port-{pid}').getAttribute('data-admin')"), json!("up")).await;
     assert_eq!(api.get(&format!("/dci/v3/switch/{sw}/port/{pid}")).await["admin_status"], "up");
     let pdu = api.get("/dci/v3/pdu").await["list"][0]["id"].as_i64().unwrap();
     b.client.goto(&format!("{url}/ui/pdus/{pdu}")).await.unwrap();
     b.text("#ports").await;
-    b.shot("17-pdu").await;
+    b.shot("18-pdu").await;
 
     // Give a server the next free address of the demo's IPv4 pool, then take it back.
     let pool = api.get("/ip/v3/ippool").await["list"][0]["id"].as_i64().unwrap();
     b.client.goto(&format!("{url}/ui/ipam")).await.unwrap();
     b.text("#networks").await;
-    b.shot("18-ipam").await;
+    b.shot("19-ipam").await;
+    b.client.goto(&format!("{url}/ui/ipam/pools/{pool}")).await.unwrap();
+    b.text("#ranges").await;
+    b.shot("20-ipam-pool").await;
     b.client.goto(&format!("{url}/ui/servers/3/inventory")).await.unwrap();
     b.select("#ip-source", &format!("pool:{pool}")).await;
     b.click("#give-ip").await;
@@ -401,7 +405,7 @@ async fn the_admin_pages_in_a_real_browser() {
     b.client.refresh().await.unwrap();
     let row = format!("#addresses tr[data-ip='{}']", given["id"]);
     assert!(b.text(&row).await.contains(given["name"].as_str().unwrap()));
-    b.shot("19-server-address").await;
+    b.shot("21-server-address").await;
     b.click(&format!("{row} button.release-ip")).await;
     b.accept_confirm().await;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -411,6 +415,7 @@ async fn the_admin_pages_in_a_real_browser() {
     }
     b.client.goto(&format!("{url}/ui/ipam/addresses?pool={pool}")).await.unwrap();
     b.text("#addresses").await;
+    b.shot("22-ipam-addresses").await;
     assert!(
         b.client.find(Locator::Css(&format!("#addresses tr[data-id='{}']", given["id"]))).await.is_err(),
         "released"
@@ -428,14 +433,14 @@ async fn the_admin_pages_in_a_real_browser() {
     b.wait_for("#count", |t| t.ends_with(&format!("of {}", want.len()))).await;
     b.select("#bulk-scope", "all").await;
     b.select("#bulk-action", "power_reset").await;
-    b.shot("20-servers-bulk").await;
+    b.shot("23-servers-bulk").await;
     b.click("#bulk-go").await;
     let title = b.text("#confirm-title").await;
     assert_eq!(title, format!("Power reset: {} servers?", want.len()));
-    b.shot("21-bulk-confirm").await;
+    b.shot("24-bulk-confirm").await;
     b.click("#confirm").await;
     b.wait_for("#result-title", |t| t.starts_with("Power reset:")).await;
-    b.shot("22-bulk-result").await;
+    b.shot("25-bulk-result").await;
     let tasks = api.get("/dci/v3/task?where=name%20EQ%20%27power_reset%27").await;
     let mut got: Vec<i64> = tasks["list"].as_array().unwrap().iter().map(|t| t["server"].as_i64().unwrap()).collect();
     got.sort_unstable();
@@ -446,10 +451,17 @@ async fn the_admin_pages_in_a_real_browser() {
     // A customer made in the browser, and its login link opened in a fresh session.
     b.client.goto(&format!("{url}/ui/templates")).await.unwrap();
     b.text("#templates").await;
-    b.shot("23-os-templates").await;
+    b.shot("26-os-templates").await;
+    b.client.goto(&format!("{url}/ui/templates/1")).await.unwrap();
+    b.text("#template-name").await;
+    b.shot("27-os-template").await;
+    b.client.goto(&format!("{url}/ui/")).await.unwrap();
+    b.click("#lab-link").await;
+    b.text("#machines").await;
+    b.shot("28-fake-lab").await;
     b.click("#nav-users").await;
     b.text("#users").await;
-    b.shot("24-users").await;
+    b.shot("29-users").await;
     b.fill("#new-email", "walk-in@example.com").await;
     b.fill("#new-password", "walk-in-password-1").await;
     b.select("#new-role", "@user").await;
@@ -457,7 +469,7 @@ async fn the_admin_pages_in_a_real_browser() {
     b.wait_for("#user-email", |t| t.starts_with("walk-in@example.com")).await;
     b.click("#make-link").await;
     b.text("#login-link").await;
-    b.shot("25-user-login-link").await;
+    b.shot("30-user-login-link").await;
     let link = b.js("return document.getElementById('key-link').value").await.as_str().unwrap().to_owned();
     assert!(link.starts_with(&format!("{url}/auth/key-v4/")), "{link}");
     b.client.delete_all_cookies().await.unwrap();
