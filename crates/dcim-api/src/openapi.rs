@@ -54,6 +54,7 @@ use crate::routes::{
         crate::routes::webhooks::create_webhook, crate::routes::webhooks::edit_webhook,
         crate::routes::webhooks::delete_webhook, crate::routes::webhooks::list_deliveries,
         crate::routes::health, crate::routes::service::metrics, crate::routes::service::ready,
+        crate::routes::service::list_workers,
     ),
     modifiers(&Security, &Errors),
     security(("ses6" = []), ("bearer" = []), ("isp_session" = []), ("xsrf" = []))

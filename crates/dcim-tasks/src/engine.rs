@@ -123,6 +123,8 @@ type StepResult = Result<Outcome, StepError>;
 pub struct Engine {
     pub store: Store,
     pub drivers: Drivers,
+    /// The process's background workers (pollers, purges, deliveries) and their rounds.
+    pub workers: crate::workers::Workers,
     pub cfg: EngineConfig,
     owner: String,
     wake: Notify,
@@ -145,6 +147,7 @@ impl Engine {
         Arc::new(Engine {
             store,
             drivers,
+            workers: crate::workers::Workers::default(),
             cfg,
             owner,
             wake: Notify::new(),

@@ -5,25 +5,19 @@
 //! polls; writes happen only when something changed.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use dcim_core::BmcType;
 use dcim_drivers::BmcAccess;
 use dcim_store::tasks::PollTarget;
 use serde_json::json;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 
 use crate::Engine;
+use crate::workers::Round;
 
-/// One round: polls every BMC once. Returns how many answered.
-pub async fn poll_once(engine: &Arc<Engine>, concurrency: usize) -> usize {
-    let targets = match engine.store.poll_targets().await {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!(error = %e, "power poll: listing BMCs failed");
-            return 0;
-        }
-    };
+/// One round: polls every BMC once, and says how many answered.
+pub async fn poll_once(engine: &Arc<Engine>, concurrency: usize) -> Round {
+    let targets = engine.store.poll_targets().await.map_err(|e| format!("listing the BMCs failed: {e}"))?;
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut set = tokio::task::JoinSet::new();
     for t in targets {
@@ -36,7 +30,7 @@ pub async fn poll_once(engine: &Arc<Engine>, concurrency: usize) -> usize {
     let answers: Vec<bool> = set.join_all().await.into_iter().flatten().collect();
     let failed = answers.iter().filter(|ok| !**ok).count();
     engine.drivers.metrics().poller_round("power", failed as u64);
-    answers.len() - failed
+    Ok(format!("{} of {} BMCs answered", answers.len() - failed, answers.len()))
 }
 
 async fn poll_one(engine: &Engine, t: PollTarget) -> Option<bool> {
@@ -71,15 +65,4 @@ async fn poll_one(engine: &Engine, t: PollTarget) -> Option<bool> {
         tracing::warn!(server = t.server_id, error = %e, "power poll: recording failed");
     }
     Some(ok)
-}
-
-/// Polls every `interval` until `stop` turns true.
-pub async fn run(engine: Arc<Engine>, interval: Duration, concurrency: usize, mut stop: watch::Receiver<bool>) {
-    loop {
-        poll_once(&engine, concurrency).await;
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stop.changed() => return,
-        }
-    }
 }

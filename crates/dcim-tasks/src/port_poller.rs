@@ -8,27 +8,22 @@
 //! runs in every process.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use dcim_core::DeviceProtocol;
 use dcim_drivers::{DeviceAccess, DriverError};
 use dcim_store::inventory::{DeviceKind, PolledDevice, PortStates};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 
 use crate::Engine;
+use crate::workers::Round;
 
-/// One round: reads every switch and PDU once. Returns how many answered.
-pub async fn poll_once(engine: &Arc<Engine>, concurrency: usize) -> usize {
+/// One round: reads every switch and PDU once, and says how many answered.
+pub async fn poll_once(engine: &Arc<Engine>, concurrency: usize) -> Round {
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut set = tokio::task::JoinSet::new();
     for kind in [DeviceKind::Switch, DeviceKind::Pdu] {
-        let devices = match engine.store.polled_devices(kind).await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "port poll: listing devices failed");
-                continue;
-            }
-        };
+        let devices =
+            engine.store.polled_devices(kind).await.map_err(|e| format!("listing the devices failed: {e}"))?;
         for d in devices {
             let (engine, permits) = (engine.clone(), permits.clone());
             set.spawn(async move {
@@ -40,7 +35,7 @@ pub async fn poll_once(engine: &Arc<Engine>, concurrency: usize) -> usize {
     let answers: Vec<bool> = set.join_all().await.into_iter().flatten().collect();
     let failed = answers.iter().filter(|ok| !**ok).count();
     engine.drivers.metrics().poller_round("port", failed as u64);
-    answers.len() - failed
+    Ok(format!("{} of {} switches and PDUs answered", answers.len() - failed, answers.len()))
 }
 
 async fn read(engine: &Engine, kind: DeviceKind, d: &PolledDevice) -> Result<Vec<PortStates>, DriverError> {
@@ -96,15 +91,4 @@ async fn poll_one(engine: &Engine, kind: DeviceKind, d: PolledDevice) -> bool {
         Err(e) => tracing::warn!(device = %d.name, kind = what, error = %e, "port poll: recording failed"),
     }
     true
-}
-
-/// Polls every `interval` until `stop` turns true.
-pub async fn run(engine: Arc<Engine>, interval: Duration, concurrency: usize, mut stop: watch::Receiver<bool>) {
-    loop {
-        poll_once(&engine, concurrency).await;
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stop.changed() => return,
-        }
-    }
 }

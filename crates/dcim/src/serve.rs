@@ -30,7 +30,6 @@ pub struct Running {
     pub engine: Arc<Engine>,
     handle: axum_server::Handle<SocketAddr>,
     task: JoinHandle<anyhow::Result<()>>,
-    purge: JoinHandle<()>,
     engine_stop: watch::Sender<bool>,
     engine_task: JoinHandle<()>,
     /// Each netboot segment's servers and its HTTP listener, when configured.
@@ -65,7 +64,6 @@ impl Running {
         let _ = self.engine_stop.send(true);
         let _ = tokio::time::timeout(grace, self.engine_task).await;
         self.handle.graceful_shutdown(Some(grace));
-        self.purge.abort();
         for (servers, http) in self.netboot {
             http.abort();
             drop(servers);
@@ -154,20 +152,48 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     let engine = Engine::new(store.clone(), drivers, cfg.engine(&callback_base));
     let (engine_stop, stop_rx) = watch::channel(false);
     let engine_task = tokio::spawn(engine.clone().run(stop_rx.clone()));
+    let workers = &engine.workers;
+    let concurrency = cfg.power_poll_concurrency;
     if cfg.power_poll_secs > 0 {
-        let every = Duration::from_secs(cfg.power_poll_secs);
-        tokio::spawn(dcim_tasks::poller::run(engine.clone(), every, cfg.power_poll_concurrency, stop_rx.clone()));
+        let (every, e) = (Duration::from_secs(cfg.power_poll_secs), engine.clone());
+        workers.spawn("power_poller", every, concurrency, stop_rx.clone(), move || {
+            let e = e.clone();
+            async move { dcim_tasks::poller::poll_once(&e, concurrency).await }
+        });
     }
     if cfg.port_poll_secs > 0 {
-        let every = Duration::from_secs(cfg.port_poll_secs);
-        tokio::spawn(dcim_tasks::port_poller::run(engine.clone(), every, cfg.power_poll_concurrency, stop_rx.clone()));
+        let (every, e) = (Duration::from_secs(cfg.port_poll_secs), engine.clone());
+        workers.spawn("port_poller", every, concurrency, stop_rx.clone(), move || {
+            let e = e.clone();
+            async move { dcim_tasks::port_poller::poll_once(&e, concurrency).await }
+        });
     }
 
     // Webhooks may not post to dcim's own listeners.
     let mut own_addrs = vec![addr];
     own_addrs.extend(netboot.iter().filter_map(|(_, _, listen)| listen.parse::<SocketAddr>().ok()));
     let guard = dcim_api::webhook_guard::UrlGuard { own: own_addrs, allow_unsafe: cfg.webhook_allow_unsafe_targets };
-    tokio::spawn(crate::webhooks::run(store.clone(), guard.clone(), cfg.webhooks(), stop_rx));
+    let deliveries = cfg.webhooks();
+    let delivery_worker = workers.register("webhook_delivery", deliveries.poll, deliveries.concurrency as usize);
+    tokio::spawn(crate::webhooks::run(store.clone(), guard.clone(), deliveries, delivery_worker, stop_rx.clone()));
+    let (idle, retention) = (cfg.session_idle_secs, cfg.audit_retention_days);
+    let purged = store.clone();
+    workers.spawn("session_purge", Duration::from_secs(300), 1, stop_rx.clone(), move || {
+        let store = purged.clone();
+        async move {
+            match store.purge_expired(idle).await {
+                Ok(n) => Ok(format!("{n} expired sessions and keys removed")),
+                Err(e) => Err(format!("purging expired sessions failed: {e}")),
+            }
+        }
+    });
+    if retention > 0 {
+        let kept = store.clone();
+        workers.spawn("audit_retention", Duration::from_secs(3600), 1, stop_rx, move || {
+            let store = kept.clone();
+            async move { dcim_api::routes::audit::retention_round(&store, retention).await }
+        });
+    }
     let mut api = cfg.api();
     api.webhook_guard = guard;
     let state = AppState::new(store.clone(), engine.clone(), api);
@@ -223,13 +249,6 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         let server = guarded(axum_server::from_tcp(listener)?.acceptor(NoDelayAcceptor::new()), cfg, &handle);
         tokio::spawn(async move { server.serve(app).await.context("serving HTTP") })
     };
-    let (idle, retention) = (cfg.session_idle_secs, cfg.audit_retention_days);
-    let purge = tokio::spawn({
-        let store = store.clone();
-        async move {
-            tokio::join!(purge_loop(store.clone(), idle), dcim_api::routes::audit::retention_loop(store, retention));
-        }
-    });
     tracing::info!(%addr, tls, database = %dcim_store::redact_url(&cfg.database_url()), "dcim is serving");
     Ok(Running {
         addr,
@@ -238,7 +257,6 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         engine,
         handle,
         task,
-        purge,
         engine_stop,
         engine_task,
         netboot,
@@ -265,19 +283,6 @@ fn guarded<A>(
         .handle(handle.clone());
     server.http_builder().http1().header_read_timeout(header_timeout);
     server
-}
-
-/// Removes idle sessions and expired keys every five minutes.
-async fn purge_loop(store: Store, idle_secs: i64) {
-    let mut tick = tokio::time::interval(Duration::from_secs(300));
-    loop {
-        tick.tick().await;
-        match store.purge_expired(idle_secs).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(removed = n, "expired sessions and keys purged"),
-            Err(e) => tracing::warn!(error = ?e, "purging expired sessions failed"),
-        }
-    }
 }
 
 /// `dcim serve`: runs until SIGINT or SIGTERM, then shuts down gracefully; SIGHUP

@@ -86,7 +86,13 @@ impl reqwest::dns::Resolve for SafeResolver {
 }
 
 /// Runs until `stop` turns true.
-pub async fn run(store: Store, guard: UrlGuard, cfg: WorkerConfig, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    store: Store,
+    guard: UrlGuard,
+    cfg: WorkerConfig,
+    worker: Arc<dcim_tasks::workers::Worker>,
+    mut stop: watch::Receiver<bool>,
+) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -111,14 +117,20 @@ pub async fn run(store: Store, guard: UrlGuard, cfg: WorkerConfig, mut stop: wat
         if *stop.borrow() {
             return;
         }
+        worker.started();
         let due = match store.claim_deliveries(&owner, lease_ms, cfg.concurrency).await {
             Ok(d) => d,
             Err(e) => {
-                tracing::warn!(error = ?e, "claiming webhook deliveries failed");
-                vec![]
+                worker.finished(&Err(format!("claiming webhook deliveries failed: {e}")));
+                tokio::select! {
+                    _ = tokio::time::sleep(cfg.poll) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
             }
         };
         if due.is_empty() {
+            worker.finished(&Ok("nothing due".to_owned()));
             tokio::select! {
                 _ = tokio::time::sleep(cfg.poll) => {}
                 _ = stop.changed() => {}
@@ -126,6 +138,7 @@ pub async fn run(store: Store, guard: UrlGuard, cfg: WorkerConfig, mut stop: wat
             continue;
         }
         let mut sends = tokio::task::JoinSet::new();
+        let claimed = due.len();
         for d in due {
             let (client, guard, store, owner, cfg) =
                 (client.clone(), guard.clone(), store.clone(), owner.clone(), cfg.clone());
@@ -138,9 +151,12 @@ pub async fn run(store: Store, guard: UrlGuard, cfg: WorkerConfig, mut stop: wat
                     }
                     Err(e) => tracing::warn!(error = ?e, delivery = d.id, "recording a webhook attempt failed"),
                 }
+                attempt.next == dcim_store::webhooks::Next::Delivered
             });
         }
-        sends.join_all().await;
+        let sent = sends.join_all().await;
+        let ok = sent.iter().filter(|ok| **ok).count();
+        worker.finished(&Ok(format!("{claimed} deliveries attempted, {ok} accepted by their receivers")));
     }
 }
 

@@ -255,4 +255,43 @@ async fn metrics_on_their_own_listener() {
     }
 }
 
-on_both_backends!(counters_follow_what_happens, ready_says_what_fails);
+/// `GET /dci/v3/worker` lists the process's background workers with their rounds: the
+/// pollers' say how many devices answered; a customer may not read it.
+async fn background_workers_are_listed(db: Db) {
+    let s = TestServer::start_with(db, |c| {
+        fast_tasks(c);
+        c.power_poll_secs = 1;
+        c.port_poll_secs = 1;
+    })
+    .await;
+    fake_server(&s).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let workers = loop {
+        let v = s.get("/dci/v3/worker").await;
+        let power = v["list"].as_array().unwrap().iter().find(|w| w["name"] == "power_poller").cloned();
+        // A round after the server was added has seen its BMC.
+        if power.as_ref().is_some_and(|p| p["last_result"] == "1 of 1 BMCs answered") {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "the power poller never polled the BMC: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let names: Vec<&str> = workers["list"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
+    for want in ["power_poller", "port_poller", "webhook_delivery", "session_purge", "audit_retention"] {
+        assert!(names.contains(&want), "{want} in {names:?}");
+    }
+    assert_eq!(workers["size"], names.len());
+    let power = workers["list"].as_array().unwrap().iter().find(|w| w["name"] == "power_poller").unwrap();
+    assert_eq!((power["interval_ms"].as_i64(), power["failures"].as_i64()), (Some(1000), Some(0)), "{power}");
+    assert!(power["runs"].as_i64().unwrap() >= 1 && power["last_finished"].is_string(), "{power}");
+    assert!(power["last_duration_ms"].is_i64() && power["last_error"].is_null(), "{power}");
+    let ports = workers["list"].as_array().unwrap().iter().find(|w| w["name"] == "port_poller").unwrap();
+    assert!(ports["last_result"].as_str().unwrap().ends_with("switches and PDUs answered"), "{ports}");
+    s.add_user("w@example.com", "worker-password-1", "@user").await;
+    let t = s.login("w@example.com", "worker-password-1").await;
+    let (st, v) = s.call_as(&t, Method::GET, "/dci/v3/worker", None).await;
+    assert_error(st, &v, StatusCode::FORBIDDEN);
+    s.stop().await;
+}
+
+on_both_backends!(counters_follow_what_happens, ready_says_what_fails, background_workers_are_listed);

@@ -79,19 +79,16 @@ pub async fn server_history(
     Ok(Json(List { list: entries.into_iter().map(|e| e.2).collect(), size }))
 }
 
-/// Removes audit records older than `days` every hour; `0` keeps them for ever.
-pub async fn retention_loop(store: dcim_store::Store, days: u32) {
-    if days == 0 {
-        return;
-    }
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-    loop {
-        tick.tick().await;
-        let before = dcim_store::now() - i64::from(days) * 86_400;
-        match store.purge_audit(before).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, days, "old audit records removed"),
-            Err(e) => tracing::warn!(error = ?e, "removing old audit records failed"),
+/// One round of the audit retention: removes records older than `days` days.
+pub async fn retention_round(store: &dcim_store::Store, days: u32) -> Result<String, String> {
+    let before = dcim_store::now() - i64::from(days) * 86_400;
+    match store.purge_audit(before).await {
+        Ok(n) => {
+            if n > 0 {
+                tracing::info!(removed = n, days, "old audit records removed");
+            }
+            Ok(format!("{n} records older than {days} days removed"))
         }
+        Err(e) => Err(format!("removing old audit records failed: {e}")),
     }
 }

@@ -90,6 +90,7 @@ fn api(state: AppState) -> Router {
         .route("/dci/v3/server/{id}/operation_os", post(ops::operation_os))
         .route("/dci/v3/server/{id}/operation", delete(ops::abort_operation))
         .route("/dci/v3/task", get(ops::list_tasks))
+        .route("/dci/v3/worker", get(service::list_workers))
         .route("/dci/v3/audit", get(audit::list_audit))
         .route("/dci/v3/webhook", get(webhooks::list_webhooks).post(webhooks::create_webhook))
         .route(

@@ -141,3 +141,60 @@ pub async fn ready(State(st): State<AppState>) -> Response {
             .into_response()
     }
 }
+
+/// A background worker of the process that answers, with its last round.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct BackgroundWorker {
+    /// `power_poller`, `port_poller`, `webhook_delivery`, `session_purge`, `audit_retention`.
+    pub name: String,
+    /// Time between the end of a round and the start of the next, in milliseconds.
+    pub interval_ms: i64,
+    /// How many device calls or sends a round makes at once.
+    pub concurrency: i64,
+    /// Whether a round is under way.
+    pub running: bool,
+    pub runs: i64,
+    pub failures: i64,
+    pub last_started: Option<String>,
+    pub last_finished: Option<String>,
+    pub last_duration_ms: Option<i64>,
+    /// What the last round did, or `failed: ` and why.
+    pub last_result: String,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+}
+
+/// The background workers of the process that answers (pollers, purges, webhook
+/// deliveries), each with its interval and its last round: when, how long, what it did,
+/// and its last error. Each `dcim` process has its own; admin only.
+#[utoipa::path(get, path = "/dci/v3/worker", tag = "service",
+    responses((status = 200, body = crate::wire::List<BackgroundWorker>), (status = 403)))]
+pub async fn list_workers(
+    caller: crate::auth::Caller,
+    State(st): State<AppState>,
+) -> crate::error::ApiResult<axum::Json<crate::wire::List<BackgroundWorker>>> {
+    caller.require_admin()?;
+    let time = |t: Option<i64>| t.map(crate::wire::task::time);
+    let list: Vec<BackgroundWorker> = st
+        .engine
+        .workers
+        .list()
+        .into_iter()
+        .map(|(w, s)| BackgroundWorker {
+            name: w.name.to_owned(),
+            interval_ms: w.interval.as_millis() as i64,
+            concurrency: w.concurrency as i64,
+            running: s.running,
+            runs: s.runs as i64,
+            failures: s.failures as i64,
+            last_started: time(s.last_started),
+            last_finished: time(s.last_finished),
+            last_duration_ms: s.last_duration_ms.map(|d| d as i64),
+            last_result: s.last_result,
+            last_error: s.last_error,
+            last_error_at: time(s.last_error_at),
+        })
+        .collect();
+    let size = list.len() as i64;
+    Ok(axum::Json(crate::wire::List { list, size }))
+}
