@@ -210,11 +210,8 @@ pub fn hash_secret(secret: &str) -> String {
 pub async fn hash_password(password: String) -> ApiResult<String> {
     tokio::task::spawn_blocking(move || Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()))
         .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(|e| {
-            tracing::error!(error = %e, "password hashing failed");
-            ApiError::internal()
-        })
+        .map_err(|e| ApiError::internal_because(format!("the password hashing thread failed: {e}")))?
+        .map_err(|e| ApiError::internal_because(format!("password hashing failed: {e}")))
 }
 
 /// Checks a password against a stored hash; `None` still burns the same time, so a

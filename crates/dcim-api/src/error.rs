@@ -125,8 +125,17 @@ impl ApiError {
         Self::new(ErrorKind::Conflict, msg)
     }
 
+    /// An internal error whose cause is already in the log.
     pub fn internal() -> Self {
         Self::new(ErrorKind::Internal, "internal error; the server log has the details")
+    }
+
+    /// An internal error with its cause: logged once here, inside the request's span
+    /// (so with its request id), and never sent; the answer says only that the log has
+    /// the details.
+    pub fn internal_because(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::internal()
     }
 }
 

@@ -240,6 +240,9 @@ type RequestLog = TraceLayer<
     fn(&axum::http::Request<axum::body::Body>) -> tracing::Span,
     tower_http::trace::DefaultOnRequest,
     fn(&axum::http::Response<axum::body::Body>, Duration, &tracing::Span),
+    tower_http::trace::DefaultOnBodyChunk,
+    tower_http::trace::DefaultOnEos,
+    (),
 >;
 
 fn request_log() -> RequestLog {
@@ -261,7 +264,9 @@ fn request_log() -> RequestLog {
             "answered"
         );
     }
-    TraceLayer::new_for_http().make_span_with(span as fn(&_) -> _).on_response(answered as fn(&_, _, &_))
+    // A 500 is not logged again as a "failure": its cause was logged where it arose
+    // (`ApiError::internal_because`), and its "answered" line has the status.
+    TraceLayer::new_for_http().make_span_with(span as fn(&_) -> _).on_response(answered as fn(&_, _, &_)).on_failure(())
 }
 
 /// `GET /images/FILE` from `dir` (no listing, nothing outside it).

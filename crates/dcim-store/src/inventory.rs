@@ -136,7 +136,7 @@ impl DeviceKind {
         }
     }
 
-    fn what(self) -> &'static str {
+    pub fn what(self) -> &'static str {
         match self {
             DeviceKind::Switch => "switch",
             DeviceKind::Pdu => "pdu",

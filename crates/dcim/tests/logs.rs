@@ -151,6 +151,32 @@ async fn json_logs_carry_request_ids_and_no_secrets() {
         assert!(Instant::now() < deadline, "the power task ends");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // An internal error: a stored switch protocol no build knows. The answer is the
+    // envelope saying only that the log has the details; the log has the cause, once,
+    // with the request id.
+    let sw = post("/dci/v3/switch", json!({"name": "sw", "location_id": loc, "ip": "127.0.0.1", "protocol": "fake"}))
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.0.join("dcim.db").display())).await.unwrap();
+    sqlx::query("UPDATE switches SET protocol = 'carrier-pigeon' WHERE id = $1").bind(sw).execute(&db).await.unwrap();
+    db.close().await;
+    let r = c
+        .post(url(&format!("/dci/v3/switch/{sw}/sync")))
+        .bearer_auth(&token)
+        .header("X-Request-Id", "broken-req-9")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let answer = r.text().await.unwrap();
+    assert!(answer.contains("the server log has the details") && !answer.contains("carrier-pigeon"), "{answer}");
+
     tokio::time::sleep(Duration::from_millis(300)).await;
     std::process::Command::new("kill").args(["-TERM", &d.child.id().to_string()]).status().unwrap();
     let _ = d.child.wait();
@@ -181,6 +207,12 @@ async fn json_logs_carry_request_ids_and_no_secrets() {
         .find(|l| l["span"]["name"] == "task" && l["span"]["request_id"] == "power-req-7")
         .unwrap_or_else(|| panic!("a line of task {task} with its request id in {text}"));
     assert_eq!(task_line["span"]["task_id"], task);
+    let internal: Vec<&Value> =
+        lines.iter().filter(|l| l["span"]["request_id"] == "broken-req-9" && l["level"] == "ERROR").collect();
+    assert_eq!(internal.len(), 1, "the cause, logged once: {internal:?}");
+    assert_eq!(internal[0]["fields"]["message"], "internal error");
+    let cause = internal[0]["fields"]["error"].as_str().unwrap();
+    assert!(cause.contains("the stored protocol 'carrier-pigeon' of switch"), "{cause}");
     for secret in [
         ADMIN_PASSWORD,
         USER_PASSWORD,

@@ -116,7 +116,7 @@ pub async fn key_redirect(
     let ui = format!("{UI_COOKIE}={}; Path=/ui; HttpOnly; SameSite=Strict{secure}", t.token);
     let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/ui/".to_owned())]).into_response();
     for c in [cookie, ui] {
-        r.headers_mut().append(header::SET_COOKIE, c.parse().map_err(|_| ApiError::internal())?);
+        r.headers_mut().append(header::SET_COOKIE, c.parse().map_err(ApiError::internal_because)?);
     }
     Ok(r)
 }

@@ -175,7 +175,7 @@ fn snmp_secret(protocol: DeviceProtocol, snmp: Option<SnmpInput>) -> ApiResult<S
             return Err(ApiError::invalid(field, format!("'{v}' is not one of {allowed:?}")));
         }
     }
-    serde_json::to_string(&s).map_err(|_| ApiError::internal())
+    serde_json::to_string(&s).map_err(ApiError::internal_because)
 }
 
 fn driver_error(e: DriverError) -> ApiError {
@@ -193,7 +193,9 @@ fn device_error(doing: &str, e: DriverError) -> ApiError {
 
 /// How a driver reaches a switch or PDU: its address and its SNMP access data.
 async fn device_access(st: &AppState, kind: DeviceKind, d: &DeviceRow) -> ApiResult<(DeviceProtocol, DeviceAccess)> {
-    let protocol: DeviceProtocol = d.protocol.parse().map_err(|_| ApiError::internal())?;
+    let protocol: DeviceProtocol = d.protocol.parse().map_err(|e| {
+        ApiError::internal_because(format!("the stored protocol '{}' of {} {}: {e}", d.protocol, kind.what(), d.id))
+    })?;
     Ok((protocol, DeviceAccess { address: d.ip.clone(), secret: st.store.device_secret(kind, d.id).await? }))
 }
 
@@ -283,7 +285,9 @@ async fn sync_device(st: &AppState, kind: DeviceKind, id: i64) -> ApiResult<Json
 
 async fn edit_device(st: &AppState, kind: DeviceKind, id: i64, b: DeviceEdit) -> ApiResult<Json<Id>> {
     let d = st.store.get_device(kind, id).await?;
-    let protocol: DeviceProtocol = d.protocol.parse().map_err(|_| ApiError::internal())?;
+    let protocol: DeviceProtocol = d.protocol.parse().map_err(|e| {
+        ApiError::internal_because(format!("the stored protocol '{}' of {} {id}: {e}", d.protocol, kind.what()))
+    })?;
     let n = b.name.as_deref().map(|n| name("name", n)).transpose()?;
     let ip = b.ip.as_deref().map(|ip| device_address("ip", ip)).transpose()?;
     let secret = b.snmp.map(|s| snmp_secret(protocol, Some(s))).transpose()?;
@@ -498,7 +502,7 @@ fn tags(t: &[String]) -> ApiResult<String> {
     if t.iter().any(|t| t.trim().is_empty() || t.len() > 64) {
         return Err(ApiError::invalid("tags", "each tag must be 1 to 64 characters"));
     }
-    serde_json::to_string(t).map_err(|_| ApiError::internal())
+    serde_json::to_string(t).map_err(ApiError::internal_because)
 }
 
 fn http_url(field: &str, url: &str) -> ApiResult<()> {

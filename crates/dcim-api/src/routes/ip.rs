@@ -25,6 +25,11 @@ fn net_of(r: &IpnetRow) -> Option<IpNet> {
     r.name.parse().ok()
 }
 
+/// The internal error of a stored network that does not parse.
+fn unparsable(r: &IpnetRow) -> ApiError {
+    ApiError::internal_because(format!("stored network {} '{}' does not parse", r.id, r.name))
+}
+
 fn gateway_of(gw: &str) -> Option<IpAddr> {
     gw.parse().ok()
 }
@@ -212,7 +217,7 @@ pub async fn edit_ipnet(
         return Err(ApiError::invalid("name", "a network's address does not change; add a new network"));
     }
     let gateway = match &b.gateway {
-        Some(g) => Some(check_gateway(&net_of(&current).ok_or_else(ApiError::internal)?, g)?),
+        Some(g) => Some(check_gateway(&net_of(&current).ok_or_else(|| unparsable(&current))?, g)?),
         None => None,
     };
     let vlan = b.vlan.as_deref().map(|v| dcim_core::validate::line("vlan", v, 64)).transpose()?;
@@ -276,7 +281,7 @@ pub async fn create_pool(
             Err(e) => return Err(e.into()),
         };
         refuse_container(&net_row, &field("ipnet"))?;
-        let net = net_of(&net_row).ok_or_else(ApiError::internal)?;
+        let net = net_of(&net_row).ok_or_else(|| unparsable(&net_row))?;
         let start = parse_addr(&field("start"), &r.start)?;
         let end = parse_addr(&field("end"), &r.end)?;
         for (f, a) in [("start", start), ("end", end)] {
@@ -408,7 +413,7 @@ pub async fn allocate_ip(
             (row.id, None)
         };
         let row = find_net(&nets, net_id)?;
-        let netw = net_of(row).ok_or_else(ApiError::internal)?;
+        let netw = net_of(row).ok_or_else(|| unparsable(row))?;
         if is_reserved(&netw, gateway_of(&row.gateway).as_ref(), &addr) {
             return Err(ApiError::invalid("ip_name", format!("{addr} is the network, broadcast or gateway address")));
         }

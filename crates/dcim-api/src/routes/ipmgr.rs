@@ -378,7 +378,10 @@ async fn create_in_network(st: &AppState, net_id: i64, b: IpCreate) -> ApiResult
     let nets = st.store.ipnets_plain().await?;
     let row = nets.iter().find(|r| r.id == net_id).ok_or_else(|| ApiError::not_found("ipnet", net_id))?;
     super::ip::refuse_container(row, "ipnet")?;
-    let net: IpNet = row.name.parse().map_err(|_| ApiError::internal())?;
+    let net: IpNet = row
+        .name
+        .parse()
+        .map_err(|e| ApiError::internal_because(format!("stored network '{}' does not parse: {e}", row.name)))?;
     let new = new_ipmgr_ip(row.family, &b.domain, b.status.as_deref(), &b.note)?;
     let pool = b.ippool.filter(|p| *p != 0);
     if let Some(p) = pool {

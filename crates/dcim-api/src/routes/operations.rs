@@ -199,7 +199,9 @@ async fn bmc_address(st: &AppState, id: i64, pool: i64) -> ApiResult<BmcIp> {
     let new = NewIp::for_server(id, 2, String::new(), "ipmi");
     let ip_id = crate::routes::ip::allocate_next(st, &nets, &new, Source::Pool(pool)).await?;
     let row = st.store.get_ip(ip_id).await?;
-    let net = nets.iter().find(|n| n.id == row.ipnet_id).ok_or_else(ApiError::internal)?;
+    let net = nets.iter().find(|n| n.id == row.ipnet_id).ok_or_else(|| {
+        ApiError::internal_because(format!("address {} names network {}, which does not exist", row.id, row.ipnet_id))
+    })?;
     let mask = u32::MAX.checked_shl(32 - net.prefix.clamp(0, 32) as u32).unwrap_or(0);
     Ok(BmcIp {
         ip_id,
@@ -304,8 +306,8 @@ pub async fn operation_os(
         sha_crypt::sha512_simple(&password, &sha_crypt::Sha512Params::default()).map_err(|_| ())
     })
     .await
-    .map_err(|_| ApiError::internal())?
-    .map_err(|_| ApiError::internal())?;
+    .map_err(|e| ApiError::internal_because(format!("the password hashing thread failed: {e}")))?
+    .map_err(|()| ApiError::internal_because("hashing the root password (SHA-512 crypt) failed"))?;
     let given = b.hostname.as_deref().map(|h| dcim_core::validate::domain_name("hostname", h)).transpose()?;
     let hostname = match given.filter(|h| !h.is_empty()) {
         Some(h) => h,
@@ -397,7 +399,7 @@ pub async fn agent_report(
 pub async fn fake_state(caller: Caller, State(st): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
     caller.require_admin()?;
     let v: LabView = st.engine.drivers.fake.view();
-    Ok(Json(serde_json::to_value(v).map_err(|_| ApiError::internal())?))
+    Ok(Json(serde_json::to_value(v).map_err(ApiError::internal_because)?))
 }
 
 /// A fault to inject into fake devices.

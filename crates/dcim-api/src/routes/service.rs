@@ -107,7 +107,7 @@ async fn exposition(st: &AppState) -> Result<Response, ApiError> {
         db_connections_in_use: i64::from(open) - idle as i64,
         db_connections_idle: idle as i64,
     };
-    let text = st.engine.drivers.metrics().encode_with(&snap).map_err(|_| ApiError::internal())?;
+    let text = st.engine.drivers.metrics().encode_with(&snap).map_err(ApiError::internal_because)?;
     Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response())
 }
 
