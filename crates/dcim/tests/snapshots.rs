@@ -1,5 +1,5 @@
-//! The JSON answers pinned as snapshots (`tests/snapshots/`): any change of the
-//! wire shape shows up in review. Both backends must produce the very same JSON, so
+//! The JSON answers pinned as snapshots (`tests/snapshots/`), a task's included, and
+//! the whole OpenAPI document: any change of the wire shape shows up in review. Both backends must produce the very same JSON, so
 //! both compare against one snapshot.
 
 mod common;
@@ -69,6 +69,22 @@ async fn wire_shapes(db: Db) {
         "error_not_found",
         s.call_as(&user_token, Method::GET, "/dci/v3/server/2", None).await.1
     );
+    // A task as the API shows it, when it is complete; its times redacted.
+    let fake = s
+        .post(
+            "/dci/v3/server",
+            json!({"name": "task-1", "location_id": loc, "ipmi": {"address": "bmc-task-1", "type": "fake", "user": "admin", "password": "pw"}}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let task = s.post(&format!("/dci/v3/server/{fake}/power_reset"), json!({})).await["task"].as_i64().unwrap();
+    common::wait_task(&s, task).await;
+    insta::assert_json_snapshot!("task", s.get(&format!("/dci/v3/task/{task}")).await, {
+        ".created" => "[time]", ".started" => "[time]", ".finished" => "[time]",
+        ".progress_info[].started" => "[time]", ".progress_info[].finished" => "[time]",
+        ".id" => "[id]", ".server" => "[id]"
+    });
     s.stop().await;
 }
 
@@ -87,6 +103,8 @@ async fn openapi_document_is_served() {
         .collect();
     paths.sort();
     insta::assert_json_snapshot!("openapi_paths", paths);
+    // The whole document: every schema, parameter and rule a client generates code from.
+    insta::assert_json_snapshot!("openapi_document", doc);
     assert!(doc["components"]["schemas"]["Server"]["properties"]["switch_connection"].is_object());
     // Every error answer is described: the envelope for each listed error status and
     // for any other (`default`).
