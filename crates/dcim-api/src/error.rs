@@ -161,8 +161,8 @@ impl From<StoreError> for ApiError {
                 ApiError::new(ErrorKind::BadQuery, format!("{param}: {message}"))
                     .with_value(json!({ "param": param, "position": position }))
             }
-            StoreError::Database(sqlx_err) if is_unavailable(&sqlx_err) => {
-                tracing::error!(error = %sqlx_err, "database unavailable");
+            StoreError::Unavailable(cause) => {
+                tracing::error!(error = %cause, "database unavailable");
                 ApiError::new(ErrorKind::Unavailable, "the database is unavailable; retry shortly")
             }
             other => {
@@ -171,10 +171,6 @@ impl From<StoreError> for ApiError {
             }
         }
     }
-}
-
-fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
 }
 
 /// The code and message of an error answer, kept on the response for the audit trail.

@@ -1,5 +1,6 @@
 //! The storage errors the layers above act on: missing rows, constraint conflicts,
-//! rejected list queries. Anything else is a database failure carried as is.
+//! rejected list queries, a database that cannot be reached now. Anything else is a
+//! database failure carried as is. The layers above never look into sqlx's errors.
 
 /// What went wrong in a storage call.
 #[derive(Debug, thiserror::Error)]
@@ -16,10 +17,24 @@ pub enum StoreError {
     /// The database URL or options are unusable.
     #[error("{0}")]
     Config(String),
+    /// The database cannot be reached now (no connection in time, the pool closed, the
+    /// network): worth retrying, unlike the failures below.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
     #[error("database error")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
     #[error("migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// Sorts a driver error into what the layers above act on: unreachable, or failed.
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => StoreError::Unavailable(e),
+            e => StoreError::Database(e),
+        }
+    }
 }
 
 impl StoreError {
