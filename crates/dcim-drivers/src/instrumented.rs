@@ -18,12 +18,7 @@ use crate::{
 pub fn outcome<T>(r: &Result<T, DriverError>) -> &'static str {
     match r {
         Ok(_) => "ok",
-        Err(DriverError::Timeout(_)) => "timeout",
-        Err(DriverError::Refused(_)) => "refused",
-        Err(DriverError::Auth(_)) => "auth",
-        Err(DriverError::Unreachable(_)) => "unreachable",
-        Err(DriverError::Protocol(_)) => "protocol",
-        Err(DriverError::Unsupported(_)) => "unsupported",
+        Err(e) => e.kind(),
     }
 }
 

@@ -47,6 +47,19 @@ impl DriverError {
     pub fn is_transient(&self) -> bool {
         matches!(self, DriverError::Unreachable(_) | DriverError::Timeout(_))
     }
+
+    /// The failure's kind as metrics and task answers name it: `unreachable`, `auth`,
+    /// `timeout`, `refused`, `protocol` or `unsupported`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DriverError::Unreachable(_) => "unreachable",
+            DriverError::Auth(_) => "auth",
+            DriverError::Timeout(_) => "timeout",
+            DriverError::Refused(_) => "refused",
+            DriverError::Protocol(_) => "protocol",
+            DriverError::Unsupported(_) => "unsupported",
+        }
+    }
 }
 
 /// A server's power as its driver reports it.

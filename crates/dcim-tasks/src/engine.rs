@@ -98,22 +98,38 @@ enum Outcome {
     Wait(Duration),
 }
 
-/// Why a step failed.
-enum StepError {
-    /// Worth another try later.
-    Transient(String),
-    Fatal(String),
+/// Why a step failed: whether it is worth another try later, what to tell, and, for a
+/// device's failure, its kind (`DriverError::kind`), kept to the task's answer.
+struct StepError {
+    transient: bool,
+    msg: String,
+    kind: Option<&'static str>,
+}
+
+impl StepError {
+    fn transient(msg: String) -> Self {
+        StepError { transient: true, msg, kind: None }
+    }
+
+    fn fatal(msg: String) -> Self {
+        StepError { transient: false, msg, kind: None }
+    }
+
+    /// The same failure, its message put in context by `f`.
+    fn named(self, f: impl Fn(String) -> String) -> Self {
+        StepError { msg: f(self.msg), ..self }
+    }
 }
 
 impl From<DriverError> for StepError {
     fn from(e: DriverError) -> Self {
-        if e.is_transient() { StepError::Transient(e.to_string()) } else { StepError::Fatal(e.to_string()) }
+        StepError { transient: e.is_transient(), kind: Some(e.kind()), msg: e.to_string() }
     }
 }
 
 impl From<StoreError> for StepError {
     fn from(e: StoreError) -> Self {
-        StepError::Transient(format!("database: {e}"))
+        StepError::transient(format!("database: {e}"))
     }
 }
 
@@ -398,18 +414,18 @@ impl Engine {
                     }
                     release_at = Some(now_ms() + after.as_millis() as i64);
                 }
-                Err(StepError::Transient(msg)) => {
+                Err(StepError { transient: true, msg, kind }) => {
                     attempt += 1;
                     if attempt >= self.cfg.max_attempts {
                         let msg = format!("{msg} (gave up after {attempt} attempts)");
-                        return self.fail(&task, &mut progress, step, &msg, Some(&op)).await;
+                        return self.fail_with(&task, &mut progress, step, &msg, kind, Some(&op)).await;
                     }
                     progress[step].message = format!("attempt {attempt} failed: {msg}; retrying");
                     let backoff = self.cfg.backoff.saturating_mul(1 << (attempt - 1).min(10) as u32);
                     release_at = Some(now_ms() + backoff.as_millis() as i64);
                 }
-                Err(StepError::Fatal(msg)) => {
-                    return self.fail(&task, &mut progress, step, &msg, Some(&op)).await;
+                Err(StepError { transient: false, msg, kind }) => {
+                    return self.fail_with(&task, &mut progress, step, &msg, kind, Some(&op)).await;
                 }
             }
             if step >= steps.len() && release_at.is_none() {
@@ -503,17 +519,14 @@ impl Engine {
                     let named =
                         |e: String| format!("switch {} port {} (ifIndex {}): {e}", sw.name, c.port_name, c.port_index);
                     let protocol: DeviceProtocol =
-                        sw.protocol.parse().map_err(|_| StepError::Fatal(named("unknown protocol".into())))?;
+                        sw.protocol.parse().map_err(|_| StepError::fatal(named("unknown protocol".into())))?;
                     let access = DeviceAccess {
                         address: sw.ip.clone(),
                         secret: self.store.device_secret(DeviceKind::Switch, sw.id).await?,
                     };
                     let driver =
-                        self.drivers.switch(protocol, &access).map_err(|e| StepError::Fatal(named(e.to_string())))?;
-                    self.call(driver.set_admin(c.port_index, up)).await.map_err(|e| match e {
-                        StepError::Transient(m) => StepError::Transient(named(m)),
-                        StepError::Fatal(m) => StepError::Fatal(named(m)),
-                    })?;
+                        self.drivers.switch(protocol, &access).map_err(|e| StepError::fatal(named(e.to_string())))?;
+                    self.call(driver.set_admin(c.port_index, up)).await.map_err(|e| e.named(named))?;
                     self.store.set_port_admin_status(c.port_id, if up { "up" } else { "down" }).await?;
                     touched += 1;
                 }
@@ -524,15 +537,15 @@ impl Engine {
             }
             StepKind::PrepareBoot => {
                 let mac = s.mac.clone().ok_or_else(|| {
-                    StepError::Fatal("the server has no MAC address to boot from; set it first".into())
+                    StepError::fatal("the server has no MAC address to boot from; set it first".into())
                 })?;
-                let boot = self.drivers.boot(self.bmc_kind(server)).map_err(|e| StepError::Fatal(e.to_string()))?;
+                let boot = self.drivers.boot(self.bmc_kind(server)).map_err(|e| StepError::fatal(e.to_string()))?;
                 let location = Some(s.location_id);
                 let callback = boot.agent_callback(location).unwrap_or_else(|| self.cfg.agent_callback.clone());
                 // A fresh secret per preparation: an agent of an earlier boot can no longer report.
                 let secret = hex::encode(rand::random::<[u8; 32]>());
                 if !self.store.set_task_secret(task.id, &self.owner, &hash(&secret)).await? {
-                    return Err(StepError::Transient("lost the task's lease".into()));
+                    return Err(StepError::transient("lost the task's lease".into()));
                 }
                 let (mode, answer) = match op {
                     Operation::Diag { clear_hdd, template, setup_ipmi } => {
@@ -566,7 +579,7 @@ impl Engine {
                                "ssh_keys": ssh_keys, "raid": raid, "disks": disks, "template": template,
                                "image_url": served_url(image_url, &callback), "image_sha256": image_sha256});
                         if let Some(i) = installer {
-                            let kind: InstallerKind = i.kind.parse().map_err(StepError::Fatal)?;
+                            let kind: InstallerKind = i.kind.parse().map_err(StepError::fatal)?;
                             let vars = InstallVars {
                                 hostname: hostname.clone(),
                                 password_hash: password_hash.clone(),
@@ -582,7 +595,7 @@ impl Engine {
                         }
                         (BootMode::Install { template: template.clone() }, answer)
                     }
-                    _ => return Err(StepError::Fatal("this operation does not boot from the network".into())),
+                    _ => return Err(StepError::fatal("this operation does not boot from the network".into())),
                 };
                 let req = BootRequest { task_id: task.id, secret, callback, mac, mode, answer, location_id: location };
                 self.call(boot.prepare(&req)).await?;
@@ -608,20 +621,20 @@ impl Engine {
             StepKind::AssignIp | StepKind::ReleaseIp => {
                 let ip_id = match op {
                     Operation::IpAssign { ip_id, .. } | Operation::IpRelease { ip_id } => *ip_id,
-                    _ => return Err(StepError::Fatal("not an IP operation".into())),
+                    _ => return Err(StepError::fatal("not an IP operation".into())),
                 };
                 // The address is recorded by the task's end, in the same transaction
                 // as its status; here it must still be this server's.
                 match self.store.get_ip(ip_id).await {
                     Ok(ip) if ip.server_id == Some(s.id) => Ok(Outcome::Done),
-                    Ok(_) => Err(StepError::Fatal(format!("address {ip_id} belongs to another server now"))),
-                    Err(StoreError::NotFound { .. }) => Err(StepError::Fatal(format!("address {ip_id} is gone"))),
+                    Ok(_) => Err(StepError::fatal(format!("address {ip_id} belongs to another server now"))),
+                    Err(StoreError::NotFound { .. }) => Err(StepError::fatal(format!("address {ip_id} is gone"))),
                     Err(e) => Err(e.into()),
                 }
             }
             StepKind::SetBootDevice => {
                 let Operation::BootDevice { pxe, efi, persistent } = op else {
-                    return Err(StepError::Fatal("not a boot device operation".into()));
+                    return Err(StepError::fatal("not a boot device operation".into()));
                 };
                 let device = if *pxe { BootDevice::Pxe } else { BootDevice::Disk };
                 let power = self.power(server).await?;
@@ -635,7 +648,7 @@ impl Engine {
                 Ok(Outcome::Done)
             }
             StepKind::CleanupBoot => {
-                let boot = self.drivers.boot(self.bmc_kind(server)).map_err(|e| StepError::Fatal(e.to_string()))?;
+                let boot = self.drivers.boot(self.bmc_kind(server)).map_err(|e| StepError::fatal(e.to_string()))?;
                 if let Some(mac) = &s.mac {
                     self.call(boot.cleanup(task.id, mac)).await?;
                 }
@@ -650,7 +663,7 @@ impl Engine {
             if k == "failed" {
                 let d: Value = serde_json::from_str(&data).unwrap_or_default();
                 let msg = d["message"].as_str().unwrap_or("the agent reported a failure");
-                return Err(StepError::Fatal(format!("the in-band agent failed: {msg}")));
+                return Err(StepError::fatal(format!("the in-band agent failed: {msg}")));
             }
             if k == kind {
                 memo.insert(kind.into(), serde_json::from_str(&data).unwrap_or_default());
@@ -664,7 +677,7 @@ impl Engine {
     async fn power_off(&self, server: &ServerDetail, memo: &mut Map<String, Value>) -> StepResult {
         let bmc = self.bmc(server).await?;
         if let Some(bmc) = bmc {
-            let driver = self.drivers.power(&bmc).map_err(|e| StepError::Fatal(e.to_string()));
+            let driver = self.drivers.power(&bmc).map_err(|e| StepError::fatal(e.to_string()));
             let tried = match driver {
                 Ok(d) => self.call(d.off()).await,
                 Err(e) => Err(e),
@@ -672,9 +685,9 @@ impl Engine {
             match tried {
                 Ok(()) => return Ok(Outcome::Done),
                 Err(e) if server.pdu_connections.is_empty() => return Err(e),
-                Err(StepError::Transient(m) | StepError::Fatal(m)) => {
+                Err(e) => {
                     memo.insert("power_via".into(), "pdu".into());
-                    memo.insert("note".into(), format!("the BMC failed ({m}); powered off at the PDU").into());
+                    memo.insert("note".into(), format!("the BMC failed ({}); powered off at the PDU", e.msg).into());
                 }
             }
         }
@@ -705,7 +718,7 @@ impl Engine {
 
     async fn bmc(&self, server: &ServerDetail) -> Result<Option<dcim_drivers::BmcAccess>, StepError> {
         let Some(b) = self.store.bmc_credentials(server.server.id).await? else { return Ok(None) };
-        let kind: BmcType = b.kind.parse().map_err(|_| StepError::Fatal(format!("unknown BMC type '{}'", b.kind)))?;
+        let kind: BmcType = b.kind.parse().map_err(|_| StepError::fatal(format!("unknown BMC type '{}'", b.kind)))?;
         Ok(Some(dcim_drivers::BmcAccess {
             kind,
             address: b.address,
@@ -719,14 +732,14 @@ impl Engine {
     /// The server's power driver: its BMC, or its PDU outlets when it has none.
     async fn power(&self, server: &ServerDetail) -> Result<Box<dyn PowerDriver>, StepError> {
         match self.bmc(server).await? {
-            Some(bmc) => self.drivers.power(&bmc).map_err(|e| StepError::Fatal(e.to_string())),
+            Some(bmc) => self.drivers.power(&bmc).map_err(|e| StepError::fatal(e.to_string())),
             None => Ok(Box::new(self.pdu_power(server).await?)),
         }
     }
 
     async fn pdu_power(&self, server: &ServerDetail) -> Result<PduPower, StepError> {
         if server.pdu_connections.is_empty() {
-            return Err(StepError::Fatal(format!(
+            return Err(StepError::fatal(format!(
                 "server {} has neither a BMC nor a PDU outlet to power it",
                 server.server.name
             )));
@@ -735,7 +748,7 @@ impl Engine {
         for c in &server.pdu_connections {
             let pdu = self.store.get_device(DeviceKind::Pdu, c.pdu_id).await?;
             let protocol: DeviceProtocol =
-                pdu.protocol.parse().map_err(|_| StepError::Fatal(format!("PDU {}: unknown protocol", pdu.name)))?;
+                pdu.protocol.parse().map_err(|_| StepError::fatal(format!("PDU {}: unknown protocol", pdu.name)))?;
             let access = DeviceAccess {
                 address: pdu.ip.clone(),
                 secret: self.store.device_secret(DeviceKind::Pdu, pdu.id).await?,
@@ -743,7 +756,7 @@ impl Engine {
             let driver = self
                 .drivers
                 .pdu(protocol, &pdu.model, &access)
-                .map_err(|e| StepError::Fatal(format!("PDU {}: {e}", pdu.name)))?;
+                .map_err(|e| StepError::fatal(format!("PDU {}: {e}", pdu.name)))?;
             outlets.push((driver, c.port_index));
         }
         Ok(PduPower { outlets, cycle_pause: Duration::from_millis(500) })
@@ -753,7 +766,7 @@ impl Engine {
     async fn call<T>(&self, fut: impl std::future::Future<Output = Result<T, DriverError>>) -> Result<T, StepError> {
         match tokio::time::timeout(self.cfg.call_timeout, fut).await {
             Ok(r) => r.map_err(StepError::from),
-            Err(_) => Err(StepError::Transient(format!(
+            Err(_) => Err(StepError::transient(format!(
                 "the device did not answer within {} ms",
                 self.cfg.call_timeout.as_millis()
             ))),
@@ -825,6 +838,20 @@ impl Engine {
         msg: &str,
         op: Option<&Operation>,
     ) -> Result<(), StoreError> {
+        self.fail_with(task, progress, step, msg, None, op).await
+    }
+
+    /// [`Self::fail`] with the kind of the device's failure (`timeout`, `refused`, `auth`,
+    /// `unreachable`, `protocol`, `unsupported`), kept in the task's `status_info.kind`.
+    async fn fail_with(
+        &self,
+        task: &TaskRow,
+        progress: &mut [StepInfo],
+        step: usize,
+        msg: &str,
+        kind: Option<&'static str>,
+        op: Option<&Operation>,
+    ) -> Result<(), StoreError> {
         let name = progress.get(step).map(|s| s.name.clone()).unwrap_or_default();
         if let Some(p) = progress.get_mut(step) {
             p.status = "fail".into();
@@ -859,7 +886,10 @@ impl Engine {
         if let Some(op) = op {
             self.unwind(task, op).await;
         }
-        let info = json!({"step": name, "message": msg});
+        let mut info = json!({"step": name, "message": msg});
+        if let Some(k) = kind {
+            info["kind"] = k.into();
+        }
         let written = self
             .store
             .finish_task(task.id, &self.owner, "fail", &info.to_string(), percent(progress), &to_json(progress), &fx)

@@ -180,7 +180,13 @@ async fn transient_failures_are_retried(db: Db) {
     let t = wait_task(&s, id).await;
     assert_eq!(t["status"], "fail");
     assert!(t["status_info"]["message"].as_str().unwrap().contains("gave up after 5 attempts"), "{t}");
+    assert_eq!(t["status_info"]["kind"], "unreachable", "the device failure's kind is kept: {t}");
     assert_eq!(s.get(&format!("/dci/v3/server/{srv}")).await["power_status"], "unknown");
+    // A refusal fails at once, with its kind.
+    s.call(Method::DELETE, "/dci/v3/fake/fault", None).await;
+    s.post("/dci/v3/fake/fault", json!({"device": "bmc-op-1", "op": "power_on", "message": "no"})).await;
+    let t = wait_task(&s, start(&s, srv, "power_on", json!({})).await).await;
+    assert_eq!((t["status"].as_str(), t["status_info"]["kind"].as_str()), (Some("fail"), Some("refused")), "{t}");
     s.stop().await;
 }
 

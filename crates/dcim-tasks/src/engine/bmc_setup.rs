@@ -29,7 +29,7 @@ impl Engine {
         memo: &mut Map<String, Value>,
     ) -> StepResult {
         let Operation::Diag { setup_ipmi: Some(setup), .. } = op else {
-            return Err(StepError::Fatal("not a diagnostics with setup_ipmi".into()));
+            return Err(StepError::fatal("not a diagnostics with setup_ipmi".into()));
         };
         if memo.contains_key("bmc_done") {
             return Ok(Outcome::Done);
@@ -39,7 +39,7 @@ impl Engine {
         }
         let found = memo.get("bmc").cloned().unwrap_or_default();
         let password = memo.get("bmc_password").and_then(Value::as_str).map(str::to_owned).ok_or_else(|| {
-            StepError::Fatal("the BMC password of this boot was not kept; run the diagnostics again".into())
+            StepError::fatal("the BMC password of this boot was not kept; run the diagnostics again".into())
         })?;
         let host = match &setup.ip {
             Some(ip) => ip.address.clone(),
@@ -47,7 +47,7 @@ impl Engine {
                 .as_str()
                 .filter(|a| !a.is_empty() && *a != "0.0.0.0")
                 .ok_or_else(|| {
-                    StepError::Fatal("the BMC has no IP address of its own; give ipmi_pool to set one".into())
+                    StepError::fatal("the BMC has no IP address of its own; give ipmi_pool to set one".into())
                 })?
                 .to_owned(),
         };
@@ -72,12 +72,9 @@ impl Engine {
             mac: server.server.mac.clone(),
             tls_fingerprint: None,
         };
-        let driver = self.drivers.power(&access).map_err(|e| StepError::Fatal(e.to_string()))?;
+        let driver = self.drivers.power(&access).map_err(|e| StepError::fatal(e.to_string()))?;
         let named = |m: String| format!("the BMC at {address} as {user}: {m}");
-        self.call(driver.status()).await.map_err(|e| match e {
-            StepError::Transient(m) => StepError::Transient(named(m)),
-            StepError::Fatal(m) => StepError::Fatal(named(m)),
-        })?;
+        self.call(driver.status()).await.map_err(|e| e.named(named))?;
         let bmc = dcim_store::servers::BmcAccess {
             address: address.clone(),
             kind: kind.as_str().to_owned(),
