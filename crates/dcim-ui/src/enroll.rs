@@ -13,7 +13,7 @@ use askama::Template;
 use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use dcim_api::AppState;
 use dcim_api::error::{ApiError, ErrorKind};
 use dcim_api::extract::{Body, ListParams, Path};
@@ -26,7 +26,7 @@ use dcim_api::wire::server::{
 use dcim_store::inventory::DeviceKind;
 use serde::Deserialize;
 
-use crate::pages::{Choice, fail, query};
+use crate::pages::{Choice, answer, fail, query};
 use crate::session::Ui;
 use crate::view::{Chrome, Refusal, render};
 
@@ -191,21 +191,10 @@ pub async fn create_server(
     if let Err(r) = ui.check_csrf(&headers, &f.csrf) {
         return *r;
     }
-    match create(&ui, &st, &f).await {
-        Ok(id) => Redirect::to(&format!("/ui/servers/{id}/inventory")).into_response(),
-        Err(e) if e.kind == ErrorKind::Forbidden => fail(e, &ui),
-        Err(e) => {
-            // Shown again as typed, but for the password.
-            let kept = InventoryForm { bmc_password: String::new(), ..f };
-            match new_page(&ui, &st, kept).await {
-                Ok(mut p) => {
-                    let status = p.refusal.set("create", e);
-                    render(&p, status)
-                }
-                Err(e) => fail(e, &ui),
-            }
-        }
-    }
+    let done = create(&ui, &st, &f).await.map(|id| format!("/ui/servers/{id}/inventory"));
+    // Shown again as typed, but for the password.
+    let kept = InventoryForm { bmc_password: String::new(), ..f };
+    answer(&ui, done, "create", new_page(&ui, &st, kept), |p| &mut p.refusal).await
 }
 
 pub struct Connected {
@@ -415,24 +404,18 @@ pub async fn inventory_action(
         return *r;
     }
     let typed_hardware = f.hardware_info.clone();
-    match run(&ui, &st, id, &action, f).await {
-        Ok(to) => Redirect::to(&to).into_response(),
-        Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::NoHandler | ErrorKind::Forbidden) => fail(e, &ui),
-        Err(e) => match inventory_page(&ui, &st, id).await {
-            Ok(mut p) => {
-                let form = match action.as_str() {
-                    "disconnect_port" | "connect_port" => "ports",
-                    "disconnect_outlet" | "connect_outlet" => "outlet",
-                    "allocate_ip" | "release_ip" | "main_ip" => "ip",
-                    a => a,
-                };
-                if action == "hardware" {
-                    p.hardware = typed_hardware;
-                }
-                let status = p.refusal.set(form, e);
-                render(&p, status)
-            }
-            Err(e) => fail(e, &ui),
-        },
-    }
+    let done = run(&ui, &st, id, &action, f).await;
+    let form = match action.as_str() {
+        "disconnect_port" | "connect_port" => "ports",
+        "disconnect_outlet" | "connect_outlet" => "outlet",
+        "allocate_ip" | "release_ip" | "main_ip" => "ip",
+        a => a,
+    };
+    answer(&ui, done, form, inventory_page(&ui, &st, id), |p| {
+        if action == "hardware" {
+            p.hardware = typed_hardware;
+        }
+        &mut p.refusal
+    })
+    .await
 }

@@ -9,7 +9,7 @@ use askama::Template;
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use dcim_api::AppState;
 use dcim_api::error::{ApiError, ErrorKind};
 use dcim_api::extract::{Body, ListParams, Path};
@@ -19,7 +19,7 @@ use dcim_api::wire::ip::{Ip, IpnetEdit, Ippool, IppoolEdit, NewIpnet, NewIppool,
 use serde::Deserialize;
 
 use crate::filter::{self, quote};
-use crate::pages::{Choice, Pager, fail, query};
+use crate::pages::{Choice, Pager, answer, fail, query};
 use crate::session::Ui;
 use crate::view::{Chrome, Refusal, render};
 
@@ -184,17 +184,7 @@ pub async fn create(
         },
         _ => Err(ApiError::new(ErrorKind::NoHandler, format!("there is no {kind} to make"))),
     };
-    match made {
-        Ok(to) => Redirect::to(&to).into_response(),
-        Err(e) if matches!(e.kind, ErrorKind::NoHandler | ErrorKind::Forbidden) => fail(e, &ui),
-        Err(e) => match ipam_page(&ui, &st, f).await {
-            Ok(mut p) => {
-                let status = p.refusal.set(&kind, e);
-                render(&p, status)
-            }
-            Err(e) => fail(e, &ui),
-        },
-    }
+    answer(&ui, made, &kind, ipam_page(&ui, &st, f), |p| &mut p.refusal).await
 }
 
 #[derive(Template)]
@@ -299,17 +289,7 @@ pub async fn network_action(
         "delete" => api::delete_ipnet(c, s, Path(id), Body(Empty {})).await.map(|_| "/ui/ipam".to_owned()),
         _ => Err(ApiError::new(ErrorKind::NoHandler, format!("there is no action {action}"))),
     };
-    match done {
-        Ok(to) => Redirect::to(&to).into_response(),
-        Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::NoHandler | ErrorKind::Forbidden) => fail(e, &ui),
-        Err(e) => match network_page(&ui, &st, id).await {
-            Ok(mut p) => {
-                let status = p.refusal.set(&action, e);
-                render(&p, status)
-            }
-            Err(e) => fail(e, &ui),
-        },
-    }
+    answer(&ui, done, &action, network_page(&ui, &st, id), |p| &mut p.refusal).await
 }
 
 /// `POST /ui/ipam/pools/{id}/{action}`: `edit`, `range` (a new range) or `delete`.
@@ -336,17 +316,7 @@ pub async fn pool_action(
         "delete" => api::delete_pool(c, s, Path(id), Body(Empty {})).await.map(|_| "/ui/ipam".to_owned()),
         _ => Err(ApiError::new(ErrorKind::NoHandler, format!("there is no action {action}"))),
     };
-    match done {
-        Ok(to) => Redirect::to(&to).into_response(),
-        Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::NoHandler | ErrorKind::Forbidden) => fail(e, &ui),
-        Err(e) => match pool_page(&ui, &st, id).await {
-            Ok(mut p) => {
-                let status = p.refusal.set(&action, e);
-                render(&p, status)
-            }
-            Err(e) => fail(e, &ui),
-        },
-    }
+    answer(&ui, done, &action, pool_page(&ui, &st, id), |p| &mut p.refusal).await
 }
 
 #[derive(Deserialize, Default, Clone)]

@@ -9,7 +9,7 @@ use askama::Template;
 use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use dcim_api::AppState;
 use dcim_api::error::{ApiError, ErrorKind};
 use dcim_api::extract::{Body, Path};
@@ -18,7 +18,7 @@ use dcim_api::wire::Empty;
 use dcim_store::inventory::DeviceKind;
 use serde::Deserialize;
 
-use crate::pages::{fail, query};
+use crate::pages::{answer, fail, query};
 use crate::session::Ui;
 use crate::view::{Chrome, Refusal, render};
 
@@ -190,15 +190,6 @@ pub async fn lab_action(
         Ok(false) => return fail(ApiError::new(ErrorKind::NotFound, "the fake lab is not in use"), &ui),
         Err(e) => return fail(e, &ui),
     }
-    match run(&ui, &st, &action, f).await {
-        Ok(()) => Redirect::to("/ui/lab").into_response(),
-        Err(e) if matches!(e.kind, ErrorKind::NoHandler | ErrorKind::Forbidden) => fail(e, &ui),
-        Err(e) => match lab_page(&ui, &st).await {
-            Ok(mut p) => {
-                let status = p.refusal.set(&action, e);
-                render(&p, status)
-            }
-            Err(e) => fail(e, &ui),
-        },
-    }
+    let done = run(&ui, &st, &action, f).await.map(|()| "/ui/lab".to_owned());
+    answer(&ui, done, &action, lab_page(&ui, &st), |p| &mut p.refusal).await
 }

@@ -36,6 +36,31 @@ pub(crate) fn fail(e: ApiError, ui: &Ui) -> Response {
     error_page(e, Some(ui.chrome("")))
 }
 
+/// The answer to a form's post: a redirect to the place `done` names when the API took
+/// it; when the API refused it, the page again (`again`) with the refusal beside form
+/// `form` (`refusal` finds where the page keeps it, and may keep what was typed) and
+/// the API's status; the error page when there is no page to show the form on (not
+/// found, no such action, not allowed).
+pub(crate) async fn answer<P: Template>(
+    ui: &Ui,
+    done: Result<String, ApiError>,
+    form: &str,
+    again: impl std::future::Future<Output = Result<P, ApiError>>,
+    refusal: impl FnOnce(&mut P) -> &mut crate::view::Refusal,
+) -> Response {
+    match done {
+        Ok(to) => Redirect::to(&to).into_response(),
+        Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::NoHandler | ErrorKind::Forbidden) => fail(e, ui),
+        Err(e) => match again.await {
+            Ok(mut p) => {
+                let status = refusal(&mut p).set(form, e);
+                render(&p, status)
+            }
+            Err(e) => fail(e, ui),
+        },
+    }
+}
+
 pub(crate) fn query(w: &str, orderby: &str, limit: &str) -> Result<ListQuery, ApiError> {
     let w = (!w.is_empty()).then_some(w);
     let o = (!orderby.is_empty()).then_some(orderby);

@@ -13,7 +13,7 @@ use askama::Template;
 use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use dcim_api::AppState;
 use dcim_api::error::{ApiError, ErrorKind};
 use dcim_api::extract::{Body, Path};
@@ -23,7 +23,7 @@ use dcim_api::wire::inventory::{LocationInput, NewRack, RackEdit};
 use dcim_api::wire::server::Server;
 use serde::Deserialize;
 
-use crate::pages::{fail, query};
+use crate::pages::{answer, fail, query};
 use crate::session::Ui;
 use crate::view::{Chrome, Refusal, render};
 
@@ -250,19 +250,13 @@ pub async fn create_location(
         return *r;
     }
     let b = LocationInput { name: Some(f.name.clone()), geolocation: Some(f.geolocation.clone()) };
-    match inv::create_location(ui.caller.clone(), State(st.clone()), Body(b)).await {
-        Ok((_, id)) => Redirect::to(&format!("/ui/locations/{}", id.id)).into_response(),
-        Err(e) if e.kind == ErrorKind::Forbidden => fail(e, &ui),
-        Err(e) => match locations_page(&ui, &st).await {
-            Ok(mut p) => {
-                let status = p.refusal.set("create", e);
-                p.name = f.name;
-                p.geolocation = f.geolocation;
-                render(&p, status)
-            }
-            Err(e) => fail(e, &ui),
-        },
-    }
+    let done = inv::create_location(ui.caller.clone(), State(st.clone()), Body(b)).await;
+    let done = done.map(|(_, id)| format!("/ui/locations/{}", id.id));
+    answer(&ui, done, "create", locations_page(&ui, &st), |p| {
+        (p.name, p.geolocation) = (f.name, f.geolocation);
+        &mut p.refusal
+    })
+    .await
 }
 
 #[derive(Template)]
@@ -335,17 +329,7 @@ pub async fn location_action(
         },
         _ => Err(ApiError::new(ErrorKind::NoHandler, format!("there is no action {action}"))),
     };
-    match done {
-        Ok(to) => Redirect::to(&to).into_response(),
-        Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::NoHandler | ErrorKind::Forbidden) => fail(e, &ui),
-        Err(e) => match location_page(&ui, &st, id).await {
-            Ok(mut p) => {
-                let status = p.refusal.set(&action, e);
-                render(&p, status)
-            }
-            Err(e) => fail(e, &ui),
-        },
-    }
+    answer(&ui, done, &action, location_page(&ui, &st, id), |p| &mut p.refusal).await
 }
 
 // --- racks
@@ -406,15 +390,5 @@ pub async fn rack_action(
         "delete" => inv::delete_rack(c, s, Path(id), Body(Empty {})).await.map(|_| format!("/ui/locations/{location}")),
         _ => Err(ApiError::new(ErrorKind::NoHandler, format!("there is no action {action}"))),
     };
-    match done {
-        Ok(to) => Redirect::to(&to).into_response(),
-        Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::NoHandler | ErrorKind::Forbidden) => fail(e, &ui),
-        Err(e) => match rack_page(&ui, &st, id).await {
-            Ok(mut p) => {
-                let status = p.refusal.set(&action, e);
-                render(&p, status)
-            }
-            Err(e) => fail(e, &ui),
-        },
-    }
+    answer(&ui, done, &action, rack_page(&ui, &st, id), |p| &mut p.refusal).await
 }

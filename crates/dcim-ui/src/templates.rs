@@ -9,7 +9,7 @@ use askama::Template;
 use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use dcim_api::AppState;
 use dcim_api::error::{ApiError, ErrorKind};
 use dcim_api::extract::{Body, Path};
@@ -18,7 +18,7 @@ use dcim_api::wire::Empty;
 use dcim_api::wire::inventory::{NewOsTemplate, OsTemplate, OsTemplateEdit};
 use serde::Deserialize;
 
-use crate::pages::{fail, query};
+use crate::pages::{answer, fail, query};
 use crate::session::Ui;
 use crate::view::{Chrome, Refusal, render};
 
@@ -120,17 +120,9 @@ pub async fn create_template(
         installer_initrd: opt(&f.installer_initrd),
         installer_template: opt(&f.installer_template),
     };
-    match inv::create_os_template(ui.caller.clone(), State(st.clone()), Body(b)).await {
-        Ok((_, id)) => Redirect::to(&format!("/ui/templates/{}", id.id)).into_response(),
-        Err(e) if e.kind == ErrorKind::Forbidden => fail(e, &ui),
-        Err(e) => match list_page(&ui, &st, f).await {
-            Ok(mut p) => {
-                let status = p.refusal.set("create", e);
-                render(&p, status)
-            }
-            Err(e) => fail(e, &ui),
-        },
-    }
+    let done = inv::create_os_template(ui.caller.clone(), State(st.clone()), Body(b)).await;
+    let done = done.map(|(_, id)| format!("/ui/templates/{}", id.id));
+    answer(&ui, done, "create", list_page(&ui, &st, f), |p| &mut p.refusal).await
 }
 
 #[derive(Template)]
@@ -180,6 +172,7 @@ pub async fn template_action(
         return *r;
     }
     let (c, s) = (ui.caller.clone(), State(st.clone()));
+    let typed = f.clone();
     let done = match action.as_str() {
         "edit" => {
             // The form holds every field: an empty one clears it.
@@ -199,18 +192,12 @@ pub async fn template_action(
         "delete" => inv::delete_os_template(c, s, Path(id), Body(Empty {})).await.map(|_| "/ui/templates".to_owned()),
         _ => Err(ApiError::new(ErrorKind::NoHandler, format!("there is no action {action}"))),
     };
-    match done {
-        Ok(to) => Redirect::to(&to).into_response(),
-        Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::NoHandler | ErrorKind::Forbidden) => fail(e, &ui),
-        Err(e) => match template_page(&ui, &st, id).await {
-            Ok(mut p) => {
-                if action == "edit" {
-                    p.f = TemplateForm { kind: p.f.kind.clone(), ..f };
-                }
-                let status = p.refusal.set(&action, e);
-                render(&p, status)
-            }
-            Err(e) => fail(e, &ui),
-        },
-    }
+    answer(&ui, done, &action, template_page(&ui, &st, id), |p| {
+        if action == "edit" {
+            // Shown again as typed; the type is fixed.
+            p.f = TemplateForm { kind: p.f.kind.clone(), ..typed };
+        }
+        &mut p.refusal
+    })
+    .await
 }

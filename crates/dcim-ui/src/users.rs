@@ -7,7 +7,7 @@ use askama::Template;
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use dcim_api::AppState;
 use dcim_api::error::{ApiError, ErrorKind};
 use dcim_api::extract::{Body, Path};
@@ -17,7 +17,7 @@ use dcim_api::wire::user::{NewUser, User, UserEdit};
 use serde::Deserialize;
 
 use crate::filter::{self, quote};
-use crate::pages::{Pager, fail, query};
+use crate::pages::{Pager, answer, fail, query};
 use crate::session::Ui;
 use crate::view::{Chrome, Refusal, render};
 
@@ -112,18 +112,13 @@ pub async fn create_user(ui: Ui, State(st): State<AppState>, headers: HeaderMap,
         phone_number: f.phone_number,
         vlans_per_user: None,
     };
-    match api::create_user(ui.caller.clone(), State(st.clone()), Body(b)).await {
-        Ok(id) => Redirect::to(&format!("/ui/users/{}", id.id)).into_response(),
-        Err(e) if e.kind == ErrorKind::Forbidden => fail(e, &ui),
-        Err(e) => match users_page(&ui, &st, UserFilter::default()).await {
-            Ok(mut p) => {
-                let status = p.refusal.set("create", e);
-                (p.new_email, p.new_name, p.new_role) = (f.email, f.full_name, f.role);
-                render(&p, status)
-            }
-            Err(e) => fail(e, &ui),
-        },
-    }
+    let done = api::create_user(ui.caller.clone(), State(st.clone()), Body(b)).await;
+    let done = done.map(|id| format!("/ui/users/{}", id.id));
+    answer(&ui, done, "create", users_page(&ui, &st, UserFilter::default()), |p| {
+        (p.new_email, p.new_name, p.new_role) = (f.email, f.full_name, f.role);
+        &mut p.refusal
+    })
+    .await
 }
 
 #[derive(Template)]
@@ -227,15 +222,5 @@ pub async fn user_action(
         },
         _ => Err(ApiError::new(ErrorKind::NoHandler, format!("there is no action {action}"))),
     };
-    match done {
-        Ok(to) => Redirect::to(&to).into_response(),
-        Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::NoHandler | ErrorKind::Forbidden) => fail(e, &ui),
-        Err(e) => match user_page(&ui, &st, id).await {
-            Ok(mut p) => {
-                let status = p.refusal.set(&action, e);
-                render(&p, status)
-            }
-            Err(e) => fail(e, &ui),
-        },
-    }
+    answer(&ui, done, &action, user_page(&ui, &st, id), |p| &mut p.refusal).await
 }
