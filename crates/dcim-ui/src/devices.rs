@@ -19,7 +19,7 @@ use dcim_api::wire::inventory::{Device, DeviceEdit, OutletPower, PduPortEdit, Po
 use dcim_store::inventory::DeviceKind;
 use serde::Deserialize;
 
-use crate::pages::{fail, query};
+use crate::pages::{fail, query, show};
 use crate::session::Ui;
 use crate::view::{Chrome, Refusal, render};
 
@@ -73,10 +73,7 @@ pub async fn devices(ui: Ui, State(st): State<AppState>) -> Response {
             pdus: rows(&st, DeviceKind::Pdu).await?,
         })
     };
-    match page.await {
-        Ok(p) => render(&p, StatusCode::OK),
-        Err(e) => fail(e, &ui),
-    }
+    show(&ui, page).await
 }
 
 /// A port or an outlet.
@@ -148,10 +145,7 @@ pub async fn pdu(ui: Ui, State(st): State<AppState>, Path(id): Path<i64>) -> Res
 }
 
 async fn device(ui: Ui, st: AppState, kind: DeviceKind, id: i64) -> Response {
-    match device_page(&ui, &st, kind, id).await {
-        Ok(p) => render(&p, StatusCode::OK),
-        Err(e) => fail(e, &ui),
-    }
+    show(&ui, device_page(&ui, &st, kind, id)).await
 }
 
 /// Every field of the device forms. Debug leaves the secrets out.

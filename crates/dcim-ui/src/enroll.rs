@@ -12,7 +12,7 @@
 use askama::Template;
 use axum::Form;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use dcim_api::AppState;
 use dcim_api::error::{ApiError, ErrorKind};
@@ -26,9 +26,9 @@ use dcim_api::wire::server::{
 use dcim_store::inventory::DeviceKind;
 use serde::Deserialize;
 
-use crate::pages::{Choice, answer, fail, query};
+use crate::pages::{Choice, answer, query, show};
 use crate::session::Ui;
-use crate::view::{Chrome, Refusal, render};
+use crate::view::{Chrome, Refusal};
 
 /// The BMC kinds a form offers.
 pub const BMC_TYPES: &[&str] = &["IPMI v2(lanplus)", "IPMI v1.5/v2", "redfish", "fake"];
@@ -154,10 +154,7 @@ async fn new_page(ui: &Ui, st: &AppState, f: InventoryForm) -> Result<NewPage, A
 /// `GET /ui/servers/new`.
 pub async fn new_server(ui: Ui, State(st): State<AppState>) -> Response {
     let f = InventoryForm { size: "1".into(), bmc_type: BMC_TYPES[0].into(), ..InventoryForm::default() };
-    match new_page(&ui, &st, f).await {
-        Ok(p) => render(&p, StatusCode::OK),
-        Err(e) => fail(e, &ui),
-    }
+    show(&ui, new_page(&ui, &st, f)).await
 }
 
 async fn create(ui: &Ui, st: &AppState, f: &InventoryForm) -> Result<i64, ApiError> {
@@ -296,10 +293,7 @@ async fn inventory_page(ui: &Ui, st: &AppState, id: i64) -> Result<InventoryPage
 
 /// `GET /ui/servers/{id}/inventory`.
 pub async fn inventory(ui: Ui, State(st): State<AppState>, Path(id): Path<i64>) -> Response {
-    match inventory_page(&ui, &st, id).await {
-        Ok(p) => render(&p, StatusCode::OK),
-        Err(e) => fail(e, &ui),
-    }
+    show(&ui, inventory_page(&ui, &st, id)).await
 }
 
 /// Runs inventory action `action` on server `id`; the answer is where to go next.

@@ -19,7 +19,7 @@ use dcim_api::wire::ip::{Ip, IpnetEdit, Ippool, IppoolEdit, NewIpnet, NewIppool,
 use serde::Deserialize;
 
 use crate::filter::{self, quote};
-use crate::pages::{Choice, Pager, answer, fail, query};
+use crate::pages::{Choice, Pager, answer, fail, query, show};
 use crate::session::Ui;
 use crate::view::{Chrome, Refusal, render};
 
@@ -135,10 +135,7 @@ fn pool_row(p: Ippool) -> PoolRow {
 
 /// `GET /ui/ipam`.
 pub async fn ipam(ui: Ui, State(st): State<AppState>) -> Response {
-    match ipam_page(&ui, &st, IpamForm::default()).await {
-        Ok(p) => render(&p, StatusCode::OK),
-        Err(e) => fail(e, &ui),
-    }
+    show(&ui, ipam_page(&ui, &st, IpamForm::default())).await
 }
 
 fn int(field: &str, v: &str) -> Result<i64, ApiError> {
@@ -223,10 +220,7 @@ async fn network_page(ui: &Ui, st: &AppState, id: i64) -> Result<NetworkPage, Ap
 
 /// `GET /ui/ipam/networks/{id}`.
 pub async fn network(ui: Ui, State(st): State<AppState>, Path(id): Path<i64>) -> Response {
-    match network_page(&ui, &st, id).await {
-        Ok(p) => render(&p, StatusCode::OK),
-        Err(e) => fail(e, &ui),
-    }
+    show(&ui, network_page(&ui, &st, id)).await
 }
 
 #[derive(Template)]
@@ -257,10 +251,7 @@ async fn pool_page(ui: &Ui, st: &AppState, id: i64) -> Result<PoolPage, ApiError
 
 /// `GET /ui/ipam/pools/{id}`.
 pub async fn pool(ui: Ui, State(st): State<AppState>, Path(id): Path<i64>) -> Response {
-    match pool_page(&ui, &st, id).await {
-        Ok(p) => render(&p, StatusCode::OK),
-        Err(e) => fail(e, &ui),
-    }
+    show(&ui, pool_page(&ui, &st, id)).await
 }
 
 /// `POST /ui/ipam/networks/{id}/{action}`: `edit` or `delete`.

@@ -8,7 +8,7 @@
 use askama::Template;
 use axum::Form;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use dcim_api::AppState;
 use dcim_api::error::{ApiError, ErrorKind};
@@ -18,9 +18,9 @@ use dcim_api::wire::Empty;
 use dcim_store::inventory::DeviceKind;
 use serde::Deserialize;
 
-use crate::pages::{answer, fail, query};
+use crate::pages::{answer, fail, query, show};
 use crate::session::Ui;
-use crate::view::{Chrome, Refusal, render};
+use crate::view::{Chrome, Refusal};
 
 /// Whether any server, switch or PDU uses the fake drivers.
 pub async fn in_use(st: &AppState) -> Result<bool, ApiError> {
@@ -114,10 +114,7 @@ fn json_word<T: serde::Serialize>(v: &T) -> String {
 
 /// `GET /ui/lab`.
 pub async fn lab(ui: Ui, State(st): State<AppState>) -> Response {
-    match lab_page(&ui, &st).await {
-        Ok(p) => render(&p, StatusCode::OK),
-        Err(e) => fail(e, &ui),
-    }
+    show(&ui, lab_page(&ui, &st)).await
 }
 
 /// Every field of the lab's forms.

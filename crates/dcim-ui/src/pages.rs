@@ -36,6 +36,17 @@ pub(crate) fn fail(e: ApiError, ui: &Ui) -> Response {
     error_page(e, Some(ui.chrome("")))
 }
 
+/// A page, or the error page when it cannot be made.
+pub(crate) async fn show<P: Template>(
+    ui: &Ui,
+    page: impl std::future::Future<Output = Result<P, ApiError>>,
+) -> Response {
+    match page.await {
+        Ok(p) => render(&p, StatusCode::OK),
+        Err(e) => fail(e, ui),
+    }
+}
+
 /// The answer to a form's post: a redirect to the place `done` names when the API took
 /// it; when the API refused it, the page again (`again`) with the refusal beside form
 /// `form` (`refusal` finds where the page keeps it, and may keep what was typed) and
@@ -110,10 +121,7 @@ fn servers_href(w: &str) -> String {
 
 /// `GET /ui/`.
 pub async fn dashboard(ui: Ui, State(st): State<AppState>) -> Response {
-    match dashboard_page(&ui, &st).await {
-        Ok(p) => render(&p, StatusCode::OK),
-        Err(e) => fail(e, &ui),
-    }
+    show(&ui, dashboard_page(&ui, &st)).await
 }
 
 async fn dashboard_page(ui: &Ui, st: &AppState) -> Result<Dashboard, ApiError> {
@@ -589,10 +597,7 @@ async fn server_page(ui: &Ui, st: &AppState, id: i64) -> Result<ServerPage, ApiE
 
 /// `GET /ui/servers/{id}`.
 pub async fn server(ui: Ui, State(st): State<AppState>, Path(id): Path<i64>) -> Response {
-    match server_page(&ui, &st, id).await {
-        Ok(p) => render(&p, StatusCode::OK),
-        Err(e) => fail(e, &ui),
-    }
+    show(&ui, server_page(&ui, &st, id)).await
 }
 
 /// `GET /ui/servers/{id}/live`: the fragment a running task's page polls.

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use askama::Template;
 use axum::Form;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use dcim_api::AppState;
 use dcim_api::error::{ApiError, ErrorKind};
@@ -23,9 +23,9 @@ use dcim_api::wire::inventory::{LocationInput, NewRack, RackEdit};
 use dcim_api::wire::server::Server;
 use serde::Deserialize;
 
-use crate::pages::{answer, fail, query};
+use crate::pages::{answer, query, show};
 use crate::session::Ui;
-use crate::view::{Chrome, Refusal, render};
+use crate::view::{Chrome, Refusal};
 
 /// Height of one rack unit in the drawing, in SVG pixels.
 const UNIT_PX: i64 = 16;
@@ -218,10 +218,7 @@ async fn locations_page(ui: &Ui, st: &AppState) -> Result<Locations, ApiError> {
 
 /// `GET /ui/locations`.
 pub async fn locations(ui: Ui, State(st): State<AppState>) -> Response {
-    match locations_page(&ui, &st).await {
-        Ok(p) => render(&p, StatusCode::OK),
-        Err(e) => fail(e, &ui),
-    }
+    show(&ui, locations_page(&ui, &st)).await
 }
 
 /// Every field of the location and rack forms.
@@ -296,10 +293,7 @@ async fn location_page(ui: &Ui, st: &AppState, id: i64) -> Result<LocationPage, 
 
 /// `GET /ui/locations/{id}`: the location's racks side by side.
 pub async fn location(ui: Ui, State(st): State<AppState>, Path(id): Path<i64>) -> Response {
-    match location_page(&ui, &st, id).await {
-        Ok(p) => render(&p, StatusCode::OK),
-        Err(e) => fail(e, &ui),
-    }
+    show(&ui, location_page(&ui, &st, id)).await
 }
 
 /// `POST /ui/locations/{id}/{action}`: `edit`, `delete`, or `rack` (a new rack in it).
@@ -360,10 +354,7 @@ async fn rack_page(ui: &Ui, st: &AppState, id: i64) -> Result<RackPage, ApiError
 
 /// `GET /ui/racks/{id}`: the rack's elevation.
 pub async fn rack(ui: Ui, State(st): State<AppState>, Path(id): Path<i64>) -> Response {
-    match rack_page(&ui, &st, id).await {
-        Ok(p) => render(&p, StatusCode::OK),
-        Err(e) => fail(e, &ui),
-    }
+    show(&ui, rack_page(&ui, &st, id)).await
 }
 
 /// `POST /ui/racks/{id}/{action}`: `edit` or `delete`.

@@ -8,7 +8,7 @@
 use askama::Template;
 use axum::Form;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use dcim_api::AppState;
 use dcim_api::error::{ApiError, ErrorKind};
@@ -18,9 +18,9 @@ use dcim_api::wire::Empty;
 use dcim_api::wire::inventory::{NewOsTemplate, OsTemplate, OsTemplateEdit};
 use serde::Deserialize;
 
-use crate::pages::{answer, fail, query};
+use crate::pages::{answer, query, show};
 use crate::session::Ui;
-use crate::view::{Chrome, Refusal, render};
+use crate::view::{Chrome, Refusal};
 
 /// Every field of the template forms.
 #[derive(Deserialize, Default, Debug, Clone)]
@@ -92,10 +92,7 @@ async fn list_page(ui: &Ui, st: &AppState, f: TemplateForm) -> Result<Templates,
 /// `GET /ui/templates`.
 pub async fn templates(ui: Ui, State(st): State<AppState>) -> Response {
     let f = TemplateForm { kind: "os".into(), efi: Some("yes".into()), ..TemplateForm::default() };
-    match list_page(&ui, &st, f).await {
-        Ok(p) => render(&p, StatusCode::OK),
-        Err(e) => fail(e, &ui),
-    }
+    show(&ui, list_page(&ui, &st, f)).await
 }
 
 /// `POST /ui/templates`: a new template, then its page.
@@ -154,10 +151,7 @@ async fn template_page(ui: &Ui, st: &AppState, id: i64) -> Result<TemplatePage, 
 
 /// `GET /ui/templates/{id}`.
 pub async fn template(ui: Ui, State(st): State<AppState>, Path(id): Path<i64>) -> Response {
-    match template_page(&ui, &st, id).await {
-        Ok(p) => render(&p, StatusCode::OK),
-        Err(e) => fail(e, &ui),
-    }
+    show(&ui, template_page(&ui, &st, id)).await
 }
 
 /// `POST /ui/templates/{id}/{action}`: `edit` or `delete`.

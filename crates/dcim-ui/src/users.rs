@@ -17,7 +17,7 @@ use dcim_api::wire::user::{NewUser, User, UserEdit};
 use serde::Deserialize;
 
 use crate::filter::{self, quote};
-use crate::pages::{Pager, answer, fail, query};
+use crate::pages::{Pager, answer, fail, query, show};
 use crate::session::Ui;
 use crate::view::{Chrome, Refusal, render};
 
@@ -74,10 +74,7 @@ async fn users_page(ui: &Ui, st: &AppState, f: UserFilter) -> Result<Users, ApiE
 
 /// `GET /ui/users`.
 pub async fn users(ui: Ui, State(st): State<AppState>, Query(f): Query<UserFilter>) -> Response {
-    match users_page(&ui, &st, f).await {
-        Ok(p) => render(&p, StatusCode::OK),
-        Err(e) => fail(e, &ui),
-    }
+    show(&ui, users_page(&ui, &st, f)).await
 }
 
 /// Every field of the user forms.
@@ -150,10 +147,7 @@ async fn user_page(ui: &Ui, st: &AppState, id: i64) -> Result<UserPage, ApiError
 
 /// `GET /ui/users/{id}`.
 pub async fn user(ui: Ui, State(st): State<AppState>, Path(id): Path<i64>) -> Response {
-    match user_page(&ui, &st, id).await {
-        Ok(p) => render(&p, StatusCode::OK),
-        Err(e) => fail(e, &ui),
-    }
+    show(&ui, user_page(&ui, &st, id)).await
 }
 
 /// `https://host` of the request (`http` when dcim serves without TLS, which is when
