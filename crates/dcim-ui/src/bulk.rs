@@ -28,8 +28,8 @@ use dcim_core::query::ListQuery;
 use dcim_store::servers::with_ids;
 
 use crate::filter::ServerFilter;
-use crate::pages::{fail, query};
 use crate::session::Ui;
+use crate::shared::{fail, query};
 use crate::view::{Chrome, render};
 
 /// The most servers one bulk action takes.

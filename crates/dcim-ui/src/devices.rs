@@ -19,8 +19,8 @@ use dcim_api::wire::inventory::{Device, DeviceEdit, OutletPower, PduPortEdit, Po
 use dcim_store::inventory::DeviceKind;
 use serde::Deserialize;
 
-use crate::pages::{fail, query, show};
 use crate::session::Ui;
+use crate::shared::{fail, query, show};
 use crate::view::{Chrome, Refusal, render};
 
 /// A switch or a PDU in a list.

@@ -26,8 +26,8 @@ use dcim_api::wire::server::{
 use dcim_store::inventory::DeviceKind;
 use serde::Deserialize;
 
-use crate::pages::{Choice, answer, query, show};
 use crate::session::Ui;
+use crate::shared::{Choice, answer, query, show};
 use crate::view::{Chrome, Refusal};
 
 /// The BMC kinds a form offers.

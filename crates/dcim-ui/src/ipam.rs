@@ -19,8 +19,8 @@ use dcim_api::wire::ip::{Ip, IpnetEdit, Ippool, IppoolEdit, NewIpnet, NewIppool,
 use serde::Deserialize;
 
 use crate::filter::{self, quote};
-use crate::pages::{Choice, Pager, answer, fail, query, show};
 use crate::session::Ui;
+use crate::shared::{Choice, Pager, answer, fail, query, show};
 use crate::view::{Chrome, Refusal, render};
 
 /// Addresses a page of the address list shows.

@@ -18,8 +18,8 @@ use dcim_api::wire::Empty;
 use dcim_store::inventory::DeviceKind;
 use serde::Deserialize;
 
-use crate::pages::{answer, fail, query, show};
 use crate::session::Ui;
+use crate::shared::{answer, fail, query, show};
 use crate::view::{Chrome, Refusal};
 
 /// Whether any server, switch or PDU uses the fake drivers.

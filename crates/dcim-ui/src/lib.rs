@@ -24,6 +24,7 @@ pub mod lab;
 pub mod pages;
 pub mod racks;
 pub mod session;
+pub mod shared;
 pub mod templates;
 pub mod users;
 pub mod view;

@@ -23,8 +23,8 @@ use dcim_api::wire::inventory::{LocationInput, NewRack, RackEdit};
 use dcim_api::wire::server::Server;
 use serde::Deserialize;
 
-use crate::pages::{answer, query, show};
 use crate::session::Ui;
+use crate::shared::{answer, query, show};
 use crate::view::{Chrome, Refusal};
 
 /// Height of one rack unit in the drawing, in SVG pixels.

@@ -18,8 +18,8 @@ use dcim_api::wire::Empty;
 use dcim_api::wire::inventory::{NewOsTemplate, OsTemplate, OsTemplateEdit};
 use serde::Deserialize;
 
-use crate::pages::{answer, query, show};
 use crate::session::Ui;
+use crate::shared::{answer, query, show};
 use crate::view::{Chrome, Refusal};
 
 /// Every field of the template forms.

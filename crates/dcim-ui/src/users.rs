@@ -17,8 +17,8 @@ use dcim_api::wire::user::{NewUser, User, UserEdit};
 use serde::Deserialize;
 
 use crate::filter::{self, quote};
-use crate::pages::{Pager, answer, fail, query, show};
 use crate::session::Ui;
+use crate::shared::{Pager, answer, fail, query, show};
 use crate::view::{Chrome, Refusal, render};
 
 #[derive(Deserialize, Default, Clone)]
