@@ -266,6 +266,112 @@ fn proxy_net(p: &str) -> anyhow::Result<ipnet::IpNet> {
         .map_err(|_| anyhow::anyhow!("configuration: trusted_proxies: '{p}' is not an address or a network"))
 }
 
+/// The configuration file's sections per concern, and the flat key each of their keys
+/// stands for: `[engine] workers = 8` is `task_workers = 8`. The flat names (and the
+/// `DCIM_*` variables, which are flat) are still accepted; one setting given both ways
+/// is refused. `[netboot]` and `[[netboot_segments]]` are the netboot service's own.
+const SECTIONS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "engine",
+        &[
+            ("workers", "task_workers"),
+            ("lease_secs", "task_lease_secs"),
+            ("poll_ms", "task_poll_ms"),
+            ("max_attempts", "task_max_attempts"),
+            ("backoff_ms", "task_backoff_ms"),
+            ("power_timeout_secs", "power_timeout_secs"),
+            ("agent_timeout_secs", "agent_timeout_secs"),
+            ("agent_callback_url", "agent_callback_url"),
+            ("repeat_steps", "task_repeat_steps"),
+        ],
+    ),
+    (
+        "devices",
+        &[
+            ("timeout_ms", "device_timeout_ms"),
+            ("snmp_timeout_ms", "snmp_timeout_ms"),
+            ("snmp_retries", "snmp_retries"),
+            ("ipmi_retry_ms", "ipmi_retry_ms"),
+            ("ipmi_attempts", "ipmi_attempts"),
+            ("redfish_timeout_ms", "redfish_timeout_ms"),
+            ("bmc_tls_verify", "bmc_tls_verify"),
+            ("bmc_user", "bmc_user"),
+            ("fake_delay_ms", "fake_delay_ms"),
+        ],
+    ),
+    (
+        "pollers",
+        &[
+            ("power_secs", "power_poll_secs"),
+            ("power_concurrency", "power_poll_concurrency"),
+            ("port_secs", "port_poll_secs"),
+        ],
+    ),
+    (
+        "http",
+        &[
+            ("listen", "listen"),
+            ("tls_cert", "tls_cert"),
+            ("tls_key", "tls_key"),
+            ("no_tls", "no_tls"),
+            ("body_limit", "body_limit"),
+            ("large_body_limit", "large_body_limit"),
+            ("max_connections", "max_connections"),
+            ("header_read_timeout_secs", "header_read_timeout_secs"),
+            ("trusted_proxies", "trusted_proxies"),
+            ("rate_limit_per_sec", "rate_limit_per_sec"),
+            ("rate_limit_burst", "rate_limit_burst"),
+        ],
+    ),
+    (
+        "auth",
+        &[
+            ("session_idle_secs", "session_idle_secs"),
+            ("session_cache_secs", "session_cache_secs"),
+            ("min_password_len", "min_password_len"),
+            ("admin_email", "admin_email"),
+            ("admin_password", "admin_password"),
+            ("admin_password_file", "admin_password_file"),
+        ],
+    ),
+    (
+        "webhooks",
+        &[
+            ("poll_ms", "webhook_poll_ms"),
+            ("timeout_ms", "webhook_timeout_ms"),
+            ("backoff_ms", "webhook_backoff_ms"),
+            ("backoff_max_secs", "webhook_backoff_max_secs"),
+            ("retry_secs", "webhook_retry_secs"),
+            ("concurrency", "webhook_concurrency"),
+            ("allow_unsafe_targets", "webhook_allow_unsafe_targets"),
+        ],
+    ),
+    ("audit", &[("retention_days", "audit_retention_days")]),
+    ("metrics", &[("token", "metrics_token"), ("listen", "metrics_listen")]),
+    ("log", &[("filter", "log"), ("format", "log_format")]),
+];
+
+/// The file's table with its sections per concern turned into the flat keys.
+fn flatten_sections(mut table: figment::value::Dict) -> anyhow::Result<figment::value::Dict> {
+    for (section, keys) in SECTIONS {
+        // `log` is also a flat key (the filter): only its table form is a section.
+        let Some(figment::value::Value::Dict(_, _)) = table.get(*section) else { continue };
+        let Some(figment::value::Value::Dict(_, inner)) = table.remove(*section) else { continue };
+        for (key, value) in inner {
+            let Some((_, flat)) = keys.iter().find(|(k, _)| *k == key) else {
+                let known: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
+                anyhow::bail!("configuration: [{section}] has no setting '{key}' (it has {})", known.join(", "));
+            };
+            anyhow::ensure!(
+                !table.contains_key(*flat),
+                "configuration: {flat} is set twice, as [{section}] {key} and as {flat}; keep one"
+            );
+            table.insert((*flat).to_owned(), value);
+        }
+    }
+    Ok(table)
+}
+
 impl Config {
     /// Reads the layers. `file` is the `--config` flag.
     pub fn load(file: Option<PathBuf>, flags: &Overrides) -> anyhow::Result<Config> {
@@ -273,7 +379,10 @@ impl Config {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = &file {
             anyhow::ensure!(path.exists(), "configuration file {} does not exist", path.display());
-            fig = fig.merge(Toml::file(path));
+            let table: figment::value::Dict = Figment::from(Toml::file(path))
+                .extract()
+                .map_err(|e| anyhow::anyhow!("configuration file {}: {e}", path.display()))?;
+            fig = fig.merge(Serialized::defaults(flatten_sections(table)?));
         }
         let mut cfg: Config = fig
             .merge(Env::prefixed("DCIM_").ignore(&["config"]))
@@ -408,6 +517,66 @@ mod tests {
             assert_eq!(cfg.admin_password.as_deref(), Some("s3cret-pass"));
             assert!(!format!("{cfg:?}").contains("s3cret"), "Debug hides secrets");
             assert_eq!(cfg.database_url(), "sqlite://dcim-data/dcim.db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(clippy::result_large_err, reason = "figment::Jail's closure returns figment's own error type")]
+    fn sections_per_concern_and_flat_names() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "dcim.toml",
+                r#"
+data_dir = "/var/lib/dcim"
+task_poll_ms = 40
+
+[engine]
+workers = 12
+lease_secs = 45
+
+[devices]
+timeout_ms = 9000
+snmp_retries = 4
+
+[pollers]
+power_secs = 30
+
+[http]
+listen = "0.0.0.0:8443"
+trusted_proxies = ["10.0.0.0/8"]
+
+[webhooks]
+concurrency = 3
+
+[audit]
+retention_days = 90
+
+[log]
+filter = "dcim=debug"
+format = "json"
+"#,
+            )?;
+            jail.set_env("DCIM_TASK_LEASE_SECS", "50");
+            let cfg = Config::load(Some("dcim.toml".into()), &Overrides::default()).expect("loads");
+            assert_eq!((cfg.task_workers, cfg.task_poll_ms), (12, 40), "a section and a flat key side by side");
+            assert_eq!(cfg.task_lease_secs, 50, "the flat DCIM_ variable beats the file's section");
+            assert_eq!((cfg.device_timeout_ms, cfg.snmp_retries, cfg.power_poll_secs), (9000, 4, 30));
+            assert_eq!((cfg.listen.as_str(), cfg.trusted_proxies.len()), ("0.0.0.0:8443", 1));
+            assert_eq!((cfg.webhook_concurrency, cfg.audit_retention_days), (3, 90));
+            assert_eq!((cfg.log.as_str(), cfg.log_format.as_str()), ("dcim=debug", "json"));
+            assert_eq!(cfg.data_dir, PathBuf::from("/var/lib/dcim"));
+            // A flat `log` is still the filter.
+            jail.create_file("flat.toml", "log = \"warn\"\ntask_workers = 3")?;
+            let cfg = Config::load(Some("flat.toml".into()), &Overrides::default()).expect("loads");
+            assert_eq!((cfg.log.as_str(), cfg.task_workers), ("warn", 3));
+            // A key a section does not have, and one setting given twice, are refused.
+            jail.create_file("typo.toml", "[engine]\nworkerz = 3")?;
+            let e = Config::load(Some("typo.toml".into()), &Overrides::default()).unwrap_err().to_string();
+            assert!(e.contains("[engine] has no setting 'workerz'") && e.contains("workers"), "{e}");
+            jail.create_file("twice.toml", "task_workers = 3\n[engine]\nworkers = 4")?;
+            let e = Config::load(Some("twice.toml".into()), &Overrides::default()).unwrap_err().to_string();
+            assert!(e.contains("task_workers is set twice"), "{e}");
             Ok(())
         });
     }
