@@ -172,11 +172,20 @@ impl Browser {
         self.text("#by-state").await;
     }
 
-    /// Types `text` into the field `css`, replacing what it held.
+    /// Types `text` into the field `css`, replacing what it held; waits for the field,
+    /// which a page htmx is still swapping in may not have yet.
     async fn fill(&self, css: &str, text: &str) {
-        let e = self.client.find(Locator::Css(css)).await.unwrap();
-        e.clear().await.unwrap();
-        e.send_keys(text).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(e) = self.client.find(Locator::Css(css)).await
+                && e.clear().await.is_ok()
+                && e.send_keys(text).await.is_ok()
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "could not fill {css}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
