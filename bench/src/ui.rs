@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-async fn times(client: &reqwest::Client, url: &str, cookie: &str, n: usize) -> anyhow::Result<Vec<f64>> {
+pub(crate) async fn times(client: &reqwest::Client, url: &str, cookie: &str, n: usize) -> anyhow::Result<Vec<f64>> {
     let mut out = vec![];
     for _ in 0..n {
         let t = Instant::now();

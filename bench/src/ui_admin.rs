@@ -10,18 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::summary;
-
-async fn times(client: &reqwest::Client, url: &str, cookie: &str, n: usize) -> anyhow::Result<Vec<f64>> {
-    let mut out = vec![];
-    for _ in 0..n {
-        let t = Instant::now();
-        let r = client.get(url).header("Cookie", cookie).send().await?;
-        anyhow::ensure!(r.status().is_success(), "{url}: {}", r.status());
-        r.bytes().await?;
-        out.push(t.elapsed().as_secs_f64() * 1e3);
-    }
-    Ok(out)
-}
+use crate::ui::times;
 
 /// The value of the first `name="NAME" value="..."` of a page.
 fn field(body: &str, name: &str) -> anyhow::Result<String> {
