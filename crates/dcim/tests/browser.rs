@@ -241,8 +241,11 @@ async fn the_ui_in_a_real_browser() {
     assert_eq!(click["audit"]["server_id"], 5, "{click}");
     assert_eq!(click["audit"]["route"], "/ui/servers/{id}/{action}", "{click}");
 
-    // Diagnostics: the steps advance to complete.
+    // Diagnostics: the steps advance to complete. The panel still shows the
+    // power-off task until the diagnostics' task replaces it.
+    let before = b.text("#task-id").await;
     b.click("#diag").await;
+    b.wait_for("#task-id", |t| t != before).await;
     b.wait_for("#task-status", |t| t == "running" || t == "pending" || t == "complete").await;
     b.wait_for("#task-status", |t| t == "complete").await;
     let steps = b.client.find_all(Locator::Css("#steps tbody tr")).await.unwrap().len();
