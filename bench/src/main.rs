@@ -104,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
     // HTTPS (a self-signed certificate for 127.0.0.1) only for the command line, as an
     // operator reaches a dcim; plain HTTP for the server's figures.
     let tls = args.mode == "cli";
-    let mut serve = vec!["serve".to_owned(), "--listen".into(), "127.0.0.1:0".into()];
+    let mut serve = vec!["serve".to_owned(), "--fake-drivers".into(), "--listen".into(), "127.0.0.1:0".into()];
     if tls {
         let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])?;
         let (cert, key) = (dir.join("bench-cert.pem"), dir.join("bench-key.pem"));

@@ -72,6 +72,29 @@ wire_enum! {
 }
 
 wire_enum! {
+    /// A task's `status`.
+    TaskStatus {
+        Pending => "pending",
+        Running => "running",
+        Complete => "complete",
+        Fail => "fail",
+        Canceled => "canceled",
+    }
+}
+
+wire_enum! {
+    /// A task step's `status` in `progress_info`.
+    StepStatus {
+        Pending => "pending",
+        Running => "running",
+        Complete => "complete",
+        Skipped => "skipped",
+        Fail => "fail",
+        Canceled => "canceled",
+    }
+}
+
+wire_enum! {
     /// A server's power as its power driver last reported it.
     PowerStatus { On => "on", Off => "off", Unknown => "unknown" }
 }
@@ -89,6 +112,18 @@ wire_enum! {
 wire_enum! {
     /// How dcim talks to a switch or a PDU.
     DeviceProtocol { SnmpV2c => "snmp_v2c", SnmpV3 => "snmp_v3", Fake => "fake" }
+}
+
+wire_enum! {
+    /// An address's `status`: taken and waiting for its task (`allocating`, `deleting`),
+    /// the server's (`ok`), or what a failed task left (`fail`, `allocation_fail`).
+    IpStatus {
+        Ok => "ok",
+        Allocating => "allocating",
+        Deleting => "deleting",
+        Fail => "fail",
+        AllocationFail => "allocation_fail",
+    }
 }
 
 wire_enum! {

@@ -79,6 +79,15 @@ impl PowerState {
     }
 }
 
+impl From<PowerState> for dcim_core::PowerStatus {
+    fn from(p: PowerState) -> Self {
+        match p {
+            PowerState::On => dcim_core::PowerStatus::On,
+            PowerState::Off => dcim_core::PowerStatus::Off,
+        }
+    }
+}
+
 /// Where a server boots from next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -254,7 +263,9 @@ impl Default for DriverSettings {
 /// Picks driver implementations from inventory data.
 #[derive(Clone)]
 pub struct Drivers {
-    pub fake: Arc<fake::FakeLab>,
+    /// The fake lab, when its drivers are enabled (the demo, tests, benchmarks); without
+    /// it a device of type `fake` cannot be driven.
+    pub fake: Option<Arc<fake::FakeLab>>,
     ipmi: Arc<ipmi::Ipmi>,
     redfish: Arc<redfish::Redfish>,
     snmp: snmp::SnmpSettings,
@@ -265,11 +276,11 @@ pub struct Drivers {
 }
 
 impl Drivers {
-    pub fn new(fake: Arc<fake::FakeLab>) -> Self {
+    pub fn new(fake: Option<Arc<fake::FakeLab>>) -> Self {
         Self::with_settings(fake, &DriverSettings::default())
     }
 
-    pub fn with_settings(fake: Arc<fake::FakeLab>, s: &DriverSettings) -> Self {
+    pub fn with_settings(fake: Option<Arc<fake::FakeLab>>, s: &DriverSettings) -> Self {
         Drivers {
             fake,
             ipmi: Arc::new(ipmi::Ipmi::new(s.ipmi)),
@@ -295,10 +306,21 @@ impl Drivers {
         Box::new(instrumented::Instrumented { inner, protocol, metrics: self.metrics.clone() })
     }
 
+    /// The fake lab, or why a fake device cannot be driven.
+    fn lab(&self) -> Result<&Arc<fake::FakeLab>, DriverError> {
+        self.fake.as_ref().ok_or_else(|| {
+            DriverError::Unsupported(
+                "the fake drivers are off in this server (they are for the demo and tests: --demo or \
+                 fake_drivers = true)"
+                    .into(),
+            )
+        })
+    }
+
     /// The BMC driver for `ipmi.type`.
     pub fn power(&self, bmc: &BmcAccess) -> Result<Box<dyn PowerDriver>, DriverError> {
         let (inner, protocol): (Box<dyn PowerDriver>, _) = match bmc.kind {
-            BmcType::Fake => (Box::new(self.fake.machine(&bmc.address, bmc.mac.as_deref())), "fake"),
+            BmcType::Fake => (Box::new(self.lab()?.machine(&bmc.address, bmc.mac.as_deref())), "fake"),
             BmcType::IpmiLanplus => (Box::new(self.ipmi.bmc(&bmc.address, &bmc.user, &bmc.password, false)?), "ipmi"),
             BmcType::Ipmi15 => (Box::new(self.ipmi.bmc(&bmc.address, &bmc.user, &bmc.password, true)?), "ipmi"),
             BmcType::Redfish => {
@@ -315,7 +337,7 @@ impl Drivers {
         access: &DeviceAccess,
     ) -> Result<Box<dyn SwitchDriver>, DriverError> {
         let (inner, name): (Box<dyn SwitchDriver>, _) = match protocol {
-            DeviceProtocol::Fake => (Box::new(self.fake.switch(&access.address)), "fake"),
+            DeviceProtocol::Fake => (Box::new(self.lab()?.switch(&access.address)), "fake"),
             DeviceProtocol::SnmpV2c | DeviceProtocol::SnmpV3 => {
                 (Box::new(snmp::SnmpSwitch::new(protocol, access, &self.snmp)?), "snmp")
             }
@@ -331,7 +353,7 @@ impl Drivers {
         access: &DeviceAccess,
     ) -> Result<Box<dyn PduDriver>, DriverError> {
         let (inner, name): (Box<dyn PduDriver>, _) = match protocol {
-            DeviceProtocol::Fake => (Box::new(self.fake.pdu(&access.address)), "fake"),
+            DeviceProtocol::Fake => (Box::new(self.lab()?.pdu(&access.address)), "fake"),
             DeviceProtocol::SnmpV2c | DeviceProtocol::SnmpV3 => {
                 (Box::new(snmp::pdu::driver(protocol, model, access, &self.snmp)?), "snmp")
             }
@@ -350,7 +372,7 @@ impl Drivers {
     /// machines, the netboot service for real ones.
     pub fn boot(&self, kind: Option<BmcType>) -> Result<Box<dyn BootDriver>, DriverError> {
         let (inner, name): (Box<dyn BootDriver>, _) = match (kind, &self.netboot) {
-            (Some(BmcType::Fake), _) => (Box::new(self.fake.boot()), "fake"),
+            (Some(BmcType::Fake), _) => (Box::new(self.lab()?.boot()), "fake"),
             (_, Some(service)) => (Box::new(Shared(service.clone())), "netboot"),
             (_, None) => {
                 return Err(DriverError::Unsupported(

@@ -7,6 +7,7 @@
 //! one atomic `UPDATE ... RETURNING` moves on, so concurrent allocators get
 //! different candidates; released addresses go to `ip_free` and are offered first.
 
+use dcim_core::IpStatus;
 use dcim_core::query::ListQuery;
 use sqlx::{AssertSqlSafe, FromRow};
 
@@ -642,10 +643,10 @@ impl Store {
     }
 
     /// Marks an address (e.g. `deleting`).
-    pub async fn set_ip_status(&self, id: i64, status: &str, info: &str) -> Result<()> {
+    pub async fn set_ip_status(&self, id: i64, status: IpStatus, info: &str) -> Result<()> {
         let mut tx = self.write().await?;
         sqlx::query("UPDATE ips SET status = $1, status_info = $2 WHERE id = $3")
-            .bind(status.to_owned())
+            .bind(status.as_str().to_owned())
             .bind(info.to_owned())
             .bind(id)
             .execute(&mut *tx)

@@ -6,6 +6,7 @@
 //! longer write (every update is fenced by `lease_owner`).
 
 use dcim_core::query::ListQuery;
+use dcim_core::{IpStatus, OutletStatus, PortStatus, PowerStatus, ServerState, TaskStatus};
 use sqlx::{AssertSqlSafe, FromRow};
 
 use crate::list::{Bind, Field, FieldType, ListSpec, Page, Scope, bind_query_as};
@@ -51,7 +52,7 @@ pub struct NewTask {
     pub progress_info: String,
     pub secret_hash: Option<String>,
     /// The server's `state` and `state_info` to set with the task, atomically.
-    pub server_state: Option<(String, String)>,
+    pub server_state: Option<(ServerState, String)>,
     /// Holds the server (one at a time); IP changes run beside other operations.
     pub exclusive: bool,
     /// The HTTP request that starts it, for the logs.
@@ -61,8 +62,8 @@ pub struct NewTask {
 /// What a finished task changes on its server, in the same transaction.
 #[derive(Debug, Clone, Default)]
 pub struct ServerEffects {
-    pub state: Option<(String, String)>,
-    pub power_status: Option<String>,
+    pub state: Option<(ServerState, String)>,
+    pub power_status: Option<PowerStatus>,
     /// hardware_info JSON and the configuration generated from it.
     pub hardware: Option<(String, Option<String>)>,
     pub is_new: Option<bool>,
@@ -80,7 +81,7 @@ pub enum IpEffect {
     /// The address is given back.
     Released { ip_id: i64 },
     /// The change failed: the address gets `status` with the reason.
-    Failed { ip_id: i64, status: String, info: String },
+    Failed { ip_id: i64, status: IpStatus, info: String },
 }
 
 /// Where a worker's step leaves the task.
@@ -173,14 +174,14 @@ impl Store {
                 } else {
                     None
                 };
-                if let Some((before,)) = before.filter(|b| b.0 != *state) {
+                if let Some((before,)) = before.filter(|b| b.0 != state.as_str()) {
                     let ev =
                         serde_json::json!({"server": t.server_id, "state": state, "previous": before, "info": info});
                     crate::webhooks::emit(&mut tx, "server.state", Some(t.server_id), ev).await?;
                 }
                 sqlx::query("UPDATE servers SET last_task_id = $1, state = $2, state_info = $3 WHERE id = $4")
                     .bind(id)
-                    .bind(state.clone())
+                    .bind(state.as_str().to_owned())
                     .bind(info.clone())
                     .bind(t.server_id)
                     .execute(&mut *tx)
@@ -292,7 +293,7 @@ impl Store {
         &self,
         id: i64,
         owner: &str,
-        status: &str,
+        status: TaskStatus,
         status_info: &str,
         progress: i64,
         progress_info: &str,
@@ -304,7 +305,7 @@ impl Store {
              lease_owner = NULL, lease_until = NULL WHERE id = $7 AND status IN ('pending', 'running') \
              AND lease_owner = $6 RETURNING server_id, name, request_id",
         )
-        .bind(status.to_owned())
+        .bind(status.as_str().to_owned())
         .bind(status_info.to_owned())
         .bind(progress)
         .bind(progress_info.to_owned())
@@ -317,7 +318,8 @@ impl Store {
         if let Some(server_id) = server_id {
             apply_effects(&mut tx, server_id, effects).await?;
         }
-        let error = if status == "complete" { "" } else { status_info };
+        let error = if status == TaskStatus::Complete { "" } else { status_info };
+        let status = status.as_str();
         crate::audit::record_task(&mut tx, id, server_id, &name, status, request_id.as_deref(), error).await?;
         let e = serde_json::json!({"task": id, "operation": name, "outcome": status, "server": server_id});
         crate::webhooks::emit(&mut tx, "task.finished", server_id, e).await?;
@@ -385,7 +387,8 @@ impl Store {
     }
 
     /// Records what the power driver reported.
-    pub async fn set_power_status(&self, server_id: i64, status: &str) -> Result<()> {
+    pub async fn set_power_status(&self, server_id: i64, status: PowerStatus) -> Result<()> {
+        let status = status.as_str();
         let mut tx = self.write().await?;
         let before = if tx.wants("server.power").await? { power_of(&mut tx, server_id).await? } else { None };
         sqlx::query("UPDATE servers SET power_status = $1 WHERE id = $2")
@@ -398,9 +401,9 @@ impl Store {
     }
 
     /// Sets a switch port's admin status as the device now has it.
-    pub async fn set_port_admin_status(&self, port_id: i64, status: &str) -> Result<()> {
+    pub async fn set_port_admin_status(&self, port_id: i64, status: PortStatus) -> Result<()> {
         sqlx::query("UPDATE switch_ports SET admin_status = $1 WHERE id = $2")
-            .bind(status.to_owned())
+            .bind(status.as_str().to_owned())
             .bind(port_id)
             .execute(self.pool())
             .await?;
@@ -408,9 +411,9 @@ impl Store {
     }
 
     /// Sets a PDU outlet's power status as the device now has it.
-    pub async fn set_outlet_status(&self, port_id: i64, status: &str) -> Result<()> {
+    pub async fn set_outlet_status(&self, port_id: i64, status: OutletStatus) -> Result<()> {
         sqlx::query("UPDATE pdu_ports SET power_status = $1 WHERE id = $2")
-            .bind(status.to_owned())
+            .bind(status.as_str().to_owned())
             .bind(port_id)
             .execute(self.pool())
             .await?;
@@ -468,11 +471,11 @@ async fn apply_effects(tx: &mut crate::audit::Tx<'_>, server_id: i64, e: &Server
     p.bind(Bind::Int(server_id));
     crate::list::bind_query(&p.text, &p.binds).execute(&mut **tx).await?;
     if let Some((state, power)) = before {
-        if let Some((new, info)) = e.state.as_ref().filter(|(s, _)| *s != state) {
+        if let Some((new, info)) = e.state.as_ref().filter(|(s, _)| s.as_str() != state) {
             let ev = serde_json::json!({"server": server_id, "state": new, "previous": state, "info": info});
             crate::webhooks::emit(tx, "server.state", Some(server_id), ev).await?;
         }
-        if let Some(new) = e.power_status.as_ref().filter(|p| **p != power) {
+        if let Some(new) = e.power_status.filter(|p| p.as_str() != power) {
             let ev = serde_json::json!({"server": server_id, "power_status": new, "previous": power});
             crate::webhooks::emit(tx, "server.power", Some(server_id), ev).await?;
         }
@@ -497,7 +500,7 @@ async fn apply_effects(tx: &mut crate::audit::Tx<'_>, server_id: i64, e: &Server
         }
         Some(IpEffect::Failed { ip_id, status, info }) => {
             sqlx::query("UPDATE ips SET status = $1, status_info = $2 WHERE id = $3")
-                .bind(status.clone())
+                .bind(status.as_str().to_owned())
                 .bind(info.clone())
                 .bind(*ip_id)
                 .execute(&mut **tx)
@@ -574,7 +577,8 @@ impl Store {
     }
 
     /// Records what a BMC said: `on`/`off`, or `unknown` with the reason.
-    pub async fn set_bmc_state(&self, server_id: i64, power: &str, info: &str) -> Result<()> {
+    pub async fn set_bmc_state(&self, server_id: i64, power: PowerStatus, info: &str) -> Result<()> {
+        let power = power.as_str();
         let mut tx = self.write().await?;
         let before = if tx.wants("server.power").await? { power_of(&mut tx, server_id).await? } else { None };
         sqlx::query("UPDATE servers SET power_status = $1, ipmi_status = $1, ipmi_status_info = $2 WHERE id = $3")

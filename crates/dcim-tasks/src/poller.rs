@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use dcim_core::BmcType;
+use dcim_core::{BmcType, PowerStatus};
 use dcim_drivers::BmcAccess;
 use dcim_store::tasks::PollTarget;
 use serde_json::json;
@@ -56,11 +56,11 @@ async fn poll_one(engine: &Engine, t: PollTarget) -> Option<bool> {
         }
     };
     let (power, info, ok) = match answer {
-        Ok(state) => (state.as_str().to_owned(), "{}".to_owned(), true),
-        Err(reason) => ("unknown".to_owned(), json!({"message": reason}).to_string(), false),
+        Ok(state) => (PowerStatus::from(state), "{}".to_owned(), true),
+        Err(reason) => (PowerStatus::Unknown, json!({"message": reason}).to_string(), false),
     };
-    if (power != t.power_status || info != t.ipmi_status_info)
-        && let Err(e) = engine.store.set_bmc_state(t.server_id, &power, &info).await
+    if (power.as_str() != t.power_status || info != t.ipmi_status_info)
+        && let Err(e) = engine.store.set_bmc_state(t.server_id, power, &info).await
     {
         tracing::warn!(server = t.server_id, error = %e, "power poll: recording failed");
     }

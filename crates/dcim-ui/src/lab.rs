@@ -1,9 +1,9 @@
 //! The fake lab's panel for admins, as the demo uses it: the built-in fake devices'
 //! state (each machine's power, next boot device, network boots and commands), their
 //! delay, the faults injected into them, and the hardware the fake agent reports for
-//! a MAC. It exists only while something uses the fake drivers (a server with a `fake`
-//! BMC, or a `fake` switch or PDU): otherwise the page is not found and the dashboard
-//! does not link to it. Every change goes through the API's `/dci/v3/fake*` handlers.
+//! a MAC. It exists only where the fake drivers are on (`--demo`, `fake_drivers`) and
+//! something uses them (a server with a `fake` BMC, or a `fake` switch or PDU):
+//! otherwise the page is not found and the dashboard does not link to it. Every change goes through the API's `/dci/v3/fake*` handlers.
 
 use askama::Template;
 use axum::Form;
@@ -24,6 +24,9 @@ use crate::view::{Chrome, Refusal};
 
 /// Whether any server, switch or PDU uses the fake drivers.
 pub async fn in_use(st: &AppState) -> Result<bool, ApiError> {
+    if st.engine.drivers.fake.is_none() {
+        return Ok(false); // off in this server: no fake device can be driven
+    }
     let servers = st.store.list_servers(&query("ipmi.type EQ 'fake'", "", "0,0")?, &[]).await?.size;
     if servers > 0 {
         return Ok(true);
@@ -69,7 +72,7 @@ async fn lab_page(ui: &Ui, st: &AppState) -> Result<Lab, ApiError> {
     if !in_use(st).await? {
         return Err(ApiError::new(ErrorKind::NotFound, "the fake lab is not in use: no device uses the fake drivers"));
     }
-    let v = st.engine.drivers.fake.view();
+    let v = dcim_api::routes::operations::lab(st)?.view();
     let mut machines: Vec<MachineRow> = v
         .machines
         .iter()

@@ -94,6 +94,10 @@ pub struct Config {
     /// serves (`[[netboot_segments]]`, see [`NetbootSegment`]); `netboot` above, if set, is
     /// the segment of every location these do not name.
     pub netboot_segments: Vec<NetbootSegment>,
+    /// The fake lab's drivers (BMC type and device protocol `fake`) and its
+    /// `/dci/v3/fake*` routes, for tests and benchmarks; the demo has them on. Off in a
+    /// production server: no fake device can be driven and the routes do not exist.
+    pub fake_drivers: bool,
     /// Delay of every fake device call, in milliseconds (demos, tests, benchmarks).
     pub fake_delay_ms: u64,
     /// Run every task step twice (a test of step idempotency).
@@ -197,6 +201,7 @@ impl Default for Config {
             netboot: None,
             netboot_listen: None,
             netboot_segments: vec![],
+            fake_drivers: false,
             fake_delay_ms: 0,
             task_repeat_steps: false,
             admin_email: None,
@@ -231,6 +236,7 @@ impl std::fmt::Debug for Config {
             .field("database_url", &self.database_url.as_deref().map(dcim_store::redact_url))
             .field("tls_cert", &self.tls_cert)
             .field("demo", &self.demo)
+            .field("fake_drivers", &self.fake_drivers)
             .field("admin_email", &self.admin_email)
             .field("admin_password", &self.admin_password.as_ref().map(|_| "***"))
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
@@ -257,6 +263,8 @@ pub struct Overrides {
     pub no_tls: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub demo: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fake_drivers: Option<bool>,
 }
 
 /// A trusted proxy: a network, or one address.
@@ -296,6 +304,7 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
             ("redfish_timeout_ms", "redfish_timeout_ms"),
             ("bmc_tls_verify", "bmc_tls_verify"),
             ("bmc_user", "bmc_user"),
+            ("fake", "fake_drivers"),
             ("fake_delay_ms", "fake_delay_ms"),
         ],
     ),
@@ -488,6 +497,11 @@ impl Config {
                 ..Default::default()
             },
         }
+    }
+
+    /// Whether the fake lab's drivers and routes are on: asked for, or the demo.
+    pub fn fake_enabled(&self) -> bool {
+        self.fake_drivers || self.demo
     }
 
     /// HTTPS when a certificate is given, or in demo mode unless `no_tls`.

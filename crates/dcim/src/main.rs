@@ -39,6 +39,10 @@ enum Command {
         /// Plain HTTP even with --demo.
         #[arg(long)]
         no_tls: bool,
+        /// Enable the fake lab's drivers and its /dci/v3/fake routes without the demo data
+        /// (tests, benchmarks); --demo enables them too.
+        #[arg(long)]
+        fake_drivers: bool,
     },
     /// Create or update the database schema, then exit.
     Migrate,
@@ -80,12 +84,13 @@ enum UserCommand {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut flags = Overrides { database_url: cli.database_url, data_dir: cli.data_dir, ..Overrides::default() };
-    if let Command::Serve { listen, demo, tls_cert, tls_key, no_tls } = &cli.command {
+    if let Command::Serve { listen, demo, tls_cert, tls_key, no_tls, fake_drivers } = &cli.command {
         flags.listen = listen.clone();
         flags.demo = demo.then_some(true);
         flags.tls_cert = tls_cert.clone();
         flags.tls_key = tls_key.clone();
         flags.no_tls = no_tls.then_some(true);
+        flags.fake_drivers = fake_drivers.then_some(true);
     }
     let cfg = Config::load(cli.config, &flags)?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -104,8 +104,9 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     let scheme = if tls { "https" } else { "http" };
     // Agents on this machine (the fake lab's) call back on loopback.
     let own = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };
-    let lab = FakeLab::new(Duration::from_millis(cfg.fake_delay_ms));
-    if cfg.demo {
+    // The fake lab only where it is asked for (the demo, tests, benchmarks).
+    let lab = cfg.fake_enabled().then(|| FakeLab::new(Duration::from_millis(cfg.fake_delay_ms)));
+    if let Some(lab) = lab.as_ref().filter(|_| cfg.demo) {
         // The demo's fake machines report the hardware the demo gave them, so their
         // diagnostics find what is recorded (and nothing missing).
         for (mac, hw) in store.hardware_by_mac().await? {

@@ -27,7 +27,7 @@ impl Logged {
         let log = dir.0.join("dcim.log");
         let out = std::fs::File::create(&log).unwrap();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_dcim"))
-            .args(["serve", "--data-dir", dir.0.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .args(["serve", "--fake-drivers", "--data-dir", dir.0.to_str().unwrap(), "--listen", "127.0.0.1:0"])
             .env("DCIM_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .env("DCIM_ADMIN_EMAIL", ADMIN_EMAIL)

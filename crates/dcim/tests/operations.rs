@@ -120,6 +120,8 @@ fn breakpoints() -> Vec<(&'static str, Value, &'static str, &'static str, &'stat
         ("resume", json!({}), "open switch ports", "127.0.0.1", "set_admin", 0),
         ("operation_diag", diag.clone(), "prepare network boot", "boot", "boot_prepare", 0),
         ("operation_diag", diag.clone(), "boot from network", "bmc-op-1", "set_boot_device", 0),
+        // The PXE boot is set and the reset fails: the undo makes the disk the boot device.
+        ("operation_diag", diag.clone(), "boot from network", "bmc-op-1", "power_reset", 0),
         ("operation_diag", diag.clone(), "collect hardware", agent, "agent_hardware", 0),
         ("operation_diag", diag.clone(), "clear disks", agent, "agent_wipe", 0),
         ("operation_diag", diag.clone(), "clean up network boot", "boot", "boot_cleanup", 0),
@@ -156,6 +158,13 @@ async fn a_failure_at_every_step_is_reported(db: Db) {
             "resume" => assert_eq!(server["state"], "resume_error"),
             "operation_diag" => assert_eq!(server["diag_error"][0]["type"], step),
             _ => {}
+        }
+        // What the operation's steps did outside dcim is undone: no network boot is left
+        // prepared, and the server boots its disk.
+        if op.starts_with("operation_") {
+            let fake = s.get("/dci/v3/fake").await;
+            assert_eq!(fake["boots"], json!({}), "{op} at {step}: the network boot is forgotten");
+            assert_eq!(fake["machines"]["bmc-op-1"]["next_boot"], "disk", "{op} at {step}: {fake}");
         }
         // Not left busy: the next operation starts at once (it also puts state back to ok).
         s.call(Method::DELETE, "/dci/v3/fake/fault", None).await;
@@ -507,7 +516,36 @@ async fn a_worker_that_lost_the_lease_leaves_the_end_alone(db: Db) {
     s.stop().await;
 }
 
+/// A server without the fake drivers (a production one): the fake lab's routes do not
+/// exist, and a device of type `fake` cannot be driven; its task says why.
+async fn the_fake_drivers_are_off_in_production(db: Db) {
+    let s = TestServer::start_with(db, |c| {
+        fast_tasks(c);
+        c.fake_drivers = false;
+    })
+    .await;
+    for (method, path) in [(Method::GET, "/dci/v3/fake"), (Method::POST, "/dci/v3/fake/delay")] {
+        let (st, body) = s.call(method, path, Some(json!({"ms": 1}))).await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{path}: {body}");
+    }
+    let loc = s.post("/dci/v3/location", json!({"name": "DC-1"})).await["id"].as_i64().unwrap();
+    let srv = s
+        .post(
+            "/dci/v3/server",
+            json!({"name": "f-1", "location_id": loc,
+                   "ipmi": {"address": "bmc-f-1", "type": "fake", "user": "admin", "password": "pw"}}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let t = wait_task(&s, start(&s, srv, "power_on", json!({})).await).await;
+    assert_eq!((t["status"].as_str(), t["status_info"]["kind"].as_str()), (Some("fail"), Some("unsupported")), "{t}");
+    assert!(t["status_info"]["message"].as_str().unwrap().contains("the fake drivers are off"), "{t}");
+    s.stop().await;
+}
+
 on_both_backends!(
+    the_fake_drivers_are_off_in_production,
     a_worker_that_lost_the_lease_leaves_the_end_alone,
     operations_complete,
     an_installer_template_installs,

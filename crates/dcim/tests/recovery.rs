@@ -20,7 +20,7 @@ const SECRET_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aa
 
 fn dcim(data_dir: &str, database_url: Option<&str>, fake_delay_ms: u64) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dcim"));
-    c.args(["serve", "--no-tls", "--listen", "127.0.0.1:0", "--data-dir", data_dir]);
+    c.args(["serve", "--fake-drivers", "--no-tls", "--listen", "127.0.0.1:0", "--data-dir", data_dir]);
     if let Some(u) = database_url {
         c.args(["--database-url", u]);
     }

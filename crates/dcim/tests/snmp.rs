@@ -401,7 +401,7 @@ on_both_backends!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drivers_directly() {
     let sim = SnmpSim::start();
-    let drivers = Drivers::new(dcim_drivers::fake::FakeLab::new(Duration::ZERO));
+    let drivers = Drivers::new(Some(dcim_drivers::fake::FakeLab::new(Duration::ZERO)));
     let access = |secret: Value| DeviceAccess { address: sim.addr.clone(), secret: secret.to_string() };
 
     let sw = drivers.switch(DeviceProtocol::SnmpV2c, &access(json!({"community": "switch48"}))).unwrap();

@@ -298,7 +298,7 @@ async fn a_killed_process_loses_no_event(db: Db) {
     let dir = common::tempdir::Dir::new();
     let spawn = || {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dcim"));
-        c.args(["serve", "--no-tls", "--listen", "127.0.0.1:0", "--data-dir"])
+        c.args(["serve", "--fake-drivers", "--no-tls", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&dir.0)
             .env("RUST_LOG", "warn")
             .env("DCIM_DATABASE_URL", &url)

@@ -7,9 +7,11 @@ use std::net::IpAddr;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use dcim_core::IpStatus;
 use dcim_core::ip::{self as ipm, family_name, from_key, is_reserved, key, parse_addr, parse_network, to_u128};
 use dcim_store::ipam::{IpRow, IpnetRow, NewIp, NewIpnet as StoreNewIpnet, PoolRow, RangeRow, Source};
 use dcim_tasks::Operation;
+use dcim_tasks::ops::{IpAssign, IpRelease};
 use ipnet::IpNet;
 use serde_json::json;
 
@@ -439,7 +441,7 @@ pub async fn allocate_ip(
         };
         allocate_next(&st, &nets, &new, source).await?
     };
-    let op = Operation::IpAssign { ip_id, family, main: b.set_as_main_ipv4 };
+    let op = Operation::IpAssign(IpAssign { ip_id, family, main: b.set_as_main_ipv4 });
     match st.engine.submit(id, &op).await {
         Ok(task) => Ok(Json(TaskAnswer { id, task })),
         Err(e) => {
@@ -479,11 +481,12 @@ pub async fn release_ip(
     if matches!(ip.status.as_str(), "allocating" | "deleting" | "in_progress") {
         return Err(ApiError::conflict(format!("address {} is {}; wait for its task", ip.name, ip.status)));
     }
-    st.store.set_ip_status(ip_id, "deleting", "{}").await?;
-    match st.engine.submit(id, &Operation::IpRelease { ip_id }).await {
+    let before: IpStatus = ip.status.parse().map_err(ApiError::internal_because)?;
+    st.store.set_ip_status(ip_id, IpStatus::Deleting, "{}").await?;
+    match st.engine.submit(id, &Operation::IpRelease(IpRelease { ip_id })).await {
         Ok(task) => Ok(Json(TaskAnswer { id, task })),
         Err(e) => {
-            st.store.set_ip_status(ip_id, &ip.status, &ip.status_info).await?;
+            st.store.set_ip_status(ip_id, before, &ip.status_info).await?;
             Err(e.into())
         }
     }

@@ -100,10 +100,6 @@ fn api(state: AppState) -> Router {
         .route("/dci/v3/webhook/{id}/delivery", get(webhooks::list_deliveries))
         .route("/dci/v3/task/{id}", get(ops::get_task))
         .route("/agent/v1/task/{id}/report", post(ops::agent_report).layer(large))
-        .route("/dci/v3/fake", get(ops::fake_state))
-        .route("/dci/v3/fake/fault", post(ops::fake_fault).delete(ops::fake_clear_faults))
-        .route("/dci/v3/fake/delay", post(ops::fake_delay))
-        .route("/dci/v3/fake/hardware", post(ops::fake_hardware))
         // IP addresses: IPmanager at /ip/v3, and under DCImanager's own /dci/v3/ipmgr
         .nest("/ip/v3", ipmgr_routes())
         .nest("/dci/v3/ipmgr", ipmgr_routes())
@@ -133,8 +129,23 @@ fn api(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/ready", get(service::ready))
         .route("/metrics", get(service::metrics))
+        .merge(fake_routes(&state))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+/// The fake lab's routes, only when its drivers are on (the demo, tests, benchmarks):
+/// a production server has none.
+fn fake_routes(state: &AppState) -> Router<AppState> {
+    use operations as ops;
+    if state.engine.drivers.fake.is_none() {
+        return Router::new();
+    }
+    Router::new()
+        .route("/dci/v3/fake", get(ops::fake_state))
+        .route("/dci/v3/fake/fault", post(ops::fake_fault).delete(ops::fake_clear_faults))
+        .route("/dci/v3/fake/delay", post(ops::fake_delay))
+        .route("/dci/v3/fake/hardware", post(ops::fake_hardware))
 }
 
 /// IPmanager 6's routes, relative to `/ip/v3` (and `/dci/v3/ipmgr`, where DCImanager

@@ -13,14 +13,16 @@ use dcim_core::configuration::HardwareInfo;
 use dcim_drivers::fake::{Fault, LabView, OPS};
 use dcim_store::ipam::{NewIp, Source};
 use dcim_tasks::Operation;
-use dcim_tasks::ops::{BmcIp, BmcSetup, InstallerSpec, raid_min_disks};
+use dcim_tasks::ops::{
+    BmcIp, BmcSetup, BootDeviceChoice, ClearHdd, Diag, InstallOs, InstallerSpec, raid_disks, raid_min_disks,
+};
 use serde::Deserialize;
 
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::{Caller, hash_secret};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::extract::{Body, ListParams, ListQueryDoc, Path};
 use crate::wire::task::{AgentReport, ClearHddRequest, DiagRequest, OsRequest, Task, TaskAnswer};
 use crate::wire::{Empty, List};
@@ -93,7 +95,7 @@ pub async fn boot_device(
         "disk" => false,
         other => return Err(ApiError::invalid("device", format!("'{other}' is not one of pxe, disk"))),
     };
-    start(&st, &caller, id, Operation::BootDevice { pxe, efi: b.efi, persistent: b.persistent }).await
+    start(&st, &caller, id, Operation::BootDevice(BootDeviceChoice { pxe, efi: b.efi, persistent: b.persistent })).await
 }
 
 /// Shut the server's switch ports (all but its BMC's).
@@ -162,7 +164,7 @@ pub async fn operation_diag(
         }
     };
     if !b.setup_ipmi {
-        return start(&st, &caller, id, Operation::Diag { template, clear_hdd, setup_ipmi: None }).await;
+        return start(&st, &caller, id, Operation::Diag(Diag { template, clear_hdd, setup_ipmi: None })).await;
     }
     st.store.check_server(id, &[]).await?; // before an address is taken for it
     // setup_ipmi: the BMC's address from ipmi_pool is taken now (the request fails here
@@ -172,7 +174,7 @@ pub async fn operation_diag(
         Some(p) => Some(bmc_address(&st, id, p).await?),
     };
     let ip_id = ip.as_ref().map(|i| i.ip_id);
-    let op = Operation::Diag { template, clear_hdd, setup_ipmi: Some(BmcSetup { ip }) };
+    let op = Operation::Diag(Diag { template, clear_hdd, setup_ipmi: Some(BmcSetup { ip }) });
     match start(&st, &caller, id, op).await {
         Ok(answer) => Ok(answer),
         Err(e) => {
@@ -221,7 +223,7 @@ pub async fn operation_clear_hdd(
     Body(b): Body<ClearHddRequest>,
 ) -> ApiResult<Json<TaskAnswer>> {
     let clear_hdd = clear_mode(&b.clear_hdd)?;
-    start(&st, &caller, id, Operation::ClearHdd { clear_hdd }).await
+    start(&st, &caller, id, Operation::ClearHdd(ClearHdd { clear_hdd })).await
 }
 
 /// Install an operating system.
@@ -234,7 +236,7 @@ pub async fn operation_os(
     Body(b): Body<OsRequest>,
 ) -> ApiResult<Json<TaskAnswer>> {
     let server = st.store.get_server(id, &caller.server_scope()).await?.server;
-    let min = raid_min_disks(&b.hdd_raid).ok_or_else(|| {
+    raid_min_disks(&b.hdd_raid).ok_or_else(|| {
         ApiError::invalid(
             "hdd_raid",
             format!("'{}' is not one of no_raid, raid_0, raid_1, raid_5, raid_10", b.hdd_raid),
@@ -282,25 +284,9 @@ pub async fn operation_os(
         ssh_key::PublicKey::from_openssh(k.trim())
             .map_err(|e| ApiError::invalid(&format!("ssh_pub_keys[{i}]"), format!("not an OpenSSH public key: {e}")))?;
     }
-    // The RAID needs `min` identical disks (same size and type).
+    // The RAID needs identical disks (same size and type).
     let hw: HardwareInfo = serde_json::from_str(&server.hardware_info).unwrap_or_default();
-    let mut groups: std::collections::BTreeMap<(u64, String), Vec<String>> = Default::default();
-    for (i, d) in hw.disks.iter().enumerate() {
-        let key = (d.size_gb.unwrap_or(0), d.kind.map(|k| k.as_str().to_owned()).unwrap_or_default());
-        groups.entry(key).or_default().push(d.name.clone().unwrap_or_else(|| format!("disk{i}")));
-    }
-    let best = groups.into_values().max_by_key(Vec::len).unwrap_or_default();
-    if best.len() < min {
-        return Err(ApiError::conflict(format!(
-            "{} needs {min} identical disks; the server's hardware shows {} (run diagnostics if it is unknown)",
-            b.hdd_raid,
-            best.len()
-        )));
-    }
-    if b.hdd_raid == "raid_10" && best.len() % 2 != 0 {
-        return Err(ApiError::conflict("raid_10 needs an even number of identical disks"));
-    }
-    let disks: Vec<String> = if b.hdd_raid == "no_raid" { best.into_iter().take(1).collect() } else { best };
+    let disks = raid_disks(&hw, &b.hdd_raid).map_err(ApiError::conflict)?;
     let password = b.password;
     let password_hash = tokio::task::spawn_blocking(move || {
         sha_crypt::sha512_simple(&password, &sha_crypt::Sha512Params::default()).map_err(|_| ())
@@ -314,7 +300,7 @@ pub async fn operation_os(
         None if server.domain.is_empty() => server.name.clone(),
         None => server.domain.clone(),
     };
-    let op = Operation::InstallOs {
+    let op = Operation::InstallOs(InstallOs {
         template_id: tpl.id,
         template: tpl.name,
         raid: b.hdd_raid,
@@ -325,7 +311,7 @@ pub async fn operation_os(
         image_url,
         image_sha256,
         installer,
-    };
+    });
     start(&st, &caller, id, op).await
 }
 
@@ -394,11 +380,21 @@ pub async fn agent_report(
     Ok(Json(Empty {}))
 }
 
-/// The fake devices' state (admin).
+/// The fake lab. Its routes exist only when its drivers are on; this answers for a
+/// caller that reached a handler some other way (the UI).
+pub fn lab(st: &AppState) -> ApiResult<&std::sync::Arc<dcim_drivers::fake::FakeLab>> {
+    st.engine
+        .drivers
+        .fake
+        .as_ref()
+        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, "the fake drivers are off in this server"))
+}
+
+/// The fake devices' state (admin; only where the fake drivers are on: the demo, tests).
 #[utoipa::path(get, path = "/dci/v3/fake", tag = "fake", responses((status = 200, body = Object)))]
 pub async fn fake_state(caller: Caller, State(st): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
     caller.require_admin()?;
-    let v: LabView = st.engine.drivers.fake.view();
+    let v: LabView = lab(&st)?.view();
     Ok(Json(serde_json::to_value(v).map_err(ApiError::internal_because)?))
 }
 
@@ -419,7 +415,7 @@ pub struct FaultRequest {
     pub skip: u32,
 }
 
-/// Inject a failure into the fake devices (admin).
+/// Inject a failure into the fake devices (admin; fake drivers only).
 #[utoipa::path(post, path = "/dci/v3/fake/fault", tag = "fake", request_body = FaultRequest, responses((status = 200, body = Empty)))]
 pub async fn fake_fault(
     caller: Caller,
@@ -430,7 +426,7 @@ pub async fn fake_fault(
     if b.op != "*" && !OPS.contains(&b.op.as_str()) {
         return Err(ApiError::invalid("op", format!("'{}' is not one of {OPS:?} or *", b.op)));
     }
-    st.engine.drivers.fake.add_fault(Fault {
+    lab(&st)?.add_fault(Fault {
         device: b.device,
         op: b.op,
         times: b.times,
@@ -441,7 +437,7 @@ pub async fn fake_fault(
     Ok(Json(Empty {}))
 }
 
-/// Remove every injected failure (admin).
+/// Remove every injected failure (admin; fake drivers only).
 #[utoipa::path(delete, path = "/dci/v3/fake/fault", tag = "fake", responses((status = 200, body = Empty)))]
 pub async fn fake_clear_faults(
     caller: Caller,
@@ -449,7 +445,7 @@ pub async fn fake_clear_faults(
     _body: Body<Empty>,
 ) -> ApiResult<Json<Empty>> {
     caller.require_admin()?;
-    st.engine.drivers.fake.clear_faults();
+    lab(&st)?.clear_faults();
     Ok(Json(Empty {}))
 }
 
@@ -461,7 +457,7 @@ pub struct DelayRequest {
     pub device: Option<String>,
 }
 
-/// Set the fake devices' delay (admin).
+/// Set the fake devices' delay (admin; fake drivers only).
 #[utoipa::path(post, path = "/dci/v3/fake/delay", tag = "fake", request_body = DelayRequest, responses((status = 200, body = Empty)))]
 pub async fn fake_delay(
     caller: Caller,
@@ -472,7 +468,7 @@ pub async fn fake_delay(
     if b.ms > 600_000 {
         return Err(ApiError::invalid("ms", "at most 600000"));
     }
-    st.engine.drivers.fake.set_delay(b.device.as_deref(), std::time::Duration::from_millis(b.ms));
+    lab(&st)?.set_delay(b.device.as_deref(), std::time::Duration::from_millis(b.ms));
     Ok(Json(Empty {}))
 }
 
@@ -484,7 +480,7 @@ pub struct FakeHardwareRequest {
     pub hardware: serde_json::Value,
 }
 
-/// Set the hardware the fake agent finds on a machine (admin).
+/// Set the hardware the fake agent finds on a machine (admin; fake drivers only).
 #[utoipa::path(post, path = "/dci/v3/fake/hardware", tag = "fake", request_body = FakeHardwareRequest, responses((status = 200, body = Empty)))]
 pub async fn fake_hardware(
     caller: Caller,
@@ -494,6 +490,6 @@ pub async fn fake_hardware(
     caller.require_admin()?;
     let mac = dcim_core::Mac::parse("mac", &b.mac)?;
     crate::extract::typed::<HardwareInfo>(&b.hardware).map_err(|e| ApiError::invalid("hardware", e))?;
-    st.engine.drivers.fake.set_hardware(&mac.to_string(), b.hardware);
+    lab(&st)?.set_hardware(&mac.to_string(), b.hardware);
     Ok(Json(Empty {}))
 }

@@ -147,6 +147,8 @@ impl TestServer {
             log: "warn".into(),
             admin_email: Some(ADMIN_EMAIL.into()),
             admin_password: Some(ADMIN_PASSWORD.into()),
+            // The tests drive the fake lab (and the simulators, which are real devices).
+            fake_drivers: true,
             ..Config::default()
         };
         tune(&mut cfg);
