@@ -12,6 +12,7 @@ use dcim_core::query::ListQuery;
 use sqlx::{AssertSqlSafe, FromRow};
 
 use crate::list::{Bind, Field, FieldType, ListSpec, Page, Scope};
+use crate::tasks::NewTask;
 use crate::{Result, Store, StoreError, now};
 
 #[derive(Debug, Clone, FromRow)]
@@ -102,6 +103,32 @@ pub enum Source {
     /// A pool, its ranges in this network first.
     PoolPreferring(i64, i64),
     Network(i64),
+}
+
+/// Which address to take.
+#[derive(Debug, Clone, Copy)]
+pub enum Take<'a> {
+    /// This one (taken already: a conflict).
+    Given(Place<'a>),
+    /// The next free one.
+    Next(Source),
+}
+
+/// An address's place: its network, pool and range, and its key.
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    pub ipnet_id: i64,
+    pub pool_id: Option<i64>,
+    pub range_id: Option<i64>,
+    pub key: &'a str,
+}
+
+/// An address taken: its row, network and text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Taken {
+    pub id: i64,
+    pub ipnet_id: i64,
+    pub name: String,
 }
 
 /// A new address row: a server's (status `allocating`), or one IPmanager gives out
@@ -216,10 +243,6 @@ const IPNET_PLAIN: &str = concat!(
 
 const RANGE_SELECT: &str = "SELECT r.id, r.pool_id, r.ipnet_id, r.start_key, r.end_key, n.family, n.name AS net_name, \
      n.gateway FROM ippool_ranges r JOIN ipnets n ON n.id = r.ipnet_id";
-
-fn is_unique(e: &StoreError) -> bool {
-    matches!(e, StoreError::Database(sqlx::Error::Database(d)) if d.kind() == sqlx::error::ErrorKind::UniqueViolation)
-}
 
 /// Turns a key and an offset into the candidate's key, `None` past `end`.
 fn offset_key(family: i64, start: &str, end: &str, off: i64) -> Option<String> {
@@ -491,43 +514,39 @@ impl Store {
         )))
     }
 
-    async fn insert_ip(
-        &self,
-        ip: &NewIp,
-        ipnet_id: i64,
-        pool_id: Option<i64>,
-        range_id: Option<i64>,
-        key: &str,
-    ) -> Result<i64> {
-        let addr = dcim_core::ip::from_key(ip.family, key).map(|a| a.to_string()).unwrap_or_default();
-        let status = if ip.purpose == "ipmgr" { "ok" } else { "allocating" };
-        let mut tx = self.write().await?;
-        let (id,): (i64,) = sqlx::query_as(
+    /// Inserts an address row (`allocating`, or `ok` for IPmanager's own), or `None`
+    /// when the address is taken.
+    async fn insert_ip(tx: &mut crate::audit::Tx<'_>, ip: &NewIp, at: &Place<'_>) -> Result<Option<i64>> {
+        let addr = dcim_core::ip::from_key(ip.family, at.key).map(|a| a.to_string()).unwrap_or_default();
+        let status = if ip.purpose == "ipmgr" { IpStatus::Ok } else { IpStatus::Allocating };
+        let row: Option<(i64,)> = sqlx::query_as(
             "INSERT INTO ips (ipnet_id, pool_id, range_id, server_id, name, addr_key, family, domain, created, purpose, \
-             status, ipm_status, note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+             status, ipm_status, note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             ON CONFLICT DO NOTHING RETURNING id",
         )
-        .bind(ipnet_id)
-        .bind(pool_id)
-        .bind(range_id)
+        .bind(at.ipnet_id)
+        .bind(at.pool_id)
+        .bind(at.range_id)
         .bind(ip.server_id)
         .bind(addr)
-        .bind(key.to_owned())
+        .bind(at.key.to_owned())
         .bind(ip.family)
         .bind(ip.domain.clone())
         .bind(now())
         .bind(ip.purpose)
-        .bind(status)
+        .bind(status.as_str().to_owned())
         .bind(ip.ipm_status.clone())
         .bind(ip.note.clone())
-        .fetch_one(&mut *tx)
-        .await?;
-        record_history(&mut tx, id, None).await?;
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(|e| StoreError::conflict_on_constraint(e, || "the server was deleted".into()))?;
+        let Some((id,)) = row else { return Ok(None) };
+        record_history(tx, id, None).await?;
         crate::audit::set_target("ip", id);
         if let Some(server) = ip.server_id {
             crate::audit::set_server(server);
         }
-        tx.commit().await?;
-        Ok(id)
+        Ok(Some(id))
     }
 
     /// Gives a server a chosen address of network `ipnet_id` (inside `pool_id`'s
@@ -540,15 +559,67 @@ impl Store {
         range_id: Option<i64>,
         key: &str,
     ) -> Result<i64> {
-        self.insert_ip(ip, ipnet_id, pool_id, range_id, key).await.map_err(|e| {
-            let addr = dcim_core::ip::from_key(ip.family, key).map(|a| a.to_string()).unwrap_or_default();
-            StoreError::conflict_on_constraint(e, || format!("{addr} is already taken"))
-        })
+        let take = Take::Given(Place { ipnet_id, pool_id, range_id, key });
+        let mut tx = self.write().await?;
+        let taken = Self::take_ip(&mut tx, ip, &take, |_| false).await?;
+        tx.commit().await?;
+        Ok(taken.id)
     }
 
     /// Gives a server the next free address of a pool or network. `reserved`
     /// says which addresses (network, broadcast, gateway) are never handed out.
     pub async fn allocate_next(&self, ip: &NewIp, source: Source, reserved: impl Fn(&str) -> bool) -> Result<i64> {
+        let mut tx = self.write().await?;
+        let taken = Self::take_ip(&mut tx, ip, &Take::Next(source), reserved).await?;
+        tx.commit().await?;
+        Ok(taken.id)
+    }
+
+    /// Takes an address for a server and starts the task that gives it, in one
+    /// transaction: a task that cannot start (its server busy with another, or gone)
+    /// leaves no address taken, and an address that cannot be had starts no task.
+    /// `task` makes the task from the address taken (or refuses it: then nothing is
+    /// written).
+    pub async fn take_ip_and_start(
+        &self,
+        ip: &NewIp,
+        take: &Take<'_>,
+        reserved: impl Fn(&str) -> bool,
+        task: impl FnOnce(&Taken) -> Result<NewTask>,
+    ) -> Result<(Taken, i64)> {
+        let mut tx = self.write().await?;
+        let taken = Self::take_ip(&mut tx, ip, take, reserved).await?;
+        let new = task(&taken)?;
+        let Some(task_id) = crate::tasks::insert_task(&mut tx, &new).await? else {
+            drop(tx);
+            return Err(self.busy(new.server_id).await);
+        };
+        tx.commit().await?;
+        Ok((taken, task_id))
+    }
+
+    /// Takes an address in `tx`: the one given, or the next free one of a pool or
+    /// network, never one `reserved` names.
+    async fn take_ip(
+        tx: &mut crate::audit::Tx<'_>,
+        ip: &NewIp,
+        take: &Take<'_>,
+        reserved: impl Fn(&str) -> bool,
+    ) -> Result<Taken> {
+        let taken = |id, at: &Place<'_>| Taken {
+            id,
+            ipnet_id: at.ipnet_id,
+            name: dcim_core::ip::from_key(ip.family, at.key).map(|a| a.to_string()).unwrap_or_default(),
+        };
+        let source = match take {
+            Take::Given(at) => {
+                return match Self::insert_ip(tx, ip, at).await? {
+                    Some(id) => Ok(taken(id, at)),
+                    None => Err(StoreError::Conflict(format!("{} is already taken", taken(0, at).name))),
+                };
+            }
+            Take::Next(source) => *source,
+        };
         let (ranges, pool_id) = match source {
             Source::Pool(p) | Source::PoolPreferring(p, _) => {
                 let prefer = match source {
@@ -563,7 +634,7 @@ impl Store {
                 .bind(p)
                 .bind(ip.family)
                 .bind(prefer)
-                .fetch_all(self.pool())
+                .fetch_all(&mut **tx)
                 .await?;
                 (r.into_iter().map(|(id, net, s, e)| (Some(id), net, s, e)).collect::<Vec<_>>(), Some(p))
             }
@@ -572,7 +643,7 @@ impl Store {
                     sqlx::query_as("SELECT id, first_key, last_key FROM ipnets WHERE id = $1 AND family = $2")
                         .bind(n)
                         .bind(ip.family)
-                        .fetch_all(self.pool())
+                        .fetch_all(&mut **tx)
                         .await?;
                 (r.into_iter().map(|(id, s, e)| (None, id, s, e)).collect(), None)
             }
@@ -590,12 +661,11 @@ impl Store {
             );
             loop {
                 let freed: Option<(String,)> =
-                    sqlx::query_as(AssertSqlSafe(pop.clone())).bind(owner).fetch_optional(self.pool()).await?;
+                    sqlx::query_as(AssertSqlSafe(pop.clone())).bind(owner).fetch_optional(&mut **tx).await?;
                 let Some((key,)) = freed else { break };
-                match self.insert_ip(ip, net, pool_id, range_id, &key).await {
-                    Ok(id) => return Ok(id),
-                    Err(e) if is_unique(&e) => continue,
-                    Err(e) => return Err(e),
+                let at = Place { ipnet_id: net, pool_id, range_id, key: &key };
+                if let Some(id) = Self::insert_ip(tx, ip, &at).await? {
+                    return Ok(taken(id, &at));
                 }
             }
             // Then the cursor: each call takes its own offset.
@@ -605,20 +675,16 @@ impl Store {
                  RETURNING next_offset - 1"
             );
             loop {
-                let taken: Option<(i64,)> = sqlx::query_as(AssertSqlSafe(bump.clone()))
-                    .bind(owner)
-                    .bind(max)
-                    .fetch_optional(self.pool())
-                    .await?;
-                let Some((off,)) = taken else { break };
+                let bumped: Option<(i64,)> =
+                    sqlx::query_as(AssertSqlSafe(bump.clone())).bind(owner).bind(max).fetch_optional(&mut **tx).await?;
+                let Some((off,)) = bumped else { break };
                 let Some(key) = offset_key(ip.family, &start, &end, off) else { break };
                 if reserved(&key) {
                     continue;
                 }
-                match self.insert_ip(ip, net, pool_id, range_id, &key).await {
-                    Ok(id) => return Ok(id),
-                    Err(e) if is_unique(&e) => continue,
-                    Err(e) => return Err(StoreError::conflict_on_constraint(e, || "the server was deleted".into())),
+                let at = Place { ipnet_id: net, pool_id, range_id, key: &key };
+                if let Some(id) = Self::insert_ip(tx, ip, &at).await? {
+                    return Ok(taken(id, &at));
                 }
             }
         }
@@ -655,12 +721,27 @@ impl Store {
         Ok(())
     }
 
-    /// Removes an address row that never became a task (compensation).
-    pub async fn forget_ip(&self, id: i64) -> Result<()> {
+    /// Marks an address `status` (`deleting`) and starts the task that carries it out,
+    /// in one transaction. An address already waiting for a task (`allocating`,
+    /// `deleting`) is a conflict, and nothing is written.
+    pub async fn mark_ip_and_start(&self, ip_id: i64, status: IpStatus, task: &NewTask) -> Result<i64> {
         let mut tx = self.write().await?;
-        release_ip(&mut tx, id).await?;
+        let marked = sqlx::query(
+            "UPDATE ips SET status = $1, status_info = '{}' WHERE id = $2 AND status NOT IN ('allocating', 'deleting')",
+        )
+        .bind(status.as_str().to_owned())
+        .bind(ip_id)
+        .execute(&mut *tx)
+        .await?;
+        if marked.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!("address {ip_id} is waiting for a task already")));
+        }
+        let Some(id) = crate::tasks::insert_task(&mut tx, task).await? else {
+            drop(tx);
+            return Err(self.busy(task.server_id).await);
+        };
         tx.commit().await?;
-        Ok(())
+        Ok(id)
     }
 }
 

@@ -125,81 +125,23 @@ impl Store {
     /// Creates a task unless the server already runs one: then a conflict naming it.
     pub async fn create_task(&self, t: &NewTask) -> Result<i64> {
         let mut tx = self.write().await?;
-        let inserted: std::result::Result<(i64,), sqlx::Error> = sqlx::query_as(
-            "INSERT INTO tasks (server_id, name, params, steps, progress_info, secret_hash, created, exclusive, \
-             request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-        )
-        .bind(t.server_id)
-        .bind(t.name.clone())
-        .bind(t.params.clone())
-        .bind(t.steps.clone())
-        .bind(t.progress_info.clone())
-        .bind(t.secret_hash.clone())
-        .bind(now())
-        .bind(i64::from(t.exclusive))
-        .bind(t.request_id.clone())
-        .fetch_one(&mut *tx)
-        .await;
-        let id = match inserted {
-            Ok((id,)) => id,
-            Err(e) => {
-                drop(tx);
-                let unique =
-                    matches!(&e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::UniqueViolation);
-                if !unique {
-                    return Err(StoreError::conflict_on_constraint(e, || format!("server {} not found", t.server_id)));
-                }
-                return Err(match self.active_task(t.server_id).await? {
-                    Some((tid, name)) => StoreError::Conflict(format!(
-                        "server {} is busy with task {tid} ({name}); wait for it or abort it",
-                        t.server_id
-                    )),
-                    None => StoreError::Conflict(format!("server {} is busy; retry", t.server_id)),
-                });
-            }
+        let Some(id) = insert_task(&mut tx, t).await? else {
+            drop(tx);
+            return Err(self.busy(t.server_id).await);
         };
-        crate::audit::set_task(id);
-        crate::audit::set_server(t.server_id);
-        if !t.exclusive {
-            tx.commit().await?;
-            return Ok(id);
-        }
-        let r = match &t.server_state {
-            Some((state, info)) => {
-                let before: Option<(String,)> = if tx.wants("server.state").await? {
-                    sqlx::query_as("SELECT state FROM servers WHERE id = $1")
-                        .bind(t.server_id)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                } else {
-                    None
-                };
-                if let Some((before,)) = before.filter(|b| b.0 != state.as_str()) {
-                    let ev =
-                        serde_json::json!({"server": t.server_id, "state": state, "previous": before, "info": info});
-                    crate::webhooks::emit(&mut tx, "server.state", Some(t.server_id), ev).await?;
-                }
-                sqlx::query("UPDATE servers SET last_task_id = $1, state = $2, state_info = $3 WHERE id = $4")
-                    .bind(id)
-                    .bind(state.as_str().to_owned())
-                    .bind(info.clone())
-                    .bind(t.server_id)
-                    .execute(&mut *tx)
-                    .await?
-            }
-            None => {
-                sqlx::query("UPDATE servers SET last_task_id = $1 WHERE id = $2")
-                    .bind(id)
-                    .bind(t.server_id)
-                    .execute(&mut *tx)
-                    .await?
-            }
-        };
-        if r.rows_affected() == 0 {
-            return Err(StoreError::not_found("server", t.server_id));
-        }
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// Why a task could not start on a busy server: a conflict naming its task.
+    pub(crate) async fn busy(&self, server_id: i64) -> StoreError {
+        match self.active_task(server_id).await {
+            Ok(Some((tid, name))) => StoreError::Conflict(format!(
+                "server {server_id} is busy with task {tid} ({name}); wait for it or abort it"
+            )),
+            Ok(None) => StoreError::Conflict(format!("server {server_id} is busy; retry")),
+            Err(e) => e,
+        }
     }
 
     /// The pending or running task of a server, if any: (id, name).
@@ -419,6 +361,68 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// Inserts a task, and sets its server's starting state, in `tx`; `None` when the server
+/// already runs an exclusive one (nothing is written then, and `tx` stays usable).
+pub(crate) async fn insert_task(tx: &mut crate::audit::Tx<'_>, t: &NewTask) -> Result<Option<i64>> {
+    // The partial unique index allows one pending or running exclusive task per server.
+    let inserted: Option<(i64,)> = sqlx::query_as(
+        "INSERT INTO tasks (server_id, name, params, steps, progress_info, secret_hash, created, exclusive, \
+         request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind(t.server_id)
+    .bind(t.name.clone())
+    .bind(t.params.clone())
+    .bind(t.steps.clone())
+    .bind(t.progress_info.clone())
+    .bind(t.secret_hash.clone())
+    .bind(now())
+    .bind(i64::from(t.exclusive))
+    .bind(t.request_id.clone())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(|e| StoreError::conflict_on_constraint(e, || format!("server {} not found", t.server_id)))?;
+    let Some((id,)) = inserted else { return Ok(None) };
+    crate::audit::set_task(id);
+    crate::audit::set_server(t.server_id);
+    if !t.exclusive {
+        return Ok(Some(id));
+    }
+    let r = match &t.server_state {
+        Some((state, info)) => {
+            let before: Option<(String,)> = if tx.wants("server.state").await? {
+                sqlx::query_as("SELECT state FROM servers WHERE id = $1")
+                    .bind(t.server_id)
+                    .fetch_optional(&mut **tx)
+                    .await?
+            } else {
+                None
+            };
+            if let Some((before,)) = before.filter(|b| b.0 != state.as_str()) {
+                let ev = serde_json::json!({"server": t.server_id, "state": state, "previous": before, "info": info});
+                crate::webhooks::emit(tx, "server.state", Some(t.server_id), ev).await?;
+            }
+            sqlx::query("UPDATE servers SET last_task_id = $1, state = $2, state_info = $3 WHERE id = $4")
+                .bind(id)
+                .bind(state.as_str().to_owned())
+                .bind(info.clone())
+                .bind(t.server_id)
+                .execute(&mut **tx)
+                .await?
+        }
+        None => {
+            sqlx::query("UPDATE servers SET last_task_id = $1 WHERE id = $2")
+                .bind(id)
+                .bind(t.server_id)
+                .execute(&mut **tx)
+                .await?
+        }
+    };
+    if r.rows_affected() == 0 {
+        return Err(StoreError::not_found("server", t.server_id));
+    }
+    Ok(Some(id))
 }
 
 async fn apply_effects(tx: &mut crate::audit::Tx<'_>, server_id: i64, e: &ServerEffects) -> Result<()> {

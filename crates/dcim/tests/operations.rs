@@ -716,6 +716,21 @@ async fn setup_ipmi_moves_the_server_to_its_new_bmc(db: Db) {
     assert_eq!(s.get(&format!("/dci/v3/server/{srv}")).await["ipmi"]["address"], "198.51.100.5", "the old BMC stays");
     s.call(Method::DELETE, "/dci/v3/fake/fault", None).await;
 
+    // A busy server: the task cannot start, and the address is not taken either (one
+    // transaction takes it and starts the task); the next diagnostics get it.
+    let pool4 = one_address_pool(&s, "ipmi4", &net, "198.51.100.8").await;
+    s.post("/dci/v3/fake/delay", json!({"ms": 400})).await;
+    let slow = start(&s, srv, "power_reset", json!({})).await;
+    let body4 = json!({"setup_ipmi": true, "ipmi_pool": pool4, "os_template_id": 0, "clear_hdd": "none"});
+    let (st, v) = s.call(Method::POST, &format!("/dci/v3/server/{srv}/operation_diag"), Some(body4.clone())).await;
+    let msg = assert_error(st, &v, StatusCode::CONFLICT);
+    assert!(msg.contains(&format!("busy with task {slow}")), "{msg}");
+    assert_eq!(s.get(&format!("/dci/v3/ip?where=pool%20EQ%20{pool4}")).await["size"], 0, "no address was taken");
+    assert_eq!(wait_task(&s, slow).await["status"], "complete");
+    s.post("/dci/v3/fake/delay", json!({"ms": 0})).await;
+    let t = wait_task(&s, start(&s, srv, "operation_diag", body4).await).await;
+    assert_eq!(t["status_info"]["ipmi"]["address"], "198.51.100.8", "{t}");
+
     // Without a pool the BMC keeps an address of its own, which the agent reports.
     let body = json!({"setup_ipmi": true, "os_template_id": 0, "clear_hdd": "none"});
     let t = wait_task(&s, start(&s, srv, "operation_diag", body).await).await;

@@ -9,7 +9,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use dcim_core::IpStatus;
 use dcim_core::ip::{self as ipm, family_name, from_key, is_reserved, key, parse_addr, parse_network, to_u128};
-use dcim_store::ipam::{IpRow, IpnetRow, NewIp, NewIpnet as StoreNewIpnet, PoolRow, RangeRow, Source};
+use dcim_store::ipam::{
+    IpRow, IpnetRow, NewIp, NewIpnet as StoreNewIpnet, Place, PoolRow, RangeRow, Source, Take, Taken,
+};
 use dcim_tasks::Operation;
 use dcim_tasks::ops::{IpAssign, IpRelease};
 use ipnet::IpNet;
@@ -382,12 +384,13 @@ pub async fn allocate_ip(
     let net = b.ip_net.filter(|n| *n != 0);
     let name = b.ip_name.as_deref().map(str::trim).filter(|n| !n.is_empty());
     let new = NewIp::for_server(id, family, domain, "server");
-    let ip_id = if let Some(name) = name {
+    let k;
+    let take = if let Some(name) = name {
         let addr = parse_addr("ip_name", name)?;
         if ipm::family(&addr) != family {
             return Err(ApiError::invalid("ip_name", format!("{addr} is not {}", family_name(family))));
         }
-        let k = key(&addr);
+        k = key(&addr);
         // Where it belongs: the pool's range, the given network, or the network holding it.
         let (net_id, range_id) = if let Some(p) = pool {
             st.store.get_pool(p).await?;
@@ -419,7 +422,7 @@ pub async fn allocate_ip(
         if is_reserved(&netw, gateway_of(&row.gateway).as_ref(), &addr) {
             return Err(ApiError::invalid("ip_name", format!("{addr} is the network, broadcast or gateway address")));
         }
-        st.store.allocate_given(&new, net_id, pool, range_id, &k).await?
+        Take::Given(Place { ipnet_id: net_id, pool_id: pool, range_id, key: &k })
     } else {
         let source = match (pool, net) {
             (Some(p), _) => {
@@ -439,30 +442,30 @@ pub async fn allocate_ip(
             }
             (None, None) => return Err(ApiError::invalid("ip_name", "give ip_name, ip_pool or ip_net")),
         };
-        allocate_next(&st, &nets, &new, source).await?
+        Take::Next(source)
     };
-    let op = Operation::IpAssign(IpAssign { ip_id, family, main: b.set_as_main_ipv4 });
-    match st.engine.submit(id, &op).await {
-        Ok(task) => Ok(Json(TaskAnswer { id, task })),
-        Err(e) => {
-            // No task, no address: nothing is left half-written.
-            st.store.forget_ip(ip_id).await?;
-            Err(e.into())
-        }
-    }
+    // The address and its task in one transaction: nothing is left half-written.
+    let main = b.set_as_main_ipv4;
+    let op = |t: &Taken| Ok(Operation::IpAssign(IpAssign { ip_id: t.id, family, main }));
+    let (task, _) = st.engine.submit_taking_ip(id, &new, &take, reserved(&nets, family), op).await?;
+    Ok(Json(TaskAnswer { id, task }))
 }
 
 /// The next free address of `source` for `new`, never a network's own, broadcast or
 /// gateway address (`nets`: every network).
 pub(crate) async fn allocate_next(st: &AppState, nets: &[IpnetRow], new: &NewIp, source: Source) -> ApiResult<i64> {
-    let family = new.family;
+    Ok(st.store.allocate_next(new, source, reserved(nets, new.family)).await?)
+}
+
+/// The addresses of `family` never handed out: a network's own, broadcast and gateway
+/// addresses (`nets`: every network).
+pub(crate) fn reserved(nets: &[IpnetRow], family: i64) -> impl Fn(&str) -> bool {
     let nets: Vec<(IpNet, Option<IpAddr>)> =
         nets.iter().filter_map(|r| Some((net_of(r)?, gateway_of(&r.gateway)))).collect();
-    let reserved = |k: &str| {
+    move |k: &str| {
         let Some(addr) = from_key(family, k) else { return true };
         nets.iter().any(|(n, gw)| n.contains(&addr) && is_reserved(n, gw.as_ref(), &addr))
-    };
-    Ok(st.store.allocate_next(new, source, reserved).await?)
+    }
 }
 
 /// Take an address back from a server (the seed's POST, or DELETE).
@@ -481,15 +484,9 @@ pub async fn release_ip(
     if matches!(ip.status.as_str(), "allocating" | "deleting" | "in_progress") {
         return Err(ApiError::conflict(format!("address {} is {}; wait for its task", ip.name, ip.status)));
     }
-    let before: IpStatus = ip.status.parse().map_err(ApiError::internal_because)?;
-    st.store.set_ip_status(ip_id, IpStatus::Deleting, "{}").await?;
-    match st.engine.submit(id, &Operation::IpRelease(IpRelease { ip_id })).await {
-        Ok(task) => Ok(Json(TaskAnswer { id, task })),
-        Err(e) => {
-            st.store.set_ip_status(ip_id, before, &ip.status_info).await?;
-            Err(e.into())
-        }
-    }
+    let op = Operation::IpRelease(IpRelease { ip_id });
+    let task = st.engine.submit_marking_ip(id, ip_id, IpStatus::Deleting, &op).await?;
+    Ok(Json(TaskAnswer { id, task }))
 }
 
 /// The same as a DELETE.

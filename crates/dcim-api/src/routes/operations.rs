@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use dcim_core::TemplateType;
 use dcim_core::configuration::HardwareInfo;
 use dcim_drivers::fake::{Fault, LabView, OPS};
-use dcim_store::ipam::{NewIp, Source};
+use dcim_store::ipam::{IpnetRow, NewIp, Source, Take, Taken};
 use dcim_tasks::Operation;
 use dcim_tasks::ops::{
     BmcIp, BmcSetup, BootDeviceChoice, ClearHdd, Diag, InstallOs, InstallerSpec, raid_disks, raid_min_disks,
@@ -166,30 +166,14 @@ pub async fn operation_diag(
     if !b.setup_ipmi {
         return start(&st, &caller, id, Operation::Diag(Diag { template, clear_hdd, setup_ipmi: None })).await;
     }
-    st.store.check_server(id, &[]).await?; // before an address is taken for it
-    // setup_ipmi: the BMC's address from ipmi_pool is taken now (the request fails here
-    // if the pool has none), given by the agent, and confirmed when dcim reaches it.
-    let ip = match pool {
-        None => None,
-        Some(p) => Some(bmc_address(&st, id, p).await?),
+    // setup_ipmi: the BMC's address from ipmi_pool is taken with the task, in one
+    // transaction (the request fails if the pool has none, or the server is busy, and
+    // then nothing is taken), given by the agent, and confirmed when dcim reaches it.
+    let Some(pool) = pool else {
+        let op = Operation::Diag(Diag { template, clear_hdd, setup_ipmi: Some(BmcSetup { ip: None }) });
+        return start(&st, &caller, id, op).await;
     };
-    let ip_id = ip.as_ref().map(|i| i.ip_id);
-    let op = Operation::Diag(Diag { template, clear_hdd, setup_ipmi: Some(BmcSetup { ip }) });
-    match start(&st, &caller, id, op).await {
-        Ok(answer) => Ok(answer),
-        Err(e) => {
-            // No task, no address: nothing is left half-written.
-            if let Some(ip_id) = ip_id {
-                st.store.forget_ip(ip_id).await?;
-            }
-            Err(e)
-        }
-    }
-}
-
-/// Takes the next free IPv4 address of `pool` for server `id`'s BMC (row `allocating`,
-/// purpose `ipmi`) with its network's netmask and gateway.
-async fn bmc_address(st: &AppState, id: i64, pool: i64) -> ApiResult<BmcIp> {
+    st.store.check_server(id, &caller.server_scope()).await?;
     match st.store.get_pool(pool).await {
         Ok(_) => {}
         Err(dcim_store::StoreError::NotFound { .. }) => {
@@ -199,15 +183,28 @@ async fn bmc_address(st: &AppState, id: i64, pool: i64) -> ApiResult<BmcIp> {
     }
     let nets = st.store.ipnets_plain().await?;
     let new = NewIp::for_server(id, 2, String::new(), "ipmi");
-    let ip_id = crate::routes::ip::allocate_next(st, &nets, &new, Source::Pool(pool)).await?;
-    let row = st.store.get_ip(ip_id).await?;
-    let net = nets.iter().find(|n| n.id == row.ipnet_id).ok_or_else(|| {
-        ApiError::internal_because(format!("address {} names network {}, which does not exist", row.id, row.ipnet_id))
+    let op = |t: &Taken| {
+        let ip = bmc_ip(&nets, t)?;
+        Ok(Operation::Diag(Diag { template, clear_hdd, setup_ipmi: Some(BmcSetup { ip: Some(ip) }) }))
+    };
+    let take = Take::Next(Source::Pool(pool));
+    let (task, _) = st.engine.submit_taking_ip(id, &new, &take, crate::routes::ip::reserved(&nets, 2), op).await?;
+    tracing::info!(server = id, task, op = "diag", by = caller.user_id, "operation started");
+    Ok(Json(TaskAnswer { id, task }))
+}
+
+/// The BMC's static address: the address taken, with its network's netmask and gateway.
+fn bmc_ip(nets: &[IpnetRow], t: &Taken) -> Result<BmcIp, dcim_store::StoreError> {
+    let net = nets.iter().find(|n| n.id == t.ipnet_id).ok_or_else(|| {
+        dcim_store::StoreError::Conflict(format!(
+            "network {} of address {} was just deleted; retry",
+            t.ipnet_id, t.name
+        ))
     })?;
     let mask = u32::MAX.checked_shl(32 - net.prefix.clamp(0, 32) as u32).unwrap_or(0);
     Ok(BmcIp {
-        ip_id,
-        address: row.name,
+        ip_id: t.id,
+        address: t.name.clone(),
         netmask: std::net::Ipv4Addr::from(mask).to_string(),
         gateway: net.gateway.clone(),
     })

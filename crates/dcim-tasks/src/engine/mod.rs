@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use dcim_core::{StepStatus, TaskStatus};
+use dcim_core::{IpStatus, StepStatus, TaskStatus};
 use dcim_drivers::Drivers;
+use dcim_store::ipam::{NewIp, Take, Taken};
 use dcim_store::tasks::{Checkpoint, NewTask, ServerEffects, TaskRow, now_ms};
 use dcim_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -126,34 +127,55 @@ impl Engine {
     /// Records an operation as a task (or a conflict naming the running one) and
     /// wakes a worker. The server's starting state is set in the same transaction.
     pub async fn submit(&self, server_id: i64, op: &Operation) -> Result<i64, StoreError> {
-        let names = op.step_names();
-        let steps: Vec<StepInfo> = names
-            .iter()
-            .map(|name| StepInfo {
-                name: (*name).into(),
-                status: StepStatus::Pending,
-                started: None,
-                finished: None,
-                message: String::new(),
-            })
-            .collect();
-        let id = self
+        let id = self.store.create_task(&new_task(server_id, op)).await?;
+        self.started(op);
+        Ok(id)
+    }
+
+    /// Takes an address for the server and records the operation `op` makes of it, in
+    /// one transaction: no address stays taken without its task, and no task starts
+    /// without its address (`ip_assign`, and `diag` with `setup_ipmi` from `ipmi_pool`).
+    pub async fn submit_taking_ip(
+        &self,
+        server_id: i64,
+        ip: &NewIp,
+        take: &Take<'_>,
+        reserved: impl Fn(&str) -> bool,
+        op: impl FnOnce(&Taken) -> Result<Operation, StoreError>,
+    ) -> Result<(i64, Taken), StoreError> {
+        let mut made = None;
+        let (taken, id) = self
             .store
-            .create_task(&NewTask {
-                server_id,
-                name: op.name().into(),
-                params: serde_json::to_string(op).expect("serializable"),
-                steps: serde_json::to_string(&names).expect("serializable"),
-                progress_info: serde_json::to_string(&steps).expect("serializable"),
-                secret_hash: None,
-                server_state: op.starting_state().map(|(s, i)| (s, i.to_owned())),
-                exclusive: op.exclusive(),
-                request_id: crate::REQUEST_ID.try_with(Clone::clone).ok(),
+            .take_ip_and_start(ip, take, reserved, |t| {
+                let o = op(t)?;
+                let task = new_task(server_id, &o);
+                made = Some(o);
+                Ok(task)
             })
             .await?;
+        if let Some(o) = made {
+            self.started(&o);
+        }
+        Ok((id, taken))
+    }
+
+    /// Marks an address `status` and records the operation that carries it out
+    /// (`ip_release`: `deleting`), in one transaction.
+    pub async fn submit_marking_ip(
+        &self,
+        server_id: i64,
+        ip_id: i64,
+        status: IpStatus,
+        op: &Operation,
+    ) -> Result<i64, StoreError> {
+        let id = self.store.mark_ip_and_start(ip_id, status, &new_task(server_id, op)).await?;
+        self.started(op);
+        Ok(id)
+    }
+
+    fn started(&self, op: &Operation) {
         self.drivers.metrics().task_started(op.name());
         self.wake.notify_one();
-        Ok(id)
     }
 
     /// Asks the server's running operation to stop; its worker unwinds it.
@@ -563,6 +585,32 @@ fn mark_failed(progress: &mut [StepInfo], step: usize, msg: &str) -> String {
     p.finished = Some(unix());
     p.message = msg.to_owned();
     p.name.clone()
+}
+
+/// The task row of `op` on a server: its parameters and its steps, all pending.
+fn new_task(server_id: i64, op: &Operation) -> NewTask {
+    let names = op.step_names();
+    let steps: Vec<StepInfo> = names
+        .iter()
+        .map(|name| StepInfo {
+            name: (*name).into(),
+            status: StepStatus::Pending,
+            started: None,
+            finished: None,
+            message: String::new(),
+        })
+        .collect();
+    NewTask {
+        server_id,
+        name: op.name().into(),
+        params: serde_json::to_string(op).expect("serializable"),
+        steps: serde_json::to_string(&names).expect("serializable"),
+        progress_info: serde_json::to_string(&steps).expect("serializable"),
+        secret_hash: None,
+        server_state: op.starting_state().map(|(s, i)| (s, i.to_owned())),
+        exclusive: op.exclusive(),
+        request_id: crate::REQUEST_ID.try_with(Clone::clone).ok(),
+    }
 }
 
 fn percent(progress: &[StepInfo]) -> i64 {
