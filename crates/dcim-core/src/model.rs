@@ -37,6 +37,14 @@ macro_rules! wire_enum {
             }
         }
 
+        /// Decoding a stored value (`#[sqlx(try_from = "String")]` at the store's edge).
+        impl TryFrom<String> for $name {
+            type Error = UnknownValue;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                s.parse()
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
@@ -82,6 +90,18 @@ wire_enum! {
     }
 }
 
+impl TaskStatus {
+    /// Pending or running: the task holds its server.
+    pub fn is_active(self) -> bool {
+        matches!(self, TaskStatus::Pending | TaskStatus::Running)
+    }
+
+    /// Ended without doing what it was asked.
+    pub fn is_unsuccessful(self) -> bool {
+        matches!(self, TaskStatus::Fail | TaskStatus::Canceled)
+    }
+}
+
 wire_enum! {
     /// A task step's `status` in `progress_info`.
     StepStatus {
@@ -121,6 +141,7 @@ wire_enum! {
         Ok => "ok",
         Allocating => "allocating",
         Deleting => "deleting",
+        InProgress => "in_progress",
         Fail => "fail",
         AllocationFail => "allocation_fail",
     }
@@ -134,6 +155,29 @@ wire_enum! {
 wire_enum! {
     /// A PDU outlet's `power_status`.
     OutletStatus { Up => "up", Down => "down", Unknown => "unknown" }
+}
+
+wire_enum! {
+    /// How the disks are wiped (`clear_hdd`): not, the partition tables and signatures
+    /// (`simple`), or every block (`full`).
+    ClearMode { None => "none", Simple => "simple", Full => "full" }
+}
+
+wire_enum! {
+    /// The RAID levels of `operation_os` (`hdd_raid`).
+    RaidLevel { NoRaid => "no_raid", Raid0 => "raid_0", Raid1 => "raid_1", Raid5 => "raid_5", Raid10 => "raid_10" }
+}
+
+impl RaidLevel {
+    /// The identical disks the level needs at least.
+    pub fn min_disks(self) -> usize {
+        match self {
+            RaidLevel::NoRaid => 1,
+            RaidLevel::Raid0 | RaidLevel::Raid1 => 2,
+            RaidLevel::Raid5 => 3,
+            RaidLevel::Raid10 => 4,
+        }
+    }
 }
 
 wire_enum! {

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dcim_core::{OutletStatus, PortStatus};
+use dcim_core::{ClearMode, OutletStatus, PortStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -272,8 +272,8 @@ impl FakeLab {
         tokio::time::sleep(delay).await;
         let hw = self.hardware_for(&req.mac);
         let disks: Vec<Value> = hw["disks"].as_array().cloned().unwrap_or_default();
-        let wipe = |mode: &str| {
-            let what = if mode == "full" { "every byte" } else { "signatures, first and last MiB" };
+        let wipe = |mode: ClearMode| {
+            let what = if mode == ClearMode::Full { "every byte" } else { "signatures, first and last MiB" };
             json!({"mode": mode, "disks": disks.iter().map(|d| json!({"name": d["name"], "wiped": what})).collect::<Vec<_>>()})
         };
         let mut reports: Vec<(&str, &str, Value)> = vec![];
@@ -292,13 +292,13 @@ impl FakeLab {
                                       "netmask": b["ip"]["netmask"], "ip_source": "static"});
                     reports.push(("agent_bmc", "bmc", data));
                 }
-                if clear_hdd != "none" {
-                    reports.push(("agent_wipe", "wiped", wipe(clear_hdd)));
+                if *clear_hdd != ClearMode::None {
+                    reports.push(("agent_wipe", "wiped", wipe(*clear_hdd)));
                 }
                 reports.push(("", "done", json!({})));
             }
             BootMode::Wipe { clear_hdd } => {
-                reports.push(("agent_wipe", "wiped", wipe(clear_hdd)));
+                reports.push(("agent_wipe", "wiped", wipe(*clear_hdd)));
                 reports.push(("", "done", json!({})));
             }
             BootMode::Install { template } => {

@@ -20,7 +20,7 @@ pub mod snmp;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dcim_core::{BmcType, DeviceProtocol, OutletStatus, PortStatus};
+use dcim_core::{BmcType, ClearMode, DeviceProtocol, OutletStatus, PortStatus};
 use serde::{Deserialize, Serialize};
 
 pub use pdu_power::PduPower;
@@ -176,9 +176,9 @@ pub trait PduDriver: Send + Sync {
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum BootMode {
     /// Report hardware, then wipe disks unless `clear_hdd` is `none`.
-    Diag { clear_hdd: String },
+    Diag { clear_hdd: ClearMode },
     /// Wipe disks (`simple` or `full`).
-    Wipe { clear_hdd: String },
+    Wipe { clear_hdd: ClearMode },
     /// Write an OS: the answer data carries hostname, password hash, keys and RAID.
     Install { template: String },
 }

@@ -425,7 +425,7 @@ mod tests {
                     task_id: 1,
                     secret: "s".into(),
                     callback: "http://x".into(),
-                    mode: BootMode::Diag { clear_hdd: "none".into() },
+                    mode: BootMode::Diag { clear_hdd: dcim_core::ClearMode::None },
                     answer: serde_json::Value::Null,
                     prepared_at: Instant::now(),
                 },

@@ -344,7 +344,7 @@ mod tests {
             secret: secret.into(),
             callback: "http://10.78.0.1:8080/agent".into(),
             mac: "52-54-00-78-00-01".into(),
-            mode: BootMode::Diag { clear_hdd: "none".into() },
+            mode: BootMode::Diag { clear_hdd: dcim_core::ClearMode::None },
             answer: serde_json::json!({}),
             location_id: None,
         }

@@ -106,7 +106,7 @@ mod tests {
             secret: "s".into(),
             callback: "http://10.1.0.1:8081/agent/v1/task".into(),
             mac: "52:54:00:00:00:05".into(),
-            mode: dcim_drivers::BootMode::Diag { clear_hdd: "none".into() },
+            mode: dcim_drivers::BootMode::Diag { clear_hdd: dcim_core::ClearMode::None },
             answer: serde_json::json!({}),
             location_id: Some(1),
         };

@@ -178,7 +178,7 @@ fn boot_request(task_id: i64, mac: &str) -> BootRequest {
         secret: "0123456789abcdef".into(),
         callback: "http://10.0.0.1:1/agent".into(),
         mac: mac.into(),
-        mode: BootMode::Diag { clear_hdd: "none".into() },
+        mode: BootMode::Diag { clear_hdd: dcim_core::ClearMode::None },
         answer: serde_json::json!({}),
         location_id: None,
     }

@@ -303,11 +303,11 @@ pub(crate) async fn record_task(
     task_id: i64,
     server_id: Option<i64>,
     name: &str,
-    status: &str,
+    status: dcim_core::TaskStatus,
     request_id: Option<&str>,
     error: &str,
 ) -> Result<()> {
-    let result = if status == "complete" { "ok" } else { "error" };
+    let result = if status == dcim_core::TaskStatus::Complete { "ok" } else { "error" };
     sqlx::query(
         "INSERT INTO audit (at, role, request_id, action, target_kind, target_id, server_id, task_id, result, \
          error_msg, changes) VALUES ($1, 'system', $2, $3, 'task', $4, $5, $6, $7, $8, $9)",

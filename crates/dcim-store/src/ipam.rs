@@ -83,7 +83,8 @@ pub struct IpRow {
     pub addr_key: String,
     pub family: i64,
     pub domain: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: IpStatus,
     pub status_info: String,
     pub network: String,
     pub gateway: String,

@@ -22,7 +22,8 @@ pub struct TaskRow {
     pub id: i64,
     pub server_id: Option<i64>,
     pub name: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: TaskStatus,
     pub params: String,
     pub steps: String,
     pub step: i64,
@@ -261,8 +262,8 @@ impl Store {
             apply_effects(&mut tx, server_id, effects).await?;
         }
         let error = if status == TaskStatus::Complete { "" } else { status_info };
-        let status = status.as_str();
         crate::audit::record_task(&mut tx, id, server_id, &name, status, request_id.as_deref(), error).await?;
+        let status = status.as_str();
         let e = serde_json::json!({"task": id, "operation": name, "outcome": status, "server": server_id});
         crate::webhooks::emit(&mut tx, "task.finished", server_id, e).await?;
         tx.commit().await?;

@@ -228,7 +228,8 @@ async fn run(ui: Ui, st: AppState, f: BulkForm, label: &'static str) -> Response
     if f.ids.is_empty() {
         return fail(ApiError::invalid("id", "no server to act on"), &ui);
     }
-    if f.action == "wipe" && !matches!(f.clear_hdd.as_str(), "simple" | "full") {
+    let wipe_mode = f.clear_hdd.parse::<dcim_core::ClearMode>();
+    if f.action == "wipe" && !matches!(wipe_mode, Ok(dcim_core::ClearMode::Simple | dcim_core::ClearMode::Full)) {
         return fail(ApiError::invalid("clear_hdd", "choose simple or full"), &ui);
     }
     // Names for the table, of the servers the caller sees; the rest are refused by the
@@ -307,7 +308,7 @@ pub async fn csv(ui: Ui, State(st): State<AppState>, Query(f): Query<ServerFilte
             s.mac.unwrap_or_default(),
             s.ipmi.map(|i| i.address).unwrap_or_default(),
             s.is_new.to_string(),
-            s.operation.map(|o| o.status).unwrap_or_default(),
+            s.operation.map(|o| o.status.to_string()).unwrap_or_default(),
         ];
         out = w.write_record(cells.iter().map(|c| inert(c).into_owned()));
     }

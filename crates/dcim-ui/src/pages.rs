@@ -202,7 +202,7 @@ impl From<&Server> for Row {
             mac: s.mac.clone().unwrap_or_default(),
             is_new: s.is_new,
             diag_errors: s.diag_error.len(),
-            operation: s.operation.as_ref().map(|o| o.status.clone()).unwrap_or_default(),
+            operation: s.operation.as_ref().map(|o| o.status.to_string()).unwrap_or_default(),
         }
     }
 }
@@ -407,7 +407,7 @@ pub struct Live {
 fn live_of(s: &Server, ui: &Ui) -> Live {
     let hw: HardwareInfo = serde_json::from_str(s.hardware_info.get()).unwrap_or_default();
     let op = s.operation.as_ref();
-    let active = op.is_some_and(|o| matches!(o.status.as_str(), "pending" | "running"));
+    let active = op.is_some_and(|o| o.status.is_active());
     let cpu = hw.cpu.as_ref().map_or(String::new(), |c| {
         let model = c.model.clone().unwrap_or_default();
         match (c.sockets, c.cores) {
@@ -428,12 +428,9 @@ fn live_of(s: &Server, ui: &Ui) -> Live {
         id: s.id,
         row: Row::from(s),
         state_info: s.state_info.clone(),
-        task: op.map(|o| (o.id, o.status.clone())),
+        task: op.map(|o| (o.id, o.status.to_string())),
         active,
-        failure: op
-            .filter(|o| matches!(o.status.as_str(), "fail" | "canceled"))
-            .map(|o| info_text(&o.status_info))
-            .unwrap_or_default(),
+        failure: op.filter(|o| o.status.is_unsuccessful()).map(|o| info_text(&o.status_info)).unwrap_or_default(),
         steps: op.map(|o| steps(&o.progress_info)).unwrap_or_default(),
         bmc: s.ipmi.as_ref().map(|i| {
             (i.kind.clone(), i.address.clone(), i.status.clone(), info_text(&i.status_info), i.web_url.clone())
@@ -684,12 +681,12 @@ pub struct TaskRow {
 
 impl From<Task> for TaskRow {
     fn from(t: Task) -> TaskRow {
-        let failed = matches!(t.status.as_str(), "fail" | "canceled");
+        let failed = t.status.is_unsuccessful();
         TaskRow {
             id: t.id,
             server: t.server.map(|s| s.to_string()).unwrap_or_default(),
             name: t.name,
-            status: t.status,
+            status: t.status.to_string(),
             progress: t.progress,
             created: t.created,
             finished: t.finished.unwrap_or_default(),
@@ -785,7 +782,7 @@ struct TaskSteps {
 
 async fn task_steps(ui: &Ui, st: &AppState, id: i64) -> Result<TaskSteps, ApiError> {
     let t = Task::from(st.store.get_task(id, &ui.caller.server_scope()).await?);
-    let active = matches!(t.status.as_str(), "pending" | "running");
+    let active = t.status.is_active();
     let steps = steps(&t.progress_info);
     let started = t.started.clone().unwrap_or_default();
     Ok(TaskSteps { row: TaskRow::from(t), started, active, steps, csrf: ui.csrf.clone() })

@@ -80,12 +80,12 @@ pub struct Elevation {
 
 /// What a server's box says about it, most urgent first.
 fn class_of(s: &Server) -> &'static str {
-    let busy = s.operation.as_ref().is_some_and(|o| matches!(o.status.as_str(), "pending" | "running"));
+    let busy = s.operation.as_ref().is_some_and(|o| o.status.is_active());
     if !s.diag_error.is_empty() || s.state.ends_with("_error") {
         "error"
     } else if busy {
         "busy"
-    } else if s.state != "ok" {
+    } else if s.state != dcim_core::ServerState::Ok.as_str() {
         "suspended"
     } else if s.is_new {
         "new"

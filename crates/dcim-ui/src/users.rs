@@ -50,7 +50,7 @@ async fn users_page(ui: &Ui, st: &AppState, f: UserFilter) -> Result<Users, ApiE
         let like = quote(&format!("%{}%", f.q.trim()));
         parts.push(format!("(email CP {like} OR full_name CP {like})"));
     }
-    if matches!(f.role.as_str(), "@admin" | "@user") {
+    if f.role.parse::<dcim_core::Role>().is_ok() {
         parts.push(format!("role EQ {}", quote(&f.role)));
     }
     let page_no = f.page.unwrap_or(1).max(1);
@@ -133,7 +133,7 @@ struct UserPage {
 async fn user_page(ui: &Ui, st: &AppState, id: i64) -> Result<UserPage, ApiError> {
     ui.caller.require_admin()?;
     let u = User::from(st.store.get_user(id).await?);
-    let admin = u.roles.iter().any(|r| r == "@admin");
+    let admin = u.roles.iter().any(|r| r == dcim_core::Role::Admin.as_str());
     let servers_href = format!("/ui/servers?where={}", filter::encode(&format!("owner EQ {id}")));
     Ok(UserPage {
         chrome: ui.chrome("users"),

@@ -131,7 +131,7 @@ pub fn ip_wire(r: IpRow) -> Ip {
         name: r.name,
         network: r.network,
         server: r.server_name,
-        status: r.status,
+        status: r.status.to_string(),
         status_info: serde_json::from_str(&r.status_info).unwrap_or_else(|_| json!({})),
         purpose: r.purpose,
     }
@@ -481,7 +481,7 @@ pub async fn release_ip(
     if ip.server_id != Some(id) {
         return Err(ApiError::not_found("ip of server", format!("{ip_id} of server {id}")));
     }
-    if matches!(ip.status.as_str(), "allocating" | "deleting" | "in_progress") {
+    if matches!(ip.status, IpStatus::Allocating | IpStatus::Deleting | IpStatus::InProgress) {
         return Err(ApiError::conflict(format!("address {} is {}; wait for its task", ip.name, ip.status)));
     }
     let op = Operation::IpRelease(IpRelease { ip_id });

@@ -8,14 +8,12 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use dcim_core::TemplateType;
 use dcim_core::configuration::HardwareInfo;
+use dcim_core::{ClearMode, RaidLevel, TemplateType};
 use dcim_drivers::fake::{Fault, LabView, OPS};
 use dcim_store::ipam::{IpnetRow, NewIp, Source, Take, Taken};
 use dcim_tasks::Operation;
-use dcim_tasks::ops::{
-    BmcIp, BmcSetup, BootDeviceChoice, ClearHdd, Diag, InstallOs, InstallerSpec, raid_disks, raid_min_disks,
-};
+use dcim_tasks::ops::{BmcIp, BmcSetup, BootDeviceChoice, ClearHdd, Diag, InstallOs, InstallerSpec, raid_disks};
 use serde::Deserialize;
 
 use utoipa::ToSchema;
@@ -122,11 +120,8 @@ pub async fn resume(
     start(&st, &caller, id, Operation::Resume).await
 }
 
-fn clear_mode(v: &str) -> ApiResult<String> {
-    match v {
-        "none" | "simple" | "full" => Ok(v.to_owned()),
-        other => Err(ApiError::invalid("clear_hdd", format!("'{other}' is not one of none, simple, full"))),
-    }
+fn clear_mode(v: &str) -> ApiResult<ClearMode> {
+    v.parse().map_err(|_| ApiError::invalid("clear_hdd", format!("'{v}' is not one of none, simple, full")))
 }
 
 /// Diagnostics: boot the diagnostics template, collect hardware, optionally wipe.
@@ -233,7 +228,7 @@ pub async fn operation_os(
     Body(b): Body<OsRequest>,
 ) -> ApiResult<Json<TaskAnswer>> {
     let server = st.store.get_server(id, &caller.server_scope()).await?.server;
-    raid_min_disks(&b.hdd_raid).ok_or_else(|| {
+    let raid: RaidLevel = b.hdd_raid.parse().map_err(|_| {
         ApiError::invalid(
             "hdd_raid",
             format!("'{}' is not one of no_raid, raid_0, raid_1, raid_5, raid_10", b.hdd_raid),
@@ -283,7 +278,7 @@ pub async fn operation_os(
     }
     // The RAID needs identical disks (same size and type).
     let hw: HardwareInfo = serde_json::from_str(&server.hardware_info).unwrap_or_default();
-    let disks = raid_disks(&hw, &b.hdd_raid).map_err(ApiError::conflict)?;
+    let disks = raid_disks(&hw, raid).map_err(ApiError::conflict)?;
     let password = b.password;
     let password_hash = tokio::task::spawn_blocking(move || {
         sha_crypt::sha512_simple(&password, &sha_crypt::Sha512Params::default()).map_err(|_| ())
@@ -300,7 +295,7 @@ pub async fn operation_os(
     let op = Operation::InstallOs(InstallOs {
         template_id: tpl.id,
         template: tpl.name,
-        raid: b.hdd_raid,
+        raid,
         hostname,
         password_hash,
         ssh_keys: b.ssh_pub_keys.iter().map(|k| k.trim().to_owned()).collect(),

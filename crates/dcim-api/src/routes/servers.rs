@@ -264,7 +264,7 @@ async fn main_ip(st: &AppState, id: i64, field: &str, family: i64, ip: i64) -> A
     if row.family != family {
         return Err(ApiError::invalid(field, format!("address {} is not {fam}", row.name)));
     }
-    if row.status != "ok" {
+    if row.status != dcim_core::IpStatus::Ok {
         return Err(ApiError::conflict(format!("address {} is {}; wait for its task", row.name, row.status)));
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! `/dci/v3/server` shapes: the server object of the seed with every field of its
 //! list example, and the bodies that create and edit servers.
 
+use dcim_core::TaskStatus;
 use dcim_store::servers::{ConfigurationCount, PduConnectionRow, ServerDetail, SwitchConnectionRow};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -65,7 +66,8 @@ pub struct Server {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Operation {
     pub id: i64,
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: TaskStatus,
     #[schema(value_type = Object)]
     pub status_info: Value,
     #[schema(value_type = Vec<Object>)]
@@ -273,7 +275,7 @@ impl From<ServerDetail> for Server {
             (Some(id), Some(email)) => Some(Owner { id, email: email.clone() }),
             _ => None,
         };
-        let operation = match (s.op_id, s.op_status) {
+        let operation = match (s.op_id, s.op_status.and_then(|t| t.parse::<TaskStatus>().ok())) {
             (Some(id), Some(status)) => Some(Operation {
                 id,
                 status,

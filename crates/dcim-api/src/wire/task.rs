@@ -1,6 +1,7 @@
 //! Task (operation) shapes: `GET /dci/v3/task`, `server.operation`, and the bodies
 //! of the seed's operation calls.
 
+use dcim_core::TaskStatus;
 use dcim_store::tasks::TaskRow;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -16,7 +17,8 @@ pub struct Task {
     /// `power_on`, `power_off`, `power_reset`, `suspend`, `resume`, `diag`, `clear_hdd`, `os_install`.
     pub name: String,
     /// `pending`, `running`, `complete`, `fail` or `canceled`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: TaskStatus,
     /// Percent of steps done.
     pub progress: i64,
     /// One line per step: `name`, `status`, `started`, `finished`, `message`.

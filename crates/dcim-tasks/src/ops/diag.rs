@@ -4,7 +4,7 @@
 //! then the server is powered off and the boot cleaned up.
 
 use async_trait::async_trait;
-use dcim_core::PowerStatus;
+use dcim_core::{ClearMode, PowerStatus};
 use dcim_drivers::BootMode;
 use dcim_store::tasks::ServerEffects;
 use serde::{Deserialize, Serialize};
@@ -20,8 +20,7 @@ use super::{Ctx, Family, Report, Step, StepError};
 pub struct Diag {
     /// The diagnostics template's name.
     pub template: String,
-    /// `none`, `simple` or `full`.
-    pub clear_hdd: String,
+    pub clear_hdd: ClearMode,
     /// `setup_ipmi`: the agent gives the BMC dcim's user (and the address from
     /// `ipmi_pool`) in-band, and dcim manages the server through it from then on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,11 +68,7 @@ impl Family for Diag {
         if let Some(setup) = &self.setup_ipmi {
             steps.push(Box::new(SetupBmc(setup)));
         }
-        steps.extend([
-            Box::new(AwaitWipe(&self.clear_hdd)) as Box<dyn Step>,
-            Box::new(PowerOff),
-            Box::new(CleanupBoot),
-        ]);
+        steps.extend([Box::new(AwaitWipe(self.clear_hdd)) as Box<dyn Step>, Box::new(PowerOff), Box::new(CleanupBoot)]);
         steps
     }
 
@@ -113,7 +108,7 @@ impl BootPlan for Diag {
             answer["bmc"] = json!({"user": cx.cfg().bmc_user, "password": password, "ip": ip});
             cx.memo.bmc_password = Some(password);
         }
-        Ok((BootMode::Diag { clear_hdd: self.clear_hdd.clone() }, answer))
+        Ok((BootMode::Diag { clear_hdd: self.clear_hdd }, answer))
     }
 }
 

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use dcim_core::PowerStatus;
+use dcim_core::RaidLevel;
 use dcim_core::configuration::HardwareInfo;
 use dcim_core::installer::{self, InstallVars, InstallerKind};
 use dcim_drivers::BootMode;
@@ -19,8 +20,7 @@ use super::{Ctx, Family, Report, Step, StepError};
 pub struct InstallOs {
     pub template_id: i64,
     pub template: String,
-    /// One of the levels of [`raid_min_disks`].
-    pub raid: String,
+    pub raid: RaidLevel,
     pub hostname: String,
     /// SHA-512 crypt hash; the password itself is never stored.
     pub password_hash: String,
@@ -82,7 +82,7 @@ impl BootPlan for InstallOs {
                 hostname: self.hostname.clone(),
                 password_hash: self.password_hash.clone(),
                 ssh_keys: self.ssh_keys.clone(),
-                raid: self.raid.clone(),
+                raid: self.raid.as_str().into(),
                 disks: self.disks.clone(),
                 callback: callback.to_owned(),
                 task: cx.task.id,
@@ -95,22 +95,11 @@ impl BootPlan for InstallOs {
     }
 }
 
-/// The RAID levels of the seed and the identical disks each needs at least.
-pub fn raid_min_disks(raid: &str) -> Option<usize> {
-    match raid {
-        "no_raid" => Some(1),
-        "raid_0" | "raid_1" => Some(2),
-        "raid_5" => Some(3),
-        "raid_10" => Some(4),
-        _ => None,
-    }
-}
-
 /// The disks a RAID level is built on: the largest group of identical disks (same size
 /// and type) of the server's hardware, one of them for `no_raid`; or why there are not
-/// enough. `raid` is one of [`raid_min_disks`]'s levels.
-pub fn raid_disks(hw: &HardwareInfo, raid: &str) -> Result<Vec<String>, String> {
-    let min = raid_min_disks(raid).ok_or_else(|| format!("'{raid}' is not a RAID level"))?;
+/// enough.
+pub fn raid_disks(hw: &HardwareInfo, raid: RaidLevel) -> Result<Vec<String>, String> {
+    let min = raid.min_disks();
     let mut groups: std::collections::BTreeMap<(u64, String), Vec<String>> = Default::default();
     for (i, d) in hw.disks.iter().enumerate() {
         let key = (d.size_gb.unwrap_or(0), d.kind.map(|k| k.as_str().to_owned()).unwrap_or_default());
@@ -123,10 +112,10 @@ pub fn raid_disks(hw: &HardwareInfo, raid: &str) -> Result<Vec<String>, String> 
             best.len()
         ));
     }
-    if raid == "raid_10" && best.len() % 2 != 0 {
+    if raid == RaidLevel::Raid10 && best.len() % 2 != 0 {
         return Err("raid_10 needs an even number of identical disks".into());
     }
-    Ok(if raid == "no_raid" { best.into_iter().take(1).collect() } else { best })
+    Ok(if raid == RaidLevel::NoRaid { best.into_iter().take(1).collect() } else { best })
 }
 
 /// An image URL that a template gives as a path (`/images/NAME`: served by dcim
@@ -157,10 +146,9 @@ mod tests {
             {"name": "sda", "size_gb": 480, "type": "ssd"}, {"name": "sdb", "size_gb": 480, "type": "ssd"},
             {"name": "sdc", "size_gb": 480, "type": "ssd"}, {"name": "nvme0n1", "size_gb": 960, "type": "nvme"}]}))
         .unwrap();
-        assert_eq!(raid_disks(&hw, "raid_1").unwrap(), ["sda", "sdb", "sdc"]);
-        assert_eq!(raid_disks(&hw, "no_raid").unwrap(), ["sda"]);
-        assert!(raid_disks(&hw, "raid_10").unwrap_err().contains("needs 4 identical disks"));
-        assert_eq!(raid_min_disks("raid_10"), Some(4));
-        assert_eq!(raid_min_disks("raid_6"), None);
+        assert_eq!(raid_disks(&hw, RaidLevel::Raid1).unwrap(), ["sda", "sdb", "sdc"]);
+        assert_eq!(raid_disks(&hw, RaidLevel::NoRaid).unwrap(), ["sda"]);
+        assert!(raid_disks(&hw, RaidLevel::Raid10).unwrap_err().contains("needs 4 identical disks"));
+        assert_eq!("raid_6".parse::<RaidLevel>().map_err(|e| e.what), Err("RaidLevel"));
     }
 }

@@ -52,7 +52,7 @@ pub mod wipe;
 
 pub use context::{Ctx, Memo, Outcome, PowerVia, Report, StepError, StepResult};
 pub use diag::{BmcIp, BmcSetup, Diag, diag_findings};
-pub use install::{InstallOs, InstallerSpec, raid_disks, raid_min_disks};
+pub use install::{InstallOs, InstallerSpec, raid_disks};
 pub use ip::{IpAssign, IpRelease};
 pub use power::BootDeviceChoice;
 pub use wipe::ClearHdd;
@@ -182,11 +182,13 @@ pub trait Family: Send + Sync {
 
 #[cfg(test)]
 mod tests {
+    use dcim_core::ClearMode;
+
     use super::*;
 
     #[test]
     fn params_round_trip_and_steps_are_named() {
-        let op = Operation::Diag(Diag { template: "Diag6".into(), clear_hdd: "simple".into(), setup_ipmi: None });
+        let op = Operation::Diag(Diag { template: "Diag6".into(), clear_hdd: ClearMode::Simple, setup_ipmi: None });
         let s = serde_json::to_string(&op).unwrap();
         assert_eq!(serde_json::from_str::<Operation>(&s).unwrap(), op);
         assert_eq!(op.step_names().len(), 6);
@@ -196,7 +198,7 @@ mod tests {
         let ip = BmcIp { ip_id: 4, address: "10.0.0.9".into(), netmask: "255.255.255.0".into(), gateway: "".into() };
         let op = Operation::Diag(Diag {
             template: "Diag6".into(),
-            clear_hdd: "none".into(),
+            clear_hdd: ClearMode::None,
             setup_ipmi: Some(BmcSetup { ip: Some(ip.clone()) }),
         });
         assert_eq!(serde_json::from_str::<Operation>(&serde_json::to_string(&op).unwrap()).unwrap(), op);

@@ -6,6 +6,7 @@
 //! the agent.
 
 use async_trait::async_trait;
+use dcim_core::ClearMode;
 use dcim_drivers::{BootDevice, BootMode, BootRequest};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -103,16 +104,16 @@ impl Step for AwaitReport {
 }
 
 /// Waits for the agent's wipe, unless the operation's `clear_hdd` is `none`.
-pub struct AwaitWipe<'a>(pub &'a str);
+pub struct AwaitWipe(pub ClearMode);
 
 #[async_trait]
-impl Step for AwaitWipe<'_> {
+impl Step for AwaitWipe {
     fn name(&self) -> &'static str {
         "clear disks"
     }
 
     async fn run(&self, cx: &mut Ctx<'_>) -> StepResult {
-        if self.0 == "none" {
+        if self.0 == ClearMode::None {
             return Ok(Outcome::Skipped("clear_hdd is none".into()));
         }
         cx.await_report(Report::Wiped).await

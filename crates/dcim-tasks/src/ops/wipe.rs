@@ -2,7 +2,7 @@
 //! the boot cleaned up.
 
 use async_trait::async_trait;
-use dcim_core::PowerStatus;
+use dcim_core::{ClearMode, PowerStatus};
 use dcim_drivers::BootMode;
 use dcim_store::tasks::ServerEffects;
 use serde::{Deserialize, Serialize};
@@ -15,8 +15,7 @@ use super::{Ctx, Family, Step, StepError};
 /// The wipe's parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClearHdd {
-    /// `none`, `simple` or `full`.
-    pub clear_hdd: String,
+    pub clear_hdd: ClearMode,
 }
 
 #[async_trait]
@@ -29,7 +28,7 @@ impl Family for ClearHdd {
         vec![
             Box::new(PrepareBoot(self)),
             Box::new(NetBoot),
-            Box::new(AwaitWipe(&self.clear_hdd)),
+            Box::new(AwaitWipe(self.clear_hdd)),
             Box::new(PowerOff),
             Box::new(CleanupBoot),
         ]
@@ -43,6 +42,6 @@ impl Family for ClearHdd {
 
 impl BootPlan for ClearHdd {
     fn boot(&self, _cx: &mut Ctx<'_>, _callback: &str, _secret: &str) -> Result<(BootMode, Value), StepError> {
-        Ok((BootMode::Wipe { clear_hdd: self.clear_hdd.clone() }, json!({})))
+        Ok((BootMode::Wipe { clear_hdd: self.clear_hdd }, json!({})))
     }
 }
