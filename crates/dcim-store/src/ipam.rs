@@ -11,6 +11,7 @@ use dcim_core::IpStatus;
 use dcim_core::query::ListQuery;
 use sqlx::{AssertSqlSafe, FromRow};
 
+use crate::ids::{IpId, TaskId};
 use crate::list::{Bind, Field, FieldType, ListSpec, Page, Scope};
 use crate::tasks::NewTask;
 use crate::{Result, Store, StoreError, now};
@@ -127,7 +128,7 @@ pub struct Place<'a> {
 /// An address taken: its row, network and text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Taken {
-    pub id: i64,
+    pub id: IpId,
     pub ipnet_id: i64,
     pub name: String,
 }
@@ -564,7 +565,7 @@ impl Store {
         let mut tx = self.write().await?;
         let taken = Self::take_ip(&mut tx, ip, &take, |_| false).await?;
         tx.commit().await?;
-        Ok(taken.id)
+        Ok(taken.id.get())
     }
 
     /// Gives a server the next free address of a pool or network. `reserved`
@@ -573,7 +574,7 @@ impl Store {
         let mut tx = self.write().await?;
         let taken = Self::take_ip(&mut tx, ip, &Take::Next(source), reserved).await?;
         tx.commit().await?;
-        Ok(taken.id)
+        Ok(taken.id.get())
     }
 
     /// Takes an address for a server and starts the task that gives it, in one
@@ -587,7 +588,7 @@ impl Store {
         take: &Take<'_>,
         reserved: impl Fn(&str) -> bool,
         task: impl FnOnce(&Taken) -> Result<NewTask>,
-    ) -> Result<(Taken, i64)> {
+    ) -> Result<(Taken, TaskId)> {
         let mut tx = self.write().await?;
         let taken = Self::take_ip(&mut tx, ip, take, reserved).await?;
         let new = task(&taken)?;
@@ -607,8 +608,8 @@ impl Store {
         take: &Take<'_>,
         reserved: impl Fn(&str) -> bool,
     ) -> Result<Taken> {
-        let taken = |id, at: &Place<'_>| Taken {
-            id,
+        let taken = |id: i64, at: &Place<'_>| Taken {
+            id: IpId(id),
             ipnet_id: at.ipnet_id,
             name: dcim_core::ip::from_key(ip.family, at.key).map(|a| a.to_string()).unwrap_or_default(),
         };
@@ -710,7 +711,7 @@ impl Store {
     }
 
     /// Marks an address (e.g. `deleting`).
-    pub async fn set_ip_status(&self, id: i64, status: IpStatus, info: &str) -> Result<()> {
+    pub async fn set_ip_status(&self, id: IpId, status: IpStatus, info: &str) -> Result<()> {
         let mut tx = self.write().await?;
         sqlx::query("UPDATE ips SET status = $1, status_info = $2 WHERE id = $3")
             .bind(status.as_str().to_owned())
@@ -725,7 +726,7 @@ impl Store {
     /// Marks an address `status` (`deleting`) and starts the task that carries it out,
     /// in one transaction. An address already waiting for a task (`allocating`,
     /// `deleting`) is a conflict, and nothing is written.
-    pub async fn mark_ip_and_start(&self, ip_id: i64, status: IpStatus, task: &NewTask) -> Result<i64> {
+    pub async fn mark_ip_and_start(&self, ip_id: IpId, status: IpStatus, task: &NewTask) -> Result<TaskId> {
         let mut tx = self.write().await?;
         let marked = sqlx::query(
             "UPDATE ips SET status = $1, status_info = '{}' WHERE id = $2 AND status NOT IN ('allocating', 'deleting')",

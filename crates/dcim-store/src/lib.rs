@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod audit;
 mod error;
+pub mod ids;
 pub mod inventory;
 pub mod ipam;
 pub mod ipmgr;

@@ -710,7 +710,7 @@ impl Store {
             return tx.commit().await;
         }
         drop(tx);
-        if let Some((task, name)) = self.active_task(id).await? {
+        if let Some((task, name)) = self.active_task(crate::ids::ServerId(id)).await? {
             return Err(StoreError::Conflict(format!("server {id} is busy with task {task} ({name})")));
         }
 

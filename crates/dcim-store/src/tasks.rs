@@ -9,6 +9,7 @@ use dcim_core::query::ListQuery;
 use dcim_core::{IpStatus, OutletStatus, PortStatus, PowerStatus, ServerState, TaskStatus};
 use sqlx::{AssertSqlSafe, FromRow};
 
+use crate::ids::{IpId, ServerId, TaskId};
 use crate::list::{Bind, Field, FieldType, ListSpec, Page, Scope, bind_query_as};
 use crate::{Result, Store, StoreError, now};
 
@@ -19,8 +20,8 @@ pub fn now_ms() -> i64 {
 
 #[derive(Debug, Clone, FromRow)]
 pub struct TaskRow {
-    pub id: i64,
-    pub server_id: Option<i64>,
+    pub id: TaskId,
+    pub server_id: Option<ServerId>,
     pub name: String,
     #[sqlx(try_from = "String")]
     pub status: TaskStatus,
@@ -45,7 +46,7 @@ pub struct TaskRow {
 /// A task to create.
 #[derive(Debug, Clone)]
 pub struct NewTask {
-    pub server_id: i64,
+    pub server_id: ServerId,
     pub name: String,
     pub params: String,
     /// The step names, as JSON array.
@@ -78,11 +79,11 @@ pub struct ServerEffects {
 #[derive(Debug, Clone)]
 pub enum IpEffect {
     /// The address is the server's now (`ok`), and its main one of its family if asked.
-    Assigned { ip_id: i64, family: i64, main: bool },
+    Assigned { ip_id: IpId, family: i64, main: bool },
     /// The address is given back.
-    Released { ip_id: i64 },
+    Released { ip_id: IpId },
     /// The change failed: the address gets `status` with the reason.
-    Failed { ip_id: i64, status: IpStatus, info: String },
+    Failed { ip_id: IpId, status: IpStatus, info: String },
 }
 
 /// Where a worker's step leaves the task.
@@ -124,7 +125,7 @@ pub const TASK_LIST: ListSpec = ListSpec {
 
 impl Store {
     /// Creates a task unless the server already runs one: then a conflict naming it.
-    pub async fn create_task(&self, t: &NewTask) -> Result<i64> {
+    pub async fn create_task(&self, t: &NewTask) -> Result<TaskId> {
         let mut tx = self.write().await?;
         let Some(id) = insert_task(&mut tx, t).await? else {
             drop(tx);
@@ -135,7 +136,7 @@ impl Store {
     }
 
     /// Why a task could not start on a busy server: a conflict naming its task.
-    pub(crate) async fn busy(&self, server_id: i64) -> StoreError {
+    pub(crate) async fn busy(&self, server_id: ServerId) -> StoreError {
         match self.active_task(server_id).await {
             Ok(Some((tid, name))) => StoreError::Conflict(format!(
                 "server {server_id} is busy with task {tid} ({name}); wait for it or abort it"
@@ -146,7 +147,7 @@ impl Store {
     }
 
     /// The pending or running task of a server, if any: (id, name).
-    pub async fn active_task(&self, server_id: i64) -> Result<Option<(i64, String)>> {
+    pub async fn active_task(&self, server_id: ServerId) -> Result<Option<(TaskId, String)>> {
         Ok(sqlx::query_as(
             "SELECT id, name FROM tasks WHERE server_id = $1 AND exclusive = 1 AND status IN ('pending', 'running')",
         )
@@ -182,7 +183,7 @@ impl Store {
     }
 
     /// Extends a lease; false when the worker lost it.
-    pub async fn renew_lease(&self, id: i64, owner: &str, lease_ms: i64) -> Result<bool> {
+    pub async fn renew_lease(&self, id: TaskId, owner: &str, lease_ms: i64) -> Result<bool> {
         let r =
             sqlx::query("UPDATE tasks SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND status = 'running'")
                 .bind(now_ms() + lease_ms)
@@ -195,7 +196,7 @@ impl Store {
 
     /// Records progress. `None` when the worker lost its lease; otherwise whether an
     /// abort was requested meanwhile.
-    pub async fn checkpoint(&self, id: i64, owner: &str, c: &Checkpoint) -> Result<Option<bool>> {
+    pub async fn checkpoint(&self, id: TaskId, owner: &str, c: &Checkpoint) -> Result<Option<bool>> {
         let sql = if c.release {
             "UPDATE tasks SET step = $1, attempt = $2, progress = $3, progress_info = $4, memo = $5, \
              not_before = CASE WHEN cancel = 1 THEN 0 ELSE $6 END, lease_owner = NULL, lease_until = NULL \
@@ -219,7 +220,7 @@ impl Store {
     }
 
     /// Sets the hash of the secret the task's agent reports with.
-    pub async fn set_task_secret(&self, id: i64, owner: &str, secret_hash: &str) -> Result<bool> {
+    pub async fn set_task_secret(&self, id: TaskId, owner: &str, secret_hash: &str) -> Result<bool> {
         let r = sqlx::query("UPDATE tasks SET secret_hash = $1 WHERE id = $2 AND lease_owner = $3")
             .bind(secret_hash.to_owned())
             .bind(id)
@@ -234,7 +235,7 @@ impl Store {
     #[expect(clippy::too_many_arguments, reason = "one row's worth of columns, written together")]
     pub async fn finish_task(
         &self,
-        id: i64,
+        id: TaskId,
         owner: &str,
         status: TaskStatus,
         status_info: &str,
@@ -262,7 +263,7 @@ impl Store {
             apply_effects(&mut tx, server_id, effects).await?;
         }
         let error = if status == TaskStatus::Complete { "" } else { status_info };
-        crate::audit::record_task(&mut tx, id, server_id, &name, status, request_id.as_deref(), error).await?;
+        crate::audit::record_task(&mut tx, id.get(), server_id, &name, status, request_id.as_deref(), error).await?;
         let status = status.as_str();
         let e = serde_json::json!({"task": id, "operation": name, "outcome": status, "server": server_id});
         crate::webhooks::emit(&mut tx, "task.finished", server_id, e).await?;
@@ -271,7 +272,7 @@ impl Store {
     }
 
     /// Asks the server's active task to stop; returns its id.
-    pub async fn request_cancel(&self, server_id: i64) -> Result<Option<i64>> {
+    pub async fn request_cancel(&self, server_id: ServerId) -> Result<Option<TaskId>> {
         let mut tx = self.write().await?;
         let row: Option<(i64,)> = sqlx::query_as(
             "UPDATE tasks SET cancel = 1, not_before = 0 WHERE server_id = $1 AND exclusive = 1 \
@@ -281,11 +282,11 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(row.map(|r| r.0))
+        Ok(row.map(|r| TaskId(r.0)))
     }
 
     /// Stores an agent's report if `secret_hash` is the task's and the task is live.
-    pub async fn add_task_report(&self, task_id: i64, secret_hash: &str, kind: &str, data: &str) -> Result<bool> {
+    pub async fn add_task_report(&self, task_id: TaskId, secret_hash: &str, kind: &str, data: &str) -> Result<bool> {
         let mut tx = self.write().await?;
         let r = sqlx::query(
             "INSERT INTO task_reports (task_id, kind, data, created) SELECT id, $1, $2, $3 FROM tasks \
@@ -307,17 +308,17 @@ impl Store {
     }
 
     /// The reports received for a task, oldest first: (kind, data).
-    pub async fn task_reports(&self, task_id: i64) -> Result<Vec<(String, String)>> {
+    pub async fn task_reports(&self, task_id: TaskId) -> Result<Vec<(String, String)>> {
         Ok(sqlx::query_as("SELECT kind, data FROM task_reports WHERE task_id = $1 ORDER BY id")
             .bind(task_id)
             .fetch_all(self.pool())
             .await?)
     }
 
-    pub async fn get_task(&self, id: i64, scopes: &[Scope]) -> Result<TaskRow> {
+    pub async fn get_task(&self, id: TaskId, scopes: &[Scope]) -> Result<TaskRow> {
         let mut sql = crate::list::SqlBuf { text: TASK_LIST.select.to_owned(), binds: vec![] };
         sql.push(" WHERE t.id = ");
-        sql.bind(Bind::Int(id));
+        sql.bind(Bind::Int(id.get()));
         sql.and_scopes(scopes);
         bind_query_as(&sql.text, &sql.binds)
             .fetch_optional(self.pool())
@@ -330,7 +331,7 @@ impl Store {
     }
 
     /// Records what the power driver reported.
-    pub async fn set_power_status(&self, server_id: i64, status: PowerStatus) -> Result<()> {
+    pub async fn set_power_status(&self, server_id: ServerId, status: PowerStatus) -> Result<()> {
         let status = status.as_str();
         let mut tx = self.write().await?;
         let before = if tx.wants("server.power").await? { power_of(&mut tx, server_id).await? } else { None };
@@ -339,7 +340,7 @@ impl Store {
             .bind(server_id)
             .execute(&mut *tx)
             .await?;
-        power_event(&mut tx, server_id, before, status).await?;
+        power_event(&mut tx, server_id.get(), before, status).await?;
         tx.commit().await
     }
 
@@ -366,7 +367,7 @@ impl Store {
 
 /// Inserts a task, and sets its server's starting state, in `tx`; `None` when the server
 /// already runs an exclusive one (nothing is written then, and `tx` stays usable).
-pub(crate) async fn insert_task(tx: &mut crate::audit::Tx<'_>, t: &NewTask) -> Result<Option<i64>> {
+pub(crate) async fn insert_task(tx: &mut crate::audit::Tx<'_>, t: &NewTask) -> Result<Option<TaskId>> {
     // The partial unique index allows one pending or running exclusive task per server.
     let inserted: Option<(i64,)> = sqlx::query_as(
         "INSERT INTO tasks (server_id, name, params, steps, progress_info, secret_hash, created, exclusive, \
@@ -386,9 +387,9 @@ pub(crate) async fn insert_task(tx: &mut crate::audit::Tx<'_>, t: &NewTask) -> R
     .map_err(|e| StoreError::conflict_on_constraint(e, || format!("server {} not found", t.server_id)))?;
     let Some((id,)) = inserted else { return Ok(None) };
     crate::audit::set_task(id);
-    crate::audit::set_server(t.server_id);
+    crate::audit::set_server(t.server_id.get());
     if !t.exclusive {
-        return Ok(Some(id));
+        return Ok(Some(TaskId(id)));
     }
     let r = match &t.server_state {
         Some((state, info)) => {
@@ -402,7 +403,7 @@ pub(crate) async fn insert_task(tx: &mut crate::audit::Tx<'_>, t: &NewTask) -> R
             };
             if let Some((before,)) = before.filter(|b| b.0 != state.as_str()) {
                 let ev = serde_json::json!({"server": t.server_id, "state": state, "previous": before, "info": info});
-                crate::webhooks::emit(tx, "server.state", Some(t.server_id), ev).await?;
+                crate::webhooks::emit(tx, "server.state", Some(t.server_id.get()), ev).await?;
             }
             sqlx::query("UPDATE servers SET last_task_id = $1, state = $2, state_info = $3 WHERE id = $4")
                 .bind(id)
@@ -423,7 +424,7 @@ pub(crate) async fn insert_task(tx: &mut crate::audit::Tx<'_>, t: &NewTask) -> R
     if r.rows_affected() == 0 {
         return Err(StoreError::not_found("server", t.server_id));
     }
-    Ok(Some(id))
+    Ok(Some(TaskId(id)))
 }
 
 async fn apply_effects(tx: &mut crate::audit::Tx<'_>, server_id: i64, e: &ServerEffects) -> Result<()> {
@@ -497,11 +498,11 @@ async fn apply_effects(tx: &mut crate::audit::Tx<'_>, server_id: i64, e: &Server
                 let sql = format!("UPDATE servers SET {col} = $1 WHERE id = $2");
                 sqlx::query(AssertSqlSafe(sql)).bind(*ip_id).bind(server_id).execute(&mut **tx).await?;
             }
-            ip_event(tx, "ip.assigned", server_id, *ip_id).await?;
+            ip_event(tx, "ip.assigned", server_id, ip_id.get()).await?;
         }
         Some(IpEffect::Released { ip_id }) => {
-            ip_event(tx, "ip.released", server_id, *ip_id).await?;
-            crate::ipam::release_ip(tx, *ip_id).await?
+            ip_event(tx, "ip.released", server_id, ip_id.get()).await?;
+            crate::ipam::release_ip(tx, ip_id.get()).await?
         }
         Some(IpEffect::Failed { ip_id, status, info }) => {
             sqlx::query("UPDATE ips SET status = $1, status_info = $2 WHERE id = $3")
@@ -516,7 +517,7 @@ async fn apply_effects(tx: &mut crate::audit::Tx<'_>, server_id: i64, e: &Server
 }
 
 /// A server's power status (`None`: no such server).
-async fn power_of(tx: &mut crate::audit::Tx<'_>, server_id: i64) -> Result<Option<String>> {
+async fn power_of(tx: &mut crate::audit::Tx<'_>, server_id: ServerId) -> Result<Option<String>> {
     let row: Option<(String,)> = sqlx::query_as("SELECT power_status FROM servers WHERE id = $1")
         .bind(server_id)
         .fetch_optional(&mut **tx)
@@ -582,7 +583,7 @@ impl Store {
     }
 
     /// Records what a BMC said: `on`/`off`, or `unknown` with the reason.
-    pub async fn set_bmc_state(&self, server_id: i64, power: PowerStatus, info: &str) -> Result<()> {
+    pub async fn set_bmc_state(&self, server_id: ServerId, power: PowerStatus, info: &str) -> Result<()> {
         let power = power.as_str();
         let mut tx = self.write().await?;
         let before = if tx.wants("server.power").await? { power_of(&mut tx, server_id).await? } else { None };
@@ -592,7 +593,7 @@ impl Store {
             .bind(server_id)
             .execute(&mut *tx)
             .await?;
-        power_event(&mut tx, server_id, before, power).await?;
+        power_event(&mut tx, server_id.get(), before, power).await?;
         tx.commit().await
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use dcim_core::{BmcType, PowerStatus};
 use dcim_drivers::BmcAccess;
+use dcim_store::ids::ServerId;
 use dcim_store::tasks::PollTarget;
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -60,7 +61,7 @@ async fn poll_one(engine: &Engine, t: PollTarget) -> Option<bool> {
         Err(reason) => (PowerStatus::Unknown, json!({"message": reason}).to_string(), false),
     };
     if (power.as_str() != t.power_status || info != t.ipmi_status_info)
-        && let Err(e) = engine.store.set_bmc_state(t.server_id, power, &info).await
+        && let Err(e) = engine.store.set_bmc_state(ServerId(t.server_id), power, &info).await
     {
         tracing::warn!(server = t.server_id, error = %e, "power poll: recording failed");
     }

@@ -781,7 +781,7 @@ struct TaskSteps {
 }
 
 async fn task_steps(ui: &Ui, st: &AppState, id: i64) -> Result<TaskSteps, ApiError> {
-    let t = Task::from(st.store.get_task(id, &ui.caller.server_scope()).await?);
+    let t = Task::from(st.store.get_task(dcim_store::ids::TaskId(id), &ui.caller.server_scope()).await?);
     let active = t.status.is_active();
     let steps = steps(&t.progress_info);
     let started = t.started.clone().unwrap_or_default();

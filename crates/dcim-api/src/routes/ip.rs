@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use dcim_core::IpStatus;
 use dcim_core::ip::{self as ipm, family_name, from_key, is_reserved, key, parse_addr, parse_network, to_u128};
+use dcim_store::ids::{IpId, ServerId};
 use dcim_store::ipam::{
     IpRow, IpnetRow, NewIp, NewIpnet as StoreNewIpnet, Place, PoolRow, RangeRow, Source, Take, Taken,
 };
@@ -447,8 +448,8 @@ pub async fn allocate_ip(
     // The address and its task in one transaction: nothing is left half-written.
     let main = b.set_as_main_ipv4;
     let op = |t: &Taken| Ok(Operation::IpAssign(IpAssign { ip_id: t.id, family, main }));
-    let (task, _) = st.engine.submit_taking_ip(id, &new, &take, reserved(&nets, family), op).await?;
-    Ok(Json(TaskAnswer { id, task }))
+    let (task, _) = st.engine.submit_taking_ip(ServerId(id), &new, &take, reserved(&nets, family), op).await?;
+    Ok(Json(TaskAnswer { id, task: task.get() }))
 }
 
 /// The next free address of `source` for `new`, never a network's own, broadcast or
@@ -484,9 +485,10 @@ pub async fn release_ip(
     if matches!(ip.status, IpStatus::Allocating | IpStatus::Deleting | IpStatus::InProgress) {
         return Err(ApiError::conflict(format!("address {} is {}; wait for its task", ip.name, ip.status)));
     }
+    let ip_id = IpId(ip_id);
     let op = Operation::IpRelease(IpRelease { ip_id });
-    let task = st.engine.submit_marking_ip(id, ip_id, IpStatus::Deleting, &op).await?;
-    Ok(Json(TaskAnswer { id, task }))
+    let task = st.engine.submit_marking_ip(ServerId(id), ip_id, IpStatus::Deleting, &op).await?;
+    Ok(Json(TaskAnswer { id, task: task.get() }))
 }
 
 /// The same as a DELETE.

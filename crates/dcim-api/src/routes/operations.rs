@@ -11,6 +11,7 @@ use axum::http::HeaderMap;
 use dcim_core::configuration::HardwareInfo;
 use dcim_core::{ClearMode, RaidLevel, TemplateType};
 use dcim_drivers::fake::{Fault, LabView, OPS};
+use dcim_store::ids::{ServerId, TaskId};
 use dcim_store::ipam::{IpnetRow, NewIp, Source, Take, Taken};
 use dcim_tasks::Operation;
 use dcim_tasks::ops::{BmcIp, BmcSetup, BootDeviceChoice, ClearHdd, Diag, InstallOs, InstallerSpec, raid_disks};
@@ -28,7 +29,7 @@ use crate::wire::{Empty, List};
 /// Starts `op` on a server the caller may see (404 otherwise).
 async fn start(st: &AppState, caller: &Caller, server_id: i64, op: Operation) -> ApiResult<Json<TaskAnswer>> {
     st.store.check_server(server_id, &caller.server_scope()).await?;
-    let task = st.engine.submit(server_id, &op).await?;
+    let task = st.engine.submit(ServerId(server_id), &op).await?.get();
     tracing::info!(server = server_id, task, op = op.name(), by = caller.user_id, "operation started");
     Ok(Json(TaskAnswer { id: server_id, task }))
 }
@@ -183,9 +184,10 @@ pub async fn operation_diag(
         Ok(Operation::Diag(Diag { template, clear_hdd, setup_ipmi: Some(BmcSetup { ip: Some(ip) }) }))
     };
     let take = Take::Next(Source::Pool(pool));
-    let (task, _) = st.engine.submit_taking_ip(id, &new, &take, crate::routes::ip::reserved(&nets, 2), op).await?;
-    tracing::info!(server = id, task, op = "diag", by = caller.user_id, "operation started");
-    Ok(Json(TaskAnswer { id, task }))
+    let reserved = crate::routes::ip::reserved(&nets, 2);
+    let (task, _) = st.engine.submit_taking_ip(ServerId(id), &new, &take, reserved, op).await?;
+    tracing::info!(server = id, task = task.get(), op = "diag", by = caller.user_id, "operation started");
+    Ok(Json(TaskAnswer { id, task: task.get() }))
 }
 
 /// The BMC's static address: the address taken, with its network's netmask and gateway.
@@ -317,8 +319,8 @@ pub async fn abort_operation(
     _body: Body<Empty>,
 ) -> ApiResult<Json<TaskAnswer>> {
     st.store.check_server(id, &caller.server_scope()).await?;
-    match st.engine.abort(id).await? {
-        Some(task) => Ok(Json(TaskAnswer { id, task })),
+    match st.engine.abort(ServerId(id)).await? {
+        Some(task) => Ok(Json(TaskAnswer { id, task: task.get() })),
         None => Err(ApiError::not_found("running operation of server", id)),
     }
 }
@@ -336,7 +338,7 @@ pub async fn list_tasks(
 /// One task.
 #[utoipa::path(get, path = "/dci/v3/task/{id}", tag = "operations", responses((status = 200, body = Task), (status = 404)))]
 pub async fn get_task(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Task>> {
-    Ok(Json(st.store.get_task(id, &caller.server_scope()).await?.into()))
+    Ok(Json(st.store.get_task(TaskId(id), &caller.server_scope()).await?.into()))
 }
 
 pub(crate) const REPORT_KINDS: &[&str] = &["hardware", "bmc", "wiped", "installed", "progress", "done", "failed"];
@@ -365,7 +367,7 @@ pub async fn agent_report(
     if b.kind == "hardware" {
         crate::extract::typed::<HardwareInfo>(&b.data).map_err(|e| ApiError::invalid("data", e))?;
     }
-    if !st.store.add_task_report(id, &hash_secret(secret.trim()), &b.kind, &b.data.to_string()).await? {
+    if !st.store.add_task_report(TaskId(id), &hash_secret(secret.trim()), &b.kind, &b.data.to_string()).await? {
         return Err(ApiError::not_found("running task with that secret", id));
     }
     st.engine.nudge();

@@ -54,8 +54,8 @@ pub fn progress_info(text: &str) -> Vec<Value> {
 impl From<TaskRow> for Task {
     fn from(t: TaskRow) -> Self {
         Task {
-            id: t.id,
-            server: t.server_id,
+            id: t.id.get(),
+            server: t.server_id.map(|s| s.get()),
             name: t.name,
             status: t.status,
             progress: t.progress,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use dcim_core::{IpStatus, StepStatus, TaskStatus};
 use dcim_drivers::Drivers;
+use dcim_store::ids::{IpId, ServerId, TaskId};
 use dcim_store::ipam::{NewIp, Take, Taken};
 use dcim_store::tasks::{Checkpoint, NewTask, ServerEffects, TaskRow, now_ms};
 use dcim_store::{Store, StoreError};
@@ -126,7 +127,7 @@ impl Engine {
 
     /// Records an operation as a task (or a conflict naming the running one) and
     /// wakes a worker. The server's starting state is set in the same transaction.
-    pub async fn submit(&self, server_id: i64, op: &Operation) -> Result<i64, StoreError> {
+    pub async fn submit(&self, server_id: ServerId, op: &Operation) -> Result<TaskId, StoreError> {
         let id = self.store.create_task(&new_task(server_id, op)).await?;
         self.started(op);
         Ok(id)
@@ -137,12 +138,12 @@ impl Engine {
     /// without its address (`ip_assign`, and `diag` with `setup_ipmi` from `ipmi_pool`).
     pub async fn submit_taking_ip(
         &self,
-        server_id: i64,
+        server_id: ServerId,
         ip: &NewIp,
         take: &Take<'_>,
         reserved: impl Fn(&str) -> bool,
         op: impl FnOnce(&Taken) -> Result<Operation, StoreError>,
-    ) -> Result<(i64, Taken), StoreError> {
+    ) -> Result<(TaskId, Taken), StoreError> {
         let mut made = None;
         let (taken, id) = self
             .store
@@ -163,11 +164,11 @@ impl Engine {
     /// (`ip_release`: `deleting`), in one transaction.
     pub async fn submit_marking_ip(
         &self,
-        server_id: i64,
-        ip_id: i64,
+        server_id: ServerId,
+        ip_id: IpId,
         status: IpStatus,
         op: &Operation,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<TaskId, StoreError> {
         let id = self.store.mark_ip_and_start(ip_id, status, &new_task(server_id, op)).await?;
         self.started(op);
         Ok(id)
@@ -179,7 +180,7 @@ impl Engine {
     }
 
     /// Asks the server's running operation to stop; its worker unwinds it.
-    pub async fn abort(&self, server_id: i64) -> Result<Option<i64>, StoreError> {
+    pub async fn abort(&self, server_id: ServerId) -> Result<Option<TaskId>, StoreError> {
         let id = self.store.request_cancel(server_id).await?;
         self.wake.notify_one();
         Ok(id)
@@ -218,9 +219,9 @@ impl Engine {
                         let me = self.clone();
                         let span = tracing::info_span!(
                             "task",
-                            task_id = task.id,
+                            task_id = task.id.get(),
                             operation = %task.name,
-                            server_id = task.server_id,
+                            server_id = task.server_id.map(ServerId::get),
                             request_id = task.request_id.as_deref().unwrap_or(""),
                         );
                         tokio::spawn(
@@ -272,7 +273,7 @@ impl Engine {
                             lost.store(true, Ordering::SeqCst);
                             return;
                         }
-                        Err(e) => tracing::warn!(task = id, error = %e, "renewing a lease failed"),
+                        Err(e) => tracing::warn!(task = %id, error = %e, "renewing a lease failed"),
                     }
                 }
             })
@@ -280,7 +281,7 @@ impl Engine {
         let id = task.id;
         if let Err(e) = self.drive_steps(task, &lost).await {
             // Only storage errors get here; the lease runs out and the task resumes.
-            tracing::warn!(task = id, error = %e, "task interrupted; it resumes when its lease ends");
+            tracing::warn!(task = %id, error = %e, "task interrupted; it resumes when its lease ends");
         }
         let _ = done_tx.send(true);
         let _ = heartbeat.await;
@@ -297,7 +298,7 @@ impl Engine {
         let Some(server_id) = task.server_id else {
             return self.end_early(&task, &mut progress, step, "the server was deleted").await;
         };
-        let server = match self.store.get_server(server_id, &[]).await {
+        let server = match self.store.get_server(server_id.get(), &[]).await {
             Ok(s) => s,
             Err(StoreError::NotFound { .. }) => {
                 return self.end_early(&task, &mut progress, step, "the server was deleted").await;
@@ -456,7 +457,7 @@ impl Engine {
             )
             .await?;
         self.count_end(cx.task, TaskStatus::Complete, written);
-        tracing::info!(task = cx.task.id, op = run.family.name(), "task complete");
+        tracing::info!(task = %cx.task.id, op = run.family.name(), "task complete");
         Ok(())
     }
 
@@ -483,7 +484,7 @@ impl Engine {
             info["kind"] = k.into();
         }
         self.finish(run.cx.task, TaskStatus::Fail, &info, &run.progress, &fx).await?;
-        tracing::warn!(task = run.cx.task.id, step = %name, error = %msg, "task failed");
+        tracing::warn!(task = %run.cx.task.id, step = %name, error = %msg, "task failed");
         Ok(())
     }
 
@@ -501,7 +502,7 @@ impl Engine {
         }
         let info = json!({"step": name, "message": msg});
         self.finish(task, TaskStatus::Fail, &info, progress, &ServerEffects::default()).await?;
-        tracing::warn!(task = task.id, error = %msg, "task failed");
+        tracing::warn!(task = %task.id, error = %msg, "task failed");
         Ok(())
     }
 
@@ -555,7 +556,7 @@ impl Engine {
         let lease_ms = self.cfg.lease.as_millis() as i64;
         let mine = self.store.renew_lease(task.id, &self.owner, lease_ms).await?;
         if !mine {
-            tracing::info!(task = task.id, "the task's lease was lost before its end; its new owner finishes it");
+            tracing::info!(task = %task.id, "the task's lease was lost before its end; its new owner finishes it");
         }
         Ok(mine)
     }
@@ -588,7 +589,7 @@ fn mark_failed(progress: &mut [StepInfo], step: usize, msg: &str) -> String {
 }
 
 /// The task row of `op` on a server: its parameters and its steps, all pending.
-fn new_task(server_id: i64, op: &Operation) -> NewTask {
+fn new_task(server_id: ServerId, op: &Operation) -> NewTask {
     let names = op.step_names();
     let steps: Vec<StepInfo> = names
         .iter()

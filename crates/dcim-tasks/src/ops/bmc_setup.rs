@@ -99,7 +99,7 @@ impl Step for SetupBmc<'_> {
 /// another server would clash).
 pub(super) async fn ip_back(cx: &Ctx<'_>, ip: Option<&BmcIp>, fx: &mut ServerEffects) {
     let Some(ip) = ip else { return };
-    if !matches!(cx.store().get_ip(ip.ip_id).await, Ok(row) if row.status == IpStatus::Allocating) {
+    if !matches!(cx.store().get_ip(ip.ip_id.get()).await, Ok(row) if row.status == IpStatus::Allocating) {
         return;
     }
     // When the reports cannot be read, keep the address: a clash is worse than a leak.

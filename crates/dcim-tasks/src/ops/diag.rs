@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use dcim_core::{ClearMode, PowerStatus};
 use dcim_drivers::BootMode;
+use dcim_store::ids::IpId;
 use dcim_store::tasks::ServerEffects;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -40,7 +41,7 @@ pub struct BmcSetup {
 /// (empty: none).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BmcIp {
-    pub ip_id: i64,
+    pub ip_id: IpId,
     pub address: String,
     pub netmask: String,
     pub gateway: String,

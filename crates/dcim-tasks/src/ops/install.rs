@@ -85,7 +85,7 @@ impl BootPlan for InstallOs {
                 raid: self.raid.as_str().into(),
                 disks: self.disks.clone(),
                 callback: callback.to_owned(),
-                task: cx.task.id,
+                task: cx.task.id.get(),
                 secret: secret.to_owned(),
             };
             answer["installer"] = json!({"kind": kind.as_str(), "kernel": i.kernel,

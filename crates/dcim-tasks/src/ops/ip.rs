@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use dcim_core::IpStatus;
 use dcim_store::StoreError;
+use dcim_store::ids::IpId;
 use dcim_store::tasks::{IpEffect, ServerEffects};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -15,7 +16,7 @@ use super::{Ctx, Family, Outcome, Step, StepError, StepResult};
 /// Give the server an address already reserved for it (row `allocating`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpAssign {
-    pub ip_id: i64,
+    pub ip_id: IpId,
     /// 4 or 6.
     pub family: i64,
     /// Make it the server's main address of its family.
@@ -25,7 +26,7 @@ pub struct IpAssign {
 /// Take an address back from the server (row `deleting`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpRelease {
-    pub ip_id: i64,
+    pub ip_id: IpId,
 }
 
 #[async_trait]
@@ -78,7 +79,7 @@ impl Family for IpRelease {
 
 /// The address must still be the server's; the task's end records the change.
 struct StillTheServers {
-    ip_id: i64,
+    ip_id: IpId,
     name: &'static str,
 }
 
@@ -90,7 +91,7 @@ impl Step for StillTheServers {
 
     async fn run(&self, cx: &mut Ctx<'_>) -> StepResult {
         let ip_id = self.ip_id;
-        match cx.store().get_ip(ip_id).await {
+        match cx.store().get_ip(ip_id.get()).await {
             Ok(ip) if ip.server_id == Some(cx.server.server.id) => Ok(Outcome::Done),
             Ok(_) => Err(StepError::fatal(format!("address {ip_id} belongs to another server now"))),
             Err(StoreError::NotFound { .. }) => Err(StepError::fatal(format!("address {ip_id} is gone"))),

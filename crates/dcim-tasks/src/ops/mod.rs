@@ -183,6 +183,7 @@ pub trait Family: Send + Sync {
 #[cfg(test)]
 mod tests {
     use dcim_core::ClearMode;
+    use dcim_store::ids::IpId;
 
     use super::*;
 
@@ -195,7 +196,8 @@ mod tests {
         // a task stored before setup_ipmi existed reads the same
         let old = r#"{"op":"diag","template":"Diag6","clear_hdd":"simple"}"#;
         assert_eq!(serde_json::from_str::<Operation>(old).unwrap(), op);
-        let ip = BmcIp { ip_id: 4, address: "10.0.0.9".into(), netmask: "255.255.255.0".into(), gateway: "".into() };
+        let ip =
+            BmcIp { ip_id: IpId(4), address: "10.0.0.9".into(), netmask: "255.255.255.0".into(), gateway: "".into() };
         let op = Operation::Diag(Diag {
             template: "Diag6".into(),
             clear_hdd: ClearMode::None,
@@ -208,7 +210,7 @@ mod tests {
         assert_eq!(Operation::Suspend.starting_state(), Some((ServerState::Suspending, "")));
         // the stored shapes of the unit and struct operations are as before
         assert_eq!(serde_json::to_string(&Operation::PowerOn).unwrap(), r#"{"op":"power_on"}"#);
-        let ip = Operation::IpAssign(IpAssign { ip_id: 3, family: 4, main: true });
+        let ip = Operation::IpAssign(IpAssign { ip_id: IpId(3), family: 4, main: true });
         assert_eq!(serde_json::to_string(&ip).unwrap(), r#"{"op":"ip_assign","ip_id":3,"family":4,"main":true}"#);
         assert_eq!(ip.name(), "ip_assign");
         assert!(!ip.exclusive() && Operation::PowerOff.exclusive());

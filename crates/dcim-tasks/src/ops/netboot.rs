@@ -50,7 +50,7 @@ impl Step for PrepareBoot<'_> {
             return Err(StepError::transient("lost the task's lease".into()));
         }
         let (mode, answer) = self.0.boot(cx, &callback, &secret)?;
-        let req = BootRequest { task_id: cx.task.id, secret, callback, mac, mode, answer, location_id: location };
+        let req = BootRequest { task_id: cx.task.id.get(), secret, callback, mac, mode, answer, location_id: location };
         cx.call(boot.prepare(&req)).await?;
         cx.memo.boot_owner = Some(cx.owner().to_owned());
         Ok(Outcome::Done)
@@ -58,7 +58,7 @@ impl Step for PrepareBoot<'_> {
 
     async fn undo(&self, cx: &mut Ctx<'_>) {
         if let (Ok(boot), Some(mac)) = (cx.boot(), cx.server.server.mac.as_deref()) {
-            let _ = cx.call(boot.cleanup(cx.task.id, mac)).await;
+            let _ = cx.call(boot.cleanup(cx.task.id.get(), mac)).await;
         }
     }
 }
@@ -156,7 +156,7 @@ impl Step for CleanupBoot {
     async fn run(&self, cx: &mut Ctx<'_>) -> StepResult {
         let boot = cx.boot()?;
         if let Some(mac) = &cx.server.server.mac {
-            cx.call(boot.cleanup(cx.task.id, mac)).await?;
+            cx.call(boot.cleanup(cx.task.id.get(), mac)).await?;
         }
         Ok(Outcome::Done)
     }
