@@ -11,9 +11,8 @@ use dcim_core::IpStatus;
 use dcim_core::query::ListQuery;
 use sqlx::{AssertSqlSafe, FromRow};
 
-use crate::ids::{IpId, TaskId};
+use crate::ids::IpId;
 use crate::list::{Bind, Field, FieldType, ListSpec, Page, Scope};
-use crate::tasks::NewTask;
 use crate::{Result, Store, StoreError, now};
 
 #[derive(Debug, Clone, FromRow)]
@@ -577,32 +576,9 @@ impl Store {
         Ok(taken.id.get())
     }
 
-    /// Takes an address for a server and starts the task that gives it, in one
-    /// transaction: a task that cannot start (its server busy with another, or gone)
-    /// leaves no address taken, and an address that cannot be had starts no task.
-    /// `task` makes the task from the address taken (or refuses it: then nothing is
-    /// written).
-    pub async fn take_ip_and_start(
-        &self,
-        ip: &NewIp,
-        take: &Take<'_>,
-        reserved: impl Fn(&str) -> bool,
-        task: impl FnOnce(&Taken) -> Result<NewTask>,
-    ) -> Result<(Taken, TaskId)> {
-        let mut tx = self.write().await?;
-        let taken = Self::take_ip(&mut tx, ip, take, reserved).await?;
-        let new = task(&taken)?;
-        let Some(task_id) = crate::tasks::insert_task(&mut tx, &new).await? else {
-            drop(tx);
-            return Err(self.busy(new.server_id).await);
-        };
-        tx.commit().await?;
-        Ok((taken, task_id))
-    }
-
     /// Takes an address in `tx`: the one given, or the next free one of a pool or
     /// network, never one `reserved` names.
-    async fn take_ip(
+    pub(crate) async fn take_ip(
         tx: &mut crate::audit::Tx<'_>,
         ip: &NewIp,
         take: &Take<'_>,
@@ -721,29 +697,6 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Marks an address `status` (`deleting`) and starts the task that carries it out,
-    /// in one transaction. An address already waiting for a task (`allocating`,
-    /// `deleting`) is a conflict, and nothing is written.
-    pub async fn mark_ip_and_start(&self, ip_id: IpId, status: IpStatus, task: &NewTask) -> Result<TaskId> {
-        let mut tx = self.write().await?;
-        let marked = sqlx::query(
-            "UPDATE ips SET status = $1, status_info = '{}' WHERE id = $2 AND status NOT IN ('allocating', 'deleting')",
-        )
-        .bind(status.as_str().to_owned())
-        .bind(ip_id)
-        .execute(&mut *tx)
-        .await?;
-        if marked.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!("address {ip_id} is waiting for a task already")));
-        }
-        let Some(id) = crate::tasks::insert_task(&mut tx, task).await? else {
-            drop(tx);
-            return Err(self.busy(task.server_id).await);
-        };
-        tx.commit().await?;
-        Ok(id)
     }
 }
 

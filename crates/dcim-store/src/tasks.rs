@@ -10,6 +10,7 @@ use dcim_core::{IpStatus, OutletStatus, PortStatus, PowerStatus, ServerState, Ta
 use sqlx::{AssertSqlSafe, FromRow};
 
 use crate::ids::{IpId, ServerId, TaskId};
+use crate::ipam::{NewIp, Take, Taken};
 use crate::list::{Bind, Field, FieldType, ListSpec, Page, Scope, bind_query_as};
 use crate::{Result, Store, StoreError, now};
 
@@ -130,6 +131,52 @@ impl Store {
         let Some(id) = insert_task(&mut tx, t).await? else {
             drop(tx);
             return Err(self.busy(t.server_id).await);
+        };
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Takes an address for a server and starts the task that gives it, in one
+    /// transaction: a task that cannot start (its server busy with another, or gone)
+    /// leaves no address taken, and an address that cannot be had starts no task.
+    /// `task` makes the task from the address taken (or refuses it: then nothing is
+    /// written).
+    pub async fn take_ip_and_start(
+        &self,
+        ip: &NewIp,
+        take: &Take<'_>,
+        reserved: impl Fn(&str) -> bool,
+        task: impl FnOnce(&Taken) -> Result<NewTask>,
+    ) -> Result<(Taken, TaskId)> {
+        let mut tx = self.write().await?;
+        let taken = Self::take_ip(&mut tx, ip, take, reserved).await?;
+        let new = task(&taken)?;
+        let Some(task_id) = insert_task(&mut tx, &new).await? else {
+            drop(tx);
+            return Err(self.busy(new.server_id).await);
+        };
+        tx.commit().await?;
+        Ok((taken, task_id))
+    }
+
+    /// Marks an address `status` (`deleting`) and starts the task that carries it out,
+    /// in one transaction. An address already waiting for a task (`allocating`,
+    /// `deleting`) is a conflict, and nothing is written.
+    pub async fn mark_ip_and_start(&self, ip_id: IpId, status: IpStatus, task: &NewTask) -> Result<TaskId> {
+        let mut tx = self.write().await?;
+        let marked = sqlx::query(
+            "UPDATE ips SET status = $1, status_info = '{}' WHERE id = $2 AND status NOT IN ('allocating', 'deleting')",
+        )
+        .bind(status.as_str().to_owned())
+        .bind(ip_id)
+        .execute(&mut *tx)
+        .await?;
+        if marked.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!("address {ip_id} is waiting for a task already")));
+        }
+        let Some(id) = insert_task(&mut tx, task).await? else {
+            drop(tx);
+            return Err(self.busy(task.server_id).await);
         };
         tx.commit().await?;
         Ok(id)

@@ -4,11 +4,31 @@
 
 use async_trait::async_trait;
 use dcim_core::{BmcType, IpStatus};
+use dcim_store::ids::IpId;
 use dcim_store::tasks::{IpEffect, ServerEffects};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::diag::{BmcIp, BmcSetup};
 use super::{Ctx, Outcome, Report, Step, StepError, StepResult};
+
+/// What `setup_ipmi` gives the BMC besides dcim's user: an address taken from
+/// `ipmi_pool` when the request named one (its row stays `allocating` until the BMC
+/// answers there), else the BMC keeps its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BmcSetup {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<BmcIp>,
+}
+
+/// A static address for the BMC: the IPAM row, the address, its netmask and gateway
+/// (empty: none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BmcIp {
+    pub ip_id: IpId,
+    pub address: String,
+    pub netmask: String,
+    pub gateway: String,
+}
 
 /// A BMC password: 16 letters and digits (IPMI 1.5 allows 16 bytes; 95 bits).
 pub(super) fn bmc_password() -> String {

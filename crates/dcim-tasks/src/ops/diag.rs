@@ -6,12 +6,11 @@
 use async_trait::async_trait;
 use dcim_core::{ClearMode, PowerStatus};
 use dcim_drivers::BootMode;
-use dcim_store::ids::IpId;
 use dcim_store::tasks::ServerEffects;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::bmc_setup::{self, SetupBmc};
+use super::bmc_setup::{self, BmcIp, BmcSetup, SetupBmc};
 use super::netboot::{AwaitReport, AwaitWipe, BootPlan, CleanupBoot, NetBoot, PrepareBoot, wipe_info};
 use super::power::PowerOff;
 use super::{Ctx, Family, Report, Step, StepError};
@@ -26,25 +25,6 @@ pub struct Diag {
     /// `ipmi_pool`) in-band, and dcim manages the server through it from then on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup_ipmi: Option<BmcSetup>,
-}
-
-/// What `setup_ipmi` gives the BMC besides dcim's user: an address taken from
-/// `ipmi_pool` when the request named one (its row stays `allocating` until the BMC
-/// answers there), else the BMC keeps its own.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BmcSetup {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ip: Option<BmcIp>,
-}
-
-/// A static address for the BMC: the IPAM row, the address, its netmask and gateway
-/// (empty: none).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BmcIp {
-    pub ip_id: IpId,
-    pub address: String,
-    pub netmask: String,
-    pub gateway: String,
 }
 
 impl Diag {

@@ -50,8 +50,9 @@ pub mod ports;
 pub mod power;
 pub mod wipe;
 
+pub use bmc_setup::{BmcIp, BmcSetup};
 pub use context::{Ctx, Memo, Outcome, PowerVia, Report, StepError, StepResult};
-pub use diag::{BmcIp, BmcSetup, Diag, diag_findings};
+pub use diag::{Diag, diag_findings};
 pub use install::{InstallOs, InstallerSpec, raid_disks};
 pub use ip::{IpAssign, IpRelease};
 pub use power::BootDeviceChoice;
