@@ -115,6 +115,11 @@ wire_enum! {
 }
 
 wire_enum! {
+    /// A webhook delivery's `status`: to be tried (again), or ended.
+    DeliveryStatus { Pending => "pending", Delivered => "delivered", Failed => "failed" }
+}
+
+wire_enum! {
     /// A server's power as its power driver last reported it.
     PowerStatus { On => "on", Off => "off", Unknown => "unknown" }
 }

@@ -8,6 +8,7 @@
 //! them in order. Delivery times (`next_at`, `lease_until`, `created`, `finished`) are
 //! unix milliseconds.
 
+use dcim_core::DeliveryStatus;
 use dcim_core::query::ListQuery;
 use serde_json::Value;
 use sqlx::FromRow;
@@ -128,7 +129,8 @@ pub struct DeliveryRow {
     pub event_id: i64,
     pub kind: String,
     pub server_id: Option<i64>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: DeliveryStatus,
     pub attempts: i64,
     pub next_at: i64,
     pub last_status: Option<i64>,
@@ -333,10 +335,11 @@ impl Store {
     pub async fn record_attempt(&self, id: i64, owner: &str, a: &Attempt) -> Result<bool> {
         let t = now_ms();
         let (status, next_at, finished) = match a.next {
-            Next::Delivered => ("delivered", t, Some(t)),
-            Next::Retry(at) => ("pending", at, None),
-            Next::GiveUp => ("failed", t, Some(t)),
+            Next::Delivered => (DeliveryStatus::Delivered, t, Some(t)),
+            Next::Retry(at) => (DeliveryStatus::Pending, at, None),
+            Next::GiveUp => (DeliveryStatus::Failed, t, Some(t)),
         };
+        let status = status.as_str();
         let mut tx = self.write().await?;
         let r = sqlx::query(
             "UPDATE webhook_deliveries SET status = $1, next_at = $2, finished = $3, attempts = attempts + 1, \
