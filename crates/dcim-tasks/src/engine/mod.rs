@@ -312,6 +312,7 @@ impl Engine {
             family,
             steps: family.steps(),
             progress,
+            reached: step,
         };
         self.run_steps(&mut run, step, lost).await
     }
@@ -522,10 +523,10 @@ impl Engine {
         self.finish(run.cx.task, TaskStatus::Canceled, &info, &run.progress, &fx).await
     }
 
-    /// The undo of every step that started, the last first.
+    /// The undo of every step that started, in this run or an earlier one, the last first.
     async fn undo(&self, run: &mut Run<'_>) {
-        for (s, p) in run.steps.iter().zip(&run.progress).rev() {
-            if p.started.is_some() {
+        for (i, (s, p)) in run.steps.iter().zip(&run.progress).enumerate().rev() {
+            if p.started.is_some() || i < run.reached {
                 s.undo(&mut run.cx).await;
             }
         }
@@ -577,6 +578,9 @@ struct Run<'a> {
     family: &'a dyn Family,
     steps: Vec<Box<dyn Step + 'a>>,
     progress: Vec<StepInfo>,
+    /// The step the task had reached when this worker took it: the ones before it ran
+    /// in an earlier run, even when a resumed task runs them again from the start.
+    reached: usize,
 }
 
 /// Marks `step` failed with `msg`; its name.
