@@ -161,18 +161,25 @@ impl Store {
 
     /// Marks an address `status` (`deleting`) and starts the task that carries it out,
     /// in one transaction. An address already waiting for a task (`allocating`,
-    /// `deleting`) is a conflict, and nothing is written.
+    /// `deleting`, `in_progress`) is a conflict naming it, and nothing is written.
     pub async fn mark_ip_and_start(&self, ip_id: IpId, status: IpStatus, task: &NewTask) -> Result<TaskId> {
         let mut tx = self.write().await?;
         let marked = sqlx::query(
-            "UPDATE ips SET status = $1, status_info = '{}' WHERE id = $2 AND status NOT IN ('allocating', 'deleting')",
+            "UPDATE ips SET status = $1, status_info = '{}' WHERE id = $2 \
+             AND status NOT IN ('allocating', 'deleting', 'in_progress')",
         )
         .bind(status.as_str().to_owned())
         .bind(ip_id)
         .execute(&mut *tx)
         .await?;
         if marked.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!("address {ip_id} is waiting for a task already")));
+            drop(tx);
+            let row: Option<(String, String)> = sqlx::query_as("SELECT name, status FROM ips WHERE id = $1")
+                .bind(ip_id)
+                .fetch_optional(self.pool())
+                .await?;
+            let (name, now) = row.ok_or_else(|| StoreError::not_found("ip", ip_id.get()))?;
+            return Err(StoreError::Conflict(format!("address {name} is {now}; wait for its task")));
         }
         let Some(id) = insert_task(&mut tx, task).await? else {
             drop(tx);

@@ -482,9 +482,6 @@ pub async fn release_ip(
     if ip.server_id != Some(id) {
         return Err(ApiError::not_found("ip of server", format!("{ip_id} of server {id}")));
     }
-    if matches!(ip.status, IpStatus::Allocating | IpStatus::Deleting | IpStatus::InProgress) {
-        return Err(ApiError::conflict(format!("address {} is {}; wait for its task", ip.name, ip.status)));
-    }
     let ip_id = IpId(ip_id);
     let op = Operation::IpRelease(IpRelease { ip_id });
     let task = st.engine.submit_marking_ip(ServerId(id), ip_id, IpStatus::Deleting, &op).await?;
