@@ -389,7 +389,7 @@ pub(crate) async fn fill_addresses(store: &Store, srv: i64, n: usize) -> anyhow:
         let gw: std::net::IpAddr = gw.parse()?;
         let reserved =
             |k: &str| dcim_core::ip::from_key(fam, k).is_none_or(|a| dcim_core::ip::is_reserved(&net, Some(&gw), &a));
-        let ip = NewIp::for_server(srv, fam, String::new(), "server");
+        let ip = NewIp::for_server(srv, fam, String::new(), dcim_core::IpPurpose::Server);
         for _ in 0..n {
             store.allocate_next(&ip, Source::Network(id), &reserved).await?;
         }
@@ -548,7 +548,7 @@ async fn seed(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
             name,
             location_id: loc,
             ip: "127.0.0.1".into(),
-            protocol: "fake".into(),
+            protocol: dcim_core::DeviceProtocol::Fake,
             model: model.into(),
             secret: "{}".into(),
         };
@@ -576,7 +576,7 @@ async fn seed(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
                 details: Default::default(),
                 bmc: Some(BmcAccess {
                     address: format!("bmc-{i}.bench.invalid"),
-                    kind: "fake".into(),
+                    kind: dcim_core::BmcType::Fake,
                     user: "admin".into(),
                     password: "secret".into(),
                     web_url: None,

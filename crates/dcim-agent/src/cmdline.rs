@@ -8,6 +8,7 @@
 //! nothing is wiped and nothing is powered off.
 
 use anyhow::{Context, bail};
+pub use dcim_core::ClearMode;
 
 /// What the agent is booted to do (`dcim.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,35 +21,6 @@ pub enum Mode {
     Install,
 }
 
-/// How thoroughly disks are erased (`dcim.clear_hdd`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClearHdd {
-    None,
-    /// Signatures (`wipefs -a`) and the first and last MiB of each disk.
-    Simple,
-    /// Every byte.
-    Full,
-}
-
-impl ClearHdd {
-    pub fn parse(s: &str) -> anyhow::Result<Self> {
-        Ok(match s {
-            "none" => ClearHdd::None,
-            "simple" => ClearHdd::Simple,
-            "full" => ClearHdd::Full,
-            other => bail!("dcim.clear_hdd={other}: expected none, simple or full"),
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClearHdd::None => "none",
-            ClearHdd::Simple => "simple",
-            ClearHdd::Full => "full",
-        }
-    }
-}
-
 /// Everything the kernel command line tells the agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Params {
@@ -59,7 +31,7 @@ pub struct Params {
     pub secret: String,
     pub mode: Mode,
     /// `None` when the command line does not say; then the answer data decides.
-    pub clear_hdd: Option<ClearHdd>,
+    pub clear_hdd: Option<ClearMode>,
     /// `GET` with the secret gives the boot's answer data (the netboot service's `/boot/{mac}/answer`).
     pub answer: Option<String>,
     /// `dcim.timeout=SECONDS`: give up, report and power off after this long (0: never).
@@ -86,7 +58,7 @@ impl Params {
             task,
             secret: get("dcim.secret").unwrap_or_default().to_owned(),
             mode,
-            clear_hdd: get("dcim.clear_hdd").map(ClearHdd::parse).transpose()?,
+            clear_hdd: get("dcim.clear_hdd").map(parse_clear).transpose()?,
             answer: get("dcim.answer").map(str::to_owned),
             timeout: get("dcim.timeout")
                 .map(|t| t.parse().with_context(|| format!("dcim.timeout={t}: not a number of seconds")))
@@ -98,6 +70,11 @@ impl Params {
     pub fn report_url(&self) -> String {
         format!("{}/{}/report", self.callback, self.task)
     }
+}
+
+/// A `clear_hdd` value, from the command line or the answer data.
+pub fn parse_clear(s: &str) -> anyhow::Result<ClearMode> {
+    s.parse().with_context(|| format!("dcim.clear_hdd={s}"))
 }
 
 #[cfg(test)]
@@ -115,7 +92,7 @@ mod tests {
         assert_eq!(p.callback, "http://10.78.0.1:8080/agent/v1/task");
         assert_eq!(p.report_url(), "http://10.78.0.1:8080/agent/v1/task/42/report");
         assert_eq!((p.task, p.secret.as_str(), p.mode), (42, "tok3n", Mode::Wipe));
-        assert_eq!(p.clear_hdd, Some(ClearHdd::Full));
+        assert_eq!(p.clear_hdd, Some(ClearMode::Full));
         assert_eq!(p.answer.as_deref(), Some("http://10.78.0.1:8080/boot/52-54-00-78-00-01/answer"));
     }
 

@@ -22,13 +22,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
+use dcim_core::RaidLevel;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 /// The install part of the boot's answer data (`answer` in `GET dcim.answer`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Answer {
-    pub raid: String,
+    pub raid: RaidLevel,
     pub disks: Vec<String>,
     #[serde(default)]
     pub image_url: String,
@@ -62,15 +63,20 @@ impl Answer {
 }
 
 /// `mdadm --create` arguments for `raid` over `members`, or `None` for `no_raid`.
-pub fn mdadm_create(raid: &str, target: &Path, members: &[PathBuf]) -> anyhow::Result<Option<Vec<String>>> {
+pub fn mdadm_create(raid: RaidLevel, target: &Path, members: &[PathBuf]) -> anyhow::Result<Option<Vec<String>>> {
     let level = match raid {
-        "no_raid" => return Ok(None),
-        "raid_0" => "0",
-        "raid_1" => "1",
-        "raid_5" => "5",
-        "raid_10" => "10",
-        other => bail!("RAID '{other}' is not one of no_raid, raid_0, raid_1, raid_5, raid_10"),
+        RaidLevel::NoRaid => return Ok(None),
+        RaidLevel::Raid0 => "0",
+        RaidLevel::Raid1 => "1",
+        RaidLevel::Raid5 => "5",
+        RaidLevel::Raid10 => "10",
     };
+    ensure!(
+        members.len() >= raid.min_disks(),
+        "{raid} needs {} disks at least, the answer names {}",
+        raid.min_disks(),
+        members.len()
+    );
     let mut args: Vec<String> = vec![
         "--create".into(),
         target.display().to_string(),
@@ -100,7 +106,7 @@ fn run(tool: &str, args: &[String]) -> anyhow::Result<()> {
 pub fn build_target(dev: &Path, a: &Answer) -> anyhow::Result<PathBuf> {
     let members: Vec<PathBuf> = a.disks.iter().map(|d| dev.join(d)).collect();
     let target = dev.join("md0");
-    let Some(args) = mdadm_create(&a.raid, &target, &members)? else {
+    let Some(args) = mdadm_create(a.raid, &target, &members)? else {
         return Ok(members[0].clone());
     };
     // the personalities are modules; the kernel would ask for them too, this says which failed
@@ -310,7 +316,12 @@ mod tests {
         let ok = json!({"raid": "raid_1", "disks": ["vda", "vdb"], "image_url": "http://10.0.0.1/files/i.img",
                         "image_sha256": "ab".repeat(32), "hostname": "h"});
         assert_eq!(Answer::parse(&ok).unwrap().disks, ["vda", "vdb"]);
-        for (k, v) in [("disks", json!(["../etc"])), ("image_sha256", json!("abc")), ("image_url", json!(""))] {
+        for (k, v) in [
+            ("disks", json!(["../etc"])),
+            ("image_sha256", json!("abc")),
+            ("image_url", json!("")),
+            ("raid", json!("raid_6")),
+        ] {
             let mut bad = ok.clone();
             bad[k] = v;
             assert!(Answer::parse(&bad).is_err(), "{bad}");
@@ -343,20 +354,20 @@ mod tests {
     fn mdadm_lines() {
         let m = [PathBuf::from("/dev/vda"), PathBuf::from("/dev/vdb")];
         let md = Path::new("/dev/md0");
-        assert_eq!(mdadm_create("no_raid", md, &m).unwrap(), None);
+        assert_eq!(mdadm_create(RaidLevel::NoRaid, md, &m).unwrap(), None);
         assert_eq!(
-            mdadm_create("raid_1", md, &m).unwrap().unwrap().join(" "),
+            mdadm_create(RaidLevel::Raid1, md, &m).unwrap().unwrap().join(" "),
             "--create /dev/md0 --run --level=1 --metadata=1.0 --raid-devices=2 /dev/vda /dev/vdb"
         );
-        assert!(mdadm_create("raid_6", md, &m).is_err());
+        assert!(mdadm_create(RaidLevel::Raid5, md, &m).is_err(), "raid_5 over two disks");
         let four: Vec<PathBuf> =
             ["sda", "sdb", "sdc", "sdd"].iter().map(|d| PathBuf::from(format!("/dev/{d}"))).collect();
         assert_eq!(
-            mdadm_create("raid_5", md, &four[..3]).unwrap().unwrap().join(" "),
+            mdadm_create(RaidLevel::Raid5, md, &four[..3]).unwrap().unwrap().join(" "),
             "--create /dev/md0 --run --level=5 --metadata=1.0 --raid-devices=3 /dev/sda /dev/sdb /dev/sdc"
         );
         assert_eq!(
-            mdadm_create("raid_10", md, &four).unwrap().unwrap().join(" "),
+            mdadm_create(RaidLevel::Raid10, md, &four).unwrap().unwrap().join(" "),
             "--create /dev/md0 --run --level=10 --metadata=1.0 --raid-devices=4 /dev/sda /dev/sdb /dev/sdc /dev/sdd"
         );
     }

@@ -55,9 +55,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use dcim_core::ReportKind;
 use serde_json::{Value, json};
 
-use cmdline::{ClearHdd, Mode, Params};
+use cmdline::{ClearMode, Mode, Params};
 use report::Reporter;
 
 /// A console line with the time since boot, as the serial log shows it.
@@ -84,18 +85,18 @@ impl<T> StepContext<T> for anyhow::Result<T> {
 
 fn progress(r: &Reporter, step: &str, percent: u32, message: &str) -> anyhow::Result<()> {
     say(message);
-    r.send("progress", json!({"step": step, "message": message, "percent": percent}))
+    r.send(ReportKind::Progress, json!({"step": step, "message": message, "percent": percent}))
 }
 
 /// The wipe level: the command line, else the answer data, else the mode's default.
-fn clear_hdd(p: &Params, answer: &Value) -> anyhow::Result<ClearHdd> {
+fn clear_hdd(p: &Params, answer: &Value) -> anyhow::Result<ClearMode> {
     if let Some(c) = p.clear_hdd {
         return Ok(c);
     }
     if let Some(c) = answer["boot"]["clear_hdd"].as_str() {
-        return ClearHdd::parse(c);
+        return cmdline::parse_clear(c);
     }
-    Ok(if p.mode == Mode::Wipe { ClearHdd::Simple } else { ClearHdd::None })
+    Ok(if p.mode == Mode::Wipe { ClearMode::Simple } else { ClearMode::None })
 }
 
 fn run(p: &Params, r: &Reporter) -> Result<(), Failure> {
@@ -118,23 +119,23 @@ fn run(p: &Params, r: &Reporter) -> Result<(), Failure> {
                 inv.nics.len(),
                 inv.memory.total_mib.unwrap_or(0)
             ));
-            r.send("hardware", data).step("agent_hardware")?;
+            r.send(ReportKind::Hardware, data).step("agent_hardware")?;
             if let Some(setup) = bmc::Setup::parse(&answer["answer"]["bmc"]).step("agent_bmc")? {
                 let msg = format!("giving the BMC the user {} in-band", setup.user);
                 progress(r, "agent_bmc", 0, &msg).step("agent_bmc")?;
                 bmc::wait_device(Path::new("/dev/ipmi0"), std::time::Duration::from_secs(10)).step("agent_bmc")?;
                 let data = bmc::setup(&setup, &bmc::ipmitool).step("agent_bmc")?;
                 say(&format!("BMC: user {} (slot {}) at {}", setup.user, data["user_id"], data["address"]));
-                r.send("bmc", data).step("agent_bmc")?;
+                r.send(ReportKind::Bmc, data).step("agent_bmc")?;
             }
         }
         Mode::Wipe => {}
     }
-    if p.mode == Mode::Wipe || clear != ClearHdd::None {
+    if p.mode == Mode::Wipe || clear != ClearMode::None {
         let data = wipe_disks(root, clear, r).step("agent_wipe")?;
-        r.send("wiped", data).step("agent_wipe")?;
+        r.send(ReportKind::Wiped, data).step("agent_wipe")?;
     }
-    r.send("done", json!({})).step("agent_done")
+    r.send(ReportKind::Done, json!({})).step("agent_done")
 }
 
 /// Install mode: the answer, the RAID, the image written and checked, `installed`.
@@ -168,11 +169,11 @@ fn install_os(p: &Params, r: &Reporter, answer: &Value) -> Result<(), Failure> {
     let seed = seed.map(|p| p.display().to_string());
     let data = json!({"target": target.display().to_string(), "bytes": w.bytes, "sha256": w.sha256, "raid": a.raid,
                       "seed": seed});
-    r.send("installed", data).step("agent_install")
+    r.send(ReportKind::Installed, data).step("agent_install")
 }
 
 /// Wipes every disk in turn, reporting progress; the `wiped` report's data.
-fn wipe_disks(root: &Path, clear: ClearHdd, r: &Reporter) -> anyhow::Result<Value> {
+fn wipe_disks(root: &Path, clear: ClearMode, r: &Reporter) -> anyhow::Result<Value> {
     let names = inventory::disk_names(root);
     let mut done = vec![];
     for (i, name) in names.iter().enumerate() {
@@ -224,8 +225,8 @@ fn power_off() -> ExitCode {
 /// The deadline: whatever the agent is doing then (a disk that never answers, a
 /// hung tool), the failure is reported and the machine powered off, so the task
 /// ends before the server's own timeout.
-fn watchdog(p: &Params, clear: ClearHdd) {
-    let secs = p.timeout.unwrap_or(if clear == ClearHdd::Full { 0 } else { 1800 });
+fn watchdog(p: &Params, clear: ClearMode) {
+    let secs = p.timeout.unwrap_or(if clear == ClearMode::Full { 0 } else { 1800 });
     if secs == 0 {
         return;
     }
@@ -234,7 +235,7 @@ fn watchdog(p: &Params, clear: ClearHdd) {
         std::thread::sleep(std::time::Duration::from_secs(secs));
         let message = format!("the agent did not finish within {secs} s (dcim.timeout)");
         say(&message);
-        let _ = Reporter::new(&p).send("failed", json!({"step": "agent_timeout", "message": message}));
+        let _ = Reporter::new(&p).send(ReportKind::Failed, json!({"step": "agent_timeout", "message": message}));
         power_off();
         std::process::exit(1);
     });
@@ -264,7 +265,7 @@ fn main() -> ExitCode {
         Err(Failure { step, error }) => {
             let message = format!("{error:#}");
             say(&format!("{step} failed: {message}"));
-            if let Err(e) = reporter.send("failed", json!({"step": step, "message": message})) {
+            if let Err(e) = reporter.send(ReportKind::Failed, json!({"step": step, "message": message})) {
                 say(&format!("could not report the failure either: {e:#}"));
             }
         }

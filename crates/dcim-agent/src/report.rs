@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use dcim_core::ReportKind;
 use serde_json::{Value, json};
 
 use crate::cmdline::Params;
@@ -41,7 +42,7 @@ impl Reporter {
     }
 
     /// Sends one report; retries transport errors and 5xx answers.
-    pub fn send(&self, kind: &str, data: Value) -> anyhow::Result<()> {
+    pub fn send(&self, kind: ReportKind, data: Value) -> anyhow::Result<()> {
         let body = json!({"kind": kind, "data": data}).to_string();
         let mut pause = self.backoff;
         let mut last = String::new();
@@ -144,7 +145,7 @@ mod tests {
     #[test]
     fn reports_with_the_secret_and_retries_server_errors() {
         let (base, seen) = server(vec![503, 200]);
-        reporter(&base).send("progress", json!({"step": "x"})).unwrap();
+        reporter(&base).send(ReportKind::Progress, json!({"step": "x"})).unwrap();
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[1].0, "/agent/v1/task/9/report");
@@ -157,7 +158,7 @@ mod tests {
     fn a_refusal_is_not_retried_and_answers_are_read() {
         let (base, seen) = server(vec![404, 200]);
         let r = reporter(&base);
-        let e = r.send("hardware", json!({})).unwrap_err();
+        let e = r.send(ReportKind::Hardware, json!({})).unwrap_err();
         assert!(e.to_string().contains("404"), "{e}");
         let a = r.fetch_json(&format!("{base}/boot/52-54-00-00-00-01/answer")).unwrap();
         assert_eq!(a["boot"]["clear_hdd"], "full");

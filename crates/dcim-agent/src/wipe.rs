@@ -22,7 +22,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::cmdline::ClearHdd;
+use crate::cmdline::ClearMode;
 
 pub const MIB: u64 = 1024 * 1024;
 /// How much a full wipe writes per call.
@@ -175,7 +175,7 @@ pub fn wipe_disk(
     dev_dir: &Path,
     name: &str,
     size: u64,
-    mode: ClearHdd,
+    mode: ClearMode,
     progress: &mut dyn FnMut(u64, u64),
 ) -> anyhow::Result<Wiped> {
     let t = Instant::now();
@@ -186,8 +186,8 @@ pub fn wipe_disk(
     let mut method = "zeroes";
     let mut note = None;
     let wiped = match mode {
-        ClearHdd::None => "nothing",
-        ClearHdd::Simple => {
+        ClearMode::None => "nothing",
+        ClearMode::Simple => {
             for (p, _) in &parts {
                 ran_wipefs |= wipefs(&dev_dir.join(p))?;
             }
@@ -198,7 +198,7 @@ pub fn wipe_disk(
             written += wipe_ends(&dev, size)?;
             "signatures, first and last MiB"
         }
-        ClearHdd::Full => {
+        ClearMode::Full => {
             let formatted = if name.starts_with("nvme") {
                 nvme_format(&dev).unwrap_or_else(|e| {
                     note = Some(format!("{e:#}; wrote zeroes instead"));
@@ -223,7 +223,7 @@ pub fn wipe_disk(
         method,
         note,
         bytes_written: written,
-        partitions: if mode == ClearHdd::Simple { parts.into_iter().map(|p| p.0).collect() } else { vec![] },
+        partitions: if mode == ClearMode::Simple { parts.into_iter().map(|p| p.0).collect() } else { vec![] },
         wipefs: ran_wipefs,
         seconds: (t.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
     })
@@ -255,7 +255,7 @@ mod tests {
         t.put("sys/block/sdz/sdz2/partition", "2\n");
         t.put("sys/block/sdz/sdz2/size", format!("{}\n", 2 * MIB / 512));
         t.put("sys/block/sdz/queue/rotational", "1\n"); // not a partition
-        let w = wipe_disk(&t.0, &t.0.join("dev"), "sdz", size, ClearHdd::Simple, &mut |_, _| {}).unwrap();
+        let w = wipe_disk(&t.0, &t.0.join("dev"), "sdz", size, ClearMode::Simple, &mut |_, _| {}).unwrap();
         assert_eq!(w.partitions, ["sdz1", "sdz2"]);
         assert_eq!(w.bytes_written, 2 * MIB + 2 * MIB + 2 * MIB);
         assert_eq!((w.wiped, w.method), ("signatures, first and last MiB", "zeroes"));
@@ -280,9 +280,10 @@ mod tests {
         let size = 9 * MIB + 512;
         let d = disk(&t, "vdy", size);
         let mut seen = vec![];
-        let w =
-            wipe_disk(&t.0, &t.0.join("dev"), "vdy", size, ClearHdd::Full, &mut |done, total| seen.push((done, total)))
-                .unwrap();
+        let w = wipe_disk(&t.0, &t.0.join("dev"), "vdy", size, ClearMode::Full, &mut |done, total| {
+            seen.push((done, total))
+        })
+        .unwrap();
         assert_eq!((w.bytes_written, w.wiped), (size, "every byte"));
         assert_eq!(seen.last(), Some(&(size, size)));
         let b = fs::read(&d).unwrap();
@@ -300,7 +301,7 @@ mod tests {
     #[test]
     fn a_missing_device_is_an_error_that_names_it() {
         let t = TempDir::new("wipe-missing");
-        let e = wipe_disk(&t.0, &t.0.join("dev"), "sdq", MIB, ClearHdd::Simple, &mut |_, _| {}).unwrap_err();
+        let e = wipe_disk(&t.0, &t.0.join("dev"), "sdq", MIB, ClearMode::Simple, &mut |_, _| {}).unwrap_err();
         assert!(format!("{e:#}").contains("sdq"), "{e:#}");
     }
 }

@@ -19,6 +19,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
 use dcim_core::Role;
+use dcim_store::ids::UserId;
 use dcim_store::list::Scope;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -29,7 +30,7 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub user_id: i64,
+    pub user_id: UserId,
     pub email: String,
     pub role: Role,
     /// The session or long-lived token the request came with.
@@ -165,7 +166,7 @@ pub async fn caller_for_token(state: &AppState, token: &str) -> ApiResult<Caller
         None => session_caller(state, hash.clone()).await?,
     };
     state.rate.check(&hash)?;
-    tracing::Span::current().record("user_id", caller.user_id);
+    tracing::Span::current().record("user_id", caller.user_id.get());
     dcim_store::audit::set_actor(|| caller.actor());
     Ok(caller)
 }
@@ -178,18 +179,13 @@ async fn session_caller(state: &AppState, hash: String) -> ApiResult<Caller> {
         .session_user(&hash, idle, idle.min(60) / 2)
         .await?
         .ok_or_else(|| ApiError::unauthorized("the session has expired or was logged out; log in again"))?;
-    if s.confirmed == 0 {
+    if !s.confirmed {
         return Err(ApiError::new(
             ErrorKind::SecondFactor,
             "this token waits for the second factor: POST /auth/v4/public/token/confirm with the code",
         ));
     }
-    let caller = Caller {
-        user_id: s.user_id,
-        email: s.email,
-        role: s.role.parse().unwrap_or(Role::User),
-        session_id: s.session_id,
-    };
+    let caller = Caller { user_id: s.user_id, email: s.email, role: s.role, session_id: s.session_id };
     state.sessions.put(hash, caller.clone());
     Ok(caller)
 }
@@ -268,7 +264,7 @@ impl SessionCache {
     }
 
     /// Drops one session (by token hash), or every session of a user.
-    pub fn forget(&self, token_hash: Option<&str>, user_id: Option<i64>) {
+    pub fn forget(&self, token_hash: Option<&str>, user_id: Option<UserId>) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(h) = token_hash {
             map.remove(h);

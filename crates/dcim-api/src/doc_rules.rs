@@ -232,13 +232,13 @@ const FINGERPRINT: &str = "^(([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}|[0-9A-Fa-f]{64}
 const ASCII: &str = "^[\\x00-\\x7f]*$";
 
 /// `Role` (dcim-core model.rs; `parse_role` trims).
-const ROLES: &[&str] = &["@admin", "@user"];
+const ROLES: &[&str] = dcim_core::Role::NAMES;
 /// `DeviceProtocol` (dcim-core model.rs).
-const DEVICE_PROTOCOLS: &[&str] = &["snmp_v2c", "snmp_v3", "fake"];
+const DEVICE_PROTOCOLS: &[&str] = dcim_core::DeviceProtocol::NAMES;
 /// `BmcType` (dcim-core model.rs).
-const BMC_TYPES: &[&str] = &["IPMI v1.5/v2", "IPMI v2(lanplus)", "redfish", "fake"];
+const BMC_TYPES: &[&str] = dcim_core::BmcType::NAMES;
 /// `TemplateType` (dcim-core model.rs).
-const TEMPLATE_TYPES: &[&str] = &["os", "diag", "rescue"];
+const TEMPLATE_TYPES: &[&str] = dcim_core::TemplateType::NAMES;
 /// `InstallerKind` (dcim-core installer.rs; the route trims).
 const INSTALLERS: &[&str] = &["kickstart", "preseed", "autoinstall"];
 /// An address's status (routes/ipmgr.rs).
@@ -246,11 +246,11 @@ const IP_STATUSES: &[&str] = crate::routes::ipmgr::STATUSES;
 /// An address family: empty (IPv4), `ipv4` or `ipv6` (the routes trim).
 const FAMILIES: &[&str] = &["", "ipv4", "ipv6"];
 /// `clear_mode` (routes/operations.rs).
-const CLEAR_MODES: &[&str] = &["none", "simple", "full"];
+const CLEAR_MODES: &[&str] = dcim_core::ClearMode::NAMES;
 /// `raid_min_disks` (dcim-tasks ops.rs).
-const RAIDS: &[&str] = &["no_raid", "raid_0", "raid_1", "raid_5", "raid_10"];
+const RAIDS: &[&str] = dcim_core::RaidLevel::NAMES;
 /// What an agent reports (routes/operations.rs).
-const REPORT_KINDS: &[&str] = crate::routes::operations::REPORT_KINDS;
+const REPORT_KINDS: &[&str] = dcim_core::ReportKind::NAMES;
 
 /// `(schema, property, rule)`: the schema is a component of the document.
 pub const RULES: &[(&str, &str, Rule)] = &[

@@ -17,6 +17,9 @@ macro_rules! wire_enum {
             /// Every value, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
+            /// Every value's spelling, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
             /// The contract's spelling of this value.
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
@@ -31,13 +34,12 @@ macro_rules! wire_enum {
                     _ => Err(UnknownValue {
                         what: stringify!($name),
                         value: s.to_owned(),
-                        allowed: &[$($text),+],
+                        allowed: $name::NAMES,
                     }),
                 }
             }
         }
 
-        /// Decoding a stored value (`#[sqlx(try_from = "String")]` at the store's edge).
         impl TryFrom<String> for $name {
             type Error = UnknownValue;
             fn try_from(s: String) -> Result<Self, Self::Error> {
@@ -48,6 +50,31 @@ macro_rules! wire_enum {
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
+            }
+        }
+
+        /// Stored as its spelling: a column of this enum reads as the enum (and a
+        /// nullable one as `Option` of it) straight from the row.
+        #[cfg(feature = "sqlx")]
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $name
+        where
+            str: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <str as sqlx::Type<DB>>::type_info()
+            }
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <str as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        #[cfg(feature = "sqlx")]
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $name
+        where
+            &'r str: sqlx::Decode<'r, DB>,
+        {
+            fn decode(value: <DB as sqlx::Database>::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                Ok(<&'r str as sqlx::Decode<'r, DB>>::decode(value)?.parse()?)
             }
         }
     };
@@ -152,6 +179,14 @@ wire_enum! {
     }
 }
 
+impl IpStatus {
+    /// Taken and waiting for its task: it cannot be released or made main until the
+    /// task ends (the store holds the same rule in `mark_ip_and_start`).
+    pub fn is_waiting(self) -> bool {
+        matches!(self, IpStatus::Allocating | IpStatus::Deleting | IpStatus::InProgress)
+    }
+}
+
 wire_enum! {
     /// A switch port's `admin_status` / `oper_status`.
     PortStatus { Up => "up", Down => "down", Testing => "testing", Unknown => "unknown" }
@@ -183,6 +218,27 @@ impl RaidLevel {
             RaidLevel::Raid10 => 4,
         }
     }
+}
+
+wire_enum! {
+    /// The `kind` of an in-band agent's report: what it found or did (`hardware`, `bmc`,
+    /// `wiped`, `installed`), how far it is (`progress`), or that it ended (`done`,
+    /// `failed`).
+    ReportKind {
+        Hardware => "hardware",
+        Bmc => "bmc",
+        Wiped => "wiped",
+        Installed => "installed",
+        Progress => "progress",
+        Done => "done",
+        Failed => "failed",
+    }
+}
+
+wire_enum! {
+    /// What an address is for: a server's own (`server`), its BMC's (`ipmi`), or given
+    /// out through IPmanager without a server (`ipmgr`).
+    IpPurpose { Server => "server", Ipmi => "ipmi", Ipmgr => "ipmgr" }
 }
 
 wire_enum! {

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dcim_core::{ClearMode, OutletStatus, PortStatus};
+use dcim_core::{ClearMode, OutletStatus, PortStatus, ReportKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -276,10 +276,10 @@ impl FakeLab {
             let what = if mode == ClearMode::Full { "every byte" } else { "signatures, first and last MiB" };
             json!({"mode": mode, "disks": disks.iter().map(|d| json!({"name": d["name"], "wiped": what})).collect::<Vec<_>>()})
         };
-        let mut reports: Vec<(&str, &str, Value)> = vec![];
+        let mut reports: Vec<(&str, ReportKind, Value)> = vec![];
         match &req.mode {
             BootMode::Diag { clear_hdd } => {
-                reports.push(("agent_hardware", "hardware", hw.clone()));
+                reports.push(("agent_hardware", ReportKind::Hardware, hw.clone()));
                 if let Some(b) = req.answer.get("bmc").filter(|b| b.is_object()) {
                     // setup_ipmi: the given address, else one of the BMC's own (198.18.0.0/15,
                     // from the MAC: the fake BMC's machine is then a new one, powered off).
@@ -290,20 +290,20 @@ impl FakeLab {
                     let address = b["ip"]["address"].as_str().map_or_else(own, str::to_owned);
                     let data = json!({"user": b["user"], "user_id": 3, "channel": 1, "address": address,
                                       "netmask": b["ip"]["netmask"], "ip_source": "static"});
-                    reports.push(("agent_bmc", "bmc", data));
+                    reports.push(("agent_bmc", ReportKind::Bmc, data));
                 }
                 if *clear_hdd != ClearMode::None {
-                    reports.push(("agent_wipe", "wiped", wipe(*clear_hdd)));
+                    reports.push(("agent_wipe", ReportKind::Wiped, wipe(*clear_hdd)));
                 }
-                reports.push(("", "done", json!({})));
+                reports.push(("", ReportKind::Done, json!({})));
             }
             BootMode::Wipe { clear_hdd } => {
-                reports.push(("agent_wipe", "wiped", wipe(*clear_hdd)));
-                reports.push(("", "done", json!({})));
+                reports.push(("agent_wipe", ReportKind::Wiped, wipe(*clear_hdd)));
+                reports.push(("", ReportKind::Done, json!({})));
             }
             BootMode::Install { template } => {
                 let url = req.answer["image_url"].as_str().unwrap_or_default().to_owned();
-                reports.push(("", "progress", json!({"percent": 10, "message": format!("writing {url}")})));
+                reports.push(("", ReportKind::Progress, json!({"percent": 10, "message": format!("writing {url}")})));
                 let mut installed =
                     json!({"template": template, "hostname": req.answer["hostname"], "raid": req.answer["raid"]});
                 // An image dcim serves itself is fetched and checked as a real agent
@@ -318,27 +318,27 @@ impl FakeLab {
                         }
                         Ok((_, sha256)) => {
                             let message = format!("{url}: sha256 {sha256}, the template says {expected}");
-                            reports.push(("", "failed", json!({"step": "agent_image", "message": message})));
+                            reports.push(("", ReportKind::Failed, json!({"step": "agent_image", "message": message})));
                         }
                         Err(e) => {
                             let message = format!("{url}: {e}");
-                            reports.push(("", "failed", json!({"step": "agent_image", "message": message})));
+                            reports.push(("", ReportKind::Failed, json!({"step": "agent_image", "message": message})));
                         }
                     }
                 }
-                reports.push(("agent_install", "installed", installed));
+                reports.push(("agent_install", ReportKind::Installed, installed));
             }
         }
         // A failure ends the reports where it stands.
-        if let Some(at) = reports.iter().position(|(_, kind, _)| *kind == "failed") {
+        if let Some(at) = reports.iter().position(|(_, kind, _)| *kind == ReportKind::Failed) {
             reports.truncate(at + 1);
         }
         for (op, kind, data) in reports {
             let (kind, data) = match (!op.is_empty()).then(|| self.fault(&device, op)).transpose() {
-                Err(e) => ("failed", json!({"step": op, "message": e.to_string()})),
+                Err(e) => (ReportKind::Failed, json!({"step": op, "message": e.to_string()})),
                 Ok(_) => (kind, data),
             };
-            let failed = kind == "failed";
+            let failed = kind == ReportKind::Failed;
             let url = format!("{}/{}/report", req.callback, req.task_id);
             let sent =
                 self.client.post(&url).bearer_auth(&req.secret).json(&json!({"kind": kind, "data": data})).send().await;

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value};
 use sqlx::{Any, AnyConnection, AssertSqlSafe};
 
+use crate::ids::UserId;
 use crate::{Backend, Result, Store, now};
 
 tokio::task_local! {
@@ -32,7 +33,7 @@ tokio::task_local! {
 /// public routes.
 #[derive(Debug, Clone, Default)]
 pub struct Actor {
-    pub user_id: Option<i64>,
+    pub user_id: Option<UserId>,
     pub email: String,
     pub role: String,
     /// The session or long-lived token the request came with.

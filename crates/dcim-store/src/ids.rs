@@ -1,5 +1,6 @@
 //! Ids of what the engine passes around, as types of their own, so that a task id cannot
 //! be given where a server id is wanted. They are `i64` in the database and in JSON.
+//! And [`Flag`], which reads a 0/1 column as a `bool`.
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +27,12 @@ macro_rules! id {
             }
         }
 
+        impl From<$name> for serde_json::Value {
+            fn from(id: $name) -> Self {
+                id.0.into()
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 self.0.fmt(f)
@@ -46,3 +53,20 @@ id!(
     /// An IP address row's id.
     IpId
 );
+id!(
+    /// A user's id.
+    UserId
+);
+
+/// A 0/1 integer column read as a `bool`: `#[sqlx(try_from = "Flag")]` on a `bool`
+/// field. Both schemas store flags as integers, and sqlx's `Any` driver decodes a `bool`
+/// only from a boolean column.
+#[derive(Debug, Clone, Copy, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct Flag(i64);
+
+impl From<Flag> for bool {
+    fn from(f: Flag) -> bool {
+        f.0 != 0
+    }
+}

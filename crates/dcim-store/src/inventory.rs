@@ -3,6 +3,7 @@
 //! here and read back only by [`Store::device_secret`], for drivers.
 
 use dcim_core::query::ListQuery;
+use dcim_core::{DeviceProtocol, PortStatus, TemplateType};
 use sqlx::{AssertSqlSafe, FromRow};
 
 use crate::list::{Bind, Field, FieldType, ListSpec, Page, Patch, Scope};
@@ -33,7 +34,7 @@ pub struct DeviceRow {
     pub name: String,
     pub location_id: i64,
     pub ip: String,
-    pub protocol: String,
+    pub protocol: DeviceProtocol,
     pub model: String,
     pub port_count: i64,
 }
@@ -48,8 +49,9 @@ pub struct PortRow {
     pub description: String,
     /// Switch ports: the description configured on the port (ifAlias).
     pub alias: String,
-    pub admin_status: String,
-    pub oper_status: String,
+    /// A PDU outlet's power is given as both (`up`, `down` or `unknown`).
+    pub admin_status: PortStatus,
+    pub oper_status: PortStatus,
     pub speed: Option<i64>,
     pub server_id: Option<i64>,
     pub server_name: Option<String>,
@@ -73,7 +75,7 @@ pub struct PolledDevice {
     pub id: i64,
     pub name: String,
     pub ip: String,
-    pub protocol: String,
+    pub protocol: DeviceProtocol,
     pub model: String,
     /// SNMP access data (JSON).
     pub secret: String,
@@ -92,7 +94,7 @@ pub struct OsTemplateRow {
     pub id: i64,
     pub name: String,
     #[sqlx(rename = "type")]
-    pub kind: String,
+    pub kind: TemplateType,
     pub tags: String,
     pub efi: i64,
     pub image_url: Option<String>,
@@ -157,7 +159,7 @@ pub struct NewDevice {
     pub name: String,
     pub location_id: i64,
     pub ip: String,
-    pub protocol: String,
+    pub protocol: DeviceProtocol,
     pub model: String,
     pub secret: String,
 }
@@ -426,7 +428,7 @@ impl Store {
             .bind(d.name.clone())
             .bind(d.location_id)
             .bind(d.ip.clone())
-            .bind(d.protocol.clone())
+            .bind(d.protocol.as_str())
             .bind(self.seal(&crate::seal::snmp_column(kind.table()), &d.secret));
         if kind == DeviceKind::Pdu {
             q = q.bind(d.model.clone());
@@ -529,29 +531,29 @@ impl Store {
 
     /// Records a switch port's admin status as an operator set it on the device, with
     /// the change in the audit trail.
-    pub async fn set_switch_port_admin(&self, port_id: i64, before: &str, after: &str) -> Result<()> {
+    pub async fn set_switch_port_admin(&self, port_id: i64, before: PortStatus, after: PortStatus) -> Result<()> {
         let mut tx = self.write().await?;
         sqlx::query("UPDATE switch_ports SET admin_status = $1 WHERE id = $2")
-            .bind(after.to_owned())
+            .bind(after.as_str())
             .bind(port_id)
             .execute(&mut *tx)
             .await?;
         if before != after {
-            crate::audit::change("admin_status", before.into(), after.into());
+            crate::audit::change("admin_status", before.as_str().into(), after.as_str().into());
         }
         tx.commit().await
     }
 
     /// Records a PDU outlet's power (`up` or `down`) as just set on the device.
-    pub async fn set_pdu_port_power(&self, port_id: i64, before: &str, after: &str) -> Result<()> {
+    pub async fn set_pdu_port_power(&self, port_id: i64, before: PortStatus, after: PortStatus) -> Result<()> {
         let mut tx = self.write().await?;
         sqlx::query("UPDATE pdu_ports SET power_status = $1 WHERE id = $2")
-            .bind(after.to_owned())
+            .bind(after.as_str())
             .bind(port_id)
             .execute(&mut *tx)
             .await?;
         if before != after {
-            crate::audit::change("power_status", before.into(), after.into());
+            crate::audit::change("power_status", before.as_str().into(), after.as_str().into());
         }
         tx.commit().await
     }
@@ -612,7 +614,7 @@ impl Store {
     pub async fn create_os_template(
         &self,
         name: &str,
-        kind: &str,
+        kind: TemplateType,
         tags: &str,
         efi: bool,
         image: Option<&OsImage>,
@@ -624,7 +626,7 @@ impl Store {
              installer_initrd, installer_template) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(name.to_owned())
-        .bind(kind.to_owned())
+        .bind(kind.as_str())
         .bind(tags.to_owned())
         .bind(i64::from(efi))
         .bind(image.map(|i| i.url.clone()))

@@ -7,8 +7,8 @@
 //! one atomic `UPDATE ... RETURNING` moves on, so concurrent allocators get
 //! different candidates; released addresses go to `ip_free` and are offered first.
 
-use dcim_core::IpStatus;
 use dcim_core::query::ListQuery;
+use dcim_core::{IpPurpose, IpStatus};
 use sqlx::{AssertSqlSafe, FromRow};
 
 use crate::ids::IpId;
@@ -83,12 +83,11 @@ pub struct IpRow {
     pub addr_key: String,
     pub family: i64,
     pub domain: String,
-    #[sqlx(try_from = "String")]
     pub status: IpStatus,
     pub status_info: String,
     pub network: String,
     pub gateway: String,
-    pub purpose: String,
+    pub purpose: IpPurpose,
     pub range_id: Option<i64>,
     /// IPmanager's status of the address (`busy`, `special`, ...).
     pub ipm_status: String,
@@ -140,7 +139,7 @@ pub struct NewIp {
     pub family: i64,
     pub domain: String,
     /// `server`, `ipmi` for the server's BMC, or `ipmgr`.
-    pub purpose: &'static str,
+    pub purpose: IpPurpose,
     /// IPmanager's status: `busy` unless given.
     pub ipm_status: String,
     pub note: String,
@@ -148,7 +147,7 @@ pub struct NewIp {
 
 impl NewIp {
     /// An address for server `server_id` (`purpose` `server` or `ipmi`).
-    pub fn for_server(server_id: i64, family: i64, domain: String, purpose: &'static str) -> NewIp {
+    pub fn for_server(server_id: i64, family: i64, domain: String, purpose: IpPurpose) -> NewIp {
         NewIp { server_id: Some(server_id), family, domain, purpose, ipm_status: "busy".into(), note: String::new() }
     }
 }
@@ -519,7 +518,7 @@ impl Store {
     /// when the address is taken.
     async fn insert_ip(tx: &mut crate::audit::Tx<'_>, ip: &NewIp, at: &Place<'_>) -> Result<Option<i64>> {
         let addr = dcim_core::ip::from_key(ip.family, at.key).map(|a| a.to_string()).unwrap_or_default();
-        let status = if ip.purpose == "ipmgr" { IpStatus::Ok } else { IpStatus::Allocating };
+        let status = if ip.purpose == IpPurpose::Ipmgr { IpStatus::Ok } else { IpStatus::Allocating };
         let row: Option<(i64,)> = sqlx::query_as(
             "INSERT INTO ips (ipnet_id, pool_id, range_id, server_id, name, addr_key, family, domain, created, purpose, \
              status, ipm_status, note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
@@ -534,7 +533,7 @@ impl Store {
         .bind(ip.family)
         .bind(ip.domain.clone())
         .bind(now())
-        .bind(ip.purpose)
+        .bind(ip.purpose.as_str())
         .bind(status.as_str().to_owned())
         .bind(ip.ipm_status.clone())
         .bind(ip.note.clone())

@@ -5,6 +5,9 @@
 use dcim_core::query::ListQuery;
 use sqlx::{AssertSqlSafe, FromRow};
 
+use dcim_core::{BmcType, IpStatus, OutletStatus, PortStatus, PowerStatus, ServerState, TaskStatus};
+
+use crate::ids::{Flag, UserId};
 use crate::list::{Bind, Field, FieldType, ListSpec, Page, Patch, Scope, bind_query_as};
 use crate::{Result, Store, StoreError, now};
 
@@ -24,30 +27,33 @@ pub struct ServerRow {
     pub rack_size: Option<i64>,
     pub unit: Option<i64>,
     pub ipmi_address: Option<String>,
-    pub ipmi_type: Option<String>,
+    pub ipmi_type: Option<BmcType>,
     pub ipmi_web_url: Option<String>,
     pub ipmi_tls_fingerprint: Option<String>,
-    pub ipmi_status: String,
+    /// The power the BMC last reported (`unknown` when it did not answer).
+    pub ipmi_status: PowerStatus,
     /// Why the BMC's state is unknown, as JSON (`{}` when it answered).
     pub ipmi_status_info: String,
-    pub power_status: String,
-    pub state: String,
+    pub power_status: PowerStatus,
+    pub state: ServerState,
     pub state_info: String,
     pub hardware_info: String,
     pub configuration: Option<String>,
     pub generated_configuration: Option<String>,
     pub custom_configuration: Option<String>,
-    pub is_new: i64,
+    #[sqlx(try_from = "Flag")]
+    pub is_new: bool,
     pub diag_error: Option<String>,
-    pub owner_id: Option<i64>,
+    pub owner_id: Option<UserId>,
     pub owner_email: Option<String>,
     pub os_template_id: Option<i64>,
     pub os_template_name: Option<String>,
     pub os_template_tags: Option<String>,
-    pub efi: i64,
+    #[sqlx(try_from = "Flag")]
+    pub efi: bool,
     /// The current or last operation (task) of the server.
     pub op_id: Option<i64>,
-    pub op_status: Option<String>,
+    pub op_status: Option<TaskStatus>,
     pub op_status_info: Option<String>,
     pub op_progress_info: Option<String>,
     /// The switch connections as a JSON array of arrays: connection id, port id,
@@ -79,10 +85,10 @@ pub struct SwitchConnectionRow {
     pub switch_name: String,
     pub port_name: String,
     pub description: String,
-    pub admin_status: String,
-    pub oper_status: String,
-    pub is_ipmi_connection: i64,
-    pub do_not_collect_traffic: i64,
+    pub admin_status: PortStatus,
+    pub oper_status: PortStatus,
+    pub is_ipmi_connection: bool,
+    pub do_not_collect_traffic: bool,
 }
 
 /// A server's link to a PDU outlet.
@@ -96,7 +102,7 @@ pub struct PduConnectionRow {
     pub port_identity: String,
     pub pdu_id: i64,
     pub pdu_name: String,
-    pub power_status: String,
+    pub power_status: OutletStatus,
 }
 
 /// A server with its connections and addresses.
@@ -115,14 +121,14 @@ pub struct ServerIpRow {
     pub name: String,
     pub family: i64,
     pub domain: String,
-    pub status: String,
+    pub status: IpStatus,
     pub status_info: String,
     pub gateway: String,
     pub network: String,
 }
 
-type SwitchConnTuple = (i64, i64, i64, String, String, String, String, i64, i64, i64, String);
-type PduConnTuple = (i64, i64, String, i64, String, String, i64);
+type SwitchConnTuple = (i64, i64, i64, String, String, PortStatus, PortStatus, i64, i64, i64, String);
+type PduConnTuple = (i64, i64, String, i64, String, OutletStatus, i64);
 
 impl ServerDetail {
     fn from_row(mut server: ServerRow) -> Result<Self> {
@@ -149,8 +155,8 @@ impl ServerDetail {
                     description: c.4,
                     admin_status: c.5,
                     oper_status: c.6,
-                    is_ipmi_connection: c.7,
-                    do_not_collect_traffic: c.8,
+                    is_ipmi_connection: c.7 != 0,
+                    do_not_collect_traffic: c.8 != 0,
                     port_index: c.9,
                     switch_name: c.10,
                 })
@@ -174,10 +180,10 @@ impl ServerDetail {
 }
 
 /// BMC access data as entered.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct BmcAccess {
     pub address: String,
-    pub kind: String,
+    pub kind: BmcType,
     pub user: String,
     pub password: String,
     pub web_url: Option<String>,
@@ -419,8 +425,8 @@ async fn lock_rack_units(
 }
 
 /// The owner of a server (`None`: free); not found when there is no such server.
-async fn owner_of(tx: &mut crate::audit::Tx<'_>, server_id: i64) -> Result<Option<i64>> {
-    let row: Option<(Option<i64>,)> =
+async fn owner_of(tx: &mut crate::audit::Tx<'_>, server_id: i64) -> Result<Option<UserId>> {
+    let row: Option<(Option<UserId>,)> =
         sqlx::query_as("SELECT owner_id FROM servers WHERE id = $1").bind(server_id).fetch_optional(&mut **tx).await?;
     row.map(|r| r.0).ok_or_else(|| StoreError::not_found("server", server_id))
 }
@@ -449,8 +455,8 @@ async fn lock_main_ip(
 }
 
 /// The restriction a `@user` caller lives under: only servers it owns.
-pub fn owned_by(user_id: i64) -> Scope {
-    Scope { sql: "s.owner_id = ?", value: Bind::Int(user_id) }
+pub fn owned_by(user_id: UserId) -> Scope {
+    Scope { sql: "s.owner_id = ?", value: Bind::Int(user_id.get()) }
 }
 
 /// Only the servers of `ids` (the set a bulk action confirmed), whatever their
@@ -467,8 +473,7 @@ pub fn with_ids(backend: crate::Backend, ids: &[i64]) -> Scope {
 impl Store {
     pub async fn create_server(&self, s: &NewServer) -> Result<i64> {
         self.check_placement(s.location_id, s.rack_id, s.unit, s.details.size).await?;
-        let bmc = s.bmc.clone().unwrap_or_default();
-        let has_bmc = s.bmc.is_some();
+        let bmc = s.bmc.as_ref();
         let d = &s.details;
         let mut tx = self.write().await?;
         lock_rack_units(&mut tx, s.rack_id, s.unit, d.size, 0).await?;
@@ -484,11 +489,11 @@ impl Store {
         .bind(s.unit)
         .bind(s.mac.clone())
         .bind(s.domain.clone())
-        .bind(has_bmc.then(|| bmc.address.clone()))
-        .bind(has_bmc.then(|| bmc.kind.clone()))
-        .bind(has_bmc.then(|| bmc.user.clone()))
-        .bind(has_bmc.then(|| self.seal(crate::seal::BMC_PASSWORD, &bmc.password)))
-        .bind(bmc.web_url.clone())
+        .bind(bmc.map(|b| b.address.clone()))
+        .bind(bmc.map(|b| b.kind.as_str().to_owned()))
+        .bind(bmc.map(|b| b.user.clone()))
+        .bind(bmc.map(|b| self.seal(crate::seal::BMC_PASSWORD, &b.password)))
+        .bind(bmc.and_then(|b| b.web_url.clone()))
         .bind(now())
         .bind(d.barcode.clone())
         .bind(d.serial_number.clone())
@@ -498,7 +503,7 @@ impl Store {
         .bind(d.platform_name.clone())
         .bind(d.size)
         .bind(uuid::Uuid::new_v4().to_string())
-        .bind(bmc.tls_fingerprint.clone())
+        .bind(bmc.and_then(|b| b.tls_fingerprint.clone()))
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| {
@@ -619,7 +624,7 @@ impl Store {
         if let Some(bmc) = &p.bmc {
             let b = bmc.as_ref();
             u.set("ipmi_address", b.map(|b| b.address.clone()).into());
-            u.set("ipmi_type", b.map(|b| b.kind.clone()).into());
+            u.set("ipmi_type", b.map(|b| b.kind.as_str().to_owned()).into());
             u.set("ipmi_user", b.map(|b| b.user.clone()).into());
             u.set("ipmi_password", b.map(|b| self.seal(crate::seal::BMC_PASSWORD, &b.password)).into());
             u.set("ipmi_web_url", b.and_then(|b| b.web_url.clone()).into());
@@ -720,7 +725,7 @@ impl Store {
 
     /// Makes `user_id` the owner. One conditional UPDATE decides, so of many callers
     /// racing for one free server exactly one wins; the owner itself may repeat it.
-    pub async fn assign_owner(&self, server_id: i64, user_id: i64) -> Result<()> {
+    pub async fn assign_owner(&self, server_id: i64, user_id: UserId) -> Result<()> {
         self.get_user(user_id).await?;
         let mut tx = self.write().await?;
         let before = owner_of(&mut tx, server_id).await?;
@@ -775,7 +780,7 @@ impl Store {
 
     /// BMC access data with the password, for the power driver only.
     pub async fn bmc_credentials(&self, server_id: i64) -> Result<Option<BmcAccess>> {
-        type Row = (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+        type Row = (Option<String>, Option<BmcType>, Option<String>, Option<String>, Option<String>, Option<String>);
         let row: Option<Row> = sqlx::query_as(
             "SELECT ipmi_address, ipmi_type, ipmi_user, ipmi_password, ipmi_web_url, ipmi_tls_fingerprint \
              FROM servers WHERE id = $1",

@@ -8,17 +8,21 @@
 
 use sqlx::FromRow;
 
+use dcim_core::Role;
+
+use crate::ids::{Flag, UserId};
 use crate::{Result, Store, now};
 
 /// The user behind a live session.
 #[derive(Debug, Clone, FromRow)]
 pub struct SessionUser {
     pub session_id: i64,
-    pub user_id: i64,
+    pub user_id: UserId,
     pub email: String,
-    pub role: String,
+    pub role: Role,
     pub last_seen: i64,
-    pub confirmed: i64,
+    #[sqlx(try_from = "Flag")]
+    pub confirmed: bool,
     pub expires_at: Option<i64>,
 }
 
@@ -26,27 +30,29 @@ pub struct SessionUser {
 #[derive(Debug, Clone, FromRow)]
 pub struct TokenRow {
     pub id: i64,
-    pub user_id: i64,
+    pub user_id: UserId,
     pub description: Option<String>,
     pub created_at: i64,
     pub last_seen: i64,
     pub expires_at: Option<i64>,
-    pub confirmed: i64,
+    #[sqlx(try_from = "Flag")]
+    pub confirmed: bool,
 }
 
 /// What confirming a session with a second factor needs to know.
 #[derive(Debug, Clone, FromRow)]
 pub struct PendingSession {
     pub session_id: i64,
-    pub user_id: i64,
-    pub confirmed: i64,
+    pub user_id: UserId,
+    #[sqlx(try_from = "Flag")]
+    pub confirmed: bool,
     pub totp_secret: Option<String>,
     pub totp_last_step: i64,
 }
 
 impl Store {
     /// Opens a session; an unconfirmed one waits for a second factor.
-    pub async fn create_session(&self, user_id: i64, token_hash: &str, confirmed: bool) -> Result<i64> {
+    pub async fn create_session(&self, user_id: UserId, token_hash: &str, confirmed: bool) -> Result<i64> {
         let mut tx = self.write().await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO sessions (token_hash, user_id, created_at, last_seen, confirmed) \
@@ -66,7 +72,7 @@ impl Store {
     /// Makes a long-lived token: no idle limit, valid until `expires_at`.
     pub async fn create_token(
         &self,
-        user_id: i64,
+        user_id: UserId,
         token_hash: &str,
         expires_at: i64,
         description: &str,
@@ -89,7 +95,7 @@ impl Store {
     }
 
     /// A user's live sessions and tokens, newest first.
-    pub async fn list_tokens(&self, user_id: i64) -> Result<Vec<TokenRow>> {
+    pub async fn list_tokens(&self, user_id: UserId) -> Result<Vec<TokenRow>> {
         Ok(sqlx::query_as(
             "SELECT id, user_id, description, created_at, last_seen, expires_at, confirmed FROM sessions \
              WHERE user_id = $1 AND (expires_at IS NULL OR expires_at >= $2) ORDER BY id DESC",
@@ -102,7 +108,7 @@ impl Store {
 
     /// Ends the session or token `id` (of `user_id` only, when given); its token hash
     /// if it existed.
-    pub async fn delete_session_by_id(&self, id: i64, user_id: Option<i64>) -> Result<Option<String>> {
+    pub async fn delete_session_by_id(&self, id: i64, user_id: Option<UserId>) -> Result<Option<String>> {
         let mut tx = self.write().await?;
         let row: Option<(String,)> = match user_id {
             Some(u) => {
@@ -124,7 +130,7 @@ impl Store {
     }
 
     /// Ends every session of a user but `keep` (a session id; 0 keeps none).
-    pub async fn delete_other_sessions(&self, user_id: i64, keep: i64) -> Result<u64> {
+    pub async fn delete_other_sessions(&self, user_id: UserId, keep: i64) -> Result<u64> {
         let mut tx = self.write().await?;
         let r = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
             .bind(user_id)
@@ -246,7 +252,7 @@ impl Store {
         Ok(a.rows_affected() + b.rows_affected())
     }
 
-    pub async fn create_auth_key(&self, user_id: i64, key_hash: &str, ttl_secs: i64) -> Result<()> {
+    pub async fn create_auth_key(&self, user_id: UserId, key_hash: &str, ttl_secs: i64) -> Result<()> {
         let mut tx = self.write().await?;
         sqlx::query("INSERT INTO auth_keys (key_hash, user_id, expires_at) VALUES ($1, $2, $3)")
             .bind(key_hash.to_owned())
@@ -261,18 +267,18 @@ impl Store {
     /// Uses up a one-time key: returns its user if the key existed, had not expired
     /// and the user is not blocked. The key is gone afterwards either way, and since
     /// the delete is what claims it, two racing uses cannot both succeed.
-    pub async fn consume_auth_key(&self, key_hash: &str) -> Result<Option<i64>> {
+    pub async fn consume_auth_key(&self, key_hash: &str) -> Result<Option<UserId>> {
         let mut tx = self.write().await?;
-        let row: Option<(i64, i64)> =
+        let row: Option<(UserId, i64)> =
             sqlx::query_as("DELETE FROM auth_keys WHERE key_hash = $1 RETURNING user_id, expires_at")
                 .bind(key_hash.to_owned())
                 .fetch_optional(&mut *tx)
                 .await?;
         let user = match row {
             Some((user_id, expires_at)) if expires_at >= now() => {
-                let (blocked,): (i64,) =
+                let (blocked,): (Flag,) =
                     sqlx::query_as("SELECT blocked FROM users WHERE id = $1").bind(user_id).fetch_one(&mut *tx).await?;
-                (blocked == 0).then_some(user_id)
+                (!bool::from(blocked)).then_some(user_id)
             }
             _ => None,
         };

@@ -6,10 +6,10 @@
 //! longer write (every update is fenced by `lease_owner`).
 
 use dcim_core::query::ListQuery;
-use dcim_core::{IpStatus, OutletStatus, PortStatus, PowerStatus, ServerState, TaskStatus};
+use dcim_core::{BmcType, IpStatus, OutletStatus, PortStatus, PowerStatus, ReportKind, ServerState, TaskStatus};
 use sqlx::{AssertSqlSafe, FromRow};
 
-use crate::ids::{IpId, ServerId, TaskId};
+use crate::ids::{Flag, IpId, ServerId, TaskId};
 use crate::ipam::{NewIp, Take, Taken};
 use crate::list::{Bind, Field, FieldType, ListSpec, Page, Scope, bind_query_as};
 use crate::{Result, Store, StoreError, now};
@@ -24,7 +24,6 @@ pub struct TaskRow {
     pub id: TaskId,
     pub server_id: Option<ServerId>,
     pub name: String,
-    #[sqlx(try_from = "String")]
     pub status: TaskStatus,
     pub params: String,
     pub steps: String,
@@ -35,7 +34,8 @@ pub struct TaskRow {
     pub progress_info: String,
     pub status_info: String,
     pub memo: String,
-    pub cancel: i64,
+    #[sqlx(try_from = "Flag")]
+    pub cancel: bool,
     pub lease_owner: Option<String>,
     pub created: i64,
     pub started: Option<i64>,
@@ -340,13 +340,19 @@ impl Store {
     }
 
     /// Stores an agent's report if `secret_hash` is the task's and the task is live.
-    pub async fn add_task_report(&self, task_id: TaskId, secret_hash: &str, kind: &str, data: &str) -> Result<bool> {
+    pub async fn add_task_report(
+        &self,
+        task_id: TaskId,
+        secret_hash: &str,
+        kind: ReportKind,
+        data: &str,
+    ) -> Result<bool> {
         let mut tx = self.write().await?;
         let r = sqlx::query(
             "INSERT INTO task_reports (task_id, kind, data, created) SELECT id, $1, $2, $3 FROM tasks \
              WHERE id = $4 AND secret_hash = $5 AND status IN ('pending', 'running')",
         )
-        .bind(kind.to_owned())
+        .bind(kind.as_str())
         .bind(data.to_owned())
         .bind(now())
         .bind(task_id)
@@ -362,7 +368,7 @@ impl Store {
     }
 
     /// The reports received for a task, oldest first: (kind, data).
-    pub async fn task_reports(&self, task_id: TaskId) -> Result<Vec<(String, String)>> {
+    pub async fn task_reports(&self, task_id: TaskId) -> Result<Vec<(ReportKind, String)>> {
         Ok(sqlx::query_as("SELECT kind, data FROM task_reports WHERE task_id = $1 ORDER BY id")
             .bind(task_id)
             .fetch_all(self.pool())
@@ -386,11 +392,10 @@ impl Store {
 
     /// Records what the power driver reported.
     pub async fn set_power_status(&self, server_id: ServerId, status: PowerStatus) -> Result<()> {
-        let status = status.as_str();
         let mut tx = self.write().await?;
         let before = if tx.wants("server.power").await? { power_of(&mut tx, server_id).await? } else { None };
         sqlx::query("UPDATE servers SET power_status = $1 WHERE id = $2")
-            .bind(status.to_owned())
+            .bind(status.as_str())
             .bind(server_id)
             .execute(&mut *tx)
             .await?;
@@ -447,7 +452,7 @@ pub(crate) async fn insert_task(tx: &mut crate::audit::Tx<'_>, t: &NewTask) -> R
     }
     let r = match &t.server_state {
         Some((state, info)) => {
-            let before: Option<(String,)> = if tx.wants("server.state").await? {
+            let before: Option<(ServerState,)> = if tx.wants("server.state").await? {
                 sqlx::query_as("SELECT state FROM servers WHERE id = $1")
                     .bind(t.server_id)
                     .fetch_optional(&mut **tx)
@@ -455,7 +460,7 @@ pub(crate) async fn insert_task(tx: &mut crate::audit::Tx<'_>, t: &NewTask) -> R
             } else {
                 None
             };
-            if let Some((before,)) = before.filter(|b| b.0 != state.as_str()) {
+            if let Some((before,)) = before.filter(|b| b.0 != *state) {
                 let ev = serde_json::json!({"server": t.server_id, "state": state, "previous": before, "info": info});
                 crate::webhooks::emit(tx, "server.state", Some(t.server_id.get()), ev).await?;
             }
@@ -485,7 +490,7 @@ async fn apply_effects(tx: &mut crate::audit::Tx<'_>, server_id: i64, e: &Server
     let before = if (e.state.is_some() && tx.wants("server.state").await?)
         || (e.power_status.is_some() && tx.wants("server.power").await?)
     {
-        sqlx::query_as::<_, (String, String)>("SELECT state, power_status FROM servers WHERE id = $1")
+        sqlx::query_as::<_, (ServerState, PowerStatus)>("SELECT state, power_status FROM servers WHERE id = $1")
             .bind(server_id)
             .fetch_optional(&mut **tx)
             .await?
@@ -531,11 +536,11 @@ async fn apply_effects(tx: &mut crate::audit::Tx<'_>, server_id: i64, e: &Server
     p.bind(Bind::Int(server_id));
     crate::list::bind_query(&p.text, &p.binds).execute(&mut **tx).await?;
     if let Some((state, power)) = before {
-        if let Some((new, info)) = e.state.as_ref().filter(|(s, _)| s.as_str() != state) {
+        if let Some((new, info)) = e.state.as_ref().filter(|(s, _)| *s != state) {
             let ev = serde_json::json!({"server": server_id, "state": new, "previous": state, "info": info});
             crate::webhooks::emit(tx, "server.state", Some(server_id), ev).await?;
         }
-        if let Some(new) = e.power_status.filter(|p| p.as_str() != power) {
+        if let Some(new) = e.power_status.filter(|p| *p != power) {
             let ev = serde_json::json!({"server": server_id, "power_status": new, "previous": power});
             crate::webhooks::emit(tx, "server.power", Some(server_id), ev).await?;
         }
@@ -571,8 +576,8 @@ async fn apply_effects(tx: &mut crate::audit::Tx<'_>, server_id: i64, e: &Server
 }
 
 /// A server's power status (`None`: no such server).
-async fn power_of(tx: &mut crate::audit::Tx<'_>, server_id: ServerId) -> Result<Option<String>> {
-    let row: Option<(String,)> = sqlx::query_as("SELECT power_status FROM servers WHERE id = $1")
+async fn power_of(tx: &mut crate::audit::Tx<'_>, server_id: ServerId) -> Result<Option<PowerStatus>> {
+    let row: Option<(PowerStatus,)> = sqlx::query_as("SELECT power_status FROM servers WHERE id = $1")
         .bind(server_id)
         .fetch_optional(&mut **tx)
         .await?;
@@ -580,7 +585,12 @@ async fn power_of(tx: &mut crate::audit::Tx<'_>, server_id: ServerId) -> Result<
 }
 
 /// Tells the webhooks of a server's new power status, if it is new.
-async fn power_event(tx: &mut crate::audit::Tx<'_>, server_id: i64, before: Option<String>, now: &str) -> Result<()> {
+async fn power_event(
+    tx: &mut crate::audit::Tx<'_>,
+    server_id: i64,
+    before: Option<PowerStatus>,
+    now: PowerStatus,
+) -> Result<()> {
     match before {
         Some(b) if b != now => {
             let ev = serde_json::json!({"server": server_id, "power_status": now, "previous": b});
@@ -604,14 +614,14 @@ async fn ip_event(tx: &mut crate::audit::Tx<'_>, kind: &str, server_id: i64, ip_
 /// A server's BMC as the power poller needs it.
 #[derive(Debug, Clone, FromRow)]
 pub struct PollTarget {
-    pub server_id: i64,
+    pub server_id: ServerId,
     pub mac: Option<String>,
     pub ipmi_address: String,
-    pub ipmi_type: String,
+    pub ipmi_type: BmcType,
     pub ipmi_user: String,
     pub ipmi_password: String,
     pub ipmi_tls_fingerprint: Option<String>,
-    pub power_status: String,
+    pub power_status: PowerStatus,
     pub ipmi_status_info: String,
 }
 
@@ -638,11 +648,10 @@ impl Store {
 
     /// Records what a BMC said: `on`/`off`, or `unknown` with the reason.
     pub async fn set_bmc_state(&self, server_id: ServerId, power: PowerStatus, info: &str) -> Result<()> {
-        let power = power.as_str();
         let mut tx = self.write().await?;
         let before = if tx.wants("server.power").await? { power_of(&mut tx, server_id).await? } else { None };
         sqlx::query("UPDATE servers SET power_status = $1, ipmi_status = $1, ipmi_status_info = $2 WHERE id = $3")
-            .bind(power.to_owned())
+            .bind(power.as_str())
             .bind(info.to_owned())
             .bind(server_id)
             .execute(&mut *tx)

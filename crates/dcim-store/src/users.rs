@@ -4,43 +4,42 @@ use dcim_core::query::ListQuery;
 use dcim_core::{Email, Role};
 use sqlx::{AssertSqlSafe, FromRow};
 
+use crate::ids::{Flag, UserId};
 use crate::list::{Field, FieldType, ListSpec, Page, Patch};
 use crate::{Result, Store, StoreError, now};
 
 /// A user as stored, with the number of servers it owns.
 #[derive(Debug, Clone, FromRow)]
 pub struct UserRow {
-    pub id: i64,
+    pub id: UserId,
     pub email: String,
     pub full_name: String,
     pub phone_number: String,
-    pub role: String,
-    pub blocked: i64,
+    pub role: Role,
+    #[sqlx(try_from = "Flag")]
+    pub blocked: bool,
     pub vlans_per_user: i64,
     pub server_count: i64,
     pub uuid: Option<String>,
     pub lang: String,
     pub timezone: String,
-    /// 1 while two-factor authentication is on.
-    pub two_factor: i64,
-}
-
-impl UserRow {
-    pub fn role(&self) -> Role {
-        self.role.parse().unwrap_or(Role::User)
-    }
+    /// On while two-factor authentication is on.
+    #[sqlx(try_from = "Flag")]
+    pub two_factor: bool,
 }
 
 /// What a login needs to check.
 #[derive(Debug, Clone, FromRow)]
 pub struct Credentials {
-    pub id: i64,
+    pub id: UserId,
     pub email: String,
-    pub role: String,
-    pub blocked: i64,
+    pub role: Role,
+    #[sqlx(try_from = "Flag")]
+    pub blocked: bool,
     pub password_hash: String,
-    /// 1 while two-factor authentication is on: a login then needs a code too.
-    pub two_factor: i64,
+    /// On while two-factor authentication is on: a login then needs a code too.
+    #[sqlx(try_from = "Flag")]
+    pub two_factor: bool,
 }
 
 /// A new account; the password is already hashed.
@@ -92,10 +91,10 @@ pub const USER_LIST: ListSpec = ListSpec {
 };
 
 impl Store {
-    pub async fn create_user(&self, u: &NewUser) -> Result<i64> {
+    pub async fn create_user(&self, u: &NewUser) -> Result<UserId> {
         let mut tx = self.write().await?;
         let email = u.email.as_str().to_owned();
-        let (id,): (i64,) = sqlx::query_as(
+        let (id,): (UserId,) = sqlx::query_as(
             "INSERT INTO users (email, full_name, phone_number, password_hash, role, vlans_per_user, created_at, uuid) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
@@ -110,7 +109,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| StoreError::conflict_on_constraint(e, || format!("a user with e-mail {email} exists")))?;
-        crate::audit::set_target("user", id);
+        crate::audit::set_target("user", id.get());
         let created = serde_json::json!({"user": id, "email": email, "role": u.role.as_str()});
         crate::webhooks::emit(&mut tx, "user.created", None, created).await?;
         tx.commit().await?;
@@ -121,7 +120,7 @@ impl Store {
         self.fetch_page(&USER_LIST, q, &[]).await
     }
 
-    pub async fn get_user(&self, id: i64) -> Result<UserRow> {
+    pub async fn get_user(&self, id: UserId) -> Result<UserRow> {
         let sql = format!("{} WHERE u.id = $1", USER_LIST.select);
         sqlx::query_as(AssertSqlSafe(sql))
             .bind(id)
@@ -130,8 +129,8 @@ impl Store {
             .ok_or_else(|| StoreError::not_found("user", id))
     }
 
-    pub async fn find_user_id_by_email(&self, email: &str) -> Result<Option<i64>> {
-        let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE email = $1")
+    pub async fn find_user_id_by_email(&self, email: &str) -> Result<Option<UserId>> {
+        let row: Option<(UserId,)> = sqlx::query_as("SELECT id FROM users WHERE email = $1")
             .bind(email.trim().to_ascii_lowercase())
             .fetch_optional(self.pool())
             .await?;
@@ -149,7 +148,7 @@ impl Store {
     }
 
     /// The password hash of a user, for checking its current password.
-    pub async fn password_hash(&self, id: i64) -> Result<String> {
+    pub async fn password_hash(&self, id: UserId) -> Result<String> {
         let row: Option<(String,)> = sqlx::query_as("SELECT password_hash FROM users WHERE id = $1")
             .bind(id)
             .fetch_optional(self.pool())
@@ -159,7 +158,7 @@ impl Store {
 
     /// Sets a user's password and ends its sessions but `keep_session` (the session that
     /// changed its own password; 0 keeps none), in one transaction.
-    pub async fn set_password(&self, id: i64, password_hash: &str, keep_session: i64) -> Result<()> {
+    pub async fn set_password(&self, id: UserId, password_hash: &str, keep_session: i64) -> Result<()> {
         let mut tx = self.write().await?;
         let r = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(password_hash.to_owned())
@@ -178,7 +177,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn update_user(&self, id: i64, p: &UserPatch) -> Result<()> {
+    pub async fn update_user(&self, id: UserId, p: &UserPatch) -> Result<()> {
         let mut u = Patch::new("users");
         if let Some(e) = &p.email {
             u.set("email", e.as_str().into());
@@ -214,7 +213,7 @@ impl Store {
         let was: Option<(i64, String)> =
             sqlx::query_as("SELECT blocked, email FROM users WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
         let Some((was_blocked, email)) = was else { return Err(StoreError::not_found("user", id)) };
-        u.execute_in(&mut tx, id)
+        u.execute_in(&mut tx, id.get())
             .await
             .map_err(|e| StoreError::conflict_on_constraint(e, || "that e-mail belongs to another user".into()))?;
         if p.blocked == Some(true) || p.password_hash.is_some() {
@@ -238,7 +237,7 @@ impl Store {
     /// Deletes a user that owns no server and that no service has locked. The checks
     /// and the delete are one statement, so a server assigned meanwhile cannot be left
     /// with a dangling owner.
-    pub async fn delete_user(&self, id: i64) -> Result<()> {
+    pub async fn delete_user(&self, id: UserId) -> Result<()> {
         let mut tx = self.write().await?;
         let res = sqlx::query(
             "DELETE FROM users WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM servers WHERE owner_id = $1) \

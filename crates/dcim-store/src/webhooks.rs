@@ -129,7 +129,6 @@ pub struct DeliveryRow {
     pub event_id: i64,
     pub kind: String,
     pub server_id: Option<i64>,
-    #[sqlx(try_from = "String")]
     pub status: DeliveryStatus,
     pub attempts: i64,
     pub next_at: i64,

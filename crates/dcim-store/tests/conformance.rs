@@ -3,7 +3,8 @@
 //! (`DCIM_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
 
 use dcim_core::query::ListQuery;
-use dcim_core::{Email, Role};
+use dcim_core::{Email, Role, TemplateType};
+use dcim_store::ids::UserId;
 use dcim_store::inventory::{DeviceKind, NewDevice, OsImage, OsInstaller, PortReport};
 use dcim_store::servers::{NewServer, ServerPatch};
 use dcim_store::users::NewUser;
@@ -129,7 +130,7 @@ async fn constraints_map_to_conflicts(db: Db) {
     assert!(matches!(s.delete_location(loc).await, Err(StoreError::Conflict(_))), "in use");
     s.assign_owner(srv, a).await.unwrap();
     assert!(matches!(s.delete_user(a).await, Err(StoreError::Conflict(_))));
-    assert!(matches!(s.assign_owner(srv, 999).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(s.assign_owner(srv, UserId(999)).await, Err(StoreError::NotFound { .. })));
     assert!(matches!(s.get_server(999, &[]).await, Err(StoreError::NotFound { .. })));
     // The owner-only scope hides other servers.
     let b = s.create_user(&user("b@example.com")).await.unwrap();
@@ -146,7 +147,7 @@ async fn a_failed_device_create_writes_nothing(db: Db) {
         name: "sw".into(),
         location_id: loc,
         ip: "127.0.0.1".into(),
-        protocol: "fake".into(),
+        protocol: dcim_core::DeviceProtocol::Fake,
         model: String::new(),
         secret: "{\"community\":\"c\"}".into(),
     };
@@ -219,12 +220,12 @@ async fn sessions_and_keys(db: Db) {
     assert!(s.session_user("t2", 3600, 30).await.unwrap().is_none(), "expired");
     let listed: Vec<i64> = s.list_tokens(u).await.unwrap().into_iter().map(|r| r.id).collect();
     assert_eq!(listed, [t]);
-    assert_eq!(s.delete_session_by_id(t, Some(u + 1)).await.unwrap(), None, "not another user's");
+    assert_eq!(s.delete_session_by_id(t, Some(UserId(u.get() + 1))).await.unwrap(), None, "not another user's");
     assert_eq!(s.delete_session_by_id(t, Some(u)).await.unwrap().as_deref(), Some("t1"));
 
     // An unconfirmed session: its row says so, wrong codes are counted, then it goes.
     let p = s.create_session(u, "h2", false).await.unwrap();
-    assert_eq!(s.session_user("h2", 3600, 30).await.unwrap().unwrap().confirmed, 0);
+    assert!(!s.session_user("h2", 3600, 30).await.unwrap().unwrap().confirmed);
     assert!(s.fail_confirmation(p, 2).await.unwrap());
     assert!(!s.fail_confirmation(p, 2).await.unwrap());
     assert!(s.pending_session("h2").await.unwrap().is_none());
@@ -253,7 +254,7 @@ async fn totp_steps_reserve_codes_locks(db: Db) {
     assert!(!s.disable_totp(u).await.unwrap());
     assert!(!s.use_reserve_code(u, "r2").await.unwrap(), "reserve codes go with 2FA");
     assert_eq!(s.pending_session("pending").await.unwrap().unwrap().session_id, pending);
-    assert_eq!(s.pending_session("pending").await.unwrap().unwrap().confirmed, 1, "nothing left to ask");
+    assert!(s.pending_session("pending").await.unwrap().unwrap().confirmed, "nothing left to ask");
 
     s.lock_user(u, "billing", "contract").await.unwrap();
     s.lock_user(u, "billing", "contract 2").await.unwrap();
@@ -269,8 +270,8 @@ async fn os_template_images(db: Db) {
     let f = fresh(db).await;
     let s = &f.store;
     let img = OsImage { url: "http://10.0.0.1/files/debian.img".into(), sha256: "ab".repeat(32) };
-    let os = s.create_os_template("Debian 12", "os", "[]", true, Some(&img), None).await.unwrap();
-    let diag = s.create_os_template("Diag6", "diag", "[]", true, None, None).await.unwrap();
+    let os = s.create_os_template("Debian 12", TemplateType::Os, "[]", true, Some(&img), None).await.unwrap();
+    let diag = s.create_os_template("Diag6", TemplateType::Diag, "[]", true, None, None).await.unwrap();
     let got = s.get_os_template(os).await.unwrap();
     assert_eq!((got.image_url.as_deref(), got.image_sha256.as_deref()), (Some(img.url.as_str()), Some(&*img.sha256)));
     let got = s.get_os_template(diag).await.unwrap();
@@ -295,7 +296,7 @@ async fn os_template_installers(db: Db) {
         initrd: "http://mirror/initrd.img".into(),
         template: None,
     };
-    let id = s.create_os_template("Alma 9", "os", "[]", true, None, Some(&ks)).await.unwrap();
+    let id = s.create_os_template("Alma 9", TemplateType::Os, "[]", true, None, Some(&ks)).await.unwrap();
     let got = s.get_os_template(id).await.unwrap();
     assert_eq!(
         (got.installer.as_deref(), got.installer_kernel.as_deref(), got.installer_initrd.as_deref()),

@@ -6,9 +6,8 @@
 
 use std::sync::Arc;
 
-use dcim_core::{BmcType, PowerStatus};
+use dcim_core::PowerStatus;
 use dcim_drivers::BmcAccess;
-use dcim_store::ids::ServerId;
 use dcim_store::tasks::PollTarget;
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -35,35 +34,30 @@ pub async fn poll_once(engine: &Arc<Engine>, concurrency: usize) -> Round {
 }
 
 async fn poll_one(engine: &Engine, t: PollTarget) -> Option<bool> {
-    let answer = match t.ipmi_type.parse::<BmcType>() {
-        Err(_) => Err(format!("unknown BMC type '{}'", t.ipmi_type)),
-        Ok(kind) => {
-            let bmc = BmcAccess {
-                kind,
-                address: t.ipmi_address,
-                user: t.ipmi_user,
-                password: t.ipmi_password,
-                mac: t.mac,
-                tls_fingerprint: t.ipmi_tls_fingerprint.as_deref().and_then(dcim_tls::parse_fingerprint),
-            };
-            match engine.drivers.power(&bmc) {
-                Err(e) => Err(e.to_string()),
-                Ok(driver) => match tokio::time::timeout(engine.cfg.call_timeout, driver.status()).await {
-                    Ok(Ok(state)) => Ok(state),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err(format!("the BMC did not answer within {} ms", engine.cfg.call_timeout.as_millis())),
-                },
-            }
-        }
+    let bmc = BmcAccess {
+        kind: t.ipmi_type,
+        address: t.ipmi_address,
+        user: t.ipmi_user,
+        password: t.ipmi_password,
+        mac: t.mac,
+        tls_fingerprint: t.ipmi_tls_fingerprint.as_deref().and_then(dcim_tls::parse_fingerprint),
+    };
+    let answer = match engine.drivers.power(&bmc) {
+        Err(e) => Err(e.to_string()),
+        Ok(driver) => match tokio::time::timeout(engine.cfg.call_timeout, driver.status()).await {
+            Ok(Ok(state)) => Ok(state),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("the BMC did not answer within {} ms", engine.cfg.call_timeout.as_millis())),
+        },
     };
     let (power, info, ok) = match answer {
         Ok(state) => (PowerStatus::from(state), "{}".to_owned(), true),
         Err(reason) => (PowerStatus::Unknown, json!({"message": reason}).to_string(), false),
     };
-    if (power.as_str() != t.power_status || info != t.ipmi_status_info)
-        && let Err(e) = engine.store.set_bmc_state(ServerId(t.server_id), power, &info).await
+    if (power != t.power_status || info != t.ipmi_status_info)
+        && let Err(e) = engine.store.set_bmc_state(t.server_id, power, &info).await
     {
-        tracing::warn!(server = t.server_id, error = %e, "power poll: recording failed");
+        tracing::warn!(server = t.server_id.get(), error = %e, "power poll: recording failed");
     }
     Some(ok)
 }

@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use dcim_core::DeviceProtocol;
 use dcim_drivers::{DeviceAccess, DriverError};
 use dcim_store::inventory::{DeviceKind, PolledDevice, PortStates};
 use tokio::sync::Semaphore;
@@ -39,8 +38,7 @@ pub async fn poll_once(engine: &Arc<Engine>, concurrency: usize) -> Round {
 }
 
 async fn read(engine: &Engine, kind: DeviceKind, d: &PolledDevice) -> Result<Vec<PortStates>, DriverError> {
-    let protocol: DeviceProtocol =
-        d.protocol.parse().map_err(|_| DriverError::Unsupported(format!("protocol '{}'", d.protocol)))?;
+    let protocol = d.protocol;
     let access = DeviceAccess { address: d.ip.clone(), secret: d.secret.clone() };
     let states = match kind {
         DeviceKind::Switch => engine

@@ -16,6 +16,7 @@ use dcim_api::extract::{Body, Path};
 use dcim_api::routes::inventory as inv;
 use dcim_api::wire::Empty;
 use dcim_api::wire::inventory::{Device, DeviceEdit, OutletPower, PduPortEdit, PortAdmin, SnmpInput, SwitchPortEdit};
+use dcim_core::{DeviceProtocol, PortStatus};
 use dcim_store::inventory::DeviceKind;
 use serde::Deserialize;
 
@@ -29,7 +30,7 @@ pub struct DeviceRow {
     pub name: String,
     pub location: String,
     pub ip: String,
-    pub protocol: String,
+    pub protocol: DeviceProtocol,
     pub model: String,
     pub ports: i64,
 }
@@ -81,8 +82,8 @@ pub struct PortLine {
     pub id: i64,
     pub name: String,
     pub description: String,
-    pub admin: String,
-    pub oper: String,
+    pub admin: PortStatus,
+    pub oper: PortStatus,
     pub server: Option<(i64, String)>,
 }
 

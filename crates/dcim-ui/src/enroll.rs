@@ -23,6 +23,7 @@ use dcim_api::wire::ip::IpRequest;
 use dcim_api::wire::server::{
     IpmiInput, NewServer, PduConnectionRequest, PlatformInput, Server, ServerEdit, SwitchConnectionRequest,
 };
+use dcim_core::{BmcType, IpStatus};
 use dcim_store::inventory::DeviceKind;
 use serde::Deserialize;
 
@@ -31,7 +32,7 @@ use crate::shared::{Choice, answer, query, show};
 use crate::view::{Chrome, Refusal};
 
 /// The BMC kinds a form offers.
-pub const BMC_TYPES: &[&str] = &["IPMI v2(lanplus)", "IPMI v1.5/v2", "redfish", "fake"];
+pub const BMC_TYPES: &[BmcType] = &[BmcType::IpmiLanplus, BmcType::Ipmi15, BmcType::Redfish, BmcType::Fake];
 
 /// Every field of the inventory forms. Debug leaves the BMC password out.
 #[derive(Deserialize, Default, Clone)]
@@ -135,7 +136,7 @@ async fn choices(st: &AppState, location: Option<i64>) -> Result<Choices, ApiErr
 struct NewPage {
     chrome: Chrome,
     c: Choices,
-    bmc_types: &'static [&'static str],
+    bmc_types: &'static [BmcType],
     f: InventoryForm,
     refusal: Refusal,
 }
@@ -153,7 +154,7 @@ async fn new_page(ui: &Ui, st: &AppState, f: InventoryForm) -> Result<NewPage, A
 
 /// `GET /ui/servers/new`.
 pub async fn new_server(ui: Ui, State(st): State<AppState>) -> Response {
-    let f = InventoryForm { size: "1".into(), bmc_type: BMC_TYPES[0].into(), ..InventoryForm::default() };
+    let f = InventoryForm { size: "1".into(), bmc_type: BMC_TYPES[0].as_str().into(), ..InventoryForm::default() };
     show(&ui, new_page(&ui, &st, f)).await
 }
 
@@ -208,7 +209,7 @@ struct InventoryPage {
     s: Server,
     size: i64,
     c: Choices,
-    bmc_types: &'static [&'static str],
+    bmc_types: &'static [BmcType],
     ports: Vec<Connected>,
     outlet: Option<Connected>,
     free_ports: Vec<Choice>,

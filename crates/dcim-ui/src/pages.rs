@@ -24,6 +24,7 @@ use dcim_api::wire::server::Server;
 use dcim_api::wire::task::Task;
 use dcim_core::configuration::HardwareInfo;
 use dcim_core::query::ListQuery;
+use dcim_core::{BmcType, PortStatus, PowerStatus, ServerState, TemplateType};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -81,12 +82,12 @@ async fn dashboard_page(ui: &Ui, st: &AppState) -> Result<Dashboard, ApiError> {
     let c = &ui.caller;
     let total = count(st, c, "").await?;
     let mut by_state = vec![];
-    for s in ["ok", "suspending", "suspended", "suspend_error", "resuming", "resume_error"] {
+    for s in ServerState::ALL.iter().map(|s| s.as_str()) {
         let w = format!("state EQ {}", quote(s));
         by_state.push(Count { label: s.into(), n: count(st, c, &w).await?, href: servers_href(&w) });
     }
     let mut by_power = vec![];
-    for p in ["on", "off", "unknown"] {
+    for p in PowerStatus::ALL.iter().map(|p| p.as_str()) {
         let w = format!("power_status EQ {}", quote(p));
         by_power.push(Count { label: p.into(), n: count(st, c, &w).await?, href: servers_href(&w) });
     }
@@ -170,8 +171,8 @@ pub struct Row {
     pub id: i64,
     pub name: String,
     pub domain: String,
-    pub state: String,
-    pub power: String,
+    pub state: ServerState,
+    pub power: PowerStatus,
     pub configuration: String,
     pub location: String,
     pub rack: String,
@@ -191,8 +192,8 @@ impl From<&Server> for Row {
             id: s.id,
             name: s.name.clone(),
             domain: s.domain.clone(),
-            state: s.state.clone(),
-            power: s.power_status.clone(),
+            state: s.state,
+            power: s.power_status,
             configuration: s.configuration.clone().unwrap_or_default(),
             location: s.location.name.clone(),
             rack: s.rack.as_ref().map(|r| r.name.clone()).unwrap_or_default(),
@@ -364,8 +365,8 @@ pub struct DiskRow {
 pub struct PortRow {
     pub switch: i64,
     pub port: String,
-    pub admin: String,
-    pub oper: String,
+    pub admin: PortStatus,
+    pub oper: PortStatus,
     pub ipmi: bool,
 }
 
@@ -389,7 +390,7 @@ pub struct Live {
     pub active: bool,
     pub failure: String,
     pub steps: Vec<Step>,
-    pub bmc: Option<(String, String, String, String, Option<String>)>,
+    pub bmc: Option<(BmcType, String, PowerStatus, String, Option<String>)>,
     pub cpu: String,
     pub ram: String,
     pub board: String,
@@ -432,9 +433,10 @@ fn live_of(s: &Server, ui: &Ui) -> Live {
         active,
         failure: op.filter(|o| o.status.is_unsuccessful()).map(|o| info_text(&o.status_info)).unwrap_or_default(),
         steps: op.map(|o| steps(&o.progress_info)).unwrap_or_default(),
-        bmc: s.ipmi.as_ref().map(|i| {
-            (i.kind.clone(), i.address.clone(), i.status.clone(), info_text(&i.status_info), i.web_url.clone())
-        }),
+        bmc: s
+            .ipmi
+            .as_ref()
+            .map(|i| (i.kind, i.address.clone(), i.status, info_text(&i.status_info), i.web_url.clone())),
         cpu,
         ram,
         board,
@@ -456,8 +458,8 @@ fn live_of(s: &Server, ui: &Ui) -> Live {
             .map(|c| PortRow {
                 switch: c.switch,
                 port: c.description.clone(),
-                admin: c.admin_status.clone(),
-                oper: c.oper_status.clone(),
+                admin: c.admin_status,
+                oper: c.oper_status,
                 ipmi: c.is_ipmi_connection,
             })
             .collect(),
@@ -500,7 +502,7 @@ struct ServerPage {
 async fn server_page(ui: &Ui, st: &AppState, id: i64) -> Result<ServerPage, ApiError> {
     let s: Server = st.store.get_server(id, &ui.caller.server_scope()).await?.into();
     let all = st.store.list_os_templates(&query("", "name asc", "")?).await?.items;
-    let pick = |kind: &str| {
+    let pick = |kind: TemplateType| {
         all.iter()
             .filter(|t| t.kind == kind)
             .map(|t| Choice { value: t.id.to_string(), label: t.name.clone() })
@@ -509,8 +511,8 @@ async fn server_page(ui: &Ui, st: &AppState, id: i64) -> Result<ServerPage, ApiE
     Ok(ServerPage {
         chrome: ui.chrome("servers"),
         live: live_of(&s, ui),
-        templates: pick("os"),
-        diag_templates: pick("diag"),
+        templates: pick(TemplateType::Os),
+        diag_templates: pick(TemplateType::Diag),
         form: String::new(),
         field: String::new(),
         error: String::new(),
@@ -617,7 +619,7 @@ async fn run_action(st: &AppState, c: Caller, id: i64, action: &str, f: ActionFo
                 .find_user_id_by_email(email)
                 .await?
                 .ok_or_else(|| ApiError::invalid("owner", format!("there is no user {email}")))?;
-            let b = dcim_api::wire::server::OwnerRequest { owner };
+            let b = dcim_api::wire::server::OwnerRequest { owner: owner.get() };
             srv::set_owner(c, s, Path(id), Body(b)).await.map(drop)
         }
         "release" => srv::release_owner(c, s, Path(id), Body(Empty {})).await.map(drop),

@@ -21,6 +21,7 @@ use dcim_api::routes::inventory as inv;
 use dcim_api::wire::Empty;
 use dcim_api::wire::inventory::{LocationInput, NewRack, RackEdit};
 use dcim_api::wire::server::Server;
+use dcim_core::ServerState;
 use serde::Deserialize;
 
 use crate::session::Ui;
@@ -81,11 +82,11 @@ pub struct Elevation {
 /// What a server's box says about it, most urgent first.
 fn class_of(s: &Server) -> &'static str {
     let busy = s.operation.as_ref().is_some_and(|o| o.status.is_active());
-    if !s.diag_error.is_empty() || s.state.ends_with("_error") {
+    if !s.diag_error.is_empty() || matches!(s.state, ServerState::SuspendError | ServerState::ResumeError) {
         "error"
     } else if busy {
         "busy"
-    } else if s.state != dcim_core::ServerState::Ok.as_str() {
+    } else if s.state != ServerState::Ok {
         "suspended"
     } else if s.is_new {
         "new"

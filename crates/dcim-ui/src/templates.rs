@@ -54,7 +54,7 @@ impl TemplateForm {
         TemplateForm {
             csrf: String::new(),
             name: t.name.clone(),
-            kind: t.kind.clone(),
+            kind: t.kind.to_string(),
             tags: t.tags.join(", "),
             efi: t.efi.then(|| "yes".to_owned()),
             image_url: t.image_url.clone().unwrap_or_default(),

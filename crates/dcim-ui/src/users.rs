@@ -14,6 +14,8 @@ use dcim_api::extract::{Body, Path};
 use dcim_api::routes::{auth_v4, users as api};
 use dcim_api::wire::Empty;
 use dcim_api::wire::user::{NewUser, User, UserEdit};
+use dcim_core::Role;
+use dcim_store::ids::UserId;
 use serde::Deserialize;
 
 use crate::filter::{self, quote};
@@ -50,7 +52,7 @@ async fn users_page(ui: &Ui, st: &AppState, f: UserFilter) -> Result<Users, ApiE
         let like = quote(&format!("%{}%", f.q.trim()));
         parts.push(format!("(email CP {like} OR full_name CP {like})"));
     }
-    if f.role.parse::<dcim_core::Role>().is_ok() {
+    if f.role.parse::<Role>().is_ok() {
         parts.push(format!("role EQ {}", quote(&f.role)));
     }
     let page_no = f.page.unwrap_or(1).max(1);
@@ -130,10 +132,11 @@ struct UserPage {
     refusal: Refusal,
 }
 
-async fn user_page(ui: &Ui, st: &AppState, id: i64) -> Result<UserPage, ApiError> {
+async fn user_page(ui: &Ui, st: &AppState, id: UserId) -> Result<UserPage, ApiError> {
     ui.caller.require_admin()?;
-    let u = User::from(st.store.get_user(id).await?);
-    let admin = u.roles.iter().any(|r| r == dcim_core::Role::Admin.as_str());
+    let row = st.store.get_user(id).await?;
+    let admin = row.role == Role::Admin;
+    let u = User::from(row);
     let servers_href = format!("/ui/servers?where={}", filter::encode(&format!("owner EQ {id}")));
     Ok(UserPage {
         chrome: ui.chrome("users"),
@@ -146,7 +149,7 @@ async fn user_page(ui: &Ui, st: &AppState, id: i64) -> Result<UserPage, ApiError
 }
 
 /// `GET /ui/users/{id}`.
-pub async fn user(ui: Ui, State(st): State<AppState>, Path(id): Path<i64>) -> Response {
+pub async fn user(ui: Ui, State(st): State<AppState>, Path(id): Path<UserId>) -> Response {
     show(&ui, user_page(&ui, &st, id)).await
 }
 
@@ -172,7 +175,7 @@ pub async fn user_action(
     State(st): State<AppState>,
     headers: HeaderMap,
     uri: Uri,
-    Path((id, action)): Path<(i64, String)>,
+    Path((id, action)): Path<(UserId, String)>,
     Form(f): Form<UserForm>,
 ) -> Response {
     if let Err(r) = ui.check_csrf(&headers, &f.csrf) {
@@ -195,13 +198,13 @@ pub async fn user_action(
                     vlans_per_user: None,
                     blocked: None,
                 };
-                api::edit_user(c, s, Path(id), Body(b)).await.map(|_| page)
+                api::edit_user(c, s, Path(id.get()), Body(b)).await.map(|_| page)
             }
             Err(e) => Err(e.into()),
         },
-        "block" => api::block_user(c, s, Path(id), Body(Empty {})).await.map(|_| page),
-        "unblock" => api::unblock_user(c, s, Path(id), Body(Empty {})).await.map(|_| page),
-        "delete" => api::delete_user(c, s, Path(id), Body(Empty {})).await.map(|_| "/ui/users".to_owned()),
+        "block" => api::block_user(c, s, Path(id.get()), Body(Empty {})).await.map(|_| page),
+        "unblock" => api::unblock_user(c, s, Path(id.get()), Body(Empty {})).await.map(|_| page),
+        "delete" => api::delete_user(c, s, Path(id.get()), Body(Empty {})).await.map(|_| "/ui/users".to_owned()),
         "key" => match auth_v4::issue_key(c, s, Path(id.to_string()), Body(Empty {})).await {
             Ok((_, k)) => {
                 return match user_page(&ui, &st, id).await {

@@ -18,7 +18,7 @@
 
 use anyhow::Context;
 use dcim_core::configuration::{Cpu, Disk, DiskType, HardwareInfo, Memory, Motherboard, Nic, generate};
-use dcim_core::{Email, Role};
+use dcim_core::{Email, Role, TemplateType};
 use dcim_store::Store;
 use dcim_store::inventory::{DeviceKind, NewDevice, OsImage, PortReport};
 use dcim_store::servers::{BmcAccess, NewServer, ServerDetails, ServerPatch};
@@ -29,7 +29,7 @@ use crate::Config;
 
 const DEMO_ADMIN: &str = "admin@example.com";
 
-async fn add_user(store: &Store, email: &str, password: &str, role: Role) -> anyhow::Result<i64> {
+async fn add_user(store: &Store, email: &str, password: &str, role: Role) -> anyhow::Result<dcim_store::ids::UserId> {
     let password_hash = dcim_api::auth::hash_password(password.to_owned())
         .await
         .map_err(|e| anyhow::anyhow!("hashing the password: {}", e.msg))?;
@@ -47,7 +47,12 @@ async fn add_user(store: &Store, email: &str, password: &str, role: Role) -> any
 }
 
 /// `dcim user add`, and the configured admin.
-pub async fn create_user(store: &Store, email: &str, password: &str, role: Role) -> anyhow::Result<i64> {
+pub async fn create_user(
+    store: &Store,
+    email: &str,
+    password: &str,
+    role: Role,
+) -> anyhow::Result<dcim_store::ids::UserId> {
     add_user(store, email, password, role).await
 }
 
@@ -112,7 +117,7 @@ async fn give_images(store: &Store, data_dir: &std::path::Path) -> anyhow::Resul
             std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
         }
         let image = OsImage { url: format!("/images/{file}"), sha256: hex::encode(sha2::Sha256::digest(&bytes)) };
-        for t in templates.iter().filter(|t| t.name == *name && t.kind == "os") {
+        for t in templates.iter().filter(|t| t.name == *name && t.kind == TemplateType::Os) {
             if t.image_url.is_none() && t.installer.is_none() {
                 store.update_os_template(t.id, None, None, None, Some(Some(&image)), None).await?;
             }
@@ -277,7 +282,7 @@ async fn build(store: &Store) -> anyhow::Result<()> {
                 name: "demo-sw1".into(),
                 location_id: loc,
                 ip: "sw1.demo.invalid".into(),
-                protocol: "fake".into(),
+                protocol: dcim_core::DeviceProtocol::Fake,
                 model: String::new(),
                 secret: "{}".into(),
             },
@@ -302,7 +307,7 @@ async fn build(store: &Store) -> anyhow::Result<()> {
                 name: "demo-pdu1".into(),
                 location_id: loc,
                 ip: "pdu1.demo.invalid".into(),
-                protocol: "fake".into(),
+                protocol: dcim_core::DeviceProtocol::Fake,
                 model: "apc_rpdu".into(),
                 secret: "{}".into(),
             },
@@ -313,11 +318,11 @@ async fn build(store: &Store) -> anyhow::Result<()> {
     let pdu_ports = store.list_ports(DeviceKind::Pdu, pdu, &Default::default()).await?.items;
 
     for (name, kind, tags) in [
-        ("Debian 12", "os", json!(["linux", "debian"])),
-        ("Ubuntu 24.04", "os", json!(["linux", "ubuntu"])),
-        ("AlmaLinux 9", "os", json!(["linux", "rhel"])),
-        ("Diag6", "diag", json!(["diagnostics"])),
-        ("SystemRescue", "rescue", json!(["rescue"])),
+        ("Debian 12", TemplateType::Os, json!(["linux", "debian"])),
+        ("Ubuntu 24.04", TemplateType::Os, json!(["linux", "ubuntu"])),
+        ("AlmaLinux 9", TemplateType::Os, json!(["linux", "rhel"])),
+        ("Diag6", TemplateType::Diag, json!(["diagnostics"])),
+        ("SystemRescue", TemplateType::Rescue, json!(["rescue"])),
     ] {
         store.create_os_template(name, kind, &tags.to_string(), true, None, None).await?;
     }
@@ -373,7 +378,7 @@ async fn build(store: &Store) -> anyhow::Result<()> {
                     },
                     bmc: Some(BmcAccess {
                         address: format!("bmc-{n:02}.demo.invalid"),
-                        kind: "fake".into(),
+                        kind: dcim_core::BmcType::Fake,
                         user: "admin".into(),
                         password: random_password(),
                         web_url: None,

@@ -210,9 +210,11 @@ async fn json_logs_carry_request_ids_and_no_secrets() {
     let internal: Vec<&Value> =
         lines.iter().filter(|l| l["span"]["request_id"] == "broken-req-9" && l["level"] == "ERROR").collect();
     assert_eq!(internal.len(), 1, "the cause, logged once: {internal:?}");
-    assert_eq!(internal[0]["fields"]["message"], "internal error");
+    // The stored value is refused where the row is decoded, with its column and value.
+    assert_eq!(internal[0]["fields"]["message"], "storage failure");
     let cause = internal[0]["fields"]["error"].as_str().unwrap();
-    assert!(cause.contains("the stored protocol 'carrier-pigeon' of switch"), "{cause}");
+    assert!(cause.contains("protocol") && cause.contains("DeviceProtocol"), "{cause}");
+    assert!(cause.contains("carrier-pigeon"), "{cause}");
     for secret in [
         ADMIN_PASSWORD,
         USER_PASSWORD,

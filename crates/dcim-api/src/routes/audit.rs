@@ -63,7 +63,7 @@ pub async fn server_history(
     for r in records {
         let at = r.at;
         let mut rec = AuditRecord::from(r);
-        if !caller.is_admin() && rec.user_id != Some(caller.user_id) {
+        if !caller.is_admin() && rec.user_id != Some(caller.user_id.get()) {
             rec = rec.anonymized();
         }
         entries.push((at, 1, HistoryEntry { kind: "audit", time: time(at), audit: Some(rec), task: None }));

@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dcim_core::validate::line;
+use dcim_store::ids::UserId;
 use serde_json::json;
 
 use crate::AppState;
@@ -26,16 +27,16 @@ use crate::wire::{Empty, List};
 /// Wrong second factors a new session may take before it is ended.
 const MAX_CONFIRM_FAILURES: i64 = 5;
 
-async fn open_session(st: &AppState, user_id: i64, confirmed: bool) -> ApiResult<TokenAnswer> {
+async fn open_session(st: &AppState, user_id: UserId, confirmed: bool) -> ApiResult<TokenAnswer> {
     let token = new_secret();
     st.store.create_session(user_id, &hash_secret(&token), confirmed).await?;
     Ok(TokenAnswer { id: user_id.to_string(), token, expires_at: None, confirmed })
 }
 
 /// A user by id or e-mail, as Auth v4's `{user_id}` paths take it.
-pub(crate) async fn resolve_user(st: &AppState, user: &str) -> ApiResult<i64> {
+pub(crate) async fn resolve_user(st: &AppState, user: &str) -> ApiResult<UserId> {
     match user.parse::<i64>() {
-        Ok(id) => Ok(st.store.get_user(id).await?.id),
+        Ok(id) => Ok(st.store.get_user(UserId(id)).await?.id),
         Err(_) => st.store.find_user_id_by_email(user).await?.ok_or_else(|| ApiError::not_found("user", user)),
     }
 }
@@ -67,11 +68,11 @@ pub async fn login(
             return Err(ApiError::new(ErrorKind::BadCredentials, "wrong e-mail or password"));
         }
     };
-    if creds.blocked != 0 {
+    if creds.blocked {
         return Err(ApiError::new(ErrorKind::Forbidden, "this account is blocked"));
     }
     st.throttle.record_success(&req.email).await?;
-    Ok((StatusCode::CREATED, Json(open_session(&st, creds.id, creds.two_factor == 0).await?)))
+    Ok((StatusCode::CREATED, Json(open_session(&st, creds.id, !creds.two_factor).await?)))
 }
 
 /// Exchange a one-time key for a session. The key was issued by an admin (a billing
@@ -87,7 +88,7 @@ pub async fn login_by_key(
     Ok((StatusCode::CREATED, Json(open_session(&st, user_id, true).await?)))
 }
 
-async fn use_key(st: &AppState, key: &str, ip: Option<std::net::IpAddr>) -> ApiResult<i64> {
+async fn use_key(st: &AppState, key: &str, ip: Option<std::net::IpAddr>) -> ApiResult<UserId> {
     if let Some(secs) = st.throttle.key_blocked_for(ip).await? {
         return Err(throttled(secs));
     }
@@ -172,7 +173,7 @@ pub async fn create_token(
     let description = line("description", &b.description, 255)?;
     let token = new_secret();
     let id = st.store.create_token(caller.user_id, &hash_secret(&token), expires_at, &description).await?;
-    tracing::info!(user_id = caller.user_id, token_id = id, "long-lived token made");
+    tracing::info!(user_id = caller.user_id.get(), token_id = id, "long-lived token made");
     let answer = NewTokenAnswer { id, token, expires_at: Some(auth_time(expires_at)), confirmed: true };
     Ok((StatusCode::CREATED, Json(answer)))
 }
@@ -191,7 +192,7 @@ pub async fn list_tokens(caller: Caller, State(st): State<AppState>) -> ApiResul
             created: auth_time(r.created_at),
             last_used: auth_time(r.last_seen),
             expires_at: r.expires_at.map(auth_time),
-            confirmed: r.confirmed != 0,
+            confirmed: r.confirmed,
         })
         .collect();
     Ok(Json(List { size: list.len() as i64, list }))
@@ -207,7 +208,7 @@ pub async fn confirm_token(State(st): State<AppState>, Body(b): Body<ConfirmRequ
         .pending_session(&hash_secret(&b.token))
         .await?
         .ok_or_else(|| ApiError::unauthorized("the token is unknown, expired or was logged out; log in again"))?;
-    if p.confirmed != 0 {
+    if p.confirmed {
         return Ok(Json(Empty {}));
     }
     let Some(secret) = p.totp_secret else {
@@ -217,7 +218,7 @@ pub async fn confirm_token(State(st): State<AppState>, Body(b): Body<ConfirmRequ
     let accepted = match (b.code, b.reserve_code.as_deref()) {
         (Some(code), _) => {
             let totp = totp::parse_secret(&secret).map_err(|e| {
-                tracing::error!(user_id = p.user_id, error = %e, "stored TOTP secret unusable");
+                tracing::error!(user_id = p.user_id.get(), error = %e, "stored TOTP secret unusable");
                 ApiError::internal()
             })?;
             match u32::try_from(code).ok().and_then(|c| totp::check(&totp, c, dcim_store::now() as u64)) {
@@ -236,7 +237,7 @@ pub async fn confirm_token(State(st): State<AppState>, Body(b): Body<ConfirmRequ
         st.store.confirm_session(p.session_id).await?;
         return Ok(Json(Empty {}));
     }
-    tracing::info!(user_id = p.user_id, "wrong second factor");
+    tracing::info!(user_id = p.user_id.get(), "wrong second factor");
     if st.store.fail_confirmation(p.session_id, MAX_CONFIRM_FAILURES).await? {
         Err(ApiError::new(ErrorKind::BadCredentials, "wrong or already used code"))
     } else {
@@ -259,7 +260,7 @@ pub async fn setup_2fa(caller: Caller, State(st): State<AppState>, Body(b): Body
         .ok_or_else(|| ApiError::invalid("code", "is not the current code of this secret"))?;
     st.store.enable_totp(caller.user_id, &b.secret, step, caller.session_id).await?;
     st.sessions.forget(None, Some(caller.user_id));
-    tracing::info!(user_id = caller.user_id, "two-factor authentication on");
+    tracing::info!(user_id = caller.user_id.get(), "two-factor authentication on");
     Ok(Json(Empty {}))
 }
 
@@ -267,7 +268,7 @@ pub async fn setup_2fa(caller: Caller, State(st): State<AppState>, Body(b): Body
 #[utoipa::path(delete, path = "/auth/v4/self/2fa", tag = "auth", responses((status = 200, body = Empty)))]
 pub async fn delete_self_2fa(caller: Caller, State(st): State<AppState>, _b: Body<Empty>) -> ApiResult<Json<Empty>> {
     if st.store.disable_totp(caller.user_id).await? {
-        tracing::info!(user_id = caller.user_id, "two-factor authentication off");
+        tracing::info!(user_id = caller.user_id.get(), "two-factor authentication off");
     }
     Ok(Json(Empty {}))
 }
@@ -286,7 +287,7 @@ pub async fn delete_user_2fa(
     caller.require_admin()?;
     let id = resolve_user(&st, &user).await?;
     if st.store.disable_totp(id).await? {
-        tracing::info!(user_id = id, by = caller.user_id, "two-factor authentication reset");
+        tracing::info!(user_id = id.get(), by = caller.user_id.get(), "two-factor authentication reset");
     }
     Ok(Json(Empty {}))
 }
@@ -331,10 +332,10 @@ pub async fn qrcode(Body(b): Body<QrRequest>) -> ApiResult<Response> {
 #[utoipa::path(get, path = "/auth/v4/whoami", tag = "auth", responses((status = 200, body = Whoami)))]
 pub async fn whoami(caller: Caller) -> Json<Whoami> {
     Json(Whoami {
-        id: caller.user_id,
+        id: caller.user_id.get(),
         email: caller.email.clone(),
         roles: vec![caller.role.as_str().to_owned()],
-        owner_id: caller.user_id,
+        owner_id: caller.user_id.get(),
         owner_email: caller.email,
     })
 }

@@ -28,18 +28,18 @@ use crate::wire::{Empty, Id};
 pub async fn get_self(caller: Caller, State(st): State<AppState>) -> ApiResult<Json<SelfInfo>> {
     let u = st.store.get_user(caller.user_id).await?;
     Ok(Json(SelfInfo {
-        id: u.id,
+        id: u.id.get(),
         uuid: u.uuid.clone().unwrap_or_default(),
         email: u.email.clone(),
         full_name: u.full_name.clone(),
         phone_number: u.phone_number.clone(),
-        roles: vec![u.role().as_str().to_owned()],
-        state: if u.blocked != 0 { "disabled" } else { "active" },
+        roles: vec![u.role.as_str().to_owned()],
+        state: if u.blocked { "disabled" } else { "active" },
         auth_source: "local",
         email_confirm: true,
         lang: u.lang,
         timezone: u.timezone,
-        two_factor: u.two_factor != 0,
+        two_factor: u.two_factor,
     }))
 }
 
@@ -92,7 +92,7 @@ pub async fn self_password(
     let hash = hash_password(b.password).await?;
     st.store.set_password(caller.user_id, &hash, caller.session_id).await?;
     st.sessions.forget(None, Some(caller.user_id));
-    tracing::info!(user_id = caller.user_id, "password changed");
+    tracing::info!(user_id = caller.user_id.get(), "password changed");
     Ok(Json(Empty {}))
 }
 
@@ -113,7 +113,7 @@ pub async fn user_password(
     let keep = if id == caller.user_id { caller.session_id } else { 0 };
     st.store.set_password(id, &hash, keep).await?;
     st.sessions.forget(None, Some(id));
-    tracing::info!(user_id = id, by = caller.user_id, "password set");
+    tracing::info!(user_id = id.get(), by = caller.user_id.get(), "password set");
     Ok(Json(Empty {}))
 }
 

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use dcim_core::installer::InstallerKind;
 use dcim_core::validate::device_address;
-use dcim_core::{DeviceProtocol, TemplateType};
+use dcim_core::{DeviceProtocol, PortStatus, TemplateType};
 use dcim_drivers::{DeviceAccess, DriverError};
 use dcim_store::inventory::{DeviceKind, DeviceRow, NewDevice as StoreNewDevice, OsImage, OsInstaller, PortReport};
 
@@ -193,10 +193,7 @@ fn device_error(doing: &str, e: DriverError) -> ApiError {
 
 /// How a driver reaches a switch or PDU: its address and its SNMP access data.
 async fn device_access(st: &AppState, kind: DeviceKind, d: &DeviceRow) -> ApiResult<(DeviceProtocol, DeviceAccess)> {
-    let protocol: DeviceProtocol = d.protocol.parse().map_err(|e| {
-        ApiError::internal_because(format!("the stored protocol '{}' of {} {}: {e}", d.protocol, kind.what(), d.id))
-    })?;
-    Ok((protocol, DeviceAccess { address: d.ip.clone(), secret: st.store.device_secret(kind, d.id).await? }))
+    Ok((d.protocol, DeviceAccess { address: d.ip.clone(), secret: st.store.device_secret(kind, d.id).await? }))
 }
 
 async fn read_ports(
@@ -261,7 +258,7 @@ async fn create_device(st: &AppState, kind: DeviceKind, b: NewDevice) -> ApiResu
         name: name("name", &b.name)?,
         location_id: b.location_id,
         ip: device_address("ip", &b.ip)?,
-        protocol: protocol.as_str().to_owned(),
+        protocol,
         model,
         secret: snmp_secret(protocol, b.snmp)?,
     };
@@ -285,9 +282,7 @@ async fn sync_device(st: &AppState, kind: DeviceKind, id: i64) -> ApiResult<Json
 
 async fn edit_device(st: &AppState, kind: DeviceKind, id: i64, b: DeviceEdit) -> ApiResult<Json<Id>> {
     let d = st.store.get_device(kind, id).await?;
-    let protocol: DeviceProtocol = d.protocol.parse().map_err(|e| {
-        ApiError::internal_because(format!("the stored protocol '{}' of {} {id}: {e}", d.protocol, kind.what()))
-    })?;
+    let protocol = d.protocol;
     let n = b.name.as_deref().map(|n| name("name", n)).transpose()?;
     let ip = b.ip.as_deref().map(|ip| device_address("ip", ip)).transpose()?;
     let secret = b.snmp.map(|s| snmp_secret(protocol, Some(s))).transpose()?;
@@ -389,14 +384,14 @@ pub async fn edit_switch_port(
     let d = st.store.get_device(DeviceKind::Switch, id).await?;
     let (protocol, access) = device_access(&st, DeviceKind::Switch, &d).await?;
     let switch = st.engine.drivers.switch(protocol, &access).map_err(driver_error)?;
-    let after = b.admin_status.as_str();
+    let after = if b.admin_status == PortAdmin::Up { PortStatus::Up } else { PortStatus::Down };
     switch
         .set_admin(port.idx, b.admin_status == PortAdmin::Up)
         .await
         .map_err(|e| device_error("the switch did not take the change", e))?;
-    st.store.set_switch_port_admin(port.id, &port.admin_status, after).await?;
+    st.store.set_switch_port_admin(port.id, port.admin_status, after).await?;
     // The row as it now is: only its admin status changed.
-    port.admin_status = after.to_owned();
+    port.admin_status = after;
     Ok(Json(port.into()))
 }
 
@@ -422,9 +417,9 @@ pub async fn edit_pdu_port(
         OutletPower::Reboot => pdu.reboot_outlet(port.idx).await,
     };
     done.map_err(|e| device_error("the PDU did not take the change", e))?;
-    let after = if b.power_status == OutletPower::Off { "down" } else { "up" };
-    st.store.set_pdu_port_power(port.id, &port.oper_status, after).await?;
-    port.oper_status = after.to_owned();
+    let after = if b.power_status == OutletPower::Off { PortStatus::Down } else { PortStatus::Up };
+    st.store.set_pdu_port_power(port.id, port.oper_status, after).await?;
+    port.oper_status = after;
     Ok(Json(port.into()))
 }
 
@@ -552,11 +547,11 @@ fn installer(
 }
 
 /// A template has an image or an installer, and only an `os` template has either.
-fn check_boot(kind: &str, image: bool, installer: bool) -> ApiResult<()> {
+fn check_boot(kind: TemplateType, image: bool, installer: bool) -> ApiResult<()> {
     if image && installer {
         return Err(ApiError::invalid("installer", "an OS template has an image or an installer, not both"));
     }
-    if installer && kind != TemplateType::Os.as_str() {
+    if installer && kind != TemplateType::Os {
         return Err(ApiError::invalid("installer", "only an os template boots an installer"));
     }
     Ok(())
@@ -629,9 +624,9 @@ pub async fn create_os_template(
         b.installer_initrd.as_deref(),
         b.installer_template.as_deref(),
     )?;
-    check_boot(kind.as_str(), img.is_some(), inst.is_some())?;
+    check_boot(kind, img.is_some(), inst.is_some())?;
     let t = tags(&b.tags)?;
-    Ok(created(st.store.create_os_template(&n, kind.as_str(), &t, b.efi, img.as_ref(), inst.as_ref()).await?))
+    Ok(created(st.store.create_os_template(&n, kind, &t, b.efi, img.as_ref(), inst.as_ref()).await?))
 }
 
 #[utoipa::path(post, path = "/dci/v3/os_template/{id}", tag = "inventory", request_body = OsTemplateEdit, responses((status = 200, body = Id)))]
@@ -675,7 +670,7 @@ pub async fn edit_os_template(
     };
     let has_image = img.as_ref().map_or(cur.image_url.is_some(), Option::is_some);
     let has_installer = inst.as_ref().map_or(cur_installer, Option::is_some);
-    check_boot(&cur.kind, has_image, has_installer)?;
+    check_boot(cur.kind, has_image, has_installer)?;
     let (img, inst) = (img.as_ref().map(Option::as_ref), inst.as_ref().map(Option::as_ref));
     st.store.update_os_template(id, n.as_deref(), t.as_deref(), b.efi, img, inst).await?;
     Ok(Json(Id { id }))

@@ -132,7 +132,7 @@ pub fn ip_wire(r: IpRow) -> Ip {
         name: r.name,
         network: r.network,
         server: r.server_name,
-        status: r.status.to_string(),
+        status: r.status,
         status_info: serde_json::from_str(&r.status_info).unwrap_or_else(|_| json!({})),
         purpose: r.purpose,
     }
@@ -384,7 +384,7 @@ pub async fn allocate_ip(
     let pool = b.ip_pool.filter(|p| *p != 0);
     let net = b.ip_net.filter(|n| *n != 0);
     let name = b.ip_name.as_deref().map(str::trim).filter(|n| !n.is_empty());
-    let new = NewIp::for_server(id, family, domain, "server");
+    let new = NewIp::for_server(id, family, domain, dcim_core::IpPurpose::Server);
     let k;
     let take = if let Some(name) = name {
         let addr = parse_addr("ip_name", name)?;

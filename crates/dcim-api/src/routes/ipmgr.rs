@@ -367,7 +367,7 @@ fn new_ipmgr_ip(family: i64, domain: &str, status: Option<&str>, note: &str) -> 
         server_id: None,
         family,
         domain: domain_name("domain", domain)?,
-        purpose: "ipmgr",
+        purpose: dcim_core::IpPurpose::Ipmgr,
         ipm_status: status.map(|s| check_status("status", s)).transpose()?.unwrap_or_else(|| "busy".into()),
         note: note_text("note", note, 1024)?,
     })

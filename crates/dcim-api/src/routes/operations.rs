@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use dcim_core::configuration::HardwareInfo;
-use dcim_core::{ClearMode, RaidLevel, TemplateType};
+use dcim_core::{ClearMode, IpPurpose, RaidLevel, ReportKind, TemplateType, UnknownValue};
 use dcim_drivers::fake::{Fault, LabView, OPS};
 use dcim_store::ids::{ServerId, TaskId};
 use dcim_store::ipam::{IpnetRow, NewIp, Source, Take, Taken};
@@ -30,7 +30,7 @@ use crate::wire::{Empty, List};
 async fn start(st: &AppState, caller: &Caller, server_id: i64, op: Operation) -> ApiResult<Json<TaskAnswer>> {
     st.store.check_server(server_id, &caller.server_scope()).await?;
     let task = st.engine.submit(ServerId(server_id), &op).await?.get();
-    tracing::info!(server = server_id, task, op = op.name(), by = caller.user_id, "operation started");
+    tracing::info!(server = server_id, task, op = op.name(), by = caller.user_id.get(), "operation started");
     Ok(Json(TaskAnswer { id: server_id, task }))
 }
 
@@ -143,7 +143,7 @@ pub async fn operation_diag(
     let template = match b.os_template_id.filter(|t| *t != 0) {
         Some(t) => {
             let tpl = st.store.get_os_template(t).await?;
-            if tpl.kind != TemplateType::Diag.as_str() {
+            if tpl.kind != TemplateType::Diag {
                 return Err(ApiError::invalid("os_template_id", format!("template {t} is not a diagnostics template")));
             }
             tpl.name
@@ -178,7 +178,7 @@ pub async fn operation_diag(
         Err(e) => return Err(e.into()),
     }
     let nets = st.store.ipnets_plain().await?;
-    let new = NewIp::for_server(id, 2, String::new(), "ipmi");
+    let new = NewIp::for_server(id, 2, String::new(), IpPurpose::Ipmi);
     let op = |t: &Taken| {
         let ip = bmc_ip(&nets, t)?;
         Ok(Operation::Diag(Diag { template, clear_hdd, setup_ipmi: Some(BmcSetup { ip: Some(ip) }) }))
@@ -186,7 +186,7 @@ pub async fn operation_diag(
     let take = Take::Next(Source::Pool(pool));
     let reserved = crate::routes::ip::reserved(&nets, 2);
     let (task, _) = st.engine.submit_taking_ip(ServerId(id), &new, &take, reserved, op).await?;
-    tracing::info!(server = id, task = task.get(), op = "diag", by = caller.user_id, "operation started");
+    tracing::info!(server = id, task = task.get(), op = "diag", by = caller.user_id.get(), "operation started");
     Ok(Json(TaskAnswer { id, task: task.get() }))
 }
 
@@ -243,7 +243,7 @@ pub async fn operation_os(
         }
         Err(e) => return Err(e.into()),
     };
-    if tpl.kind != TemplateType::Os.as_str() {
+    if tpl.kind != TemplateType::Os {
         return Err(ApiError::invalid(
             "os_template_id",
             format!("template {} ({}) is a {} template, not an OS", tpl.id, tpl.name, tpl.kind),
@@ -341,8 +341,6 @@ pub async fn get_task(caller: Caller, State(st): State<AppState>, Path(id): Path
     Ok(Json(st.store.get_task(TaskId(id), &caller.server_scope()).await?.into()))
 }
 
-pub(crate) const REPORT_KINDS: &[&str] = &["hardware", "bmc", "wiped", "installed", "progress", "done", "failed"];
-
 /// The in-band agent reports a step, authenticated by its task's secret (Bearer),
 /// never by a user session.
 #[utoipa::path(post, path = "/agent/v1/task/{id}/report", tag = "agent", request_body = AgentReport,
@@ -358,16 +356,17 @@ pub async fn agent_report(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| ApiError::unauthorized("an agent report needs its task's secret as a Bearer token"))?;
-    if !REPORT_KINDS.contains(&b.kind.as_str()) {
-        return Err(ApiError::invalid("kind", format!("'{}' is not one of {REPORT_KINDS:?}", b.kind)));
-    }
+    let kind: ReportKind = b
+        .kind
+        .parse()
+        .map_err(|e: UnknownValue| ApiError::invalid("kind", format!("'{}' is not one of {:?}", b.kind, e.allowed)))?;
     if !b.data.is_object() {
         return Err(ApiError::bad_request("data: must be a JSON object"));
     }
-    if b.kind == "hardware" {
+    if kind == ReportKind::Hardware {
         crate::extract::typed::<HardwareInfo>(&b.data).map_err(|e| ApiError::invalid("data", e))?;
     }
-    if !st.store.add_task_report(TaskId(id), &hash_secret(secret.trim()), &b.kind, &b.data.to_string()).await? {
+    if !st.store.add_task_report(TaskId(id), &hash_secret(secret.trim()), kind, &b.data.to_string()).await? {
         return Err(ApiError::not_found("running task with that secret", id));
     }
     st.engine.nudge();

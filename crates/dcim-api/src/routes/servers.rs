@@ -6,6 +6,7 @@ use axum::extract::State;
 use dcim_core::configuration::{HardwareInfo, generate};
 use dcim_core::validate::{device_address, domain_name, redfish_address};
 use dcim_core::{BmcType, Mac};
+use dcim_store::ids::UserId;
 use dcim_store::servers::{BmcAccess, NewServer as StoreNewServer, ServerDetails, ServerPatch};
 
 use crate::AppState;
@@ -73,8 +74,8 @@ pub async fn set_owner(
     Body(b): Body<OwnerRequest>,
 ) -> ApiResult<Json<Id>> {
     caller.require_admin()?;
-    st.store.assign_owner(id, b.owner).await?;
-    tracing::info!(server = id, owner = b.owner, by = caller.user_id, "server assigned");
+    st.store.assign_owner(id, UserId(b.owner)).await?;
+    tracing::info!(server = id, owner = b.owner, by = caller.user_id.get(), "server assigned");
     Ok(Json(Id { id }))
 }
 
@@ -88,7 +89,7 @@ pub async fn release_owner(
 ) -> ApiResult<Json<Id>> {
     caller.require_admin()?;
     st.store.release_owner(id).await?;
-    tracing::info!(server = id, by = caller.user_id, "server released");
+    tracing::info!(server = id, by = caller.user_id.get(), "server released");
     Ok(Json(Id { id }))
 }
 
@@ -109,7 +110,7 @@ fn bmc(input: IpmiInput) -> ApiResult<BmcAccess> {
     };
     Ok(BmcAccess {
         address,
-        kind: kind.as_str().to_owned(),
+        kind,
         user: input.user,
         password: input.password,
         web_url: input.web_url.filter(|u| !u.trim().is_empty()),
@@ -258,7 +259,7 @@ async fn main_ip(st: &AppState, id: i64, field: &str, family: i64, ip: i64) -> A
         Err(e) => return Err(e.into()),
     };
     let fam = if family == 2 { "IPv4" } else { "IPv6" };
-    if row.server_id != Some(id) || row.purpose != "server" {
+    if row.server_id != Some(id) || row.purpose != dcim_core::IpPurpose::Server {
         return Err(ApiError::invalid(field, format!("address {} is not one of server {id}'s", row.name)));
     }
     if row.family != family {

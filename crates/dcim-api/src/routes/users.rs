@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use dcim_core::validate::line;
 use dcim_core::{Email, Role};
+use dcim_store::ids::UserId;
 use dcim_store::users::{NewUser as StoreNewUser, UserPatch};
 
 use crate::AppState;
@@ -49,6 +50,7 @@ pub async fn list_users(
 /// One user.
 #[utoipa::path(get, path = "/dci/v3/user/{id}", tag = "users", responses((status = 200, body = User)))]
 pub async fn get_user(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<User>> {
+    let id = UserId(id);
     caller.require_admin()?;
     Ok(Json(st.store.get_user(id).await?.into()))
 }
@@ -74,8 +76,8 @@ pub async fn create_user(caller: Caller, State(st): State<AppState>, Body(b): Bo
             vlans_per_user: b.vlans_per_user.unwrap_or(0),
         })
         .await?;
-    tracing::info!(user_id = id, by = caller.user_id, "user created");
-    Ok(Json(Id { id }))
+    tracing::info!(user_id = id.get(), by = caller.user_id.get(), "user created");
+    Ok(Json(Id { id: id.get() }))
 }
 
 /// Edit a user: only the fields given change. A new password or a block ends its sessions.
@@ -87,6 +89,7 @@ pub async fn edit_user(
     Path(id): Path<i64>,
     Body(b): Body<UserEdit>,
 ) -> ApiResult<Json<Id>> {
+    let id = UserId(id);
     caller.require_admin()?;
     let role = b.role.as_deref().map(parse_role).transpose()?;
     if id == caller.user_id && (b.blocked == Some(true) || role == Some(Role::User)) {
@@ -118,17 +121,17 @@ pub async fn edit_user(
     if ends_sessions {
         st.sessions.forget(None, Some(id));
     }
-    Ok(Json(Id { id }))
+    Ok(Json(Id { id: id.get() }))
 }
 
-pub(crate) async fn set_blocked(caller: Caller, st: AppState, id: i64, blocked: bool) -> ApiResult<Json<Id>> {
+pub(crate) async fn set_blocked(caller: Caller, st: AppState, id: UserId, blocked: bool) -> ApiResult<Json<Id>> {
     caller.require_admin()?;
     if id == caller.user_id && blocked {
         return Err(ApiError::conflict("you cannot block yourself"));
     }
     st.store.update_user(id, &UserPatch { blocked: Some(blocked), ..UserPatch::default() }).await?;
     st.sessions.forget(None, Some(id));
-    Ok(Json(Id { id }))
+    Ok(Json(Id { id: id.get() }))
 }
 
 /// Block a user: its sessions end and it cannot log in.
@@ -139,6 +142,7 @@ pub async fn block_user(
     Path(id): Path<i64>,
     _body: Body<Empty>,
 ) -> ApiResult<Json<Id>> {
+    let id = UserId(id);
     set_blocked(caller, st, id, true).await
 }
 
@@ -150,6 +154,7 @@ pub async fn unblock_user(
     Path(id): Path<i64>,
     _body: Body<Empty>,
 ) -> ApiResult<Json<Id>> {
+    let id = UserId(id);
     set_blocked(caller, st, id, false).await
 }
 
@@ -161,11 +166,12 @@ pub async fn delete_user(
     Path(id): Path<i64>,
     _body: Body<Empty>,
 ) -> ApiResult<Json<Id>> {
+    let id = UserId(id);
     caller.require_admin()?;
     if id == caller.user_id {
         return Err(ApiError::conflict("you cannot delete yourself"));
     }
     st.store.delete_user(id).await?;
     st.sessions.forget(None, Some(id));
-    Ok(Json(Id { id }))
+    Ok(Json(Id { id: id.get() }))
 }

@@ -67,7 +67,8 @@ pub struct Device {
     pub name: String,
     pub location_id: i64,
     pub ip: String,
-    pub protocol: String,
+    #[schema(value_type = String)]
+    pub protocol: dcim_core::DeviceProtocol,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     pub port_count: i64,
@@ -181,8 +182,10 @@ pub struct SwitchPort {
     pub description: String,
     /// The description configured on the port (SNMP ifAlias).
     pub alias: String,
-    pub admin_status: String,
-    pub oper_status: String,
+    #[schema(value_type = String)]
+    pub admin_status: dcim_core::PortStatus,
+    #[schema(value_type = String)]
+    pub oper_status: dcim_core::PortStatus,
     /// Mbit/s.
     pub speed: Option<i64>,
     pub server: Option<PortServer>,
@@ -195,7 +198,8 @@ pub struct PduPort {
     pub pdu: i64,
     pub index: i64,
     pub name: String,
-    pub power_status: String,
+    #[schema(value_type = String)]
+    pub power_status: dcim_core::PortStatus,
     pub server: Option<PortServer>,
 }
 
@@ -242,7 +246,8 @@ pub struct OsTemplate {
     pub name: String,
     /// `os`, `diag` or `rescue`.
     #[serde(rename = "type")]
-    pub kind: String,
+    #[schema(value_type = String)]
+    pub kind: dcim_core::TemplateType,
     pub tags: Vec<String>,
     pub efi: bool,
     /// The raw disk image an `os` template writes (http or https); null without one.

@@ -127,12 +127,14 @@ pub struct Ip {
     pub network: String,
     /// The server's name.
     pub server: Option<String>,
-    /// `allocating`, `deleting`, `ok`, `fail`, `allocation_fail`.
-    pub status: String,
+    /// `allocating`, `deleting`, `in_progress`, `ok`, `fail`, `allocation_fail`.
+    #[schema(value_type = String)]
+    pub status: dcim_core::IpStatus,
     #[schema(value_type = Object)]
     pub status_info: Value,
     /// `server` (the server's own address) or `ipmi` (its BMC's, from `setup_ipmi`).
-    pub purpose: String,
+    #[schema(value_type = String)]
+    pub purpose: dcim_core::IpPurpose,
 }
 
 /// The seed's "IP address allocation to server" body. 0 and "" mean "not given".
@@ -294,7 +296,8 @@ pub struct IpmgrIp {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<i64>,
     /// `server`, `ipmi` (a server's BMC) or `ipmgr`.
-    pub purpose: String,
+    #[schema(value_type = String)]
+    pub purpose: dcim_core::IpPurpose,
 }
 
 /// `POST /ip/v3/ipnet/{id}/ip` and `POST /ip/v3/userspace/{id}/ip`.

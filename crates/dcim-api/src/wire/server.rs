@@ -1,7 +1,7 @@
 //! `/dci/v3/server` shapes: the server object of the seed with every field of its
 //! list example, and the bodies that create and edit servers.
 
-use dcim_core::TaskStatus;
+use dcim_core::{BmcType, IpStatus, OutletStatus, PortStatus, PowerStatus, ServerState, TaskStatus};
 use dcim_store::servers::{ConfigurationCount, PduConnectionRow, ServerDetail, SwitchConnectionRow};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -26,7 +26,8 @@ pub struct Server {
     pub configuration: Option<String>,
     pub settings: Settings,
     /// `ok`, `suspending`, `suspended`, `suspend_error`, `resuming`, `resume_error`.
-    pub state: String,
+    #[schema(value_type = String)]
+    pub state: ServerState,
     pub state_info: String,
     pub ip: Vec<ServerIp>,
     pub switch_connection: Vec<SwitchConnection>,
@@ -49,7 +50,8 @@ pub struct Server {
     pub diag_error: Vec<DiagError>,
     pub is_new: bool,
     /// `on`, `off` or `unknown`, as the power driver last reported.
-    pub power_status: String,
+    #[schema(value_type = String)]
+    pub power_status: PowerStatus,
     pub barcode: String,
     pub serial_number: String,
     /// The server's own id for external links (a UUID).
@@ -94,7 +96,8 @@ pub struct ServerIp {
     pub id: i64,
     pub name: String,
     pub network: String,
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: IpStatus,
     #[schema(value_type = Object)]
     pub status_info: Value,
 }
@@ -107,8 +110,10 @@ pub struct SwitchConnection {
     pub switch_name: String,
     pub connection_id: i64,
     pub description: String,
-    pub admin_status: String,
-    pub oper_status: String,
+    #[schema(value_type = String)]
+    pub admin_status: PortStatus,
+    #[schema(value_type = String)]
+    pub oper_status: PortStatus,
     pub do_not_collect_traffic: bool,
     pub is_ipmi_connection: bool,
 }
@@ -120,7 +125,8 @@ pub struct PduConnection {
     pub pdu_id: i64,
     pub pdu_name: String,
     pub connection_id: i64,
-    pub power_status: String,
+    #[schema(value_type = String)]
+    pub power_status: OutletStatus,
 }
 
 /// The BMC. Its `id` is the server's: dcim keeps one BMC per server.
@@ -128,11 +134,14 @@ pub struct PduConnection {
 pub struct Ipmi {
     pub address: String,
     pub id: i64,
-    pub status: String,
+    /// The power the BMC last reported: `on`, `off` or `unknown`.
+    #[schema(value_type = String)]
+    pub status: PowerStatus,
     #[schema(value_type = Object)]
     pub status_info: Value,
     #[serde(rename = "type")]
-    pub kind: String,
+    #[schema(value_type = String)]
+    pub kind: BmcType,
     pub web_url: Option<String>,
     /// A Redfish BMC's pinned certificate: its SHA-256, `ab:cd:...`.
     pub tls_fingerprint: Option<String>,
@@ -218,8 +227,8 @@ impl From<SwitchConnectionRow> for SwitchConnection {
             description: if c.description.is_empty() { c.port_name } else { c.description },
             admin_status: c.admin_status,
             oper_status: c.oper_status,
-            do_not_collect_traffic: c.do_not_collect_traffic != 0,
-            is_ipmi_connection: c.is_ipmi_connection != 0,
+            do_not_collect_traffic: c.do_not_collect_traffic,
+            is_ipmi_connection: c.is_ipmi_connection,
         }
     }
 }
@@ -272,10 +281,10 @@ impl From<ServerDetail> for Server {
             _ => None,
         };
         let owner = match (s.owner_id, &s.owner_email) {
-            (Some(id), Some(email)) => Some(Owner { id, email: email.clone() }),
+            (Some(id), Some(email)) => Some(Owner { id: id.get(), email: email.clone() }),
             _ => None,
         };
-        let operation = match (s.op_id, s.op_status.and_then(|t| t.parse::<TaskStatus>().ok())) {
+        let operation = match (s.op_id, s.op_status) {
             (Some(id), Some(status)) => Some(Operation {
                 id,
                 status,
@@ -296,7 +305,7 @@ impl From<ServerDetail> for Server {
             hardware_info: raw_json(s.hardware_info),
             perform_info: json!({}),
             configuration: s.configuration,
-            settings: Settings { efi: s.efi != 0 },
+            settings: Settings { efi: s.efi },
             state: s.state,
             state_info: s.state_info,
             ip: d
@@ -346,7 +355,7 @@ impl From<ServerDetail> for Server {
             owner,
             owner_email: s.owner_email,
             diag_error: s.diag_error.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default(),
-            is_new: s.is_new != 0,
+            is_new: s.is_new,
             power_status: s.power_status,
             barcode: labels.barcode,
             serial_number: labels.serial_number,

@@ -21,14 +21,14 @@ pub struct User {
 impl From<UserRow> for User {
     fn from(u: UserRow) -> Self {
         User {
-            roles: vec![u.role().as_str().to_owned()],
-            id: u.id,
+            roles: vec![u.role.as_str().to_owned()],
+            id: u.id.get(),
             email: u.email,
             server_count: u.server_count,
             vlans_per_user: u.vlans_per_user,
             full_name: u.full_name,
             phone_number: u.phone_number,
-            blocked: u.blocked != 0,
+            blocked: u.blocked,
         }
     }
 }

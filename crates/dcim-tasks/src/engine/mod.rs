@@ -346,7 +346,7 @@ impl Engine {
                 attempt = 0;
             }
         }
-        let mut cancel = task.cancel != 0;
+        let mut cancel = task.cancel;
         let mut last_write = std::time::Instant::now();
         loop {
             if lost.load(Ordering::SeqCst) {

@@ -3,13 +3,13 @@
 //! side is `dcim-agent`'s `bmc` module.
 
 use async_trait::async_trait;
-use dcim_core::{BmcType, IpStatus};
+use dcim_core::{BmcType, IpStatus, ReportKind};
 use dcim_store::ids::IpId;
 use dcim_store::tasks::{IpEffect, ServerEffects};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Ctx, Outcome, Report, Step, StepError, StepResult};
+use super::{Ctx, Outcome, Step, StepError, StepResult};
 
 /// What `setup_ipmi` gives the BMC besides dcim's user: an address taken from
 /// `ipmi_pool` when the request named one (its row stays `allocating` until the BMC
@@ -51,7 +51,7 @@ impl Step for SetupBmc<'_> {
         if cx.memo.bmc_done.is_some() {
             return Ok(Outcome::Done);
         }
-        if let Outcome::Wait(d) = cx.await_report(Report::Bmc).await? {
+        if let Outcome::Wait(d) = cx.await_report(ReportKind::Bmc).await? {
             return Ok(Outcome::Wait(d));
         }
         let found = cx.memo.bmc.clone().unwrap_or_default();
@@ -76,7 +76,7 @@ impl Step for SetupBmc<'_> {
             Some(p) if p != 623 => format!("{host}:{p}"),
             _ => host,
         };
-        let kind = match current.as_ref().and_then(|b| b.kind.parse::<BmcType>().ok()) {
+        let kind = match current.as_ref().map(|b| b.kind) {
             Some(BmcType::Fake) => BmcType::Fake,
             Some(BmcType::Ipmi15) => BmcType::Ipmi15,
             _ => BmcType::IpmiLanplus,
@@ -95,7 +95,7 @@ impl Step for SetupBmc<'_> {
         cx.call(driver.status()).await.map_err(|e| e.named(named))?;
         let bmc = dcim_store::servers::BmcAccess {
             address: address.clone(),
-            kind: kind.as_str().to_owned(),
+            kind,
             user: user.clone(),
             password,
             // An IPMI BMC now: a certificate pin has nothing left to check.
@@ -124,7 +124,7 @@ pub(super) async fn ip_back(cx: &Ctx<'_>, ip: Option<&BmcIp>, fx: &mut ServerEff
     }
     // When the reports cannot be read, keep the address: a clash is worse than a leak.
     let given =
-        cx.store().task_reports(cx.task.id).await.map_or(true, |r| r.iter().any(|(k, _)| k == Report::Bmc.kind()));
+        cx.store().task_reports(cx.task.id).await.map_or(true, |r| r.iter().any(|(k, _)| *k == ReportKind::Bmc));
     fx.ip = Some(if given {
         let info: Value = json!({"message": format!(
             "the BMC was given {} but dcim could not log in there; release the address once the BMC no longer uses it",

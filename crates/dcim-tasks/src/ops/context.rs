@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use dcim_core::{BmcType, DeviceProtocol};
+use dcim_core::{BmcType, ReportKind};
 use dcim_drivers::{BootDriver, DeviceAccess, DriverError, Drivers, PduPower, PowerDriver};
 use dcim_store::inventory::DeviceKind;
 use dcim_store::servers::ServerDetail;
@@ -108,33 +108,15 @@ pub struct Memo {
     pub bmc_done: Option<Value>,
 }
 
-/// A report the in-band agent sends, and where the memo keeps it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Report {
-    Hardware,
-    Wiped,
-    Installed,
-    Bmc,
-}
-
-impl Report {
-    /// Its `kind` on the report route.
-    pub fn kind(self) -> &'static str {
-        match self {
-            Report::Hardware => "hardware",
-            Report::Wiped => "wiped",
-            Report::Installed => "installed",
-            Report::Bmc => "bmc",
-        }
-    }
-
-    fn slot(self, memo: &mut Memo) -> &mut Option<Value> {
-        match self {
-            Report::Hardware => &mut memo.hardware,
-            Report::Wiped => &mut memo.wiped,
-            Report::Installed => &mut memo.installed,
-            Report::Bmc => &mut memo.bmc,
-        }
+/// Where a report the engine waits for is kept in the memo; `None` for the kinds that
+/// are not kept (`progress`, `done`, `failed`).
+fn slot(kind: ReportKind, memo: &mut Memo) -> Option<&mut Option<Value>> {
+    match kind {
+        ReportKind::Hardware => Some(&mut memo.hardware),
+        ReportKind::Wiped => Some(&mut memo.wiped),
+        ReportKind::Installed => Some(&mut memo.installed),
+        ReportKind::Bmc => Some(&mut memo.bmc),
+        ReportKind::Progress | ReportKind::Done | ReportKind::Failed => None,
     }
 }
 
@@ -178,7 +160,7 @@ impl Ctx<'_> {
 
     /// The kind of the server's BMC, as inventory says.
     pub fn bmc_kind(&self) -> Option<BmcType> {
-        self.server.server.ipmi_type.as_deref().and_then(|t| t.parse().ok())
+        self.server.server.ipmi_type
     }
 
     /// The boot service for the server.
@@ -189,9 +171,8 @@ impl Ctx<'_> {
     /// The server's BMC with its credentials, read afresh (a step may have replaced it).
     pub async fn bmc(&self) -> Result<Option<dcim_drivers::BmcAccess>, StepError> {
         let Some(b) = self.store().bmc_credentials(self.server.server.id).await? else { return Ok(None) };
-        let kind: BmcType = b.kind.parse().map_err(|_| StepError::fatal(format!("unknown BMC type '{}'", b.kind)))?;
         Ok(Some(dcim_drivers::BmcAccess {
-            kind,
+            kind: b.kind,
             address: b.address,
             user: b.user,
             password: b.password,
@@ -225,8 +206,7 @@ impl Ctx<'_> {
         let mut outlets = vec![];
         for c in &server.pdu_connections {
             let pdu = self.store().get_device(DeviceKind::Pdu, c.pdu_id).await?;
-            let protocol: DeviceProtocol =
-                pdu.protocol.parse().map_err(|_| StepError::fatal(format!("PDU {}: unknown protocol", pdu.name)))?;
+            let protocol = pdu.protocol;
             let access = DeviceAccess {
                 address: pdu.ip.clone(),
                 secret: self.store().device_secret(DeviceKind::Pdu, pdu.id).await?,
@@ -243,15 +223,17 @@ impl Ctx<'_> {
 
     /// Waits for the agent's `report`, keeping it in the memo; a `failed` report fails
     /// the step.
-    pub async fn await_report(&mut self, report: Report) -> StepResult {
+    pub async fn await_report(&mut self, report: ReportKind) -> StepResult {
         for (k, data) in self.store().task_reports(self.task.id).await? {
-            if k == "failed" {
+            if k == ReportKind::Failed {
                 let d: Value = serde_json::from_str(&data).unwrap_or_default();
                 let msg = d["message"].as_str().unwrap_or("the agent reported a failure");
                 return Err(StepError::fatal(format!("the in-band agent failed: {msg}")));
             }
-            if k == report.kind() {
-                *report.slot(&mut self.memo) = Some(serde_json::from_str(&data).unwrap_or_default());
+            if k == report {
+                if let Some(kept) = slot(report, &mut self.memo) {
+                    *kept = Some(serde_json::from_str(&data).unwrap_or_default());
+                }
                 return Ok(Outcome::Done);
             }
         }

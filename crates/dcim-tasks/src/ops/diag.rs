@@ -4,7 +4,7 @@
 //! then the server is powered off and the boot cleaned up.
 
 use async_trait::async_trait;
-use dcim_core::{ClearMode, PowerStatus};
+use dcim_core::{ClearMode, PowerStatus, ReportKind};
 use dcim_drivers::BootMode;
 use dcim_store::tasks::ServerEffects;
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::bmc_setup::{self, BmcIp, BmcSetup, SetupBmc};
 use super::netboot::{AwaitReport, AwaitWipe, BootPlan, CleanupBoot, NetBoot, PrepareBoot, wipe_info};
 use super::power::PowerOff;
-use super::{Ctx, Family, Report, Step, StepError};
+use super::{Ctx, Family, Step, StepError};
 
 /// The diagnostics' parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,7 +44,7 @@ impl Family for Diag {
         let mut steps: Vec<Box<dyn Step + '_>> = vec![
             Box::new(PrepareBoot(self)),
             Box::new(NetBoot),
-            Box::new(AwaitReport { report: Report::Hardware, name: "collect hardware" }),
+            Box::new(AwaitReport { report: ReportKind::Hardware, name: "collect hardware" }),
         ];
         if let Some(setup) = &self.setup_ipmi {
             steps.push(Box::new(SetupBmc(setup)));

@@ -4,16 +4,16 @@
 
 use async_trait::async_trait;
 use dcim_core::PowerStatus;
-use dcim_core::RaidLevel;
 use dcim_core::configuration::HardwareInfo;
 use dcim_core::installer::{self, InstallVars, InstallerKind};
+use dcim_core::{RaidLevel, ReportKind};
 use dcim_drivers::BootMode;
 use dcim_store::tasks::ServerEffects;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::netboot::{AwaitReport, BootPlan, CleanupBoot, DiskBoot, NetBoot, PrepareBoot};
-use super::{Ctx, Family, Report, Step, StepError};
+use super::{Ctx, Family, Step, StepError};
 
 /// The installation's parameters, as of the request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +59,7 @@ impl Family for InstallOs {
         vec![
             Box::new(PrepareBoot(self)),
             Box::new(NetBoot),
-            Box::new(AwaitReport { report: Report::Installed, name: "install OS" }),
+            Box::new(AwaitReport { report: ReportKind::Installed, name: "install OS" }),
             Box::new(DiskBoot),
             Box::new(CleanupBoot),
         ]

@@ -51,7 +51,7 @@ pub mod power;
 pub mod wipe;
 
 pub use bmc_setup::{BmcIp, BmcSetup};
-pub use context::{Ctx, Memo, Outcome, PowerVia, Report, StepError, StepResult};
+pub use context::{Ctx, Memo, Outcome, PowerVia, StepError, StepResult};
 pub use diag::{Diag, diag_findings};
 pub use install::{InstallOs, InstallerSpec, raid_disks};
 pub use ip::{IpAssign, IpRelease};

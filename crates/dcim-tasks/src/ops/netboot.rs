@@ -6,12 +6,11 @@
 //! the agent.
 
 use async_trait::async_trait;
-use dcim_core::ClearMode;
+use dcim_core::{ClearMode, ReportKind};
 use dcim_drivers::{BootDevice, BootMode, BootRequest};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::context::Report;
 use super::{Ctx, Outcome, Step, StepError, StepResult};
 
 /// What an operation boots: the agent's mode and the answer it is given (the secret is
@@ -74,21 +73,21 @@ impl Step for NetBoot {
 
     async fn run(&self, cx: &mut Ctx<'_>) -> StepResult {
         let power = cx.power().await?;
-        cx.call(power.set_boot_device(BootDevice::Pxe, cx.server.server.efi != 0, false)).await?;
+        cx.call(power.set_boot_device(BootDevice::Pxe, cx.server.server.efi, false)).await?;
         cx.call(power.reset()).await?;
         Ok(Outcome::Done)
     }
 
     async fn undo(&self, cx: &mut Ctx<'_>) {
         if let Ok(power) = cx.power().await {
-            let _ = cx.call(power.set_boot_device(BootDevice::Disk, cx.server.server.efi != 0, true)).await;
+            let _ = cx.call(power.set_boot_device(BootDevice::Disk, cx.server.server.efi, true)).await;
         }
     }
 }
 
 /// Waits for one of the agent's reports.
 pub struct AwaitReport {
-    pub report: Report,
+    pub report: ReportKind,
     pub name: &'static str,
 }
 
@@ -116,7 +115,7 @@ impl Step for AwaitWipe {
         if self.0 == ClearMode::None {
             return Ok(Outcome::Skipped("clear_hdd is none".into()));
         }
-        cx.await_report(Report::Wiped).await
+        cx.await_report(ReportKind::Wiped).await
     }
 }
 
@@ -138,7 +137,7 @@ impl Step for DiskBoot {
 
     async fn run(&self, cx: &mut Ctx<'_>) -> StepResult {
         let power = cx.power().await?;
-        cx.call(power.set_boot_device(BootDevice::Disk, cx.server.server.efi != 0, true)).await?;
+        cx.call(power.set_boot_device(BootDevice::Disk, cx.server.server.efi, true)).await?;
         cx.call(power.reset()).await?;
         Ok(Outcome::Done)
     }

@@ -2,7 +2,7 @@
 //! port stays as it is), the server's state following.
 
 use async_trait::async_trait;
-use dcim_core::{DeviceProtocol, PortStatus, ServerState};
+use dcim_core::{PortStatus, ServerState};
 use dcim_drivers::DeviceAccess;
 use dcim_store::inventory::DeviceKind;
 use dcim_store::tasks::ServerEffects;
@@ -74,11 +74,10 @@ impl Step for Ports {
     async fn run(&self, cx: &mut Ctx<'_>) -> StepResult {
         let up = self.up();
         let mut touched = 0;
-        for c in cx.server.switch_connections.iter().filter(|c| c.is_ipmi_connection == 0) {
+        for c in cx.server.switch_connections.iter().filter(|c| !c.is_ipmi_connection) {
             let sw = cx.store().get_device(DeviceKind::Switch, c.switch_id).await?;
             let named = |e: String| format!("switch {} port {} (ifIndex {}): {e}", sw.name, c.port_name, c.port_index);
-            let protocol: DeviceProtocol =
-                sw.protocol.parse().map_err(|_| StepError::fatal(named("unknown protocol".into())))?;
+            let protocol = sw.protocol;
             let access = DeviceAccess {
                 address: sw.ip.clone(),
                 secret: cx.store().device_secret(DeviceKind::Switch, sw.id).await?,

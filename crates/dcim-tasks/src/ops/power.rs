@@ -155,7 +155,7 @@ async fn outlets_on_first(cx: &Ctx<'_>) -> Result<Option<String>, StepError> {
     if server.pdu_connections.is_empty() || server.server.ipmi_address.is_none() {
         return Ok(None);
     }
-    let off = server.pdu_connections.iter().filter(|c| c.power_status != OutletStatus::Up.as_str()).count();
+    let off = server.pdu_connections.iter().filter(|c| c.power_status != OutletStatus::Up).count();
     if off == 0 {
         return Ok(None);
     }
@@ -195,7 +195,7 @@ impl Step for BootDeviceChoice {
 
     async fn run(&self, cx: &mut Ctx<'_>) -> StepResult {
         let device = if self.pxe { BootDevice::Pxe } else { BootDevice::Disk };
-        let efi = self.efi.unwrap_or(cx.server.server.efi != 0);
+        let efi = self.efi.unwrap_or(cx.server.server.efi);
         cx.call(cx.power().await?.set_boot_device(device, efi, self.persistent)).await?;
         Ok(Outcome::Done)
     }
