@@ -202,15 +202,66 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
-    // By-id throughput from this process.
+    // By-id throughput, from this process and from wrk; then the same load on a bare
+    // axum handler in this process that returns the same server's JSON, the ceiling an
+    // HTTP server on this machine reaches.
+    let own = by_id_load(&client, &base, &token, args.servers, args.connections, args.seconds).await;
+    println!("GET /dci/v3/server/{{id}} from this process, {} connections: {own:.0} requests/s", args.connections);
+    let with_wrk = wrk_by_id(&dir, &base, &token, args.servers, args.connections, args.seconds)?;
+    let sample: serde_json::Value = client
+        .get(format!("{base}/api/dci/v3/server/1"))
+        .header("Cookie", format!("ses6={token}"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let bare_base = bare_handler(sample).await?;
+    let bare_own = by_id_load(&client, &bare_base, &token, args.servers, args.connections, args.seconds).await;
+    println!("bare handler from this process: {bare_own:.0} requests/s (dcim {:.0}%)", 100.0 * own / bare_own);
+    let bare_wrk = wrk_by_id(&dir, &bare_base, &token, args.servers, args.connections, args.seconds)?;
+    if let (Some(d), Some(b)) = (with_wrk, bare_wrk) {
+        println!("wrk: dcim {d:.0} requests/s, bare handler {b:.0} requests/s: dcim at {:.0}%", 100.0 * d / b);
+    }
+    println!("dcim RSS after the by-id load {} MiB (peak so far {} MiB)", rss_mib(pid, "VmRSS"), rss_mib(pid, "VmHWM"));
+
+    // Full list and configuration: sequential latency, as a billing poll sees it.
+    let list_url = format!("{base}/api/dci/v3/server");
+    let (list, bytes) = latencies(&client, &list_url, &token, 15).await?;
+    println!("GET /dci/v3/server ({} servers, {:.1} MB): {}", args.servers, bytes as f64 / 1e6, summary(&list));
+    let conf_url = format!("{base}/api/dci/v3/server/configuration");
+    let (conf, _) = latencies(&client, &conf_url, &token, 200).await?;
+    println!("GET /dci/v3/server/configuration: {}", summary(&conf));
+    let page_url =
+        format!("{base}/api/dci/v3/server?where=state%20EQ%20%27ok%27%20AND%20owner_email%20IS%20null&limit=0,50");
+    let (page, _) = latencies(&client, &page_url, &token, 200).await?;
+    println!("GET /dci/v3/server?where=state EQ 'ok' AND owner_email IS null&limit=0,50: {}", summary(&page));
+
+    println!("dcim RSS after the full lists {} MiB, peak {} MiB", rss_mib(pid, "VmRSS"), rss_mib(pid, "VmHWM"));
+    drop(server);
+    if !keep {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    Ok(())
+}
+
+/// Requests per second of `GET {base}/api/dci/v3/server/{random id}` over `connections`
+/// keep-alive connections of this process's client.
+async fn by_id_load(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    servers: usize,
+    connections: usize,
+    seconds: u64,
+) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
-    let stop_at = Instant::now() + Duration::from_secs(args.seconds);
+    let stop_at = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = vec![];
-    for _ in 0..args.connections {
-        let (client, base, token, done, n) = (client.clone(), base.clone(), token.clone(), done.clone(), args.servers);
+    for _ in 0..connections {
+        let (client, base, token, done) = (client.clone(), base.to_owned(), token.to_owned(), done.clone());
         tasks.push(tokio::spawn(async move {
             while Instant::now() < stop_at {
-                let id = rand::random_range(1..=n);
+                let id = rand::random_range(1..=servers);
                 let r = client
                     .get(format!("{base}/api/dci/v3/server/{id}"))
                     .header("Cookie", format!("ses6={token}"))
@@ -226,53 +277,66 @@ async fn main() -> anyhow::Result<()> {
         }));
     }
     for t in tasks {
-        t.await?;
+        let _ = t.await;
     }
-    let n = done.load(Ordering::Relaxed);
-    println!(
-        "GET /dci/v3/server/{{id}} from this process, {} connections: {:.0} requests/s",
-        args.connections,
-        n as f64 / args.seconds as f64
-    );
+    done.load(Ordering::Relaxed) as f64 / seconds as f64
+}
 
-    if Command::new("wrk").arg("--version").output().is_ok() {
-        let script = dir.join("by-id.lua");
-        std::fs::write(
-            &script,
-            format!(
-                "request = function()\n  return wrk.format(\"GET\", \"/api/dci/v3/server/\" .. math.random(1, {}))\nend\n",
-                args.servers
-            ),
-        )?;
-        let out = Command::new("wrk")
-            .args(["-t1", &format!("-c{}", args.connections), &format!("-d{}s", args.seconds)])
-            .args(["-H", &format!("Cookie: ses6={token}"), "-s"])
-            .arg(&script)
-            .arg(&base)
-            .output()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        for l in text.lines().filter(|l| l.contains("Requests/sec") || l.contains("Latency") || l.contains("Non-2xx")) {
-            println!("wrk GET /dci/v3/server/{{id}}: {}", l.trim());
-        }
-    } else {
+/// The same load from `wrk -t1` when it is installed: prints its lines, returns its
+/// requests per second.
+fn wrk_by_id(
+    dir: &std::path::Path,
+    base: &str,
+    token: &str,
+    servers: usize,
+    connections: usize,
+    seconds: u64,
+) -> anyhow::Result<Option<f64>> {
+    if Command::new("wrk").arg("--version").output().is_err() {
         println!("(wrk not installed: apt-get install wrk for the second load generator)");
+        return Ok(None);
     }
-    println!("dcim RSS after the by-id load {} MiB (peak so far {} MiB)", rss_mib(pid, "VmRSS"), rss_mib(pid, "VmHWM"));
-
-    // Full list and configuration: sequential latency, as a billing poll sees it.
-    let list_url = format!("{base}/api/dci/v3/server");
-    let (list, bytes) = latencies(&client, &list_url, &token, 15).await?;
-    println!("GET /dci/v3/server ({} servers, {:.1} MB): {}", args.servers, bytes as f64 / 1e6, summary(&list));
-    let conf_url = format!("{base}/api/dci/v3/server/configuration");
-    let (conf, _) = latencies(&client, &conf_url, &token, 200).await?;
-    println!("GET /dci/v3/server/configuration: {}", summary(&conf));
-
-    println!("dcim RSS after the full lists {} MiB, peak {} MiB", rss_mib(pid, "VmRSS"), rss_mib(pid, "VmHWM"));
-    drop(server);
-    if !keep {
-        std::fs::remove_dir_all(&dir)?;
+    let script = dir.join("by-id.lua");
+    std::fs::write(
+        &script,
+        format!(
+            "request = function()\n  return wrk.format(\"GET\", \"/api/dci/v3/server/\" .. math.random(1, {servers}))\nend\n"
+        ),
+    )?;
+    let out = Command::new("wrk")
+        .args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s")])
+        .args(["-H", &format!("Cookie: ses6={token}"), "-s"])
+        .arg(&script)
+        .arg(base)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut rate = None;
+    for l in text.lines().filter(|l| l.contains("Requests/sec") || l.contains("Latency") || l.contains("Non-2xx")) {
+        println!("wrk {base}/api/dci/v3/server/{{id}}: {}", l.trim());
+        if let Some(v) = l.trim().strip_prefix("Requests/sec:") {
+            rate = v.trim().parse().ok();
+        }
     }
-    Ok(())
+    Ok(rate)
+}
+
+/// A bare axum server on 127.0.0.1 answering `GET /api/dci/v3/server/{id}` with the
+/// bytes of `sample`, rendered once: no authentication, no database, no serializing;
+/// the ceiling of an HTTP server on this machine for the same answer. Returns its base
+/// URL.
+async fn bare_handler(sample: serde_json::Value) -> anyhow::Result<String> {
+    let body = axum::body::Bytes::from(serde_json::to_vec(&sample)?);
+    let app = axum::Router::new().route(
+        "/api/dci/v3/server/{id}",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(format!("http://{addr}"))
 }
 
 /// Next-free allocation latency in a full /16 and /64, and paging through the addresses.

@@ -77,6 +77,14 @@ macro_rules! wire_enum {
                 Ok(<&'r str as sqlx::Decode<'r, DB>>::decode(value)?.parse()?)
             }
         }
+
+        /// The same for the store's native SQLite reads.
+        #[cfg(feature = "rusqlite")]
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                v.as_str()?.parse().map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+            }
+        }
     };
 }
 

@@ -23,6 +23,9 @@ pub enum StoreError {
     Unavailable(#[source] sqlx::Error),
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// A failure of the native SQLite read path (`native.rs`).
+    #[error("database error")]
+    Native(#[source] rusqlite::Error),
     #[error("migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }

@@ -27,6 +27,12 @@ macro_rules! id {
             }
         }
 
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                v.as_i64().map($name)
+            }
+        }
+
         impl From<$name> for serde_json::Value {
             fn from(id: $name) -> Self {
                 id.0.into()

@@ -18,6 +18,7 @@ pub mod inventory;
 pub mod ipam;
 pub mod ipmgr;
 pub mod list;
+mod native;
 pub mod seal;
 pub mod servers;
 pub mod sessions;
@@ -50,6 +51,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite's hot reads off sqlx (see [`native`]); none on PostgreSQL.
+    native: Option<std::sync::Arc<native::NativeReads>>,
     /// The key secrets are sealed with ([`seal`]); none: written in clear (tools and
     /// benchmarks that only seed; `dcim` always has one).
     key: Option<seal::SecretKey>,
@@ -108,7 +111,16 @@ impl Store {
                     .await?
             }
         };
-        Ok(Store { pool, backend, key: None })
+        // One read connection more than the runtime's worker threads, so an inline
+        // read finds one free.
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let native = match native::sqlite_path(&url) {
+            Some(path) if backend == Backend::Sqlite => {
+                Some(std::sync::Arc::new(native::NativeReads::open(path, workers + 1)?))
+            }
+            _ => None,
+        };
+        Ok(Store { pool, backend, native, key: None })
     }
 
     /// The same store sealing secrets with `key` (see [`seal`]).

@@ -396,6 +396,33 @@ impl Store {
         };
         Ok(Page { items, size })
     }
+
+    /// [`Store::fetch_page`] on SQLite's native read path (`native.rs`): the same
+    /// statements, run on the caller's thread.
+    pub(crate) fn fetch_native_page<T: crate::native::NativeRow>(
+        &self,
+        native: &crate::native::NativeReads,
+        spec: &ListSpec,
+        q: &ListQuery,
+        scopes: &[Scope],
+    ) -> Result<Page<T>> {
+        let mut filter = SqlBuf::default();
+        compile_where(q, spec, scopes, &mut filter)?;
+        let mut rows = SqlBuf { text: format!("{}{}", spec.select, filter.text), binds: filter.binds.clone() };
+        compile_order_limit(q, spec, &mut rows)?;
+        let items: Vec<T> = native.typed_rows(&rows.text, &rows.binds)?;
+        let size = match q.limit {
+            None => items.len() as i64,
+            Some(_) => {
+                let from = match spec.count_all_from {
+                    Some(bare) if q.filter.is_none() && scopes.is_empty() => bare,
+                    _ => spec.from,
+                };
+                native.count(&format!("SELECT COUNT(*) FROM {from}{}", filter.text), &filter.binds)?
+            }
+        };
+        Ok(Page { items, size })
+    }
 }
 
 #[cfg(test)]

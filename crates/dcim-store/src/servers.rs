@@ -9,6 +9,7 @@ use dcim_core::{BmcType, IpStatus, OutletStatus, PortStatus, PowerStatus, Server
 
 use crate::ids::{Flag, UserId};
 use crate::list::{Bind, Field, FieldType, ListSpec, Page, Patch, Scope, bind_query_as};
+use crate::native::NativeRow;
 use crate::{Result, Store, StoreError, now};
 
 /// A server with the names of what it refers to, as one joined row.
@@ -72,6 +73,36 @@ pub struct ServerRow {
     pub details: ServerDetails,
     pub uuid: Option<String>,
 }
+
+/// Builds [`ServerRow`] on the native SQLite path from the columns of the same select;
+/// each field is named once, so the column list and the struct cannot drift apart.
+macro_rules! native_server_row {
+    ($($field:ident),+ ; $($detail:ident),+) => {
+        impl NativeRow for ServerRow {
+            const COLUMNS: &'static [&'static str] = &[$(stringify!($field)),+, $(stringify!($detail)),+];
+
+            fn from_native(r: &rusqlite::Row<'_>, at: &[usize]) -> rusqlite::Result<Self> {
+                let mut at = at.iter().copied();
+                // Fields are read in the order written, which is COLUMNS' order.
+                let mut next = move || at.next().unwrap_or(usize::MAX);
+                Ok(ServerRow {
+                    $($field: r.get(next())?,)+
+                    details: ServerDetails { $($detail: r.get(next())?,)+ },
+                })
+            }
+        }
+    };
+}
+
+native_server_row!(
+    id, name, domain, mac, location_id, location_name, location_geolocation, location_userspace, rack_id,
+    rack_name, rack_size, unit, ipmi_address, ipmi_type, ipmi_web_url, ipmi_tls_fingerprint, ipmi_status,
+    ipmi_status_info, power_status, state, state_info, hardware_info, configuration, generated_configuration,
+    custom_configuration, is_new, diag_error, owner_id, owner_email, os_template_id, os_template_name,
+    os_template_tags, efi, op_id, op_status, op_status_info, op_progress_info, switch_connections,
+    pdu_connections, ips, main_ipv4, main_ipv6, uuid;
+    barcode, serial_number, model, note, user_note, platform_name, size
+);
 
 /// A server's link to a switch port.
 #[derive(Debug, Clone)]
@@ -555,7 +586,10 @@ impl Store {
 
     /// A page of servers with their connections; `scopes` restrict what the caller sees.
     pub async fn list_servers(&self, q: &ListQuery, scopes: &[Scope]) -> Result<Page<ServerDetail>> {
-        let page: Page<ServerRow> = self.fetch_page(self.server_list(), q, scopes).await?;
+        let page: Page<ServerRow> = match &self.native {
+            Some(native) => self.fetch_native_page(native, self.server_list(), q, scopes)?,
+            None => self.fetch_page(self.server_list(), q, scopes).await?,
+        };
         Ok(Page { items: page.items.into_iter().map(ServerDetail::from_row).collect::<Result<_>>()?, size: page.size })
     }
 
@@ -575,7 +609,10 @@ impl Store {
         sql.push(" WHERE s.id = ");
         sql.bind(Bind::Int(id));
         sql.and_scopes(scopes);
-        let row: Option<ServerRow> = bind_query_as(&sql.text, &sql.binds).fetch_optional(self.pool()).await?;
+        let row: Option<ServerRow> = match &self.native {
+            Some(native) => native.typed_rows(&sql.text, &sql.binds)?.pop(),
+            None => bind_query_as(&sql.text, &sql.binds).fetch_optional(self.pool()).await?,
+        };
         ServerDetail::from_row(row.ok_or_else(|| StoreError::not_found("server", id))?)
     }
 

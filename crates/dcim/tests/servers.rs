@@ -2,9 +2,9 @@
 
 mod common;
 
-use common::{Db, TestServer, assert_error, hw_e2146g, hw_i9};
+use common::{Db, TestServer, add_networks, assert_error, fake_server, fast_tasks, hw_e2146g, hw_i9, wait_task};
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 async fn owner_assign_and_release(db: Db) {
     let s = TestServer::start(db).await;
@@ -190,7 +190,92 @@ async fn list_queries(db: Db) {
     s.stop().await;
 }
 
+/// Every kind of write shows in the very next read of the server, by id and in the
+/// list, on this process and on a second process of the same database (SQLite's reads
+/// take the native path, PostgreSQL's sqlx: neither may lag behind a write).
+async fn every_write_shows_in_the_next_read(db: Db) {
+    let s = TestServer::start_with(db, fast_tasks).await;
+    let (other, _dir) = s.another_process(fast_tasks).await;
+    let (srv, sw, _pdu) = fake_server(&s).await;
+    let (_, pool, _) = add_networks(&s).await;
+    let user = s.add_user("reader@example.com", "reader-password", "@user").await;
+    let token = s.admin_token.clone();
+    let reads = |what: &'static str, check: Box<dyn Fn(&Value) -> bool>| {
+        let (s, token, other) = (&s, token.clone(), other.url());
+        async move {
+            for base in [s.url(""), other.clone()] {
+                let one: Value = s
+                    .client
+                    .get(format!("{base}/dci/v3/server/{srv}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert!(check(&one), "{what}: GET one on {base}: {one}");
+                let list: Value = s
+                    .client
+                    .get(format!("{base}/dci/v3/server?where=id%20EQ%20{srv}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert!(check(&list["list"][0]), "{what}: the list on {base}: {list}");
+            }
+        }
+    };
+
+    s.post(&format!("/dci/v3/server/{srv}/owner"), json!({"owner": user})).await;
+    reads("owner", Box::new(move |v| v["owner"]["id"] == user)).await;
+    s.call(Method::DELETE, &format!("/dci/v3/server/{srv}/owner"), None).await;
+    reads("released", Box::new(|v| v["owner"].is_null())).await;
+
+    let task = s.post(&format!("/dci/v3/server/{srv}/power_off"), json!({})).await["task"].as_i64().unwrap();
+    assert_eq!(wait_task(&s, task).await["status"], "complete");
+    reads("power", Box::new(|v| v["power_status"] == "off")).await;
+
+    let task = s.post(&format!("/dci/v3/server/{srv}/suspend"), json!({})).await["task"].as_i64().unwrap();
+    assert_eq!(wait_task(&s, task).await["status"], "complete");
+    reads("state", Box::new(|v| v["state"] == "suspended")).await;
+
+    let taken = s.post(&format!("/dci/v3/server/{srv}/ip"), json!({"ip_pool": pool})).await;
+    reads("address", Box::new(|v| v["ip"].as_array().is_some_and(|a| a.len() == 1))).await;
+    assert_eq!(wait_task(&s, taken["task"].as_i64().unwrap()).await["status"], "complete");
+    reads("address ready", Box::new(|v| v["ip"][0]["status"] == "ok")).await;
+    let ip = s.get(&format!("/dci/v3/server/{srv}")).await["ip"][0]["id"].as_i64().unwrap();
+    let released = s.call(Method::DELETE, &format!("/dci/v3/server/{srv}/ip/{ip}"), None).await.1;
+    assert_eq!(wait_task(&s, released["task"].as_i64().unwrap()).await["status"], "complete", "{released}");
+    reads("address released", Box::new(|v| v["ip"].as_array().is_some_and(|a| a.is_empty()))).await;
+
+    let ports = s.get(&format!("/dci/v3/switch/{sw}/port?limit=2,1")).await;
+    s.post(&format!("/dci/v3/server/{srv}/switch_connection"), json!({"port": ports["list"][0]["id"]})).await;
+    reads("connection", Box::new(|v| v["switch_connection"].as_array().is_some_and(|a| a.len() == 3))).await;
+
+    let mut hw = hw_i9();
+    hw["memory"]["total_mib"] = json!(131072);
+    s.post(&format!("/dci/v3/server/{srv}/hardware_info"), hw).await;
+    reads("hardware", Box::new(|v| v["hardware_info"]["memory"]["total_mib"] == 131072)).await;
+
+    s.post(&format!("/dci/v3/server/{srv}"), json!({"note": "rack B"})).await;
+    reads("note", Box::new(|v| v["note"] == "rack B")).await;
+
+    let (st, v) = s.call(Method::DELETE, &format!("/dci/v3/server/{srv}"), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    for base in [s.url(""), other.url()] {
+        let r = s.client.get(format!("{base}/dci/v3/server/{srv}")).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "deleted, on {base}");
+    }
+    other.stop(std::time::Duration::from_secs(5)).await.unwrap();
+    s.stop().await;
+}
+
 on_both_backends!(
+    every_write_shows_in_the_next_read,
     owner_assign_and_release,
     fifty_racing_owners_one_winner,
     free_servers_per_configuration,
