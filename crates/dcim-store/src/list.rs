@@ -377,52 +377,34 @@ impl Store {
     where
         T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
     {
-        let mut filter = SqlBuf::default();
-        compile_where(q, spec, scopes, &mut filter)?;
-        let mut rows = SqlBuf { text: format!("{}{}", spec.select, filter.text), binds: filter.binds.clone() };
-        compile_order_limit(q, spec, &mut rows)?;
+        let (rows, count) = page_statements(spec, q, scopes)?;
         let items: Vec<T> = bind_query_as(&rows.text, &rows.binds).fetch_all(self.pool()).await?;
-        let size = match q.limit {
+        let size = match count {
             None => items.len() as i64,
-            Some(_) => {
-                let from = match spec.count_all_from {
-                    Some(bare) if q.filter.is_none() && scopes.is_empty() => bare,
-                    _ => spec.from,
-                };
-                let count_sql = format!("SELECT COUNT(*) FROM {from}{}", filter.text);
-                let (n,): (i64,) = bind_query_as(&count_sql, &filter.binds).fetch_one(self.pool()).await?;
+            Some(c) => {
+                let (n,): (i64,) = bind_query_as(&c.text, &c.binds).fetch_one(self.pool()).await?;
                 n
             }
         };
         Ok(Page { items, size })
     }
+}
 
-    /// [`Store::fetch_page`] on SQLite's native read path (`native.rs`): the same
-    /// statements, run on the caller's thread.
-    pub(crate) fn fetch_native_page<T: crate::native::NativeRow>(
-        &self,
-        native: &crate::native::NativeReads,
-        spec: &ListSpec,
-        q: &ListQuery,
-        scopes: &[Scope],
-    ) -> Result<Page<T>> {
-        let mut filter = SqlBuf::default();
-        compile_where(q, spec, scopes, &mut filter)?;
-        let mut rows = SqlBuf { text: format!("{}{}", spec.select, filter.text), binds: filter.binds.clone() };
-        compile_order_limit(q, spec, &mut rows)?;
-        let items: Vec<T> = native.typed_rows(&rows.text, &rows.binds)?;
-        let size = match q.limit {
-            None => items.len() as i64,
-            Some(_) => {
-                let from = match spec.count_all_from {
-                    Some(bare) if q.filter.is_none() && scopes.is_empty() => bare,
-                    _ => spec.from,
-                };
-                native.count(&format!("SELECT COUNT(*) FROM {from}{}", filter.text), &filter.binds)?
-            }
+/// A page's statements: its rows, and, when it is limited, the count of every row the
+/// filter matches (over the bare table when nothing filters).
+pub(crate) fn page_statements(spec: &ListSpec, q: &ListQuery, scopes: &[Scope]) -> Result<(SqlBuf, Option<SqlBuf>)> {
+    let mut filter = SqlBuf::default();
+    compile_where(q, spec, scopes, &mut filter)?;
+    let mut rows = SqlBuf { text: format!("{}{}", spec.select, filter.text), binds: filter.binds.clone() };
+    compile_order_limit(q, spec, &mut rows)?;
+    let count = q.limit.map(|_| {
+        let from = match spec.count_all_from {
+            Some(bare) if q.filter.is_none() && scopes.is_empty() => bare,
+            _ => spec.from,
         };
-        Ok(Page { items, size })
-    }
+        SqlBuf { text: format!("SELECT COUNT(*) FROM {from}{}", filter.text), binds: filter.binds }
+    });
+    Ok((rows, count))
 }
 
 #[cfg(test)]

@@ -5,23 +5,26 @@
 //! Why not sqlx for these: its SQLite driver runs each connection on a worker thread of
 //! its own, hands every command and every row across threads, and converts each value
 //! to its `Any` form. For the read of one indexed row that handoff was about 40% of the
-//! CPU of `GET /dci/v3/server/{id}` (issue 19's profile). An indexed read in WAL mode
-//! takes tens of microseconds and never waits for a writer, so it runs inline on the
-//! async worker, which costs less than any handoff. Writes, every other read and all of
+//! CPU of `GET /dci/v3/server/{id}` (issue 19's profile). The read of one server by its
+//! key takes tens of microseconds and does not wait for writers in WAL mode, so it runs
+//! inline on the async worker, which costs less than any handoff; a list, which may be
+//! every server, runs on a blocking thread. Writes, every other read and all of
 //! PostgreSQL stay on sqlx; the statements are the same text on both paths.
 //!
 //! Consistency: each statement is its own transaction and sees every write committed
 //! before it began (WAL), exactly as a read through sqlx does, so nothing is cached and
 //! nothing needs invalidating.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::types::{ToSqlOutput, Value};
 use rusqlite::{Connection, OpenFlags, Row, Statement, ToSql};
 
-use crate::list::Bind;
-use crate::{Result, StoreError};
+use dcim_core::query::ListQuery;
+
+use crate::list::{Bind, ListSpec, Page, Scope, page_statements};
+use crate::{Result, Store, StoreError};
 
 /// A few read connections, taken by whoever finds one free.
 pub(crate) struct NativeReads {
@@ -124,6 +127,32 @@ impl NativeReads {
             },
             |r, at| T::from_native(r, at),
         )
+    }
+}
+
+impl Store {
+    /// [`Store::fetch_page`] on the native read path: the same statements, on a
+    /// blocking thread (a page may be every server, hundreds of milliseconds that must
+    /// not hold an async worker).
+    pub(crate) async fn fetch_native_page<T: NativeRow + Send + 'static>(
+        &self,
+        native: &Arc<NativeReads>,
+        spec: &ListSpec,
+        q: &ListQuery,
+        scopes: &[Scope],
+    ) -> Result<Page<T>> {
+        let (rows, count) = page_statements(spec, q, scopes)?;
+        let native = native.clone();
+        tokio::task::spawn_blocking(move || {
+            let items: Vec<T> = native.typed_rows(&rows.text, &rows.binds)?;
+            let size = match count {
+                None => items.len() as i64,
+                Some(c) => native.count(&c.text, &c.binds)?,
+            };
+            Ok(Page { items, size })
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.try_into_panic().unwrap_or_else(|e| Box::new(e.to_string()))))
     }
 }
 

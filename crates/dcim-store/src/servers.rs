@@ -587,7 +587,7 @@ impl Store {
     /// A page of servers with their connections; `scopes` restrict what the caller sees.
     pub async fn list_servers(&self, q: &ListQuery, scopes: &[Scope]) -> Result<Page<ServerDetail>> {
         let page: Page<ServerRow> = match &self.native {
-            Some(native) => self.fetch_native_page(native, self.server_list(), q, scopes)?,
+            Some(native) => self.fetch_native_page(native, self.server_list(), q, scopes).await?,
             None => self.fetch_page(self.server_list(), q, scopes).await?,
         };
         Ok(Page { items: page.items.into_iter().map(ServerDetail::from_row).collect::<Result<_>>()?, size: page.size })

@@ -203,28 +203,14 @@ async fn every_write_shows_in_the_next_read(db: Db) {
     let reads = |what: &'static str, check: Box<dyn Fn(&Value) -> bool>| {
         let (s, token, other) = (&s, token.clone(), other.url());
         async move {
+            let get = |url: String| {
+                let (c, token) = (s.client.clone(), token.clone());
+                async move { c.get(url).bearer_auth(token).send().await.unwrap().json::<Value>().await.unwrap() }
+            };
             for base in [s.url(""), other.clone()] {
-                let one: Value = s
-                    .client
-                    .get(format!("{base}/dci/v3/server/{srv}"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let one = get(format!("{base}/dci/v3/server/{srv}")).await;
                 assert!(check(&one), "{what}: GET one on {base}: {one}");
-                let list: Value = s
-                    .client
-                    .get(format!("{base}/dci/v3/server?where=id%20EQ%20{srv}"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let list = get(format!("{base}/dci/v3/server?where=id%20EQ%20{srv}")).await;
                 assert!(check(&list["list"][0]), "{what}: the list on {base}: {list}");
             }
         }
