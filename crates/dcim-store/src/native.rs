@@ -18,10 +18,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use dcim_core::query::ListQuery;
 use rusqlite::types::{ToSqlOutput, Value};
 use rusqlite::{Connection, OpenFlags, Row, Statement, ToSql};
-
-use dcim_core::query::ListQuery;
 
 use crate::list::{Bind, ListSpec, Page, Scope, page_statements};
 use crate::{Result, Store, StoreError};

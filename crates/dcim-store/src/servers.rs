@@ -3,9 +3,8 @@
 //! is the one reader, for power drivers.
 
 use dcim_core::query::ListQuery;
-use sqlx::{AssertSqlSafe, FromRow};
-
 use dcim_core::{BmcType, IpStatus, OutletStatus, PortStatus, PowerStatus, ServerState, TaskStatus};
+use sqlx::{AssertSqlSafe, FromRow};
 
 use crate::ids::{Flag, UserId};
 use crate::list::{Bind, Field, FieldType, ListSpec, Page, Patch, Scope, bind_query_as};
