@@ -14,8 +14,20 @@ N=$1; op=$2; shift 2
 H=$(dirname "$(readlink -f "$0")")
 log() { echo "$(date +%s.%N) $*" >> "$N/power.log"; }
 pid() { cat "$N/qemu.pid" 2>/dev/null; }
-# A zombie has an empty cmdline: only a live qemu of this machine counts.
-alive() { p=$(pid); [ -n "$p" ] && grep -q "$N" "/proc/$p/cmdline" 2>/dev/null; }
+# Only a live qemu of this machine counts. A zombie has an empty cmdline, and so has a
+# process in the middle of an exec (bash -> python -> qemu): an empty cmdline is asked
+# again until the process is either a zombie, gone, or shows its new command line.
+alive() {
+  p=$(pid); [ -n "$p" ] || return 1; i=0
+  while [ $i -lt 20 ]; do
+    c=$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null) || return 1
+    if [ -n "$c" ]; then case $c in *"$N"*) return 0;; *) return 1;; esac; fi
+    s=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f1)
+    case $s in ''|Z|X) return 1;; esac
+    sleep 0.05; i=$((i+1))
+  done
+  return 1
+}
 start_vm() {
   b=$(cat "$N/boot" 2>/dev/null || echo default); echo default > "$N/boot"
   case $b in pxe) m=net;; *) m=disk;; esac

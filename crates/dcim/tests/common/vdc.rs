@@ -304,12 +304,30 @@ impl VirtualMachine {
         std::fs::read_to_string(self.dir.0.join(name)).unwrap_or_default()
     }
 
-    /// Whether the machine's QEMU process is alive (not a zombie).
+    /// Whether the machine's QEMU process is alive (not a zombie). The process execs
+    /// twice on its way up (bash, python, qemu), and in the middle of an exec its
+    /// command line reads empty, as a zombie's does: an empty one is read again until
+    /// the process shows its new command line, ends, or turns out to be a zombie.
     pub fn running(&self) -> bool {
         let pid = self.file("qemu.pid").trim().to_owned();
-        !pid.is_empty()
-            && std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(self.dir.0.to_str().unwrap()))
+        if pid.is_empty() {
+            return false;
+        }
+        for _ in 0..40 {
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            if !cmdline.is_empty() {
+                return String::from_utf8_lossy(&cmdline).contains(self.dir.0.to_str().unwrap());
+            }
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.split(' ').next());
+            if matches!(state, None | Some("Z" | "X")) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        false
     }
 
     /// The machine's console (SeaBIOS, iPXE, then whatever it boots).
