@@ -13,6 +13,7 @@ use clap::Parser;
 use dcim_core::configuration::{Cpu, Disk, DiskType, HardwareInfo, Memory, Motherboard, Nic, generate};
 use dcim_core::{Email, Role};
 use dcim_store::Store;
+use dcim_store::ids::ServerId;
 use dcim_store::inventory::{DeviceKind, NewDevice, PortReport};
 use dcim_store::servers::{BmcAccess, NewServer, ServerPatch};
 use dcim_store::users::NewUser;
@@ -92,7 +93,7 @@ async fn main() -> anyhow::Result<()> {
             let store = Store::connect(&format!("sqlite://{}", dir.join("dcim.db").display())).await?;
             // The addresses belong to the last server, which no rack holds and no bulk
             // action touches.
-            fill_addresses(&store, args.servers as i64, 60_000).await?;
+            fill_addresses(&store, ServerId(args.servers as i64), 60_000).await?;
             store.close().await;
             println!("seeded {} servers and 120,000 addresses in {:.1} s", args.servers, t.elapsed().as_secs_f64());
         } else {
@@ -431,7 +432,7 @@ async fn seed_ipam(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
 
 /// Two networks (198.18.0.0/16, the benchmarking range, and 2001:db8:1::/64) with `n`
 /// addresses of server `srv` in each.
-pub(crate) async fn fill_addresses(store: &Store, srv: i64, n: usize) -> anyhow::Result<()> {
+pub(crate) async fn fill_addresses(store: &Store, srv: ServerId, n: usize) -> anyhow::Result<()> {
     use dcim_store::ipam::{NewIp, NewIpnet, Source};
     for (cidr, gw) in [("198.18.0.0/16", "198.18.0.1"), ("2001:db8:1::/64", "2001:db8:1::1")] {
         let net: ipnet::IpNet = cidr.parse()?;

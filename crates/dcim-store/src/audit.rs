@@ -193,13 +193,13 @@ pub fn set_target(kind: &str, id: impl ToString) {
 }
 
 /// Files the current request in a server's history.
-pub fn set_server(id: i64) {
-    with(|s| s.req.server_id = Some(id));
+pub fn set_server(id: crate::ids::ServerId) {
+    with(|s| s.req.server_id = Some(id.get()));
 }
 
 /// The task the current request started.
-pub fn set_task(id: i64) {
-    with(|s| s.task_id = Some(id));
+pub fn set_task(id: crate::ids::TaskId) {
+    with(|s| s.task_id = Some(id.get()));
 }
 
 /// Whether a field holds a secret: its values never enter the trail.
@@ -301,8 +301,8 @@ impl Store {
 /// Writes the record of a finished task in the transaction that finishes it.
 pub(crate) async fn record_task(
     conn: &mut AnyConnection,
-    task_id: i64,
-    server_id: Option<i64>,
+    task_id: crate::ids::TaskId,
+    server_id: Option<crate::ids::ServerId>,
     name: &str,
     status: dcim_core::TaskStatus,
     request_id: Option<&str>,

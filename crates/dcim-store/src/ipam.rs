@@ -77,7 +77,7 @@ pub struct IpRow {
     pub id: i64,
     pub ipnet_id: i64,
     pub pool_id: Option<i64>,
-    pub server_id: Option<i64>,
+    pub server_id: Option<crate::ids::ServerId>,
     pub server_name: Option<String>,
     pub name: String,
     pub addr_key: String,
@@ -135,7 +135,7 @@ pub struct Taken {
 /// without a server (purpose `ipmgr`, status `ok`).
 #[derive(Debug, Clone)]
 pub struct NewIp {
-    pub server_id: Option<i64>,
+    pub server_id: Option<crate::ids::ServerId>,
     pub family: i64,
     pub domain: String,
     /// `server`, `ipmi` for the server's BMC, or `ipmgr`.
@@ -147,7 +147,7 @@ pub struct NewIp {
 
 impl NewIp {
     /// An address for server `server_id` (`purpose` `server` or `ipmi`).
-    pub fn for_server(server_id: i64, family: i64, domain: String, purpose: IpPurpose) -> NewIp {
+    pub fn for_server(server_id: crate::ids::ServerId, family: i64, domain: String, purpose: IpPurpose) -> NewIp {
         NewIp { server_id: Some(server_id), family, domain, purpose, ipm_status: "busy".into(), note: String::new() }
     }
 }

@@ -6,7 +6,7 @@ use dcim_core::query::ListQuery;
 use dcim_core::{BmcType, IpStatus, OutletStatus, PortStatus, PowerStatus, ServerState, TaskStatus};
 use sqlx::{AssertSqlSafe, FromRow};
 
-use crate::ids::{Flag, UserId};
+use crate::ids::{Flag, ServerId, UserId};
 use crate::list::{Bind, Field, FieldType, ListSpec, Page, Patch, Scope, bind_query_as};
 use crate::native::NativeRow;
 use crate::{Result, Store, StoreError, now};
@@ -14,7 +14,7 @@ use crate::{Result, Store, StoreError, now};
 /// A server with the names of what it refers to, as one joined row.
 #[derive(Debug, Clone, FromRow)]
 pub struct ServerRow {
-    pub id: i64,
+    pub id: ServerId,
     pub name: String,
     pub domain: String,
     pub mac: Option<String>,
@@ -107,7 +107,7 @@ native_server_row!(
 #[derive(Debug, Clone)]
 pub struct SwitchConnectionRow {
     pub connection_id: i64,
-    pub server_id: i64,
+    pub server_id: ServerId,
     pub port_id: i64,
     /// The port's index on the switch (SNMP ifIndex).
     pub port_index: i64,
@@ -125,7 +125,7 @@ pub struct SwitchConnectionRow {
 #[derive(Debug, Clone)]
 pub struct PduConnectionRow {
     pub connection_id: i64,
-    pub server_id: i64,
+    pub server_id: ServerId,
     pub port_id: i64,
     /// The outlet's number on the PDU.
     pub port_index: i64,
@@ -432,7 +432,7 @@ async fn lock_rack_units(
     rack: Option<i64>,
     unit: Option<i64>,
     size: i64,
-    except: i64,
+    except: Option<ServerId>,
 ) -> Result<()> {
     let (Some(rack), Some(unit)) = (rack, unit) else { return Ok(()) };
     sqlx::query("UPDATE racks SET size = size WHERE id = $1").bind(rack).execute(&mut **tx).await?;
@@ -442,7 +442,8 @@ async fn lock_rack_units(
          AND unit <= $3 AND unit + size - 1 >= $4 ORDER BY unit LIMIT 1",
     )
     .bind(rack)
-    .bind(except)
+    // No server has id 0.
+    .bind(except.map_or(0, ServerId::get))
     .bind(last)
     .bind(unit)
     .fetch_optional(&mut **tx)
@@ -455,7 +456,7 @@ async fn lock_rack_units(
 }
 
 /// The owner of a server (`None`: free); not found when there is no such server.
-async fn owner_of(tx: &mut crate::audit::Tx<'_>, server_id: i64) -> Result<Option<UserId>> {
+async fn owner_of(tx: &mut crate::audit::Tx<'_>, server_id: ServerId) -> Result<Option<UserId>> {
     let row: Option<(Option<UserId>,)> =
         sqlx::query_as("SELECT owner_id FROM servers WHERE id = $1").bind(server_id).fetch_optional(&mut **tx).await?;
     row.map(|r| r.0).ok_or_else(|| StoreError::not_found("server", server_id))
@@ -467,7 +468,7 @@ async fn owner_of(tx: &mut crate::audit::Tx<'_>, server_id: i64) -> Result<Optio
 async fn lock_main_ip(
     tx: &mut crate::audit::Tx<'_>,
     backend: crate::Backend,
-    id: i64,
+    id: ServerId,
     ip: i64,
     family: i64,
 ) -> Result<()> {
@@ -491,22 +492,22 @@ pub fn owned_by(user_id: UserId) -> Scope {
 
 /// Only the servers of `ids` (the set a bulk action confirmed), whatever their
 /// number: the list travels as one JSON array bound as text, never as SQL.
-pub fn with_ids(backend: crate::Backend, ids: &[i64]) -> Scope {
+pub fn with_ids(backend: crate::Backend, ids: &[ServerId]) -> Scope {
     let sql = match backend {
         crate::Backend::Sqlite => "s.id IN (SELECT value FROM json_each(?))",
         crate::Backend::Postgres => "s.id IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb))::bigint)",
     };
-    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    let list: Vec<String> = ids.iter().map(ServerId::to_string).collect();
     Scope { sql, value: Bind::Text(format!("[{}]", list.join(","))) }
 }
 
 impl Store {
-    pub async fn create_server(&self, s: &NewServer) -> Result<i64> {
+    pub async fn create_server(&self, s: &NewServer) -> Result<ServerId> {
         self.check_placement(s.location_id, s.rack_id, s.unit, s.details.size).await?;
         let bmc = s.bmc.as_ref();
         let d = &s.details;
         let mut tx = self.write().await?;
-        lock_rack_units(&mut tx, s.rack_id, s.unit, d.size, 0).await?;
+        lock_rack_units(&mut tx, s.rack_id, s.unit, d.size, None).await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO servers (name, location_id, rack_id, unit, mac, domain, ipmi_address, ipmi_type, ipmi_user, \
              ipmi_password, ipmi_web_url, created_at, barcode, serial_number, model, note, user_note, platform_name, \
@@ -543,7 +544,7 @@ impl Store {
         })?;
         crate::audit::set_target("server", id);
         tx.commit().await?;
-        Ok(id)
+        Ok(ServerId(id))
     }
 
     /// The location exists, the rack is in it, and units `unit..unit+size` fit in the
@@ -594,19 +595,19 @@ impl Store {
 
     /// Whether the server exists and the caller may see it: a cheap check before
     /// acting on it.
-    pub async fn check_server(&self, id: i64, scopes: &[Scope]) -> Result<()> {
+    pub async fn check_server(&self, id: ServerId, scopes: &[Scope]) -> Result<()> {
         let mut sql = crate::list::SqlBuf { text: "SELECT s.id FROM servers s WHERE s.id = ".into(), binds: vec![] };
-        sql.bind(Bind::Int(id));
+        sql.bind(Bind::Int(id.get()));
         sql.and_scopes(scopes);
         let row: Option<(i64,)> = bind_query_as(&sql.text, &sql.binds).fetch_optional(self.pool()).await?;
         row.map(|_| ()).ok_or_else(|| StoreError::not_found("server", id))
     }
 
     /// One server, if the caller may see it: one statement, connections included.
-    pub async fn get_server(&self, id: i64, scopes: &[Scope]) -> Result<ServerDetail> {
+    pub async fn get_server(&self, id: ServerId, scopes: &[Scope]) -> Result<ServerDetail> {
         let mut sql = crate::list::SqlBuf { text: self.server_list().select.to_owned(), binds: vec![] };
         sql.push(" WHERE s.id = ");
-        sql.bind(Bind::Int(id));
+        sql.bind(Bind::Int(id.get()));
         sql.and_scopes(scopes);
         let row: Option<ServerRow> = match &self.native {
             Some(native) => native.typed_rows(&sql.text, &sql.binds)?.pop(),
@@ -615,7 +616,7 @@ impl Store {
         ServerDetail::from_row(row.ok_or_else(|| StoreError::not_found("server", id))?)
     }
 
-    pub async fn update_server(&self, id: i64, p: &ServerPatch) -> Result<()> {
+    pub async fn update_server(&self, id: ServerId, p: &ServerPatch) -> Result<()> {
         let current = self.get_server(id, &[]).await?.server;
         let placement = if p.rack_id.is_some() || p.unit.is_some() || p.size.is_some() {
             let rack = p.rack_id.unwrap_or(current.rack_id);
@@ -685,14 +686,14 @@ impl Store {
         }
         let mut tx = self.write().await?;
         if let Some((rack, unit, size)) = placement {
-            lock_rack_units(&mut tx, rack, unit, size, id).await?;
+            lock_rack_units(&mut tx, rack, unit, size, Some(id)).await?;
         }
         for (_, family, v) in mains {
             if let Some(Some(ip)) = v {
                 lock_main_ip(&mut tx, self.backend(), id, ip, family).await?;
             }
         }
-        let n = u.execute_in(&mut tx, id).await.map_err(|e| {
+        let n = u.execute_in(&mut tx, id.get()).await.map_err(|e| {
             StoreError::conflict_on_constraint(e, || "another server has that name, MAC address or rack unit".into())
         })?;
         if n == 0 {
@@ -714,7 +715,7 @@ impl Store {
 
     /// Stores hardware as entered by hand (or found by diagnostics) with the
     /// configuration generated from it; a custom configuration still wins.
-    pub async fn set_hardware_info(&self, id: i64, hardware_json: &str, generated: Option<&str>) -> Result<()> {
+    pub async fn set_hardware_info(&self, id: ServerId, hardware_json: &str, generated: Option<&str>) -> Result<()> {
         let mut tx = self.write().await?;
         let r = sqlx::query(
             "UPDATE servers SET hardware_info = $1, generated_configuration = $2, \
@@ -733,7 +734,7 @@ impl Store {
     }
 
     /// Deletes a server nobody owns and no operation runs on, with its connections.
-    pub async fn delete_server(&self, id: i64) -> Result<()> {
+    pub async fn delete_server(&self, id: ServerId) -> Result<()> {
         let mut tx = self.write().await?;
         let r = sqlx::query(
             "DELETE FROM servers WHERE id = $1 AND owner_id IS NULL AND NOT EXISTS \
@@ -751,7 +752,7 @@ impl Store {
             return tx.commit().await;
         }
         drop(tx);
-        if let Some((task, name)) = self.active_task(crate::ids::ServerId(id)).await? {
+        if let Some((task, name)) = self.active_task(id).await? {
             return Err(StoreError::Conflict(format!("server {id} is busy with task {task} ({name})")));
         }
 
@@ -761,7 +762,7 @@ impl Store {
 
     /// Makes `user_id` the owner. One conditional UPDATE decides, so of many callers
     /// racing for one free server exactly one wins; the owner itself may repeat it.
-    pub async fn assign_owner(&self, server_id: i64, user_id: UserId) -> Result<()> {
+    pub async fn assign_owner(&self, server_id: ServerId, user_id: UserId) -> Result<()> {
         self.get_user(user_id).await?;
         let mut tx = self.write().await?;
         let before = owner_of(&mut tx, server_id).await?;
@@ -793,7 +794,7 @@ impl Store {
 
     /// Releases a server (and forgets the customer's note on it); releasing a free one
     /// is not an error.
-    pub async fn release_owner(&self, server_id: i64) -> Result<()> {
+    pub async fn release_owner(&self, server_id: ServerId) -> Result<()> {
         let mut tx = self.write().await?;
         let before = owner_of(&mut tx, server_id).await?;
         // The customer's own note goes with the customer.
@@ -815,7 +816,7 @@ impl Store {
     }
 
     /// BMC access data with the password, for the power driver only.
-    pub async fn bmc_credentials(&self, server_id: i64) -> Result<Option<BmcAccess>> {
+    pub async fn bmc_credentials(&self, server_id: ServerId) -> Result<Option<BmcAccess>> {
         type Row = (Option<String>, Option<BmcType>, Option<String>, Option<String>, Option<String>, Option<String>);
         let row: Option<Row> = sqlx::query_as(
             "SELECT ipmi_address, ipmi_type, ipmi_user, ipmi_password, ipmi_web_url, ipmi_tls_fingerprint \
@@ -838,9 +839,9 @@ impl Store {
         })
     }
 
-    pub async fn connect_switch_port(&self, server_id: i64, port_id: i64, is_ipmi: bool) -> Result<i64> {
+    pub async fn connect_switch_port(&self, server_id: ServerId, port_id: i64, is_ipmi: bool) -> Result<i64> {
         let mut tx = self.write().await?;
-        crate::audit::require_row(&mut tx, "servers", "server", server_id).await?;
+        crate::audit::require_row(&mut tx, "servers", "server", server_id.get()).await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO switch_connections (server_id, port_id, is_ipmi_connection) VALUES ($1, $2, $3) RETURNING id",
         )
@@ -854,9 +855,9 @@ impl Store {
         Ok(id)
     }
 
-    pub async fn connect_pdu_port(&self, server_id: i64, port_id: i64) -> Result<i64> {
+    pub async fn connect_pdu_port(&self, server_id: ServerId, port_id: i64) -> Result<i64> {
         let mut tx = self.write().await?;
-        crate::audit::require_row(&mut tx, "servers", "server", server_id).await?;
+        crate::audit::require_row(&mut tx, "servers", "server", server_id.get()).await?;
         let (id,): (i64,) =
             sqlx::query_as("INSERT INTO pdu_connections (server_id, port_id) VALUES ($1, $2) RETURNING id")
                 .bind(server_id)
@@ -878,7 +879,7 @@ impl Store {
     }
 
     /// Removes a connection of the server; `pdu` picks the table.
-    pub async fn disconnect(&self, server_id: i64, connection_id: i64, pdu: bool) -> Result<()> {
+    pub async fn disconnect(&self, server_id: ServerId, connection_id: i64, pdu: bool) -> Result<()> {
         let mut tx = self.write().await?;
         let table = if pdu { "pdu_connections" } else { "switch_connections" };
         let sql = format!("DELETE FROM {table} WHERE id = $1 AND server_id = $2");

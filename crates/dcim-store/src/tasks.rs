@@ -140,23 +140,24 @@ impl Store {
     /// transaction: a task that cannot start (its server busy with another, or gone)
     /// leaves no address taken, and an address that cannot be had starts no task.
     /// `task` makes the task from the address taken (or refuses it: then nothing is
-    /// written).
-    pub async fn take_ip_and_start(
+    /// written), with anything else the caller wants back once it has committed (the
+    /// engine: the operation, to count it).
+    pub async fn take_ip_and_start<T>(
         &self,
         ip: &NewIp,
         take: &Take<'_>,
         reserved: impl Fn(&str) -> bool,
-        task: impl FnOnce(&Taken) -> Result<NewTask>,
-    ) -> Result<(Taken, TaskId)> {
+        task: impl FnOnce(&Taken) -> Result<(NewTask, T)>,
+    ) -> Result<(Taken, TaskId, T)> {
         let mut tx = self.write().await?;
         let taken = Self::take_ip(&mut tx, ip, take, reserved).await?;
-        let new = task(&taken)?;
+        let (new, made) = task(&taken)?;
         let Some(task_id) = insert_task(&mut tx, &new).await? else {
             drop(tx);
             return Err(self.busy(new.server_id).await);
         };
         tx.commit().await?;
-        Ok((taken, task_id))
+        Ok((taken, task_id, made))
     }
 
     /// Marks an address `status` (`deleting`) and starts the task that carries it out,
@@ -298,7 +299,7 @@ impl Store {
         effects: &ServerEffects,
     ) -> Result<bool> {
         let mut tx = self.write().await?;
-        let row: Option<(Option<i64>, String, Option<String>)> = sqlx::query_as(
+        let row: Option<(Option<ServerId>, String, Option<String>)> = sqlx::query_as(
             "UPDATE tasks SET status = $1, status_info = $2, progress = $3, progress_info = $4, finished = $5, \
              lease_owner = NULL, lease_until = NULL WHERE id = $7 AND status IN ('pending', 'running') \
              AND lease_owner = $6 RETURNING server_id, name, request_id",
@@ -317,7 +318,7 @@ impl Store {
             apply_effects(&mut tx, server_id, effects).await?;
         }
         let error = if status == TaskStatus::Complete { "" } else { status_info };
-        crate::audit::record_task(&mut tx, id.get(), server_id, &name, status, request_id.as_deref(), error).await?;
+        crate::audit::record_task(&mut tx, id, server_id, &name, status, request_id.as_deref(), error).await?;
         let status = status.as_str();
         let e = serde_json::json!({"task": id, "operation": name, "outcome": status, "server": server_id});
         crate::webhooks::emit(&mut tx, "task.finished", server_id, e).await?;
@@ -399,7 +400,7 @@ impl Store {
             .bind(server_id)
             .execute(&mut *tx)
             .await?;
-        power_event(&mut tx, server_id.get(), before, status).await?;
+        power_event(&mut tx, server_id, before, status).await?;
         tx.commit().await
     }
 
@@ -428,7 +429,7 @@ impl Store {
 /// already runs an exclusive one (nothing is written then, and `tx` stays usable).
 pub(crate) async fn insert_task(tx: &mut crate::audit::Tx<'_>, t: &NewTask) -> Result<Option<TaskId>> {
     // The partial unique index allows one pending or running exclusive task per server.
-    let inserted: Option<(i64,)> = sqlx::query_as(
+    let inserted: Option<(TaskId,)> = sqlx::query_as(
         "INSERT INTO tasks (server_id, name, params, steps, progress_info, secret_hash, created, exclusive, \
          request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING id",
     )
@@ -446,9 +447,9 @@ pub(crate) async fn insert_task(tx: &mut crate::audit::Tx<'_>, t: &NewTask) -> R
     .map_err(|e| StoreError::conflict_on_constraint(e, || format!("server {} not found", t.server_id)))?;
     let Some((id,)) = inserted else { return Ok(None) };
     crate::audit::set_task(id);
-    crate::audit::set_server(t.server_id.get());
+    crate::audit::set_server(t.server_id);
     if !t.exclusive {
-        return Ok(Some(TaskId(id)));
+        return Ok(Some(id));
     }
     let r = match &t.server_state {
         Some((state, info)) => {
@@ -462,7 +463,7 @@ pub(crate) async fn insert_task(tx: &mut crate::audit::Tx<'_>, t: &NewTask) -> R
             };
             if let Some((before,)) = before.filter(|b| b.0 != *state) {
                 let ev = serde_json::json!({"server": t.server_id, "state": state, "previous": before, "info": info});
-                crate::webhooks::emit(tx, "server.state", Some(t.server_id.get()), ev).await?;
+                crate::webhooks::emit(tx, "server.state", Some(t.server_id), ev).await?;
             }
             sqlx::query("UPDATE servers SET last_task_id = $1, state = $2, state_info = $3 WHERE id = $4")
                 .bind(id)
@@ -483,10 +484,10 @@ pub(crate) async fn insert_task(tx: &mut crate::audit::Tx<'_>, t: &NewTask) -> R
     if r.rows_affected() == 0 {
         return Err(StoreError::not_found("server", t.server_id));
     }
-    Ok(Some(TaskId(id)))
+    Ok(Some(id))
 }
 
-async fn apply_effects(tx: &mut crate::audit::Tx<'_>, server_id: i64, e: &ServerEffects) -> Result<()> {
+async fn apply_effects(tx: &mut crate::audit::Tx<'_>, server_id: ServerId, e: &ServerEffects) -> Result<()> {
     let before = if (e.state.is_some() && tx.wants("server.state").await?)
         || (e.power_status.is_some() && tx.wants("server.power").await?)
     {
@@ -533,7 +534,7 @@ async fn apply_effects(tx: &mut crate::audit::Tx<'_>, server_id: i64, e: &Server
         p.push(")");
     }
     p.push(" WHERE id = ");
-    p.bind(Bind::Int(server_id));
+    p.bind(Bind::Int(server_id.get()));
     crate::list::bind_query(&p.text, &p.binds).execute(&mut **tx).await?;
     if let Some((state, power)) = before {
         if let Some((new, info)) = e.state.as_ref().filter(|(s, _)| *s != state) {
@@ -587,7 +588,7 @@ async fn power_of(tx: &mut crate::audit::Tx<'_>, server_id: ServerId) -> Result<
 /// Tells the webhooks of a server's new power status, if it is new.
 async fn power_event(
     tx: &mut crate::audit::Tx<'_>,
-    server_id: i64,
+    server_id: ServerId,
     before: Option<PowerStatus>,
     now: PowerStatus,
 ) -> Result<()> {
@@ -601,7 +602,7 @@ async fn power_event(
 }
 
 /// Tells the webhooks that a server's address was given or taken back.
-async fn ip_event(tx: &mut crate::audit::Tx<'_>, kind: &str, server_id: i64, ip_id: i64) -> Result<()> {
+async fn ip_event(tx: &mut crate::audit::Tx<'_>, kind: &str, server_id: ServerId, ip_id: i64) -> Result<()> {
     if !tx.wants(kind).await? {
         return Ok(());
     }
@@ -656,7 +657,7 @@ impl Store {
             .bind(server_id)
             .execute(&mut *tx)
             .await?;
-        power_event(&mut tx, server_id.get(), before, power).await?;
+        power_event(&mut tx, server_id, before, power).await?;
         tx.commit().await
     }
 }

@@ -4,6 +4,7 @@
 use dcim_core::query::ListQuery;
 use sqlx::FromRow;
 
+use crate::ids::ServerId;
 use crate::list::{Bind, Field, FieldType, ListSpec, Page, Scope};
 use crate::{Result, Store};
 
@@ -62,8 +63,11 @@ pub const AUDIT_LIST: ListSpec = ListSpec {
 };
 
 /// Records of one server since a time (the customer's view starts at its ownership).
-pub fn of_server_since(server_id: i64, since: i64) -> [Scope; 2] {
-    [Scope { sql: "a.server_id = ?", value: Bind::Int(server_id) }, Scope { sql: "a.at >= ?", value: Bind::Int(since) }]
+pub fn of_server_since(server_id: ServerId, since: i64) -> [Scope; 2] {
+    [
+        Scope { sql: "a.server_id = ?", value: Bind::Int(server_id.get()) },
+        Scope { sql: "a.at >= ?", value: Bind::Int(since) },
+    ]
 }
 
 impl Store {
@@ -73,7 +77,7 @@ impl Store {
     }
 
     /// Since when the current owner has had the server (`None`: free).
-    pub async fn owner_since(&self, server_id: i64) -> Result<Option<i64>> {
+    pub async fn owner_since(&self, server_id: ServerId) -> Result<Option<i64>> {
         let row: Option<(Option<i64>,)> = sqlx::query_as("SELECT owner_since FROM servers WHERE id = $1")
             .bind(server_id)
             .fetch_optional(self.pool())

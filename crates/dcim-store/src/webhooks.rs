@@ -14,6 +14,7 @@ use serde_json::Value;
 use sqlx::FromRow;
 
 use crate::audit::Tx;
+use crate::ids::ServerId;
 
 use crate::list::{Field, FieldType, ListSpec, Page, Patch};
 use crate::{Result, Store, StoreError, now};
@@ -37,7 +38,7 @@ pub fn now_ms() -> i64 {
 
 /// Writes an event in the transaction of the change it tells of, with a delivery for
 /// each enabled endpoint that wants its kind (nothing when none does).
-pub(crate) async fn emit(tx: &mut Tx<'_>, kind: &str, server_id: Option<i64>, data: Value) -> Result<()> {
+pub(crate) async fn emit(tx: &mut Tx<'_>, kind: &str, server_id: Option<ServerId>, data: Value) -> Result<()> {
     debug_assert!(EVENT_KINDS.contains(&kind));
     if !tx.wants(kind).await? {
         return Ok(());
@@ -57,7 +58,7 @@ pub(crate) async fn emit(tx: &mut Tx<'_>, kind: &str, server_id: Option<i64>, da
          SELECT id, $1, $2, $3, $3 FROM webhooks WHERE enabled = 1 AND events LIKE $4 ORDER BY id",
     )
     .bind(event)
-    .bind(server_id.unwrap_or(0))
+    .bind(server_id.map_or(0, ServerId::get))
     .bind(t)
     .bind(wanted)
     .execute(&mut **tx)

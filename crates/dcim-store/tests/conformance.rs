@@ -4,7 +4,7 @@
 
 use dcim_core::query::ListQuery;
 use dcim_core::{Email, Role, TemplateType};
-use dcim_store::ids::UserId;
+use dcim_store::ids::{ServerId, UserId};
 use dcim_store::inventory::{DeviceKind, NewDevice, OsImage, OsInstaller, PortReport};
 use dcim_store::servers::{NewServer, ServerPatch};
 use dcim_store::users::NewUser;
@@ -131,7 +131,7 @@ async fn constraints_map_to_conflicts(db: Db) {
     s.assign_owner(srv, a).await.unwrap();
     assert!(matches!(s.delete_user(a).await, Err(StoreError::Conflict(_))));
     assert!(matches!(s.assign_owner(srv, UserId(999)).await, Err(StoreError::NotFound { .. })));
-    assert!(matches!(s.get_server(999, &[]).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(s.get_server(ServerId(999), &[]).await, Err(StoreError::NotFound { .. })));
     // The owner-only scope hides other servers.
     let b = s.create_user(&user("b@example.com")).await.unwrap();
     assert!(s.get_server(srv, &[dcim_store::servers::owned_by(b)]).await.is_err());

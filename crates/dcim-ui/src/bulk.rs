@@ -25,6 +25,7 @@ use dcim_api::wire::Empty;
 use dcim_api::wire::server::Server;
 use dcim_api::wire::task::{ClearHddRequest, DiagRequest};
 use dcim_core::query::ListQuery;
+use dcim_store::ids::ServerId;
 use dcim_store::servers::with_ids;
 
 use crate::filter::ServerFilter;
@@ -66,7 +67,7 @@ struct BulkForm {
     /// `all`: every server matching `where`; else the ticked `id`s.
     scope: String,
     where_: String,
-    ids: Vec<i64>,
+    ids: Vec<ServerId>,
     clear_hdd: String,
 }
 
@@ -82,9 +83,9 @@ fn parse_form(body: &[u8]) -> Result<BulkForm, ApiError> {
             "clear_hdd" => f.clear_hdd = v.into_owned(),
             "id" | "ids" => {
                 for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                    f.ids.push(
-                        part.parse().map_err(|_| ApiError::invalid("id", format!("'{part}' is not a server id")))?,
-                    );
+                    let id =
+                        part.parse().map_err(|_| ApiError::invalid("id", format!("'{part}' is not a server id")))?;
+                    f.ids.push(ServerId(id));
                 }
             }
             _ => {}
@@ -97,7 +98,7 @@ fn parse_form(body: &[u8]) -> Result<BulkForm, ApiError> {
 }
 
 pub struct Named {
-    pub id: i64,
+    pub id: ServerId,
     pub name: String,
 }
 
@@ -116,7 +117,7 @@ struct Confirm {
 }
 
 pub struct Outcome {
-    pub id: i64,
+    pub id: ServerId,
     pub name: String,
     pub task: i64,
     pub refusal: String,
@@ -163,8 +164,9 @@ async fn resolve(st: &AppState, c: &Caller, f: &BulkForm) -> Result<Vec<Named>, 
 }
 
 /// Starts `action` on server `id` as `c`, through the API's handler.
-async fn start(st: &AppState, c: Caller, id: i64, action: &str, clear_hdd: &str) -> Result<i64, ApiError> {
+async fn start(st: &AppState, c: Caller, id: ServerId, action: &str, clear_hdd: &str) -> Result<i64, ApiError> {
     let s = State(st.clone());
+    let id = id.get();
     let t = match action {
         "power_on" => ops::power_on(c, s, Path(id), Body(Empty {})).await?,
         "power_off" => ops::power_off(c, s, Path(id), Body(Empty {})).await?,
@@ -236,11 +238,11 @@ async fn run(ui: Ui, st: AppState, f: BulkForm, label: &'static str) -> Response
     // handler as not found, like any server the caller may not see.
     let mut scope = ui.caller.server_scope();
     scope.push(with_ids(st.store.backend(), &f.ids));
-    let names: std::collections::HashMap<i64, String> = match st.store.list_servers(&ListQuery::default(), &scope).await
-    {
-        Ok(p) => p.items.into_iter().map(|r| (r.server.id, r.server.name)).collect(),
-        Err(e) => return fail(e.into(), &ui),
-    };
+    let names: std::collections::HashMap<ServerId, String> =
+        match st.store.list_servers(&ListQuery::default(), &scope).await {
+            Ok(p) => p.items.into_iter().map(|r| (r.server.id, r.server.name)).collect(),
+            Err(e) => return fail(e.into(), &ui),
+        };
     let mut rows = Vec::with_capacity(f.ids.len());
     let mut seen = std::collections::HashSet::new();
     for id in f.ids.iter().copied().filter(|id| seen.insert(*id)) {
@@ -355,7 +357,7 @@ mod tests {
     #[test]
     fn the_form_takes_repeated_ids_and_a_list() {
         let f = parse_form(b"_csrf=t&action=power_on&id=3&id=5&ids=7%2C9").unwrap();
-        assert_eq!(f.ids, vec![3, 5, 7, 9]);
+        assert_eq!(f.ids, [3, 5, 7, 9].map(ServerId));
         assert_eq!(f.action, "power_on");
         assert!(parse_form(b"id=x").is_err());
     }

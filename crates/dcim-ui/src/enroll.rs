@@ -24,6 +24,7 @@ use dcim_api::wire::server::{
     IpmiInput, NewServer, PduConnectionRequest, PlatformInput, Server, ServerEdit, SwitchConnectionRequest,
 };
 use dcim_core::{BmcType, IpStatus};
+use dcim_store::ids::ServerId;
 use dcim_store::inventory::DeviceKind;
 use serde::Deserialize;
 
@@ -251,7 +252,7 @@ async fn free(st: &AppState, kind: DeviceKind, location: i64) -> Result<Vec<Choi
 
 async fn inventory_page(ui: &Ui, st: &AppState, id: i64) -> Result<InventoryPage, ApiError> {
     ui.caller.require_admin()?;
-    let s: Server = st.store.get_server(id, &ui.caller.server_scope()).await?.into();
+    let s: Server = st.store.get_server(ServerId(id), &ui.caller.server_scope()).await?.into();
     let hardware = serde_json::from_str::<serde_json::Value>(s.hardware_info.get())
         .ok()
         .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))

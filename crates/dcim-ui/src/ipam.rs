@@ -16,6 +16,7 @@ use dcim_api::extract::{Body, ListParams, Path};
 use dcim_api::routes::{ip as api, ipmgr};
 use dcim_api::wire::Empty;
 use dcim_api::wire::ip::{Ip, IpnetEdit, Ippool, IppoolEdit, NewIpnet, NewIppool, PoolRange, Range, RangeBody};
+use dcim_store::ids::ServerId;
 use serde::Deserialize;
 
 use crate::filter::{self, quote};
@@ -398,7 +399,7 @@ pub async fn addresses(ui: Ui, State(st): State<AppState>, Query(f): Query<Addre
             .items
             .into_iter()
             .map(|r| {
-                let server_id = r.server_id;
+                let server_id = r.server_id.map(ServerId::get);
                 AddressRow { ip: api::ip_wire(r), server_id }
             })
             .collect();

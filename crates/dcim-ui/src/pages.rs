@@ -25,6 +25,7 @@ use dcim_api::wire::task::Task;
 use dcim_core::configuration::HardwareInfo;
 use dcim_core::query::ListQuery;
 use dcim_core::{BmcType, PortStatus, PowerStatus, ServerState, TemplateType};
+use dcim_store::ids::ServerId;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -318,7 +319,7 @@ pub async fn search(ui: Ui, State(st): State<AppState>, Query(s): Query<SearchQu
     if let Ok(iq) = query(&format!("name CP {like}"), "", "0,20")
         && let Ok(ips) = st.store.list_ips(&iq, &ui.caller.server_scope()).await
     {
-        let mut ids: Vec<i64> = ips.items.iter().filter_map(|i| i.server_id).collect();
+        let mut ids: Vec<ServerId> = ips.items.iter().filter_map(|i| i.server_id).collect();
         ids.sort_unstable();
         ids.dedup();
         terms.extend(ids.iter().map(|id| format!("id EQ {id}")));
@@ -500,7 +501,7 @@ struct ServerPage {
 }
 
 async fn server_page(ui: &Ui, st: &AppState, id: i64) -> Result<ServerPage, ApiError> {
-    let s: Server = st.store.get_server(id, &ui.caller.server_scope()).await?.into();
+    let s: Server = st.store.get_server(ServerId(id), &ui.caller.server_scope()).await?.into();
     let all = st.store.list_os_templates(&query("", "name asc", "")?).await?.items;
     let pick = |kind: TemplateType| {
         all.iter()
@@ -526,7 +527,7 @@ pub async fn server(ui: Ui, State(st): State<AppState>, Path(id): Path<i64>) -> 
 
 /// `GET /ui/servers/{id}/live`: the fragment a running task's page polls.
 pub async fn live(ui: Ui, State(st): State<AppState>, Path(id): Path<i64>) -> Response {
-    match st.store.get_server(id, &ui.caller.server_scope()).await {
+    match st.store.get_server(ServerId(id), &ui.caller.server_scope()).await {
         Ok(s) => render(&live_of(&Server::from(s), &ui), StatusCode::OK),
         Err(e) => fail(e.into(), &ui),
     }
@@ -561,7 +562,7 @@ async fn confirmed(st: &AppState, c: &Caller, id: i64, ticked: bool) -> Result<(
     if ticked {
         return Ok(());
     }
-    let name = st.store.get_server(id, &c.server_scope()).await?.server.name;
+    let name = st.store.get_server(ServerId(id), &c.server_scope()).await?.server.name;
     Err(ApiError::invalid("confirm", format!("tick the box to confirm this on {name}")))
 }
 

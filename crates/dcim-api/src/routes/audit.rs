@@ -6,6 +6,7 @@
 use axum::Json;
 use axum::extract::State;
 use dcim_core::query::{Limit, ListQuery};
+use dcim_store::ids::ServerId;
 use dcim_store::list::{Bind, Scope};
 
 use crate::AppState;
@@ -46,6 +47,7 @@ pub async fn server_history(
     Path(id): Path<i64>,
     ListParams(q): ListParams,
 ) -> ApiResult<Json<List<HistoryEntry>>> {
+    let id = ServerId(id);
     st.store.check_server(id, &caller.server_scope()).await?;
     let since = if caller.is_admin() { 0 } else { st.store.owner_since(id).await?.unwrap_or(i64::MAX) };
     let limit = q.limit.map(|l| l.count).unwrap_or(HISTORY_DEFAULT).min(HISTORY_MAX);
@@ -53,7 +55,7 @@ pub async fn server_history(
     let limit = limit as usize;
     let records = st.store.list_audit(&page, &dcim_store::trail::of_server_since(id, since)).await?.items;
     let task_scope = [
-        Scope { sql: "t.server_id = ?", value: Bind::Int(id) },
+        Scope { sql: "t.server_id = ?", value: Bind::Int(id.get()) },
         Scope { sql: "t.created >= ?", value: Bind::Int(since) },
     ];
     let mut task_page = page.clone();

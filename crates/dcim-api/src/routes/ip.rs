@@ -348,9 +348,10 @@ pub async fn server_ips(
     Path(id): Path<i64>,
     ListParams(q): ListParams,
 ) -> ApiResult<Json<List<Ip>>> {
+    let id = ServerId(id);
     st.store.check_server(id, &caller.server_scope()).await?;
     let mut scopes = caller.server_scope();
-    scopes.push(dcim_store::list::Scope { sql: "i.server_id = ?", value: dcim_store::list::Bind::Int(id) });
+    scopes.push(dcim_store::list::Scope { sql: "i.server_id = ?", value: dcim_store::list::Bind::Int(id.get()) });
     // The server's own addresses; its BMC's (setup_ipmi) are in /dci/v3/ip, `purpose` ipmi.
     scopes.push(dcim_store::list::Scope { sql: "i.purpose = ?", value: dcim_store::list::Bind::Text("server".into()) });
     Ok(Json(List::from_page(st.store.list_ips(&q, &scopes).await?, ip_wire)))
@@ -371,6 +372,7 @@ pub async fn allocate_ip(
     Path(id): Path<i64>,
     Body(b): Body<IpRequest>,
 ) -> ApiResult<Json<TaskAnswer>> {
+    let id = ServerId(id);
     caller.require_admin()?;
     st.store.check_server(id, &[]).await?;
     // Every network, read once for all the checks below (no usage counts: cheap).
@@ -448,8 +450,8 @@ pub async fn allocate_ip(
     // The address and its task in one transaction: nothing is left half-written.
     let main = b.set_as_main_ipv4;
     let op = |t: &Taken| Ok(Operation::IpAssign(IpAssign { ip_id: t.id, family, main }));
-    let (task, _) = st.engine.submit_taking_ip(ServerId(id), &new, &take, reserved(&nets, family), op).await?;
-    Ok(Json(TaskAnswer { id, task: task.get() }))
+    let (task, _) = st.engine.submit_taking_ip(id, &new, &take, reserved(&nets, family), op).await?;
+    Ok(Json(TaskAnswer { id: id.get(), task: task.get() }))
 }
 
 /// The next free address of `source` for `new`, never a network's own, broadcast or
@@ -477,6 +479,7 @@ pub async fn release_ip(
     Path((id, ip_id)): Path<(i64, i64)>,
     _body: Body<Empty>,
 ) -> ApiResult<Json<TaskAnswer>> {
+    let id = ServerId(id);
     caller.require_admin()?;
     let ip = st.store.get_ip(ip_id).await?;
     if ip.server_id != Some(id) {
@@ -484,8 +487,8 @@ pub async fn release_ip(
     }
     let ip_id = IpId(ip_id);
     let op = Operation::IpRelease(IpRelease { ip_id });
-    let task = st.engine.submit_marking_ip(ServerId(id), ip_id, IpStatus::Deleting, &op).await?;
-    Ok(Json(TaskAnswer { id, task: task.get() }))
+    let task = st.engine.submit_marking_ip(id, ip_id, IpStatus::Deleting, &op).await?;
+    Ok(Json(TaskAnswer { id: id.get(), task: task.get() }))
 }
 
 /// The same as a DELETE.

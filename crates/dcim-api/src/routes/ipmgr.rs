@@ -10,6 +10,7 @@ use axum::Json;
 use axum::extract::State;
 use dcim_core::ip::{self as ipm, family_name, from_key, is_reserved, key, parse_addr, to_u128};
 use dcim_core::validate::{domain_name, note as note_text, required_line};
+use dcim_store::ids::ServerId;
 use dcim_store::ipam::{IpRow, NewIp, RangeRow, Source};
 use dcim_store::ipmgr::{IpPatch, RangeInfo};
 use dcim_store::list::{Bind, Scope};
@@ -63,7 +64,7 @@ pub(crate) fn ipmgr_ip_wire(r: IpRow) -> IpmgrIp {
         note: r.note,
         userspace: r.userspace,
         locked: r.locked != 0,
-        server: r.server_id,
+        server: r.server_id.map(ServerId::get),
         purpose: r.purpose,
     }
 }

@@ -27,11 +27,11 @@ use crate::wire::task::{AgentReport, ClearHddRequest, DiagRequest, OsRequest, Ta
 use crate::wire::{Empty, List};
 
 /// Starts `op` on a server the caller may see (404 otherwise).
-async fn start(st: &AppState, caller: &Caller, server_id: i64, op: Operation) -> ApiResult<Json<TaskAnswer>> {
+async fn start(st: &AppState, caller: &Caller, server_id: ServerId, op: Operation) -> ApiResult<Json<TaskAnswer>> {
     st.store.check_server(server_id, &caller.server_scope()).await?;
-    let task = st.engine.submit(ServerId(server_id), &op).await?.get();
-    tracing::info!(server = server_id, task, op = op.name(), by = caller.user_id.get(), "operation started");
-    Ok(Json(TaskAnswer { id: server_id, task }))
+    let task = st.engine.submit(server_id, &op).await?.get();
+    tracing::info!(server = server_id.get(), task, op = op.name(), by = caller.user_id.get(), "operation started");
+    Ok(Json(TaskAnswer { id: server_id.get(), task }))
 }
 
 /// Power on.
@@ -42,6 +42,7 @@ pub async fn power_on(
     Path(id): Path<i64>,
     _body: Body<Empty>,
 ) -> ApiResult<Json<TaskAnswer>> {
+    let id = ServerId(id);
     start(&st, &caller, id, Operation::PowerOn).await
 }
 
@@ -53,6 +54,7 @@ pub async fn power_off(
     Path(id): Path<i64>,
     _body: Body<Empty>,
 ) -> ApiResult<Json<TaskAnswer>> {
+    let id = ServerId(id);
     start(&st, &caller, id, Operation::PowerOff).await
 }
 
@@ -64,6 +66,7 @@ pub async fn power_reset(
     Path(id): Path<i64>,
     _body: Body<Empty>,
 ) -> ApiResult<Json<TaskAnswer>> {
+    let id = ServerId(id);
     start(&st, &caller, id, Operation::PowerReset).await
 }
 
@@ -88,6 +91,7 @@ pub async fn boot_device(
     Path(id): Path<i64>,
     Body(b): Body<BootDeviceRequest>,
 ) -> ApiResult<Json<TaskAnswer>> {
+    let id = ServerId(id);
     caller.require_admin()?;
     let pxe = match b.device.as_str() {
         "pxe" => true,
@@ -105,6 +109,7 @@ pub async fn suspend(
     Path(id): Path<i64>,
     _body: Body<Empty>,
 ) -> ApiResult<Json<TaskAnswer>> {
+    let id = ServerId(id);
     caller.require_admin()?;
     start(&st, &caller, id, Operation::Suspend).await
 }
@@ -117,6 +122,7 @@ pub async fn resume(
     Path(id): Path<i64>,
     _body: Body<Empty>,
 ) -> ApiResult<Json<TaskAnswer>> {
+    let id = ServerId(id);
     caller.require_admin()?;
     start(&st, &caller, id, Operation::Resume).await
 }
@@ -134,6 +140,7 @@ pub async fn operation_diag(
     Path(id): Path<i64>,
     Body(b): Body<DiagRequest>,
 ) -> ApiResult<Json<TaskAnswer>> {
+    let id = ServerId(id);
     caller.require_admin()?;
     let clear_hdd = clear_mode(&b.clear_hdd)?;
     let pool = b.ipmi_pool.filter(|p| *p != 0);
@@ -185,9 +192,9 @@ pub async fn operation_diag(
     };
     let take = Take::Next(Source::Pool(pool));
     let reserved = crate::routes::ip::reserved(&nets, 2);
-    let (task, _) = st.engine.submit_taking_ip(ServerId(id), &new, &take, reserved, op).await?;
-    tracing::info!(server = id, task = task.get(), op = "diag", by = caller.user_id.get(), "operation started");
-    Ok(Json(TaskAnswer { id, task: task.get() }))
+    let (task, _) = st.engine.submit_taking_ip(id, &new, &take, reserved, op).await?;
+    tracing::info!(server = id.get(), task = task.get(), op = "diag", by = caller.user_id.get(), "operation started");
+    Ok(Json(TaskAnswer { id: id.get(), task: task.get() }))
 }
 
 /// The BMC's static address: the address taken, with its network's netmask and gateway.
@@ -216,6 +223,7 @@ pub async fn operation_clear_hdd(
     Path(id): Path<i64>,
     Body(b): Body<ClearHddRequest>,
 ) -> ApiResult<Json<TaskAnswer>> {
+    let id = ServerId(id);
     let clear_hdd = clear_mode(&b.clear_hdd)?;
     start(&st, &caller, id, Operation::ClearHdd(ClearHdd { clear_hdd })).await
 }
@@ -229,6 +237,7 @@ pub async fn operation_os(
     Path(id): Path<i64>,
     Body(b): Body<OsRequest>,
 ) -> ApiResult<Json<TaskAnswer>> {
+    let id = ServerId(id);
     let server = st.store.get_server(id, &caller.server_scope()).await?.server;
     let raid: RaidLevel = b.hdd_raid.parse().map_err(|_| {
         ApiError::invalid(
@@ -318,9 +327,10 @@ pub async fn abort_operation(
     Path(id): Path<i64>,
     _body: Body<Empty>,
 ) -> ApiResult<Json<TaskAnswer>> {
+    let id = ServerId(id);
     st.store.check_server(id, &caller.server_scope()).await?;
-    match st.engine.abort(ServerId(id)).await? {
-        Some(task) => Ok(Json(TaskAnswer { id, task: task.get() })),
+    match st.engine.abort(id).await? {
+        Some(task) => Ok(Json(TaskAnswer { id: id.get(), task: task.get() })),
         None => Err(ApiError::not_found("running operation of server", id)),
     }
 }

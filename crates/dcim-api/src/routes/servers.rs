@@ -6,7 +6,7 @@ use axum::extract::State;
 use dcim_core::configuration::{HardwareInfo, generate};
 use dcim_core::validate::{device_address, domain_name, redfish_address};
 use dcim_core::{BmcType, Mac};
-use dcim_store::ids::UserId;
+use dcim_store::ids::{ServerId, UserId};
 use dcim_store::servers::{BmcAccess, NewServer as StoreNewServer, ServerDetails, ServerPatch};
 
 use crate::AppState;
@@ -61,6 +61,7 @@ pub async fn warehouse_servers(
 /// One server (another user's is a 404).
 #[utoipa::path(get, path = "/dci/v3/server/{id}", tag = "servers", responses((status = 200, body = Server), (status = 404)))]
 pub async fn get_server(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Server>> {
+    let id = ServerId(id);
     Ok(Json(st.store.get_server(id, &caller.server_scope()).await?.into()))
 }
 
@@ -73,10 +74,11 @@ pub async fn set_owner(
     Path(id): Path<i64>,
     Body(b): Body<OwnerRequest>,
 ) -> ApiResult<Json<Id>> {
+    let id = ServerId(id);
     caller.require_admin()?;
     st.store.assign_owner(id, UserId(b.owner)).await?;
-    tracing::info!(server = id, owner = b.owner, by = caller.user_id.get(), "server assigned");
-    Ok(Json(Id { id }))
+    tracing::info!(server = id.get(), owner = b.owner, by = caller.user_id.get(), "server assigned");
+    Ok(Json(Id { id: id.get() }))
 }
 
 /// Release the server.
@@ -87,10 +89,11 @@ pub async fn release_owner(
     Path(id): Path<i64>,
     _body: Body<Empty>,
 ) -> ApiResult<Json<Id>> {
+    let id = ServerId(id);
     caller.require_admin()?;
     st.store.release_owner(id).await?;
-    tracing::info!(server = id, by = caller.user_id.get(), "server released");
-    Ok(Json(Id { id }))
+    tracing::info!(server = id.get(), by = caller.user_id.get(), "server released");
+    Ok(Json(Id { id: id.get() }))
 }
 
 fn bmc(input: IpmiInput) -> ApiResult<BmcAccess> {
@@ -183,7 +186,7 @@ pub async fn create_server(
         },
     };
     let id = st.store.create_server(&s).await?;
-    Ok((axum::http::StatusCode::CREATED, Json(Id { id })))
+    Ok((axum::http::StatusCode::CREATED, Json(Id { id: id.get() })))
 }
 
 /// Edit a server: only the fields given change. The server's owner (a `@user`) may
@@ -196,6 +199,7 @@ pub async fn edit_server(
     Path(id): Path<i64>,
     Body(b): Body<ServerEdit>,
 ) -> ApiResult<Json<Id>> {
+    let id = ServerId(id);
     if !caller.is_admin() {
         st.store.check_server(id, &caller.server_scope()).await?;
         let only_user_note = ServerEdit { user_note: None, ..b };
@@ -211,7 +215,7 @@ pub async fn edit_server(
             ..ServerPatch::default()
         };
         st.store.update_server(id, &patch).await?;
-        return Ok(Json(Id { id }));
+        return Ok(Json(Id { id: id.get() }));
     }
     let (platform_name, size) = match &b.platform {
         Some(p) => platform(p)?,
@@ -245,12 +249,12 @@ pub async fn edit_server(
         main_ipv6: b.main_ipv6,
     };
     st.store.update_server(id, &patch).await?;
-    Ok(Json(Id { id }))
+    Ok(Json(Id { id: id.get() }))
 }
 
 /// Whether address `ip` may be server `id`'s main address of `family`: its own, of
 /// that family, in use. The store checks again in the write's transaction.
-async fn main_ip(st: &AppState, id: i64, field: &str, family: i64, ip: i64) -> ApiResult<()> {
+async fn main_ip(st: &AppState, id: ServerId, field: &str, family: i64, ip: i64) -> ApiResult<()> {
     let row = match st.store.get_ip(ip).await {
         Ok(r) => r,
         Err(dcim_store::StoreError::NotFound { .. }) => {
@@ -279,9 +283,10 @@ pub async fn delete_server(
     Path(id): Path<i64>,
     _body: Body<Empty>,
 ) -> ApiResult<Json<Id>> {
+    let id = ServerId(id);
     caller.require_admin()?;
     st.store.delete_server(id).await?;
-    Ok(Json(Id { id }))
+    Ok(Json(Id { id: id.get() }))
 }
 
 /// Set the server's hardware by hand; the configuration is generated from it.
@@ -293,6 +298,7 @@ pub async fn set_hardware_info(
     Path(id): Path<i64>,
     Body(b): Body<HardwareInput>,
 ) -> ApiResult<Json<Id>> {
+    let id = ServerId(id);
     caller.require_admin()?;
     if !b.is_object() {
         return Err(ApiError::bad_request("body: hardware_info must be a JSON object"));
@@ -300,7 +306,7 @@ pub async fn set_hardware_info(
     let hw: HardwareInfo = crate::extract::typed(&b).map_err(|e| ApiError::invalid("hardware_info", e))?;
     let configuration = generate(&hw);
     st.store.set_hardware_info(id, &b.to_string(), configuration.as_deref()).await?;
-    Ok(Json(Id { id }))
+    Ok(Json(Id { id: id.get() }))
 }
 
 /// Connect the server to a switch port.
@@ -312,6 +318,7 @@ pub async fn connect_switch(
     Path(id): Path<i64>,
     Body(b): Body<SwitchConnectionRequest>,
 ) -> ApiResult<Json<Id>> {
+    let id = ServerId(id);
     caller.require_admin()?;
     let cid = st.store.connect_switch_port(id, b.port, b.is_ipmi_connection).await?;
     Ok(Json(Id { id: cid }))
@@ -326,6 +333,7 @@ pub async fn connect_pdu(
     Path(id): Path<i64>,
     Body(b): Body<PduConnectionRequest>,
 ) -> ApiResult<Json<Id>> {
+    let id = ServerId(id);
     caller.require_admin()?;
     let cid = st.store.connect_pdu_port(id, b.port).await?;
     Ok(Json(Id { id: cid }))
@@ -340,6 +348,7 @@ pub async fn disconnect_switch(
     Path((id, cid)): Path<(i64, i64)>,
     _body: Body<Empty>,
 ) -> ApiResult<Json<Id>> {
+    let id = ServerId(id);
     caller.require_admin()?;
     st.store.disconnect(id, cid, false).await?;
     Ok(Json(Id { id: cid }))
@@ -354,6 +363,7 @@ pub async fn disconnect_pdu(
     Path((id, cid)): Path<(i64, i64)>,
     _body: Body<Empty>,
 ) -> ApiResult<Json<Id>> {
+    let id = ServerId(id);
     caller.require_admin()?;
     st.store.disconnect(id, cid, true).await?;
     Ok(Json(Id { id: cid }))

@@ -265,7 +265,7 @@ impl From<ServerDetail> for Server {
         let ipmi = match (s.ipmi_address, s.ipmi_type) {
             (Some(address), Some(kind)) => Some(Ipmi {
                 address,
-                id: s.id,
+                id: s.id.get(),
                 status: s.ipmi_status,
                 status_info: serde_json::from_str(&s.ipmi_status_info).unwrap_or_else(|_| json!({})),
                 kind,
@@ -300,7 +300,7 @@ impl From<ServerDetail> for Server {
         Server {
             operation,
             domain: s.domain,
-            id: s.id,
+            id: s.id.get(),
             os_template,
             hardware_info: raw_json(s.hardware_info),
             perform_info: json!({}),
@@ -337,7 +337,7 @@ impl From<ServerDetail> for Server {
             main_ipv4: s.main_ipv4,
             main_ipv6: s.main_ipv6,
             platform: Some(Platform {
-                id: s.id,
+                id: s.id.get(),
                 name: if labels.platform_name.is_empty() {
                     format!("{}U server", labels.size)
                 } else {

@@ -144,19 +144,14 @@ impl Engine {
         reserved: impl Fn(&str) -> bool,
         op: impl FnOnce(&Taken) -> Result<Operation, StoreError>,
     ) -> Result<(TaskId, Taken), StoreError> {
-        let mut made = None;
-        let (taken, id) = self
+        let (taken, id, made) = self
             .store
             .take_ip_and_start(ip, take, reserved, |t| {
                 let o = op(t)?;
-                let task = new_task(server_id, &o);
-                made = Some(o);
-                Ok(task)
+                Ok((new_task(server_id, &o), o))
             })
             .await?;
-        if let Some(o) = made {
-            self.started(&o);
-        }
+        self.started(&made);
         Ok((id, taken))
     }
 
@@ -298,7 +293,7 @@ impl Engine {
         let Some(server_id) = task.server_id else {
             return self.end_early(&task, &mut progress, step, "the server was deleted").await;
         };
-        let server = match self.store.get_server(server_id.get(), &[]).await {
+        let server = match self.store.get_server(server_id, &[]).await {
             Ok(s) => s,
             Err(StoreError::NotFound { .. }) => {
                 return self.end_early(&task, &mut progress, step, "the server was deleted").await;

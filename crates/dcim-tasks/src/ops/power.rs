@@ -7,7 +7,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use dcim_core::{OutletStatus, PowerStatus};
 use dcim_drivers::{BootDevice, PowerDriver, PowerState};
-use dcim_store::ids::ServerId;
 use dcim_store::tasks::ServerEffects;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -134,7 +133,7 @@ impl Step for Confirm {
         let got = cx.call(driver.status()).await?;
         if got != self.0 {
             // Shown while waiting; on success the task's end records it.
-            cx.store().set_power_status(ServerId(cx.server.server.id), got.into()).await?;
+            cx.store().set_power_status(cx.server.server.id, got.into()).await?;
         }
         if cx.server.server.ipmi_address.is_none() || via_pdu {
             // Powered at the PDU: its outlets' state is what changed.
