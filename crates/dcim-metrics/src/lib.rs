@@ -10,6 +10,7 @@
 //! This crate holds no I/O and knows nothing of HTTP or SQL.
 
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -59,6 +60,12 @@ pub struct DriverOpLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkerLabels {
+    /// A background worker's name (`power_poller`, ...).
+    pub worker: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PollerLabels {
     /// `power` or `port`.
     pub poller: String,
@@ -101,6 +108,8 @@ pub struct Snapshot {
     pub tasks_waiting: i64,
     pub db_connections_in_use: i64,
     pub db_connections_idle: i64,
+    /// (worker name, seconds behind its schedule) of each background worker.
+    pub workers_behind: Vec<(String, f64)>,
 }
 
 /// Every metric of a process.
@@ -122,6 +131,7 @@ pub struct Metrics {
     tasks_now: Family<TaskStateLabels, Gauge>,
     db_in_use: Gauge,
     db_idle: Gauge,
+    workers_behind: Family<WorkerLabels, Gauge<f64, AtomicU64>>,
     /// Scrapes encode one at a time (snapshot and encoding together).
     scrape: Mutex<()>,
 }
@@ -185,6 +195,13 @@ impl Metrics {
         r.register("db_connections_in_use", "Database pool connections in use", db_in_use.clone());
         let db_idle = Gauge::default();
         r.register("db_connections_idle", "Database pool connections idle", db_idle.clone());
+        let workers_behind = Family::<WorkerLabels, Gauge<f64, AtomicU64>>::default();
+        r.register_with_unit(
+            "worker_behind",
+            "How much longer than its interval a background worker's last round took (0: on schedule)",
+            Unit::Seconds,
+            workers_behind.clone(),
+        );
         let start = Gauge::<i64>::default();
         start.set(start_time);
         r.register_with_unit("process_start_time", "Start time of the process, unix", Unit::Seconds, start);
@@ -209,6 +226,7 @@ impl Metrics {
             tasks_now,
             db_in_use,
             db_idle,
+            workers_behind,
             scrape: Mutex::new(()),
         }
     }
@@ -275,6 +293,10 @@ impl Metrics {
         self.tasks_now.get_or_create(&TaskStateLabels { state: "waiting".into() }).set(snap.tasks_waiting);
         self.db_in_use.set(snap.db_connections_in_use);
         self.db_idle.set(snap.db_connections_idle);
+        self.workers_behind.clear();
+        for (worker, behind) in &snap.workers_behind {
+            self.workers_behind.get_or_create(&WorkerLabels { worker: worker.clone() }).set(*behind);
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
@@ -302,6 +324,7 @@ mod tests {
         let snap = Snapshot {
             servers_by_state: vec![("ok".into(), 3)],
             pools: vec![("public".into(), 1, 10)],
+            workers_behind: vec![("power_poller".into(), 1.5)],
             ..Snapshot::default()
         };
         let text = m.encode_with(&snap).unwrap();
@@ -313,6 +336,7 @@ mod tests {
             r#"dcim_servers{state="ok"} 3"#,
             r#"dcim_ip_pool_total{pool="public"} 10"#,
             r#"dcim_build_info{version="0.1.0"} 1"#,
+            r#"dcim_worker_behind_seconds{worker="power_poller"} 1.5"#,
             "dcim_process_start_time_seconds 1700000000",
         ] {
             assert!(text.contains(line), "{line} in\n{text}");

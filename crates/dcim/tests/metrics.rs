@@ -285,6 +285,14 @@ async fn background_workers_are_listed(db: Db) {
     assert_eq!((power["interval_ms"].as_i64(), power["failures"].as_i64()), (Some(1000), Some(0)), "{power}");
     assert!(power["runs"].as_i64().unwrap() >= 1 && power["last_finished"].is_string(), "{power}");
     assert!(power["last_duration_ms"].is_i64() && power["last_error"].is_null(), "{power}");
+    // How far behind its schedule each worker is, here and in /metrics (the schedule
+    // itself is the workers' unit test: on a loaded CI machine a round may overrun).
+    assert!(power["behind_ms"].as_i64().is_some_and(|b| b >= 0), "{power}");
+    let m = scrape(&s, &s.admin_token).await;
+    for w in ["power_poller", "port_poller", "session_purge"] {
+        let behind = m.get(&format!(r#"dcim_worker_behind_seconds{{worker="{w}"}}"#));
+        assert!(behind.is_some_and(|b| *b >= 0.0), "{w}: {m:?}");
+    }
     let ports = workers["list"].as_array().unwrap().iter().find(|w| w["name"] == "port_poller").unwrap();
     assert!(ports["last_result"].as_str().unwrap().ends_with("switches and PDUs answered"), "{ports}");
     s.add_user("w@example.com", "worker-password-1", "@user").await;

@@ -106,6 +106,9 @@ async fn exposition(st: &AppState) -> Result<Response, ApiError> {
         tasks_waiting: pending,
         db_connections_in_use: i64::from(open) - idle as i64,
         db_connections_idle: idle as i64,
+        workers_behind: (st.engine.workers.list().into_iter())
+            .map(|(w, s)| (w.name.to_owned(), s.behind_ms as f64 / 1000.0))
+            .collect(),
     };
     let text = st.engine.drivers.metrics().encode_with(&snap).map_err(ApiError::internal_because)?;
     Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response())
@@ -147,7 +150,7 @@ pub async fn ready(State(st): State<AppState>) -> Response {
 pub struct BackgroundWorker {
     /// `power_poller`, `port_poller`, `webhook_delivery`, `session_purge`, `audit_retention`.
     pub name: String,
-    /// Time between the end of a round and the start of the next, in milliseconds.
+    /// Time between the starts of two rounds, in milliseconds.
     pub interval_ms: i64,
     /// How many device calls or sends a round makes at once.
     pub concurrency: i64,
@@ -158,6 +161,10 @@ pub struct BackgroundWorker {
     pub last_started: Option<String>,
     pub last_finished: Option<String>,
     pub last_duration_ms: Option<i64>,
+    /// How much longer than the interval the last round took, in milliseconds: how late
+    /// the next round starts (0: on schedule). A power poller with more BMCs than it
+    /// can read in one interval is behind.
+    pub behind_ms: i64,
     /// What the last round did, or `failed: ` and why.
     pub last_result: String,
     pub last_error: Option<String>,
@@ -190,6 +197,7 @@ pub async fn list_workers(
             last_started: time(s.last_started),
             last_finished: time(s.last_finished),
             last_duration_ms: s.last_duration_ms.map(|d| d as i64),
+            behind_ms: s.behind_ms as i64,
             last_result: s.last_result,
             last_error: s.last_error,
             last_error_at: time(s.last_error_at),
