@@ -14,6 +14,10 @@
 //! Consistency: each statement is its own transaction and sees every write committed
 //! before it began (WAL), exactly as a read through sqlx does, so nothing is cached and
 //! nothing needs invalidating.
+//!
+//! The full server list is streamed ([`NativeReads::for_each_row`]): it reads on a
+//! connection of its own, opened for it, since it lasts as long as its client takes to
+//! receive the answer, and the shared connections must stay free for the short reads.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,6 +33,7 @@ use crate::{Result, Store, StoreError};
 pub(crate) struct NativeReads {
     conns: Vec<Mutex<Connection>>,
     next: AtomicUsize,
+    path: String,
 }
 
 impl ToSql for Bind {
@@ -45,17 +50,32 @@ impl NativeReads {
     /// Opens `count` connections to the database file at `path` (which sqlx has
     /// already created and put in WAL mode). They refuse writes (`query_only`).
     pub(crate) fn open(path: &str, count: usize) -> Result<NativeReads> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conns = (0..count.max(1))
-            .map(|_| {
-                let c = Connection::open_with_flags(path, flags)?;
-                c.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 10000;")?;
-                c.set_prepared_statement_cache_capacity(64);
-                Ok(Mutex::new(c))
-            })
+            .map(|_| open_read(path).map(Mutex::new))
             .collect::<rusqlite::Result<_>>()
             .map_err(StoreError::Native)?;
-        Ok(NativeReads { conns, next: AtomicUsize::new(0) })
+        Ok(NativeReads { conns, next: AtomicUsize::new(0), path: path.to_owned() })
+    }
+
+    /// Every row of `sql` as a `T`, handed to `each` as it is read, on a connection
+    /// opened for this read alone; `each` answers `false` to stop early. One statement,
+    /// so one snapshot of the database however long the reader takes.
+    pub(crate) fn for_each_row<T: NativeRow>(
+        &self,
+        sql: &str,
+        binds: &[Bind],
+        mut each: impl FnMut(T) -> Result<bool>,
+    ) -> Result<()> {
+        let c = open_read(&self.path).map_err(StoreError::Native)?;
+        let mut st = c.prepare(sql).map_err(StoreError::Native)?;
+        let at = columns_of::<T>(&st).map_err(StoreError::Native)?;
+        let mut rows = st.query(rusqlite::params_from_iter(binds.iter())).map_err(StoreError::Native)?;
+        while let Some(r) = rows.next().map_err(StoreError::Native)? {
+            if !each(T::from_native(r, &at).map_err(StoreError::Native)?)? {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Runs `f` on a free connection. There are more connections than the runtime has
@@ -111,22 +131,29 @@ pub(crate) trait NativeRow: Sized {
 impl NativeReads {
     /// The rows of `sql` as `T`s.
     pub(crate) fn typed_rows<T: NativeRow>(&self, sql: &str, binds: &[Bind]) -> Result<Vec<T>> {
-        self.rows(
-            sql,
-            binds,
-            |st| {
-                // One pass over the statement's names: `column_index` per name would
-                // walk all of them each time (a server has 50 columns).
-                let at: std::collections::HashMap<&str, usize> =
-                    st.column_names().into_iter().enumerate().map(|(i, n)| (n, i)).collect();
-                T::COLUMNS
-                    .iter()
-                    .map(|n| at.get(n).copied().ok_or_else(|| rusqlite::Error::InvalidColumnName((*n).to_owned())))
-                    .collect::<rusqlite::Result<Vec<usize>>>()
-            },
-            |r, at| T::from_native(r, at),
-        )
+        self.rows(sql, binds, columns_of::<T>, |r, at| T::from_native(r, at))
     }
+}
+
+/// A read connection of the database file at `path` (which sqlx has already created
+/// and put in WAL mode): it refuses writes (`query_only`).
+fn open_read(path: &str) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let c = Connection::open_with_flags(path, flags)?;
+    c.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 10000;")?;
+    c.set_prepared_statement_cache_capacity(64);
+    Ok(c)
+}
+
+/// Where `T`'s columns are in the statement's answer, found in one pass over its names
+/// (`column_index` per name would walk all of them each time: a server has 50 columns).
+fn columns_of<T: NativeRow>(st: &Statement<'_>) -> rusqlite::Result<Vec<usize>> {
+    let at: std::collections::HashMap<&str, usize> =
+        st.column_names().into_iter().enumerate().map(|(i, n)| (n, i)).collect();
+    T::COLUMNS
+        .iter()
+        .map(|n| at.get(n).copied().ok_or_else(|| rusqlite::Error::InvalidColumnName((*n).to_owned())))
+        .collect()
 }
 
 impl Store {

@@ -4,7 +4,9 @@
 
 use dcim_core::query::ListQuery;
 use dcim_core::{BmcType, IpStatus, OutletStatus, PortStatus, PowerStatus, ServerState, TaskStatus};
+use futures_util::TryStreamExt;
 use sqlx::{AssertSqlSafe, FromRow};
+use tokio::sync::mpsc;
 
 use crate::ids::{Flag, ServerId, UserId};
 use crate::list::{Bind, Field, FieldType, ListSpec, Page, Patch, Scope, bind_query_as};
@@ -591,6 +593,72 @@ impl Store {
             None => self.fetch_page(self.server_list(), q, scopes).await?,
         };
         Ok(Page { items: page.items.into_iter().map(ServerDetail::from_row).collect::<Result<_>>()?, size: page.size })
+    }
+
+    /// Every server `q` matches (a query without `limit`: the billing's "all servers"),
+    /// sent as it is read in chunks of up to `chunk`, so that a large installation's
+    /// full list is never held whole. One statement, so one snapshot of the database.
+    /// The first message tells whether the statement ran (its error, or a first chunk,
+    /// empty when nothing matches); an error later ends the stream with it. Reading
+    /// stops when the receiver is dropped (the client went away).
+    pub async fn stream_servers(
+        &self,
+        q: &ListQuery,
+        scopes: &[Scope],
+        chunk: usize,
+    ) -> Result<mpsc::Receiver<Result<Vec<ServerDetail>>>> {
+        let (rows, _) = crate::list::page_statements(self.server_list(), q, scopes)?;
+        let chunk = chunk.max(1);
+        let (tx, rx) = mpsc::channel(4);
+        match &self.native {
+            Some(native) => {
+                let native = native.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut part = Vec::with_capacity(chunk);
+                    let mut sent = false;
+                    let read = native.for_each_row::<ServerRow>(&rows.text, &rows.binds, |row| {
+                        part.push(ServerDetail::from_row(row)?);
+                        if part.len() < chunk {
+                            return Ok(true);
+                        }
+                        sent = true;
+                        Ok(tx.blocking_send(Ok(std::mem::replace(&mut part, Vec::with_capacity(chunk)))).is_ok())
+                    });
+                    let last = read.map(|()| part);
+                    if !sent || !matches!(&last, Ok(p) if p.is_empty()) {
+                        let _ = tx.blocking_send(last);
+                    }
+                });
+            }
+            None => {
+                let pool = self.pool().clone();
+                tokio::spawn(async move {
+                    let mut stream = bind_query_as::<ServerRow>(&rows.text, &rows.binds).fetch(&pool);
+                    let mut part = Vec::with_capacity(chunk);
+                    let mut sent = false;
+                    let last = loop {
+                        match stream.try_next().await {
+                            Ok(Some(row)) => match ServerDetail::from_row(row) {
+                                Ok(d) => part.push(d),
+                                Err(e) => break Err(e),
+                            },
+                            Ok(None) => break Ok(part),
+                            Err(e) => break Err(e.into()),
+                        }
+                        if part.len() == chunk {
+                            sent = true;
+                            if tx.send(Ok(std::mem::replace(&mut part, Vec::with_capacity(chunk)))).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    if !sent || !matches!(&last, Ok(p) if p.is_empty()) {
+                        let _ = tx.send(last).await;
+                    }
+                });
+            }
+        }
+        Ok(rx)
     }
 
     /// Whether the server exists and the caller may see it: a cheap check before

@@ -260,7 +260,76 @@ async fn every_write_shows_in_the_next_read(db: Db) {
     s.stop().await;
 }
 
+/// Without `limit` the list is streamed as it is read, in chunks: the same servers as
+/// the pages, for an admin and for a customer; an empty one is the same bytes as ever;
+/// a row that cannot be read in the middle breaks the answer rather than shortening it.
+async fn the_full_list_is_streamed(db: Db) {
+    use sqlx::Connection;
+    let s = TestServer::start(db).await;
+    let loc = s.post("/dci/v3/location", json!({"name": "Stream"})).await["id"].clone();
+    let mut made = vec![];
+    // More than two chunks of the stream (128 servers each).
+    for n in 0..300 {
+        made.push(s.post("/dci/v3/server", json!({"name": format!("st-{n:03}"), "location_id": loc})).await["id"].clone());
+    }
+    let u = s.add_user("st@example.com", "st-password", "@user").await;
+    let theirs = [made[5].clone(), made[150].clone(), made[299].clone()];
+    for id in &theirs {
+        s.post(&format!("/dci/v3/server/{id}/owner"), json!({"owner": u})).await;
+    }
+    let ids = |v: &Value| -> Vec<Value> { v["list"].as_array().unwrap().iter().map(|s| s["id"].clone()).collect() };
+
+    let r = s.client.get(s.url("/dci/v3/server")).bearer_auth(&s.admin_token).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert!(r.headers().get("content-length").is_none(), "sent as read, not sized ahead: {:?}", r.headers());
+    let all: Value = r.json().await.unwrap();
+    assert_eq!(all["size"], 300);
+    let mut paged = vec![];
+    for offset in [0, 100, 200] {
+        paged.extend(s.get(&format!("/dci/v3/server?limit={offset},100")).await["list"].as_array().unwrap().clone());
+    }
+    assert_eq!(all["list"].as_array().unwrap(), &paged, "the stream and the pages agree, field for field");
+    let v = s.get(&format!("/dci/v3/server?orderby=id%20desc&where={}", common::enc("name CP '%-29%'"))).await;
+    let want: Vec<Value> = (290..300).rev().map(|n| made[n].clone()).collect();
+    assert_eq!((ids(&v), v["size"].clone()), (want, json!(10)), "st-299 down to st-290");
+
+    let t = s.login("st@example.com", "st-password").await;
+    let (st, v) = s.call_as(&t, Method::GET, "/dci/v3/server", None).await;
+    assert_eq!((st, ids(&v), v["size"].clone()), (StatusCode::OK, theirs.to_vec(), json!(3)), "a customer's own");
+
+    let r = s.client.get(s.url("/dci/v3/server?where=id%20EQ%200")).bearer_auth(&s.admin_token).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), r#"{"list":[],"size":0}"#);
+
+    // A stored state no build knows, in the third chunk: the answer has begun and
+    // then breaks (before or after its head reached the client, as the buffers go); it
+    // never arrives whole as a shorter list.
+    let url = s.cfg.database_url();
+    let corrupt = format!("UPDATE servers SET state = 'melted' WHERE id = {}", made[280]);
+    match db {
+        Db::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(corrupt)).execute(&mut c).await.unwrap();
+        }
+        Db::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(corrupt)).execute(&mut c).await.unwrap();
+        }
+    }
+    if let Ok(r) = s.client.get(s.url("/dci/v3/server")).bearer_auth(&s.admin_token).send().await {
+        assert_eq!(r.status(), StatusCode::OK);
+        if let Ok(body) = r.bytes().await {
+            panic!("a broken list was sent whole ({} bytes): {}", body.len(), String::from_utf8_lossy(&body));
+        }
+    }
+    // A page that holds the row is refused with the envelope, as before.
+    let (st, v) = s.call(Method::GET, "/dci/v3/server?limit=270,20", None).await;
+    assert_error(st, &v, StatusCode::INTERNAL_SERVER_ERROR);
+    s.stop().await;
+}
+
 on_both_backends!(
+    the_full_list_is_streamed,
     every_write_shows_in_the_next_read,
     owner_assign_and_release,
     fifty_racing_owners_one_winner,

@@ -2,12 +2,17 @@
 //! (create, edit, delete, connections, hardware by hand).
 
 use axum::Json;
+use axum::body::Body as HttpBody;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use dcim_core::configuration::{HardwareInfo, generate};
 use dcim_core::validate::{device_address, domain_name, redfish_address};
 use dcim_core::{BmcType, Mac};
 use dcim_store::ids::{ServerId, UserId};
-use dcim_store::servers::{BmcAccess, NewServer as StoreNewServer, ServerDetails, ServerPatch};
+use dcim_store::StoreError;
+use dcim_store::servers::{BmcAccess, NewServer as StoreNewServer, ServerDetail, ServerDetails, ServerPatch};
+use tokio::sync::mpsc;
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -32,15 +37,81 @@ pub async fn server_configuration(
     Ok(Json(List::from_page(st.store.configuration_counts(&q).await?, Configuration::from)))
 }
 
-/// List servers (a `@user` sees its own).
+/// List servers (a `@user` sees its own). Without `limit` (every server) the answer is
+/// streamed as it is read.
 #[utoipa::path(get, path = "/dci/v3/server", params(ListQueryDoc), tag = "servers", responses((status = 200, body = List<Server>)))]
-pub async fn list_servers(
-    caller: Caller,
-    State(st): State<AppState>,
-    ListParams(q): ListParams,
-) -> ApiResult<Json<List<Server>>> {
-    let page = st.store.list_servers(&q, &caller.server_scope()).await?;
-    Ok(Json(List::from_page(page, Server::from)))
+pub async fn list_servers(caller: Caller, State(st): State<AppState>, ListParams(q): ListParams) -> ApiResult<Response> {
+    let scopes = caller.server_scope();
+    if q.limit.is_some() {
+        let page = st.store.list_servers(&q, &scopes).await?;
+        return Ok(Json(List::from_page(page, Server::from)).into_response());
+    }
+    stream_list(st.store.stream_servers(&q, &scopes, STREAM_CHUNK).await?).await
+}
+
+/// Servers rendered at a time in a streamed list (about 200 KB of JSON).
+const STREAM_CHUNK: usize = 128;
+
+/// Where a streamed list is.
+struct Streaming {
+    rx: mpsc::Receiver<Result<Vec<ServerDetail>, StoreError>>,
+    first: Option<Vec<ServerDetail>>,
+    count: usize,
+    done: bool,
+    /// The request's span: a failure while sending is logged with its request id.
+    span: tracing::Span,
+}
+
+/// The full list as its chunks arrive: `{"list":[`, each server, then `],"size":N}`,
+/// the same bytes `Json(List)` writes, without holding the list or its text whole. The
+/// statement's own failure still answers the error envelope; a failure after the
+/// answer began ends the body early, so the client sees a broken answer, never a short
+/// list that parses.
+async fn stream_list(mut rx: mpsc::Receiver<Result<Vec<ServerDetail>, StoreError>>) -> ApiResult<Response> {
+    let first = match rx.recv().await {
+        Some(Ok(first)) => first,
+        Some(Err(e)) => return Err(e.into()),
+        None => return Err(ApiError::internal_because("the server list's reader ended without an answer")),
+    };
+    let start = Streaming { rx, first: Some(first), count: 0, done: false, span: tracing::Span::current() };
+    let body = futures_util::stream::unfold(start, |mut s| async move {
+        if s.done {
+            return None;
+        }
+        let mut out = Vec::with_capacity(256 * 1024);
+        if s.first.is_some() {
+            out.extend_from_slice(b"{\"list\":[");
+        }
+        let chunk = match s.first.take() {
+            Some(c) => c,
+            None => match s.rx.recv().await {
+                Some(Ok(c)) => c,
+                Some(Err(e)) => {
+                    s.span.in_scope(|| tracing::error!(error = ?e, "the server list failed while it was being sent"));
+                    s.done = true;
+                    return Some((Err(std::io::Error::other("the server list could not be read to its end")), s));
+                }
+                None => {
+                    s.done = true;
+                    out.extend_from_slice(format!("],\"size\":{}}}", s.count).as_bytes());
+                    return Some((Ok(axum::body::Bytes::from(out)), s));
+                }
+            },
+        };
+        for d in chunk {
+            if s.count > 0 {
+                out.push(b',');
+            }
+            s.count += 1;
+            if let Err(e) = serde_json::to_writer(&mut out, &Server::from(d)) {
+                s.span.in_scope(|| tracing::error!(error = %e, "a server of the list could not be written"));
+                s.done = true;
+                return Some((Err(std::io::Error::other(e)), s));
+            }
+        }
+        Some((Ok(axum::body::Bytes::from(out)), s))
+    });
+    Ok(([(header::CONTENT_TYPE, "application/json")], HttpBody::from_stream(body)).into_response())
 }
 
 /// Servers kept in their location's warehouse rather than in a rack (DCImanager's
