@@ -270,7 +270,9 @@ async fn the_full_list_is_streamed(db: Db) {
     let mut made = vec![];
     // More than two chunks of the stream (128 servers each).
     for n in 0..300 {
-        made.push(s.post("/dci/v3/server", json!({"name": format!("st-{n:03}"), "location_id": loc})).await["id"].clone());
+        made.push(
+            s.post("/dci/v3/server", json!({"name": format!("st-{n:03}"), "location_id": loc})).await["id"].clone(),
+        );
     }
     let u = s.add_user("st@example.com", "st-password", "@user").await;
     let theirs = [made[5].clone(), made[150].clone(), made[299].clone()];

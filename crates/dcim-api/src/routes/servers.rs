@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use dcim_core::configuration::{HardwareInfo, generate};
 use dcim_core::validate::{device_address, domain_name, redfish_address};
 use dcim_core::{BmcType, Mac};
-use dcim_store::ids::{ServerId, UserId};
 use dcim_store::StoreError;
+use dcim_store::ids::{ServerId, UserId};
 use dcim_store::servers::{BmcAccess, NewServer as StoreNewServer, ServerDetail, ServerDetails, ServerPatch};
 use tokio::sync::mpsc;
 
@@ -40,7 +40,11 @@ pub async fn server_configuration(
 /// List servers (a `@user` sees its own). Without `limit` (every server) the answer is
 /// streamed as it is read.
 #[utoipa::path(get, path = "/dci/v3/server", params(ListQueryDoc), tag = "servers", responses((status = 200, body = List<Server>)))]
-pub async fn list_servers(caller: Caller, State(st): State<AppState>, ListParams(q): ListParams) -> ApiResult<Response> {
+pub async fn list_servers(
+    caller: Caller,
+    State(st): State<AppState>,
+    ListParams(q): ListParams,
+) -> ApiResult<Response> {
     let scopes = caller.server_scope();
     if q.limit.is_some() {
         let page = st.store.list_servers(&q, &scopes).await?;
