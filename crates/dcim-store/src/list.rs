@@ -399,12 +399,54 @@ pub(crate) fn page_statements(spec: &ListSpec, q: &ListQuery, scopes: &[Scope]) 
     compile_order_limit(q, spec, &mut rows)?;
     let count = q.limit.map(|_| {
         let from = match spec.count_all_from {
-            Some(bare) if q.filter.is_none() && scopes.is_empty() => bare,
-            _ => spec.from,
+            Some(bare) if q.filter.is_none() && scopes.is_empty() => bare.to_owned(),
+            _ => count_from(spec.from, &filter.text),
         };
         SqlBuf { text: format!("SELECT COUNT(*) FROM {from}{}", filter.text), binds: filter.binds }
     });
     Ok((rows, count))
+}
+
+/// The count's `FROM`: `from` without the `LEFT JOIN`s that neither `filter` nor a join
+/// kept after them refers to. A left join on the joined table's key (`LEFT JOIN t x ON
+/// x.id = ...`) gives each row at most one partner and never drops a row, so leaving it
+/// out cannot change the count; it only costs a lookup for every row counted (most of
+/// the time of the server list's filtered page). Inner joins, and left joins of any
+/// other shape, stay; a `from` with an inner join after a left join stays whole.
+fn count_from(from: &str, filter: &str) -> String {
+    let from = from.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut parts = from.split(" LEFT JOIN ");
+    let base = parts.next().unwrap_or_default();
+    let joins: Vec<&str> = parts.collect();
+    if joins.iter().any(|j| j.contains(" JOIN ")) {
+        return from.clone();
+    }
+    let mut needed = filter.to_owned();
+    let mut kept = vec![];
+    for join in joins.iter().rev() {
+        let words: Vec<&str> = join.splitn(4, ' ').collect();
+        let droppable = match words[..] {
+            [_, alias, "ON", on] => {
+                let on_key = on.strip_prefix(alias).and_then(|r| r.strip_prefix(".id = "));
+                on_key.is_some_and(|rest| !rest.contains(' ')) && !refers_to(&needed, alias)
+            }
+            _ => false,
+        };
+        if !droppable {
+            needed.push(' ');
+            needed.push_str(join);
+            kept.push(*join);
+        }
+    }
+    kept.reverse();
+    std::iter::once(base).chain(kept).collect::<Vec<_>>().join(" LEFT JOIN ")
+}
+
+/// Whether `sql` names a column of `alias` (`alias.`, not inside a longer name).
+fn refers_to(sql: &str, alias: &str) -> bool {
+    sql.match_indices(&format!("{alias}.")).any(|(at, _)| {
+        sql[..at].chars().next_back().is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+    })
 }
 
 #[cfg(test)]
@@ -429,6 +471,35 @@ mod tests {
         compile_where(&q, &SPEC, &[Scope { sql: "t.owner = ?", value: Bind::Int(7) }], &mut out)?;
         compile_order_limit(&q, &SPEC, &mut out)?;
         Ok(out)
+    }
+
+    #[test]
+    fn the_count_leaves_out_the_left_joins_nothing_needs() {
+        let from = "servers s JOIN locations l ON l.id = s.location_id \
+                    LEFT JOIN racks r ON r.id = s.rack_id LEFT JOIN users o ON o.id = s.owner_id \
+                    LEFT JOIN tasks lt ON lt.id = s.last_task_id";
+        let base = "servers s JOIN locations l ON l.id = s.location_id";
+        assert_eq!(count_from(from, " WHERE s.state = ?"), base);
+        assert_eq!(
+            count_from(from, " WHERE (o.email IS NULL)"),
+            format!("{base} LEFT JOIN users o ON o.id = s.owner_id")
+        );
+        assert_eq!(
+            count_from(from, " WHERE r.name = ? OR lt.status = ?"),
+            format!("{base} LEFT JOIN racks r ON r.id = s.rack_id LEFT JOIN tasks lt ON lt.id = s.last_task_id")
+        );
+        // `lt.` is not `t.`: a longer alias or a column name that ends in the alias.
+        let t = "servers s LEFT JOIN os_templates t ON t.id = s.os_template_id";
+        assert_eq!(count_from(t, " WHERE lt.id = ? AND s.t = ?"), "servers s");
+        assert_eq!(count_from(t, " WHERE t.name = ?"), t);
+        // A join another kept join needs stays with it.
+        let chain = "ips i LEFT JOIN servers s ON s.id = i.server_id LEFT JOIN users o ON o.id = s.owner_id";
+        assert_eq!(count_from(chain, " WHERE o.email = ?"), chain);
+        // Joins that may repeat or drop rows stay.
+        let many = "switch_ports p LEFT JOIN switch_connections c ON c.port_id = p.id";
+        assert_eq!(count_from(many, ""), many);
+        let inner_after = "a x LEFT JOIN b y ON y.id = x.b JOIN c z ON z.id = x.c";
+        assert_eq!(count_from(inner_after, ""), inner_after);
     }
 
     #[test]

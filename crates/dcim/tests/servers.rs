@@ -185,6 +185,14 @@ async fn list_queries(db: Db) {
     assert_eq!((ids(&v), v["size"].clone()), (vec![8, 6, 4], json!(6)), "size counts before limit");
     let v = s.get("/dci/v3/server?limit=5").await;
     assert_eq!((ids(&v), v["size"].clone()), (vec![1, 2, 3, 4, 5], json!(12)));
+    // A page's count keeps the joins its filter needs (the owner's e-mail) and drops
+    // the others: the same sizes as the whole lists above.
+    let v = s.get(&format!("{}&limit=0,2", q("(owner_email IS null) AND is_new EQ false"))).await;
+    assert_eq!((ids(&v), v["size"].clone()), (vec![1, 2], json!(10)));
+    let v = s.get(&format!("{}&limit=0,2", q("owner_email IS NOT null OR operation.status IS NOT null"))).await;
+    assert_eq!((ids(&v), v["size"].clone()), (vec![3], json!(1)));
+    let v = s.get(&format!("{}&limit=1,1", q("is_new EQ false AND location.name EQ 'DC-1'"))).await;
+    assert_eq!(v["size"], 11);
     let v = s.get("/dci/v3/user?orderby=email%20desc").await;
     assert_eq!(v["list"][0]["email"], "o@example.com");
     s.stop().await;
