@@ -293,7 +293,11 @@ pub struct ConfigurationCount {
     pub free_server_count: i64,
 }
 
-const SERVER_FROM: &str = "servers s JOIN locations l ON l.id = s.location_id \
+/// The list's joins, for its count. Every server has its location (`location_id NOT
+/// NULL REFERENCES locations`, enforced on both backends), so a left join finds the
+/// same rows as the select's inner one, and the count leaves it out when the filter
+/// does not name the location (`list::count_from`).
+const SERVER_FROM: &str = "servers s LEFT JOIN locations l ON l.id = s.location_id \
      LEFT JOIN racks r ON r.id = s.rack_id LEFT JOIN users o ON o.id = s.owner_id \
      LEFT JOIN os_templates t ON t.id = s.os_template_id LEFT JOIN tasks lt ON lt.id = s.last_task_id";
 
