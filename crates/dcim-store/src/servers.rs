@@ -491,6 +491,34 @@ async fn lock_main_ip(
     }
 }
 
+/// The servers of a streamed list, gathered into chunks ([`Store::stream_servers`]).
+struct Chunks {
+    part: Vec<ServerDetail>,
+    size: usize,
+    sent: bool,
+}
+
+impl Chunks {
+    /// Adds a server; a chunk when that filled one.
+    fn push(&mut self, d: ServerDetail) -> Option<Vec<ServerDetail>> {
+        self.part.push(d);
+        (self.part.len() == self.size).then(|| {
+            self.sent = true;
+            std::mem::replace(&mut self.part, Vec::with_capacity(self.size))
+        })
+    }
+
+    /// The last message once the rows ended (`read`): the error, or the rest, or nothing
+    /// when the rows ended on a full chunk (the first message is sent even when empty).
+    fn last(self, read: Result<()>) -> Option<Result<Vec<ServerDetail>>> {
+        match read {
+            Err(e) => Some(Err(e)),
+            Ok(()) if self.sent && self.part.is_empty() => None,
+            Ok(()) => Some(Ok(self.part)),
+        }
+    }
+}
+
 /// The restriction a `@user` caller lives under: only servers it owns.
 pub fn owned_by(user_id: UserId) -> Scope {
     Scope { sql: "s.owner_id = ?", value: Bind::Int(user_id.get()) }
@@ -611,25 +639,21 @@ impl Store {
         scopes: &[Scope],
         chunk: usize,
     ) -> Result<mpsc::Receiver<Result<Vec<ServerDetail>>>> {
+        debug_assert!(q.limit.is_none(), "a page is read whole (list_servers)");
         let (rows, _) = crate::list::page_statements(self.server_list(), q, scopes)?;
-        let chunk = chunk.max(1);
+        let mut chunks = Chunks { part: Vec::with_capacity(chunk.max(1)), size: chunk.max(1), sent: false };
         let (tx, rx) = mpsc::channel(4);
         match &self.native {
             Some(native) => {
                 let native = native.clone();
                 tokio::task::spawn_blocking(move || {
-                    let mut part = Vec::with_capacity(chunk);
-                    let mut sent = false;
                     let read = native.for_each_row::<ServerRow>(&rows.text, &rows.binds, |row| {
-                        part.push(ServerDetail::from_row(row)?);
-                        if part.len() < chunk {
-                            return Ok(true);
-                        }
-                        sent = true;
-                        Ok(tx.blocking_send(Ok(std::mem::replace(&mut part, Vec::with_capacity(chunk)))).is_ok())
+                        Ok(match chunks.push(ServerDetail::from_row(row)?) {
+                            Some(full) => tx.blocking_send(Ok(full)).is_ok(),
+                            None => true,
+                        })
                     });
-                    let last = read.map(|()| part);
-                    if !sent || !matches!(&last, Ok(p) if p.is_empty()) {
+                    if let Some(last) = chunks.last(read) {
                         let _ = tx.blocking_send(last);
                     }
                 });
@@ -638,25 +662,23 @@ impl Store {
                 let pool = self.pool().clone();
                 tokio::spawn(async move {
                     let mut stream = bind_query_as::<ServerRow>(&rows.text, &rows.binds).fetch(&pool);
-                    let mut part = Vec::with_capacity(chunk);
-                    let mut sent = false;
-                    let last = loop {
-                        match stream.try_next().await {
-                            Ok(Some(row)) => match ServerDetail::from_row(row) {
-                                Ok(d) => part.push(d),
-                                Err(e) => break Err(e),
-                            },
-                            Ok(None) => break Ok(part),
+                    let read = loop {
+                        let row = match stream.try_next().await {
+                            Ok(Some(row)) => row,
+                            Ok(None) => break Ok(()),
                             Err(e) => break Err(e.into()),
-                        }
-                        if part.len() == chunk {
-                            sent = true;
-                            if tx.send(Ok(std::mem::replace(&mut part, Vec::with_capacity(chunk)))).await.is_err() {
-                                return;
-                            }
+                        };
+                        let detail = match ServerDetail::from_row(row) {
+                            Ok(d) => d,
+                            Err(e) => break Err(e),
+                        };
+                        if let Some(full) = chunks.push(detail)
+                            && tx.send(Ok(full)).await.is_err()
+                        {
+                            return;
                         }
                     };
-                    if !sent || !matches!(&last, Ok(p) if p.is_empty()) {
+                    if let Some(last) = chunks.last(read) {
                         let _ = tx.send(last).await;
                     }
                 });

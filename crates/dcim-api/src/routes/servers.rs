@@ -37,8 +37,9 @@ pub async fn server_configuration(
     Ok(Json(List::from_page(st.store.configuration_counts(&q).await?, Configuration::from)))
 }
 
-/// List servers (a `@user` sees its own). Without `limit` (every server) the answer is
-/// streamed as it is read.
+/// List servers (a `@user` sees its own).
+///
+/// Without `limit` (every server) the answer is streamed as it is read.
 #[utoipa::path(get, path = "/dci/v3/server", params(ListQueryDoc), tag = "servers", responses((status = 200, body = List<Server>)))]
 pub async fn list_servers(
     caller: Caller,
@@ -82,14 +83,10 @@ async fn stream_list(mut rx: mpsc::Receiver<Result<Vec<ServerDetail>, StoreError
         if s.done {
             return None;
         }
-        let mut out = Vec::with_capacity(256 * 1024);
-        if s.first.is_some() {
-            out.extend_from_slice(b"{\"list\":[");
-        }
-        let chunk = match s.first.take() {
-            Some(c) => c,
+        let (head, chunk): (&[u8], _) = match s.first.take() {
+            Some(c) => (b"{\"list\":[", c),
             None => match s.rx.recv().await {
-                Some(Ok(c)) => c,
+                Some(Ok(c)) => (b"", c),
                 Some(Err(e)) => {
                     s.span.in_scope(|| tracing::error!(error = ?e, "the server list failed while it was being sent"));
                     s.done = true;
@@ -97,11 +94,14 @@ async fn stream_list(mut rx: mpsc::Receiver<Result<Vec<ServerDetail>, StoreError
                 }
                 None => {
                     s.done = true;
-                    out.extend_from_slice(format!("],\"size\":{}}}", s.count).as_bytes());
-                    return Some((Ok(axum::body::Bytes::from(out)), s));
+                    let tail = format!("],\"size\":{}}}", s.count);
+                    return Some((Ok(axum::body::Bytes::from(tail)), s));
                 }
             },
         };
+        // A server is about 1.5 KB of JSON with its hardware.
+        let mut out = Vec::with_capacity(head.len() + chunk.len() * 2048);
+        out.extend_from_slice(head);
         for d in chunk {
             if s.count > 0 {
                 out.push(b',');
