@@ -10,7 +10,6 @@ use dcim_core::PowerStatus;
 use dcim_drivers::BmcAccess;
 use dcim_store::tasks::PollTarget;
 use serde_json::json;
-use tokio::sync::Semaphore;
 
 use crate::Engine;
 use crate::workers::Round;
@@ -18,22 +17,27 @@ use crate::workers::Round;
 /// One round: polls every BMC once, and says how many answered.
 pub async fn poll_once(engine: &Arc<Engine>, concurrency: usize) -> Round {
     let targets = engine.store.poll_targets().await.map_err(|e| format!("listing the BMCs failed: {e}"))?;
-    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    // At most `concurrency` polls exist at a time: a task per BMC spawned up front held
+    // 100,000 of them at once (with their BMC's access) at that scale.
+    let concurrency = concurrency.max(1);
     let mut set = tokio::task::JoinSet::new();
+    let mut answers: Vec<bool> = Vec::with_capacity(targets.len());
     for t in targets {
-        let (engine, permits) = (engine.clone(), permits.clone());
-        set.spawn(async move {
-            let _permit = permits.acquire_owned().await.ok()?;
-            poll_one(&engine, t).await
-        });
+        if set.len() >= concurrency
+            && let Some(done) = set.join_next().await
+        {
+            answers.push(done.unwrap_or(false));
+        }
+        let engine = engine.clone();
+        set.spawn(async move { poll_one(&engine, t).await });
     }
-    let answers: Vec<bool> = set.join_all().await.into_iter().flatten().collect();
+    answers.extend(set.join_all().await);
     let failed = answers.iter().filter(|ok| !**ok).count();
     engine.drivers.metrics().poller_round("power", failed as u64);
     Ok(format!("{} of {} BMCs answered", answers.len() - failed, answers.len()))
 }
 
-async fn poll_one(engine: &Engine, t: PollTarget) -> Option<bool> {
+async fn poll_one(engine: &Engine, t: PollTarget) -> bool {
     let bmc = BmcAccess {
         kind: t.ipmi_type,
         address: t.ipmi_address,
@@ -59,5 +63,5 @@ async fn poll_one(engine: &Engine, t: PollTarget) -> Option<bool> {
     {
         tracing::warn!(server = t.server_id.get(), error = %e, "power poll: recording failed");
     }
-    Some(ok)
+    ok
 }
