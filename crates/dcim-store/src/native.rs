@@ -19,6 +19,7 @@
 //! connection of its own, opened for it, since it lasts as long as its client takes to
 //! receive the answer, and the shared connections must stay free for the short reads.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -31,10 +32,23 @@ use crate::{Result, Store, StoreError};
 
 /// A few read connections, taken by whoever finds one free.
 pub(crate) struct NativeReads {
-    conns: Vec<Mutex<Connection>>,
+    conns: Vec<Mutex<ReadConn>>,
     next: AtomicUsize,
     path: String,
 }
+
+/// A shared read connection, and where each row type's columns are in the answers of
+/// the statements it has run: found once per statement and row type, not at every read
+/// (a server has 50 columns to look up by name).
+struct ReadConn {
+    c: Connection,
+    /// Row type's name -> statement text -> the positions of its `COLUMNS`.
+    columns: HashMap<&'static str, HashMap<String, Vec<usize>>>,
+}
+
+/// Statements whose columns a connection remembers, as many as it keeps prepared: a
+/// list's text varies with its filter, so the memory is emptied when it is full.
+const REMEMBERED: usize = 64;
 
 impl ToSql for Bind {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
@@ -51,7 +65,7 @@ impl NativeReads {
     /// already created and put in WAL mode). They refuse writes (`query_only`).
     pub(crate) fn open(path: &str, count: usize) -> Result<NativeReads> {
         let conns = (0..count.max(1))
-            .map(|_| open_read(path).map(Mutex::new))
+            .map(|_| open_read(path).map(|c| Mutex::new(ReadConn { c, columns: HashMap::new() })))
             .collect::<rusqlite::Result<_>>()
             .map_err(StoreError::Native)?;
         Ok(NativeReads { conns, next: AtomicUsize::new(0), path: path.to_owned() })
@@ -80,43 +94,21 @@ impl NativeReads {
 
     /// Runs `f` on a free connection. There are more connections than the runtime has
     /// worker threads, so one is free unless a read is slow; then this waits for one.
-    fn with<R>(&self, f: impl FnOnce(&Connection) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut ReadConn) -> R) -> R {
         let n = self.conns.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         for i in 0..n {
-            if let Ok(c) = self.conns[(start + i) % n].try_lock() {
-                return f(&c);
+            if let Ok(mut c) = self.conns[(start + i) % n].try_lock() {
+                return f(&mut c);
             }
         }
-        let c = self.conns[start % n].lock().unwrap_or_else(|p| p.into_inner());
-        f(&c)
-    }
-
-    /// The rows of `sql` bound to `binds`: `columns` finds, once per statement, where
-    /// the mapper's columns are; `map` builds each row from them.
-    pub(crate) fn rows<C, T>(
-        &self,
-        sql: &str,
-        binds: &[Bind],
-        columns: impl FnOnce(&Statement<'_>) -> rusqlite::Result<C>,
-        mut map: impl FnMut(&Row<'_>, &C) -> rusqlite::Result<T>,
-    ) -> Result<Vec<T>> {
-        self.with(|c| {
-            let mut st = c.prepare_cached(sql)?;
-            let cols = columns(&st)?;
-            let mut rows = st.query(rusqlite::params_from_iter(binds.iter()))?;
-            let mut out = vec![];
-            while let Some(r) = rows.next()? {
-                out.push(map(r, &cols)?);
-            }
-            Ok(out)
-        })
-        .map_err(StoreError::Native)
+        let mut c = self.conns[start % n].lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut c)
     }
 
     /// The one integer `sql` answers (a count).
     pub(crate) fn count(&self, sql: &str, binds: &[Bind]) -> Result<i64> {
-        self.with(|c| c.prepare_cached(sql)?.query_row(rusqlite::params_from_iter(binds.iter()), |r| r.get(0)))
+        self.with(|rc| rc.c.prepare_cached(sql)?.query_row(rusqlite::params_from_iter(binds.iter()), |r| r.get(0)))
             .map_err(StoreError::Native)
     }
 }
@@ -129,9 +121,26 @@ pub(crate) trait NativeRow: Sized {
 }
 
 impl NativeReads {
-    /// The rows of `sql` as `T`s.
+    /// The rows of `sql` bound to `binds`, as `T`s.
     pub(crate) fn typed_rows<T: NativeRow>(&self, sql: &str, binds: &[Bind]) -> Result<Vec<T>> {
-        self.rows(sql, binds, columns_of::<T>, |r, at| T::from_native(r, at))
+        self.with(|ReadConn { c, columns }| {
+            let mut st = c.prepare_cached(sql)?;
+            let by_sql = columns.entry(std::any::type_name::<T>()).or_default();
+            if !by_sql.contains_key(sql) {
+                if by_sql.len() >= REMEMBERED {
+                    by_sql.clear();
+                }
+                by_sql.insert(sql.to_owned(), columns_of::<T>(&st)?);
+            }
+            let at = &by_sql[sql];
+            let mut rows = st.query(rusqlite::params_from_iter(binds.iter()))?;
+            let mut out = vec![];
+            while let Some(r) = rows.next()? {
+                out.push(T::from_native(r, at)?);
+            }
+            Ok(out)
+        })
+        .map_err(StoreError::Native)
     }
 }
 
