@@ -256,7 +256,8 @@ wire_enum! {
 
 /// A server is free (rentable) when nobody owns it, it passed diagnostics, it is in
 /// state `ok` and diagnostics recorded no error. The storage layer counts free servers
-/// by the same rule in SQL (`CONFIGURATION_LIST`); the HTTP tests check its answers.
+/// by the same rule in SQL (the triggers of its migration 0017 that keep
+/// `configuration_counts`); the HTTP tests check its answers.
 pub fn is_free(owner: Option<i64>, is_new: bool, state: ServerState, has_diag_error: bool) -> bool {
     owner.is_none() && !is_new && state == ServerState::Ok && !has_diag_error
 }

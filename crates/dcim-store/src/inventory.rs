@@ -168,6 +168,7 @@ pub const LOCATION_LIST: ListSpec = ListSpec {
     select: "SELECT id, name, geolocation, userspace FROM locations",
     from: "locations",
     count_all_from: None,
+    facets: None,
     fields: &[
         Field::new("id", "id", FieldType::Int),
         Field::new("name", "name", FieldType::Text),
@@ -182,6 +183,7 @@ pub const RACK_LIST: ListSpec = ListSpec {
              (SELECT COUNT(*) FROM servers s WHERE s.rack_id = racks.id) AS device_count FROM racks",
     from: "racks",
     count_all_from: None,
+    facets: None,
     fields: &[
         Field::new("id", "id", FieldType::Int),
         Field::new("name", "name", FieldType::Text),
@@ -205,6 +207,7 @@ pub const SWITCH_LIST: ListSpec = ListSpec {
              (SELECT COUNT(*) FROM switch_ports p WHERE p.switch_id = d.id) AS port_count FROM switches d",
     from: "switches d",
     count_all_from: None,
+    facets: None,
     fields: DEVICE_FIELDS,
     tiebreak: "d.id ASC",
 };
@@ -214,6 +217,7 @@ pub const PDU_LIST: ListSpec = ListSpec {
              (SELECT COUNT(*) FROM pdu_ports p WHERE p.pdu_id = d.id) AS port_count FROM pdus d",
     from: "pdus d",
     count_all_from: None,
+    facets: None,
     fields: DEVICE_FIELDS,
     tiebreak: "d.id ASC",
 };
@@ -236,6 +240,7 @@ pub const SWITCH_PORT_LIST: ListSpec = ListSpec {
              LEFT JOIN switch_connections c ON c.port_id = p.id LEFT JOIN servers s ON s.id = c.server_id",
     from: "switch_ports p LEFT JOIN switch_connections c ON c.port_id = p.id",
     count_all_from: None,
+    facets: None,
     fields: PORT_FIELDS,
     tiebreak: "p.idx ASC",
 };
@@ -246,6 +251,7 @@ pub const PDU_PORT_LIST: ListSpec = ListSpec {
              LEFT JOIN pdu_connections c ON c.port_id = p.id LEFT JOIN servers s ON s.id = c.server_id",
     from: "pdu_ports p LEFT JOIN pdu_connections c ON c.port_id = p.id",
     count_all_from: None,
+    facets: None,
     fields: &[
         Field::new("id", "p.id", FieldType::Int),
         Field::new("index", "p.idx", FieldType::Int),
@@ -261,6 +267,7 @@ pub const OS_TEMPLATE_LIST: ListSpec = ListSpec {
              installer_template FROM os_templates",
     from: "os_templates",
     count_all_from: None,
+    facets: None,
     fields: &[
         Field::new("id", "id", FieldType::Int),
         Field::new("name", "name", FieldType::Text),

@@ -174,6 +174,7 @@ pub const IPNET_LIST: ListSpec = ListSpec {
     ),
     from: "ipnets n",
     count_all_from: None,
+    facets: None,
     fields: &[
         Field::new("id", "n.id", FieldType::Int),
         Field::new("name", "n.name", FieldType::Text),
@@ -193,6 +194,7 @@ pub const POOL_LIST: ListSpec = ListSpec {
              (SELECT COUNT(*) FROM ips i WHERE i.pool_id = p.id AND i.family = 10) AS using_ipv6 FROM ippools p",
     from: "ippools p",
     count_all_from: None,
+    facets: None,
     fields: &[
         Field::new("id", "p.id", FieldType::Int),
         Field::new("name", "p.name", FieldType::Text),
@@ -210,6 +212,7 @@ pub const IP_LIST: ListSpec = ListSpec {
              JOIN ipnets n ON n.id = i.ipnet_id LEFT JOIN servers s ON s.id = i.server_id",
     from: "ips i JOIN ipnets n ON n.id = i.ipnet_id LEFT JOIN servers s ON s.id = i.server_id",
     count_all_from: Some("ips i"),
+    facets: None,
     fields: &[
         Field::new("id", "i.id", FieldType::Int),
         Field::new("name", "i.name", FieldType::Text),

@@ -52,6 +52,7 @@ pub const USERSPACE_LIST: ListSpec = ListSpec {
     select: "SELECT u.id, u.note, u.is_public FROM userspaces u",
     from: "userspaces u",
     count_all_from: None,
+    facets: None,
     fields: &[
         Field::new("id", "u.id", FieldType::Int),
         Field::new("note", "u.note", FieldType::Text),
@@ -66,6 +67,7 @@ pub const RANGE_LIST: ListSpec = ListSpec {
              FROM ippool_ranges r JOIN ipnets n ON n.id = r.ipnet_id",
     from: "ippool_ranges r JOIN ipnets n ON n.id = r.ipnet_id",
     count_all_from: Some("ippool_ranges r"),
+    facets: None,
     fields: &[
         Field::new("id", "r.id", FieldType::Int),
         Field::new("ippool", "r.pool_id", FieldType::Int),

@@ -35,11 +35,21 @@ pub struct Field {
     pub name: &'static str,
     pub sql: &'static str,
     pub ty: FieldType,
+    /// An expression that is null exactly when `sql` is, tested in `IS [NOT] null`
+    /// instead of it: a joined row's NOT NULL column is null exactly when the key that
+    /// joins it is, and the key needs no join (so a page's count leaves it out).
+    pub null_sql: Option<&'static str>,
 }
 
 impl Field {
     pub const fn new(name: &'static str, sql: &'static str, ty: FieldType) -> Self {
-        Field { name, sql, ty }
+        Field { name, sql, ty, null_sql: None }
+    }
+
+    /// The field with `IS [NOT] null` tested on `key`, which must be null exactly when
+    /// the field is (a foreign key to the row holding the field's NOT NULL column).
+    pub const fn null_as(self, key: &'static str) -> Self {
+        Field { null_sql: Some(key), ..self }
     }
 }
 
@@ -51,9 +61,35 @@ pub struct ListSpec {
     pub from: &'static str,
     /// A cheaper `FROM` for counting everything, when nothing filters the list.
     pub count_all_from: Option<&'static str>,
+    /// Counts kept per combination of a few fields, which answer the count of a page
+    /// whose filter names only those fields (and that no scope restricts).
+    pub facets: Option<&'static Facets>,
     pub fields: &'static [Field],
     /// Order used after the client's own (and alone when it gives none): keeps pages stable.
     pub tiebreak: &'static str,
+}
+
+/// A table that holds, for each combination of a few of a list's fields, how many rows
+/// have it (kept by triggers in the transaction of each write). Every row of one
+/// combination has the same values of those fields, so a filter that names only them
+/// is true or false for all of a combination's rows at once: the sum of the matching
+/// combinations is the count, read from a few rows instead of every one.
+pub struct Facets {
+    /// `FROM` of the counts, such as `server_counts f`.
+    pub from: &'static str,
+    /// The column of a combination's number of rows.
+    pub rows: &'static str,
+    /// The list's fields the counts answer, by name.
+    pub fields: &'static [(&'static str, Facet)],
+}
+
+/// How the counts table answers a list field.
+#[derive(Debug, Clone, Copy)]
+pub enum Facet {
+    /// An expression of the counts with the field's own value: any comparison.
+    Value(&'static str),
+    /// A 0/1 column that is 1 where the field is set: `IS [NOT] null` alone.
+    Presence(&'static str),
 }
 
 /// A page of rows and the number of rows that matched before `limit`.
@@ -143,6 +179,67 @@ fn bind_value(f: &Field, op: CmpOp, v: &Value) -> Result<Bind> {
     }
 }
 
+/// Appends `(sql OP $n)` (`LOWER(sql) LIKE $n` for `CP`) bound to `b`.
+fn push_cmp(out: &mut SqlBuf, sql: &str, op: CmpOp, b: Bind) {
+    out.push("(");
+    if op == CmpOp::Cp {
+        out.push("LOWER(");
+        out.push(sql);
+        out.push(") LIKE ");
+    } else {
+        out.push(sql);
+        out.push(match op {
+            CmpOp::Eq => " = ",
+            CmpOp::Ne => " <> ",
+            CmpOp::Gt => " > ",
+            CmpOp::Lt => " < ",
+            CmpOp::Ge => " >= ",
+            CmpOp::Le => " <= ",
+            CmpOp::Cp => unreachable!("handled above"),
+        });
+    }
+    out.bind(b);
+    out.push(")");
+}
+
+/// The filter `e` over the counts of `facets`; `None` when it names a field they do not
+/// answer (or tests a presence with anything but `IS [NOT] null`).
+fn compile_facet_expr(e: &Expr, spec: &ListSpec, facets: &Facets, out: &mut SqlBuf) -> Option<()> {
+    let facet = |name: &str| facets.fields.iter().find(|(n, _)| *n == name).map(|(_, f)| *f);
+    match e {
+        Expr::And(a, b) | Expr::Or(a, b) => {
+            out.push("(");
+            compile_facet_expr(a, spec, facets, out)?;
+            out.push(if matches!(e, Expr::And(..)) { " AND " } else { " OR " });
+            compile_facet_expr(b, spec, facets, out)?;
+            out.push(")");
+        }
+        Expr::Not(a) => {
+            out.push("NOT (");
+            compile_facet_expr(a, spec, facets, out)?;
+            out.push(")");
+        }
+        Expr::IsNull { field: name, negated } => match facet(name)? {
+            Facet::Value(sql) => {
+                out.push("(");
+                out.push(sql);
+                out.push(if *negated { " IS NOT NULL)" } else { " IS NULL)" });
+            }
+            Facet::Presence(col) => {
+                out.push("(");
+                out.push(col);
+                out.push(if *negated { " = 1)" } else { " = 0)" });
+            }
+        },
+        Expr::Cmp { field: name, op, value } => {
+            let Facet::Value(sql) = facet(name)? else { return None };
+            let b = bind_value(field(spec, name, "where").ok()?, *op, value).ok()?;
+            push_cmp(out, sql, *op, b);
+        }
+    }
+    Some(())
+}
+
 fn compile_expr(e: &Expr, spec: &ListSpec, out: &mut SqlBuf) -> Result<()> {
     match e {
         Expr::And(a, b) | Expr::Or(a, b) => {
@@ -160,31 +257,13 @@ fn compile_expr(e: &Expr, spec: &ListSpec, out: &mut SqlBuf) -> Result<()> {
         Expr::IsNull { field: name, negated } => {
             let f = field(spec, name, "where")?;
             out.push("(");
-            out.push(f.sql);
+            out.push(f.null_sql.unwrap_or(f.sql));
             out.push(if *negated { " IS NOT NULL)" } else { " IS NULL)" });
         }
         Expr::Cmp { field: name, op, value } => {
             let f = field(spec, name, "where")?;
             let b = bind_value(f, *op, value)?;
-            out.push("(");
-            if *op == CmpOp::Cp {
-                out.push("LOWER(");
-                out.push(f.sql);
-                out.push(") LIKE ");
-            } else {
-                out.push(f.sql);
-                out.push(match op {
-                    CmpOp::Eq => " = ",
-                    CmpOp::Ne => " <> ",
-                    CmpOp::Gt => " > ",
-                    CmpOp::Lt => " < ",
-                    CmpOp::Ge => " >= ",
-                    CmpOp::Le => " <= ",
-                    CmpOp::Cp => unreachable!("handled above"),
-                });
-            }
-            out.bind(b);
-            out.push(")");
+            push_cmp(out, f.sql, *op, b);
         }
     }
     Ok(())
@@ -391,13 +470,17 @@ impl Store {
 }
 
 /// A page's statements: its rows, and, when it is limited, the count of every row the
-/// filter matches (over the bare table when nothing filters).
+/// filter matches (from the facets' counts when they answer it, else over the bare
+/// table when nothing filters).
 pub(crate) fn page_statements(spec: &ListSpec, q: &ListQuery, scopes: &[Scope]) -> Result<(SqlBuf, Option<SqlBuf>)> {
     let mut filter = SqlBuf::default();
     compile_where(q, spec, scopes, &mut filter)?;
     let mut rows = SqlBuf { text: format!("{}{}", spec.select, filter.text), binds: filter.binds.clone() };
     compile_order_limit(q, spec, &mut rows)?;
     let count = q.limit.map(|_| {
+        if let Some(c) = spec.facets.filter(|_| scopes.is_empty()).and_then(|f| facet_count(spec, f, q)) {
+            return c;
+        }
         let from = match spec.count_all_from {
             Some(bare) if q.filter.is_none() && scopes.is_empty() => bare.to_owned(),
             _ => count_from(spec.from, &filter.text),
@@ -405,6 +488,20 @@ pub(crate) fn page_statements(spec: &ListSpec, q: &ListQuery, scopes: &[Scope]) 
         SqlBuf { text: format!("SELECT COUNT(*) FROM {from}{}", filter.text), binds: filter.binds }
     });
     Ok((rows, count))
+}
+
+/// The count of `q`'s rows summed from the counts of `facets`, when its filter (if any)
+/// names only fields they answer.
+fn facet_count(spec: &ListSpec, facets: &Facets, q: &ListQuery) -> Option<SqlBuf> {
+    let mut out = SqlBuf {
+        text: format!("SELECT CAST(COALESCE(SUM({}), 0) AS BIGINT) FROM {}", facets.rows, facets.from),
+        binds: vec![],
+    };
+    if let Some(filter) = &q.filter {
+        out.push(" WHERE ");
+        compile_facet_expr(filter, spec, facets, &mut out)?;
+    }
+    Some(out)
 }
 
 /// The count's `FROM`: `from` without the `LEFT JOIN`s that neither `filter` nor a join
@@ -457,6 +554,7 @@ mod tests {
         select: "SELECT id FROM t",
         from: "t",
         count_all_from: None,
+        facets: None,
         fields: &[
             Field::new("id", "t.id", FieldType::Int),
             Field::new("name", "t.name", FieldType::Text),
@@ -500,6 +598,40 @@ mod tests {
         assert_eq!(count_from(many, ""), many);
         let inner_after = "a x LEFT JOIN b y ON y.id = x.b JOIN c z ON z.id = x.c";
         assert_eq!(count_from(inner_after, ""), inner_after);
+    }
+
+    #[test]
+    fn a_page_is_counted_from_the_facets_when_they_answer_its_filter() {
+        static FACETS: Facets = Facets {
+            from: "counts f",
+            rows: "f.n",
+            fields: &[("name", Facet::Value("f.name")), ("is_new", Facet::Presence("f.set"))],
+        };
+        const COUNTED: ListSpec = ListSpec { facets: Some(&FACETS), ..SPEC };
+        let count = |w: Option<&str>, scopes: &[Scope]| {
+            let q = ListQuery::parse(w, None, Some("0,5")).unwrap();
+            let c = page_statements(&COUNTED, &q, scopes).unwrap().1.unwrap();
+            (c.text, c.binds)
+        };
+        assert_eq!(count(None, &[]).0, "SELECT CAST(COALESCE(SUM(f.n), 0) AS BIGINT) FROM counts f");
+        assert_eq!(
+            count(Some("NOT (name EQ 'a') OR is_new IS null"), &[]),
+            (
+                "SELECT CAST(COALESCE(SUM(f.n), 0) AS BIGINT) FROM counts f WHERE (NOT ((f.name = $1)) OR (f.set = 0))"
+                    .to_owned(),
+                vec![Bind::Text("a".into())]
+            )
+        );
+        // A field the facets lack, a presence compared with a value, or a scope: the
+        // rows themselves are counted.
+        for w in ["name EQ a AND id GT 3", "is_new EQ true"] {
+            assert!(count(Some(w), &[]).0.starts_with("SELECT COUNT(*) FROM t WHERE"), "{w}");
+        }
+        let mine = [Scope { sql: "t.owner = ?", value: Bind::Int(7) }];
+        assert!(count(Some("name EQ a"), &mine).0.starts_with("SELECT COUNT(*) FROM t WHERE"));
+        // No limit, no count: the page's own rows are its size.
+        let q = ListQuery::parse(Some("name EQ a"), None, None).unwrap();
+        assert!(page_statements(&COUNTED, &q, &[]).unwrap().1.is_none());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use sqlx::{AssertSqlSafe, FromRow};
 use tokio::sync::mpsc;
 
 use crate::ids::{Flag, ServerId, UserId};
-use crate::list::{Bind, Field, FieldType, ListSpec, Page, Patch, Scope, bind_query_as};
+use crate::list::{Bind, Facet, Facets, Field, FieldType, ListSpec, Page, Patch, Scope, bind_query_as};
 use crate::native::NativeRow;
 use crate::{Result, Store, StoreError, now};
 
@@ -342,13 +342,15 @@ const SERVER_FIELDS: &[Field] = &[
     Field::new("hardware_info", "s.hardware_info", FieldType::Text),
     Field::new("owner", "s.owner_id", FieldType::Int),
     Field::new("owner.id", "s.owner_id", FieldType::Int),
-    Field::new("owner_email", "o.email", FieldType::Text),
-    Field::new("owner.email", "o.email", FieldType::Text),
+    // users.email is NOT NULL and owner_id a foreign key: the owner's email is null
+    // exactly when the server has no owner.
+    Field::new("owner_email", "o.email", FieldType::Text).null_as("s.owner_id"),
+    Field::new("owner.email", "o.email", FieldType::Text).null_as("s.owner_id"),
     Field::new("location_id", "s.location_id", FieldType::Int),
     Field::new("location.id", "s.location_id", FieldType::Int),
     Field::new("location.name", "l.name", FieldType::Text),
     Field::new("rack.id", "s.rack_id", FieldType::Int),
-    Field::new("rack.name", "r.name", FieldType::Text),
+    Field::new("rack.name", "r.name", FieldType::Text).null_as("s.rack_id"),
     Field::new("unit", "s.unit", FieldType::Int),
     Field::new("os_template.id", "s.os_template_id", FieldType::Int),
     Field::new("os_template.name", "t.name", FieldType::Text),
@@ -390,6 +392,7 @@ const SERVER_LIST_SQLITE: ListSpec = ListSpec {
     ),
     from: SERVER_FROM,
     count_all_from: Some("servers s"),
+    facets: Some(&SERVER_FACETS),
     fields: SERVER_FIELDS,
     tiebreak: "s.id ASC",
 };
@@ -409,24 +412,45 @@ const SERVER_LIST_POSTGRES: ListSpec = ListSpec {
     ),
     from: SERVER_FROM,
     count_all_from: Some("servers s"),
+    facets: Some(&SERVER_FACETS),
     fields: SERVER_FIELDS,
     tiebreak: "s.id ASC",
 };
 
+/// Summed from the counts the triggers of migration 0017 keep beside the servers, in
+/// the transaction of each write: a few rows per configuration, whatever the number of
+/// servers.
 pub const CONFIGURATION_LIST: ListSpec = ListSpec {
-    select: "SELECT c.configuration, c.free_server_count FROM (SELECT s.configuration, \
-             COUNT(CASE WHEN s.owner_id IS NULL AND s.is_new = 0 AND s.state = 'ok' AND s.diag_error IS NULL \
-             THEN 1 END) AS free_server_count FROM servers s WHERE s.configuration IS NOT NULL \
-             GROUP BY s.configuration) c",
-    from: "(SELECT s.configuration, COUNT(CASE WHEN s.owner_id IS NULL AND s.is_new = 0 AND s.state = 'ok' \
-           AND s.diag_error IS NULL THEN 1 END) AS free_server_count FROM servers s \
-           WHERE s.configuration IS NOT NULL GROUP BY s.configuration) c",
+    select: "SELECT c.configuration, c.free_server_count FROM (SELECT f.configuration, CAST(SUM(CASE WHEN \
+             f.state = 'ok' AND f.owned = 0 AND f.is_new = 0 AND f.diag_failed = 0 THEN f.servers ELSE 0 END) \
+             AS BIGINT) AS free_server_count FROM server_counts f WHERE f.configured = 1 GROUP BY f.configuration) c",
+    from: "(SELECT f.configuration, CAST(SUM(CASE WHEN f.state = 'ok' AND f.owned = 0 AND f.is_new = 0 \
+           AND f.diag_failed = 0 THEN f.servers ELSE 0 END) AS BIGINT) AS free_server_count FROM server_counts f \
+           WHERE f.configured = 1 GROUP BY f.configuration) c",
     count_all_from: None,
+    facets: None,
     fields: &[
         Field::new("configuration", "c.configuration", FieldType::Text),
         Field::new("free_server_count", "c.free_server_count", FieldType::Int),
     ],
     tiebreak: "c.configuration ASC",
+};
+
+/// The server fields whose combinations migration 0017's `server_counts` counts: a
+/// page filtered by them alone is counted from it.
+static SERVER_FACETS: Facets = Facets {
+    from: "server_counts f",
+    rows: "f.servers",
+    fields: &[
+        ("state", Facet::Value("f.state")),
+        ("configuration", Facet::Value("CASE WHEN f.configured = 1 THEN f.configuration END")),
+        ("is_new", Facet::Value("f.is_new")),
+        ("owner", Facet::Presence("f.owned")),
+        ("owner.id", Facet::Presence("f.owned")),
+        ("owner_email", Facet::Presence("f.owned")),
+        ("owner.email", Facet::Presence("f.owned")),
+        ("diag_error", Facet::Presence("f.diag_failed")),
+    ],
 };
 
 /// Takes the rack's lock (a no-op write: a row lock in PostgreSQL, the write lock in

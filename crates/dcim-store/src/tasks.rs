@@ -111,6 +111,7 @@ pub const TASK_LIST: ListSpec = ListSpec {
              t.finished, t.request_id FROM tasks t LEFT JOIN servers s ON s.id = t.server_id",
     from: "tasks t LEFT JOIN servers s ON s.id = t.server_id",
     count_all_from: None,
+    facets: None,
     fields: &[
         Field::new("id", "t.id", FieldType::Int),
         Field::new("server", "t.server_id", FieldType::Int),

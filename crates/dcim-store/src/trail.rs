@@ -39,6 +39,7 @@ pub const AUDIT_LIST: ListSpec = ListSpec {
              a.error_code, a.error_msg, a.changes FROM audit a",
     from: "audit a",
     count_all_from: None,
+    facets: None,
     fields: &[
         Field::new("id", "a.id", FieldType::Int),
         Field::new("at", "a.at", FieldType::Int),

@@ -76,6 +76,7 @@ pub const USER_LIST: ListSpec = ListSpec {
              CASE WHEN u.totp_secret IS NULL THEN 0 ELSE 1 END AS two_factor FROM users u",
     from: "users u",
     count_all_from: None,
+    facets: None,
     fields: &[
         Field::new("id", "u.id", FieldType::Int),
         Field::new("email", "u.email", FieldType::Text),

@@ -113,6 +113,7 @@ pub const WEBHOOK_LIST: ListSpec = ListSpec {
     select: "SELECT w.id, w.url, w.events, w.enabled, w.description, w.created_at FROM webhooks w",
     from: "webhooks w",
     count_all_from: None,
+    facets: None,
     fields: &[
         Field::new("id", "w.id", FieldType::Int),
         Field::new("url", "w.url", FieldType::Text),
@@ -146,6 +147,7 @@ pub const DELIVERY_LIST: ListSpec = ListSpec {
              FROM webhook_deliveries d JOIN events e ON e.id = d.event_id",
     from: "webhook_deliveries d JOIN events e ON e.id = d.event_id",
     count_all_from: None,
+    facets: None,
     fields: &[
         Field::new("id", "d.id", FieldType::Int),
         Field::new("event_id", "d.event_id", FieldType::Int),

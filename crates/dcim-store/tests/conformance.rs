@@ -312,7 +312,143 @@ async fn os_template_installers(db: Db) {
     f.done().await;
 }
 
+/// The free servers per configuration, computed from the servers themselves by
+/// `dcim_core::is_free`: what the counts kept by the triggers must say.
+async fn counted_from_servers(s: &Store) -> Vec<(String, i64)> {
+    let all = s.list_servers(&ListQuery::default(), &[]).await.unwrap().items;
+    let mut by = std::collections::BTreeMap::<String, i64>::new();
+    for d in all {
+        let r = d.server;
+        if let Some(c) = r.configuration {
+            let free = dcim_core::is_free(r.owner_id.map(|u| u.get()), r.is_new, r.state, r.diag_error.is_some());
+            *by.entry(c).or_default() += i64::from(free);
+        }
+    }
+    by.into_iter().collect()
+}
+
+/// Filters a billing counts pages by: the page's size comes from the kept counts
+/// (`server_counts`), and must be the number of servers the filter finds.
+const COUNTED_FILTERS: &[&str] = &[
+    "state EQ 'ok' AND owner_email IS null",
+    "state EQ ok AND owner IS null AND is_new EQ false AND diag_error IS null",
+    "configuration EQ alpha OR configuration CP 'custom%'",
+    "configuration IS null",
+    "NOT (state EQ ok) OR owner.email IS NOT null",
+    "is_new EQ true AND diag_error IS NOT null",
+    "state NE suspended AND configuration IS NOT null",
+];
+
+/// Every page of `COUNTED_FILTERS`, with and without a limit: the size the counts
+/// give equals the servers the unlimited list finds.
+async fn assert_counted_sizes(s: &Store, step: u64) {
+    for w in COUNTED_FILTERS {
+        let limited = s.list_servers(&ListQuery::parse(Some(w), None, Some("0,1")).unwrap(), &[]).await.unwrap();
+        let all = s.list_servers(&ListQuery::parse(Some(w), None, None).unwrap(), &[]).await.unwrap();
+        assert_eq!(limited.size, all.items.len() as i64, "after step {step}: size of {w}");
+    }
+    let all = s.list_servers(&ListQuery::parse(None, None, Some("0,1")).unwrap(), &[]).await.unwrap();
+    let every = s.list_servers(&ListQuery::default(), &[]).await.unwrap();
+    assert_eq!(all.size, every.items.len() as i64, "after step {step}: size of the whole list");
+}
+
+/// Every kind of write that moves a server in or out of a configuration, of being free
+/// or of a counted filter (hardware, custom configuration, new, owner, state and
+/// diagnostics error through tasks, create and delete), in a seeded random order,
+/// failed writes included: after each, the free servers per configuration equal the
+/// ones computed from the servers, and every counted page's size equals what its
+/// filter finds.
+async fn configuration_counts_follow_every_write(db: Db) {
+    use dcim_core::{ServerState, TaskStatus};
+    use dcim_store::tasks::{NewTask, ServerEffects};
+    let f = fresh(db).await;
+    let s = &f.store;
+    let loc = s.create_location("L", "", None).await.unwrap();
+    let users =
+        [s.create_user(&user("a@example.com")).await.unwrap(), s.create_user(&user("b@example.com")).await.unwrap()];
+    let new_server = |i: u64| NewServer {
+        name: format!("n{i}"),
+        location_id: loc,
+        rack_id: None,
+        unit: None,
+        mac: None,
+        domain: String::new(),
+        details: Default::default(),
+        bmc: None,
+    };
+    let mut ids = vec![];
+    for i in 0..8 {
+        ids.push(s.create_server(&new_server(i)).await.unwrap());
+    }
+    let confs = ["alpha", "beta", "gamma"];
+    let states = [ServerState::Ok, ServerState::Suspended, ServerState::Ok];
+    // A small linear congruential generator: the same sequence on every run.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: u64| {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    };
+    let mut kinds = std::collections::BTreeSet::new();
+    for step in 0..240 {
+        let id = ids[next(ids.len() as u64) as usize];
+        let kind = next(9);
+        let pick = next(3) as usize;
+        let _ = match kind {
+            0 => s.set_hardware_info(id, "{}", Some(confs[pick])).await,
+            1 => s.set_hardware_info(id, "{}", None).await,
+            2 => {
+                let c = (pick > 0).then(|| format!("custom-{pick}"));
+                s.update_server(id, &ServerPatch { custom_configuration: Some(c), ..ServerPatch::default() }).await
+            }
+            3 => s.update_server(id, &ServerPatch { is_new: Some(pick == 0), ..ServerPatch::default() }).await,
+            4 => s.assign_owner(id, users[pick % 2]).await,
+            5 => s.release_owner(id).await,
+            6 => {
+                // A task that sets a state when it starts and another one, with or
+                // without a diagnostics error, when it ends.
+                let task = NewTask {
+                    server_id: id,
+                    name: "test".into(),
+                    params: "{}".into(),
+                    steps: "[]".into(),
+                    progress_info: String::new(),
+                    secret_hash: None,
+                    server_state: Some((states[pick], String::new())),
+                    exclusive: false,
+                    request_id: None,
+                };
+                let t = s.create_task(&task).await.unwrap();
+                let claimed = s.claim_tasks("test-worker", 60_000, 100).await.unwrap();
+                assert!(claimed.iter().any(|c| c.id == t), "the task is claimed");
+                let effects = ServerEffects {
+                    state: Some((states[(pick + 1) % 3], String::new())),
+                    diag_error: Some((pick == 1).then(|| "disk sda failed".to_owned())),
+                    ..ServerEffects::default()
+                };
+                s.finish_task(t, "test-worker", TaskStatus::Complete, "", 100, "", &effects).await.map(|_| ())
+            }
+            7 if ids.len() > 4 => {
+                ids.retain(|i| *i != id);
+                s.delete_server(id).await
+            }
+            _ => {
+                let n = s.create_server(&new_server(1000 + step)).await.unwrap();
+                ids.push(n);
+                s.set_hardware_info(n, "{}", Some(confs[pick])).await
+            }
+        };
+        kinds.insert(kind);
+        let kept = s.configuration_counts(&ListQuery::default()).await.unwrap();
+        let kept: Vec<(String, i64)> = kept.items.into_iter().map(|c| (c.configuration, c.free_server_count)).collect();
+        assert_eq!(kept, counted_from_servers(s).await, "after step {step} (write kind {kind} on server {id:?})");
+        assert_counted_sizes(s, step).await;
+    }
+    assert_eq!(kinds.len(), 9, "every kind of write ran: {kinds:?}");
+    f.done().await;
+}
+
 conformance!(
+    configuration_counts_follow_every_write,
     totp_steps_reserve_codes_locks,
     os_template_images,
     os_template_installers,
