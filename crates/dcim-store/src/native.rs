@@ -50,6 +50,15 @@ struct ReadConn {
 /// list's text varies with its filter, so the memory is emptied when it is full.
 const REMEMBERED: usize = 64;
 
+/// How much of the database file a read connection maps into memory. Without a map each
+/// page SQLite's small cache (2 MiB per connection) lacks is a `pread`: at 100,000
+/// servers a random server took 13 of them, and one server was read 15% slower than at
+/// 10,000. Mapped, a page the kernel already caches costs no system call and no copy.
+/// The mapped pages are the kernel's page cache, shared by the connections, and count
+/// in the process's resident set only as file pages it may drop (`RssFile`). Pages
+/// still in the WAL are read from it as before.
+const MAPPED: u64 = 1 << 30;
+
 impl ToSql for Bind {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(match self {
@@ -145,11 +154,12 @@ impl NativeReads {
 }
 
 /// A read connection of the database file at `path` (which sqlx has already created
-/// and put in WAL mode): it refuses writes (`query_only`).
+/// and put in WAL mode): it refuses writes (`query_only`), and reads the file through a
+/// memory map (`mmap_size`, up to [`MAPPED`]).
 fn open_read(path: &str) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let c = Connection::open_with_flags(path, flags)?;
-    c.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 10000;")?;
+    c.execute_batch(&format!("PRAGMA query_only = ON; PRAGMA busy_timeout = 10000; PRAGMA mmap_size = {MAPPED};"))?;
     c.set_prepared_statement_cache_capacity(64);
     Ok(c)
 }
