@@ -57,18 +57,103 @@ struct Args {
     /// cli mode: the dcimctl binary (build it with --release first).
     #[arg(long, default_value = "target/release/dcimctl")]
     dcimctl: String,
+    /// A PostgreSQL database (`postgres://...`, which must exist) to seed and serve
+    /// from, where the default is SQLite in the data directory. A database that
+    /// already holds servers is used as it is (seeded by an earlier run of the mode).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// api and tasks modes: how many `dcim serve` processes to run on the one
+    /// database; this process's load goes round-robin over them (wrk's, with one only).
+    #[arg(long, default_value_t = 1)]
+    processes: usize,
 }
 
 pub(crate) const ADMIN: &str = "bench@example.com";
 pub(crate) const PASSWORD: &str = "bench-password";
 
-struct Server(Child);
+/// A process the bench started, killed when dropped.
+struct Process(Child);
 
-impl Drop for Server {
+impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A `dcim serve` process of the bench and where it listens.
+struct Server {
+    process: Process,
+    base: String,
+}
+
+/// Starts the `i`th `dcim serve` on the database at `url`, with the fake drivers, and
+/// waits for its listening line. The first keeps its data (the secret key) in `dir`;
+/// the others have a directory of their own under it and read the first one's key, as
+/// processes of one database must.
+fn start_dcim(args: &Args, dir: &std::path::Path, url: &str, i: usize, tls: bool) -> anyhow::Result<Server> {
+    let mut serve = vec!["serve".to_owned(), "--fake-drivers".into(), "--listen".into(), "127.0.0.1:0".into()];
+    if tls {
+        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])?;
+        let (cert, key) = (dir.join("bench-cert.pem"), dir.join("bench-key.pem"));
+        std::fs::write(&cert, ck.cert.pem())?;
+        std::fs::write(&key, ck.signing_key.serialize_pem())?;
+        serve.extend(["--tls-cert".into(), cert.display().to_string(), "--tls-key".into(), key.display().to_string()]);
+    } else {
+        serve.push("--no-tls".into());
+    }
+    let own = if i == 0 { dir.to_owned() } else { dir.join(format!("process-{i}")) };
+    std::fs::create_dir_all(&own)?;
+    let mut cmd = Command::new(&args.dcim);
+    cmd.args(&serve)
+        .arg("--data-dir")
+        .arg(&own)
+        .arg("--database-url")
+        .arg(url)
+        .env("DCIM_LOG", "warn")
+        .env("DCIM_FAKE_DELAY_MS", args.fake_delay_ms.to_string())
+        .env("DCIM_TASK_WORKERS", (args.servers + 16).to_string())
+        .env("DCIM_TASK_POLL_MS", "20")
+        // One token drives the whole load: no per-token rate limit.
+        .env("DCIM_RATE_LIMIT_PER_SEC", "0")
+        .stdout(Stdio::piped());
+    if matches!(args.mode.as_str(), "api" | "tasks") {
+        // The figures are the reads' and the tasks' own: no poller round beside them
+        // (the first round after a seed writes every server's power state). The
+        // power poller has its own figures (README, "The power poller at 100,000
+        // BMCs").
+        cmd.env("DCIM_POWER_POLL_SECS", "0").env("DCIM_PORT_POLL_SECS", "0");
+    }
+    if i > 0 {
+        cmd.env("DCIM_SECRET_KEY_FILE", dir.join("secret.key"));
+    }
+    let mut child = cmd.spawn().with_context(|| format!("starting {}", args.dcim))?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut server = Server { process: Process(child), base: String::new() };
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        if let Some(u) = line?.strip_prefix("dcim listening on ") {
+            server.base = u.to_owned();
+            break;
+        }
+    }
+    anyhow::ensure!(!server.base.is_empty(), "dcim did not start");
+    // Keep reading what it prints, so a later line never meets a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok(server)
+}
+
+/// Whether the database at `url` was seeded by an earlier run (it holds servers).
+async fn seeded(url: &str, dir: &std::path::Path) -> anyhow::Result<bool> {
+    if url.starts_with("sqlite:") {
+        return Ok(dir.join("dcim.db").exists());
+    }
+    let store = Store::connect(url).await?;
+    store.migrate().await?;
+    let q = dcim_core::query::ListQuery::parse(None, None, Some("0,1")).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let size = store.list_servers(&q, &[]).await?.size;
+    store.close().await;
+    Ok(size > 0)
 }
 
 #[tokio::main]
@@ -82,64 +167,57 @@ async fn main() -> anyhow::Result<()> {
         .data_dir
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join(format!("dcim-bench-{}", std::process::id())));
-    if !dir.join("dcim.db").exists() {
-        std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(&dir)?;
+    let url = match &args.database_url {
+        Some(u) => u.clone(),
+        None => format!("sqlite://{}", dir.join("dcim.db").display()),
+    };
+    if !seeded(&url, &dir).await? {
         let t = Instant::now();
         if args.mode == "ipam" {
-            seed_ipam(&dir, args.servers).await?;
+            seed_ipam(&url, args.servers).await?;
             println!("seeded {} used addresses per family in {:.1} s", args.servers, t.elapsed().as_secs_f64());
         } else if args.mode == "ui-admin" {
-            seed(&dir, args.servers).await?;
-            let store = Store::connect(&format!("sqlite://{}", dir.join("dcim.db").display())).await?;
+            seed(&url, args.servers).await?;
+            let store = Store::connect(&url).await?;
             // The addresses belong to the last server, which no rack holds and no bulk
             // action touches.
             fill_addresses(&store, ServerId(args.servers as i64), 60_000).await?;
             store.close().await;
             println!("seeded {} servers and 120,000 addresses in {:.1} s", args.servers, t.elapsed().as_secs_f64());
         } else {
-            seed(&dir, args.servers).await?;
+            seed(&url, args.servers).await?;
             println!("seeded {} servers in {:.1} s", args.servers, t.elapsed().as_secs_f64());
+        }
+        if !url.starts_with("sqlite:") {
+            // What autovacuum does a while after a bulk load, at once: the planner's
+            // statistics, and the visibility map that lets a count read an index alone.
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&url).await?;
+            sqlx::raw_sql("VACUUM ANALYZE").execute(&mut c).await?;
         }
     }
 
     // HTTPS (a self-signed certificate for 127.0.0.1) only for the command line, as an
     // operator reaches a dcim; plain HTTP for the server's figures.
     let tls = args.mode == "cli";
-    let mut serve = vec!["serve".to_owned(), "--fake-drivers".into(), "--listen".into(), "127.0.0.1:0".into()];
-    if tls {
-        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])?;
-        let (cert, key) = (dir.join("bench-cert.pem"), dir.join("bench-key.pem"));
-        std::fs::write(&cert, ck.cert.pem())?;
-        std::fs::write(&key, ck.signing_key.serialize_pem())?;
-        serve.extend(["--tls-cert".into(), cert.display().to_string(), "--tls-key".into(), key.display().to_string()]);
-    } else {
-        serve.push("--no-tls".into());
+    let processes = if matches!(args.mode.as_str(), "api" | "tasks") { args.processes.max(1) } else { 1 };
+    let mut servers = vec![];
+    for i in 0..processes {
+        servers.push(start_dcim(&args, &dir, &url, i, tls)?);
     }
-    let mut child = Command::new(&args.dcim)
-        .args(&serve)
-        .arg("--data-dir")
-        .arg(&dir)
-        .env("DCIM_LOG", "warn")
-        .env("DCIM_FAKE_DELAY_MS", args.fake_delay_ms.to_string())
-        .env("DCIM_TASK_WORKERS", (args.servers + 16).to_string())
-        .env("DCIM_TASK_POLL_MS", "20")
-        // One token drives the whole load: no per-token rate limit.
-        .env("DCIM_RATE_LIMIT_PER_SEC", "0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {}", args.dcim))?;
-    let stdout = child.stdout.take().context("stdout")?;
-    let server = Server(child);
-    let pid = server.0.id();
-    let mut base = String::new();
-    for line in BufReader::new(stdout).lines() {
-        if let Some(u) = line?.strip_prefix("dcim listening on ") {
-            base = u.to_owned();
-            break;
-        }
+    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+    let base = bases[0].clone();
+    let pid = servers[0].process.0.id();
+    for s in &servers {
+        println!(
+            "dcim pid {} on {}, RSS after start {} MiB",
+            s.process.0.id(),
+            s.base,
+            rss_mib(s.process.0.id(), "VmRSS")
+        );
     }
-    anyhow::ensure!(!base.is_empty(), "dcim did not start");
-    println!("dcim pid {pid} on {base}, RSS after start {} MiB", rss_mib(pid, "VmRSS"));
+    let server = servers;
 
     let _ = rustls::crypto::ring::default_provider().install_default();
     // The bench's own client does not check the certificate; dcimctl and curl do.
@@ -191,11 +269,14 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     if args.mode == "tasks" {
-        tasks(&client, &base, &token, args.servers, args.connections, args.fake_delay_ms).await?;
+        tasks(&client, &bases, &token, args.servers, args.connections, args.fake_delay_ms).await?;
         if args.webhook {
             webhook::run(&client, &base, &token, args.servers, args.connections, args.fake_delay_ms).await?;
         }
-        println!("dcim RSS now {} MiB, peak {} MiB", rss_mib(pid, "VmRSS"), rss_mib(pid, "VmHWM"));
+        for s in &server {
+            let pid = s.process.0.id();
+            println!("dcim pid {pid} RSS now {} MiB, peak {} MiB", rss_mib(pid, "VmRSS"), rss_mib(pid, "VmHWM"));
+        }
         drop(server);
         if !keep {
             std::fs::remove_dir_all(&dir)?;
@@ -203,12 +284,21 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
+    let anon_peak = anon_peak(pid);
     // By-id throughput, from this process and from wrk; then the same load on a bare
     // axum handler in this process that returns the same server's JSON, the ceiling an
     // HTTP server on this machine reaches.
-    let own = by_id_load(&client, &base, &token, args.servers, args.connections, args.seconds).await;
-    println!("GET /dci/v3/server/{{id}} from this process, {} connections: {own:.0} requests/s", args.connections);
-    let with_wrk = wrk_by_id(&dir, &base, &token, args.servers, args.connections, args.seconds)?;
+    let own = by_id_load(&client, &bases, &token, args.servers, args.connections, args.seconds).await;
+    println!(
+        "GET /dci/v3/server/{{id}} from this process, {} connections over {} dcim process(es): {own:.0} requests/s",
+        args.connections,
+        bases.len()
+    );
+    let with_wrk = if bases.len() == 1 {
+        wrk_by_id(&dir, &base, &token, args.servers, args.connections, args.seconds)?
+    } else {
+        None
+    };
     let sample: serde_json::Value = client
         .get(format!("{base}/api/dci/v3/server/1"))
         .header("Cookie", format!("ses6={token}"))
@@ -217,13 +307,20 @@ async fn main() -> anyhow::Result<()> {
         .json()
         .await?;
     let bare_base = bare_handler(sample).await?;
-    let bare_own = by_id_load(&client, &bare_base, &token, args.servers, args.connections, args.seconds).await;
+    let bare_own =
+        by_id_load(&client, std::slice::from_ref(&bare_base), &token, args.servers, args.connections, args.seconds)
+            .await;
     println!("bare handler from this process: {bare_own:.0} requests/s (dcim {:.0}%)", 100.0 * own / bare_own);
-    let bare_wrk = wrk_by_id(&dir, &bare_base, &token, args.servers, args.connections, args.seconds)?;
+    let bare_wrk = if bases.len() == 1 {
+        wrk_by_id(&dir, &bare_base, &token, args.servers, args.connections, args.seconds)?
+    } else {
+        None
+    };
     if let (Some(d), Some(b)) = (with_wrk, bare_wrk) {
         println!("wrk: dcim {d:.0} requests/s, bare handler {b:.0} requests/s: dcim at {:.0}%", 100.0 * d / b);
     }
     println!("dcim RSS after the by-id load {} MiB (peak so far {} MiB)", rss_mib(pid, "VmRSS"), rss_mib(pid, "VmHWM"));
+    println!("{}", memory_split(pid, &anon_peak));
 
     // Full list and configuration: sequential latency, as a billing poll sees it.
     let list_url = format!("{base}/api/dci/v3/server");
@@ -238,6 +335,7 @@ async fn main() -> anyhow::Result<()> {
     println!("GET /dci/v3/server?where=state EQ 'ok' AND owner_email IS null&limit=0,50: {}", summary(&page));
 
     println!("dcim RSS after the full lists {} MiB, peak {} MiB", rss_mib(pid, "VmRSS"), rss_mib(pid, "VmHWM"));
+    println!("{}", memory_split(pid, &anon_peak));
     drop(server);
     if !keep {
         std::fs::remove_dir_all(&dir)?;
@@ -246,10 +344,11 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Requests per second of `GET {base}/api/dci/v3/server/{random id}` over `connections`
-/// keep-alive connections of this process's client.
+/// keep-alive connections of this process's client, each request to the next of
+/// `bases` in turn.
 async fn by_id_load(
     client: &reqwest::Client,
-    base: &str,
+    bases: &[String],
     token: &str,
     servers: usize,
     connections: usize,
@@ -258,10 +357,13 @@ async fn by_id_load(
     let done = Arc::new(AtomicU64::new(0));
     let stop_at = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = vec![];
-    for _ in 0..connections {
-        let (client, base, token, done) = (client.clone(), base.to_owned(), token.to_owned(), done.clone());
+    for c in 0..connections {
+        let (client, bases, token, done) = (client.clone(), bases.to_vec(), token.to_owned(), done.clone());
         tasks.push(tokio::spawn(async move {
+            let mut turn = c;
             while Instant::now() < stop_at {
+                let base = &bases[turn % bases.len()];
+                turn += 1;
                 let id = rand::random_range(1..=servers);
                 let r = client
                     .get(format!("{base}/api/dci/v3/server/{id}"))
@@ -398,8 +500,8 @@ async fn ipam(client: &reqwest::Client, base: &str, token: &str) -> anyhow::Resu
 
 /// A server and two networks (198.18.0.0/16, the benchmarking range, and
 /// 2001:db8:1::/64) with `n` addresses in use in each.
-async fn seed_ipam(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
-    let store = Store::connect(&format!("sqlite://{}", dir.join("dcim.db").display())).await?;
+async fn seed_ipam(url: &str, n: usize) -> anyhow::Result<()> {
+    let store = Store::connect(url).await?;
     store.migrate().await?;
     let hash = dcim_api::auth::hash_password(PASSWORD.into()).await.map_err(|e| anyhow::anyhow!(e.msg))?;
     store
@@ -462,10 +564,11 @@ pub(crate) async fn fill_addresses(store: &Store, srv: ServerId, n: usize) -> an
     Ok(())
 }
 
-/// Posts `op` (body `{}`) for every server of `ids`, from `senders` concurrent clients.
+/// Posts `op` (body `{}`) for every server of `ids`, from `senders` concurrent clients,
+/// round-robin over the processes at `bases`.
 pub(crate) async fn submit_all(
     client: &reqwest::Client,
-    base: &str,
+    bases: &[String],
     token: &str,
     ids: &[i64],
     op: &str,
@@ -473,12 +576,16 @@ pub(crate) async fn submit_all(
 ) -> anyhow::Result<()> {
     let next = Arc::new(AtomicU64::new(0));
     let ids: Arc<[i64]> = ids.into();
+    let bases: Arc<[String]> = bases.into();
     let mut tasks = vec![];
     for _ in 0..senders.clamp(1, ids.len().max(1)) {
-        let (client, base, token, next, ids, op) =
-            (client.clone(), base.to_owned(), token.to_owned(), next.clone(), ids.clone(), op.to_owned());
+        let (client, bases, token, next, ids, op) =
+            (client.clone(), bases.clone(), token.to_owned(), next.clone(), ids.clone(), op.to_owned());
         tasks.push(tokio::spawn(async move {
-            while let Some(id) = ids.get(next.fetch_add(1, Ordering::Relaxed) as usize) {
+            loop {
+                let at = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(id) = ids.get(at) else { break };
+                let base = &bases[at % bases.len()];
                 let r = client
                     .post(format!("{base}/api/dci/v3/server/{id}/{op}"))
                     .bearer_auth(&token)
@@ -516,10 +623,11 @@ pub(crate) async fn wait_tasks_done(
 }
 
 /// Starts `power_reset` on every server at once (from `connections` concurrent
-/// clients) and times until the last task is complete.
+/// clients, round-robin over the processes at `bases`) and times until the last task
+/// is complete.
 pub(crate) async fn tasks(
     client: &reqwest::Client,
-    base: &str,
+    bases: &[String],
     token: &str,
     n: usize,
     connections: usize,
@@ -527,15 +635,17 @@ pub(crate) async fn tasks(
 ) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let ids: Vec<i64> = (1..=n as i64).collect();
-    submit_all(client, base, token, &ids, "power_reset", connections).await?;
+    submit_all(client, bases, token, &ids, "power_reset", connections).await?;
     let accepted = t0.elapsed();
+    let base = &bases[0];
     let failed = format!("{base}/api/dci/v3/task?where=status%20NE%20complete&limit=0,1");
     wait_tasks_done(client, base, token, Duration::from_secs(900)).await?;
     let total = t0.elapsed();
     let bad: serde_json::Value = client.get(&failed).bearer_auth(token).send().await?.json().await?;
     println!(
-        "{n} power_reset tasks, fake delay {delay_ms} ms per device call (2 calls per task): all accepted in {:.2} s, \
-         all complete in {:.2} s = {:.0} tasks/s end to end; not complete: {}",
+        "{n} power_reset tasks on {} process(es), fake delay {delay_ms} ms per device call (2 calls per task): \
+         all accepted in {:.2} s, all complete in {:.2} s = {:.0} tasks/s end to end; not complete: {}",
+        bases.len(),
         accepted.as_secs_f64(),
         total.as_secs_f64(),
         n as f64 / total.as_secs_f64(),
@@ -563,22 +673,48 @@ pub(crate) fn summary(ms: &[f64]) -> String {
     format!("min {:.2} ms, median {:.2} ms, max {:.2} ms ({} runs)", v[0], v[v.len() / 2], v[v.len() - 1], v.len())
 }
 
-fn rss_mib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map(|kb| kb / 1024)
-        .unwrap_or(0)
+/// The peak of `pid`'s anonymous resident memory (heap and stacks: what it allocated,
+/// without the files it maps), sampled every 10 ms until the process ends.
+fn anon_peak(pid: u32) -> Arc<AtomicU64> {
+    let peak = Arc::new(AtomicU64::new(0));
+    let p = peak.clone();
+    std::thread::spawn(move || {
+        while let Some(kib) = status_kib(pid, "RssAnon") {
+            p.fetch_max(kib, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    peak
 }
 
-/// Seeds the data directory's SQLite database through the store.
-async fn seed(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
-    let store = Store::connect(&format!("sqlite://{}", dir.join("dcim.db").display())).await?;
+/// The resident set split: the process's own memory (`RssAnon`, with its sampled peak)
+/// and the file pages it maps (`RssFile`: the binary and, on SQLite, the database's
+/// pages, which are the kernel's page cache and counted once per mapping).
+fn memory_split(pid: u32, anon_peak: &AtomicU64) -> String {
+    format!(
+        "dcim own memory (RssAnon) {} MiB, peak {} MiB; mapped files (RssFile) {} MiB",
+        rss_mib(pid, "RssAnon"),
+        anon_peak.load(Ordering::Relaxed) / 1024,
+        rss_mib(pid, "RssFile")
+    )
+}
+
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+    })
+}
+
+fn rss_mib(pid: u32, field: &str) -> u64 {
+    status_kib(pid, field).map(|kb| kb / 1024).unwrap_or(0)
+}
+
+/// Seeds the database at `url` through the store.
+async fn seed(url: &str, n: usize) -> anyhow::Result<()> {
+    let store = Store::connect(url).await?;
     store.migrate().await?;
     let hash = dcim_api::auth::hash_password(PASSWORD.into()).await.map_err(|e| anyhow::anyhow!(e.msg))?;
     let user = |email: &str, role| NewUser {
@@ -622,65 +758,92 @@ async fn seed(dir: &std::path::Path, n: usize) -> anyhow::Result<()> {
         switch_ports.extend(store.list_ports(DeviceKind::Switch, sw, &Default::default()).await?.items);
         outlets.extend(store.list_ports(DeviceKind::Pdu, pdu, &Default::default()).await?.items);
     }
+    // SQLite takes one writer at a time; PostgreSQL is seeded from several connections.
+    let writers = if url.starts_with("sqlite:") { 1 } else { 8 };
+    let ports: Arc<[(i64, i64)]> = switch_ports.iter().zip(&outlets).map(|(p, o)| (p.id, o.id)).collect();
+    let customers: Arc<[dcim_store::ids::UserId]> = customers.into();
+    let mut seeders = tokio::task::JoinSet::new();
+    for w in 0..writers {
+        let (store, ports, customers) = (store.clone(), ports.clone(), customers.clone());
+        seeders.spawn(async move {
+            for i in (w..n).step_by(writers) {
+                let owner = i.is_multiple_of(5).then(|| customers[i % customers.len()]);
+                seed_server(&store, loc, i, ports[i], owner).await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+    while let Some(r) = seeders.join_next().await {
+        r??;
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// Server `i` of the seed: a fake BMC, hardware, its switch port and outlet (`ports`),
+/// every tenth one new, and `owner` if any.
+async fn seed_server(
+    store: &Store,
+    loc: i64,
+    i: usize,
+    ports: (i64, i64),
+    owner: Option<dcim_store::ids::UserId>,
+) -> anyhow::Result<()> {
     let cpus = [
         "Intel(R) Core(TM) i9-9900K CPU @ 3.60GHz",
         "Intel(R) Xeon(R) E-2146G CPU @ 3.50GHz",
         "AMD EPYC 7502P 32-Core Processor",
     ];
-    for i in 0..n {
-        let mac =
-            format!("52:54:{:02x}:{:02x}:{:02x}:{:02x}", (i >> 24) & 255, (i >> 16) & 255, (i >> 8) & 255, i & 255);
-        let id = store
-            .create_server(&NewServer {
-                name: format!("srv-{i:05}"),
-                location_id: loc,
-                rack_id: None,
-                unit: None,
-                mac: Some(mac.clone()),
-                domain: format!("srv-{i:05}.example.com"),
-                details: Default::default(),
-                bmc: Some(BmcAccess {
-                    address: format!("bmc-{i}.bench.invalid"),
-                    kind: dcim_core::BmcType::Fake,
-                    user: "admin".into(),
-                    password: "secret".into(),
-                    web_url: None,
-                    tls_fingerprint: None,
-                }),
+    let mac = format!("52:54:{:02x}:{:02x}:{:02x}:{:02x}", (i >> 24) & 255, (i >> 16) & 255, (i >> 8) & 255, i & 255);
+    let id = store
+        .create_server(&NewServer {
+            name: format!("srv-{i:05}"),
+            location_id: loc,
+            rack_id: None,
+            unit: None,
+            mac: Some(mac.clone()),
+            domain: format!("srv-{i:05}.example.com"),
+            details: Default::default(),
+            bmc: Some(BmcAccess {
+                address: format!("bmc-{i}.bench.invalid"),
+                kind: dcim_core::BmcType::Fake,
+                user: "admin".into(),
+                password: "secret".into(),
+                web_url: None,
+                tls_fingerprint: None,
+            }),
+        })
+        .await?;
+    let hw = HardwareInfo {
+        cpu: Some(Cpu {
+            model: Some(cpus[i % 3].into()),
+            sockets: Some(1 + (i % 2) as u32),
+            cores: Some(8),
+            threads: Some(16),
+        }),
+        memory: Some(Memory { total_mib: Some(32768 << (i % 3)) }),
+        disks: (0..2)
+            .map(|d| Disk {
+                name: Some(format!("nvme{d}n1")),
+                size_gb: Some(960 << (i % 2)),
+                kind: Some(if i.is_multiple_of(4) { DiskType::Ssd } else { DiskType::Nvme }),
+                serial: Some(format!("S{i}D{d}")),
+                model: None,
             })
-            .await?;
-        let hw = HardwareInfo {
-            cpu: Some(Cpu {
-                model: Some(cpus[i % 3].into()),
-                sockets: Some(1 + (i % 2) as u32),
-                cores: Some(8),
-                threads: Some(16),
-            }),
-            memory: Some(Memory { total_mib: Some(32768 << (i % 3)) }),
-            disks: (0..2)
-                .map(|d| Disk {
-                    name: Some(format!("nvme{d}n1")),
-                    size_gb: Some(960 << (i % 2)),
-                    kind: Some(if i % 4 == 0 { DiskType::Ssd } else { DiskType::Nvme }),
-                    serial: Some(format!("S{i}D{d}")),
-                    model: None,
-                })
-                .collect(),
-            nics: vec![Nic { name: Some("eth0".into()), mac: Some(mac), link: Some(true) }],
-            motherboard: Some(Motherboard {
-                vendor: Some("Supermicro".into()),
-                model: Some("X11".into()),
-                serial: Some(format!("B{i}")),
-            }),
-        };
-        store.set_hardware_info(id, &serde_json::to_string(&hw)?, generate(&hw).as_deref()).await?;
-        store.update_server(id, &ServerPatch { is_new: Some(i % 10 == 9), ..ServerPatch::default() }).await?;
-        store.connect_switch_port(id, switch_ports[i].id, false).await?;
-        store.connect_pdu_port(id, outlets[i].id).await?;
-        if i % 5 == 0 {
-            store.assign_owner(id, customers[i % customers.len()]).await?;
-        }
+            .collect(),
+        nics: vec![Nic { name: Some("eth0".into()), mac: Some(mac), link: Some(true) }],
+        motherboard: Some(Motherboard {
+            vendor: Some("Supermicro".into()),
+            model: Some("X11".into()),
+            serial: Some(format!("B{i}")),
+        }),
+    };
+    store.set_hardware_info(id, &serde_json::to_string(&hw)?, generate(&hw).as_deref()).await?;
+    store.update_server(id, &ServerPatch { is_new: Some(i % 10 == 9), ..ServerPatch::default() }).await?;
+    store.connect_switch_port(id, ports.0, false).await?;
+    store.connect_pdu_port(id, ports.1).await?;
+    if let Some(owner) = owner {
+        store.assign_owner(id, owner).await?;
     }
-    store.close().await;
     Ok(())
 }

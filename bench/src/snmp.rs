@@ -22,7 +22,7 @@ use dcim_core::DeviceProtocol;
 use dcim_drivers::{DeviceAccess, Drivers};
 use serde_json::{Value, json};
 
-use crate::{ADMIN, Args, PASSWORD, Server, rss_mib, summary};
+use crate::{ADMIN, Args, PASSWORD, Process, rss_mib, summary};
 
 const SWITCHES: usize = 4;
 const PORTS: usize = 48;
@@ -52,7 +52,7 @@ fn sims_dir() -> PathBuf {
 /// One snmpsim serving the community (and v3 context) `name`.
 struct Sim {
     addr: String,
-    _process: Server,
+    _process: Process,
 }
 
 impl Sim {
@@ -91,7 +91,7 @@ impl Sim {
         if root {
             cmd.args(["--process-user=nobody", "--process-group=nogroup"]);
         }
-        let process = Server(cmd.spawn().with_context(|| format!("starting {}", responder.display()))?);
+        let process = Process(cmd.spawn().with_context(|| format!("starting {}", responder.display()))?);
         let addr = format!("127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         while net_snmp("snmpget", &["-c", name, "-t", "0.3", "-r", "0", &addr, "1.3.6.1.2.1.1.5.0"]).is_err() {
@@ -144,7 +144,7 @@ impl Api {
     /// Starts `op` on every server at once (16 senders) and waits for the last task.
     async fn all(&self, servers: &[i64], op: &str) -> anyhow::Result<Duration> {
         let t0 = Instant::now();
-        crate::submit_all(&self.client, &self.base, &self.token, servers, op, 16).await?;
+        crate::submit_all(&self.client, std::slice::from_ref(&self.base), &self.token, servers, op, 16).await?;
         crate::wait_tasks_done(&self.client, &self.base, &self.token, Duration::from_secs(300)).await?;
         let took = t0.elapsed();
         let failed = self.get("/dci/v3/task?where=status%20EQ%20fail&limit=0,1").await?;
@@ -185,7 +185,7 @@ async fn measure(args: &Args, n: usize, dir: &Path) -> anyhow::Result<()> {
         .spawn()
         .with_context(|| format!("starting {}", args.dcim))?;
     let stdout = child.stdout.take().context("stdout")?;
-    let server = Server(child);
+    let server = Process(child);
     let pid = server.0.id();
     let mut base = String::new();
     {

@@ -46,7 +46,7 @@ pub async fn run(
     r["id"].as_i64().with_context(|| format!("registering the webhook: {r}"))?;
     println!("with a webhook for task.finished and server.power (outbox written with every task's end):");
     let t0 = Instant::now();
-    super::tasks(client, base, token, n, connections, delay_ms).await?;
+    super::tasks(client, &[base.to_owned()], token, n, connections, delay_ms).await?;
     let tasks_done = t0.elapsed();
     let deadline = Instant::now() + Duration::from_secs(900);
     while finished.load(Ordering::Relaxed) < n as u64 {
