@@ -86,6 +86,20 @@ fn user(email: &str) -> NewUser {
     }
 }
 
+/// A server with a name and a location, nothing else.
+fn bare_server(name: String, location_id: i64) -> NewServer {
+    NewServer {
+        name,
+        location_id,
+        rack_id: None,
+        unit: None,
+        mac: None,
+        domain: String::new(),
+        details: Default::default(),
+        bmc: None,
+    }
+}
+
 fn ports(n: i64) -> Vec<PortReport> {
     (1..=n)
         .map(|i| PortReport {
@@ -114,19 +128,7 @@ async fn constraints_map_to_conflicts(db: Db) {
     assert!(matches!(s.create_user(&user("A@example.com")).await, Err(StoreError::Conflict(_))));
     let loc = s.create_location("L", "", None).await.unwrap();
     assert!(matches!(s.create_location("L", "", None).await, Err(StoreError::Conflict(_))));
-    let srv = s
-        .create_server(&NewServer {
-            name: "s".into(),
-            location_id: loc,
-            rack_id: None,
-            unit: None,
-            mac: None,
-            domain: String::new(),
-            details: Default::default(),
-            bmc: None,
-        })
-        .await
-        .unwrap();
+    let srv = s.create_server(&bare_server("s".into(), loc)).await.unwrap();
     assert!(matches!(s.delete_location(loc).await, Err(StoreError::Conflict(_))), "in use");
     s.assign_owner(srv, a).await.unwrap();
     assert!(matches!(s.delete_user(a).await, Err(StoreError::Conflict(_))));
@@ -172,19 +174,7 @@ async fn lists_page_and_count(db: Db) {
     let s = &f.store;
     let loc = s.create_location("L", "", None).await.unwrap();
     for i in 0..7 {
-        let id = s
-            .create_server(&NewServer {
-                name: format!("n{i}"),
-                location_id: loc,
-                rack_id: None,
-                unit: None,
-                mac: None,
-                domain: String::new(),
-                details: Default::default(),
-                bmc: None,
-            })
-            .await
-            .unwrap();
+        let id = s.create_server(&bare_server(format!("n{i}"), loc)).await.unwrap();
         s.set_hardware_info(id, "{}", Some(if i % 2 == 0 { "even" } else { "odd" })).await.unwrap();
         s.update_server(id, &ServerPatch { is_new: Some(i == 0), ..ServerPatch::default() }).await.unwrap();
     }
@@ -366,16 +356,7 @@ async fn configuration_counts_follow_every_write(db: Db) {
     let loc = s.create_location("L", "", None).await.unwrap();
     let users =
         [s.create_user(&user("a@example.com")).await.unwrap(), s.create_user(&user("b@example.com")).await.unwrap()];
-    let new_server = |i: u64| NewServer {
-        name: format!("n{i}"),
-        location_id: loc,
-        rack_id: None,
-        unit: None,
-        mac: None,
-        domain: String::new(),
-        details: Default::default(),
-        bmc: None,
-    };
+    let new_server = |i: u64| bare_server(format!("n{i}"), loc);
     let mut ids = vec![];
     for i in 0..8 {
         ids.push(s.create_server(&new_server(i)).await.unwrap());

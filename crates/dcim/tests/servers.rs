@@ -338,7 +338,68 @@ async fn the_full_list_is_streamed(db: Db) {
     s.stop().await;
 }
 
+/// Owners given and released at once, twenty clients over two processes of one
+/// database, across the servers of one configuration: each write moves a server
+/// between two rows of the kept counts (`server_counts`), and the writes move them in
+/// opposite directions. None fails (on PostgreSQL no two writes wait for each other's
+/// count rows in a cycle), and afterwards the free servers and the counted page's size
+/// are what the servers themselves say, on both processes.
+async fn counts_hold_under_racing_owners(db: Db) {
+    let s = TestServer::start(db).await;
+    let (other, _dir) = s.another_process(|_| {}).await;
+    let (loc, rack, _, _) = s.add_site().await;
+    let mut servers = vec![];
+    for unit in 1..=8 {
+        servers.push(s.add_free_server(loc, rack, unit, hw_i9()).await);
+    }
+    let user = s.add_user("racer@example.com", "racer-password", "@user").await;
+    let bases = [s.url(""), other.url()];
+    let mut racers = tokio::task::JoinSet::new();
+    for w in 0..20usize {
+        let (c, token, base, servers) =
+            (s.client.clone(), s.admin_token.clone(), bases[w % 2].clone(), servers.clone());
+        racers.spawn(async move {
+            for i in 0..10usize {
+                let srv = servers[(w * 3 + i) % servers.len()];
+                let url = format!("{base}/dci/v3/server/{srv}/owner");
+                let r = if (w + i) % 2 == 0 {
+                    c.post(url).bearer_auth(&token).json(&json!({"owner": user})).send().await.unwrap()
+                } else {
+                    c.delete(url).bearer_auth(&token).send().await.unwrap()
+                };
+                let st = r.status();
+                assert!(st.is_success(), "racer {w}, write {i} on server {srv}: {st} {}", r.text().await.unwrap());
+            }
+        });
+    }
+    while let Some(r) = racers.join_next().await {
+        r.unwrap();
+    }
+    let token = s.admin_token.clone();
+    for base in &bases {
+        let get = |path: String| {
+            let (c, token) = (s.client.clone(), token.clone());
+            async move {
+                c.get(format!("{base}{path}")).bearer_auth(token).send().await.unwrap().json::<Value>().await.unwrap()
+            }
+        };
+        let all = get("/dci/v3/server".into()).await;
+        let free = all["list"].as_array().unwrap().iter().filter(|v| v["owner"].is_null()).count() as i64;
+        let conf = get("/dci/v3/server/configuration".into()).await;
+        assert_eq!(
+            conf["list"],
+            json!([{"configuration": "i9-9900K-64Gb-2x1024NVMe", "free_server_count": free}]),
+            "{base}"
+        );
+        let page = get("/dci/v3/server?where=owner_email%20IS%20null&limit=0,1".into()).await;
+        assert_eq!(page["size"], free, "{base}");
+    }
+    other.stop(std::time::Duration::from_secs(5)).await.unwrap();
+    s.stop().await;
+}
+
 on_both_backends!(
+    counts_hold_under_racing_owners,
     the_full_list_is_streamed,
     every_write_shows_in_the_next_read,
     owner_assign_and_release,
