@@ -54,9 +54,9 @@ const REMEMBERED: usize = 64;
 /// page SQLite's small cache (2 MiB per connection) lacks is a `pread`: at 100,000
 /// servers a random server took 13 of them, and one server was read 15% slower than at
 /// 10,000. Mapped, a page the kernel already caches costs no system call and no copy.
-/// The mapped pages are the kernel's page cache, shared by the connections, and count
-/// in the process's resident set only as file pages it may drop (`RssFile`). Pages
-/// still in the WAL are read from it as before.
+/// The mapped pages are the kernel's page cache, which it drops when it needs the room;
+/// they count in the process's resident set as file pages (`RssFile`), once for each
+/// connection that touched them. Pages still in the WAL are read from it as before.
 const MAPPED: u64 = 1 << 30;
 
 impl ToSql for Bind {

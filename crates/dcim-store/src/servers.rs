@@ -391,7 +391,8 @@ const SERVER_LIST_SQLITE: ListSpec = ListSpec {
          AND i.purpose = 'server' ORDER BY i.family, i.addr_key) x)"
     ),
     from: SERVER_FROM,
-    count_all_from: Some("servers s"),
+    // Nothing filtering nor scoping the list, the facets count it.
+    count_all_from: None,
     facets: Some(&SERVER_FACETS),
     fields: SERVER_FIELDS,
     tiebreak: "s.id ASC",
@@ -411,7 +412,8 @@ const SERVER_LIST_POSTGRES: ListSpec = ListSpec {
          WHERE i.server_id = s.id AND i.purpose = 'server')"
     ),
     from: SERVER_FROM,
-    count_all_from: Some("servers s"),
+    // Nothing filtering nor scoping the list, the facets count it.
+    count_all_from: None,
     facets: Some(&SERVER_FACETS),
     fields: SERVER_FIELDS,
     tiebreak: "s.id ASC",
