@@ -241,7 +241,8 @@ async fn measure(args: &Args, n: usize, dir: &Path) -> anyhow::Result<()> {
         api.post(&format!("/dci/v3/switch/{sw}/sync"), json!({})).await?;
     }
     let drivers = Drivers::new(Some(dcim_drivers::fake::FakeLab::new(Duration::ZERO)));
-    let access = DeviceAccess { address: sims[0].addr.clone(), secret: json!({"community": "sw0"}).to_string() };
+    let access =
+        DeviceAccess { address: sims[0].addr.clone(), secret: json!({"community": "sw0"}).to_string(), location: None };
     let mut walk = vec![];
     for _ in 0..ROUNDS {
         let t = Instant::now();

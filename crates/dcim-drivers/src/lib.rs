@@ -15,6 +15,7 @@ pub mod instrumented;
 pub mod ipmi;
 mod pdu_power;
 pub mod redfish;
+pub mod remote;
 pub mod snmp;
 
 use std::sync::Arc;
@@ -26,10 +27,15 @@ use serde::{Deserialize, Serialize};
 pub use pdu_power::PduPower;
 
 /// Why a driver call failed, in terms an operator can act on.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "message", rename_all = "snake_case")]
 pub enum DriverError {
     #[error("{0} did not answer")]
     Unreachable(String),
+    /// The remote site that reaches the device is not connected (the message says
+    /// which, and since when); counted as unreachable.
+    #[error("{0}")]
+    SiteDown(String),
     #[error("the device refused the credentials: {0}")]
     Auth(String),
     #[error("timed out after {0} ms")]
@@ -45,14 +51,14 @@ pub enum DriverError {
 impl DriverError {
     /// Worth retrying: the device may answer next time.
     pub fn is_transient(&self) -> bool {
-        matches!(self, DriverError::Unreachable(_) | DriverError::Timeout(_))
+        matches!(self, DriverError::Unreachable(_) | DriverError::SiteDown(_) | DriverError::Timeout(_))
     }
 
     /// The failure's kind as metrics and task answers name it: `unreachable`, `auth`,
     /// `timeout`, `refused`, `protocol` or `unsupported`.
     pub fn kind(&self) -> &'static str {
         match self {
-            DriverError::Unreachable(_) => "unreachable",
+            DriverError::Unreachable(_) | DriverError::SiteDown(_) => "unreachable",
             DriverError::Auth(_) => "auth",
             DriverError::Timeout(_) => "timeout",
             DriverError::Refused(_) => "refused",
@@ -221,6 +227,8 @@ pub struct DeviceAccess {
     pub address: String,
     /// Protocol-specific access data as JSON (SNMP community or v3 user and keys).
     pub secret: String,
+    /// The device's location: a location a site serves is driven through that site.
+    pub location: Option<i64>,
 }
 
 /// A server's BMC as the inventory has it.
@@ -234,6 +242,8 @@ pub struct BmcAccess {
     pub mac: Option<String>,
     /// A Redfish BMC's pinned certificate (SHA-256 of its DER).
     pub tls_fingerprint: Option<dcim_tls::Digest>,
+    /// The server's location: a location a site serves is driven through that site.
+    pub location: Option<i64>,
 }
 
 /// How drivers talk to real devices.
@@ -271,6 +281,9 @@ pub struct Drivers {
     snmp: snmp::SnmpSettings,
     /// The network boot service of real machines (the netboot service), when one runs.
     netboot: Option<Arc<dyn BootDriver>>,
+    /// The sites that serve locations, at the central; devices of those locations are
+    /// driven through their site.
+    sites: Option<Arc<dyn remote::SiteRouter>>,
     /// Every driver handed out counts its calls here.
     metrics: Arc<dcim_metrics::Metrics>,
 }
@@ -287,6 +300,7 @@ impl Drivers {
             redfish: Arc::new(redfish::Redfish::new(s.redfish_timeout, s.bmc_tls_verify)),
             snmp: s.snmp.clone(),
             netboot: None,
+            sites: None,
             metrics: Arc::new(dcim_metrics::Metrics::new(
                 env!("CARGO_PKG_VERSION"),
                 std::time::SystemTime::now()
@@ -317,8 +331,24 @@ impl Drivers {
         })
     }
 
+    /// Devices of the locations `sites` routes are driven through their site.
+    pub fn with_sites(mut self, sites: Arc<dyn remote::SiteRouter>) -> Self {
+        self.sites = Some(sites);
+        self
+    }
+
+    /// The site that serves `location`, if any.
+    fn site(&self, location: Option<i64>) -> Option<(Arc<dyn remote::SiteLink>, i64)> {
+        let location = location?;
+        Some((self.sites.as_ref()?.route(location)?, location))
+    }
+
     /// The BMC driver for `ipmi.type`.
     pub fn power(&self, bmc: &BmcAccess) -> Result<Box<dyn PowerDriver>, DriverError> {
+        if let Some((link, location)) = self.site(bmc.location) {
+            let inner: Box<dyn PowerDriver> = Box::new(remote::RemotePower { link, location, bmc: bmc.into() });
+            return Ok(self.wrap(inner, "site"));
+        }
         let (inner, protocol): (Box<dyn PowerDriver>, _) = match bmc.kind {
             BmcType::Fake => (Box::new(self.lab()?.machine(&bmc.address, bmc.mac.as_deref())), "fake"),
             BmcType::IpmiLanplus => (Box::new(self.ipmi.bmc(&bmc.address, &bmc.user, &bmc.password, false)?), "ipmi"),
@@ -336,6 +366,11 @@ impl Drivers {
         protocol: DeviceProtocol,
         access: &DeviceAccess,
     ) -> Result<Box<dyn SwitchDriver>, DriverError> {
+        if let Some((link, location)) = self.site(access.location) {
+            let switch = remote_device(protocol, "", access);
+            let inner: Box<dyn SwitchDriver> = Box::new(remote::RemoteSwitch { link, location, switch });
+            return Ok(self.wrap(inner, "site"));
+        }
         let (inner, name): (Box<dyn SwitchDriver>, _) = match protocol {
             DeviceProtocol::Fake => (Box::new(self.lab()?.switch(&access.address)), "fake"),
             DeviceProtocol::SnmpV2c | DeviceProtocol::SnmpV3 => {
@@ -352,6 +387,11 @@ impl Drivers {
         model: &str,
         access: &DeviceAccess,
     ) -> Result<Box<dyn PduDriver>, DriverError> {
+        if let Some((link, location)) = self.site(access.location) {
+            let pdu = remote_device(protocol, model, access);
+            let inner: Box<dyn PduDriver> = Box::new(remote::RemotePdu { link, location, pdu });
+            return Ok(self.wrap(inner, "site"));
+        }
         let (inner, name): (Box<dyn PduDriver>, _) = match protocol {
             DeviceProtocol::Fake => (Box::new(self.lab()?.pdu(&access.address)), "fake"),
             DeviceProtocol::SnmpV2c | DeviceProtocol::SnmpV3 => {
@@ -368,9 +408,14 @@ impl Drivers {
         self
     }
 
-    /// The boot service for a server whose BMC is of `kind`: the fake lab's for fake
-    /// machines, the netboot service for real ones.
-    pub fn boot(&self, kind: Option<BmcType>) -> Result<Box<dyn BootDriver>, DriverError> {
+    /// The boot service for a server whose BMC is of `kind` in `location`: its site's
+    /// when a site serves the location, else the fake lab's for fake machines and the
+    /// netboot service for real ones.
+    pub fn boot(&self, kind: Option<BmcType>, location: Option<i64>) -> Result<Box<dyn BootDriver>, DriverError> {
+        if let Some((link, location)) = self.site(location) {
+            let inner: Box<dyn BootDriver> = Box::new(remote::RemoteBoot { link, location, bmc_kind: kind });
+            return Ok(self.wrap(inner, "site"));
+        }
         let (inner, name): (Box<dyn BootDriver>, _) = match (kind, &self.netboot) {
             (Some(BmcType::Fake), _) => (Box::new(self.lab()?.boot()), "fake"),
             (_, Some(service)) => (Box::new(Shared(service.clone())), "netboot"),
@@ -381,6 +426,15 @@ impl Drivers {
             }
         };
         Ok(self.wrap(inner, name))
+    }
+}
+
+fn remote_device(protocol: DeviceProtocol, model: &str, access: &DeviceAccess) -> remote::RemoteDevice {
+    remote::RemoteDevice {
+        protocol,
+        model: model.to_owned(),
+        address: access.address.clone(),
+        secret: access.secret.clone(),
     }
 }
 

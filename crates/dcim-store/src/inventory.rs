@@ -79,6 +79,7 @@ pub struct PolledDevice {
     pub model: String,
     /// SNMP access data (JSON).
     pub secret: String,
+    pub location_id: i64,
 }
 
 /// A port's statuses (a PDU outlet has one: its power, given as both).
@@ -570,7 +571,7 @@ impl Store {
     pub async fn polled_devices(&self, kind: DeviceKind) -> Result<Vec<PolledDevice>> {
         let model = if kind == DeviceKind::Pdu { "model" } else { "'' AS model" };
         let sql = format!(
-            "SELECT id, name, ip, protocol, {model}, snmp AS secret FROM {} WHERE protocol <> 'fake' ORDER BY id",
+            "SELECT id, name, ip, protocol, {model}, snmp AS secret, location_id FROM {} WHERE protocol <> 'fake' ORDER BY id",
             kind.table()
         );
         let rows: Vec<PolledDevice> = sqlx::query_as(AssertSqlSafe(sql)).fetch_all(self.pool()).await?;

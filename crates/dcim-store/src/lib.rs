@@ -22,6 +22,7 @@ mod native;
 pub mod seal;
 pub mod servers;
 pub mod sessions;
+pub mod sites;
 pub mod tasks;
 pub mod throttle;
 pub mod trail;

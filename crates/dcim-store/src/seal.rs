@@ -1,5 +1,5 @@
 //! Secrets at rest: BMC passwords, SNMP access data (communities, v3 keys), webhook
-//! secrets and TOTP secrets are kept sealed with XChaCha20-Poly1305 (RustCrypto's
+//! secrets, TOTP secrets and the calls waiting for a remote site are kept sealed with XChaCha20-Poly1305 (RustCrypto's
 //! `chacha20poly1305`) under a 256-bit key that lives outside the database (a key file
 //! or the environment, see the `dcim` binary). The database alone reveals none of them.
 //!
@@ -30,6 +30,7 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("pdus", "snmp"),
     ("webhooks", "secret"),
     ("users", "totp_secret"),
+    ("site_calls", "body"),
 ];
 
 pub(crate) const BMC_PASSWORD: &str = "servers.ipmi_password";

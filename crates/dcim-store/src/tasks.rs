@@ -625,6 +625,7 @@ pub struct PollTarget {
     pub ipmi_tls_fingerprint: Option<String>,
     pub power_status: PowerStatus,
     pub ipmi_status_info: String,
+    pub location_id: i64,
 }
 
 impl Store {
@@ -633,7 +634,7 @@ impl Store {
         let rows: Vec<PollTarget> = sqlx::query_as(
             "SELECT s.id AS server_id, s.mac, s.ipmi_address, s.ipmi_type, COALESCE(s.ipmi_user, '') AS ipmi_user, \
              COALESCE(s.ipmi_password, '') AS ipmi_password, s.ipmi_tls_fingerprint, s.power_status, \
-             s.ipmi_status_info FROM servers s \
+             s.ipmi_status_info, s.location_id FROM servers s \
              WHERE s.ipmi_address IS NOT NULL AND s.ipmi_type IS NOT NULL AND NOT EXISTS \
              (SELECT 1 FROM tasks t WHERE t.server_id = s.id AND t.exclusive = 1 AND t.status IN ('pending', 'running')) \
              ORDER BY s.id",

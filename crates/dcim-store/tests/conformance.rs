@@ -428,7 +428,73 @@ async fn configuration_counts_follow_every_write(db: Db) {
     f.done().await;
 }
 
+/// A site takes only the calls of the locations it serves now, only while it holds its
+/// credential, and each once; a call for a location it gave up is refused, never
+/// handed over; an answer is read once; an enrollment secret works once.
+async fn site_calls_stay_within_the_site(db: Db) {
+    use dcim_store::sites::{NewSite, SitePatch};
+    let f = fresh(db).await;
+    let s = &f.store;
+    let (a, b) = (s.create_location("A", "", None).await.unwrap(), s.create_location("B", "", None).await.unwrap());
+    let far = 4_102_444_800; // 2100
+    let site = NewSite {
+        name: "s1".into(),
+        description: String::new(),
+        locations: vec![a],
+        enrollment_hash: "e1".into(),
+        enrollment_expires: far,
+    };
+    let id = s.create_site(&site).await.unwrap();
+    let other = NewSite { name: "s2".into(), locations: vec![b], enrollment_hash: "e2".into(), ..site.clone() };
+    let id2 = s.create_site(&other).await.unwrap();
+    // A location is served by one site at most.
+    let taken = NewSite { name: "s3".into(), locations: vec![a], enrollment_hash: "e3".into(), ..site.clone() };
+    assert!(matches!(s.create_site(&taken).await, Err(StoreError::Conflict(_))));
+    assert_eq!(s.enroll_site("e1", "c1").await.unwrap().map(|r| r.0), Some(id));
+    assert_eq!(s.enroll_site("e1", "c9").await.unwrap(), None, "once");
+    s.enroll_site("e2", "c2").await.unwrap();
+    assert_eq!(s.site_by_credential("c1").await.unwrap().map(|r| r.id), Some(id));
+
+    let deadline = dcim_store::webhooks::now_ms() + 60_000;
+    let first = s.queue_site_call(id, a, "power_on", "{\"secret\":1}", deadline).await.unwrap();
+    // Another site's credential, or another site, takes nothing of it.
+    assert!(s.take_site_calls(id, "c2", 10, "no").await.unwrap().is_empty());
+    assert!(s.take_site_calls(id2, "c2", 10, "no").await.unwrap().is_empty());
+    let got = s.take_site_calls(id, "c1", 10, "no").await.unwrap();
+    assert_eq!((got.len(), got[0].id, got[0].body.as_str()), (1, first, "{\"secret\":1}"));
+    assert!(s.take_site_calls(id, "c1", 10, "no").await.unwrap().is_empty(), "taken once");
+    assert!(!s.answer_site_call(id2, first, "{}").await.unwrap(), "only its site answers it");
+    assert_eq!(s.take_site_answer(first).await.unwrap(), None);
+    assert!(s.answer_site_call(id, first, "{\"Ok\":1}").await.unwrap());
+    assert!(!s.answer_site_call(id, first, "{}").await.unwrap(), "answered once");
+    assert_eq!(s.take_site_answer(first).await.unwrap().as_deref(), Some("{\"Ok\":1}"));
+    assert_eq!(s.take_site_answer(first).await.unwrap(), None, "read once");
+
+    // The location leaves the site before the call is taken: refused, not handed over.
+    let second = s.queue_site_call(id, a, "power_on", "{}", deadline).await.unwrap();
+    s.update_site(id, &SitePatch { locations: Some(vec![]), ..Default::default() }).await.unwrap();
+    assert!(s.take_site_calls(id, "c1", 10, "gone").await.unwrap().is_empty());
+    assert_eq!(s.take_site_answer(second).await.unwrap().as_deref(), Some("gone"));
+    // A revoked credential takes nothing from that moment.
+    s.update_site(id, &SitePatch { locations: Some(vec![a]), ..Default::default() }).await.unwrap();
+    let third = s.queue_site_call(id, a, "power_on", "{}", deadline).await.unwrap();
+    s.reset_site_credential(id, None).await.unwrap();
+    assert!(s.take_site_calls(id, "c1", 10, "no").await.unwrap().is_empty());
+    assert!(s.site_by_credential("c1").await.unwrap().is_none());
+    // A call past its deadline is never handed over, and is purged.
+    s.reset_site_credential(id, Some(("e4", far))).await.unwrap();
+    s.enroll_site("e4", "c4").await.unwrap();
+    s.drop_site_call(third).await.unwrap();
+    let late = s.queue_site_call(id, a, "power_on", "{}", dcim_store::webhooks::now_ms() - 1).await.unwrap();
+    assert!(s.take_site_calls(id, "c4", 10, "no").await.unwrap().is_empty());
+    assert_eq!(s.purge_site_calls(0).await.unwrap(), 1);
+    assert_eq!(s.take_site_answer(late).await.unwrap(), None);
+    assert_eq!(s.get_site(id).await.unwrap().calls_in_flight, 0);
+    f.done().await;
+}
+
 conformance!(
+    site_calls_stay_within_the_site,
     configuration_counts_follow_every_write,
     totp_steps_reserve_codes_locks,
     os_template_images,

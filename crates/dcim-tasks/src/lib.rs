@@ -13,6 +13,7 @@ pub mod engine;
 pub mod ops;
 pub mod poller;
 pub mod port_poller;
+pub mod sites;
 pub mod workers;
 
 pub use engine::{Engine, EngineConfig};

@@ -45,6 +45,7 @@ async fn poll_one(engine: &Engine, t: PollTarget) -> bool {
         password: t.ipmi_password,
         mac: t.mac,
         tls_fingerprint: t.ipmi_tls_fingerprint.as_deref().and_then(dcim_tls::parse_fingerprint),
+        location: Some(t.location_id),
     };
     let answer = match engine.drivers.power(&bmc) {
         Err(e) => Err(e.to_string()),

@@ -39,7 +39,7 @@ pub async fn poll_once(engine: &Arc<Engine>, concurrency: usize) -> Round {
 
 async fn read(engine: &Engine, kind: DeviceKind, d: &PolledDevice) -> Result<Vec<PortStates>, DriverError> {
     let protocol = d.protocol;
-    let access = DeviceAccess { address: d.ip.clone(), secret: d.secret.clone() };
+    let access = DeviceAccess { address: d.ip.clone(), secret: d.secret.clone(), location: Some(d.location_id) };
     let states = match kind {
         DeviceKind::Switch => engine
             .drivers

@@ -100,6 +100,9 @@ pub struct Config {
     pub fake_drivers: bool,
     /// Delay of every fake device call, in milliseconds (demos, tests, benchmarks).
     pub fake_delay_ms: u64,
+    /// A remote site that has not polled for this many seconds is not connected: calls
+    /// for its locations fail at once, saying since when.
+    pub site_stale_secs: u64,
     /// Run every task step twice (a test of step idempotency).
     pub task_repeat_steps: bool,
     /// With `admin_password`: an admin created at start if no user has this e-mail.
@@ -188,6 +191,7 @@ impl Default for Config {
             power_timeout_secs: engine.power_timeout.as_secs(),
             agent_timeout_secs: engine.agent_timeout.as_secs(),
             agent_callback_url: None,
+            site_stale_secs: engine.site_stale.as_secs(),
             power_poll_secs: 60,
             power_poll_concurrency: 32,
             port_poll_secs: 60,
@@ -291,6 +295,7 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
             ("agent_timeout_secs", "agent_timeout_secs"),
             ("agent_callback_url", "agent_callback_url"),
             ("repeat_steps", "task_repeat_steps"),
+            ("site_stale_secs", "site_stale_secs"),
         ],
     ),
     (
@@ -478,6 +483,7 @@ impl Config {
             agent_callback: self.agent_callback_url.clone().unwrap_or_else(|| format!("{base_url}/agent/v1/task")),
             repeat_steps: self.task_repeat_steps,
             bmc_user: self.bmc_user.clone(),
+            site_stale: Duration::from_secs(self.site_stale_secs.max(2)),
         }
     }
 

@@ -8,6 +8,7 @@ pub mod framing;
 pub mod limits;
 pub mod secrets;
 pub mod serve;
+pub mod site;
 pub mod tls;
 pub mod webhooks;
 

@@ -53,6 +53,32 @@ enum Command {
         #[arg(long)]
         fake_drivers: bool,
     },
+    /// Run as a remote site: drive the devices of the locations the central gives this
+    /// site, connecting out to the central over HTTPS.
+    Site {
+        /// The central's URL, https://host:port.
+        #[arg(long, env = "DCIM_CENTRAL_URL")]
+        central: String,
+        /// SHA-256 of the central's certificate (openssl x509 -fingerprint -sha256).
+        #[arg(long, env = "DCIM_CENTRAL_FINGERPRINT")]
+        central_fingerprint: String,
+        /// The one-time enrollment secret the central gave this site; needed once, until
+        /// the credential is kept in the state directory.
+        #[arg(long, env = "DCIM_SITE_ENROLLMENT", hide_env_values = true)]
+        enroll: Option<String>,
+        /// Where the site keeps its credential (default: the data directory).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Where agents booted at this site report (host:port, plain HTTP); relayed to the central.
+        #[arg(long)]
+        agent_listen: Option<String>,
+        /// Calls performed at once.
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+        /// Drive fake devices (tests, benchmarks).
+        #[arg(long)]
+        fake_drivers: bool,
+    },
     /// Create or update the database schema, then exit.
     Migrate,
     /// Manage users.
@@ -101,6 +127,9 @@ async fn main() -> anyhow::Result<()> {
         flags.no_tls = no_tls.then_some(true);
         flags.fake_drivers = fake_drivers.then_some(true);
     }
+    if let Command::Site { fake_drivers: true, .. } = &cli.command {
+        flags.fake_drivers = Some(true);
+    }
     let cfg = Config::load(cli.config, &flags)?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log));
@@ -113,6 +142,17 @@ async fn main() -> anyhow::Result<()> {
 
     match cli.command {
         Command::Serve { .. } => dcim::serve::run(cfg).await,
+        Command::Site { central, central_fingerprint, enroll, state_dir, agent_listen, concurrency, .. } => {
+            let state_dir = state_dir.unwrap_or_else(|| cfg.data_dir.clone());
+            let mut opts = dcim::site::SiteOptions::new(&central, &central_fingerprint, &state_dir);
+            opts.enrollment = enroll;
+            opts.agent_listen = agent_listen;
+            opts.concurrency = concurrency.max(1);
+            let stop = async {
+                let _ = dcim::serve::shutdown_signal().await;
+            };
+            dcim::site::run(&cfg, opts, stop).await
+        }
         Command::Migrate => {
             let store = dcim::serve::open_store(&cfg).await?;
             store.close().await;

@@ -310,7 +310,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
 }
 
-async fn shutdown_signal() -> anyhow::Result<()> {
+pub async fn shutdown_signal() -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C"),

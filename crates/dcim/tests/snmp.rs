@@ -402,7 +402,7 @@ on_both_backends!(
 async fn drivers_directly() {
     let sim = SnmpSim::start();
     let drivers = Drivers::new(Some(dcim_drivers::fake::FakeLab::new(Duration::ZERO)));
-    let access = |secret: Value| DeviceAccess { address: sim.addr.clone(), secret: secret.to_string() };
+    let access = |secret: Value| DeviceAccess { address: sim.addr.clone(), secret: secret.to_string(), location: None };
 
     let sw = drivers.switch(DeviceProtocol::SnmpV2c, &access(json!({"community": "switch48"}))).unwrap();
     assert_eq!(sw.oper_status(41).await.unwrap(), PortStatus::Down);
@@ -444,7 +444,7 @@ async fn drivers_directly() {
     let d = drivers
         .switch(
             DeviceProtocol::SnmpV2c,
-            &DeviceAccess { address: closed, secret: json!({"community": "x"}).to_string() },
+            &DeviceAccess { address: closed, secret: json!({"community": "x"}).to_string(), location: None },
         )
         .unwrap();
     let started = Instant::now();

@@ -193,7 +193,8 @@ fn device_error(doing: &str, e: DriverError) -> ApiError {
 
 /// How a driver reaches a switch or PDU: its address and its SNMP access data.
 async fn device_access(st: &AppState, kind: DeviceKind, d: &DeviceRow) -> ApiResult<(DeviceProtocol, DeviceAccess)> {
-    Ok((d.protocol, DeviceAccess { address: d.ip.clone(), secret: st.store.device_secret(kind, d.id).await? }))
+    let secret = st.store.device_secret(kind, d.id).await?;
+    Ok((d.protocol, DeviceAccess { address: d.ip.clone(), secret, location: Some(d.location_id) }))
 }
 
 async fn read_ports(
@@ -264,7 +265,11 @@ async fn create_device(st: &AppState, kind: DeviceKind, b: NewDevice) -> ApiResu
     };
     // A fake device reports its ports at once; a real one is read by `sync`.
     let ports = if protocol == DeviceProtocol::Fake {
-        let access = DeviceAccess { address: device.ip.clone(), secret: device.secret.clone() };
+        let access = DeviceAccess {
+            address: device.ip.clone(),
+            secret: device.secret.clone(),
+            location: Some(device.location_id),
+        };
         read_ports(st, kind, protocol, &device.model, &access).await.map_err(driver_error)?
     } else {
         vec![]

@@ -10,6 +10,7 @@ pub mod ipmgr;
 pub mod operations;
 pub mod servers;
 pub mod service;
+pub mod sites;
 pub mod users;
 pub mod webhooks;
 
@@ -92,6 +93,13 @@ fn api(state: AppState) -> Router {
         .route("/dci/v3/task", get(ops::list_tasks))
         .route("/dci/v3/worker", get(service::list_workers))
         .route("/dci/v3/audit", get(audit::list_audit))
+        .route("/dci/v3/site", get(sites::list_sites).post(sites::create_site))
+        .route("/dci/v3/site/{id}", get(sites::get_site).post(sites::edit_site).delete(sites::delete_site))
+        .route("/dci/v3/site/{id}/revoke", post(sites::revoke_site))
+        .route("/dci/v3/site/{id}/enrollment", post(sites::new_enrollment))
+        .route("/dci/v3/site/enroll", post(sites::enroll_site))
+        .route("/dci/v3/site/link/poll", post(sites::link_poll))
+        .route("/dci/v3/site/link/answer", post(sites::link_answer).layer(large))
         .route("/dci/v3/webhook", get(webhooks::list_webhooks).post(webhooks::create_webhook))
         .route(
             "/dci/v3/webhook/{id}",

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod inventory;
 pub mod ip;
 pub mod server;
+pub mod site;
 pub mod task;
 pub mod user;
 pub mod webhook;

@@ -575,7 +575,7 @@ mod tests {
     #[test]
     fn access_data_is_checked_before_any_packet() {
         let s = SnmpSettings::default();
-        let access = |secret: &str| DeviceAccess { address: "127.0.0.1".into(), secret: secret.into() };
+        let access = |secret: &str| DeviceAccess { address: "127.0.0.1".into(), secret: secret.into(), location: None };
         let e = Client::new(DeviceProtocol::SnmpV2c, &access("{}"), &s).err().unwrap();
         assert!(matches!(e, DriverError::Auth(m) if m.contains("snmp.community")));
         let e = Client::new(DeviceProtocol::SnmpV3, &access(r#"{"community":"x"}"#), &s).err().unwrap();

@@ -54,6 +54,8 @@ pub struct EngineConfig {
     pub repeat_steps: bool,
     /// The BMC user `setup_ipmi` creates (or takes over) for dcim.
     pub bmc_user: String,
+    /// A remote site that has not polled for this long is not connected.
+    pub site_stale: Duration,
 }
 
 impl Default for EngineConfig {
@@ -71,6 +73,7 @@ impl Default for EngineConfig {
             agent_callback: "http://127.0.0.1:8080/agent/v1/task".into(),
             repeat_steps: false,
             bmc_user: "dcim".into(),
+            site_stale: Duration::from_secs(30),
         }
     }
 }
@@ -90,6 +93,8 @@ pub struct StepInfo {
 pub struct Engine {
     pub store: Store,
     pub drivers: Drivers,
+    /// The remote sites: the drivers route calls for their locations through them.
+    pub sites: crate::sites::SiteHub,
     /// The process's background workers (pollers, purges, deliveries) and their rounds.
     pub workers: crate::workers::Workers,
     pub cfg: EngineConfig,
@@ -108,9 +113,12 @@ fn unix() -> i64 {
 impl Engine {
     pub fn new(store: Store, drivers: Drivers, cfg: EngineConfig) -> Arc<Engine> {
         let owner = format!("{}-{}-{:08x}", hostname(), std::process::id(), rand::random::<u32>());
+        let sites = crate::sites::SiteHub::new(store.clone(), cfg.site_stale, cfg.call_timeout);
+        let drivers = drivers.with_sites(Arc::new(sites.clone()));
         Arc::new(Engine {
             store,
             drivers,
+            sites,
             workers: crate::workers::Workers::default(),
             cfg,
             owner,
@@ -189,6 +197,7 @@ impl Engine {
     /// Runs the dispatcher until `stop` turns true, then lets running steps end and
     /// hands their tasks back (so another process, or the next start, goes on).
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        tokio::spawn(self.sites.clone().keep_routes(stop.clone()));
         self.dispatching.store(true, Ordering::SeqCst);
         let permits = Arc::new(Semaphore::new(self.cfg.workers));
         let lease_ms = self.cfg.lease.as_millis() as i64;

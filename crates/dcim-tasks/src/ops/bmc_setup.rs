@@ -89,6 +89,7 @@ impl Step for SetupBmc<'_> {
             password: password.clone(),
             mac: cx.server.server.mac.clone(),
             tls_fingerprint: None,
+            location: Some(cx.server.server.location_id),
         };
         let driver = cx.bmc_power(&access)?;
         let named = |m: String| format!("the BMC at {address} as {user}: {m}");

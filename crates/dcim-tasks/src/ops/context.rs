@@ -165,7 +165,7 @@ impl Ctx<'_> {
 
     /// The boot service for the server.
     pub fn boot(&self) -> Result<Box<dyn BootDriver>, StepError> {
-        self.engine.drivers.boot(self.bmc_kind()).map_err(StepError::setup)
+        self.engine.drivers.boot(self.bmc_kind(), Some(self.server.server.location_id)).map_err(StepError::setup)
     }
 
     /// The server's BMC with its credentials, read afresh (a step may have replaced it).
@@ -178,6 +178,7 @@ impl Ctx<'_> {
             password: b.password,
             mac: self.server.server.mac.clone(),
             tls_fingerprint: b.tls_fingerprint.as_deref().and_then(dcim_tls::parse_fingerprint),
+            location: Some(self.server.server.location_id),
         }))
     }
 
@@ -210,6 +211,7 @@ impl Ctx<'_> {
             let access = DeviceAccess {
                 address: pdu.ip.clone(),
                 secret: self.store().device_secret(DeviceKind::Pdu, pdu.id).await?,
+                location: Some(pdu.location_id),
             };
             let driver = self
                 .engine

@@ -81,6 +81,7 @@ impl Step for Ports {
             let access = DeviceAccess {
                 address: sw.ip.clone(),
                 secret: cx.store().device_secret(DeviceKind::Switch, sw.id).await?,
+                location: Some(sw.location_id),
             };
             let driver = cx.drivers().switch(protocol, &access).map_err(|e| StepError::setup(e).named(named))?;
             cx.call(driver.set_admin(c.port_index, up)).await.map_err(|e| e.named(named))?;

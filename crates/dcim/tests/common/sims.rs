@@ -144,6 +144,55 @@ pub struct IpmiSim {
     dir: Dir,
 }
 
+/// One `ipmi_sim` on 127.0.0.1:`port` of the root namespace, or of `netns`.
+fn spawn_ipmi_sim(port: u16, user: &str, password: &str, netns: Option<&str>) -> IpmiSim {
+    let ipmi_sim = require_program("ipmi_sim");
+    let hook = require_file(&sims_dir().join("ipmi/chassis.sh"), "sims/ipmi/chassis.sh");
+    let emu = require_file(&sims_dir().join("ipmi/bmc.emu"), "sims/ipmi/bmc.emu");
+    let dir = Dir::new();
+    let guid = hex::encode(rand::random::<[u8; 16]>());
+    let conf = template(
+        "ipmi/lan.conf.in",
+        &[
+            ("NAME", &format!("bmc{port}")),
+            ("PORT", &port.to_string()),
+            ("GUID", &guid),
+            ("USER", user),
+            ("PASSWORD", password),
+            ("HOOK", hook.to_str().unwrap()),
+            ("STATE", dir.0.to_str().unwrap()),
+            ("EXTRA_LAN", ""),
+            ("SERIAL", ""),
+        ],
+    );
+    std::fs::write(dir.0.join("lan.conf"), conf).unwrap();
+    std::fs::write(dir.0.join("power"), "0\n").unwrap();
+    std::fs::create_dir(dir.0.join("persist")).unwrap();
+    let log = std::fs::File::create(dir.0.join("sim.log")).unwrap();
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(&ipmi_sim);
+            c
+        }
+        None => Command::new(&ipmi_sim),
+    };
+    let child = cmd
+        .arg("-c")
+        .arg(dir.0.join("lan.conf"))
+        .arg("-f")
+        .arg(&emu)
+        .arg("-s")
+        .arg(dir.0.join("persist"))
+        .arg("-n")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting ipmi_sim: {e}"));
+    IpmiSim { child, port, user: user.into(), password: password.into(), dir }
+}
+
 impl IpmiSim {
     /// Starts one BMC and waits until it answers (at most 5 s).
     pub fn start(user: &str, password: &str) -> IpmiSim {
@@ -156,45 +205,7 @@ impl IpmiSim {
         check_name("IPMI user", user, 16);
         check_name("IPMI password", password, 16); // ipmi_sim ignores a user with a longer one
         require_program("ipmitool");
-        let ipmi_sim = require_program("ipmi_sim");
-        let hook = require_file(&sims_dir().join("ipmi/chassis.sh"), "sims/ipmi/chassis.sh");
-        let emu = require_file(&sims_dir().join("ipmi/bmc.emu"), "sims/ipmi/bmc.emu");
-        let spawn = |port: u16| -> IpmiSim {
-            let dir = Dir::new();
-            let guid = hex::encode(rand::random::<[u8; 16]>());
-            let conf = template(
-                "ipmi/lan.conf.in",
-                &[
-                    ("NAME", &format!("bmc{port}")),
-                    ("PORT", &port.to_string()),
-                    ("GUID", &guid),
-                    ("USER", user),
-                    ("PASSWORD", password),
-                    ("HOOK", hook.to_str().unwrap()),
-                    ("STATE", dir.0.to_str().unwrap()),
-                    ("EXTRA_LAN", ""),
-                    ("SERIAL", ""),
-                ],
-            );
-            std::fs::write(dir.0.join("lan.conf"), conf).unwrap();
-            std::fs::write(dir.0.join("power"), "0\n").unwrap();
-            std::fs::create_dir(dir.0.join("persist")).unwrap();
-            let log = std::fs::File::create(dir.0.join("sim.log")).unwrap();
-            let child = Command::new(&ipmi_sim)
-                .arg("-c")
-                .arg(dir.0.join("lan.conf"))
-                .arg("-f")
-                .arg(&emu)
-                .arg("-s")
-                .arg(dir.0.join("persist"))
-                .arg("-n")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("starting ipmi_sim: {e}"));
-            IpmiSim { child, port, user: user.into(), password: password.into(), dir }
-        };
+        let spawn = |port: u16| spawn_ipmi_sim(port, user, password, None);
         let mut sims: Vec<IpmiSim> = free_udp_ports(n).into_iter().map(&spawn).collect();
 
         // Ping every BMC not yet answering; one that exited (its port was taken meanwhile)
@@ -233,6 +244,40 @@ impl IpmiSim {
             }
         }
         sims
+    }
+
+    /// One BMC on 127.0.0.1:`port` inside network namespace `netns` (where nothing else
+    /// listens), once it answers `ipmitool` run in that namespace (at most 5 s).
+    pub fn start_in_netns(netns: &str, port: u16, user: &str, password: &str) -> IpmiSim {
+        check_name("IPMI user", user, 16);
+        check_name("IPMI password", password, 16);
+        let sim = spawn_ipmi_sim(port, user, password, Some(netns));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let (ok, out) = sim.ipmitool_in(netns, &["chassis", "power", "status"]);
+            if ok {
+                return sim;
+            }
+            assert!(Instant::now() < deadline, "ipmi_sim in {netns} did not answer: {out}; {}", sim.sim_log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `ipmitool -I lanplus` against this BMC, run inside `netns`.
+    pub fn ipmitool_in(&self, netns: &str, args: &[&str]) -> (bool, String) {
+        let port = self.port.to_string();
+        let out = Command::new("ip")
+            .args(["netns", "exec", netns])
+            .arg(require_program("ipmitool"))
+            .args(["-I", "lanplus", "-C", "3", "-N", "1", "-R", "3", "-H", "127.0.0.1", "-p", &port])
+            .args(["-U", &self.user, "-P", &self.password])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("ipmitool runs");
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
     }
 
     pub fn port(&self) -> u16 {

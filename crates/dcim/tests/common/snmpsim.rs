@@ -44,6 +44,8 @@ pub struct SnmpSim {
     pub addr: String,
     child: Child,
     dir: PathBuf,
+    /// The network namespace it runs in; none: the test's own.
+    netns: Option<String>,
 }
 
 impl SnmpSim {
@@ -53,6 +55,15 @@ impl SnmpSim {
 
     /// Serves recordings given as `NAME:KIND[:COUNT]` (see `gen-snmprec.py`).
     pub fn start_with(recordings: &[&str]) -> SnmpSim {
+        Self::start_inner(None, recordings)
+    }
+
+    /// [`SnmpSim::start`] on 127.0.0.1:1161 inside network namespace `netns`.
+    pub fn start_in_netns(netns: &str) -> SnmpSim {
+        Self::start_inner(Some(netns), DEFAULT_RECORDINGS)
+    }
+
+    fn start_inner(netns: Option<&str>, recordings: &[&str]) -> SnmpSim {
         let responder = venv().join("bin/snmpsim-command-responder");
         need(&responder);
         need(Path::new("/usr/bin/snmpget"));
@@ -74,18 +85,25 @@ impl SnmpSim {
         assert!(generated.success(), "gen-snmprec.py failed");
         let first = recordings[0].split(':').next().unwrap().to_owned();
         for _ in 0..5 {
-            let port = free_udp_port();
-            let mut child = responder_command(&responder, &dir, port).spawn().expect("snmpsim starts");
+            let port = if netns.is_some() { 1161 } else { free_udp_port() };
+            let mut cmd = responder_command(&responder, &dir, port);
+            if let Some(ns) = netns {
+                let mut wrapped = Command::new("ip");
+                wrapped.args(["netns", "exec", ns]).arg(cmd.get_program()).args(cmd.get_args());
+                let out = std::fs::File::create(dir.join("run/sim.out")).unwrap();
+                wrapped.stdin(Stdio::null()).stdout(out.try_clone().unwrap()).stderr(out);
+                cmd = wrapped;
+            }
+            let mut child = cmd.spawn().expect("snmpsim starts");
             let addr = format!("127.0.0.1:{port}");
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // the port was taken meanwhile, or snmpsim failed: try again
                 }
-                if snmp_cmd("snmpget", &["-v2c", "-c", &first, "-t", "0.3", "-r", "0", &addr, "1.3.6.1.2.1.1.5.0"])
-                    .is_ok()
-                {
-                    return SnmpSim { port, addr, child, dir };
+                let probe = ["-v2c", "-c", &first, "-t", "0.3", "-r", "0", &addr, "1.3.6.1.2.1.1.5.0"];
+                if snmp_cmd_in(netns, "snmpget", &probe).is_ok() {
+                    return SnmpSim { port, addr, child, dir, netns: netns.map(str::to_owned) };
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -98,7 +116,8 @@ impl SnmpSim {
 
     /// `snmpget -v2c` of one object: the value alone, e.g. `2` or `"Outlet 3"`.
     pub fn snmpget(&self, community: &str, oid: &str) -> String {
-        snmp_cmd("snmpget", &["-v2c", "-c", community, "-Oqv", "-t", "1", "-r", "1", &self.addr, oid])
+        let args = ["-v2c", "-c", community, "-Oqv", "-t", "1", "-r", "1", &self.addr, oid];
+        snmp_cmd_in(self.netns.as_deref(), "snmpget", &args)
             .unwrap_or_else(|e| panic!("snmpget {community} {oid}: {e}"))
     }
 
@@ -167,12 +186,20 @@ fn free_udp_port() -> u16 {
 
 /// Runs a net-snmp tool with numeric OIDs (Debian ships no MIB files); its output.
 pub fn snmp_cmd(tool: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(tool)
-        .env("MIBS", "")
-        .arg("-On")
-        .args(args)
-        .output()
-        .map_err(|e| format!("{tool}: {e}: {SETUP}"))?;
+    snmp_cmd_in(None, tool, args)
+}
+
+/// [`snmp_cmd`] inside network namespace `netns`.
+pub fn snmp_cmd_in(netns: Option<&str>, tool: &str, args: &[&str]) -> Result<String, String> {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, tool]);
+            c
+        }
+        None => Command::new(tool),
+    };
+    let out = cmd.env("MIBS", "").arg("-On").args(args).output().map_err(|e| format!("{tool}: {e}: {SETUP}"))?;
     let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     if !out.status.success() || text.contains("No Such") || text.contains("Timeout") {
         return Err(format!("{text} {}", String::from_utf8_lossy(&out.stderr).trim()));

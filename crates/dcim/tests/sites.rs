@@ -1,0 +1,330 @@
+//! Remote sites: a `dcim site` process (the real binary) beside devices the central
+//! cannot reach, connected out to the central over HTTPS with a pinned certificate.
+//!
+//! `site_drives_what_the_central_cannot_reach` puts an `ipmi_sim` BMC and an snmpsim
+//! switch on the loopback of a network namespace the test creates, runs the site in
+//! that namespace with a link only to the central's address, and drives power, suspend
+//! and resume through the central's API (root, like the machine tests). The others run
+//! the site on loopback with the fake lab: a site not connected, its restart, a wrong
+//! certificate, a revoked credential, another protocol version.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Db, TestServer, assert_error, fast_tasks, wait_task};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// A central with HTTPS on `host`, calls failing fast, and sites counted as gone after
+/// 4 s of silence.
+async fn central(db: Db, host: &str) -> TestServer {
+    let host = host.to_owned();
+    TestServer::start_with(db, move |c| {
+        fast_tasks(c);
+        c.listen = format!("{host}:0");
+        let (cert, key) = dcim::tls::demo_certificate(&c.data_dir).unwrap();
+        c.tls_cert = Some(cert);
+        c.tls_key = Some(key);
+        c.site_stale_secs = 4;
+    })
+    .await
+}
+
+/// The SHA-256 of the central's certificate, as an operator reads it with openssl.
+fn fingerprint(s: &TestServer) -> String {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    use sha2::Digest;
+    let cert = CertificateDer::from_pem_file(s.cfg.tls_cert.as_ref().unwrap()).unwrap();
+    dcim_tls::fingerprint(&sha2::Sha256::digest(cert.as_ref()).into())
+}
+
+/// A `dcim site` process; killed when dropped. Its log is `log()`.
+struct Site {
+    child: Child,
+    dir: common::tempdir::Dir,
+}
+
+impl Site {
+    /// Starts a site (in `netns` when given) with the state directory `dir`.
+    fn start(netns: Option<&str>, s: &TestServer, fp: &str, dir: common::tempdir::Dir, enroll: Option<&str>) -> Site {
+        let exe = env!("CARGO_BIN_EXE_dcim");
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, exe]);
+                c
+            }
+            None => Command::new(exe),
+        };
+        cmd.arg("--data-dir").arg(&dir.0).args(["site", "--central", &s.base, "--central-fingerprint", fp]);
+        if let Some(secret) = enroll {
+            cmd.args(["--enroll", secret]);
+        }
+        if netns.is_none() {
+            cmd.arg("--fake-drivers");
+        }
+        let log = std::fs::File::create(dir.0.join("site.log")).unwrap();
+        cmd.env("RUST_LOG", "info").stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+        Site { child: cmd.spawn().expect("dcim site starts"), dir }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("site.log")).unwrap_or_default()
+    }
+
+    /// Waits for the process to exit by itself; its status and log.
+    fn exited(&mut self, within: Duration) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, self.log());
+            }
+            assert!(Instant::now() < deadline, "the site did not exit: {}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL; the state directory is handed back for a restart.
+    fn kill(mut self) -> common::tempdir::Dir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.dir, common::tempdir::Dir(std::path::PathBuf::new()))
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until the central says whether site `id` is connected.
+async fn until_connected(s: &TestServer, id: i64, connected: bool, site: &Site) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = s.get(&format!("/dci/v3/site/{id}")).await;
+        if v["connected"] == connected {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "site {id} connected = {connected}? {v}\n{}", site.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn run(s: &TestServer, srv: i64, op: &str) -> Value {
+    let v = s.post(&format!("/dci/v3/server/{srv}/{op}"), json!({})).await;
+    let task = v["task"].as_i64().unwrap_or_else(|| panic!("{op}: {v}"));
+    wait_task(s, task).await
+}
+
+/// A fake server in `loc` with its BMC at `bmc`.
+async fn fake_server(s: &TestServer, loc: i64, name: &str, bmc: &str) -> i64 {
+    let v = s
+        .post(
+            "/dci/v3/server",
+            json!({"name": name, "location_id": loc, "ipmi": {"address": bmc, "type": "fake", "user": "u", "password": "p"}}),
+        )
+        .await;
+    v["id"].as_i64().unwrap_or_else(|| panic!("{v}"))
+}
+
+/// The central's count of driver calls that went to a site.
+async fn site_calls(s: &TestServer) -> f64 {
+    let text = s.client.get(s.url("/metrics")).bearer_auth(&s.admin_token).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("dcim_driver_calls_total{") && l.contains("protocol=\"site\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_drives_what_the_central_cannot_reach() {
+    // The central listens only on the root end of a veth; the namespace has the other
+    // end, its own loopback with the devices, and no other route.
+    let third = 100 + rand::random::<u8>() % 100;
+    let ns = common::vdc::Netns::create(&format!("10.214.{third}.1"));
+    let sh = |args: &[&str]| assert!(Command::new("ip").args(args).status().unwrap().success(), "{args:?}");
+    sh(&["-n", &ns.name, "addr", "add", &format!("10.214.{third}.2/24"), "dev", "br0"]);
+    let bmc = common::sims::IpmiSim::start_in_netns(&ns.name, 6230, "admin", "bmc-secret");
+    let snmp = common::snmpsim::SnmpSim::start_in_netns(&ns.name);
+    let s = central(Db::Sqlite, &format!("10.214.{third}.1")).await;
+
+    let loc = s.post("/dci/v3/location", json!({"name": "Remote DC"})).await["id"].as_i64().unwrap();
+    let site = s.post("/dci/v3/site", json!({"name": "remote-1", "locations": [loc]})).await;
+    let (site_id, secret) = (site["id"].as_i64().unwrap(), site["enrollment_secret"].as_str().unwrap().to_owned());
+    let sw = s
+        .post(
+            "/dci/v3/switch",
+            json!({"name": "rsw", "location_id": loc, "ip": snmp.addr, "protocol": "snmp_v2c", "snmp": {"community": "switch48"}}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let srv = s
+        .post(
+            "/dci/v3/server",
+            json!({"name": "r-1", "location_id": loc, "mac": "52:54:00:21:40:01",
+                   "ipmi": {"address": bmc.address(), "type": "IPMI v2(lanplus)", "user": "admin", "password": "bmc-secret"}}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+
+    // Before the site connects, the switch cannot be read: the call has nowhere to go.
+    let (st, v) = s.call(Method::POST, &format!("/dci/v3/switch/{sw}/sync"), Some(json!({}))).await;
+    assert_error(st, &v, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(v["error"]["msg"].as_str().unwrap().contains("site remote-1 has never connected"), "{v}");
+
+    let mut site = Site::start(Some(&ns.name), &s, &fingerprint(&s), common::tempdir::Dir::new(), Some(&secret));
+    let status = until_connected(&s, site_id, true, &site).await;
+    assert_eq!((status["enrolled"].as_bool(), status["protocol"].as_str()), (Some(true), Some("1.0")), "{status}");
+    assert_eq!(status["address"], format!("10.214.{third}.2"), "it polls from inside the namespace: {status}");
+
+    // The switch's 48 ports, read over SNMP by the site.
+    let v = s.post(&format!("/dci/v3/switch/{sw}/sync"), json!({})).await;
+    assert_eq!(v["id"], sw, "{v}");
+    let ports = s.get(&format!("/dci/v3/switch/{sw}/port?limit=0,50")).await;
+    assert_eq!(ports["size"], 48, "{ports}");
+    let port = ports["list"][4].clone();
+    let idx = port["index"].as_i64().unwrap();
+    s.post(&format!("/dci/v3/server/{srv}/switch_connection"), json!({"port": port["id"]})).await;
+
+    // Power through the BMC in the namespace: ipmitool there sees what dcim did.
+    let t = run(&s, srv, "power_on").await;
+    assert_eq!(t["status"], "complete", "{t}\n{}", site.log());
+    let (_, out) = bmc.ipmitool_in(&ns.name, &["chassis", "power", "status"]);
+    assert!(out.contains("is on"), "{out}");
+    let t = run(&s, srv, "power_off").await;
+    assert_eq!(t["status"], "complete", "{t}");
+    let (_, out) = bmc.ipmitool_in(&ns.name, &["chassis", "power", "status"]);
+    assert!(out.contains("is off"), "{out}");
+
+    // Suspend and resume at the switch port: snmpget in the namespace reads ifAdminStatus.
+    let admin = |snmp: &common::snmpsim::SnmpSim| snmp.snmpget("switch48", &format!("1.3.6.1.2.1.2.2.1.7.{idx}"));
+    let t = run(&s, srv, "suspend").await;
+    assert_eq!(t["status"], "complete", "{t}");
+    assert_eq!(admin(&snmp), "2", "the port is down");
+    let t = run(&s, srv, "resume").await;
+    assert_eq!(t["status"], "complete", "{t}");
+    assert_eq!(admin(&snmp), "1", "the port is up again");
+    assert!(site_calls(&s).await >= 6.0, "the calls went through the site");
+    assert_eq!(s.get(&format!("/dci/v3/site/{site_id}")).await["calls_in_flight"], 0);
+
+    // A revoked credential is refused at once: the site stops, saying why.
+    s.post(&format!("/dci/v3/site/{site_id}/revoke"), json!({})).await;
+    let (status, log) = site.exited(Duration::from_secs(20));
+    assert!(!status.success() && log.contains("refused the site's credential"), "{status}: {log}");
+    s.stop().await;
+}
+
+/// A site not connected fails its locations' calls with a clear message while a
+/// direct location works; it reconnects with its kept credential and the next task
+/// completes. Its status follows.
+async fn a_site_that_goes_away_and_comes_back(db: Db) {
+    let s = central(db, "127.0.0.1").await;
+    let fp = fingerprint(&s);
+    let near = s.post("/dci/v3/location", json!({"name": "Here"})).await["id"].as_i64().unwrap();
+    let far = s.post("/dci/v3/location", json!({"name": "There"})).await["id"].as_i64().unwrap();
+    let direct = fake_server(&s, near, "here-1", "bmc-here-1").await;
+    let remote = fake_server(&s, far, "there-1", "bmc-there-1").await;
+    let created = s.post("/dci/v3/site", json!({"name": "there", "description": "DC 2", "locations": [far]})).await;
+    let (id, secret) = (created["id"].as_i64().unwrap(), created["enrollment_secret"].as_str().unwrap().to_owned());
+    let listed = s.get("/dci/v3/site").await;
+    assert_eq!(listed["list"][0]["locations"], json!([far]), "{listed}");
+    assert_eq!(listed["list"][0]["enrolled"], false);
+    assert!(listed["list"][0]["enrollment_expires"].is_string(), "{listed}");
+    // A location is served by one site at most.
+    let (st, v) = s.call(Method::POST, "/dci/v3/site", Some(json!({"name": "other", "locations": [far]}))).await;
+    assert_error(st, &v, StatusCode::CONFLICT);
+    let (st, v) = s.call(Method::POST, "/dci/v3/site", Some(json!({"name": "other", "locations": [9999]}))).await;
+    assert_error(st, &v, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Never connected: the remote task fails at once, saying so; the direct one completes.
+    let t = run(&s, remote, "power_on").await;
+    assert_eq!(t["status"], "fail", "{t}");
+    assert!(t["status_info"]["message"].as_str().unwrap().contains("site there has never connected"), "{t}");
+    assert_eq!(t["status_info"]["kind"], "unreachable", "{t}");
+    assert_eq!(run(&s, direct, "power_on").await["status"], "complete");
+
+    // A wrong fingerprint: the site refuses the central before it sends anything.
+    let mut wrong = Site::start(None, &s, &"ab".repeat(32), common::tempdir::Dir::new(), Some(&secret));
+    let (status, log) = wrong.exited(Duration::from_secs(20));
+    assert!(!status.success() && log.contains(dcim_tls::NOT_PINNED), "{status}: {log}");
+    assert_eq!(s.get(&format!("/dci/v3/site/{id}")).await["enrolled"], false, "the secret was not sent");
+
+    let site = Site::start(None, &s, &fp, common::tempdir::Dir::new(), Some(&secret));
+    let status = until_connected(&s, id, true, &site).await;
+    assert!(status["connected_since"].is_string() && status["version"].is_string(), "{status}");
+    // The secret worked once.
+    let (st, v) = s.call(Method::POST, "/dci/v3/site/enroll", Some(json!({"secret": secret}))).await;
+    assert_error(st, &v, StatusCode::UNAUTHORIZED);
+    let before = site_calls(&s).await;
+    let t = run(&s, remote, "power_on").await;
+    assert_eq!(t["status"], "complete", "{t}\n{}", site.log());
+    assert!(site_calls(&s).await > before, "the calls went through the site");
+    assert_eq!(s.get(&format!("/dci/v3/server/{remote}")).await["power_status"], "on");
+
+    // The site dies: after the central's 4 s its calls fail, naming since when.
+    let state = site.kill();
+    until_connected(&s, id, false, &Site::start_none()).await;
+    let t = run(&s, remote, "power_off").await;
+    assert_eq!(t["status"], "fail", "{t}");
+    let msg = t["status_info"]["message"].as_str().unwrap();
+    assert!(msg.contains("site there not connected since 20"), "{msg}");
+    assert_eq!(run(&s, direct, "power_off").await["status"], "complete", "other locations are unaffected");
+
+    // It comes back with its kept credential and the next task completes.
+    let site = Site::start(None, &s, &fp, state, None);
+    until_connected(&s, id, true, &site).await;
+    let t = run(&s, remote, "power_off").await;
+    assert_eq!(t["status"], "complete", "{t}\n{}", site.log());
+
+    // Another protocol version is refused, naming both.
+    let credential = std::fs::read_to_string(site.dir.0.join("site-credential")).unwrap();
+    let r = s
+        .client
+        .post(s.url("/dci/v3/site/link/poll"))
+        .bearer_auth(credential.trim())
+        .header("x-dcim-site-protocol", "2.0")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let (st, v) = common::json_of(r).await;
+    assert_error(st, &v, StatusCode::CONFLICT);
+    let msg = v["error"]["msg"].as_str().unwrap();
+    assert!(msg.contains("\"2.0\"") && msg.contains("1.0"), "{msg}");
+    // A user's session is not a site's credential.
+    let r = s
+        .client
+        .post(s.url("/dci/v3/site/link/poll"))
+        .bearer_auth(&s.admin_token)
+        .header("x-dcim-site-protocol", "1.0")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let (st, v) = common::json_of(r).await;
+    assert_error(st, &v, StatusCode::UNAUTHORIZED);
+
+    // The location leaves the site: its devices are reached directly again.
+    s.post(&format!("/dci/v3/site/{id}"), json!({"locations": []})).await;
+    let before = site_calls(&s).await;
+    assert_eq!(run(&s, remote, "power_on").await["status"], "complete");
+    assert_eq!(site_calls(&s).await, before, "nothing went to the site");
+    drop(site);
+    s.stop().await;
+}
+
+impl Site {
+    /// No process: a placeholder for the messages of [`until_connected`].
+    fn start_none() -> Site {
+        Site { child: Command::new("true").spawn().unwrap(), dir: common::tempdir::Dir::new() }
+    }
+}
+
+on_both_backends!(a_site_that_goes_away_and_comes_back);
