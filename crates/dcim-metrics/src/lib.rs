@@ -93,6 +93,12 @@ pub struct TaskStateLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SiteLabels {
+    /// A remote site's name.
+    pub site: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: String,
 }
@@ -110,6 +116,18 @@ pub struct Snapshot {
     pub db_connections_idle: i64,
     /// (worker name, seconds behind its schedule) of each background worker.
     pub workers_behind: Vec<(String, f64)>,
+    /// Each remote site: its name, whether it is connected, the unix time it last
+    /// polled (0: never), and its calls not yet answered.
+    pub sites: Vec<SiteStatus>,
+}
+
+/// A remote site's link, as scraped.
+#[derive(Debug, Default, Clone)]
+pub struct SiteStatus {
+    pub name: String,
+    pub connected: bool,
+    pub last_seen: i64,
+    pub calls_in_flight: i64,
 }
 
 /// Every metric of a process.
@@ -132,6 +150,9 @@ pub struct Metrics {
     db_in_use: Gauge,
     db_idle: Gauge,
     workers_behind: Family<WorkerLabels, Gauge<f64, AtomicU64>>,
+    site_connected: Family<SiteLabels, Gauge>,
+    site_last_seen: Family<SiteLabels, Gauge>,
+    site_calls: Family<SiteLabels, Gauge>,
     /// Scrapes encode one at a time (snapshot and encoding together).
     scrape: Mutex<()>,
 }
@@ -202,6 +223,17 @@ impl Metrics {
             Unit::Seconds,
             workers_behind.clone(),
         );
+        let site_connected = Family::<SiteLabels, Gauge>::default();
+        r.register("site_connected", "1 while a remote site polls its link, else 0", site_connected.clone());
+        let site_last_seen = Family::<SiteLabels, Gauge>::default();
+        r.register_with_unit(
+            "site_last_seen",
+            "When a remote site last polled, unix (0: never)",
+            Unit::Seconds,
+            site_last_seen.clone(),
+        );
+        let site_calls = Family::<SiteLabels, Gauge>::default();
+        r.register("site_calls_in_flight", "Calls waiting for a remote site or taken by it", site_calls.clone());
         let start = Gauge::<i64>::default();
         start.set(start_time);
         r.register_with_unit("process_start_time", "Start time of the process, unix", Unit::Seconds, start);
@@ -227,6 +259,9 @@ impl Metrics {
             db_in_use,
             db_idle,
             workers_behind,
+            site_connected,
+            site_last_seen,
+            site_calls,
             scrape: Mutex::new(()),
         }
     }
@@ -296,6 +331,15 @@ impl Metrics {
         self.workers_behind.clear();
         for (worker, behind) in &snap.workers_behind {
             self.workers_behind.get_or_create(&WorkerLabels { worker: worker.clone() }).set(*behind);
+        }
+        self.site_connected.clear();
+        self.site_last_seen.clear();
+        self.site_calls.clear();
+        for s in &snap.sites {
+            let l = SiteLabels { site: s.name.clone() };
+            self.site_connected.get_or_create(&l).set(i64::from(s.connected));
+            self.site_last_seen.get_or_create(&l).set(s.last_seen);
+            self.site_calls.get_or_create(&l).set(s.calls_in_flight);
         }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;

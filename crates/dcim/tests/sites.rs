@@ -132,10 +132,15 @@ async fn fake_server(s: &TestServer, loc: i64, name: &str, bmc: &str) -> i64 {
     v["id"].as_i64().unwrap_or_else(|| panic!("{v}"))
 }
 
+async fn metrics(s: &TestServer) -> String {
+    s.client.get(s.url("/metrics")).bearer_auth(&s.admin_token).send().await.unwrap().text().await.unwrap()
+}
+
 /// The central's count of driver calls that went to a site.
 async fn site_calls(s: &TestServer) -> f64 {
-    let text = s.client.get(s.url("/metrics")).bearer_auth(&s.admin_token).send().await.unwrap().text().await.unwrap();
-    text.lines()
+    metrics(s)
+        .await
+        .lines()
         .filter(|l| l.starts_with("dcim_driver_calls_total{") && l.contains("protocol=\"site\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
@@ -259,6 +264,7 @@ async fn a_site_that_goes_away_and_comes_back(db: Db) {
     let site = Site::start(None, &s, &fp, common::tempdir::Dir::new(), Some(&secret));
     let status = until_connected(&s, id, true, &site).await;
     assert!(status["connected_since"].is_string() && status["version"].is_string(), "{status}");
+    assert!(metrics(&s).await.contains("dcim_site_connected{site=\"there\"} 1"));
     // The secret worked once.
     let (st, v) = s.call(Method::POST, "/dci/v3/site/enroll", Some(json!({"secret": secret}))).await;
     assert_error(st, &v, StatusCode::UNAUTHORIZED);
@@ -270,7 +276,9 @@ async fn a_site_that_goes_away_and_comes_back(db: Db) {
 
     // The site dies: after the central's 4 s its calls fail, naming since when.
     let state = site.kill();
-    until_connected(&s, id, false, &Site::start_none()).await;
+    let status = until_connected(&s, id, false, &Site::start_none()).await;
+    assert!(status["connected_since"].is_null() && status["last_seen"].is_string(), "{status}");
+    assert!(metrics(&s).await.contains("dcim_site_connected{site=\"there\"} 0"));
     let t = run(&s, remote, "power_off").await;
     assert_eq!(t["status"], "fail", "{t}");
     let msg = t["status_info"]["message"].as_str().unwrap();

@@ -97,6 +97,15 @@ async fn exposition(st: &AppState) -> Result<Response, ApiError> {
             (p.name, p.using_ipv4 + p.using_ipv6, i64::try_from(total).unwrap_or(i64::MAX))
         })
         .collect();
+    let sites = st.store.list_sites(&dcim_core::query::ListQuery::default()).await?;
+    let sites = (sites.items.into_iter())
+        .map(|s| dcim_metrics::SiteStatus {
+            connected: st.engine.sites.connected(s.last_seen),
+            last_seen: s.last_seen.unwrap_or(0),
+            calls_in_flight: s.calls_in_flight,
+            name: s.name,
+        })
+        .collect();
     let (open, idle) = st.store.pool_stats();
     let snap = Snapshot {
         servers_by_state: states,
@@ -109,6 +118,7 @@ async fn exposition(st: &AppState) -> Result<Response, ApiError> {
         workers_behind: (st.engine.workers.list().into_iter())
             .map(|(w, s)| (w.name.to_owned(), s.behind_ms as f64 / 1000.0))
             .collect(),
+        sites,
     };
     let text = st.engine.drivers.metrics().encode_with(&snap).map_err(ApiError::internal_because)?;
     Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response())
