@@ -69,9 +69,6 @@ enum Command {
         /// Where the site keeps its credential (default: the data directory).
         #[arg(long)]
         state_dir: Option<PathBuf>,
-        /// Where agents booted at this site report (host:port, plain HTTP); relayed to the central.
-        #[arg(long)]
-        agent_listen: Option<String>,
         /// Calls performed at once.
         #[arg(long, default_value_t = 256)]
         concurrency: usize,
@@ -142,11 +139,10 @@ async fn main() -> anyhow::Result<()> {
 
     match cli.command {
         Command::Serve { .. } => dcim::serve::run(cfg).await,
-        Command::Site { central, central_fingerprint, enroll, state_dir, agent_listen, concurrency, .. } => {
+        Command::Site { central, central_fingerprint, enroll, state_dir, concurrency, .. } => {
             let state_dir = state_dir.unwrap_or_else(|| cfg.data_dir.clone());
             let mut opts = dcim::site::SiteOptions::new(&central, &central_fingerprint, &state_dir);
             opts.enrollment = enroll;
-            opts.agent_listen = agent_listen;
             opts.concurrency = concurrency.max(1);
             let stop = async {
                 let _ = dcim::serve::shutdown_signal().await;

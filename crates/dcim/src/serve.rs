@@ -90,6 +90,49 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     crate::secrets::adopt(store, cfg).await
 }
 
+/// The netboot segments of a configuration, started.
+pub struct Booting {
+    /// Each segment's service, its DHCP, TFTP and RA servers, and where its HTTP
+    /// listener is to be bound (the caller binds it, with the agent route it serves).
+    pub segments: Vec<(dcim_netboot::Netboot, dcim_netboot::NetbootServers, String)>,
+    /// The segments as one boot driver, when there are any.
+    pub driver: Option<Arc<dyn dcim_drivers::BootDriver>>,
+    /// Where agents report when no segment says: the catch-all segment's listener, else
+    /// the first's.
+    pub callback_base: Option<String>,
+}
+
+/// Starts the netboot segments of `cfg`: `netboot` (every location the others do not
+/// name), then `netboot_segments`.
+pub async fn start_netboot(cfg: &Config) -> anyhow::Result<Booting> {
+    let mut segments = vec![];
+    if let Some(nb_cfg) = &cfg.netboot {
+        let listen = cfg.netboot_listen.clone().context("netboot needs netboot_listen (host:port of http_base)")?;
+        segments.push((nb_cfg.clone(), listen, vec![]));
+    }
+    for s in &cfg.netboot_segments {
+        segments.push((s.netboot.clone(), s.listen.clone(), s.locations.clone()));
+    }
+    let fallback = segments.iter().find(|(_, _, l)| l.is_empty()).or(segments.first());
+    let callback_base = fallback.map(|(c, _, _)| c.http_base.trim_end_matches('/').to_owned());
+    let mut started = vec![];
+    let mut driver: Option<Arc<dyn dcim_drivers::BootDriver>> = None;
+    if !segments.is_empty() {
+        let mut set = vec![];
+        for (nb_cfg, listen, locations) in segments {
+            let nb = dcim_netboot::Netboot::new(nb_cfg.clone())
+                .with_context(|| format!("netboot configuration of {}", nb_cfg.interface))?;
+            let servers =
+                nb.start().await.with_context(|| format!("starting the netboot service on {}", nb_cfg.interface))?;
+            set.push(dcim_netboot::Segment { locations, service: nb.clone() });
+            started.push((nb, servers, listen));
+        }
+        let set = dcim_netboot::Segments::new(set).map_err(|e| anyhow::anyhow!("netboot segments: {e}"))?;
+        driver = Some(Arc::new(set));
+    }
+    Ok(Booting { segments: started, driver, callback_base })
+}
+
 /// Starts serving in the background; returns once the socket is bound.
 pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     let store = open_store(cfg).await?;
@@ -121,35 +164,12 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     }
     let mut drivers = Drivers::with_settings(lab, &cfg.drivers());
     // Agents report to this server; booted over the netboot service, through its listener.
-    let mut callback_base = format!("{scheme}://{own}");
-    // The segments: `netboot` (every location the others do not name), then `netboot_segments`.
-    let mut segments = vec![];
-    if let Some(nb_cfg) = &cfg.netboot {
-        let listen = cfg.netboot_listen.clone().context("netboot needs netboot_listen (host:port of http_base)")?;
-        segments.push((nb_cfg.clone(), listen, vec![]));
+    let booting = start_netboot(cfg).await?;
+    let callback_base = booting.callback_base.clone().unwrap_or_else(|| format!("{scheme}://{own}"));
+    if let Some(set) = booting.driver {
+        drivers = drivers.with_netboot(set);
     }
-    for s in &cfg.netboot_segments {
-        segments.push((s.netboot.clone(), s.listen.clone(), s.locations.clone()));
-    }
-    // The engine's own callback (segments give theirs): the catch-all segment's, else the first's.
-    let fallback = segments.iter().find(|(_, _, l)| l.is_empty()).or(segments.first());
-    if let Some((c, _, _)) = fallback {
-        callback_base = c.http_base.trim_end_matches('/').to_owned();
-    }
-    let mut netboot = vec![];
-    if !segments.is_empty() {
-        let mut set = vec![];
-        for (nb_cfg, listen, locations) in segments {
-            let nb = dcim_netboot::Netboot::new(nb_cfg.clone())
-                .with_context(|| format!("netboot configuration of {}", nb_cfg.interface))?;
-            let servers =
-                nb.start().await.with_context(|| format!("starting the netboot service on {}", nb_cfg.interface))?;
-            set.push(dcim_netboot::Segment { locations, service: nb.clone() });
-            netboot.push((nb, servers, listen));
-        }
-        let set = dcim_netboot::Segments::new(set).map_err(|e| anyhow::anyhow!("netboot segments: {e}"))?;
-        drivers = drivers.with_netboot(Arc::new(set));
-    }
+    let netboot = booting.segments;
     let engine = Engine::new(store.clone(), drivers, cfg.engine(&callback_base));
     let (engine_stop, stop_rx) = watch::channel(false);
     let engine_task = tokio::spawn(engine.clone().run(stop_rx.clone()));

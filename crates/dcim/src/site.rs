@@ -6,8 +6,10 @@
 //! state directory, mode 0600: the only secret it keeps). It then polls for driver
 //! calls, performs each with its own drivers (IPMI, Redfish, SNMP, the fake lab when
 //! enabled) and posts the results back. The credentials a call needs travel with the
-//! call; the site has no database. Agents booted here report to its agent listener,
-//! which relays each report to the central unchanged.
+//! call; the site has no database. It serves the netboot segments of its
+//! configuration (`[netboot]`, `[[netboot_segments]]`, as a central would), and agents
+//! booted there report to the segment's listener, which relays each report to the
+//! central unchanged.
 //!
 //! The central refuses a site of another major protocol version, naming both; a
 //! revoked credential is refused at the next poll. Either stops the site with that
@@ -39,9 +41,6 @@ pub struct SiteOptions {
     pub state_dir: PathBuf,
     /// The one-time enrollment secret, used when no credential is kept yet.
     pub enrollment: Option<String>,
-    /// Where in-band agents of this site report (`host:port`, plain HTTP), relayed to
-    /// the central.
-    pub agent_listen: Option<String>,
     /// Calls performed at once.
     pub concurrency: usize,
     /// How long a poll may be held by the central when no call waits.
@@ -55,7 +54,6 @@ impl SiteOptions {
             fingerprint: fingerprint.to_owned(),
             state_dir: state_dir.to_owned(),
             enrollment: None,
-            agent_listen: None,
             concurrency: 256,
             wait: Duration::from_secs(20),
         }
@@ -161,25 +159,36 @@ pub async fn run(cfg: &Config, opts: SiteOptions, stop: impl std::future::Future
     let http = client(&opts)?;
     let credential = credential(&http, &opts).await?;
     let lab = cfg.fake_enabled().then(|| FakeLab::new(Duration::from_millis(cfg.fake_delay_ms)));
-    let drivers = Arc::new(Drivers::with_settings(lab, &cfg.drivers()));
-    if let Some(listen) = &opts.agent_listen {
-        let listener = tokio::net::TcpListener::bind(listen)
+    let mut drivers = Drivers::with_settings(lab, &cfg.drivers());
+    // The netboot segments of the site's configuration; their listeners relay agents'
+    // reports to the central.
+    let booting = crate::serve::start_netboot(cfg).await?;
+    if let Some(set) = booting.driver {
+        drivers = drivers.with_netboot(set);
+    }
+    let mut boot_servers = vec![];
+    for (nb, servers, listen) in booting.segments {
+        let listener = tokio::net::TcpListener::bind(&listen)
             .await
-            .with_context(|| format!("binding the agent listener {listen}"))?;
-        let app = relay_app(http.clone(), opts.central.clone());
+            .with_context(|| format!("binding the netboot listener {listen}"))?;
+        let app = nb.router().merge(relay_app(http.clone(), opts.central.clone()));
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "the agent listener stopped");
+                tracing::error!(error = %e, %listen, "a netboot HTTP listener stopped");
             }
         });
+        boot_servers.push(servers);
     }
+    let drivers = Arc::new(drivers);
     let (answers_tx, answers_rx) = mpsc::unbounded_channel::<LinkAnswer>();
     tokio::spawn(send_answers(http.clone(), opts.clone(), credential.clone(), answers_rx));
     println!("dcim site polling {}", opts.central);
-    tokio::select! {
+    let r = tokio::select! {
         r = poll(&http, &opts, &credential, drivers, answers_tx) => r,
         _ = stop => Ok(()),
-    }
+    };
+    drop(boot_servers);
+    r
 }
 
 /// Polls for calls and performs them, until the central refuses the site for good.
@@ -316,7 +325,7 @@ async fn send_answers(
     }
 }
 
-/// The agent listener: `POST /agent/v1/task/{id}/report`, relayed to the central with
+/// The agents' route of a netboot listener: `POST /agent/v1/task/{id}/report`, relayed to the central with
 /// the agent's own `Authorization` (its task's secret), answered with the central's
 /// answer.
 fn relay_app(http: reqwest::Client, central: String) -> axum::Router {

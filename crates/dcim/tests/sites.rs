@@ -4,7 +4,10 @@
 //! `site_drives_what_the_central_cannot_reach` puts an `ipmi_sim` BMC and an snmpsim
 //! switch on the loopback of a network namespace the test creates, runs the site in
 //! that namespace with a link only to the central's address, and drives power, suspend
-//! and resume through the central's API (root, like the machine tests). The others run
+//! and resume through the central's API; then a QEMU machine whose BMC is on that
+//! loopback and whose NIC is on the namespace's provisioning bridge is diagnosed
+//! through the site's netboot service, its agent's reports relayed by the site (root
+//! and the agent's boot image, like the machine tests). The others run
 //! the site on loopback with the fake lab: a site not connected, its restart, a wrong
 //! certificate, a revoked credential, another protocol version.
 
@@ -20,9 +23,14 @@ use serde_json::{Value, json};
 /// A central with HTTPS on `host`, calls failing fast, and sites counted as gone after
 /// 4 s of silence.
 async fn central(db: Db, host: &str) -> TestServer {
+    central_with(db, host, |_| {}).await
+}
+
+async fn central_with(db: Db, host: &str, tune: impl FnOnce(&mut dcim::Config)) -> TestServer {
     let host = host.to_owned();
     TestServer::start_with(db, move |c| {
         fast_tasks(c);
+        tune(c);
         c.listen = format!("{host}:0");
         let (cert, key) = dcim::tls::demo_certificate(&c.data_dir).unwrap();
         c.tls_cert = Some(cert);
@@ -50,6 +58,18 @@ struct Site {
 impl Site {
     /// Starts a site (in `netns` when given) with the state directory `dir`.
     fn start(netns: Option<&str>, s: &TestServer, fp: &str, dir: common::tempdir::Dir, enroll: Option<&str>) -> Site {
+        Self::start_with(netns, s, fp, dir, enroll, None)
+    }
+
+    /// With a configuration file (the site's netboot segments).
+    fn start_with(
+        netns: Option<&str>,
+        s: &TestServer,
+        fp: &str,
+        dir: common::tempdir::Dir,
+        enroll: Option<&str>,
+        config: Option<&str>,
+    ) -> Site {
         let exe = env!("CARGO_BIN_EXE_dcim");
         let mut cmd = match netns {
             Some(ns) => {
@@ -59,6 +79,10 @@ impl Site {
             }
             None => Command::new(exe),
         };
+        if let Some(toml) = config {
+            std::fs::write(dir.0.join("site.toml"), toml).unwrap();
+            cmd.arg("--config").arg(dir.0.join("site.toml"));
+        }
         cmd.arg("--data-dir").arg(&dir.0).args(["site", "--central", &s.base, "--central-fingerprint", fp]);
         if let Some(secret) = enroll {
             cmd.args(["--enroll", secret]);
@@ -151,12 +175,32 @@ async fn site_drives_what_the_central_cannot_reach() {
     // The central listens only on the root end of a veth; the namespace has the other
     // end, its own loopback with the devices, and no other route.
     let third = 100 + rand::random::<u8>() % 100;
-    let ns = common::vdc::Netns::create(&format!("10.214.{third}.1"));
+    let mut ns = common::vdc::Netns::create(&format!("10.214.{third}.1"));
     let sh = |args: &[&str]| assert!(Command::new("ip").args(args).status().unwrap().success(), "{args:?}");
     sh(&["-n", &ns.name, "addr", "add", &format!("10.214.{third}.2/24"), "dev", "br0"]);
+    // The site's provisioning segment: a bridge of its own, which the central's link
+    // does not touch; the machine's NIC goes on it.
+    let prov = format!("10.215.{third}.1");
+    sh(&["-n", &ns.name, "link", "add", "prov0", "type", "bridge", "forward_delay", "0"]);
+    sh(&["-n", &ns.name, "addr", "add", &format!("{prov}/24"), "dev", "prov0"]);
+    sh(&["-n", &ns.name, "link", "set", "prov0", "up"]);
+    ns.bridge = "prov0";
     let bmc = common::sims::IpmiSim::start_in_netns(&ns.name, 6230, "admin", "bmc-secret");
     let snmp = common::snmpsim::SnmpSim::start_in_netns(&ns.name);
-    let s = central(Db::Sqlite, &format!("10.214.{third}.1")).await;
+    let vm = common::vdc::VirtualMachine::start_in_netns(&ns, "52:54:00:21:50:01");
+    let s = central_with(Db::Sqlite, &format!("10.214.{third}.1"), |c| {
+        c.power_timeout_secs = 60;
+        c.agent_timeout_secs = 120;
+    })
+    .await;
+    let image = common::lab::boot_image();
+    let site_config = format!(
+        "netboot_listen = \"{prov}:8080\"\n\n[netboot]\ninterface = \"prov0\"\nserver_ip = \"{prov}\"\n\
+         mode = \"full\"\nfirst = \"10.215.{third}.100\"\nlast = \"10.215.{third}.150\"\nprefix_len = 24\n\
+         http_base = \"http://{prov}:8080\"\nboot_files_dir = \"{}\"\n\
+         kernel_args = \"console=ttyS0 quiet panic=-1 dcim.settle=2\"\n",
+        image.display()
+    );
 
     let loc = s.post("/dci/v3/location", json!({"name": "Remote DC"})).await["id"].as_i64().unwrap();
     let site = s.post("/dci/v3/site", json!({"name": "remote-1", "locations": [loc]})).await;
@@ -184,7 +228,8 @@ async fn site_drives_what_the_central_cannot_reach() {
     assert_error(st, &v, StatusCode::SERVICE_UNAVAILABLE);
     assert!(v["error"]["msg"].as_str().unwrap().contains("site remote-1 has never connected"), "{v}");
 
-    let mut site = Site::start(Some(&ns.name), &s, &fingerprint(&s), common::tempdir::Dir::new(), Some(&secret));
+    let dir = common::tempdir::Dir::new();
+    let mut site = Site::start_with(Some(&ns.name), &s, &fingerprint(&s), dir, Some(&secret), Some(&site_config));
     let status = until_connected(&s, site_id, true, &site).await;
     assert_eq!((status["enrolled"].as_bool(), status["protocol"].as_str()), (Some(true), Some("1.0")), "{status}");
     assert_eq!(status["address"], format!("10.214.{third}.2"), "it polls from inside the namespace: {status}");
@@ -218,6 +263,29 @@ async fn site_drives_what_the_central_cannot_reach() {
     assert_eq!(admin(&snmp), "1", "the port is up again");
     assert!(site_calls(&s).await >= 6.0, "the calls went through the site");
     assert_eq!(s.get(&format!("/dci/v3/site/{site_id}")).await["calls_in_flight"], 0);
+
+    // Diagnostics of a machine at the site: its BMC on the namespace's loopback, its
+    // network boot from the site's netboot service, its agent's reports relayed by the
+    // site to the central.
+    s.post("/dci/v3/os_template", json!({"name": "Diag", "type": "diag"})).await;
+    let machine = s
+        .post(
+            "/dci/v3/server",
+            json!({"name": "r-vm", "location_id": loc, "mac": vm.mac,
+                   "ipmi": {"address": vm.bmc_address(), "type": "IPMI v2(lanplus)",
+                            "user": common::vdc::BMC_USER, "password": common::vdc::BMC_PASSWORD}}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let body = json!({"setup_ipmi": false, "ipmi_pool": 0, "os_template_id": 0, "clear_hdd": "none"});
+    let task = s.post(&format!("/dci/v3/server/{machine}/operation_diag"), body).await["task"].as_i64().unwrap();
+    let t = common::lab::wait_long(&s, task, 180).await;
+    assert_eq!(t["status"], "complete", "{t}\nconsole:\n{}\nsite:\n{}", vm.console(), site.log());
+    let server = s.get(&format!("/dci/v3/server/{machine}")).await;
+    let disks = server["hardware_info"]["disks"].as_array().map_or(0, Vec::len);
+    assert_eq!(disks, 2, "the machine's hardware reached the central: {server}");
+    assert!(site.log().contains("netboot prepared"), "the site's netboot service booted it: {}", site.log());
 
     // A revoked credential is refused at once: the site stops, saying why.
     s.post(&format!("/dci/v3/site/{site_id}/revoke"), json!({})).await;

@@ -131,6 +131,8 @@ pub struct VirtualMachine {
     pub mac: String,
     dir: Dir,
     _aliases: Vec<UdpAlias>,
+    /// The namespace the BMC (and so the machine) runs in; none: the root namespace.
+    bmc_netns: Option<String>,
 }
 
 /// The BMC answering on one more loopback address, with its port: every datagram to
@@ -209,6 +211,16 @@ impl VirtualMachine {
     /// With `bmc_aliases`: more 127.x addresses the BMC answers on (with its port), as a
     /// real BMC would once given one (`setup_ipmi` with an `ipmi_pool`).
     pub fn start_full(ns: &Netns, mac: &str, fw: Firmware, bmc_aliases: &[&str]) -> VirtualMachine {
+        Self::start_inner(ns, mac, fw, bmc_aliases, false)
+    }
+
+    /// With its BMC, and so the machine, inside the namespace: the BMC answers on the
+    /// namespace's loopback only, where nothing outside it reaches.
+    pub fn start_in_netns(ns: &Netns, mac: &str) -> VirtualMachine {
+        Self::start_inner(ns, mac, Firmware::Bios, &[], true)
+    }
+
+    fn start_inner(ns: &Netns, mac: &str, fw: Firmware, bmc_aliases: &[&str], inside: bool) -> VirtualMachine {
         let ipmi_sim = require_program("ipmi_sim");
         require_program("qemu-system-x86_64");
         let qemu_img = require_program("qemu-img");
@@ -268,7 +280,14 @@ impl VirtualMachine {
         std::fs::write(d.join("lan.conf"), conf).unwrap();
         std::fs::create_dir(d.join("persist")).unwrap();
         let log = std::fs::File::create(d.join("sim.log")).unwrap();
-        let bmc = Command::new(ipmi_sim)
+        let mut bmc = if inside {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &ns.name]).arg(ipmi_sim);
+            c
+        } else {
+            Command::new(ipmi_sim)
+        };
+        let bmc = bmc
             .arg("-c")
             .arg(d.join("lan.conf"))
             .arg("-f")
@@ -282,7 +301,8 @@ impl VirtualMachine {
             .spawn()
             .expect("ipmi_sim starts");
         let aliases = bmc_aliases.iter().map(|a| UdpAlias::start(a, port)).collect();
-        let vm = VirtualMachine { bmc, port, mac: mac.to_owned(), dir, _aliases: aliases };
+        let bmc_netns = inside.then(|| ns.name.clone());
+        let vm = VirtualMachine { bmc, port, mac: mac.to_owned(), dir, _aliases: aliases, bmc_netns };
         let deadline = Instant::now() + Duration::from_secs(5);
         while !vm.ipmitool(&["mc", "info"]).0 {
             assert!(Instant::now() < deadline, "the machine's BMC did not answer: {}", vm.file("sim.log"));
@@ -371,7 +391,25 @@ impl VirtualMachine {
 
     /// `ipmitool -I lanplus` against this machine's BMC, as an independent check.
     pub fn ipmitool(&self, args: &[&str]) -> (bool, String) {
-        run_ipmitool(self.port, BMC_USER, BMC_PASSWORD, &["-I", "lanplus", "-C", "3", "-N", "1", "-R", "2"], args)
+        let iface = ["-I", "lanplus", "-C", "3", "-N", "1", "-R", "2"];
+        match &self.bmc_netns {
+            None => run_ipmitool(self.port, BMC_USER, BMC_PASSWORD, &iface, args),
+            Some(ns) => {
+                let port = self.port.to_string();
+                let out = Command::new("ip")
+                    .args(["netns", "exec", ns])
+                    .arg(require_program("ipmitool"))
+                    .args(iface)
+                    .args(["-H", "127.0.0.1", "-p", &port, "-U", BMC_USER, "-P", BMC_PASSWORD])
+                    .args(args)
+                    .stdin(Stdio::null())
+                    .output()
+                    .expect("ipmitool runs");
+                let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+                text.push_str(&String::from_utf8_lossy(&out.stderr));
+                (out.status.success(), text)
+            }
+        }
     }
 }
 
