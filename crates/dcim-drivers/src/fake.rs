@@ -123,6 +123,9 @@ pub struct LabView {
 pub struct FakeLab {
     state: Mutex<LabState>,
     client: reqwest::Client,
+    /// Every call that reached a device, one line each (`OP DEVICE`), when asked for:
+    /// what a test counts across processes.
+    call_log: Mutex<Option<std::fs::File>>,
 }
 
 impl FakeLab {
@@ -135,7 +138,18 @@ impl FakeLab {
             .timeout(Duration::from_secs(10))
             .build()
             .expect("HTTP client");
-        Arc::new(FakeLab { state: Mutex::new(LabState { delay, ..LabState::default() }), client })
+        Arc::new(FakeLab {
+            state: Mutex::new(LabState { delay, ..LabState::default() }),
+            client,
+            call_log: Mutex::new(None),
+        })
+    }
+
+    /// Appends every call that reaches a device to `path` (`OP DEVICE` lines).
+    pub fn log_calls_to(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        *self.call_log.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LabState> {
@@ -188,6 +202,12 @@ impl FakeLab {
 
     /// Waits the delay, then fails if a fault matches.
     async fn enter(&self, device: &str, op: &str) -> Result<(), DriverError> {
+        self.enter_logged(device, op, device).await
+    }
+
+    /// [`enter`](Self::enter), logging the call as made to `logged` (a boot names its
+    /// machine, where faults name the boot service).
+    async fn enter_logged(&self, device: &str, op: &str, logged: &str) -> Result<(), DriverError> {
         let delay = {
             let s = self.lock();
             s.device_delay.get(device).copied().unwrap_or(s.delay)
@@ -195,7 +215,12 @@ impl FakeLab {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        self.fault(device, op)
+        self.fault(device, op)?;
+        if let Some(f) = self.call_log.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            use std::io::Write;
+            let _ = writeln!(f, "{op} {logged}");
+        }
+        Ok(())
     }
 
     fn fault(&self, device: &str, op: &str) -> Result<(), DriverError> {
@@ -557,13 +582,13 @@ pub struct FakeBoot {
 #[async_trait]
 impl BootDriver for FakeBoot {
     async fn prepare(&self, req: &BootRequest) -> Result<(), DriverError> {
-        self.lab.enter("boot", "boot_prepare").await?;
+        self.lab.enter_logged("boot", "boot_prepare", &format!("boot:{}", req.mac.to_ascii_lowercase())).await?;
         self.lab.lock().boots.insert(req.mac.to_ascii_lowercase(), req.clone());
         Ok(())
     }
 
     async fn cleanup(&self, task_id: i64, mac: &str) -> Result<(), DriverError> {
-        self.lab.enter("boot", "boot_cleanup").await?;
+        self.lab.enter_logged("boot", "boot_cleanup", &format!("boot:{}", mac.to_ascii_lowercase())).await?;
         let mut s = self.lab.lock();
         let mac = mac.to_ascii_lowercase();
         if s.boots.get(&mac).is_some_and(|b| b.task_id == task_id) {

@@ -343,6 +343,12 @@ impl Drivers {
         Some((self.sites.as_ref()?.route(location)?, location))
     }
 
+    /// Who holds a network boot prepared for a server of `location` when a site
+    /// serves it (`site:ID`); none: the process that prepares it.
+    pub fn boot_holder(&self, location: Option<i64>) -> Option<String> {
+        self.site(location).map(|(link, _)| link.holder())
+    }
+
     /// The BMC driver for `ipmi.type`.
     pub fn power(&self, bmc: &BmcAccess) -> Result<Box<dyn PowerDriver>, DriverError> {
         if let Some((link, location)) = self.site(bmc.location) {

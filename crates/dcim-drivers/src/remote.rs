@@ -11,6 +11,17 @@
 //!
 //! The protocol is versioned by [`PROTOCOL`]: a site and a central of different major
 //! versions refuse each other, naming both.
+//!
+//! **Once, across a central's crash.** A task step runs inside a [`CallScope`] named
+//! after the task, the step and how often it has waited; each action call it makes
+//! (power, boot device, port, outlet, boot preparation) gets a key from that scope, in
+//! order. A process that resumes the task after another died, or a step tried again
+//! after a call timed out, runs with the same scope, so its calls carry the same keys:
+//! the central's queue joins a call still in flight under that key, and the site
+//! answers a key it has performed with the success it kept, without touching the
+//! device again. A failure is not kept: the step's next attempt performs the call
+//! again. Reads (power status, ports, outlets) are not keyed: a step reads again to
+//! see the device as it is now.
 
 use std::sync::Arc;
 
@@ -134,6 +145,21 @@ pub enum Call {
 }
 
 impl Call {
+    /// Whether it changes the device (and is performed once per key).
+    pub fn is_action(&self) -> bool {
+        matches!(
+            self,
+            Call::PowerOn { .. }
+                | Call::PowerOff { .. }
+                | Call::PowerReset { .. }
+                | Call::SetBootDevice { .. }
+                | Call::SwitchSetAdmin { .. }
+                | Call::PduSetOutlet { .. }
+                | Call::PduRebootOutlet { .. }
+                | Call::BootPrepare { .. }
+        )
+    }
+
     /// The operation's name, as logs and metrics give it.
     pub fn op(&self) -> &'static str {
         match self {
@@ -188,6 +214,50 @@ pub type Outcome = Result<Answer, DriverError>;
 #[async_trait]
 pub trait SiteLink: Send + Sync {
     async fn call(&self, call: Call, location: i64) -> Outcome;
+    /// Who holds what this site prepares (`site:ID`): a network boot prepared there
+    /// outlives the central process that asked for it.
+    fn holder(&self) -> String;
+}
+
+tokio::task_local! {
+    static SCOPE: CallScope;
+}
+
+/// The calls of one run of a task's step; see the module.
+pub struct CallScope {
+    prefix: String,
+    seq: std::sync::atomic::AtomicU32,
+}
+
+/// Runs `f` (a task step) with its calls keyed `{prefix}/{n}`.
+pub async fn in_scope<F: std::future::Future>(prefix: String, f: F) -> F::Output {
+    SCOPE.scope(CallScope { prefix, seq: std::sync::atomic::AtomicU32::new(0) }, f).await
+}
+
+/// The current step's scope name, outside any step none.
+pub fn scope_prefix() -> Option<String> {
+    SCOPE.try_with(|s| s.prefix.clone()).ok()
+}
+
+/// The key of the next action call of the current step, outside any step none.
+fn next_key() -> Option<String> {
+    SCOPE.try_with(|s| format!("{}/{}", s.prefix, s.seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst))).ok()
+}
+
+/// What travels to a site: the call, and its key when it is an action of a task's step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Keyed {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub call: Call,
+}
+
+impl Keyed {
+    /// Keys `call` from the current step's scope when it is an action.
+    pub fn new(call: Call) -> Keyed {
+        let key = if call.is_action() { next_key() } else { None };
+        Keyed { key, call }
+    }
 }
 
 /// Which site, if any, serves a location.
@@ -362,8 +432,9 @@ impl BootDriver for RemoteBoot {
 }
 
 /// Performs a call at the site, with the site's own drivers (never a remote one: a
-/// site's [`Drivers`] has no router).
-pub async fn perform(drivers: &Drivers, call: Call) -> Outcome {
+/// site's [`Drivers`] has no router). An agent booted by a boot service without a
+/// listener of its own (the fake lab's) reports to `agent_relay`, the site's.
+pub async fn perform(drivers: &Drivers, call: Call, agent_relay: Option<&str>) -> Outcome {
     use Call::*;
     match call {
         PowerStatus { bmc } => Ok(Answer::Power(drivers.power(&bmc.access()?)?.status().await?)),
@@ -416,7 +487,7 @@ pub async fn perform(drivers: &Drivers, call: Call) -> Outcome {
         BootPrepare { bmc_kind, mut request } => {
             // The agent reports to this site's boot listener, which relays to the central.
             let boot = drivers.boot(bmc_kind, request.location_id)?;
-            if let Some(callback) = boot.agent_callback(request.location_id) {
+            if let Some(callback) = boot.agent_callback(request.location_id).or(agent_relay.map(str::to_owned)) {
                 request.callback = callback;
             }
             boot.prepare(&request).await.map(|_| Answer::Done)

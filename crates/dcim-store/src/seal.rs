@@ -126,6 +126,17 @@ fn broken(column: &str) -> StoreError {
 }
 
 impl Store {
+    /// A secret derived from the key for `label` (HMAC-SHA256, hex): the same in every
+    /// process of the database, and unknown without the key. None without a key.
+    pub fn derive_secret(&self, label: &str) -> Option<String> {
+        use hmac::{Hmac, Mac};
+        let key = self.key.as_ref()?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key.0).expect("any key length");
+        mac.update(b"dcim derived secret\0");
+        mac.update(label.as_bytes());
+        Some(hex::encode(mac.finalize().into_bytes()))
+    }
+
     /// `clear` as it is stored in `column`: sealed when this store has a key.
     pub(crate) fn seal(&self, column: &str, clear: &str) -> String {
         match &self.key {

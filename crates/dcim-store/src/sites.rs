@@ -303,7 +303,9 @@ impl Store {
         .await?)
     }
 
-    /// Queues a call for a site; its id.
+    /// Queues a call for a site; its id. A call with a `key` already queued and not
+    /// past its deadline (by a process that died waiting for it, or an attempt that
+    /// gave up) is joined instead: its id.
     pub async fn queue_site_call(
         &self,
         site: i64,
@@ -311,20 +313,52 @@ impl Store {
         op: &str,
         body: &str,
         deadline_ms: i64,
+        key: Option<&str>,
     ) -> Result<i64> {
         let mut tx = self.write().await?;
-        let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO site_calls (site_id, location_id, op, body, created, deadline) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        let inserted: Option<(i64,)> = sqlx::query_as(
+            "INSERT INTO site_calls (site_id, location_id, op, call_key, body, created, deadline) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (call_key) DO NOTHING RETURNING id",
         )
         .bind(site)
         .bind(location)
         .bind(op.to_owned())
+        .bind(key.map(str::to_owned))
         .bind(self.seal(SITE_CALL_BODY, body))
         .bind(now_ms())
         .bind(deadline_ms)
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
+        let id = match inserted {
+            Some((id,)) => id,
+            None => {
+                let (id, deadline): (i64, i64) =
+                    sqlx::query_as("SELECT id, deadline FROM site_calls WHERE call_key = $1")
+                        .bind(key.map(str::to_owned))
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if deadline > now_ms() {
+                    id
+                } else {
+                    // Never answered in its time (the site lost it): a new call.
+                    sqlx::query("DELETE FROM site_calls WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                    let (id,): (i64,) = sqlx::query_as(
+                        "INSERT INTO site_calls (site_id, location_id, op, call_key, body, created, deadline) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                    )
+                    .bind(site)
+                    .bind(location)
+                    .bind(op.to_owned())
+                    .bind(key.map(str::to_owned))
+                    .bind(self.seal(SITE_CALL_BODY, body))
+                    .bind(now_ms())
+                    .bind(deadline_ms)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    id
+                }
+            }
+        };
         tx.commit().await?;
         Ok(id)
     }
@@ -388,19 +422,44 @@ impl Store {
     /// Records a site's answer to a call it took; false when there is no such call of
     /// that site waiting for one (answered, expired, or another site's).
     pub async fn answer_site_call(&self, site: i64, id: i64, answer: &str) -> Result<bool> {
+        Ok(!self.answer_site_calls(site, &[(id, answer.to_owned())]).await?.is_empty())
+    }
+
+    /// Records a site's answers in one transaction; the calls that took theirs (the
+    /// others were answered already, expired, or are another site's).
+    pub async fn answer_site_calls(&self, site: i64, answers: &[(i64, String)]) -> Result<Vec<i64>> {
         let mut tx = self.write().await?;
-        let r = sqlx::query(
-            "UPDATE site_calls SET answer = $1, answered_at = $2 WHERE id = $3 AND site_id = $4 \
-             AND taken_at IS NOT NULL AND answer IS NULL",
-        )
-        .bind(answer.to_owned())
-        .bind(now_ms())
-        .bind(id)
-        .bind(site)
-        .execute(&mut *tx)
-        .await?;
+        let mut taken = vec![];
+        let t = now_ms();
+        for (id, answer) in answers {
+            let r = sqlx::query(
+                "UPDATE site_calls SET answer = $1, answered_at = $2 WHERE id = $3 AND site_id = $4 \
+                 AND taken_at IS NOT NULL AND answer IS NULL",
+            )
+            .bind(answer.clone())
+            .bind(t)
+            .bind(*id)
+            .bind(site)
+            .execute(&mut *tx)
+            .await?;
+            if r.rows_affected() == 1 {
+                taken.push(*id);
+            }
+        }
         tx.commit().await?;
-        Ok(r.rows_affected() == 1)
+        Ok(taken)
+    }
+
+    /// Which of these calls have an answer.
+    pub async fn answered_site_calls(&self, ids: &[i64]) -> Result<Vec<i64>> {
+        let mut out = vec![];
+        for chunk in ids.chunks(500) {
+            let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
+            let sql = format!("SELECT id FROM site_calls WHERE id IN ({}) AND answer IS NOT NULL", list.join(", "));
+            let rows: Vec<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(self.pool()).await?;
+            out.extend(rows.into_iter().map(|r| r.0));
+        }
+        Ok(out)
     }
 
     /// A call's answer, once: the call is removed with it. None while it has none.
@@ -423,10 +482,14 @@ impl Store {
         Ok(row.and_then(|r| r.0))
     }
 
-    /// Forgets a call whose caller gave up.
+    /// Forgets a call whose caller gave up, unless the site took it: then its answer
+    /// is still awaited by the step's next attempt (same key), or purged.
     pub async fn drop_site_call(&self, id: i64) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query("DELETE FROM site_calls WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM site_calls WHERE id = $1 AND (taken_at IS NULL OR call_key IS NULL)")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -456,7 +456,7 @@ async fn site_calls_stay_within_the_site(db: Db) {
     assert_eq!(s.site_by_credential("c1").await.unwrap().map(|r| r.id), Some(id));
 
     let deadline = dcim_store::webhooks::now_ms() + 60_000;
-    let first = s.queue_site_call(id, a, "power_on", "{\"secret\":1}", deadline).await.unwrap();
+    let first = s.queue_site_call(id, a, "power_on", "{\"secret\":1}", deadline, None).await.unwrap();
     // Another site's credential, or another site, takes nothing of it.
     assert!(s.take_site_calls(id, "c2", 10, "no").await.unwrap().is_empty());
     assert!(s.take_site_calls(id2, "c2", 10, "no").await.unwrap().is_empty());
@@ -471,13 +471,13 @@ async fn site_calls_stay_within_the_site(db: Db) {
     assert_eq!(s.take_site_answer(first).await.unwrap(), None, "read once");
 
     // The location leaves the site before the call is taken: refused, not handed over.
-    let second = s.queue_site_call(id, a, "power_on", "{}", deadline).await.unwrap();
+    let second = s.queue_site_call(id, a, "power_on", "{}", deadline, None).await.unwrap();
     s.update_site(id, &SitePatch { locations: Some(vec![]), ..Default::default() }).await.unwrap();
     assert!(s.take_site_calls(id, "c1", 10, "gone").await.unwrap().is_empty());
     assert_eq!(s.take_site_answer(second).await.unwrap().as_deref(), Some("gone"));
     // A revoked credential takes nothing from that moment.
     s.update_site(id, &SitePatch { locations: Some(vec![a]), ..Default::default() }).await.unwrap();
-    let third = s.queue_site_call(id, a, "power_on", "{}", deadline).await.unwrap();
+    let third = s.queue_site_call(id, a, "power_on", "{}", deadline, None).await.unwrap();
     s.reset_site_credential(id, None).await.unwrap();
     assert!(s.take_site_calls(id, "c1", 10, "no").await.unwrap().is_empty());
     assert!(s.site_by_credential("c1").await.unwrap().is_none());
@@ -485,11 +485,30 @@ async fn site_calls_stay_within_the_site(db: Db) {
     s.reset_site_credential(id, Some(("e4", far))).await.unwrap();
     s.enroll_site("e4", "c4").await.unwrap();
     s.drop_site_call(third).await.unwrap();
-    let late = s.queue_site_call(id, a, "power_on", "{}", dcim_store::webhooks::now_ms() - 1).await.unwrap();
+    let late = s.queue_site_call(id, a, "power_on", "{}", dcim_store::webhooks::now_ms() - 1, None).await.unwrap();
     assert!(s.take_site_calls(id, "c4", 10, "no").await.unwrap().is_empty());
     assert_eq!(s.purge_site_calls(0).await.unwrap(), 1);
     assert_eq!(s.take_site_answer(late).await.unwrap(), None);
     assert_eq!(s.get_site(id).await.unwrap().calls_in_flight, 0);
+
+    // A keyed call (an action of a task's step) is joined by the same key: a process
+    // that resumes the task, or the step's next attempt, waits for the same call.
+    let k = s.queue_site_call(id, a, "power_on", "{}", deadline, Some("t1/s0/w0/0")).await.unwrap();
+    assert_eq!(s.queue_site_call(id, a, "power_on", "{}", deadline, Some("t1/s0/w0/0")).await.unwrap(), k);
+    assert_eq!(s.take_site_calls(id, "c4", 10, "no").await.unwrap().len(), 1);
+    s.drop_site_call(k).await.unwrap();
+    assert_eq!(
+        s.queue_site_call(id, a, "power_on", "{}", deadline, Some("t1/s0/w0/0")).await.unwrap(),
+        k,
+        "a taken call outlives the caller that gave up"
+    );
+    assert!(s.answer_site_call(id, k, "{\"Ok\":2}").await.unwrap());
+    assert_eq!(s.take_site_answer(k).await.unwrap().as_deref(), Some("{\"Ok\":2}"));
+    // One past its deadline and never answered is queued anew.
+    let old = s.queue_site_call(id, a, "power_on", "{}", 1, Some("t1/s1/w0/0")).await.unwrap();
+    let new = s.queue_site_call(id, a, "power_on", "{}", deadline, Some("t1/s1/w0/0")).await.unwrap();
+    assert_ne!(old, new);
+    assert_eq!(s.take_site_calls(id, "c4", 10, "no").await.unwrap().len(), 1);
     f.done().await;
 }
 

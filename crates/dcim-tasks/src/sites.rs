@@ -8,8 +8,10 @@
 //! reads it back. So a call made by any process of a central tier reaches a site
 //! connected to any other, and no call is lost with the process that held the link.
 //! Within one process a call, its hand-over and its answer wake each other at once
-//! (`Notify`); across processes the poll and the caller look again every
-//! [`CROSS_PROCESS_LOOK`].
+//! (`Notify`). Across processes a poll looks for calls every [`CROSS_PROCESS_LOOK`],
+//! and one watcher per process looks, as often, for the answers of all the calls its
+//! callers wait for, in one statement (a thousand callers cost one query, not a
+//! thousand).
 //!
 //! A site that has not polled for `stale` is not connected: calls for its locations
 //! fail at once with "site X not connected since T", an unreachable device's error, so
@@ -21,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use dcim_drivers::DriverError;
-use dcim_drivers::remote::{Call, Outcome, SiteLink, SiteRouter};
+use dcim_drivers::remote::{Call, Keyed, Outcome, SiteLink, SiteRouter};
 use dcim_store::Store;
 use dcim_store::sites::SiteRoute;
 use tokio::sync::Notify;
@@ -31,8 +33,13 @@ use tokio::sync::Notify;
 pub const CROSS_PROCESS_LOOK: Duration = Duration::from_millis(100);
 
 /// How often the routes are read again (a site's locations changed by another
-/// process, its link's last poll).
-pub const ROUTES_REFRESH: Duration = Duration::from_secs(2);
+/// process, its link's last poll): a location given to a site, or taken from it, is
+/// routed so by every process within this. A call made in between by a process that
+/// has not seen the change goes the old way: to the device directly (which a site's
+/// device does not answer, so the step retries, through the site), or to the site,
+/// which is refused the call when it polls (the site's locations are checked in the
+/// statement that hands calls over).
+pub const ROUTES_REFRESH: Duration = Duration::from_millis(500);
 
 /// The sites of a central, shared by the drivers (routes and links) and the API (the
 /// link's hand-over and answers). Cheap to clone.
@@ -88,6 +95,27 @@ impl SiteHub {
         Ok(())
     }
 
+    /// Looks for the answers other processes received for the calls waiting here,
+    /// every [`CROSS_PROCESS_LOOK`] while any wait, and wakes their callers; until `stop`.
+    pub async fn watch_answers(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(CROSS_PROCESS_LOOK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            let waiting: Vec<i64> = self.0.answered.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect();
+            if waiting.is_empty() {
+                continue;
+            }
+            match self.0.store.answered_site_calls(&waiting).await {
+                Ok(ids) => ids.into_iter().for_each(|id| self.answered(id)),
+                Err(e) => tracing::warn!(error = %e, "looking for site answers failed"),
+            }
+        }
+    }
+
     /// Reads the routes every [`ROUTES_REFRESH`] and forgets calls long past their
     /// deadline (callers that died), until `stop`.
     pub async fn keep_routes(self, mut stop: tokio::sync::watch::Receiver<bool>) {
@@ -102,7 +130,7 @@ impl SiteHub {
                 tracing::warn!(error = %e, "reading the sites' routes failed");
             }
             rounds += 1;
-            if rounds.is_multiple_of(30)
+            if rounds.is_multiple_of(120)
                 && let Err(e) = self.0.store.purge_site_calls(60_000).await
             {
                 tracing::warn!(error = %e, "purging expired site calls failed");
@@ -181,6 +209,10 @@ impl Drop for Pending {
 
 #[async_trait]
 impl SiteLink for Link {
+    fn holder(&self) -> String {
+        format!("site:{}", self.route.site_id)
+    }
+
     async fn call(&self, call: Call, location: i64) -> Outcome {
         let hub = &self.hub;
         let mut route = self.route.clone();
@@ -195,13 +227,16 @@ impl SiteLink for Link {
             }
         }
         let route = &route;
-        let body = serde_json::to_string(&call).map_err(|e| DriverError::Protocol(e.to_string()))?;
+        let op = call.op();
+        let keyed = Keyed::new(call);
+        let body = serde_json::to_string(&keyed).map_err(|e| DriverError::Protocol(e.to_string()))?;
         let timeout = hub.0.call_timeout;
         let deadline = dcim_store::webhooks::now_ms() + timeout.as_millis() as i64;
         let store = &hub.0.store;
         let unavailable = |e: dcim_store::StoreError| DriverError::Unreachable(format!("the call queue: {e}"));
+        let key = keyed.key.as_deref();
         let id =
-            store.queue_site_call(route.site_id, location, call.op(), &body, deadline).await.map_err(unavailable)?;
+            (store.queue_site_call(route.site_id, location, op, &body, deadline, key).await).map_err(unavailable)?;
         let notify = Arc::new(Notify::new());
         hub.0.answered.lock().unwrap_or_else(|p| p.into_inner()).insert(id, notify.clone());
         let mut pending = Pending { hub: hub.clone(), id, done: false };
@@ -218,7 +253,9 @@ impl SiteLink for Link {
             if left.is_zero() {
                 return Err(DriverError::Timeout(timeout.as_millis() as u64));
             }
-            let _ = tokio::time::timeout(left.min(CROSS_PROCESS_LOOK), notify.notified()).await;
+            // The watcher or the answer's own process wakes this; a look every second
+            // besides, should a wake-up be missed.
+            let _ = tokio::time::timeout(left.min(Duration::from_secs(1)), notify.notified()).await;
         }
     }
 }

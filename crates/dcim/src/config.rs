@@ -100,6 +100,9 @@ pub struct Config {
     pub fake_drivers: bool,
     /// Delay of every fake device call, in milliseconds (demos, tests, benchmarks).
     pub fake_delay_ms: u64,
+    /// Every call of the fake lab that reaches a device is appended to this file
+    /// (`OP DEVICE` lines): what tests of several processes count.
+    pub fake_call_log: Option<PathBuf>,
     /// A remote site that has not polled for this many seconds is not connected: calls
     /// for its locations fail at once, saying since when.
     pub site_stale_secs: u64,
@@ -192,6 +195,7 @@ impl Default for Config {
             agent_timeout_secs: engine.agent_timeout.as_secs(),
             agent_callback_url: None,
             site_stale_secs: engine.site_stale.as_secs(),
+            fake_call_log: None,
             power_poll_secs: 60,
             power_poll_concurrency: 32,
             port_poll_secs: 60,
@@ -311,6 +315,7 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
             ("bmc_user", "bmc_user"),
             ("fake", "fake_drivers"),
             ("fake_delay_ms", "fake_delay_ms"),
+            ("fake_call_log", "fake_call_log"),
         ],
     ),
     (
@@ -506,6 +511,18 @@ impl Config {
     }
 
     /// Whether the fake lab's drivers and routes are on: asked for, or the demo.
+    /// The fake lab, where it is asked for, logging its calls when `fake_call_log` says.
+    pub fn fake_lab(&self) -> anyhow::Result<Option<std::sync::Arc<dcim_drivers::fake::FakeLab>>> {
+        if !self.fake_enabled() {
+            return Ok(None);
+        }
+        let lab = dcim_drivers::fake::FakeLab::new(std::time::Duration::from_millis(self.fake_delay_ms));
+        if let Some(path) = &self.fake_call_log {
+            lab.log_calls_to(path).map_err(|e| anyhow::anyhow!("fake_call_log {}: {e}", path.display()))?;
+        }
+        Ok(Some(lab))
+    }
+
     pub fn fake_enabled(&self) -> bool {
         self.fake_drivers || self.demo
     }

@@ -56,9 +56,10 @@ enum Command {
     /// Run as a remote site: drive the devices of the locations the central gives this
     /// site, connecting out to the central over HTTPS.
     Site {
-        /// The central's URL, https://host:port.
-        #[arg(long, env = "DCIM_CENTRAL_URL")]
-        central: String,
+        /// The central's URL, https://host:port; several (comma-separated) for the
+        /// processes of a central tier, tried in turn.
+        #[arg(long, env = "DCIM_CENTRAL_URL", value_delimiter = ',', required = true)]
+        central: Vec<String>,
         /// SHA-256 of the central's certificate (openssl x509 -fingerprint -sha256).
         #[arg(long, env = "DCIM_CENTRAL_FINGERPRINT")]
         central_fingerprint: String,
@@ -69,6 +70,10 @@ enum Command {
         /// Where the site keeps its credential (default: the data directory).
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        /// Where agents report that boot from no netboot segment of this site (the fake
+        /// lab's), host:port; relayed to the central.
+        #[arg(long)]
+        agent_listen: Option<String>,
         /// Calls performed at once.
         #[arg(long, default_value_t = 256)]
         concurrency: usize,
@@ -139,10 +144,11 @@ async fn main() -> anyhow::Result<()> {
 
     match cli.command {
         Command::Serve { .. } => dcim::serve::run(cfg).await,
-        Command::Site { central, central_fingerprint, enroll, state_dir, concurrency, .. } => {
+        Command::Site { central, central_fingerprint, enroll, state_dir, agent_listen, concurrency, .. } => {
             let state_dir = state_dir.unwrap_or_else(|| cfg.data_dir.clone());
             let mut opts = dcim::site::SiteOptions::new(&central, &central_fingerprint, &state_dir);
             opts.enrollment = enroll;
+            opts.agent_listen = agent_listen;
             opts.concurrency = concurrency.max(1);
             let stop = async {
                 let _ = dcim::serve::shutdown_signal().await;

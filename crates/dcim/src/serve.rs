@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use dcim_api::AppState;
 use dcim_drivers::Drivers;
-use dcim_drivers::fake::FakeLab;
 use dcim_store::Store;
 use dcim_tasks::Engine;
 use tokio::sync::watch;
@@ -148,7 +147,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     // Agents on this machine (the fake lab's) call back on loopback.
     let own = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };
     // The fake lab only where it is asked for (the demo, tests, benchmarks).
-    let lab = cfg.fake_enabled().then(|| FakeLab::new(Duration::from_millis(cfg.fake_delay_ms)));
+    let lab = cfg.fake_lab()?;
     if let Some(lab) = lab.as_ref().filter(|_| cfg.demo) {
         // The demo's fake machines report the hardware the demo gave them, so their
         // diagnostics find what is recorded (and nothing missing).

@@ -13,6 +13,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -58,17 +59,18 @@ struct Site {
 impl Site {
     /// Starts a site (in `netns` when given) with the state directory `dir`.
     fn start(netns: Option<&str>, s: &TestServer, fp: &str, dir: common::tempdir::Dir, enroll: Option<&str>) -> Site {
-        Self::start_with(netns, s, fp, dir, enroll, None)
+        Self::start_with(netns, &s.base, fp, dir, enroll, None, &[])
     }
 
     /// With a configuration file (the site's netboot segments).
     fn start_with(
         netns: Option<&str>,
-        s: &TestServer,
+        central: &str,
         fp: &str,
         dir: common::tempdir::Dir,
         enroll: Option<&str>,
         config: Option<&str>,
+        more: &[&str],
     ) -> Site {
         let exe = env!("CARGO_BIN_EXE_dcim");
         let mut cmd = match netns {
@@ -83,7 +85,8 @@ impl Site {
             std::fs::write(dir.0.join("site.toml"), toml).unwrap();
             cmd.arg("--config").arg(dir.0.join("site.toml"));
         }
-        cmd.arg("--data-dir").arg(&dir.0).args(["site", "--central", &s.base, "--central-fingerprint", fp]);
+        cmd.arg("--data-dir").arg(&dir.0).args(["site", "--central", central, "--central-fingerprint", fp]);
+        cmd.args(more);
         if let Some(secret) = enroll {
             cmd.args(["--enroll", secret]);
         }
@@ -229,7 +232,8 @@ async fn site_drives_what_the_central_cannot_reach() {
     assert!(v["error"]["msg"].as_str().unwrap().contains("site remote-1 has never connected"), "{v}");
 
     let dir = common::tempdir::Dir::new();
-    let mut site = Site::start_with(Some(&ns.name), &s, &fingerprint(&s), dir, Some(&secret), Some(&site_config));
+    let fp = fingerprint(&s);
+    let mut site = Site::start_with(Some(&ns.name), &s.base, &fp, dir, Some(&secret), Some(&site_config), &[]);
     let status = until_connected(&s, site_id, true, &site).await;
     assert_eq!((status["enrolled"].as_bool(), status["protocol"].as_str()), (Some(true), Some("1.0")), "{status}");
     assert_eq!(status["address"], format!("10.214.{third}.2"), "it polls from inside the namespace: {status}");
@@ -404,3 +408,249 @@ impl Site {
 }
 
 on_both_backends!(a_site_that_goes_away_and_comes_back);
+
+/// A `dcim serve` process of the central tier on `s`'s database (its key, its
+/// certificate), started from the binary so it can be killed.
+fn tier_process(s: &TestServer, dir: &Path) -> common::Served {
+    let toml = format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ndatabase_url = {:?}\nsecret_key_file = {:?}\n\
+         tls_cert = {:?}\ntls_key = {:?}\nlog = \"warn\"\ntask_lease_secs = 3\ntask_poll_ms = 20\n\
+         task_backoff_ms = 10\ndevice_timeout_ms = 5000\npower_timeout_secs = 30\nagent_timeout_secs = 60\n\
+         power_poll_secs = 0\nport_poll_secs = 0\nrate_limit_per_sec = 0\n",
+        dir.display().to_string(),
+        s.cfg.database_url(),
+        s.cfg.secret_key_path().display().to_string(),
+        s.cfg.tls_cert.as_ref().unwrap().display().to_string(),
+        s.cfg.tls_key.as_ref().unwrap().display().to_string(),
+    );
+    std::fs::write(dir.join("dcim.toml"), toml).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dcim"));
+    cmd.arg("--config").arg(dir.join("dcim.toml")).arg("serve");
+    common::Served::start(cmd)
+}
+
+/// The action calls each device got, from the site's fake lab's call log: reads
+/// (status, ports, outlets) left out, and the boot's cleanup, which a task that ends
+/// twice over a crash may repeat (it removes what is already gone).
+fn actions(log: &str) -> std::collections::HashMap<String, Vec<String>> {
+    let mut out: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for l in log.lines() {
+        let Some((op, device)) = l.split_once(' ') else { continue };
+        if matches!(
+            op,
+            "power_status" | "switch_ports" | "oper_status" | "pdu_outlets" | "outlet_status" | "boot_cleanup"
+        ) {
+            continue;
+        }
+        out.entry(device.to_owned()).or_default().push(op.to_owned());
+    }
+    for ops in out.values_mut() {
+        ops.sort();
+    }
+    out
+}
+
+/// Three processes on one PostgreSQL, the devices behind a site (the fake lab with a
+/// delay, so the device calls of every process meet one set of devices and are
+/// counted in one place). 1,000 tasks (power on, power reset, suspend, diagnostics)
+/// are started across the three; the process the site polls is killed with SIGKILL
+/// while they run. The site moves to another process; the dead process's tasks are
+/// resumed by the others. None is lost or stuck, every one completes once, and every
+/// device got exactly the action calls one clean run of its task makes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_central_process_killed_under_load_loses_nothing() {
+    const SERVERS: usize = 1000;
+    let s = central_with(Db::Postgres, "127.0.0.1", |c| {
+        c.task_lease_secs = 3;
+        // One admin's token drives the whole test.
+        c.rate_limit_per_sec = 0;
+        c.power_timeout_secs = 30;
+        c.agent_timeout_secs = 60;
+    })
+    .await;
+    let (b_dir, c_dir) = (common::tempdir::Dir::new(), common::tempdir::Dir::new());
+    let b = tier_process(&s, &b_dir.0);
+    let c = tier_process(&s, &c_dir.0);
+    let fp = fingerprint(&s);
+    let loc = s.post("/dci/v3/location", json!({"name": "Far"})).await["id"].as_i64().unwrap();
+    let created = s.post("/dci/v3/site", json!({"name": "far", "locations": [loc]})).await;
+    let (site_id, secret) =
+        (created["id"].as_i64().unwrap(), created["enrollment_secret"].as_str().unwrap().to_owned());
+    s.post("/dci/v3/os_template", json!({"name": "Diag", "type": "diag"})).await;
+    // The other processes read the new routes within half a second.
+    tokio::time::sleep(dcim_tasks::sites::ROUTES_REFRESH * 2).await;
+    let site_dir = common::tempdir::Dir::new();
+    let calls = site_dir.0.join("calls.log");
+    let relay = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let config = format!("fake_delay_ms = 20\nfake_call_log = {:?}\n", calls.display().to_string());
+    // The site polls B first, then C, then A.
+    let centrals = format!("{},{},{}", b.url, c.url, s.base);
+    let more = ["--agent-listen", relay.as_str()];
+    let site = Site::start_with(None, &centrals, &fp, site_dir, Some(&secret), Some(&config), &more);
+    until_connected(&s, site_id, true, &site).await;
+
+    // Servers: a fake BMC each, a fake switch of its own for the suspended ones.
+    let kinds = ["power_on", "power_reset", "suspend", "operation_diag"];
+    let make = |i: usize| {
+        let (client, base, token) = (s.client.clone(), s.base.clone(), s.admin_token.clone());
+        async move {
+            let post = |path: String, body: Value| {
+                let (client, base, token) = (client.clone(), base.clone(), token.clone());
+                async move {
+                    let r = client.post(format!("{base}{path}")).bearer_auth(&token).json(&body).send().await.unwrap();
+                    let (st, v) = common::json_of(r).await;
+                    assert!(st.is_success(), "{path}: {st} {v}");
+                    v
+                }
+            };
+            let mac = format!("52:54:01:00:{:02x}:{:02x}", i / 256, i % 256);
+            let srv = post(
+                "/dci/v3/server".into(),
+                json!({"name": format!("k-{i}"), "location_id": loc, "mac": mac,
+                       "ipmi": {"address": format!("bmc-{i}"), "type": "fake", "user": "u", "password": "p"}}),
+            )
+            .await["id"]
+                .as_i64()
+                .unwrap();
+            if kinds[i % 4] == "suspend" {
+                let sw = post(
+                    "/dci/v3/switch".into(),
+                    json!({"name": format!("sw-{i}"), "location_id": loc, "ip": format!("sw-{i}"), "protocol": "fake"}),
+                )
+                .await["id"]
+                    .as_i64()
+                    .unwrap();
+                let r = client
+                    .get(format!("{base}/dci/v3/switch/{sw}/port?limit=0,1"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap();
+                let ports: Value = r.json().await.unwrap();
+                post(format!("/dci/v3/server/{srv}/switch_connection"), json!({"port": ports["list"][0]["id"]})).await;
+            }
+            (i, srv, mac)
+        }
+    };
+    let body = |kind: &str| match kind {
+        "operation_diag" => json!({"setup_ipmi": false, "ipmi_pool": 0, "os_template_id": 0, "clear_hdd": "none"}),
+        _ => json!({}),
+    };
+    // One clean run of each kind first: the calls each makes.
+    let mut expected = std::collections::HashMap::new();
+    for (i, kind) in kinds.iter().enumerate() {
+        // Server SERVERS + i is of kind i (i % 4).
+        let (n, srv, mac) = make(SERVERS + i).await;
+        let t = run_with(&s, srv, kind, body(kind)).await;
+        assert_eq!(t["status"], "complete", "{t}\n{}", site.log());
+        let log = actions(&std::fs::read_to_string(&calls).unwrap());
+        let mine = |d: &str| log.get(d).cloned().unwrap_or_default();
+        expected.insert(*kind, (mine(&format!("bmc-{n}")), mine(&format!("sw-{n}")), mine(&format!("boot:{mac}"))));
+    }
+
+    let mut made = tokio::task::JoinSet::new();
+    let mut servers = vec![];
+    for i in 0..SERVERS {
+        made.spawn(make(i));
+        if made.len() >= 8 {
+            servers.push(made.join_next().await.unwrap().unwrap());
+        }
+    }
+    servers.extend(made.join_all().await);
+    servers.sort();
+
+    // Every task started, round robin over the three processes.
+    let bases = [b.url.clone(), c.url.clone(), s.base.clone()];
+    let mut started = tokio::task::JoinSet::new();
+    let mut tasks = std::collections::HashMap::new();
+    for (i, srv, _) in servers.clone() {
+        let (client, base, token, kind) = (s.client.clone(), bases[i % 3].clone(), s.admin_token.clone(), kinds[i % 4]);
+        let body = body(kind);
+        started.spawn(async move {
+            let r = client.post(format!("{base}/dci/v3/server/{srv}/{kind}")).bearer_auth(&token).json(&body).send();
+            let (st, v) = common::json_of(r.await.unwrap()).await;
+            assert!(st.is_success(), "{kind} on {srv}: {st} {v}");
+            (i, v["task"].as_i64().unwrap())
+        });
+        if started.len() >= 16 {
+            let (i, t) = started.join_next().await.unwrap().unwrap();
+            tasks.insert(i, t);
+        }
+    }
+    tasks.extend(started.join_all().await);
+
+    // B dies once a fifth have completed.
+    let count = |status: &'static str| {
+        let s = &s;
+        async move {
+            let q = format!("/dci/v3/task?where={}&limit=0,1", common::enc(&format!("status EQ '{status}'")));
+            s.get(&q).await["size"].as_i64().unwrap()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while count("complete").await < (SERVERS / 5 + 4) as i64 {
+        if Instant::now() > deadline {
+            let running = s.get(&format!("/dci/v3/task?where={}&limit=0,3", common::enc("status NE 'complete'"))).await;
+            let (done, pending) = (count("complete").await, count("pending").await);
+            panic!("{done} complete, {pending} pending after 120 s; others: {running}\n{}", site.log());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let killed_at = Instant::now();
+    b.crash();
+
+    // Every task ends, complete, within the bound.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let done = count("complete").await + count("fail").await + count("canceled").await;
+        if done >= (SERVERS + 4) as i64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} tasks ended; the others are stuck\n{}",
+            done,
+            SERVERS + 4,
+            site.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let after = killed_at.elapsed().as_secs_f64();
+    println!("{SERVERS} tasks over three processes: the last ended {after:.1} s after one was killed");
+    let failed = s.get(&format!("/dci/v3/task?where={}&limit=0,5", common::enc("status NE 'complete'"))).await;
+    assert_eq!(failed["size"], 0, "every task completed: {failed}");
+    let recovered = s.get(&format!("/dci/v3/task?where={}&limit=0,1", common::enc("status EQ 'complete'"))).await;
+    assert_eq!(recovered["size"], (SERVERS + 4) as i64);
+
+    // Exactly the calls of one clean run, device by device.
+    let log = actions(&std::fs::read_to_string(&calls).unwrap());
+    let mut twice = vec![];
+    for (i, _, mac) in &servers {
+        let (bmc, sw, boot) = &expected[kinds[i % 4]];
+        let got = |d: &str| log.get(d).cloned().unwrap_or_default();
+        for (device, want) in [(format!("bmc-{i}"), bmc), (format!("sw-{i}"), sw), (format!("boot:{mac}"), boot)] {
+            let have = got(&device);
+            if &have != want {
+                let t = s.get(&format!("/dci/v3/task/{}", tasks[i])).await;
+                twice.push(format!("{device} ({}): {have:?}, one run makes {want:?}; {t}", kinds[i % 4]));
+            }
+        }
+    }
+    assert!(
+        twice.is_empty(),
+        "{} devices got other calls than one run's: {:?}",
+        twice.len(),
+        &twice[..twice.len().min(10)]
+    );
+    let status = s.get(&format!("/dci/v3/site/{site_id}")).await;
+    assert_eq!(status["connected"], true, "the site moved to another process: {status}");
+    c.stop();
+    drop(site);
+    s.stop().await;
+}
+
+async fn run_with(s: &TestServer, srv: i64, op: &str, body: Value) -> Value {
+    let v = s.post(&format!("/dci/v3/server/{srv}/{op}"), body).await;
+    let task = v["task"].as_i64().unwrap_or_else(|| panic!("{op}: {v}"));
+    wait_task(s, task).await
+}

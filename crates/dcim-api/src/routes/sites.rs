@@ -265,17 +265,18 @@ pub async fn link_answer(
     Body(b): Body<LinkAnswers>,
 ) -> ApiResult<Json<LinkAccepted>> {
     let (site, _, _) = link_site(&st, &headers).await?;
-    let mut accepted = 0;
+    let mut answers = Vec::with_capacity(b.answers.len());
     for a in &b.answers {
         let outcome: Outcome = serde_json::from_value(a.outcome.clone())
             .map_err(|e| ApiError::invalid("answers", format!("call {}: not a call's result: {e}", a.id)))?;
         let text = serde_json::to_string(&outcome).map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
-        if st.store.answer_site_call(site.id, a.id, &text).await? {
-            st.engine.sites.answered(a.id);
-            accepted += 1;
-        }
+        answers.push((a.id, text));
     }
-    Ok(Json(LinkAccepted { accepted }))
+    let taken = st.store.answer_site_calls(site.id, &answers).await?;
+    for id in &taken {
+        st.engine.sites.answered(*id);
+    }
+    Ok(Json(LinkAccepted { accepted: taken.len() }))
 }
 
 async fn refresh_routes(st: &AppState) {

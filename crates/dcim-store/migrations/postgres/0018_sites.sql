@@ -37,6 +37,8 @@ CREATE TABLE site_calls (
     site_id     BIGINT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
     location_id BIGINT NOT NULL,
     op          TEXT NOT NULL,
+    -- an action of a task's step: the same key joins the same call (a resumed task)
+    call_key    TEXT UNIQUE,
     -- the call with the device's credentials: sealed like every secret at rest
     body        TEXT NOT NULL,
     created     BIGINT NOT NULL,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use dcim_core::{IpStatus, StepStatus, TaskStatus};
 use dcim_drivers::Drivers;
+use dcim_drivers::remote::in_scope;
 use dcim_store::ids::{IpId, ServerId, TaskId};
 use dcim_store::ipam::{NewIp, Take, Taken};
 use dcim_store::tasks::{Checkpoint, NewTask, ServerEffects, TaskRow, now_ms};
@@ -198,6 +199,7 @@ impl Engine {
     /// hands their tasks back (so another process, or the next start, goes on).
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         tokio::spawn(self.sites.clone().keep_routes(stop.clone()));
+        tokio::spawn(self.sites.clone().watch_answers(stop.clone()));
         self.dispatching.store(true, Ordering::SeqCst);
         let permits = Arc::new(Semaphore::new(self.cfg.workers));
         let lease_ms = self.cfg.lease.as_millis() as i64;
@@ -335,7 +337,9 @@ impl Engine {
         // be gone with that process: a task resumed elsewhere runs that step again, and
         // the ones after it (they are idempotent).
         if let Some(first) = run.steps.iter().position(|s| s.per_process()) {
-            let elsewhere = run.cx.memo.boot_owner.as_deref().is_some_and(|o| o != self.owner);
+            // A boot a site prepared is the site's, whichever process asked for it.
+            let elsewhere =
+                run.cx.memo.boot_owner.as_deref().is_some_and(|o| o != self.owner && !o.starts_with("site:"));
             if elsewhere && step > first && step < run.steps.len() {
                 for p in run.progress.iter_mut().skip(first) {
                     *p = StepInfo {
@@ -348,6 +352,7 @@ impl Engine {
                 }
                 step = first;
                 attempt = 0;
+                run.cx.memo.waits = 0;
             }
         }
         let mut cancel = task.cancel;
@@ -365,9 +370,13 @@ impl Engine {
             let current = &*run.steps[step];
             let started = *run.progress[step].started.get_or_insert_with(unix);
             run.progress[step].status = StepStatus::Running;
-            let mut result = current.run(&mut run.cx).await;
+            // The scope of the step's device calls: a process resuming the task after
+            // this one died, or an attempt after one that timed out, runs the step with
+            // the same scope (`dcim_drivers::remote`).
+            let scope = format!("t{}/s{step}/w{}", task.id.get(), run.cx.memo.waits);
+            let mut result = in_scope(scope.clone(), current.run(&mut run.cx)).await;
             if self.cfg.repeat_steps && matches!(result, Ok(Outcome::Done | Outcome::Skipped(_))) {
-                result = current.run(&mut run.cx).await;
+                result = in_scope(format!("{scope}/again"), current.run(&mut run.cx)).await;
             }
             let mut release_at = None;
             let progress = &mut run.progress;
@@ -378,6 +387,7 @@ impl Engine {
                     progress[step].message.clear();
                     step += 1;
                     attempt = 0;
+                    run.cx.memo.waits = 0;
                 }
                 Ok(Outcome::Skipped(why)) => {
                     progress[step].status = StepStatus::Skipped;
@@ -385,6 +395,7 @@ impl Engine {
                     progress[step].message = why;
                     step += 1;
                     attempt = 0;
+                    run.cx.memo.waits = 0;
                 }
                 Ok(Outcome::Wait(after)) => {
                     let (limit, what) = match current.waits_for() {
@@ -396,6 +407,7 @@ impl Engine {
                         return self.fail(run, step, &msg, None).await;
                     }
                     release_at = Some(now_ms() + after.as_millis() as i64);
+                    run.cx.memo.waits += 1;
                 }
                 Err(StepError { transient: true, msg, kind }) => {
                     attempt += 1;

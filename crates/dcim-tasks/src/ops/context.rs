@@ -106,6 +106,14 @@ pub struct Memo {
     /// `setup_ipmi`: the BMC dcim reached (`{"address","user"}`), for `status_info.ipmi`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bmc_done: Option<Value>,
+    /// How many times the current step has waited: with the step and its attempt, the
+    /// scope of its device calls' keys (`dcim_drivers::remote`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub waits: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Where a report the engine waits for is kept in the memo; `None` for the kinds that

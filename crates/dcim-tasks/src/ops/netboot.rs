@@ -43,7 +43,15 @@ impl Step for PrepareBoot<'_> {
         let location = Some(s.location_id);
         let callback = boot.agent_callback(location).unwrap_or_else(|| cx.cfg().agent_callback.clone());
         // A fresh secret per preparation: an agent of an earlier boot can no longer report.
-        let secret = hex::encode(rand::random::<[u8; 32]>());
+        // A boot a site holds outlives this process: one that resumes the task prepares
+        // it with the same key (`dcim_drivers::remote`) and must give the same secret,
+        // so it is derived from the scope of the step's calls.
+        let holder = cx.drivers().boot_holder(location);
+        let derived = match (&holder, dcim_drivers::remote::scope_prefix()) {
+            (Some(_), Some(scope)) => cx.store().derive_secret(&format!("boot {scope}")),
+            _ => None,
+        };
+        let secret = derived.unwrap_or_else(|| hex::encode(rand::random::<[u8; 32]>()));
         let hash = hex::encode(Sha256::digest(secret.as_bytes()));
         if !cx.store().set_task_secret(cx.task.id, cx.owner(), &hash).await? {
             return Err(StepError::transient("lost the task's lease".into()));
@@ -51,7 +59,7 @@ impl Step for PrepareBoot<'_> {
         let (mode, answer) = self.0.boot(cx, &callback, &secret)?;
         let req = BootRequest { task_id: cx.task.id.get(), secret, callback, mac, mode, answer, location_id: location };
         cx.call(boot.prepare(&req)).await?;
-        cx.memo.boot_owner = Some(cx.owner().to_owned());
+        cx.memo.boot_owner = Some(holder.unwrap_or_else(|| cx.owner().to_owned()));
         Ok(Outcome::Done)
     }
 
