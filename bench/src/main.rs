@@ -19,6 +19,7 @@ use dcim_store::servers::{BmcAccess, NewServer, ServerPatch};
 use dcim_store::users::NewUser;
 
 mod cli;
+mod site;
 mod snmp;
 mod ui;
 mod ui_admin;
@@ -43,8 +44,9 @@ struct Args {
     data_dir: Option<std::path::PathBuf>,
     /// `api` (reads), `tasks` (operations end to end on the fake drivers), `ipam`, `snmp`
     /// (switch sync and suspend/resume against snmpsim), `ui` (web UI pages), `ui-admin`
-    /// (racks, IPAM over 120,000 addresses, a bulk action on 1,000 servers) or `cli`
-    /// (dcimctl as whole processes over HTTPS).
+    /// (racks, IPAM over 120,000 addresses, a bulk action on 1,000 servers), `cli`
+    /// (dcimctl as whole processes over HTTPS) or `site` (power tasks through a
+    /// `dcim site` process against the direct path).
     #[arg(long, default_value = "api")]
     mode: String,
     /// tasks mode: the fake devices' delay per call, in milliseconds.
@@ -117,7 +119,7 @@ fn start_dcim(args: &Args, dir: &std::path::Path, url: &str, i: usize, tls: bool
         // One token drives the whole load: no per-token rate limit.
         .env("DCIM_RATE_LIMIT_PER_SEC", "0")
         .stdout(Stdio::piped());
-    if matches!(args.mode.as_str(), "api" | "tasks") {
+    if matches!(args.mode.as_str(), "api" | "tasks" | "site") {
         // The figures are the reads' and the tasks' own: no poller round beside them
         // (the first round after a seed writes every server's power state). The
         // power poller has its own figures (README, "The power poller at 100,000
@@ -200,7 +202,7 @@ async fn main() -> anyhow::Result<()> {
 
     // HTTPS (a self-signed certificate for 127.0.0.1) only for the command line, as an
     // operator reaches a dcim; plain HTTP for the server's figures.
-    let tls = args.mode == "cli";
+    let tls = matches!(args.mode.as_str(), "cli" | "site");
     let processes = if matches!(args.mode.as_str(), "api" | "tasks") { args.processes.max(1) } else { 1 };
     let mut servers = vec![];
     for i in 0..processes {
@@ -261,6 +263,15 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.mode == "ui" {
         ui::run(&client, &base, &token, args.servers).await?;
+        println!("dcim RSS now {} MiB, peak {} MiB", rss_mib(pid, "VmRSS"), rss_mib(pid, "VmHWM"));
+        drop(server);
+        if !keep {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        return Ok(());
+    }
+    if args.mode == "site" {
+        site::run(&args, &client, &base, &token, &dir).await?;
         println!("dcim RSS now {} MiB, peak {} MiB", rss_mib(pid, "VmRSS"), rss_mib(pid, "VmHWM"));
         drop(server);
         if !keep {

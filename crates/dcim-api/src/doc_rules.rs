@@ -308,6 +308,8 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     // IppoolEdit: routes/ip.rs edit_pool.
     ("IppoolEdit", "name", Rule::RequiredLine(128)),
     ("IppoolEdit", "note", Rule::Text(1024)),
+    // LinkPoll: routes/sites.rs link_poll.
+    ("LinkPoll", "max", Rule::Range(1, 256)),
     // LocationInput: routes/inventory.rs create_location, edit_location.
     ("LocationInput", "geolocation", Rule::Line(256)),
     ("LocationInput", "name", Rule::RequiredLine(128)),
@@ -411,6 +413,9 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     // Setup2fa: routes/auth_v4.rs setup_2fa.
     ("Setup2fa", "code", Rule::Range(0, 999_999)),
     ("Setup2fa", "secret", Rule::Pattern(TOTP_SECRET, 64)),
+    // SiteInput: routes/sites.rs create_site, edit_site.
+    ("SiteInput", "description", Rule::Line(256)),
+    ("SiteInput", "name", Rule::RequiredLine(128)),
     // SnmpInput: routes/inventory.rs snmp_secret (the other fields are free text).
     ("SnmpInput", "auth_protocol", Rule::Schema(snmp_auth_protocols)),
     ("SnmpInput", "priv_protocol", Rule::Schema(snmp_priv_protocols)),
@@ -646,6 +651,7 @@ type Create = (&'static str, &'static str, &'static str, &'static str, &'static 
 const CREATES: &[Create] = &[
     ("post", "/dci/v3/location", "LocationInput", "NewLocation", &["name"]),
     ("post", "/dci/v3/webhook", "WebhookInput", "NewWebhook", &["url", "events"]),
+    ("post", "/dci/v3/site", "SiteInput", "NewSite", &["name"]),
 ];
 
 /// A server's hardware as the agent reports it and `hardware_info` takes it
