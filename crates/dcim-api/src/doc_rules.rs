@@ -597,8 +597,16 @@ fn mark_optional_bodies(doc: &mut Value, requests: &[String]) {
 }
 
 /// The list query parameters: `limit` exactly; `where` and `orderby` are a grammar
-/// (docs/API.md) that no JSON Schema states, so only their length.
+/// (docs/API.md) that no JSON Schema states, so only their length. The one path
+/// parameter that is not an id: an address (`/ip/v3/userspace/{id}/history/{address}`,
+/// `parse_addr`).
 fn query_rule(p: &mut Value) {
+    if p.get("in").is_some_and(|i| i == "path") && p.get("name").is_some_and(|n| n == "address") {
+        if let Some(schema) = p.get_mut("schema") {
+            apply(schema, json!({ "pattern": IP_ADDRESS }));
+        }
+        return;
+    }
     if p.get("in").is_none_or(|i| i != "query") {
         return;
     }
