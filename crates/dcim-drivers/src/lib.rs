@@ -115,7 +115,7 @@ pub trait PowerDriver: Send + Sync {
 }
 
 /// A switch port as the switch reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortInfo {
     /// The port's index on the device (SNMP ifIndex).
     pub index: i64,
@@ -130,7 +130,7 @@ pub struct PortInfo {
 }
 
 /// A PDU outlet as the PDU reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutletInfo {
     pub index: i64,
     pub name: String,
@@ -138,7 +138,7 @@ pub struct OutletInfo {
 }
 
 /// A port's statuses, as the port poller reads them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortState {
     pub index: i64,
     pub admin_status: PortStatus,

@@ -182,28 +182,16 @@ impl Call {
     }
 }
 
-/// A port as an answer carries it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct WirePort {
-    pub index: i64,
-    pub name: String,
-    pub description: String,
-    pub alias: String,
-    pub admin_status: PortStatus,
-    pub oper_status: PortStatus,
-    pub speed: Option<i64>,
-}
-
 /// What a call answers.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum Answer {
     Done,
     Power(PowerState),
-    Ports(Vec<WirePort>),
+    Ports(Vec<PortInfo>),
     PortStatus(PortStatus),
-    PortStates(Vec<(i64, PortStatus, PortStatus)>),
-    Outlets(Vec<(i64, String, OutletStatus)>),
+    PortStates(Vec<PortState>),
+    Outlets(Vec<OutletInfo>),
     OutletStatus(OutletStatus),
 }
 
@@ -270,21 +258,20 @@ fn mismatch(call: &str, a: &Answer) -> DriverError {
     DriverError::Protocol(format!("the site answered {call} with {a:?}"))
 }
 
+/// A call that answers nothing but success.
+async fn done(link: &Arc<dyn SiteLink>, location: i64, call: Call) -> Result<(), DriverError> {
+    let op = call.op();
+    match link.call(call, location).await? {
+        Answer::Done => Ok(()),
+        a => Err(mismatch(op, &a)),
+    }
+}
+
 /// A BMC behind a site.
 pub struct RemotePower {
     pub(crate) link: Arc<dyn SiteLink>,
     pub(crate) location: i64,
     pub(crate) bmc: RemoteBmc,
-}
-
-impl RemotePower {
-    async fn done(&self, call: Call) -> Result<(), DriverError> {
-        let op = call.op();
-        match self.link.call(call, self.location).await? {
-            Answer::Done => Ok(()),
-            a => Err(mismatch(op, &a)),
-        }
-    }
 }
 
 #[async_trait]
@@ -296,16 +283,16 @@ impl PowerDriver for RemotePower {
         }
     }
     async fn on(&self) -> Result<(), DriverError> {
-        self.done(Call::PowerOn { bmc: self.bmc.clone() }).await
+        done(&self.link, self.location, Call::PowerOn { bmc: self.bmc.clone() }).await
     }
     async fn off(&self) -> Result<(), DriverError> {
-        self.done(Call::PowerOff { bmc: self.bmc.clone() }).await
+        done(&self.link, self.location, Call::PowerOff { bmc: self.bmc.clone() }).await
     }
     async fn reset(&self) -> Result<(), DriverError> {
-        self.done(Call::PowerReset { bmc: self.bmc.clone() }).await
+        done(&self.link, self.location, Call::PowerReset { bmc: self.bmc.clone() }).await
     }
     async fn set_boot_device(&self, device: BootDevice, efi: bool, persistent: bool) -> Result<(), DriverError> {
-        self.done(Call::SetBootDevice { bmc: self.bmc.clone(), device, efi, persistent }).await
+        done(&self.link, self.location, Call::SetBootDevice { bmc: self.bmc.clone(), device, efi, persistent }).await
     }
 }
 
@@ -320,26 +307,12 @@ pub struct RemoteSwitch {
 impl SwitchDriver for RemoteSwitch {
     async fn ports(&self) -> Result<Vec<PortInfo>, DriverError> {
         match self.link.call(Call::SwitchPorts { switch: self.switch.clone() }, self.location).await? {
-            Answer::Ports(ports) => Ok(ports
-                .into_iter()
-                .map(|p| PortInfo {
-                    index: p.index,
-                    name: p.name,
-                    description: p.description,
-                    alias: p.alias,
-                    admin_status: p.admin_status,
-                    oper_status: p.oper_status,
-                    speed: p.speed,
-                })
-                .collect()),
+            Answer::Ports(ports) => Ok(ports),
             a => Err(mismatch("switch_ports", &a)),
         }
     }
     async fn set_admin(&self, index: i64, up: bool) -> Result<(), DriverError> {
-        match self.link.call(Call::SwitchSetAdmin { switch: self.switch.clone(), index, up }, self.location).await? {
-            Answer::Done => Ok(()),
-            a => Err(mismatch("switch_set_admin", &a)),
-        }
+        done(&self.link, self.location, Call::SwitchSetAdmin { switch: self.switch.clone(), index, up }).await
     }
     async fn oper_status(&self, index: i64) -> Result<PortStatus, DriverError> {
         match self.link.call(Call::SwitchOperStatus { switch: self.switch.clone(), index }, self.location).await? {
@@ -349,10 +322,7 @@ impl SwitchDriver for RemoteSwitch {
     }
     async fn port_states(&self) -> Result<Vec<PortState>, DriverError> {
         match self.link.call(Call::SwitchPortStates { switch: self.switch.clone() }, self.location).await? {
-            Answer::PortStates(states) => Ok(states
-                .into_iter()
-                .map(|(index, admin_status, oper_status)| PortState { index, admin_status, oper_status })
-                .collect()),
+            Answer::PortStates(states) => Ok(states),
             a => Err(mismatch("switch_port_states", &a)),
         }
     }
@@ -365,23 +335,11 @@ pub struct RemotePdu {
     pub(crate) pdu: RemoteDevice,
 }
 
-impl RemotePdu {
-    async fn done(&self, call: Call) -> Result<(), DriverError> {
-        let op = call.op();
-        match self.link.call(call, self.location).await? {
-            Answer::Done => Ok(()),
-            a => Err(mismatch(op, &a)),
-        }
-    }
-}
-
 #[async_trait]
 impl PduDriver for RemotePdu {
     async fn outlets(&self) -> Result<Vec<OutletInfo>, DriverError> {
         match self.link.call(Call::PduOutlets { pdu: self.pdu.clone() }, self.location).await? {
-            Answer::Outlets(o) => {
-                Ok(o.into_iter().map(|(index, name, status)| OutletInfo { index, name, status }).collect())
-            }
+            Answer::Outlets(o) => Ok(o),
             a => Err(mismatch("pdu_outlets", &a)),
         }
     }
@@ -392,12 +350,12 @@ impl PduDriver for RemotePdu {
         }
     }
     async fn set_outlet(&self, index: i64, on: bool) -> Result<(), DriverError> {
-        self.done(Call::PduSetOutlet { pdu: self.pdu.clone(), index, on }).await
+        done(&self.link, self.location, Call::PduSetOutlet { pdu: self.pdu.clone(), index, on }).await
     }
     /// The site switches the outlet off and on (or uses the PDU's reboot command), so
     /// the pause between the two is the site's, not a second round trip.
     async fn reboot_outlet(&self, index: i64) -> Result<(), DriverError> {
-        self.done(Call::PduRebootOutlet { pdu: self.pdu.clone(), index }).await
+        done(&self.link, self.location, Call::PduRebootOutlet { pdu: self.pdu.clone(), index }).await
     }
 }
 
@@ -411,11 +369,7 @@ pub struct RemoteBoot {
 #[async_trait]
 impl BootDriver for RemoteBoot {
     async fn prepare(&self, req: &BootRequest) -> Result<(), DriverError> {
-        let call = Call::BootPrepare { bmc_kind: self.bmc_kind, request: req.clone() };
-        match self.link.call(call, self.location).await? {
-            Answer::Done => Ok(()),
-            a => Err(mismatch("boot_prepare", &a)),
-        }
+        done(&self.link, self.location, Call::BootPrepare { bmc_kind: self.bmc_kind, request: req.clone() }).await
     }
     async fn cleanup(&self, task_id: i64, mac: &str) -> Result<(), DriverError> {
         let call = Call::BootCleanup {
@@ -424,10 +378,7 @@ impl BootDriver for RemoteBoot {
             mac: mac.to_owned(),
             location_id: Some(self.location),
         };
-        match self.link.call(call, self.location).await? {
-            Answer::Done => Ok(()),
-            a => Err(mismatch("boot_cleanup", &a)),
-        }
+        done(&self.link, self.location, call).await
     }
 }
 
@@ -444,23 +395,7 @@ pub async fn perform(drivers: &Drivers, call: Call, agent_relay: Option<&str>) -
         SetBootDevice { bmc, device, efi, persistent } => {
             drivers.power(&bmc.access()?)?.set_boot_device(device, efi, persistent).await.map(|_| Answer::Done)
         }
-        SwitchPorts { switch } => {
-            let ports = drivers.switch(switch.protocol, &switch.access())?.ports().await?;
-            Ok(Answer::Ports(
-                ports
-                    .into_iter()
-                    .map(|p| WirePort {
-                        index: p.index,
-                        name: p.name,
-                        description: p.description,
-                        alias: p.alias,
-                        admin_status: p.admin_status,
-                        oper_status: p.oper_status,
-                        speed: p.speed,
-                    })
-                    .collect(),
-            ))
-        }
+        SwitchPorts { switch } => Ok(Answer::Ports(drivers.switch(switch.protocol, &switch.access())?.ports().await?)),
         SwitchSetAdmin { switch, index, up } => {
             drivers.switch(switch.protocol, &switch.access())?.set_admin(index, up).await.map(|_| Answer::Done)
         }
@@ -468,12 +403,10 @@ pub async fn perform(drivers: &Drivers, call: Call, agent_relay: Option<&str>) -
             Ok(Answer::PortStatus(drivers.switch(switch.protocol, &switch.access())?.oper_status(index).await?))
         }
         SwitchPortStates { switch } => {
-            let states = drivers.switch(switch.protocol, &switch.access())?.port_states().await?;
-            Ok(Answer::PortStates(states.into_iter().map(|s| (s.index, s.admin_status, s.oper_status)).collect()))
+            Ok(Answer::PortStates(drivers.switch(switch.protocol, &switch.access())?.port_states().await?))
         }
         PduOutlets { pdu } => {
-            let outlets = drivers.pdu(pdu.protocol, &pdu.model, &pdu.access())?.outlets().await?;
-            Ok(Answer::Outlets(outlets.into_iter().map(|o| (o.index, o.name, o.status)).collect()))
+            Ok(Answer::Outlets(drivers.pdu(pdu.protocol, &pdu.model, &pdu.access())?.outlets().await?))
         }
         PduOutletStatus { pdu, index } => {
             Ok(Answer::OutletStatus(drivers.pdu(pdu.protocol, &pdu.model, &pdu.access())?.outlet_status(index).await?))
@@ -531,7 +464,8 @@ mod tests {
         let outcome: Outcome = Err(DriverError::Unreachable("10.0.0.5:623".into()));
         let text = serde_json::to_string(&outcome).unwrap();
         assert_eq!(serde_json::from_str::<Outcome>(&text).unwrap(), outcome);
-        let outcome: Outcome = Ok(Answer::PortStates(vec![(3, PortStatus::Up, PortStatus::Down)]));
+        let state = PortState { index: 3, admin_status: PortStatus::Up, oper_status: PortStatus::Down };
+        let outcome: Outcome = Ok(Answer::PortStates(vec![state]));
         let text = serde_json::to_string(&outcome).unwrap();
         assert_eq!(serde_json::from_str::<Outcome>(&text).unwrap(), outcome);
     }

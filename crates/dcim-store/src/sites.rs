@@ -316,6 +316,13 @@ impl Store {
         key: Option<&str>,
     ) -> Result<i64> {
         let mut tx = self.write().await?;
+        // A call under the key never answered in its time (the site lost it) is
+        // queued anew.
+        sqlx::query("DELETE FROM site_calls WHERE call_key = $1 AND deadline <= $2 AND answer IS NULL")
+            .bind(key.map(str::to_owned))
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
         let inserted: Option<(i64,)> = sqlx::query_as(
             "INSERT INTO site_calls (site_id, location_id, op, call_key, body, created, deadline) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (call_key) DO NOTHING RETURNING id",
@@ -332,31 +339,11 @@ impl Store {
         let id = match inserted {
             Some((id,)) => id,
             None => {
-                let (id, deadline): (i64, i64) =
-                    sqlx::query_as("SELECT id, deadline FROM site_calls WHERE call_key = $1")
-                        .bind(key.map(str::to_owned))
-                        .fetch_one(&mut *tx)
-                        .await?;
-                if deadline > now_ms() {
-                    id
-                } else {
-                    // Never answered in its time (the site lost it): a new call.
-                    sqlx::query("DELETE FROM site_calls WHERE id = $1").bind(id).execute(&mut *tx).await?;
-                    let (id,): (i64,) = sqlx::query_as(
-                        "INSERT INTO site_calls (site_id, location_id, op, call_key, body, created, deadline) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                    )
-                    .bind(site)
-                    .bind(location)
-                    .bind(op.to_owned())
+                let (id,): (i64,) = sqlx::query_as("SELECT id FROM site_calls WHERE call_key = $1")
                     .bind(key.map(str::to_owned))
-                    .bind(self.seal(SITE_CALL_BODY, body))
-                    .bind(now_ms())
-                    .bind(deadline_ms)
                     .fetch_one(&mut *tx)
                     .await?;
-                    id
-                }
+                id
             }
         };
         tx.commit().await?;

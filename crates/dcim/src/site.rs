@@ -166,25 +166,11 @@ async fn credential(http: &reqwest::Client, opts: &SiteOptions) -> anyhow::Resul
         }
         let c: SiteCredential = r.json().await.context("the enrollment's answer")?;
         std::fs::create_dir_all(&opts.state_dir).with_context(|| format!("creating {}", opts.state_dir.display()))?;
-        write_private(&path, &c.credential)?;
+        crate::tls::write_private(&path, c.credential.as_bytes())?;
         tracing::info!(site = %c.name, id = c.id, "enrolled at the central");
         return Ok(c.credential);
     }
     anyhow::bail!("enrolling: no central answered: {}", failures.join("; "))
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
-    Ok(())
 }
 
 /// What a site shares between its poll, its answers and its relays.

@@ -109,8 +109,28 @@ pub fn kill(child: &mut Child) {
 /// What `ipmitool -I <interface> ... -p PORT -U user -P password args` printed (stdout then
 /// stderr) and whether it succeeded.
 pub fn run_ipmitool(port: u16, user: &str, password: &str, iface: &[&str], args: &[&str]) -> (bool, String) {
+    run_ipmitool_in(None, port, user, password, iface, args)
+}
+
+/// [`run_ipmitool`] inside network namespace `netns`, when given.
+pub fn run_ipmitool_in(
+    netns: Option<&str>,
+    port: u16,
+    user: &str,
+    password: &str,
+    iface: &[&str],
+    args: &[&str],
+) -> (bool, String) {
     let port = port.to_string();
-    let out = Command::new(require_program("ipmitool"))
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(require_program("ipmitool"));
+            c
+        }
+        None => Command::new(require_program("ipmitool")),
+    };
+    let out = cmd
         .args(iface)
         .args(["-H", "127.0.0.1", "-p", &port, "-U", user, "-P", password])
         .args(args)
@@ -265,19 +285,8 @@ impl IpmiSim {
 
     /// `ipmitool -I lanplus` against this BMC, run inside `netns`.
     pub fn ipmitool_in(&self, netns: &str, args: &[&str]) -> (bool, String) {
-        let port = self.port.to_string();
-        let out = Command::new("ip")
-            .args(["netns", "exec", netns])
-            .arg(require_program("ipmitool"))
-            .args(["-I", "lanplus", "-C", "3", "-N", "1", "-R", "3", "-H", "127.0.0.1", "-p", &port])
-            .args(["-U", &self.user, "-P", &self.password])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("ipmitool runs");
-        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-        (out.status.success(), text)
+        let iface = ["-I", "lanplus", "-C", "3", "-N", "1", "-R", "3"];
+        run_ipmitool_in(Some(netns), self.port, &self.user, &self.password, &iface, args)
     }
 
     pub fn port(&self) -> u16 {

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::sims::{kill, require_file, require_program, run_ipmitool, sims_dir, template};
+use super::sims::{kill, require_file, require_program, run_ipmitool_in, sims_dir, template};
 use super::tempdir::Dir;
 
 fn sh(args: &[&str]) {
@@ -392,24 +392,7 @@ impl VirtualMachine {
     /// `ipmitool -I lanplus` against this machine's BMC, as an independent check.
     pub fn ipmitool(&self, args: &[&str]) -> (bool, String) {
         let iface = ["-I", "lanplus", "-C", "3", "-N", "1", "-R", "2"];
-        match &self.bmc_netns {
-            None => run_ipmitool(self.port, BMC_USER, BMC_PASSWORD, &iface, args),
-            Some(ns) => {
-                let port = self.port.to_string();
-                let out = Command::new("ip")
-                    .args(["netns", "exec", ns])
-                    .arg(require_program("ipmitool"))
-                    .args(iface)
-                    .args(["-H", "127.0.0.1", "-p", &port, "-U", BMC_USER, "-P", BMC_PASSWORD])
-                    .args(args)
-                    .stdin(Stdio::null())
-                    .output()
-                    .expect("ipmitool runs");
-                let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-                text.push_str(&String::from_utf8_lossy(&out.stderr));
-                (out.status.success(), text)
-            }
-        }
+        run_ipmitool_in(self.bmc_netns.as_deref(), self.port, BMC_USER, BMC_PASSWORD, &iface, args)
     }
 }
 
