@@ -69,6 +69,13 @@ async fn every_write_leaves_one_record(db: Db) {
             let rid = format!("walk-{checked}");
             let (st, v) = send(&s, m.clone(), &concrete, "{}", &rid).await;
             let recs = records_of(&s, &rid).await;
+            // A remote site's link (its polls and device answers) is nobody's action:
+            // left out of the trail, as docs/API.md says.
+            if path.starts_with("/dci/v3/site/link/") {
+                assert!(recs.is_empty(), "{method} {path} ({st} {v}) is not recorded: {recs:?}");
+                checked += 1;
+                continue;
+            }
             assert_eq!(recs.len(), 1, "{method} {path} ({st} {v}): one record, got {recs:?}");
             let r = &recs[0];
             let what = format!("{method} {path} ({st} {v}): {r}");

@@ -190,16 +190,26 @@ pub async fn enroll_site(State(st): State<AppState>, Body(b): Body<EnrollInput>)
     Ok(Json(SiteCredential { id, name, credential }))
 }
 
+/// A link request's site: who, with which credential, speaking which protocol.
+struct LinkCaller {
+    site: SiteAuth,
+    /// The SHA-256 of its credential: calls are handed over only while it stands.
+    credential_hash: String,
+    protocol: String,
+    version: String,
+}
+
 /// The site a link request comes from, and the protocol it speaks; a refusal names why.
-async fn link_site(st: &AppState, headers: &HeaderMap) -> ApiResult<(SiteAuth, String, String)> {
+async fn link_site(st: &AppState, headers: &HeaderMap) -> ApiResult<LinkCaller> {
     let credential = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| ApiError::unauthorized("a site's link needs its credential as a Bearer token"))?;
+    let credential_hash = hash_secret(credential.trim());
     let site = st
         .store
-        .site_by_credential(&hash_secret(credential.trim()))
+        .site_by_credential(&credential_hash)
         .await?
         .ok_or_else(|| ApiError::unauthorized("unknown or revoked site credential"))?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").trim().to_owned();
@@ -208,7 +218,7 @@ async fn link_site(st: &AppState, headers: &HeaderMap) -> ApiResult<(SiteAuth, S
         st.store.site_error(site.id, &msg).await?;
         return Err(ApiError::new(ErrorKind::Conflict, msg));
     }
-    Ok((site, protocol, version))
+    Ok(LinkCaller { site, credential_hash, protocol, version })
 }
 
 /// A site asks for calls: they come at once when some wait, else when one is queued,
@@ -222,23 +232,24 @@ pub async fn link_poll(
     Body(b): Body<LinkPoll>,
 ) -> ApiResult<Json<LinkCalls>> {
     let address = ip.map(|ip| ip.to_string()).unwrap_or_default();
-    let (site, protocol, version) = link_site(&st, &headers).await?;
+    let LinkCaller { site, credential_hash, protocol, version } = link_site(&st, &headers).await?;
     let hub = &st.engine.sites;
     let max = b.max.unwrap_or(64);
     if !(1..=256).contains(&max) {
         return Err(ApiError::invalid("max", "must be 1 to 256"));
     }
     let error = b.error.as_deref().map(|e| e.chars().take(512).collect::<String>());
-    st.store.site_seen(site.id, hub.stale().as_secs() as i64, &version, &protocol, &address, error.as_deref()).await?;
+    // A busy site polls many times a second: its last poll is written every 2 s at
+    // most (connected means polled within `site_stale_secs`, 30 by default).
+    if error.is_some() || site.last_seen.is_none_or(|t| unix_now() - t >= 2) {
+        let stale = hub.stale().as_secs() as i64;
+        st.store.site_seen(site.id, stale, &version, &protocol, &address, error.as_deref()).await?;
+    }
     let wait = Duration::from_millis(b.wait_ms.unwrap_or(0)).min(MAX_WAIT).min(hub.stale() / 2);
     let until = tokio::time::Instant::now() + wait;
-    let credential_hash = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|c| hash_secret(c.trim()))
-        .unwrap_or_default();
-    let refusal = serde_json::to_string(&Outcome::Err(dcim_drivers::DriverError::Refused(format!(
+    // A call for a location the site gave up goes back to its caller as a device that
+    // did not answer: the step tries again, the way the location is served now.
+    let refusal = serde_json::to_string(&Outcome::Err(dcim_drivers::DriverError::SiteDown(format!(
         "site {} no longer serves the device's location",
         site.name
     ))))
@@ -264,7 +275,7 @@ pub async fn link_answer(
     headers: HeaderMap,
     Body(b): Body<LinkAnswers>,
 ) -> ApiResult<Json<LinkAccepted>> {
-    let (site, _, _) = link_site(&st, &headers).await?;
+    let site = link_site(&st, &headers).await?.site;
     let mut answers = Vec::with_capacity(b.answers.len());
     for a in &b.answers {
         let outcome: Outcome = serde_json::from_value(a.outcome.clone())
