@@ -53,6 +53,8 @@ struct Shared {
     /// Longest a call waits for its answer.
     call_timeout: Duration,
     routes: RwLock<HashMap<i64, Arc<SiteRoute>>>,
+    /// When the routes were last read.
+    read_at: Mutex<Option<tokio::time::Instant>>,
     /// Per site: calls were queued here.
     queued: Mutex<HashMap<i64, Arc<Notify>>>,
     /// Per call made here: its answer arrived here.
@@ -76,6 +78,7 @@ impl SiteHub {
             stale,
             call_timeout,
             routes: RwLock::new(HashMap::new()),
+            read_at: Mutex::new(None),
             queued: Mutex::new(HashMap::new()),
             answered: Mutex::new(HashMap::new()),
         }))
@@ -92,6 +95,7 @@ impl SiteHub {
         let routes = self.0.store.site_routes().await?;
         let map = routes.into_iter().map(|r| (r.location_id, Arc::new(r))).collect();
         *self.0.routes.write().unwrap_or_else(|p| p.into_inner()) = map;
+        *self.0.read_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokio::time::Instant::now());
         Ok(())
     }
 
@@ -217,8 +221,12 @@ impl SiteLink for Link {
         let hub = &self.hub;
         let mut route = self.route.clone();
         if !hub.connected(route.last_seen) {
-            // The routes may be a moment old: look again before failing.
-            let _ = hub.refresh().await;
+            // The routes may be a moment old: look again before failing, unless they
+            // were read just now (a poller's round meets a silent site once per BMC).
+            let read_at = *hub.0.read_at.lock().unwrap_or_else(|p| p.into_inner());
+            if read_at.is_none_or(|t| t.elapsed() > CROSS_PROCESS_LOOK) {
+                let _ = hub.refresh().await;
+            }
             let fresh = hub.0.routes.read().unwrap_or_else(|p| p.into_inner()).get(&location).cloned();
             match fresh {
                 Some(r) if r.site_id == route.site_id && hub.connected(r.last_seen) => route = r,
