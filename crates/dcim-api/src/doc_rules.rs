@@ -309,6 +309,7 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("IppoolEdit", "name", Rule::RequiredLine(128)),
     ("IppoolEdit", "note", Rule::Text(1024)),
     // LinkPoll: routes/sites.rs link_poll.
+    ("LinkPoll", "instance", Rule::Line(64)),
     ("LinkPoll", "max", Rule::Range(1, 256)),
     // LocationInput: routes/inventory.rs create_location, edit_location.
     ("LocationInput", "geolocation", Rule::Line(256)),

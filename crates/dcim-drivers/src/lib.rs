@@ -344,7 +344,7 @@ impl Drivers {
     }
 
     /// Who holds a network boot prepared for a server of `location` when a site
-    /// serves it (`site:ID`); none: the process that prepares it.
+    /// serves it (`site:ID@PROCESS`, see [`remote::SiteLink::holder`]); none: the process that prepares it.
     pub fn boot_holder(&self, location: Option<i64>) -> Option<String> {
         self.site(location).map(|(link, _)| link.holder())
     }

@@ -202,8 +202,9 @@ pub type Outcome = Result<Answer, DriverError>;
 #[async_trait]
 pub trait SiteLink: Send + Sync {
     async fn call(&self, call: Call, location: i64) -> Outcome;
-    /// Who holds what this site prepares (`site:ID`): a network boot prepared there
-    /// outlives the central process that asked for it.
+    /// Who holds what this site prepares (`site:ID@PROCESS`, the site and its
+    /// process as it last said): a network boot prepared there outlives the central
+    /// process that asked for it, not the site's process.
     fn holder(&self) -> String;
 }
 

@@ -87,6 +87,8 @@ pub struct SiteAuth {
     pub id: i64,
     pub name: String,
     pub last_seen: Option<i64>,
+    /// The name its process picked at its start, as it last said.
+    pub instance: String,
 }
 
 /// A location a site serves, with what a central needs to route its calls.
@@ -97,6 +99,21 @@ pub struct SiteRoute {
     pub name: String,
     pub connected_since: Option<i64>,
     pub last_seen: Option<i64>,
+    /// The site's process, as it last said (a new one restarted: see the migration).
+    pub instance: String,
+}
+
+/// What a site says of itself when it polls.
+#[derive(Debug, Clone, Copy)]
+pub struct SiteSeen<'a> {
+    pub version: &'a str,
+    pub protocol: &'a str,
+    /// The address it polled from.
+    pub address: &'a str,
+    /// Its process's name (kept when it says none).
+    pub instance: Option<&'a str>,
+    /// A problem it reports (kept when it says none).
+    pub error: Option<&'a str>,
 }
 
 /// A call a site took: its id, operation and body (opened).
@@ -244,7 +261,7 @@ impl Store {
 
     /// The site holding this credential (its digest), if it is not revoked.
     pub async fn site_by_credential(&self, credential_hash: &str) -> Result<Option<SiteAuth>> {
-        Ok(sqlx::query_as("SELECT id, name, last_seen FROM sites WHERE credential_hash = $1")
+        Ok(sqlx::query_as("SELECT id, name, last_seen, instance FROM sites WHERE credential_hash = $1")
             .bind(credential_hash.to_owned())
             .fetch_optional(self.pool())
             .await?)
@@ -252,21 +269,15 @@ impl Store {
 
     /// Records a poll of the site's link: seen now, connected since now when it had not
     /// been seen for `stale_secs`, with what it says of itself.
-    pub async fn site_seen(
-        &self,
-        id: i64,
-        stale_secs: i64,
-        version: &str,
-        protocol: &str,
-        address: &str,
-        error: Option<&str>,
-    ) -> Result<()> {
+    pub async fn site_seen(&self, id: i64, stale_secs: i64, seen: &SiteSeen<'_>) -> Result<()> {
+        let SiteSeen { version, protocol, address, instance, error } = *seen;
         let t = now();
         let mut tx = self.write().await?;
         sqlx::query(
             "UPDATE sites SET connected_since = CASE WHEN last_seen IS NULL OR last_seen < $1 \
              OR connected_since IS NULL THEN $2 ELSE connected_since END, last_seen = $2, version = $3, \
-             protocol = $4, address = $5, last_error = COALESCE($6, last_error) WHERE id = $7",
+             protocol = $4, address = $5, last_error = COALESCE($6, last_error), \
+             instance = COALESCE($7, instance) WHERE id = $8",
         )
         .bind(t - stale_secs)
         .bind(t)
@@ -274,6 +285,7 @@ impl Store {
         .bind(protocol.to_owned())
         .bind(address.to_owned())
         .bind(error.map(str::to_owned))
+        .bind(instance.map(str::to_owned))
         .bind(id)
         .execute(&mut *tx)
         .await?;
@@ -296,7 +308,7 @@ impl Store {
     /// Every location a site serves, with its site's link.
     pub async fn site_routes(&self) -> Result<Vec<SiteRoute>> {
         Ok(sqlx::query_as(
-            "SELECT l.location_id, st.id AS site_id, st.name, st.connected_since, st.last_seen \
+            "SELECT l.location_id, st.id AS site_id, st.name, st.connected_since, st.last_seen, st.instance \
              FROM site_locations l JOIN sites st ON st.id = l.site_id ORDER BY l.location_id",
         )
         .fetch_all(self.pool())

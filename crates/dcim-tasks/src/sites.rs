@@ -166,6 +166,20 @@ impl SiteHub {
         }
     }
 
+    /// The name of the site that held a network boot (`holder`, as its link gave it:
+    /// `site:ID@PROCESS`) when the site's process is another now: it restarted, and the
+    /// boot is gone with the process that held it. None while it is the same process,
+    /// or the site serves no location now (its calls are refused, and the task's
+    /// steps say why).
+    pub fn restarted_since(&self, holder: &str) -> Option<String> {
+        let (id, instance) = holder.strip_prefix("site:")?.split_once('@')?;
+        let id: i64 = id.parse().ok()?;
+        let routes = self.0.routes.read().unwrap_or_else(|p| p.into_inner());
+        let now = routes.values().find(|r| r.site_id == id)?;
+        let another = !instance.is_empty() && !now.instance.is_empty() && now.instance != instance;
+        another.then(|| now.name.clone())
+    }
+
     fn why_not_connected(route: &SiteRoute) -> String {
         match route.last_seen {
             Some(t) => format!("site {} not connected since {}", route.name, rfc3339(t)),
@@ -214,7 +228,7 @@ impl Drop for Pending {
 #[async_trait]
 impl SiteLink for Link {
     fn holder(&self) -> String {
-        format!("site:{}", self.route.site_id)
+        format!("site:{}@{}", self.route.site_id, self.route.instance)
     }
 
     async fn call(&self, call: Call, location: i64) -> Outcome {

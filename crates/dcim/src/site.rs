@@ -11,6 +11,11 @@
 //! booted there report to the segment's listener, which relays each report to the
 //! central unchanged.
 //!
+//! A site keeps nothing across a restart, so the network boots it held for waiting
+//! tasks are gone with its process. Every poll names the process (a random name picked
+//! at its start); a central that sees a new name has the tasks whose boot that site
+//! held prepare it again and boot the server again (`dcim_tasks`' engine).
+//!
 //! The central refuses a site of another major protocol version, naming both; a
 //! revoked credential is refused at the next poll. Either stops the site with that
 //! message. Anything else (the central unreachable, restarting, a certificate that
@@ -178,6 +183,9 @@ struct Link {
     http: reqwest::Client,
     centrals: Centrals,
     credential: String,
+    /// This process's name, picked at its start and said at every poll: the central
+    /// learns the site restarted (the network boots it held are gone) from a new one.
+    instance: String,
 }
 
 impl Link {
@@ -254,6 +262,7 @@ pub async fn run(cfg: &Config, opts: SiteOptions, stop: impl std::future::Future
         http,
         centrals: Centrals { urls: opts.centrals.clone(), current: AtomicUsize::new(0) },
         credential,
+        instance: hex::encode(rand::random::<[u8; 8]>()),
     });
     let mut drivers = Drivers::with_settings(cfg.fake_lab()?, &cfg.drivers());
     // The netboot segments of the site's configuration; their listeners relay agents'
@@ -320,6 +329,7 @@ async fn poll(
             wait_ms: Some(opts.wait.as_millis() as u64),
             max: Some(free.min(256) as i64),
             error: error.take(),
+            instance: Some(link.instance.clone()),
         };
         let base = link.centrals.base().to_owned();
         let r = match link.post(&base, "/dci/v3/site/link/poll").json(&body).send().await {

@@ -406,6 +406,74 @@ async fn a_site_that_goes_away_and_comes_back(db: Db) {
 
 on_both_backends!(a_site_that_goes_away_and_comes_back);
 
+/// A site killed and started again while a diagnostics task waits for its agent: the
+/// boot the site held, and the fake machine the agent ran on, are gone with the
+/// process. The central sees the new process at its first poll; the task prepares the
+/// boot again, boots the server again, and completes, saying why in its steps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_restart_prepares_its_boots_again() {
+    let s = central_with(Db::Sqlite, "127.0.0.1", |c| c.agent_timeout_secs = 60).await;
+    let fp = fingerprint(&s);
+    let loc = s.post("/dci/v3/location", json!({"name": "Far"})).await["id"].as_i64().unwrap();
+    let created = s.post("/dci/v3/site", json!({"name": "far", "locations": [loc]})).await;
+    let (site_id, secret) =
+        (created["id"].as_i64().unwrap(), created["enrollment_secret"].as_str().unwrap().to_owned());
+    s.post("/dci/v3/os_template", json!({"name": "Diag", "type": "diag"})).await;
+    let srv = s
+        .post(
+            "/dci/v3/server",
+            json!({"name": "far-1", "location_id": loc, "mac": "52:54:02:00:00:01",
+                   "ipmi": {"address": "bmc-far-1", "type": "fake", "user": "u", "password": "p"}}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    // Every fake call, the agent's report included, takes a second: the site is killed
+    // while the agent is still to report.
+    let dir = common::tempdir::Dir::new();
+    let calls = dir.0.join("calls.log");
+    let config = format!("fake_delay_ms = 1000\nfake_call_log = {:?}\n", calls.display().to_string());
+    let relay = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let more = ["--agent-listen", relay.as_str()];
+    let site = Site::start_with(None, &s.base, &fp, dir, Some(&secret), Some(&config), &more);
+    until_connected(&s, site_id, true, Some(&site)).await;
+
+    let body = json!({"setup_ipmi": false, "ipmi_pool": 0, "os_template_id": 0, "clear_hdd": "none"});
+    let task = s.post(&format!("/dci/v3/server/{srv}/operation_diag"), body).await["task"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let t = s.get(&format!("/dci/v3/task/{task}")).await;
+        if t["progress_info"][2]["status"] == "running" {
+            break;
+        }
+        assert!(Instant::now() < deadline && t["status"] != "fail", "{t}\n{}", site.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let boots = |log: &str| log.lines().filter(|l| *l == "boot_prepare boot:52:54:02:00:00:01").count();
+    assert_eq!(boots(&std::fs::read_to_string(&calls).unwrap()), 1);
+    let state = site.kill();
+    let site = Site::start_with(None, &s.base, &fp, state, None, Some(&config), &more);
+
+    // The steps that run again say why while they run.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let t = s.get(&format!("/dci/v3/task/{task}")).await;
+        let steps = t["progress_info"].as_array().unwrap();
+        if steps.iter().any(|p| p["message"] == "again: site far restarted after it prepared the network boot") {
+            break;
+        }
+        let ended = t["status"] == "complete" || t["status"] == "fail";
+        assert!(Instant::now() < deadline && !ended, "the steps did not say why they ran again: {t}\n{}", site.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let t = wait_task(&s, task).await;
+    assert_eq!(t["status"], "complete", "{t}\n{}", site.log());
+    let log = std::fs::read_to_string(&calls).unwrap();
+    assert_eq!(boots(&log), 2, "the new process prepared the boot again: {log}");
+    drop(site);
+    s.stop().await;
+}
+
 /// A `dcim serve` process of the central tier on `s`'s database (its key, its
 /// certificate), started from the binary so it can be killed.
 fn tier_process(s: &TestServer, dir: &Path) -> common::Served {

@@ -100,7 +100,7 @@ async fn exposition(st: &AppState) -> Result<Response, ApiError> {
     let sites = st.store.list_sites(&dcim_core::query::ListQuery::default()).await?;
     let sites = (sites.items.into_iter())
         .map(|s| dcim_metrics::SiteStatus {
-            connected: st.engine.sites.connected(s.last_seen),
+            connected: st.engine.sites.connected(s.last_seen) && s.has_credential != 0,
             last_seen: s.last_seen.unwrap_or(0),
             calls_in_flight: s.calls_in_flight,
             name: s.name,

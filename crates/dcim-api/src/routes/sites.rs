@@ -13,7 +13,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use dcim_drivers::remote::{Outcome, check_protocol};
-use dcim_store::sites::{NewSite, SiteAuth, SitePatch};
+use dcim_store::sites::{NewSite, SiteAuth, SitePatch, SiteSeen};
 
 use crate::AppState;
 use crate::auth::{Caller, hash_secret, new_secret};
@@ -239,11 +239,23 @@ pub async fn link_poll(
         return Err(ApiError::invalid("max", "must be 1 to 256"));
     }
     let error = b.error.as_deref().map(|e| e.chars().take(512).collect::<String>());
+    let instance = b.instance.as_deref().map(|i| dcim_core::validate::line("instance", i, 64)).transpose()?;
+    let instance = instance.as_deref();
+    let restarted = instance.is_some_and(|i| i != site.instance);
     // A busy site polls many times a second: its last poll is written every 2 s at
     // most (connected means polled within `site_stale_secs`, 30 by default).
-    if error.is_some() || site.last_seen.is_none_or(|t| unix_now() - t >= 2) {
+    if error.is_some() || restarted || site.last_seen.is_none_or(|t| unix_now() - t >= 2) {
         let stale = hub.stale().as_secs() as i64;
-        st.store.site_seen(site.id, stale, &version, &protocol, &address, error.as_deref()).await?;
+        let seen =
+            SiteSeen { version: &version, protocol: &protocol, address: &address, instance, error: error.as_deref() };
+        st.store.site_seen(site.id, stale, &seen).await?;
+    }
+    if restarted {
+        // The tasks waiting on a boot the site held see the new process at once.
+        refresh_routes(&st).await;
+        if !site.instance.is_empty() {
+            tracing::info!(site = %site.name, "the site restarted: the network boots it held are prepared again");
+        }
     }
     let wait = Duration::from_millis(b.wait_ms.unwrap_or(0)).min(MAX_WAIT).min(hub.stale() / 2);
     let until = tokio::time::Instant::now() + wait;

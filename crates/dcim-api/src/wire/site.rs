@@ -44,7 +44,9 @@ pub struct Site {
 }
 
 impl Site {
+    /// `connected`: it polled lately; a site whose credential is revoked is not.
     pub fn new(r: SiteRow, locations: Vec<i64>, connected: bool) -> Site {
+        let connected = connected && r.has_credential != 0;
         Site {
             id: r.id,
             name: r.name,
@@ -109,6 +111,10 @@ pub struct LinkPoll {
     pub max: Option<i64>,
     /// A problem the site reports (shown as the site's `last_error`).
     pub error: Option<String>,
+    /// A name the site's process picks when it starts (up to 64 characters): a new
+    /// one tells the central the site restarted, so the network boots it held for
+    /// waiting tasks are gone and are prepared again.
+    pub instance: Option<String>,
 }
 
 /// A call handed to a site.

@@ -21,7 +21,10 @@ CREATE TABLE sites (
     version            TEXT NOT NULL DEFAULT '',
     protocol           TEXT NOT NULL DEFAULT '',
     address            TEXT NOT NULL DEFAULT '',
-    last_error         TEXT NOT NULL DEFAULT ''
+    last_error         TEXT NOT NULL DEFAULT '',
+    -- the name the site's process picked when it started: a new one means the site
+    -- restarted, and the network boots it held are gone
+    instance           TEXT NOT NULL DEFAULT ''
 );
 
 -- A location is served by one site at most; a location no site serves is reached directly.

@@ -337,22 +337,34 @@ impl Engine {
         // be gone with that process: a task resumed elsewhere runs that step again, and
         // the ones after it (they are idempotent).
         if let Some(first) = run.steps.iter().position(|s| s.per_process()) {
-            // A boot a site prepared is the site's, whichever process asked for it.
-            let elsewhere =
-                run.cx.memo.boot_owner.as_deref().is_some_and(|o| o != self.owner && !o.starts_with("site:"));
-            if elsewhere && step > first && step < run.steps.len() {
+            // A boot a site prepared is the site's, whichever process asked for it: it
+            // is gone only when the site's process is another now (it restarted).
+            let again = match run.cx.memo.boot_owner.as_deref() {
+                Some(o) if o.starts_with("site:") => self
+                    .sites
+                    .restarted_since(o)
+                    .map(|site| format!("again: site {site} restarted after it prepared the network boot")),
+                Some(o) if o != self.owner => Some("again: the process that prepared the network boot stopped".into()),
+                _ => None,
+            };
+            if let Some(message) = again
+                && step > first
+                && step < run.steps.len()
+            {
+                tracing::info!(task = %task.id, why = %message, "preparing the network boot again");
                 for p in run.progress.iter_mut().skip(first) {
                     *p = StepInfo {
                         name: p.name.clone(),
                         status: StepStatus::Pending,
                         started: None,
                         finished: None,
-                        message: "again: the process that prepared the network boot stopped".into(),
+                        message: message.clone(),
                     };
                 }
                 step = first;
                 attempt = 0;
                 run.cx.memo.waits = 0;
+                run.cx.memo.boots += 1;
             }
         }
         let mut cancel = task.cancel;
@@ -373,7 +385,11 @@ impl Engine {
             // The scope of the step's device calls: a process resuming the task after
             // this one died, or an attempt after one that timed out, runs the step with
             // the same scope (`dcim_drivers::remote`).
-            let scope = format!("t{}/s{step}/w{}", task.id.get(), run.cx.memo.waits);
+            let mut scope = format!("t{}/s{step}/w{}", task.id.get(), run.cx.memo.waits);
+            if run.cx.memo.boots > 0 {
+                // The steps of a boot prepared again make new calls, not the first ones.
+                scope.push_str(&format!("/b{}", run.cx.memo.boots));
+            }
             let mut result = in_scope(scope.clone(), current.run(&mut run.cx)).await;
             if self.cfg.repeat_steps && matches!(result, Ok(Outcome::Done | Outcome::Skipped(_))) {
                 result = in_scope(format!("{scope}/again"), current.run(&mut run.cx)).await;

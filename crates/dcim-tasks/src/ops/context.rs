@@ -110,6 +110,11 @@ pub struct Memo {
     /// scope of its device calls' keys (`dcim_drivers::remote`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub waits: u32,
+    /// How many times the network boot was prepared again (the process or the site
+    /// that held it restarted): part of the scope too, so the steps that run again
+    /// make new calls rather than join the first ones.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub boots: u32,
 }
 
 fn is_zero(n: &u32) -> bool {
