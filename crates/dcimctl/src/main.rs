@@ -17,6 +17,7 @@ mod profile;
 mod query;
 mod resources;
 mod servers;
+mod sites;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -183,6 +184,10 @@ enum Cmd {
     /// IP addresses.
     #[command(subcommand)]
     Ip(resources::Plain),
+    /// Remote sites: the `dcim site` processes that drive the devices of other data
+    /// centers, their links and enrollment.
+    #[command(subcommand)]
+    Site(sites::SiteCmd),
     /// The built-in fake lab (demos and tests): its state, faults and delays.
     #[command(subcommand)]
     Fake(FakeCmd),
@@ -419,6 +424,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 Cmd::Net(c) => resources::plain(&ctx, "net", c).await,
                 Cmd::Pool(c) => resources::plain(&ctx, "pool", c).await,
                 Cmd::Ip(c) => resources::plain(&ctx, "ip", c).await,
+                Cmd::Site(c) => sites::run(&ctx, c).await,
                 Cmd::Login { .. } | Cmd::Profile(_) | Cmd::Completion { .. } => unreachable!("handled above"),
             }
         }

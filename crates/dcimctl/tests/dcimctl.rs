@@ -628,3 +628,100 @@ async fn a_private_ca_and_precedence() {
     let _ = std::fs::remove_dir_all(&home);
     let _ = std::fs::remove_dir_all(&pki);
 }
+
+/// Sites from the command line: `site create` shows the enrollment secret once with
+/// the command that starts the site; that command, run as printed (the real `dcim
+/// site`, on the fake lab), connects; `site list` shows the link; `site edit` moves
+/// locations; `site revoke` stops the site; `site delete` removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sites_from_the_command_line() {
+    let d = demo(0, None);
+    let home = temp_dir("home");
+    let h = home.as_path();
+    let login = ["login", "--url", &d.url, "--email", "admin@example.com", "--password-stdin"];
+    let (_, _, err) = ctl(h, &login, &format!("{}\n", d.password));
+    let fp = err.split("fingerprint is ").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    let (code, _, err) = ctl(h, &[&login[..], &["--fingerprint", &fp]].concat(), &format!("{}\n", d.password));
+    assert_eq!(code, 0, "{err}");
+    ok(h, &["api", "POST", "/dci/v3/location", "-d", r#"{"name":"DC 2"}"#]);
+    ok(h, &["api", "POST", "/dci/v3/location", "-d", r#"{"name":"DC 3"}"#]);
+
+    let out = ok(h, &["site", "create", "dc-2", "--location", "DC 2", "--description", "Frankfurt"]);
+    assert!(out.contains("works once, until 20") && out.contains("not shown again"), "{out}");
+    let line = out.lines().find(|l| l.contains("dcim site")).unwrap_or_else(|| panic!("{out}")).trim();
+    let (env, command) = line.split_once(' ').unwrap();
+    let secret = env.strip_prefix("DCIM_SITE_ENROLLMENT=").unwrap_or_else(|| panic!("{line}"));
+    let args: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(&args[..4], ["dcim", "site", "--central", d.url.as_str()], "{line}");
+    assert_eq!(args[4..], ["--central-fingerprint", fp.as_str()], "{line}");
+    let listed = json_of(h, &["site", "list", "-o", "json"]);
+    assert_eq!(listed["list"][0]["enrolled"], false, "{listed}");
+    assert!(!listed.to_string().contains(secret), "the secret is never shown again");
+
+    // The command as printed starts the site: it enrolls and connects.
+    let state = temp_dir("site");
+    let mut site = Command::new(dcim_bin())
+        .arg("--data-dir")
+        .arg(&state)
+        .args(&args[1..])
+        .arg("--fake-drivers")
+        .env("DCIM_SITE_ENROLLMENT", secret)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let v = json_of(h, &["site", "show", "dc-2", "-o", "json"]);
+        if v["connected"] == true {
+            assert_eq!(v["enrolled"], true, "{v}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the site did not connect: {v}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let table = ok(h, &["site", "list"]);
+    let row = table.lines().find(|l| l.contains("dc-2")).unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains("true") && row.contains(env!("CARGO_PKG_VERSION")), "{table}");
+    let shown = ok(h, &["site", "show", "dc-2", "-o", "wide"]);
+    assert!(shown.contains("Frankfurt") && shown.contains("127.0.0.1"), "{shown}");
+
+    // Locations by name; none at all.
+    let dc3 = json_of(h, &["location", "list", "--where", "name EQ 'DC 3'", "-o", "json"])["list"][0]["id"].clone();
+    let edited = json_of(h, &["site", "edit", "dc-2", "--location", "DC 2", "--location", "DC 3", "-o", "json"]);
+    assert_eq!(edited["locations"].as_array().unwrap().len(), 2, "{edited}");
+    assert!(edited["locations"].as_array().unwrap().contains(&dc3), "{edited}");
+    let (code, _, err) = ctl(h, &["site", "edit", "dc-2", "--location", "Nowhere"], "");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no location 'Nowhere'"), "{err}");
+    assert_eq!(json_of(h, &["site", "edit", "dc-2", "--no-locations", "-o", "json"])["locations"], json!([]));
+    let (code, _, err) = ctl(h, &["site", "edit", "dc-2"], "");
+    assert_eq!(code, 2, "{err}");
+
+    // Revoked: the site is refused at its next poll and stops, saying why.
+    let revoked = json_of(h, &["site", "revoke", "dc-2", "-o", "json"]);
+    assert_eq!(revoked["enrolled"], false, "{revoked}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = site.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "the revoked site still runs");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut site.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(!status.success() && log.contains("refused the site's credential"), "{status}: {log}");
+
+    // A new enrollment secret, as JSON for scripts.
+    let again = json_of(h, &["site", "enrollment", "dc-2", "-o", "json"]);
+    assert!(again["enrollment_secret"].as_str().unwrap().len() >= 32, "{again}");
+    ok(h, &["site", "delete", "dc-2"]);
+    let (code, _, err) = ctl(h, &["site", "show", "dc-2"], "");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no site 'dc-2'"), "{err}");
+    drop(d);
+    let _ = std::fs::remove_dir_all(&home);
+    let _ = std::fs::remove_dir_all(&state);
+}
