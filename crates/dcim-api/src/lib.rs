@@ -61,6 +61,9 @@ pub struct ApiConfig {
     /// Requests per second a token may make on average, and in a burst (0: no limit).
     pub rate_limit_per_sec: u32,
     pub rate_limit_burst: u32,
+    /// The certificate this process serves (HTTPS): its SHA-256 is what a remote site
+    /// pins, shown with the command that starts one.
+    pub tls_cert: Option<std::path::PathBuf>,
 }
 
 impl Default for ApiConfig {
@@ -83,6 +86,7 @@ impl Default for ApiConfig {
             hsts: false,
             rate_limit_per_sec: 100,
             rate_limit_burst: 400,
+            tls_cert: None,
         }
     }
 }

@@ -29,6 +29,14 @@ pub fn fingerprint(d: &Digest) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
+/// The fingerprint of the first certificate of a PEM file (what a client of the
+/// server serving it pins); none when it holds no certificate.
+pub fn pem_fingerprint(pem: &[u8]) -> Option<String> {
+    use rustls::pki_types::pem::PemObject;
+    let der = CertificateDer::from_pem_slice(pem).ok()?;
+    Some(fingerprint(&Sha256::digest(der.as_ref()).into()))
+}
+
 /// A fingerprint as people write it: 64 hexadecimal digits, with colons or not, with
 /// `SHA256:` before or not.
 pub fn parse_fingerprint(s: &str) -> Option<Digest> {

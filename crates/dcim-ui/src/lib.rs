@@ -25,6 +25,7 @@ pub mod pages;
 pub mod racks;
 pub mod session;
 pub mod shared;
+pub mod sites;
 pub mod templates;
 pub mod users;
 pub mod view;
@@ -91,6 +92,9 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/templates", get(templates::templates).post(templates::create_template))
         .route("/ui/templates/{id}", get(templates::template))
         .route("/ui/templates/{id}/{action}", post(templates::template_action))
+        .route("/ui/sites", get(sites::sites).post(sites::create_site))
+        .route("/ui/sites/{id}", get(sites::site))
+        .route("/ui/sites/{id}/{action}", post(sites::site_action))
         .route("/ui/users", get(u::users).post(u::create_user))
         .route("/ui/users/{id}", get(u::user))
         .route("/ui/users/{id}/{action}", post(u::user_action))

@@ -214,8 +214,15 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
             async move { dcim_api::routes::audit::retention_round(&store, retention).await }
         });
     }
+    let tls_pair = match (tls, &cfg.tls_cert, &cfg.tls_key) {
+        (false, _, _) => None,
+        (true, Some(c), Some(k)) => Some((c.clone(), k.clone())),
+        (true, Some(_), None) | (true, None, Some(_)) => anyhow::bail!("--tls-cert and --tls-key go together"),
+        (true, None, None) => Some(crate::tls::demo_certificate(&cfg.data_dir)?),
+    };
     let mut api = cfg.api();
     api.webhook_guard = guard;
+    api.tls_cert = tls_pair.as_ref().map(|(c, _)| c.clone());
     let state = AppState::new(store.clone(), engine.clone(), api);
     let mut listeners = vec![];
     for (nb, servers, listen) in netboot {
@@ -252,12 +259,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         dcim_api::app_with(state.clone(), dcim_ui::router(state)).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let mut tls_files = None;
-    let task = if tls {
-        let (cert, key) = match (&cfg.tls_cert, &cfg.tls_key) {
-            (Some(c), Some(k)) => (c.clone(), k.clone()),
-            (Some(_), None) | (None, Some(_)) => anyhow::bail!("--tls-cert and --tls-key go together"),
-            (None, None) => crate::tls::demo_certificate(&cfg.data_dir)?,
-        };
+    let task = if let Some((cert, key)) = tls_pair {
         let rustls = crate::tls::rustls_config(&cert, &key).await?;
         tls_files = Some((rustls.clone(), cert.clone(), key.clone()));
         // TCP_NODELAY: an answer's last segment goes out at once instead of waiting for

@@ -471,6 +471,60 @@ async fn the_admin_pages_in_a_real_browser() {
     b.click("#lab-link").await;
     b.text("#machines").await;
     b.shot("28-fake-lab").await;
+
+    // A remote site made by its form, serving Hall B: its secret and the command that
+    // starts it are shown once; the real `dcim site`, run as the page says, connects,
+    // and the site's page says so; revoked through its form, the site stops.
+    b.click("#nav-sites").await;
+    b.text("#sites").await;
+    b.fill("#site-form input[name=name]", "dc-west").await;
+    b.fill("#site-form input[name=description]", "West hall").await;
+    b.click(&format!("#site-locations input[value='{loc}']")).await;
+    b.click("#create-site").await;
+    let command = b.text("#enroll-command").await;
+    b.shot("28b-site-enrollment").await;
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let secret = words[0].strip_prefix("DCIM_SITE_ENROLLMENT=").unwrap_or_else(|| panic!("{command}"));
+    assert_eq!(words[1..5], ["dcim", "site", "--central", url.as_str()], "{command}");
+    assert_eq!(words[5], "--central-fingerprint", "{command}");
+    let site_dir = Dir::new();
+    let mut site = Command::new(env!("CARGO_BIN_EXE_dcim"))
+        .arg("--data-dir")
+        .arg(&site_dir.0)
+        .args(&words[2..])
+        .arg("--fake-drivers")
+        .env("DCIM_SITE_ENROLLMENT", secret)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let site_id = api.get("/dci/v3/site").await["list"][0]["id"].as_i64().unwrap();
+    b.client.goto(&format!("{url}/ui/sites/{site_id}")).await.unwrap();
+    b.text("#site-status").await;
+    assert!(b.client.find(Locator::Css("#enroll-command")).await.is_err(), "the secret is shown once");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while b.text("#link").await != "connected" {
+        assert!(Instant::now() < deadline, "the site did not connect");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        b.client.refresh().await.unwrap();
+    }
+    assert!(b.text("#site-status").await.contains("127.0.0.1"));
+    b.shot("28c-site-connected").await;
+    b.click("#nav-sites").await;
+    let row = b.text("#sites tbody tr").await;
+    assert!(row.contains("dc-west") && row.contains("Hall B") && row.contains("connected"), "{row}");
+    b.shot("28d-sites").await;
+    b.click("#sites tbody tr a").await;
+    b.click("#revoke").await;
+    b.accept_confirm().await;
+    b.wait_for("#link", |t| t == "not enrolled").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while site.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the revoked site still runs");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     b.click("#nav-users").await;
     b.text("#users").await;
     b.shot("29-users").await;

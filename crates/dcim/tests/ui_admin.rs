@@ -38,7 +38,10 @@ async fn admin_pages_are_the_admins(db: Db) {
     s.post(&format!("/dci/v3/server/{srv}/owner"), json!({"owner": user_id})).await;
     let (token, _) = admin(&s).await;
     let tpl = s.get("/dci/v3/os_template").await["list"][0]["id"].as_i64().unwrap();
+    let site = s.post("/dci/v3/site", json!({"name": "far"})).await["id"].as_i64().unwrap();
     let paths = [
+        "/ui/sites".to_owned(),
+        format!("/ui/sites/{site}"),
         "/ui/locations".to_owned(),
         format!("/ui/locations/{loc}"),
         format!("/ui/racks/{rack}"),
@@ -74,6 +77,7 @@ async fn admin_pages_are_the_admins(db: Db) {
             "/ui/switches/",
             "/ui/users",
             "/ui/templates",
+            "/ui/sites",
             "/ui/servers/new",
             "/inventory",
         ] {
@@ -94,6 +98,9 @@ async fn admin_pages_are_the_admins(db: Db) {
         (format!("/ui/switches/{sw}/sync"), vec![]),
         ("/ui/users".to_owned(), vec![("email", "x@example.com"), ("password", "long-password-1")]),
         (format!("/ui/users/{user_id}/key"), vec![]),
+        ("/ui/sites".to_owned(), vec![("name", "mine")]),
+        (format!("/ui/sites/{site}/enrollment"), vec![]),
+        (format!("/ui/sites/{site}/delete"), vec![]),
     ] {
         let mut f = vec![("_csrf", ucsrf.as_str())];
         f.extend(form);
@@ -103,6 +110,89 @@ async fn admin_pages_are_the_admins(db: Db) {
     assert_eq!(s.get("/dci/v3/location").await["size"], 1);
     assert_eq!(s.get("/dci/v3/rack").await["list"][0]["name"], "R1");
     assert_eq!(s.get("/dci/v3/user").await["size"], 2);
+    let sites = s.get("/dci/v3/site").await;
+    assert_eq!((sites["size"].as_i64(), sites["list"][0]["enrollment_expires"].is_string()), (Some(1), true));
+    s.stop().await;
+}
+
+/// Sites by their forms: a new one shows its secret once, with the command that starts
+/// it (and, on plain HTTP, that a site needs HTTPS); a location another site serves is
+/// refused beside the form, as typed; edits, a new secret, revocation and deletion go
+/// through the API's handlers; a name is escaped; a post without the CSRF token changes
+/// nothing.
+async fn sites_made_edited_revoked_and_deleted(db: Db) {
+    let s = TestServer::start_with(db, fast_tasks).await;
+    let (token, csrf) = admin(&s).await;
+    let a = s.post("/dci/v3/location", json!({"name": "Hall A"})).await["id"].as_i64().unwrap();
+    let b = s.post("/dci/v3/location", json!({"name": "Hall B"})).await["id"].as_i64().unwrap();
+    let (a_s, b_s) = (a.to_string(), b.to_string());
+    let made = [("_csrf", csrf.as_str()), ("name", "<b>west</b>"), ("description", "West"), ("location", &a_s)];
+    let p = post_form(&s, &token, "/ui/sites", &made).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    let site = s.get("/dci/v3/site").await["list"][0].clone();
+    let id = site["id"].as_i64().unwrap();
+    assert_eq!((site["name"].as_str(), site["locations"].clone()), (Some("<b>west</b>"), json!([a])), "{site}");
+    let command = p.body.split("id=\"enroll-command\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+    assert!(
+        command.starts_with("DCIM_SITE_ENROLLMENT=") && command.contains(" dcim site --central https://"),
+        "{command}"
+    );
+    let secret = command.split_whitespace().next().unwrap().trim_start_matches("DCIM_SITE_ENROLLMENT=").to_owned();
+    assert_eq!(secret.len(), 64, "{command}");
+    assert!(p.body.contains("id=\"enroll-warning\">This server serves plain HTTP"), "{}", p.body);
+    assert!(p.body.contains("&#60;b&#62;west&#60;/b&#62;") && !p.body.contains("<b>west</b>"), "escaped: {}", p.body);
+    // Shown once: the site's page and the list do not have it.
+    let p = page(&s, &token, &format!("/ui/sites/{id}")).await;
+    assert!(!p.body.contains(&secret) && !p.body.contains("enroll-command"), "{}", p.body);
+    assert!(p.body.contains("an enrollment secret waits"), "{}", p.body);
+    let list = page(&s, &token, "/ui/sites").await.body;
+    assert!(!list.contains(&secret) && list.contains("not enrolled") && list.contains("Hall A"), "{list}");
+    assert!(list.contains("(served by &#60;b&#62;west&#60;/b&#62;)"), "{list}");
+    // The secret works, once.
+    let (st, v) = s.call(reqwest::Method::POST, "/dci/v3/site/enroll", Some(json!({"secret": secret}))).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(s.get(&format!("/dci/v3/site/{id}")).await["enrolled"], true);
+
+    // Hall A is served already: refused beside the form, the typed fields kept.
+    let other = [("_csrf", csrf.as_str()), ("name", "east"), ("location", &a_s), ("location", &b_s)];
+    let p = post_form(&s, &token, "/ui/sites", &other).await;
+    assert_eq!(p.status, StatusCode::CONFLICT, "{}", p.body);
+    assert!(p.body.contains("id=\"create-error\">") && p.body.contains("value=\"east\""), "{}", p.body);
+    assert!(p.body.contains(&format!("value=\"{b}\" checked")), "the boxes as ticked: {}", p.body);
+    assert_eq!(s.get("/dci/v3/site").await["size"], 1, "nothing made");
+    // Without the CSRF token nothing changes.
+    let p = post_form(&s, &token, &format!("/ui/sites/{id}/delete"), &[]).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN, "{}", p.body);
+
+    // Edited: another name, both halls.
+    let edit =
+        [("_csrf", csrf.as_str()), ("name", "west"), ("description", ""), ("location", &a_s), ("location", &b_s)];
+    assert_eq!(
+        location(&post_form(&s, &token, &format!("/ui/sites/{id}/edit"), &edit).await),
+        format!("/ui/sites/{id}")
+    );
+    let now = s.get(&format!("/dci/v3/site/{id}")).await;
+    assert_eq!((now["name"].as_str(), now["description"].as_str()), (Some("west"), Some("")), "{now}");
+    assert_eq!(now["locations"], json!([a, b]));
+    // A new secret revokes the credential and is shown once.
+    let p = post_form(&s, &token, &format!("/ui/sites/{id}/enrollment"), &[("_csrf", &csrf)]).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains("id=\"enroll-command\">DCIM_SITE_ENROLLMENT="), "{}", p.body);
+    assert_eq!(s.get(&format!("/dci/v3/site/{id}")).await["enrolled"], false);
+    // Revoked: the waiting secret goes too.
+    assert_eq!(
+        location(&post_form(&s, &token, &format!("/ui/sites/{id}/revoke"), &[("_csrf", &csrf)]).await),
+        format!("/ui/sites/{id}")
+    );
+    let now = s.get(&format!("/dci/v3/site/{id}")).await;
+    assert!(now["enrolled"] == false && now["enrollment_expires"].is_null(), "{now}");
+    assert_eq!(
+        location(&post_form(&s, &token, &format!("/ui/sites/{id}/delete"), &[("_csrf", &csrf)]).await),
+        "/ui/sites"
+    );
+    assert_eq!(s.get("/dci/v3/site").await["size"], 0);
+    let p = page(&s, &token, &format!("/ui/sites/{id}")).await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
     s.stop().await;
 }
 
@@ -1113,6 +1203,7 @@ async fn the_fake_lab_panel(db: Db) {
 }
 
 on_both_backends!(
+    sites_made_edited_revoked_and_deleted,
     the_fake_lab_panel,
     ipam_networks_pools_and_addresses,
     os_templates_made_edited_and_kept_while_used,
