@@ -406,6 +406,15 @@ async fn a_site_that_goes_away_and_comes_back(db: Db) {
 
 on_both_backends!(a_site_that_goes_away_and_comes_back);
 
+/// Location "Far", site "far" serving it (its id and enrollment secret), and a
+/// diagnostics template.
+async fn far_site(s: &TestServer) -> (i64, i64, String) {
+    let loc = s.post("/dci/v3/location", json!({"name": "Far"})).await["id"].as_i64().unwrap();
+    let created = s.post("/dci/v3/site", json!({"name": "far", "locations": [loc]})).await;
+    s.post("/dci/v3/os_template", json!({"name": "Diag", "type": "diag"})).await;
+    (loc, created["id"].as_i64().unwrap(), created["enrollment_secret"].as_str().unwrap().to_owned())
+}
+
 /// A site killed and started again while a diagnostics task waits for its agent: the
 /// boot the site held, and the fake machine the agent ran on, are gone with the
 /// process. The central sees the new process at its first poll; the task prepares the
@@ -414,11 +423,7 @@ on_both_backends!(a_site_that_goes_away_and_comes_back);
 async fn a_site_restart_prepares_its_boots_again() {
     let s = central_with(Db::Sqlite, "127.0.0.1", |c| c.agent_timeout_secs = 60).await;
     let fp = fingerprint(&s);
-    let loc = s.post("/dci/v3/location", json!({"name": "Far"})).await["id"].as_i64().unwrap();
-    let created = s.post("/dci/v3/site", json!({"name": "far", "locations": [loc]})).await;
-    let (site_id, secret) =
-        (created["id"].as_i64().unwrap(), created["enrollment_secret"].as_str().unwrap().to_owned());
-    s.post("/dci/v3/os_template", json!({"name": "Diag", "type": "diag"})).await;
+    let (loc, site_id, secret) = far_site(&s).await;
     let srv = s
         .post(
             "/dci/v3/server",
@@ -537,11 +542,7 @@ async fn a_central_process_killed_under_load_loses_nothing() {
     let b = tier_process(&s, &b_dir.0);
     let c = tier_process(&s, &c_dir.0);
     let fp = fingerprint(&s);
-    let loc = s.post("/dci/v3/location", json!({"name": "Far"})).await["id"].as_i64().unwrap();
-    let created = s.post("/dci/v3/site", json!({"name": "far", "locations": [loc]})).await;
-    let (site_id, secret) =
-        (created["id"].as_i64().unwrap(), created["enrollment_secret"].as_str().unwrap().to_owned());
-    s.post("/dci/v3/os_template", json!({"name": "Diag", "type": "diag"})).await;
+    let (loc, site_id, secret) = far_site(&s).await;
     // The other processes read the new routes within half a second.
     tokio::time::sleep(dcim_tasks::sites::ROUTES_REFRESH * 2).await;
     let site_dir = common::tempdir::Dir::new();
