@@ -199,6 +199,14 @@ struct LinkCaller {
     version: String,
 }
 
+fn revoked() -> ApiError {
+    ApiError::unauthorized("unknown or revoked site credential")
+}
+
+/// How often a held poll checks that the site's credential still stands: a site
+/// revoked while its poll waits is told within this, not at its next poll.
+const CREDENTIAL_LOOK: Duration = Duration::from_secs(1);
+
 /// The site a link request comes from, and the protocol it speaks; a refusal names why.
 async fn link_site(st: &AppState, headers: &HeaderMap) -> ApiResult<LinkCaller> {
     let credential = headers
@@ -207,11 +215,7 @@ async fn link_site(st: &AppState, headers: &HeaderMap) -> ApiResult<LinkCaller> 
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| ApiError::unauthorized("a site's link needs its credential as a Bearer token"))?;
     let credential_hash = hash_secret(credential.trim());
-    let site = st
-        .store
-        .site_by_credential(&credential_hash)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("unknown or revoked site credential"))?;
+    let site = st.store.site_by_credential(&credential_hash).await?.ok_or_else(revoked)?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").trim().to_owned();
     let (protocol, version) = (header(PROTOCOL_HEADER), header(VERSION_HEADER));
     if let Err(msg) = check_protocol(&protocol, &format!("site {}", site.name)) {
@@ -266,8 +270,15 @@ pub async fn link_poll(
         site.name
     ))))
     .unwrap_or_default();
+    let mut looked = tokio::time::Instant::now();
     loop {
         let calls = st.store.take_site_calls(site.id, &credential_hash, max, &refusal).await?;
+        if calls.is_empty() && looked.elapsed() >= CREDENTIAL_LOOK {
+            looked = tokio::time::Instant::now();
+            if st.store.site_by_credential(&credential_hash).await?.is_none() {
+                return Err(revoked());
+            }
+        }
         if !calls.is_empty() || tokio::time::Instant::now() >= until {
             let calls = calls
                 .into_iter()
