@@ -129,42 +129,41 @@ struct Sites {
     refusal: Refusal,
 }
 
-/// Every location, ticked as `mine`, with the site that serves it when another does.
-async fn boxes(st: &AppState, ui: &Ui, site: Option<i64>, mine: &[i64]) -> Result<Vec<LocationBox>, ApiError> {
+/// Every site, and every location's id and name by name: what a sites page reads, once.
+async fn sites_and_locations(ui: &Ui, st: &AppState) -> Result<(Vec<Site>, Vec<(i64, String)>), ApiError> {
+    let sites = api::list_sites(ui.caller.clone(), State(st.clone()), ListParams(query("", "name asc", "")?)).await?;
     let locations = st.store.list_locations(&query("", "name asc", "")?).await?.items;
-    let sites = api::list_sites(ui.caller.clone(), State(st.clone()), ListParams(query("", "", "")?)).await?.0.list;
-    Ok(locations
-        .into_iter()
-        .map(|l| {
+    Ok((sites.0.list, locations.into_iter().map(|l| (l.id, l.name)).collect()))
+}
+
+/// Every location, ticked as `mine`, with the site that serves it when another does.
+fn boxes(locations: &[(i64, String)], sites: &[Site], site: Option<i64>, mine: &[i64]) -> Vec<LocationBox> {
+    locations
+        .iter()
+        .map(|(id, name)| {
             let other = sites
                 .iter()
-                .find(|s| Some(s.id) != site && s.locations.contains(&l.id))
+                .find(|s| Some(s.id) != site && s.locations.contains(id))
                 .map(|s| s.name.clone())
                 .unwrap_or_default();
-            LocationBox { id: l.id, ticked: mine.contains(&l.id), name: l.name, other }
+            LocationBox { id: *id, ticked: mine.contains(id), name: name.clone(), other }
         })
-        .collect())
+        .collect()
 }
 
 async fn list_page(ui: &Ui, st: &AppState, f: SiteForm) -> Result<Sites, ApiError> {
     ui.caller.require_admin()?;
-    let sites = api::list_sites(ui.caller.clone(), State(st.clone()), ListParams(query("", "name asc", "")?)).await?;
-    let names = st.store.list_locations(&query("", "", "")?).await?.items;
+    let (sites, locations) = sites_and_locations(ui, st).await?;
+    let boxes = boxes(&locations, &sites, None, &f.locations);
     let rows = sites
-        .0
-        .list
         .into_iter()
         .map(|site| {
-            let locations = site
-                .locations
-                .iter()
-                .map(|id| names.iter().find(|l| l.id == *id).map_or_else(|| id.to_string(), |l| l.name.clone()))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let named =
+                |id: &i64| locations.iter().find(|(l, _)| l == id).map_or_else(|| id.to_string(), |l| l.1.clone());
+            let locations = site.locations.iter().map(named).collect::<Vec<_>>().join(", ");
             Row { site, locations }
         })
         .collect();
-    let boxes = boxes(st, ui, None, &f.locations).await?;
     Ok(Sites { chrome: ui.chrome("sites"), rows, f, boxes, refusal: Refusal::default() })
 }
 
@@ -213,7 +212,8 @@ async fn site_page(ui: &Ui, st: &AppState, id: i64) -> Result<SitePage, ApiError
         description: site.description.clone(),
         locations: site.locations.clone(),
     };
-    let boxes = boxes(st, ui, Some(id), &site.locations).await?;
+    let (sites, locations) = sites_and_locations(ui, st).await?;
+    let boxes = boxes(&locations, &sites, Some(id), &site.locations);
     Ok(SitePage { chrome: ui.chrome("sites"), site, f, boxes, enrolled: None, refusal: Refusal::default() })
 }
 

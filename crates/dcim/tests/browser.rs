@@ -488,17 +488,19 @@ async fn the_admin_pages_in_a_real_browser() {
     assert_eq!(words[1..5], ["dcim", "site", "--central", url.as_str()], "{command}");
     assert_eq!(words[5], "--central-fingerprint", "{command}");
     let site_dir = Dir::new();
-    let mut site = Command::new(env!("CARGO_BIN_EXE_dcim"))
-        .arg("--data-dir")
-        .arg(&site_dir.0)
-        .args(&words[2..])
-        .arg("--fake-drivers")
-        .env("DCIM_SITE_ENROLLMENT", secret)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut site = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_dcim"))
+            .arg("--data-dir")
+            .arg(&site_dir.0)
+            .args(&words[2..])
+            .arg("--fake-drivers")
+            .env("DCIM_SITE_ENROLLMENT", secret)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let site_id = api.get("/dci/v3/site").await["list"][0]["id"].as_i64().unwrap();
     b.client.goto(&format!("{url}/ui/sites/{site_id}")).await.unwrap();
     b.text("#site-status").await;
@@ -520,7 +522,7 @@ async fn the_admin_pages_in_a_real_browser() {
     b.accept_confirm().await;
     b.wait_for("#link", |t| t == "not enrolled").await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while site.try_wait().unwrap().is_none() {
+    while site.0.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "the revoked site still runs");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -548,4 +550,14 @@ async fn the_admin_pages_in_a_real_browser() {
 
     b.client.clone().close().await.unwrap();
     served.stop();
+}
+
+/// A child process killed when dropped (a test that fails half-way leaves none behind).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -660,17 +660,19 @@ async fn sites_from_the_command_line() {
 
     // The command as printed starts the site: it enrolls and connects.
     let state = temp_dir("site");
-    let mut site = Command::new(dcim_bin())
-        .arg("--data-dir")
-        .arg(&state)
-        .args(&args[1..])
-        .arg("--fake-drivers")
-        .env("DCIM_SITE_ENROLLMENT", secret)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut site = KillOnDrop(
+        Command::new(dcim_bin())
+            .arg("--data-dir")
+            .arg(&state)
+            .args(&args[1..])
+            .arg("--fake-drivers")
+            .env("DCIM_SITE_ENROLLMENT", secret)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let v = json_of(h, &["site", "show", "dc-2", "-o", "json"]);
@@ -705,14 +707,14 @@ async fn sites_from_the_command_line() {
     // Told while its poll is held (the demo holds one for up to 15 s), not at the next.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let status = loop {
-        if let Some(s) = site.try_wait().unwrap() {
+        if let Some(s) = site.0.try_wait().unwrap() {
             break s;
         }
         assert!(std::time::Instant::now() < deadline, "the revoked site still runs");
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     let mut log = String::new();
-    std::io::Read::read_to_string(&mut site.stderr.take().unwrap(), &mut log).unwrap();
+    std::io::Read::read_to_string(&mut site.0.stderr.take().unwrap(), &mut log).unwrap();
     assert!(!status.success() && log.contains("refused the site's credential"), "{status}: {log}");
 
     // A new enrollment secret, as JSON for scripts.
@@ -725,4 +727,14 @@ async fn sites_from_the_command_line() {
     drop(d);
     let _ = std::fs::remove_dir_all(&home);
     let _ = std::fs::remove_dir_all(&state);
+}
+
+/// A child process killed when dropped (a test that fails half-way leaves none behind).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
