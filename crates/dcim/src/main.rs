@@ -9,9 +9,12 @@ use dcim::config::{Config, Overrides};
 /// mimalloc rather than glibc's malloc: allocation was a tenth of the CPU of a read in
 /// issue 19's profile, and with mimalloc the bench's reads of one server run about a
 /// quarter faster and its full list of 10,000 servers in half the time (bench/README.md).
-/// It keeps freed memory a little longer: `MIMALLOC_PURGE_DELAY=0` and
-/// `MIMALLOC_ARENA_EAGER_COMMIT=0` in the environment trade a little speed for the
-/// smallest footprint (README.md, "Running for real").
+/// It is built without transparent huge pages (the crate's `no_thp`): with them, the
+/// kernel backed its arenas with 2 MiB pages, and a fresh process held 34 MiB of its
+/// own where it now holds 18 (bench/README.md, issue 19's fifth step). It keeps freed
+/// memory about a second for reuse: `MIMALLOC_PURGE_DELAY=0` and
+/// `MIMALLOC_ARENA_EAGER_COMMIT=0` in the environment give it back at once, for a
+/// smaller footprint at a cost in speed (README.md, "Running for real").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
