@@ -329,12 +329,14 @@ impl Store {
     ) -> Result<i64> {
         let mut tx = self.write().await?;
         // A call under the key never answered in its time (the site lost it) is
-        // queued anew.
-        sqlx::query("DELETE FROM site_calls WHERE call_key = $1 AND deadline <= $2 AND answer IS NULL")
-            .bind(key.map(str::to_owned))
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+        // queued anew. An unkeyed call (a read) has nothing to replace.
+        if let Some(key) = key {
+            sqlx::query("DELETE FROM site_calls WHERE call_key = $1 AND deadline <= $2 AND answer IS NULL")
+                .bind(key.to_owned())
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+        }
         let inserted: Option<(i64,)> = sqlx::query_as(
             "INSERT INTO site_calls (site_id, location_id, op, call_key, body, created, deadline) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (call_key) DO NOTHING RETURNING id",
