@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::tempdir::Dir;
-use common::{Remote, Served};
+use common::{KillOnDrop, Remote, Served};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
@@ -550,14 +550,4 @@ async fn the_admin_pages_in_a_real_browser() {
 
     b.client.clone().close().await.unwrap();
     served.stop();
-}
-
-/// A child process killed when dropped (a test that fails half-way leaves none behind).
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -14,7 +14,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Db, TestServer, assert_error, fast_tasks, wait_task};
@@ -52,7 +52,7 @@ fn fingerprint(s: &TestServer) -> String {
 
 /// A `dcim site` process; killed when dropped. Its log is `log()`.
 struct Site {
-    child: Child,
+    child: common::KillOnDrop,
     dir: common::tempdir::Dir,
 }
 
@@ -95,7 +95,7 @@ impl Site {
         }
         let log = std::fs::File::create(dir.0.join("site.log")).unwrap();
         cmd.env("RUST_LOG", "info").stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
-        Site { child: cmd.spawn().expect("dcim site starts"), dir }
+        Site { child: common::KillOnDrop(cmd.spawn().expect("dcim site starts")), dir }
     }
 
     fn log(&self) -> String {
@@ -106,7 +106,7 @@ impl Site {
     fn exited(&mut self, within: Duration) -> (std::process::ExitStatus, String) {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.child.0.try_wait().unwrap() {
                 return (status, self.log());
             }
             assert!(Instant::now() < deadline, "the site did not exit: {}", self.log());
@@ -116,16 +116,9 @@ impl Site {
 
     /// SIGKILL; the state directory is handed back for a restart.
     fn kill(mut self) -> common::tempdir::Dir {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
         std::mem::replace(&mut self.dir, common::tempdir::Dir(std::path::PathBuf::new()))
-    }
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

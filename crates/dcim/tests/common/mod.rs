@@ -520,3 +520,13 @@ impl Remote {
         }
     }
 }
+
+/// A child process killed when dropped (a test that fails half-way leaves none behind).
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
