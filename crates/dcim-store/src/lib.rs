@@ -36,6 +36,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use error::StoreError;
+pub use native::DbVersion;
 
 /// Result of a storage call.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -177,6 +178,13 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok((states, power, running, pending))
+    }
+
+    /// Which commits a read now would see ([`DbVersion`]): on SQLite, where a cache in
+    /// this process may check it for the writes of every process; `None` on
+    /// PostgreSQL (and an in-memory SQLite), where nothing may be cached.
+    pub fn db_version(&self) -> Option<DbVersion> {
+        self.native.as_ref()?.version()
     }
 
     pub fn backend(&self) -> Backend {

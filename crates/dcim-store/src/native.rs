@@ -15,6 +15,9 @@
 //! before it began (WAL), exactly as a read through sqlx does, so nothing is cached and
 //! nothing needs invalidating.
 //!
+//! What a cache of reads may check instead of reading ([`DbVersion`]): the wal-index
+//! header every commit rewrites, read from the `-shm` file in one `pread`.
+//!
 //! The full server list is streamed ([`NativeReads::for_each_row`]): it reads on a
 //! connection of its own, opened for it, since it lasts as long as its client takes to
 //! receive the answer, and the shared connections must stay free for the short reads.
@@ -36,6 +39,36 @@ pub(crate) struct NativeReads {
     conns: Vec<Mutex<ReadConn>>,
     next: AtomicUsize,
     path: String,
+    /// The database's `-shm` file, read for [`DbVersion`]s; opened at the first.
+    shm: std::sync::OnceLock<std::fs::File>,
+}
+
+/// Which commits a reader of the database can see, as SQLite's WAL mode keeps it in
+/// shared memory for every connection of every process: the wal-index header, the
+/// first 96 bytes of the `-shm` file (two copies of the header; the format is the
+/// unix VFS's, documented at <https://sqlite.org/walformat.html>). Every commit
+/// rewrites both copies, raising their change counter (`iChange`), when it becomes
+/// visible; nothing else rewrites them but a WAL restart, which changes them too.
+///
+/// So two equal versions, read at two moments, mean no commit of any connection or
+/// process became visible between them: what was read after the first is still what
+/// the database holds. Unequal ones mean only that something may have changed (a read
+/// that met a header half-written by a commit differs too). That is the whole contract
+/// a cache relies on: tag what it read with the version read before reading it, and
+/// serve it only while the version is still that one.
+///
+/// Why not `PRAGMA data_version`, SQLite's own answer to "did anyone commit": it is
+/// per connection and runs in a read transaction, whose locks were most of what a
+/// cache would save (issue 19's profile); the header is one `pread` with no lock.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct DbVersion([u8; 96]);
+
+impl std::fmt::Debug for DbVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The change counter (`iChange`, native byte order) of the first copy.
+        let change = u32::from_ne_bytes([self.0[8], self.0[9], self.0[10], self.0[11]]);
+        write!(f, "DbVersion(change {change})")
+    }
 }
 
 /// A shared read connection, and where each row type's columns are in the answers of
@@ -119,7 +152,31 @@ impl NativeReads {
             .map(|_| ReadConn::open(path).map(Mutex::new))
             .collect::<rusqlite::Result<_>>()
             .map_err(StoreError::Native)?;
-        Ok(NativeReads { conns, next: AtomicUsize::new(0), path: path.to_owned() })
+        let reads = NativeReads { conns, next: AtomicUsize::new(0), path: path.to_owned(), shm: Default::default() };
+        // One read on each connection opens its WAL, so this process holds the `-shm`
+        // file open (SQLite removes it when its last user closes) as long as it reads.
+        for rc in &reads.conns {
+            let c = &rc.lock().unwrap_or_else(|p| p.into_inner()).c;
+            c.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
+                .map_err(StoreError::Native)?;
+        }
+        Ok(reads)
+    }
+
+    /// The database's [`DbVersion`] now; `None` when the `-shm` file cannot be read
+    /// (then nothing may be cached).
+    pub(crate) fn version(&self) -> Option<DbVersion> {
+        use std::os::unix::fs::FileExt;
+        let shm = match self.shm.get() {
+            Some(f) => f,
+            None => {
+                let f = std::fs::File::open(format!("{}-shm", self.path)).ok()?;
+                self.shm.get_or_init(|| f)
+            }
+        };
+        let mut b = [0u8; 96];
+        shm.read_exact_at(&mut b, 0).ok()?;
+        Some(DbVersion(b))
     }
 
     /// Every row of `sql` as a `T`, handed to `each` as it is read, on a connection
@@ -263,6 +320,30 @@ mod tests {
         assert_eq!(sqlite_path("sqlite://dcim-data/dcim.db"), Some("dcim-data/dcim.db"));
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert_eq!(sqlite_path("postgres://h/db"), None);
+    }
+
+    /// The version stays while the database is only read, and moves at each commit of
+    /// any connection, once it is committed.
+    #[test]
+    fn the_version_moves_with_each_commit() {
+        let dir = std::env::temp_dir().join(format!("dcim-version-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("v.db");
+        let w = Connection::open(&path).unwrap();
+        w.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x)").unwrap();
+        let reads = NativeReads::open(path.to_str().unwrap(), 2).unwrap();
+        let v0 = reads.version().expect("a version");
+        assert_eq!(reads.count("SELECT count(*) FROM t", &[]).unwrap(), 0);
+        assert_eq!(reads.version(), Some(v0), "a read changes nothing");
+        w.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1)").unwrap();
+        assert_eq!(reads.version(), Some(v0), "not before the commit");
+        w.execute_batch("COMMIT").unwrap();
+        let v1 = reads.version().unwrap();
+        assert_ne!(v1, v0);
+        Connection::open(&path).unwrap().execute("INSERT INTO t VALUES (2)", []).unwrap();
+        let v2 = reads.version().unwrap();
+        assert!(v2 != v1 && v2 != v0, "{v0:?} {v1:?} {v2:?}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A small file is read through the cache; one past `MAP_ABOVE` is mapped, and a
