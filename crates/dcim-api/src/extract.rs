@@ -530,12 +530,17 @@ pub async fn client_address(
     mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    record_client(&state, &mut req);
+    next.run(req).await
+}
+
+/// [`client_address`]' work on a request.
+pub fn record_client(state: &crate::AppState, req: &mut axum::extract::Request) {
     if let Some(peer) = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip()) {
         let xff: Vec<&str> = req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
         let ip = forwarded_client(peer, &xff, &state.cfg.trusted_proxies);
         req.extensions_mut().insert(ClientAddr(ip));
     }
-    next.run(req).await
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod routes;
+pub mod server_cache;
 pub mod totp;
 pub mod webhook_guard;
 pub mod wire;
@@ -45,6 +46,9 @@ pub struct ApiConfig {
     /// How long a checked session is trusted without asking the database again
     /// (bounds how late another process's logout is seen); zero disables the cache.
     pub session_cache: Duration,
+    /// Bytes of rendered servers kept for `GET /dci/v3/server/{id}` on SQLite
+    /// ([`server_cache`]); 0 turns the cache off.
+    pub server_cache_bytes: usize,
     /// OS images served at `/images/` to anyone who reaches the listener (agents
     /// fetch them without credentials, as they fetch boot files); `None`: not served.
     pub images_dir: Option<std::path::PathBuf>,
@@ -79,6 +83,7 @@ impl Default for ApiConfig {
             throttle_window: Duration::from_secs(900),
             secure_cookies: false,
             session_cache: Duration::from_secs(5),
+            server_cache_bytes: 32 << 20,
             images_dir: None,
             metrics_token: None,
             webhook_guard: webhook_guard::UrlGuard::default(),
@@ -102,6 +107,7 @@ pub struct Inner {
     pub throttle: auth::Throttle,
     pub rate: auth::RateLimit,
     pub sessions: auth::SessionCache,
+    pub servers: server_cache::ServerCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -123,7 +129,8 @@ impl AppState {
         let idle = Duration::from_secs(cfg.session_idle_secs.max(0) as u64);
         let sessions = auth::SessionCache::new(cfg.session_cache.min(idle / 2));
         let rate = auth::RateLimit::new(cfg.rate_limit_per_sec, cfg.rate_limit_burst);
-        AppState(Arc::new(Inner { store, engine, cfg, throttle, rate, sessions }))
+        let servers = server_cache::ServerCache::new(cfg.server_cache_bytes, engine.drivers.metrics());
+        AppState(Arc::new(Inner { store, engine, cfg, throttle, rate, sessions, servers }))
     }
 }
 
@@ -138,7 +145,6 @@ pub fn agent_app(state: AppState) -> Router {
             .with_state(state.clone()),
         images,
     )
-    .layer(axum::middleware::from_fn_with_state(state.clone(), audit_layer::audit_requests))
     .layer(axum::middleware::from_fn_with_state(state.clone(), routes::service::track_http))
     .layer(axum::middleware::from_fn_with_state(state, extract::client_address))
     .layer(DefaultBodyLimit::max(limit))
@@ -177,34 +183,49 @@ pub fn app_with(state: AppState, extra: Router) -> Router {
     let limit = state.cfg.body_limit;
     let images = state.cfg.images_dir.clone();
     let track = axum::middleware::from_fn_with_state(state.clone(), routes::service::track_http);
-    let audit = axum::middleware::from_fn_with_state(state.clone(), audit_layer::audit_requests);
-    let client = axum::middleware::from_fn_with_state(state.clone(), extract::client_address);
-    let headers = axum::middleware::from_fn_with_state(state.clone(), security_headers);
-    with_images(routes::router(state), images)
-        .merge(extra)
-        .merge(openapi::swagger())
-        .layer(audit)
-        .layer(track)
-        .layer(client)
-        .layer(headers)
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn(refuse_ambiguous_framing))
-        .layer(request_log())
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(axum::middleware::from_fn(sanitize_request_id))
+    let edge = axum::middleware::from_fn_with_state(state.clone(), edge);
+    // The layer that reads the matched route (metrics and audit, `track_http`) runs
+    // inside the router, on each route; the others wrap the router once. `Router::layer` would wrap every route
+    // in each of them, and each would then be cloned, boxed and polled through its own
+    // box at every request (a tenth of the CPU of `GET /dci/v3/server/{id}`); for the
+    // same reason the framing check, the client's address and the security headers
+    // are one middleware ([`edge`]).
+    let routes = with_images(routes::router(state), images).merge(extra).merge(openapi::swagger()).layer(track);
+    Router::new().fallback_service(
+        tower::ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(sanitize_request_id))
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(request_log())
+            .layer(DefaultBodyLimit::max(limit))
+            .layer(edge)
+            .service(routes),
+    )
+}
+
+/// The API's and the web UI's way in and out: an ambiguously framed request is
+/// refused ([`refuse_ambiguous_framing`]), the client's address is recorded
+/// ([`extract::client_address`]), and the answer gets the security headers
+/// ([`add_security_headers`]).
+async fn edge(
+    State(state): State<AppState>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Some(refused) = ambiguous_framing(&req) {
+        return refused;
+    }
+    extract::record_client(&state, &mut req);
+    let mut r = next.run(req).await;
+    add_security_headers(&state, &mut r);
+    r
 }
 
 /// Headers on every answer: no MIME sniffing, no framing, no referrer, and (serving
 /// HTTPS) `Strict-Transport-Security` for a year. API answers (JSON, some with tokens)
 /// are never stored by caches; the web UI sets its own policy and caching on top.
-async fn security_headers(
-    State(state): State<AppState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
+fn add_security_headers(state: &AppState, r: &mut axum::response::Response) {
     use axum::http::{HeaderValue, header};
-    let mut r = next.run(req).await;
     let h = r.headers_mut();
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.entry(header::X_FRAME_OPTIONS).or_insert(HeaderValue::from_static("DENY"));
@@ -213,7 +234,6 @@ async fn security_headers(
     if state.cfg.hsts {
         h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
     }
-    r
 }
 
 /// The request id header: taken from the client when it is a plain token, else made
@@ -293,6 +313,14 @@ async fn refuse_ambiguous_framing(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    match ambiguous_framing(&req) {
+        Some(refused) => refused,
+        None => next.run(req).await,
+    }
+}
+
+/// [`refuse_ambiguous_framing`]'s refusal of `req`, if it is one to refuse.
+fn ambiguous_framing(req: &axum::extract::Request) -> Option<axum::response::Response> {
     use axum::http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
     use axum::response::IntoResponse;
     let h = req.headers();
@@ -301,7 +329,7 @@ async fn refuse_ambiguous_framing(
         let mut r = error::ApiError::bad_request("a request may not have both Transfer-Encoding and Content-Length")
             .into_response();
         r.headers_mut().insert(CONNECTION, axum::http::HeaderValue::from_static("close"));
-        return r;
+        return Some(r);
     }
-    next.run(req).await
+    None
 }

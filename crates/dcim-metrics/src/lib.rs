@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+pub use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -22,9 +22,9 @@ use prometheus_client::registry::{Registry, Unit};
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub route: String,
-    pub method: String,
+    pub method: &'static str,
     /// `2xx`, `3xx`, `4xx` or `5xx`.
-    pub status: String,
+    pub status: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -119,6 +119,9 @@ pub struct Snapshot {
     /// Each remote site: its name, whether it is connected, the unix time it last
     /// polled (0: never), and its calls not yet answered.
     pub sites: Vec<SiteStatus>,
+    /// Rendered servers the server cache keeps, and their bytes.
+    pub server_cache_entries: i64,
+    pub server_cache_bytes: i64,
 }
 
 /// A remote site's link, as scraped.
@@ -153,6 +156,12 @@ pub struct Metrics {
     site_connected: Family<SiteLabels, Gauge>,
     site_last_seen: Family<SiteLabels, Gauge>,
     site_calls: Family<SiteLabels, Gauge>,
+    /// `GET /dci/v3/server/{id}` answered from the server cache, and read from the
+    /// database (a miss: not kept, or kept before a commit).
+    pub server_cache_hits: Counter,
+    pub server_cache_misses: Counter,
+    server_cache_entries: Gauge,
+    server_cache_bytes: Gauge,
     /// Scrapes encode one at a time (snapshot and encoding together).
     scrape: Mutex<()>,
 }
@@ -234,6 +243,27 @@ impl Metrics {
         );
         let site_calls = Family::<SiteLabels, Gauge>::default();
         r.register("site_calls_in_flight", "Calls waiting for a remote site or taken by it", site_calls.clone());
+        let server_cache_hits = Counter::default();
+        r.register(
+            "server_cache_hits",
+            "Reads of one server answered from the server cache",
+            server_cache_hits.clone(),
+        );
+        let server_cache_misses = Counter::default();
+        r.register(
+            "server_cache_misses",
+            "Reads of one server the server cache could not answer (read from the database)",
+            server_cache_misses.clone(),
+        );
+        let server_cache_entries = Gauge::default();
+        r.register("server_cache_entries", "Rendered servers the server cache keeps", server_cache_entries.clone());
+        let server_cache_bytes = Gauge::default();
+        r.register_with_unit(
+            "server_cache_size",
+            "Bytes of the rendered servers the server cache keeps",
+            Unit::Bytes,
+            server_cache_bytes.clone(),
+        );
         let start = Gauge::<i64>::default();
         start.set(start_time);
         r.register_with_unit("process_start_time", "Start time of the process, unix", Unit::Seconds, start);
@@ -262,17 +292,28 @@ impl Metrics {
             site_connected,
             site_last_seen,
             site_calls,
+            server_cache_hits,
+            server_cache_misses,
+            server_cache_entries,
+            server_cache_bytes,
             scrape: Mutex::new(()),
         }
     }
 
-    /// Counts one HTTP answer.
-    pub fn http(&self, route: &str, method: &str, status: u16, seconds: f64) {
-        let class = format!("{}xx", status / 100);
-        self.http_requests
-            .get_or_create(&HttpLabels { route: route.to_owned(), method: method.to_owned(), status: class })
-            .inc();
-        self.http_latency.get_or_create(&RouteLabels { route: route.to_owned() }).observe(seconds);
+    /// Counts one HTTP answer (`route` a route template, `method` a method's name or
+    /// `other`). The route's one copy serves both label sets: this runs at every
+    /// request.
+    pub fn http(&self, route: String, method: &'static str, status: u16, seconds: f64) {
+        let status = match status / 100 {
+            1 => "1xx",
+            2 => "2xx",
+            3 => "3xx",
+            4 => "4xx",
+            _ => "5xx",
+        };
+        let labels = HttpLabels { route, method, status };
+        self.http_requests.get_or_create(&labels).inc();
+        self.http_latency.get_or_create(&RouteLabels { route: labels.route }).observe(seconds);
     }
 
     pub fn task_started(&self, operation: &str) {
@@ -341,6 +382,8 @@ impl Metrics {
             self.site_last_seen.get_or_create(&l).set(s.last_seen);
             self.site_calls.get_or_create(&l).set(s.calls_in_flight);
         }
+        self.server_cache_entries.set(snap.server_cache_entries);
+        self.server_cache_bytes.set(snap.server_cache_bytes);
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
@@ -360,7 +403,7 @@ mod tests {
     #[test]
     fn counts_and_encodes() {
         let m = Metrics::new("0.1.0", 1_700_000_000);
-        m.http("/dci/v3/server/{id}", "GET", 200, 0.001);
+        m.http("/dci/v3/server/{id}".into(), "GET", 200, 0.001);
         m.task_started("power_on");
         m.task_finished("power_on", "complete", 0.2);
         m.driver_call("fake", "on", "ok", 0.01);

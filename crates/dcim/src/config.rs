@@ -36,6 +36,10 @@ pub struct Config {
     /// another process may end a session, so every request asks the database and no
     /// process honours an ended session.
     pub session_cache_secs: Option<u64>,
+    /// MiB of rendered servers kept for `GET /dci/v3/server/{id}` (SQLite only: each
+    /// is served while no commit has become visible since it was read); 0 turns the
+    /// cache off.
+    pub server_cache_mib: usize,
     pub min_password_len: usize,
     /// Largest request body, in bytes (64 KiB), but for an agent's report, a server's
     /// hardware and an OS template, which may take `large_body_limit` (4 MiB).
@@ -182,6 +186,7 @@ impl Default for Config {
             log_format: "text".into(),
             session_idle_secs: api.session_idle_secs,
             session_cache_secs: None,
+            server_cache_mib: 32,
             min_password_len: api.min_password_len,
             body_limit: api.body_limit,
             large_body_limit: api.large_body_limit,
@@ -340,6 +345,7 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
             ("trusted_proxies", "trusted_proxies"),
             ("rate_limit_per_sec", "rate_limit_per_sec"),
             ("rate_limit_burst", "rate_limit_burst"),
+            ("server_cache_mib", "server_cache_mib"),
         ],
     ),
     (
@@ -458,6 +464,7 @@ impl Config {
             session_cache: std::time::Duration::from_secs(
                 self.session_cache_secs.unwrap_or(if self.database_url().starts_with("sqlite:") { 5 } else { 0 }),
             ),
+            server_cache_bytes: self.server_cache_mib << 20,
             min_password_len: self.min_password_len,
             body_limit: self.body_limit,
             large_body_limit: self.large_body_limit,

@@ -398,7 +398,136 @@ async fn counts_hold_under_racing_owners(db: Db) {
     s.stop().await;
 }
 
+/// `dcim_server_cache_hits_total` of the process at `base`.
+async fn cache_hits(s: &TestServer, base: &str) -> u64 {
+    let r = s.client.get(format!("{base}/metrics")).bearer_auth(&s.admin_token).send().await.unwrap();
+    let text = r.text().await.unwrap();
+    let line = text.lines().find(|l| l.starts_with("dcim_server_cache_hits_total ")).expect("the hits counter");
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// Readers keep both processes' server caches full while one client writes, each
+/// write on the other process than the last: the read after each write's answer, on
+/// either process, shows it (an answer read before a commit and kept after it would
+/// show the value before). On SQLite the readers are answered from the cache; on
+/// PostgreSQL nothing is cached and every read is the database's.
+async fn no_read_lags_a_write(db: Db) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // One token reads as fast as it can: no per-token limit (the other process's
+    // configuration is this one's).
+    let s = TestServer::start_with(db, |c| c.rate_limit_per_sec = 0).await;
+    let (other, _dir) = s.another_process(|_| {}).await;
+    let (loc, rack, _, _) = s.add_site().await;
+    let mut servers = vec![];
+    for unit in 1..=3 {
+        servers.push(s.add_free_server(loc, rack, unit, hw_i9()).await);
+    }
+    let user = s.add_user("lag@example.com", "lag-password", "@user").await;
+    let bases = [s.url(""), other.url()];
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut readers = tokio::task::JoinSet::new();
+    for r in 0..4usize {
+        let (c, token, bases, servers, stop) =
+            (s.client.clone(), s.admin_token.clone(), bases.clone(), servers.clone(), stop.clone());
+        readers.spawn(async move {
+            let mut n = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let url = format!("{}/dci/v3/server/{}", bases[(r + n) % 2], servers[n % servers.len()]);
+                let st = c.get(url).bearer_auth(&token).send().await.unwrap().status();
+                assert_eq!(st, StatusCode::OK, "reader {r}");
+                n += 1;
+            }
+            n
+        });
+    }
+    for i in 0..60usize {
+        let (base, srv) = (&bases[i % 2], servers[i % servers.len()]);
+        let note = format!("write {i}");
+        let r = s.client.post(format!("{base}/dci/v3/server/{srv}")).bearer_auth(&s.admin_token);
+        assert_eq!(r.json(&json!({"note": note})).send().await.unwrap().status(), StatusCode::OK);
+        let owned = i % 3 == 0;
+        let r = s
+            .client
+            .request(if owned { Method::POST } else { Method::DELETE }, format!("{base}/dci/v3/server/{srv}/owner"));
+        let r = r.bearer_auth(&s.admin_token).json(&json!({"owner": user})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        for b in &bases {
+            let r = s.client.get(format!("{b}/dci/v3/server/{srv}")).bearer_auth(&s.admin_token).send().await.unwrap();
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(
+                (v["note"].as_str(), v["owner"].is_object()),
+                (Some(note.as_str()), owned),
+                "write {i}, read on {b}"
+            );
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut reads = 0;
+    while let Some(n) = readers.join_next().await {
+        reads += n.unwrap();
+    }
+    assert!(reads > 100, "the readers read ({reads})");
+    for b in &bases {
+        let hits = cache_hits(&s, b).await;
+        match db {
+            Db::Sqlite => assert!(hits > 0, "{b}: the readers were answered from the cache"),
+            Db::Postgres => assert_eq!(hits, 0, "{b}: nothing is cached on PostgreSQL"),
+        }
+    }
+    other.stop(std::time::Duration::from_secs(5)).await.unwrap();
+    s.stop().await;
+}
+
+/// Only an admin's reads go through the cache: a customer's own server is read from
+/// the database with its scope in the query (the same answer as the admin's) and
+/// another's is the same 404 as a server that does not exist, however warm the cache.
+/// A write made beside dcim, in SQL on the database file, shows in the next read too.
+async fn cached_servers_keep_their_scope(db: Db) {
+    use sqlx::Connection;
+    let s = TestServer::start(db).await;
+    let (loc, rack, _, _) = s.add_site().await;
+    let (mine, free) = (s.add_free_server(loc, rack, 1, hw_i9()).await, s.add_free_server(loc, rack, 2, hw_i9()).await);
+    let u = s.add_user("scope@example.com", "scope-password", "@user").await;
+    s.post(&format!("/dci/v3/server/{mine}/owner"), json!({"owner": u})).await;
+    // Logged in first: a login is a commit, which empties the cache.
+    let t = s.login("scope@example.com", "scope-password").await;
+    let before = cache_hits(&s, &s.url("")).await;
+    let (a, b) = (s.get(&format!("/dci/v3/server/{mine}")).await, s.get(&format!("/dci/v3/server/{free}")).await);
+    assert_eq!(s.get(&format!("/dci/v3/server/{free}")).await, b, "the same answer, twice");
+    assert_eq!(s.get(&format!("/dci/v3/server/{mine}")).await, a);
+    let hits = cache_hits(&s, &s.url("")).await;
+    assert_eq!(hits - before, if db == Db::Sqlite { 2 } else { 0 }, "the second reads were the cache's");
+    let (st, v) = s.call_as(&t, Method::GET, &format!("/dci/v3/server/{mine}"), None).await;
+    assert_eq!((st, v), (StatusCode::OK, a), "the customer's own server, as the admin read it");
+    let (st, v) = s.call_as(&t, Method::GET, &format!("/dci/v3/server/{free}"), None).await;
+    let msg = assert_error(st, &v, StatusCode::NOT_FOUND);
+    let (st, absent) = s.call_as(&t, Method::GET, "/dci/v3/server/999999", None).await;
+    assert_eq!(msg, assert_error(st, &absent, StatusCode::NOT_FOUND).replace("999999", &free.to_string()));
+    assert_eq!(cache_hits(&s, &s.url("")).await, hits, "no customer's read was the cache's");
+    s.call(Method::DELETE, &format!("/dci/v3/server/{mine}/owner"), None).await;
+    let (st, v) = s.call_as(&t, Method::GET, &format!("/dci/v3/server/{mine}"), None).await;
+    assert_error(st, &v, StatusCode::NOT_FOUND);
+
+    let outside = format!("UPDATE servers SET note = 'written beside dcim' WHERE id = {free}");
+    let url = s.cfg.database_url();
+    match db {
+        Db::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(outside)).execute(&mut c).await.unwrap();
+        }
+        Db::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(outside)).execute(&mut c).await.unwrap();
+        }
+    }
+    assert_eq!(s.get(&format!("/dci/v3/server/{free}")).await["note"], "written beside dcim");
+    s.stop().await;
+}
+
 on_both_backends!(
+    no_read_lags_a_write,
+    cached_servers_keep_their_scope,
     counts_hold_under_racing_owners,
     the_full_list_is_streamed,
     every_write_shows_in_the_next_read,

@@ -16,8 +16,10 @@ use crate::error::{ApiError, ErrorKind};
 
 /// Counts the answer of every request by its route template (`/dci/v3/server/{id}`,
 /// never the raw path; `unmatched` for a path no route has), method and status class;
-/// names the route in the request's log span; and makes the request id known to the
-/// tasks the request starts.
+/// names the route in the request's log span; makes the request id known to the
+/// tasks the request starts; and has a state-changing request audited
+/// ([`crate::audit_layer::audit_requests`], called from here rather than layered on
+/// its own: a layer on the routes costs a clone and a box on every request).
 pub async fn track_http(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
     tracing::Span::current().record("route", route.as_deref().unwrap_or("unmatched"));
@@ -28,15 +30,24 @@ pub async fn track_http(State(st): State<AppState>, req: Request, next: Next) ->
         .map(str::to_owned)
         .unwrap_or_default();
     let method = match *req.method() {
-        Method::GET | Method::POST | Method::DELETE | Method::HEAD | Method::PUT | Method::PATCH | Method::OPTIONS => {
-            req.method().as_str().to_owned()
-        }
-        _ => "other".to_owned(),
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
     };
     let started = Instant::now();
-    let r = dcim_tasks::REQUEST_ID.scope(request_id, next.run(req)).await;
+    let r = if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        dcim_tasks::REQUEST_ID.scope(request_id, next.run(req)).await
+    } else {
+        let audited = crate::audit_layer::audit_requests(State(st.clone()), req, next);
+        dcim_tasks::REQUEST_ID.scope(request_id, audited).await
+    };
     let route = route.unwrap_or_else(|| "unmatched".to_owned());
-    st.engine.drivers.metrics().http(&route, &method, r.status().as_u16(), started.elapsed().as_secs_f64());
+    st.engine.drivers.metrics().http(route, method, r.status().as_u16(), started.elapsed().as_secs_f64());
     r
 }
 
@@ -107,6 +118,7 @@ async fn exposition(st: &AppState) -> Result<Response, ApiError> {
         })
         .collect();
     let (open, idle) = st.store.pool_stats();
+    let (entries, bytes) = st.servers.size();
     let snap = Snapshot {
         servers_by_state: states,
         servers_by_power: power,
@@ -119,6 +131,8 @@ async fn exposition(st: &AppState) -> Result<Response, ApiError> {
             .map(|(w, s)| (w.name.to_owned(), s.behind_ms as f64 / 1000.0))
             .collect(),
         sites,
+        server_cache_entries: entries as i64,
+        server_cache_bytes: bytes as i64,
     };
     let text = st.engine.drivers.metrics().encode_with(&snap).map_err(ApiError::internal_because)?;
     Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response())
