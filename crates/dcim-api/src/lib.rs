@@ -180,11 +180,11 @@ pub fn app_with(state: AppState, extra: Router) -> Router {
     let track = axum::middleware::from_fn_with_state(state.clone(), routes::service::track_http);
     let edge = axum::middleware::from_fn_with_state(state.clone(), edge);
     // The layer that reads the matched route (metrics and audit, `track_http`) runs
-    // inside the router, on each route; the others wrap the router once. `Router::layer` would wrap every route
-    // in each of them, and each would then be cloned, boxed and polled through its own
-    // box at every request (a tenth of the CPU of `GET /dci/v3/server/{id}`); for the
-    // same reason the framing check, the client's address and the security headers
-    // are one middleware ([`edge`]).
+    // inside the router, on each route; the others wrap the router once.
+    // `Router::layer` would wrap every route in each of them, and each would then be
+    // cloned, boxed and polled through its own box at every request (a tenth of the
+    // CPU of `GET /dci/v3/server/{id}`); for the same reason the framing check, the
+    // client's address and the security headers are one middleware (`edge`).
     let routes = with_images(routes::router(state), images).merge(extra).merge(openapi::swagger()).layer(track);
     Router::new().fallback_service(
         tower::ServiceBuilder::new()

@@ -464,7 +464,7 @@ impl Config {
             session_cache: std::time::Duration::from_secs(
                 self.session_cache_secs.unwrap_or(if self.database_url().starts_with("sqlite:") { 5 } else { 0 }),
             ),
-            server_cache_bytes: self.server_cache_mib << 20,
+            server_cache_bytes: self.server_cache_mib.saturating_mul(1 << 20),
             min_password_len: self.min_password_len,
             body_limit: self.body_limit,
             large_body_limit: self.large_body_limit,
