@@ -144,7 +144,7 @@ pub fn agent_app(state: AppState) -> Router {
             .with_state(state.clone()),
         images,
     )
-    .layer(axum::middleware::from_fn_with_state(state.clone(), routes::service::track_http))
+    .layer(axum::middleware::from_fn_with_state(state.clone(), routed))
     .layer(axum::middleware::from_fn_with_state(state, extract::client_address))
     .layer(DefaultBodyLimit::max(limit))
     .layer(axum::middleware::from_fn(refuse_ambiguous_framing))
@@ -177,15 +177,15 @@ pub fn app(state: AppState) -> Router {
 pub fn app_with(state: AppState, extra: Router) -> Router {
     let limit = state.cfg.body_limit;
     let images = state.cfg.images_dir.clone();
-    let track = axum::middleware::from_fn_with_state(state.clone(), routes::service::track_http);
+    let routed = axum::middleware::from_fn_with_state(state.clone(), routed);
     let edge = axum::middleware::from_fn_with_state(state.clone(), edge);
-    // The layer that reads the matched route (metrics and audit, `track_http`) runs
+    // The layer that reads the matched route (metrics and audit, `routed`) runs
     // inside the router, on each route; the others wrap the router once.
     // `Router::layer` would wrap every route in each of them, and each would then be
     // cloned, boxed and polled through its own box at every request (a tenth of the
     // CPU of `GET /dci/v3/server/{id}`); for the same reason the framing check, the
     // client's address and the security headers are one middleware (`edge`).
-    let routes = with_images(routes::router(state), images).merge(extra).merge(openapi::swagger()).layer(track);
+    let routes = with_images(routes::router(state), images).merge(extra).merge(openapi::swagger()).layer(routed);
     Router::new().fallback_service(
         tower::ServiceBuilder::new()
             .layer(axum::middleware::from_fn(request_id))
@@ -194,6 +194,19 @@ pub fn app_with(state: AppState, extra: Router) -> Router {
             .layer(edge)
             .service(routes),
     )
+}
+
+/// On each route: its metrics and its name in the log span
+/// ([`routes::service::track_http`]), and the audit of a state-changing request
+/// ([`audit_layer::audit_requests`]), in one layer: a layer on the routes costs a
+/// clone and a box at every request.
+async fn routed(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let audit = state.clone();
+    routes::service::track_http(&state, req, |req| audit_layer::audit_requests(State(audit), req, next)).await
 }
 
 /// The API's and the web UI's way in and out: an ambiguously framed request is

@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use dcim_metrics::Snapshot;
 use serde_json::json;
@@ -16,11 +15,13 @@ use crate::error::{ApiError, ErrorKind};
 
 /// Counts the answer of every request by its route template (`/dci/v3/server/{id}`,
 /// never the raw path; `unmatched` for a path no route has), method and status class;
-/// names the route in the request's log span; makes the request id known to the
-/// tasks the request starts; and has a state-changing request audited
-/// ([`crate::audit_layer::audit_requests`], called from here rather than layered on
-/// its own: a layer on the routes costs a clone and a box on every request).
-pub async fn track_http(State(st): State<AppState>, req: Request, next: Next) -> Response {
+/// names the route in the request's log span; and makes the request id known to the
+/// tasks the request starts. `inner` answers the request (the audit's middleware and
+/// the route: `crate::routed`).
+pub async fn track_http<F>(st: &AppState, req: Request, inner: impl FnOnce(Request) -> F) -> Response
+where
+    F: std::future::Future<Output = Response>,
+{
     let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
     tracing::Span::current().record("route", route.as_deref().unwrap_or("unmatched"));
     let request_id = req
@@ -40,12 +41,7 @@ pub async fn track_http(State(st): State<AppState>, req: Request, next: Next) ->
         _ => "other",
     };
     let started = Instant::now();
-    let r = if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        dcim_tasks::REQUEST_ID.scope(request_id, next.run(req)).await
-    } else {
-        let audited = crate::audit_layer::audit_requests(State(st.clone()), req, next);
-        dcim_tasks::REQUEST_ID.scope(request_id, audited).await
-    };
+    let r = dcim_tasks::REQUEST_ID.scope(request_id, inner(req)).await;
     let route = route.unwrap_or_else(|| "unmatched".to_owned());
     st.engine.drivers.metrics().http(route, method, r.status().as_u16(), started.elapsed().as_secs_f64());
     r
