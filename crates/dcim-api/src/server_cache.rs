@@ -20,7 +20,6 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::body::Bytes;
 use dcim_metrics::Counter;
@@ -29,24 +28,17 @@ use dcim_store::DbVersion;
 /// Bytes an entry costs beyond its answer (key, map slot, `Bytes` header).
 const ENTRY_OVERHEAD: usize = 64;
 
-/// Parts of the cache, each behind a lock of its own, so that the runtime's threads
-/// answering at once seldom wait for one another (one lock was a tenth of a hit's
-/// time); a server's part is its id modulo their number.
-const SHARDS: usize = 32;
-
 pub struct ServerCache {
     /// Answers kept at most, in bytes; 0: the cache is off.
     budget: usize,
-    /// Bytes kept now, over every shard.
-    bytes: AtomicUsize,
-    shards: Box<[Mutex<Shard>]>,
+    state: Mutex<State>,
     hits: Counter,
     misses: Counter,
 }
 
 #[derive(Default)]
-struct Shard {
-    /// The version every answer of this shard was read at.
+struct State {
+    /// The version every kept answer was read at.
     version: Option<DbVersion>,
     bytes: usize,
     answers: HashMap<i64, Bytes>,
@@ -61,16 +53,14 @@ impl ServerCache {
     pub fn new(budget: usize, metrics: &dcim_metrics::Metrics) -> Self {
         ServerCache {
             budget,
-            bytes: AtomicUsize::new(0),
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            state: Mutex::default(),
             hits: metrics.server_cache_hits.clone(),
             misses: metrics.server_cache_misses.clone(),
         }
     }
 
-    fn shard(&self, id: i64) -> std::sync::MutexGuard<'_, Shard> {
-        let i = id.rem_euclid(SHARDS as i64) as usize;
-        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Server `id`'s answer, if one was read at `now`, the database's version at this
@@ -79,55 +69,47 @@ impl ServerCache {
         if self.budget == 0 {
             return None;
         }
-        let mut shard = self.shard(id);
-        let found = (shard.version.as_ref() == Some(now)).then(|| shard.answers.get(&id).cloned()).flatten();
+        let mut state = self.lock();
+        let found = (state.version.as_ref() == Some(now)).then(|| state.answers.get(&id).cloned()).flatten();
         match found {
-            Some(_) => shard.hits += 1,
-            None => shard.misses += 1,
+            Some(_) => state.hits += 1,
+            None => state.misses += 1,
         };
         found
     }
 
     /// Keeps server `id`'s answer, rendered from a read made after the database's
-    /// version was `read_at`. `current` gives the version now: when the answers kept
-    /// beside it are of another version, they are dropped for this one only if it is
-    /// still the current one (an answer read before a commit must not replace those
-    /// read after).
+    /// version was `read_at`. `current` gives the version now: when the kept answers
+    /// are of another version, they are dropped for this one only if it is still the
+    /// current one (an answer read before a commit must not replace those read after).
     pub fn put(&self, id: i64, read_at: DbVersion, answer: Bytes, current: impl FnOnce() -> Option<DbVersion>) {
         if self.budget == 0 {
             return;
         }
-        let mut shard = self.shard(id);
-        if shard.version != Some(read_at) {
+        let mut state = self.lock();
+        if state.version != Some(read_at) {
             if current() != Some(read_at) {
                 return;
             }
-            shard.version = Some(read_at);
-            shard.answers.clear();
-            self.bytes.fetch_sub(shard.bytes, Ordering::Relaxed);
-            shard.bytes = 0;
+            state.version = Some(read_at);
+            state.answers.clear();
+            state.bytes = 0;
         }
         let cost = answer.len() + ENTRY_OVERHEAD;
-        let freed = shard.answers.get(&id).map_or(0, |old| old.len() + ENTRY_OVERHEAD);
-        if self.bytes.load(Ordering::Relaxed) + cost > self.budget + freed {
+        let freed = state.answers.get(&id).map_or(0, |old| old.len() + ENTRY_OVERHEAD);
+        if state.bytes + cost > self.budget + freed {
             return;
         }
-        shard.answers.insert(id, answer);
-        shard.bytes = shard.bytes + cost - freed;
-        self.bytes.fetch_add(cost, Ordering::Relaxed);
-        self.bytes.fetch_sub(freed, Ordering::Relaxed);
+        state.answers.insert(id, answer);
+        state.bytes = state.bytes + cost - freed;
     }
 
     /// Answers kept, and their bytes, for the metrics; the hits and misses counted
     /// since the last call go to their counters.
     pub fn size(&self) -> (usize, usize) {
-        let mut entries = 0;
-        for shard in &self.shards {
-            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
-            entries += shard.answers.len();
-            self.hits.inc_by(std::mem::take(&mut shard.hits));
-            self.misses.inc_by(std::mem::take(&mut shard.misses));
-        }
-        (entries, self.bytes.load(Ordering::Relaxed))
+        let mut state = self.lock();
+        self.hits.inc_by(std::mem::take(&mut state.hits));
+        self.misses.inc_by(std::mem::take(&mut state.misses));
+        (state.answers.len(), state.bytes)
     }
 }
