@@ -35,6 +35,10 @@ pub struct Caller {
     pub role: Role,
     /// The session or long-lived token the request came with.
     pub session_id: i64,
+    /// On PostgreSQL, which commits the read of the session saw, when this request
+    /// read it (not when the session came from [`SessionCache`]): what a cache of
+    /// reads may answer this request from ([`crate::server_cache`]).
+    pub db_version: Option<dcim_store::DbVersion>,
 }
 
 impl Caller {
@@ -185,9 +189,11 @@ async fn session_caller(state: &AppState, hash: String) -> ApiResult<Caller> {
             "this token waits for the second factor: POST /auth/v4/public/token/confirm with the code",
         ));
     }
-    let caller = Caller { user_id: s.user_id, email: s.email, role: s.role, session_id: s.session_id };
+    let db_version = s.db_version();
+    let caller =
+        Caller { user_id: s.user_id, email: s.email, role: s.role, session_id: s.session_id, db_version: None };
     state.sessions.put(hash, caller.clone());
-    Ok(caller)
+    Ok(Caller { db_version, ..caller })
 }
 
 /// A fresh 256-bit secret as 64 hex digits: session tokens and one-time keys.

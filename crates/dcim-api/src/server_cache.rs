@@ -2,18 +2,25 @@
 //! changed: the hot read of a billing system's polling, served without a database
 //! read or a JSON rendering.
 //!
-//! Correctness rests on [`DbVersion`]: an answer is kept with the version read before
-//! the database read it was rendered from, and served only while the database's
-//! version is still that one, so no commit (of this process or any other on the same
-//! SQLite file, through dcim or not) has become visible since. The version is read at
-//! every request (one `pread`), so a write is seen by the very next read, as without
-//! the cache. Any commit empties the whole cache rather than the servers it touched:
-//! what a server's answer shows comes from fourteen tables (its location, rack,
-//! owner, template, task, ports, switches, PDUs, addresses, networks), and one rule
-//! that cannot miss a table is worth more than the hit rate under steady writes.
+//! Correctness rests on [`DbVersion`]: an answer is kept with the version of the
+//! database read it was rendered from, and served only while the database's version
+//! is still that one, so no commit (of this process or any other on the same
+//! database, through dcim or not) has become visible since. The version is taken at
+//! every request, so a write is seen by the very next read, as without the cache:
+//! - on SQLite, read from the `-shm` file (one `pread`) before the read, and an answer
+//!   is kept only if the version is still that one after it;
+//! - on PostgreSQL, the snapshot of the statement that read the session (the same
+//!   round trip as before), and an answer is kept with the snapshot of the statement
+//!   that read the server: of two round trips a request made, one is left. When the
+//!   session came from the session cache (`session_cache_secs`, off by default on
+//!   PostgreSQL) the request has no version and is read from the database.
 //!
-//! PostgreSQL has no such version to read without a round trip, which is what the
-//! cache saves, so there it stays empty ([`dcim_store::Store::db_version`] is `None`).
+//! Any commit empties the whole cache rather than the servers it touched: what a
+//! server's answer shows comes from fourteen tables (its location, rack, owner,
+//! template, task, ports, switches, PDUs, addresses, networks), and one rule that
+//! cannot miss a table is worth more than the hit rate under steady writes. On
+//! PostgreSQL the snapshot is the cluster's: a write in another database of it empties
+//! the cache too.
 //!
 //! Admins' reads only (billing systems call as admins): a customer's read stays a
 //! query with its scope in the SQL, as every customer's read is.
@@ -78,17 +85,18 @@ impl ServerCache {
         found
     }
 
-    /// Keeps server `id`'s answer, rendered from a read made after the database's
-    /// version was `read_at`. `current` gives the version now: when the kept answers
-    /// are of another version, they are dropped for this one only if it is still the
-    /// current one (an answer read before a commit must not replace those read after).
+    /// Keeps server `id`'s answer, rendered from a read made at the database's version
+    /// `read_at` (or after it, if no commit became visible since: `current` tells).
+    /// `current` gives the version now: when the kept answers are of another version,
+    /// they are dropped for this one only if it is still the current one (an answer
+    /// read before a commit must not replace those read after).
     pub fn put(&self, id: i64, read_at: DbVersion, answer: Bytes, current: impl FnOnce() -> Option<DbVersion>) {
         if self.budget == 0 {
             return;
         }
         let mut state = self.lock();
-        if state.version != Some(read_at) {
-            if current() != Some(read_at) {
+        if state.version.as_ref() != Some(&read_at) {
+            if current().as_ref() != Some(&read_at) {
                 return;
             }
             state.version = Some(read_at);

@@ -27,6 +27,7 @@ pub mod tasks;
 pub mod throttle;
 pub mod trail;
 pub mod users;
+mod version;
 pub mod webhooks;
 
 use std::str::FromStr;
@@ -36,7 +37,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use error::StoreError;
-pub use native::DbVersion;
+pub use version::DbVersion;
 
 /// Result of a storage call.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -181,8 +182,10 @@ impl Store {
     }
 
     /// Which commits a read now would see ([`DbVersion`]): on SQLite, where a cache in
-    /// this process may check it for the writes of every process; `None` on
-    /// PostgreSQL (and an in-memory SQLite), where nothing may be cached.
+    /// this process may check it for the writes of every process. `None` on
+    /// PostgreSQL, where it would cost a round trip: there the reads a cache serves
+    /// return the version they were made at ([`Store::session_user`],
+    /// [`Store::get_server_versioned`]). `None` on an in-memory SQLite too.
     pub fn db_version(&self) -> Option<DbVersion> {
         self.native.as_ref()?.version()
     }

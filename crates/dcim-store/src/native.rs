@@ -32,7 +32,7 @@ use rusqlite::types::{ToSqlOutput, Value};
 use rusqlite::{Connection, OpenFlags, Row, Statement, ToSql};
 
 use crate::list::{Bind, ListSpec, Page, Scope, page_statements};
-use crate::{Result, Store, StoreError};
+use crate::{DbVersion, Result, Store, StoreError};
 
 /// A few read connections, taken by whoever finds one free.
 pub(crate) struct NativeReads {
@@ -41,34 +41,6 @@ pub(crate) struct NativeReads {
     path: String,
     /// The database's `-shm` file, read for [`DbVersion`]s; opened at the first.
     shm: std::sync::OnceLock<std::fs::File>,
-}
-
-/// Which commits a reader of the database can see, as SQLite's WAL mode keeps it in
-/// shared memory for every connection of every process: the wal-index header, the
-/// first 96 bytes of the `-shm` file (two copies of the header; the format is the
-/// unix VFS's, documented at <https://sqlite.org/walformat.html>). Every commit
-/// rewrites both copies, raising their change counter (`iChange`), when it becomes
-/// visible; nothing else rewrites them but a WAL restart, which changes them too.
-///
-/// So two equal versions, read at two moments, mean no commit of any connection or
-/// process became visible between them: what was read after the first is still what
-/// the database holds. Unequal ones mean only that something may have changed (a read
-/// that met a header half-written by a commit differs too). That is the whole contract
-/// a cache relies on: tag what it read with the version read before reading it, and
-/// serve it only while the version is still that one.
-///
-/// Why not `PRAGMA data_version`, SQLite's own answer to "did anyone commit": it is
-/// per connection and runs in a read transaction, whose locks were most of what a
-/// cache would save (issue 19's profile); the header is one `pread` with no lock.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct DbVersion([u8; 96]);
-
-impl std::fmt::Debug for DbVersion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The change counter (`iChange`, native byte order) of the first copy.
-        let change = u32::from_ne_bytes([self.0[8], self.0[9], self.0[10], self.0[11]]);
-        write!(f, "DbVersion(change {change})")
-    }
 }
 
 /// A shared read connection, and where each row type's columns are in the answers of
@@ -176,7 +148,7 @@ impl NativeReads {
         };
         let mut b = [0u8; 96];
         shm.read_exact_at(&mut b, 0).ok()?;
-        Some(DbVersion(b))
+        Some(DbVersion::wal(b))
     }
 
     /// Every row of `sql` as a `T`, handed to `each` as it is read, on a connection
@@ -334,9 +306,9 @@ mod tests {
         let reads = NativeReads::open(path.to_str().unwrap(), 2).unwrap();
         let v0 = reads.version().expect("a version");
         assert_eq!(reads.count("SELECT count(*) FROM t", &[]).unwrap(), 0);
-        assert_eq!(reads.version(), Some(v0), "a read changes nothing");
+        assert_eq!(reads.version(), Some(v0.clone()), "a read changes nothing");
         w.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1)").unwrap();
-        assert_eq!(reads.version(), Some(v0), "not before the commit");
+        assert_eq!(reads.version(), Some(v0.clone()), "not before the commit");
         w.execute_batch("COMMIT").unwrap();
         let v1 = reads.version().unwrap();
         assert_ne!(v1, v0);

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use crate::ids::{Flag, ServerId, UserId};
 use crate::list::{Bind, Facet, Facets, Field, FieldType, ListSpec, Page, Patch, Scope, bind_query_as};
 use crate::native::NativeRow;
-use crate::{Result, Store, StoreError, now};
+use crate::{DbVersion, Result, Store, StoreError, now};
 
 /// A server with the names of what it refers to, as one joined row.
 #[derive(Debug, Clone, FromRow)]
@@ -725,15 +725,49 @@ impl Store {
 
     /// One server, if the caller may see it: one statement, connections included.
     pub async fn get_server(&self, id: ServerId, scopes: &[Scope]) -> Result<ServerDetail> {
-        let mut sql = crate::list::SqlBuf { text: self.server_list().select.to_owned(), binds: vec![] };
+        Ok(self.get_server_versioned(id, scopes).await?.0)
+    }
+
+    /// One server, and on PostgreSQL the [`DbVersion`] it was read at: the snapshot of
+    /// the same statement, so the version is exactly the read's. `None` on SQLite,
+    /// whose version a cache reads before the read ([`Store::db_version`]).
+    pub async fn get_server_versioned(
+        &self,
+        id: ServerId,
+        scopes: &[Scope],
+    ) -> Result<(ServerDetail, Option<DbVersion>)> {
+        /// A server's row and the snapshot of the statement that read it.
+        #[derive(FromRow)]
+        struct Versioned {
+            #[sqlx(flatten)]
+            row: ServerRow,
+            db_snapshot: String,
+        }
+        let select = self.server_list().select;
+        let mut sql = crate::list::SqlBuf { text: String::with_capacity(select.len() + 80), binds: vec![] };
+        match select.strip_prefix("SELECT ") {
+            Some(rest) if self.backend() == crate::Backend::Postgres => {
+                sql.push("SELECT pg_current_snapshot()::text AS db_snapshot, ");
+                sql.push(rest);
+            }
+            _ => sql.push(select),
+        }
         sql.push(" WHERE s.id = ");
         sql.bind(Bind::Int(id.get()));
         sql.and_scopes(scopes);
-        let row: Option<ServerRow> = match &self.native {
-            Some(native) => native.typed_rows(&sql.text, &sql.binds)?.pop(),
-            None => bind_query_as(&sql.text, &sql.binds).fetch_optional(self.pool()).await?,
+        let (row, version) = match &self.native {
+            Some(native) => (native.typed_rows(&sql.text, &sql.binds)?.pop(), None),
+            None if self.backend() == crate::Backend::Postgres => {
+                let row: Option<Versioned> = bind_query_as(&sql.text, &sql.binds).fetch_optional(self.pool()).await?;
+                match row {
+                    Some(v) => (Some(v.row), Some(DbVersion::snapshot(v.db_snapshot))),
+                    None => (None, None),
+                }
+            }
+            None => (bind_query_as(&sql.text, &sql.binds).fetch_optional(self.pool()).await?, None),
         };
-        ServerDetail::from_row(row.ok_or_else(|| StoreError::not_found("server", id))?)
+        let row = row.ok_or_else(|| StoreError::not_found("server", id))?;
+        Ok((ServerDetail::from_row(row)?, version))
     }
 
     pub async fn update_server(&self, id: ServerId, p: &ServerPatch) -> Result<()> {

@@ -11,7 +11,15 @@ use sqlx::FromRow;
 use dcim_core::Role;
 
 use crate::ids::{Flag, UserId};
-use crate::{Result, Store, now};
+use crate::{Backend, DbVersion, Result, Store, now};
+
+/// The columns and tables of [`Store::session_user`]'s statement, after its `SELECT`.
+macro_rules! SESSION_USER {
+    () => {
+        "s.id AS session_id, u.id AS user_id, u.email, u.role, s.last_seen, s.confirmed, s.expires_at \
+         FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND u.blocked = 0"
+    };
+}
 
 /// The user behind a live session.
 #[derive(Debug, Clone, FromRow)]
@@ -24,6 +32,19 @@ pub struct SessionUser {
     #[sqlx(try_from = "Flag")]
     pub confirmed: bool,
     pub expires_at: Option<i64>,
+    /// On PostgreSQL, the snapshot the session was read at ([`SessionUser::db_version`]).
+    #[sqlx(default)]
+    db_snapshot: Option<String>,
+}
+
+impl SessionUser {
+    /// Which commits the read of the session saw, on PostgreSQL (see [`DbVersion`]): a
+    /// cache may serve what was read at the same version without a read of its own.
+    /// `None` on SQLite, whose version is read without a query
+    /// ([`Store::db_version`]).
+    pub fn db_version(&self) -> Option<DbVersion> {
+        self.db_snapshot.clone().map(DbVersion::snapshot)
+    }
 }
 
 /// A session or long-lived token as its owner may list it (never the token).
@@ -202,13 +223,14 @@ impl Store {
         idle_secs: i64,
         touch_every: i64,
     ) -> Result<Option<SessionUser>> {
-        let row: Option<SessionUser> = sqlx::query_as(
-            "SELECT s.id AS session_id, u.id AS user_id, u.email, u.role, s.last_seen, s.confirmed, s.expires_at \
-             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND u.blocked = 0",
-        )
-        .bind(token_hash.to_owned())
-        .fetch_optional(self.pool())
-        .await?;
+        // On PostgreSQL the statement's snapshot comes with the session, in the same
+        // round trip: what the request may be answered from a cache at.
+        let sql = match self.backend() {
+            Backend::Postgres => concat!("SELECT pg_current_snapshot()::text AS db_snapshot, ", SESSION_USER!()),
+            Backend::Sqlite => concat!("SELECT ", SESSION_USER!()),
+        };
+        let row: Option<SessionUser> =
+            sqlx::query_as(sql).bind(token_hash.to_owned()).fetch_optional(self.pool()).await?;
         let Some(s) = row else { return Ok(None) };
         let t = now();
         let expired = match s.expires_at {

@@ -36,9 +36,8 @@ pub struct Config {
     /// another process may end a session, so every request asks the database and no
     /// process honours an ended session.
     pub session_cache_secs: Option<u64>,
-    /// MiB of rendered servers kept for `GET /dci/v3/server/{id}` (SQLite only: each
-    /// is served while no commit has become visible since it was read); 0 turns the
-    /// cache off.
+    /// MiB of rendered servers kept for `GET /dci/v3/server/{id}` (each is served
+    /// while no commit has become visible since it was read); 0 turns the cache off.
     pub server_cache_mib: usize,
     pub min_password_len: usize,
     /// Largest request body, in bytes (64 KiB), but for an agent's report, a server's

@@ -409,8 +409,7 @@ async fn cache_hits(s: &TestServer, base: &str) -> u64 {
 /// Readers keep both processes' server caches full while one client writes, each
 /// write on the other process than the last: the read after each write's answer, on
 /// either process, shows it (an answer read before a commit and kept after it would
-/// show the value before). On SQLite the readers are answered from the cache; on
-/// PostgreSQL nothing is cached and every read is the database's.
+/// show the value before). The readers are answered from the cache on both backends.
 async fn no_read_lags_a_write(db: Db) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -469,11 +468,7 @@ async fn no_read_lags_a_write(db: Db) {
     }
     assert!(reads > 100, "the readers read ({reads})");
     for b in &bases {
-        let hits = cache_hits(&s, b).await;
-        match db {
-            Db::Sqlite => assert!(hits > 0, "{b}: the readers were answered from the cache"),
-            Db::Postgres => assert_eq!(hits, 0, "{b}: nothing is cached on PostgreSQL"),
-        }
+        assert!(cache_hits(&s, b).await > 0, "{b}: the readers were answered from the cache");
     }
     other.stop(std::time::Duration::from_secs(5)).await.unwrap();
     s.stop().await;
@@ -482,7 +477,7 @@ async fn no_read_lags_a_write(db: Db) {
 /// Only an admin's reads go through the cache: a customer's own server is read from
 /// the database with its scope in the query (the same answer as the admin's) and
 /// another's is the same 404 as a server that does not exist, however warm the cache.
-/// A write made beside dcim, in SQL on the database file, shows in the next read too.
+/// A write made beside dcim, in SQL on the database, shows in the next read too.
 async fn cached_servers_keep_their_scope(db: Db) {
     use sqlx::Connection;
     let s = TestServer::start(db).await;
@@ -496,8 +491,22 @@ async fn cached_servers_keep_their_scope(db: Db) {
     let (a, b) = (s.get(&format!("/dci/v3/server/{mine}")).await, s.get(&format!("/dci/v3/server/{free}")).await);
     assert_eq!(s.get(&format!("/dci/v3/server/{free}")).await, b, "the same answer, twice");
     assert_eq!(s.get(&format!("/dci/v3/server/{mine}")).await, a);
-    let hits = cache_hits(&s, &s.url("")).await;
-    assert_eq!(hits - before, if db == Db::Sqlite { 2 } else { 0 }, "the second reads were the cache's");
+    let mut hits = cache_hits(&s, &s.url("")).await;
+    match db {
+        Db::Sqlite => assert_eq!(hits - before, 2, "the second reads were the cache's"),
+        // The snapshot is the cluster's, and the other tests' writes change it: read
+        // until one read was the cache's.
+        Db::Postgres => {
+            for _ in 0..50 {
+                if hits > before {
+                    break;
+                }
+                assert_eq!(s.get(&format!("/dci/v3/server/{free}")).await, b);
+                hits = cache_hits(&s, &s.url("")).await;
+            }
+            assert!(hits > before, "a read was the cache's");
+        }
+    }
     let (st, v) = s.call_as(&t, Method::GET, &format!("/dci/v3/server/{mine}"), None).await;
     assert_eq!((st, v), (StatusCode::OK, a), "the customer's own server, as the admin read it");
     let (st, v) = s.call_as(&t, Method::GET, &format!("/dci/v3/server/{free}"), None).await;
@@ -509,6 +518,11 @@ async fn cached_servers_keep_their_scope(db: Db) {
     let (st, v) = s.call_as(&t, Method::GET, &format!("/dci/v3/server/{mine}"), None).await;
     assert_error(st, &v, StatusCode::NOT_FOUND);
 
+    // The server in the cache (a second read at the same version is a hit), then a
+    // write beside it.
+    for _ in 0..2 {
+        assert_eq!(s.get(&format!("/dci/v3/server/{free}")).await["note"], b["note"]);
+    }
     let outside = format!("UPDATE servers SET note = 'written beside dcim' WHERE id = {free}");
     let url = s.cfg.database_url();
     match db {

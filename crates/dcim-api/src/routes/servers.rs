@@ -138,18 +138,26 @@ pub async fn warehouse_servers(
 pub async fn get_server(caller: Caller, State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Response> {
     let json = |body: axum::body::Bytes| ([(header::CONTENT_TYPE, "application/json")], body).into_response();
     // Only an admin's read goes through the cache: a customer's stays a query with its
-    // scope in the SQL.
-    let version = if caller.is_admin() { st.store.db_version() } else { None };
-    if let Some(body) = version.as_ref().and_then(|v| st.servers.get(id, v)) {
+    // scope in the SQL. The database's version now: SQLite's read here, PostgreSQL's
+    // taken with the session.
+    let now = if caller.is_admin() { st.store.db_version().or_else(|| caller.db_version.clone()) } else { None };
+    if let Some(body) = now.as_ref().and_then(|v| st.servers.get(id, v)) {
         return Ok(json(body));
     }
-    let detail = st.store.get_server(ServerId(id), &caller.server_scope()).await?;
+    let (detail, read_at) = st.store.get_server_versioned(ServerId(id), &caller.server_scope()).await?;
     let body = serde_json::to_vec(&Server::from(detail))
         .map_err(|e| ApiError::internal_because(format!("rendering server {id}: {e}")))?;
     // Exactly its length: a kept answer would otherwise hold the growth's spare room.
     let body = axum::body::Bytes::from(body.into_boxed_slice());
-    if let Some(v) = version {
-        st.servers.put(id, v, body.clone(), || st.store.db_version());
+    if let Some(now) = now {
+        match read_at {
+            // PostgreSQL: the read's own snapshot. It replaces answers kept at another
+            // (at worst a newer one's, read by a request that overtook this one: a lost
+            // hit, never a stale answer).
+            Some(read_at) => st.servers.put(id, read_at.clone(), body.clone(), || Some(read_at)),
+            // SQLite: the version before the read, kept if it is still the current one.
+            None => st.servers.put(id, now, body.clone(), || st.store.db_version()),
+        }
     }
     Ok(json(body))
 }
