@@ -82,7 +82,7 @@ impl Default for ApiConfig {
             throttle_window: Duration::from_secs(900),
             secure_cookies: false,
             session_cache: Duration::from_secs(5),
-            server_cache_bytes: 32 << 20,
+            server_cache_bytes: 64 << 20,
             images_dir: None,
             metrics_token: None,
             webhook_guard: webhook_guard::UrlGuard::default(),

@@ -24,6 +24,14 @@
 //!
 //! Admins' reads only (billing systems call as admins): a customer's read stays a
 //! query with its scope in the SQL, as every customer's read is.
+//!
+//! Answers are kept compressed (LZ4, `lz4_flex`), each against one dictionary: the
+//! first answer kept at the current version, which every other server's answer mostly
+//! repeats (the same keys, configurations, locations, switch and PDU names). A server
+//! of 1.6 KiB of JSON keeps about 250 bytes, so the default budget holds a
+//! 100,000-server installation whole; a hit decompresses its answer in under a
+//! microsecond, outside the lock. The dictionary changes only when the cache is
+//! emptied, so no kept answer outlives the one it was compressed against.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -32,11 +40,12 @@ use axum::body::Bytes;
 use dcim_metrics::Counter;
 use dcim_store::DbVersion;
 
-/// Bytes an entry costs beyond its answer (key, map slot, `Bytes` header).
+/// Bytes an entry costs beyond its compressed answer (key, map slot, `Bytes` header
+/// and its shared count, the allocator's rounding).
 const ENTRY_OVERHEAD: usize = 64;
 
 pub struct ServerCache {
-    /// Answers kept at most, in bytes; 0: the cache is off.
+    /// Bytes kept at most (compressed answers and the dictionary); 0: the cache is off.
     budget: usize,
     state: Mutex<State>,
     hits: Counter,
@@ -47,7 +56,11 @@ pub struct ServerCache {
 struct State {
     /// The version every kept answer was read at.
     version: Option<DbVersion>,
+    /// What the kept answers are compressed against: the first answer kept at
+    /// `version`.
+    dict: Bytes,
     bytes: usize,
+    /// Compressed answers, their length first (`lz4_flex`'s size-prepended block).
     answers: HashMap<i64, Bytes>,
     /// Hits and misses since the metrics last took them (counted under the lock
     /// rather than on the counters, which every thread would write at every read).
@@ -76,13 +89,22 @@ impl ServerCache {
         if self.budget == 0 {
             return None;
         }
-        let mut state = self.lock();
-        let found = (state.version.as_ref() == Some(now)).then(|| state.answers.get(&id).cloned()).flatten();
-        match found {
-            Some(_) => state.hits += 1,
-            None => state.misses += 1,
+        let (packed, dict) = {
+            let mut state = self.lock();
+            let found = (state.version.as_ref() == Some(now)).then(|| state.answers.get(&id).cloned()).flatten();
+            match found {
+                Some(packed) => {
+                    state.hits += 1;
+                    (packed, state.dict.clone())
+                }
+                None => {
+                    state.misses += 1;
+                    return None;
+                }
+            }
         };
-        found
+        // Only bytes this cache compressed: an error cannot happen, and would be a miss.
+        lz4_flex::block::decompress_size_prepended_with_dict(&packed, &dict).ok().map(Bytes::from)
     }
 
     /// Keeps server `id`'s answer, rendered from a read made at the database's version
@@ -94,21 +116,32 @@ impl ServerCache {
         if self.budget == 0 {
             return;
         }
-        let mut state = self.lock();
-        if state.version.as_ref() != Some(&read_at) {
-            if current().as_ref() != Some(&read_at) {
-                return;
+        let dict = {
+            let mut state = self.lock();
+            if state.version.as_ref() != Some(&read_at) {
+                if current().as_ref() != Some(&read_at) {
+                    return;
+                }
+                state.answers.clear();
+                state.version = Some(read_at.clone());
+                state.dict = answer.clone();
+                state.bytes = answer.len() + ENTRY_OVERHEAD;
             }
-            state.version = Some(read_at);
-            state.answers.clear();
-            state.bytes = 0;
+            state.dict.clone()
+        };
+        // Compressed outside the lock (a few microseconds), kept if the cache is still
+        // at this version and dictionary.
+        let packed = Bytes::from(lz4_flex::block::compress_prepend_size_with_dict(&answer, &dict).into_boxed_slice());
+        let mut state = self.lock();
+        if state.version.as_ref() != Some(&read_at) || state.dict.as_ptr() != dict.as_ptr() {
+            return;
         }
-        let cost = answer.len() + ENTRY_OVERHEAD;
+        let cost = packed.len() + ENTRY_OVERHEAD;
         let freed = state.answers.get(&id).map_or(0, |old| old.len() + ENTRY_OVERHEAD);
         if state.bytes + cost > self.budget + freed {
             return;
         }
-        state.answers.insert(id, answer);
+        state.answers.insert(id, packed);
         state.bytes = state.bytes + cost - freed;
     }
 

@@ -185,7 +185,7 @@ impl Default for Config {
             log_format: "text".into(),
             session_idle_secs: api.session_idle_secs,
             session_cache_secs: None,
-            server_cache_mib: 32,
+            server_cache_mib: 64,
             min_password_len: api.min_password_len,
             body_limit: api.body_limit,
             large_body_limit: api.large_body_limit,
