@@ -299,6 +299,15 @@ async fn main() -> anyhow::Result<()> {
     // By-id throughput, from this process and from wrk; then the same load on a bare
     // axum handler in this process that returns the same server's JSON, the ceiling an
     // HTTP server on this machine reaches.
+    // Every server read once on each process first, as a billing system's poll does:
+    // the loads below measure the steady state, not the first reads of the cache.
+    let t = Instant::now();
+    let first = read_every_server(&client, &bases, &token, args.servers, args.connections).await?;
+    println!(
+        "first read of every server on each process (the server cache filling): {first} reads in {:.1} s, {:.0} requests/s",
+        t.elapsed().as_secs_f64(),
+        first as f64 / t.elapsed().as_secs_f64()
+    );
     let own = by_id_load(&client, &bases, &token, args.servers, args.connections, args.seconds).await;
     println!(
         "GET /dci/v3/server/{{id}} from this process, {} connections over {} dcim process(es): {own:.0} requests/s",
@@ -329,6 +338,9 @@ async fn main() -> anyhow::Result<()> {
     };
     if let (Some(d), Some(b)) = (with_wrk, bare_wrk) {
         println!("wrk: dcim {d:.0} requests/s, bare handler {b:.0} requests/s: dcim at {:.0}%", 100.0 * d / b);
+    }
+    for b in &bases {
+        println!("{}", server_cache_line(&client, b, &token).await?);
     }
     println!("dcim RSS after the by-id load {} MiB (peak so far {} MiB)", rss_mib(pid, "VmRSS"), rss_mib(pid, "VmHWM"));
     println!("{}", memory_split(pid, &anon_peak));
@@ -394,6 +406,44 @@ async fn by_id_load(
         let _ = t.await;
     }
     done.load(Ordering::Relaxed) as f64 / seconds as f64
+}
+
+/// `GET /dci/v3/server/{id}` of every server once on each of `bases`, over
+/// `connections` clients; the reads made. A failed read stops the bench.
+async fn read_every_server(
+    client: &reqwest::Client,
+    bases: &[String],
+    token: &str,
+    servers: usize,
+    connections: usize,
+) -> anyhow::Result<u64> {
+    let next = Arc::new(AtomicU64::new(0));
+    let total = (servers * bases.len()) as u64;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..connections {
+        let (client, bases, token, next) = (client.clone(), bases.to_vec(), token.to_owned(), next.clone());
+        tasks.spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    return anyhow::Ok(());
+                }
+                let (base, id) = (&bases[n as usize / servers], n as usize % servers + 1);
+                client
+                    .get(format!("{base}/api/dci/v3/server/{id}"))
+                    .header("Cookie", format!("ses6={token}"))
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .bytes()
+                    .await?;
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    Ok(total)
 }
 
 /// The same load from `wrk -t1` when it is installed: prints its lines, returns its
@@ -696,6 +746,31 @@ fn anon_peak(pid: u32) -> Arc<AtomicU64> {
         }
     });
     peak
+}
+
+/// What the server cache of the process at `base` holds, and its hits and misses
+/// so far, from its `/metrics`.
+async fn server_cache_line(client: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<String> {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .header("Cookie", format!("ses6={token}"))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let metric = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let (hits, misses) = (metric("dcim_server_cache_hits_total"), metric("dcim_server_cache_misses_total"));
+    Ok(format!(
+        "server cache of {base}: {} servers in {:.1} MiB; {hits} hits, {misses} misses ({:.1}% hits)",
+        metric("dcim_server_cache_entries"),
+        metric("dcim_server_cache_size_bytes") / 1048576.0,
+        100.0 * hits / (hits + misses)
+    ))
 }
 
 /// The resident set split: the process's own memory (`RssAnon`, with its sampled peak)
