@@ -319,13 +319,8 @@ async fn main() -> anyhow::Result<()> {
     } else {
         None
     };
-    let sample: serde_json::Value = client
-        .get(format!("{base}/api/dci/v3/server/1"))
-        .header("Cookie", format!("ses6={token}"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let sample: serde_json::Value =
+        get_as(&client, format!("{base}/api/dci/v3/server/1"), &token).send().await?.json().await?;
     let bare_base = bare_handler(sample).await?;
     let bare_own =
         by_id_load(&client, std::slice::from_ref(&bare_base), &token, args.servers, args.connections, args.seconds)
@@ -388,11 +383,7 @@ async fn by_id_load(
                 let base = &bases[turn % bases.len()];
                 turn += 1;
                 let id = rand::random_range(1..=servers);
-                let r = client
-                    .get(format!("{base}/api/dci/v3/server/{id}"))
-                    .header("Cookie", format!("ses6={token}"))
-                    .send()
-                    .await;
+                let r = get_as(&client, format!("{base}/api/dci/v3/server/{id}"), &token).send().await;
                 if let Ok(r) = r
                     && r.status().is_success()
                     && r.bytes().await.is_ok()
@@ -429,9 +420,7 @@ async fn read_every_server(
                     return anyhow::Ok(());
                 }
                 let (base, id) = (&bases[n as usize / servers], n as usize % servers + 1);
-                client
-                    .get(format!("{base}/api/dci/v3/server/{id}"))
-                    .header("Cookie", format!("ses6={token}"))
+                get_as(&client, format!("{base}/api/dci/v3/server/{id}"), &token)
                     .send()
                     .await?
                     .error_for_status()?
@@ -720,7 +709,7 @@ async fn latencies(client: &reqwest::Client, url: &str, token: &str, n: usize) -
     let mut bytes = 0;
     for _ in 0..n {
         let t = Instant::now();
-        let r = client.get(url).header("Cookie", format!("ses6={token}")).send().await?;
+        let r = get_as(client, url, token).send().await?;
         anyhow::ensure!(r.status().is_success(), "{url}: {}", r.status());
         bytes = r.bytes().await?.len();
         out.push(t.elapsed().as_secs_f64() * 1e3);
@@ -748,17 +737,15 @@ fn anon_peak(pid: u32) -> Arc<AtomicU64> {
     peak
 }
 
+/// A GET with the bench's session cookie.
+fn get_as(client: &reqwest::Client, url: impl reqwest::IntoUrl, token: &str) -> reqwest::RequestBuilder {
+    client.get(url).header("Cookie", format!("ses6={token}"))
+}
+
 /// What the server cache of the process at `base` holds, and its hits and misses
 /// so far, from its `/metrics`.
 async fn server_cache_line(client: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<String> {
-    let text = client
-        .get(format!("{base}/metrics"))
-        .header("Cookie", format!("ses6={token}"))
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
+    let text = get_as(client, format!("{base}/metrics"), token).send().await?.error_for_status()?.text().await?;
     let metric = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())

@@ -260,7 +260,7 @@ impl Metrics {
         let server_cache_bytes = Gauge::default();
         r.register_with_unit(
             "server_cache_size",
-            "Bytes of the rendered servers the server cache keeps",
+            "Bytes the server cache keeps: its compressed answers and the dictionary they share",
             Unit::Bytes,
             server_cache_bytes.clone(),
         );
