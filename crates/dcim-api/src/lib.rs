@@ -45,7 +45,7 @@ pub struct ApiConfig {
     /// How long a checked session is trusted without asking the database again
     /// (bounds how late another process's logout is seen); zero disables the cache.
     pub session_cache: Duration,
-    /// Bytes of rendered servers kept for `GET /dci/v3/server/{id}` on SQLite
+    /// Bytes of rendered servers kept for `GET /dci/v3/server/{id}`, compressed
     /// ([`server_cache`]); 0 turns the cache off.
     pub server_cache_bytes: usize,
     /// OS images served at `/images/` to anyone who reaches the listener (agents
@@ -259,8 +259,9 @@ async fn request_id(mut req: axum::extract::Request, next: axum::middleware::Nex
     let id = match given {
         Some(id) => id.clone(),
         None => {
-            let id =
-                axum::http::HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("a UUID is a header value");
+            let mut text = uuid::Uuid::encode_buffer();
+            let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+            let id = axum::http::HeaderValue::from_str(text).expect("a UUID is a header value");
             req.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
             id
         }

@@ -272,7 +272,6 @@ async fn every_write_shows_in_the_next_read(db: Db) {
 /// the pages, for an admin and for a customer; an empty one is the same bytes as ever;
 /// a row that cannot be read in the middle breaks the answer rather than shortening it.
 async fn the_full_list_is_streamed(db: Db) {
-    use sqlx::Connection;
     let s = TestServer::start(db).await;
     let loc = s.post("/dci/v3/location", json!({"name": "Stream"})).await["id"].clone();
     let mut made = vec![];
@@ -314,18 +313,7 @@ async fn the_full_list_is_streamed(db: Db) {
     // A stored state no build knows, in the third chunk: the answer has begun and
     // then breaks (before or after its head reached the client, as the buffers go); it
     // never arrives whole as a shorter list.
-    let url = s.cfg.database_url();
-    let corrupt = format!("UPDATE servers SET state = 'melted' WHERE id = {}", made[280]);
-    match db {
-        Db::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(corrupt)).execute(&mut c).await.unwrap();
-        }
-        Db::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(corrupt)).execute(&mut c).await.unwrap();
-        }
-    }
+    s.sql_beside(format!("UPDATE servers SET state = 'melted' WHERE id = {}", made[280])).await;
     if let Ok(r) = s.client.get(s.url("/dci/v3/server")).bearer_auth(&s.admin_token).send().await {
         assert_eq!(r.status(), StatusCode::OK);
         if let Ok(body) = r.bytes().await {
@@ -338,6 +326,32 @@ async fn the_full_list_is_streamed(db: Db) {
     s.stop().await;
 }
 
+/// What the racing tests share: a second process on the test server's database (its
+/// configuration is the first one's), `n` free servers in one rack, and a customer to
+/// give them to.
+struct Race {
+    other: dcim::serve::Running,
+    _dir: common::tempdir::Dir,
+    servers: Vec<i64>,
+    user: i64,
+    /// Both processes' base URLs, the test server's first.
+    bases: [String; 2],
+}
+
+impl Race {
+    async fn new(s: &TestServer, n: i64, email: &str) -> Race {
+        let (other, _dir) = s.another_process(|_| {}).await;
+        let (loc, rack, _, _) = s.add_site().await;
+        let mut servers = vec![];
+        for unit in 1..=n {
+            servers.push(s.add_free_server(loc, rack, unit, hw_i9()).await);
+        }
+        let user = s.add_user(email, "racer-password", "@user").await;
+        let bases = [s.url(""), other.url()];
+        Race { other, _dir, servers, user, bases }
+    }
+}
+
 /// Owners given and released at once, twenty clients over two processes of one
 /// database, across the servers of one configuration: each write moves a server
 /// between two rows of the kept counts (`server_counts`), and the writes move them in
@@ -346,14 +360,7 @@ async fn the_full_list_is_streamed(db: Db) {
 /// are what the servers themselves say, on both processes.
 async fn counts_hold_under_racing_owners(db: Db) {
     let s = TestServer::start(db).await;
-    let (other, _dir) = s.another_process(|_| {}).await;
-    let (loc, rack, _, _) = s.add_site().await;
-    let mut servers = vec![];
-    for unit in 1..=8 {
-        servers.push(s.add_free_server(loc, rack, unit, hw_i9()).await);
-    }
-    let user = s.add_user("racer@example.com", "racer-password", "@user").await;
-    let bases = [s.url(""), other.url()];
+    let Race { other, _dir, servers, user, bases } = Race::new(&s, 8, "racer@example.com").await;
     let mut racers = tokio::task::JoinSet::new();
     for w in 0..20usize {
         let (c, token, base, servers) =
@@ -416,14 +423,7 @@ async fn no_read_lags_a_write(db: Db) {
     // One token reads as fast as it can: no per-token limit (the other process's
     // configuration is this one's).
     let s = TestServer::start_with(db, |c| c.rate_limit_per_sec = 0).await;
-    let (other, _dir) = s.another_process(|_| {}).await;
-    let (loc, rack, _, _) = s.add_site().await;
-    let mut servers = vec![];
-    for unit in 1..=3 {
-        servers.push(s.add_free_server(loc, rack, unit, hw_i9()).await);
-    }
-    let user = s.add_user("lag@example.com", "lag-password", "@user").await;
-    let bases = [s.url(""), other.url()];
+    let Race { other, _dir, servers, user, bases } = Race::new(&s, 3, "lag@example.com").await;
     let stop = Arc::new(AtomicBool::new(false));
     let mut readers = tokio::task::JoinSet::new();
     for r in 0..4usize {
@@ -479,7 +479,6 @@ async fn no_read_lags_a_write(db: Db) {
 /// another's is the same 404 as a server that does not exist, however warm the cache.
 /// A write made beside dcim, in SQL on the database, shows in the next read too.
 async fn cached_servers_keep_their_scope(db: Db) {
-    use sqlx::Connection;
     let s = TestServer::start(db).await;
     let (loc, rack, _, _) = s.add_site().await;
     let (mine, free) = (s.add_free_server(loc, rack, 1, hw_i9()).await, s.add_free_server(loc, rack, 2, hw_i9()).await);
@@ -523,18 +522,7 @@ async fn cached_servers_keep_their_scope(db: Db) {
     for _ in 0..2 {
         assert_eq!(s.get(&format!("/dci/v3/server/{free}")).await["note"], b["note"]);
     }
-    let outside = format!("UPDATE servers SET note = 'written beside dcim' WHERE id = {free}");
-    let url = s.cfg.database_url();
-    match db {
-        Db::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(outside)).execute(&mut c).await.unwrap();
-        }
-        Db::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(outside)).execute(&mut c).await.unwrap();
-        }
-    }
+    s.sql_beside(format!("UPDATE servers SET note = 'written beside dcim' WHERE id = {free}")).await;
     assert_eq!(s.get(&format!("/dci/v3/server/{free}")).await["note"], "written beside dcim");
     s.stop().await;
 }

@@ -242,6 +242,22 @@ impl TestServer {
         v
     }
 
+    /// Runs `sql` on the server's database on a connection of its own, beside dcim (a
+    /// write dcim does not know of, or a row no build would write).
+    pub async fn sql_beside(&self, sql: String) {
+        let url = self.cfg.database_url();
+        match self.db {
+            Db::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.unwrap();
+            }
+            Db::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.unwrap();
+            }
+        }
+    }
+
     /// Creates a user and returns its id.
     pub async fn add_user(&self, email: &str, password: &str, role: &str) -> i64 {
         let v = self.post("/dci/v3/user", json!({ "email": email, "password": password, "role": role })).await;
