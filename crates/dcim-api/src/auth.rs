@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
@@ -17,7 +17,7 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, HeaderName, Method, header};
 use dcim_core::Role;
 use dcim_store::ids::UserId;
 use dcim_store::list::Scope;
@@ -31,7 +31,8 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user_id: UserId,
-    pub email: String,
+    /// Shared with the session cache's copy: a cached session costs no copy of it.
+    pub email: Arc<str>,
     pub role: Role,
     /// The session or long-lived token the request came with.
     pub session_id: i64,
@@ -50,7 +51,7 @@ impl Caller {
     pub fn actor(&self) -> dcim_store::audit::Actor {
         dcim_store::audit::Actor {
             user_id: Some(self.user_id),
-            email: self.email.clone(),
+            email: self.email.to_string(),
             role: self.role.to_string(),
             token_id: Some(self.session_id),
         }
@@ -78,10 +79,6 @@ pub const COOKIE: &str = "ses6";
 /// same kind of session token, kept apart from the API's `ses6` rules.
 pub const UI_COOKIE: &str = "dcim_ui";
 
-fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    h.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty())
-}
-
 /// The value of cookie `name`, if the request carries it.
 pub fn cookie<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     cookie_value(h, name).map(str::trim).filter(|v| !v.is_empty())
@@ -97,11 +94,6 @@ fn cookie_value<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// Whether the request names cookie `name` at all, empty or not.
-fn cookie_given(h: &HeaderMap, name: &str) -> bool {
-    cookie_value(h, name).is_some()
-}
-
 /// The token a request carries, after the double-submit check. A request may carry its
 /// token in several places (DCImanager's clients send the cookie and `x-xsrf-token`
 /// together), but never two different tokens: which one would count is a question an
@@ -112,23 +104,26 @@ fn cookie_given(h: &HeaderMap, name: &str) -> bool {
 /// would hide that.
 pub fn request_token<'a>(method: &Method, h: &'a HeaderMap) -> ApiResult<Option<&'a str>> {
     let empty = |what: &str| Err(ApiError::unauthorized(format!("{what} is empty: send the session's token")));
-    if h.contains_key("isp-session") && header(h, "isp-session").is_none() {
+    // Each carrier as sent: `None` when absent, `Some("")` when empty (or not text).
+    // Looked up once each, by names parsed once: this runs at every request.
+    let sent = |name: &HeaderName| h.get(name).map(|v| v.to_str().map(str::trim).unwrap_or(""));
+    let isp = sent(&ISP_SESSION);
+    if isp == Some("") {
         return empty("the ISP-Session header");
     }
-    if h.contains_key("x-xsrf-token") && header(h, "x-xsrf-token").is_none() {
+    let xsrf = sent(&XSRF_TOKEN);
+    if xsrf == Some("") {
         return empty("the x-xsrf-token header");
     }
-    let authorization = h.get("authorization").map(|v| v.to_str().map(str::trim).unwrap_or(""));
+    let authorization = sent(&header::AUTHORIZATION);
     if matches!(authorization, Some(a) if a.is_empty() || a.eq_ignore_ascii_case("bearer")) {
         return empty("the Authorization header");
     }
-    if cookie_given(h, COOKIE) && cookie(h, COOKIE).is_none() {
+    let ses6 = cookie_value(h, COOKIE).map(str::trim);
+    if ses6 == Some("") {
         return empty("the ses6 cookie");
     }
-    let bearer = header(h, "authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::trim));
-    let isp = header(h, "isp-session");
-    let xsrf = header(h, "x-xsrf-token");
-    let ses6 = cookie(h, COOKIE);
+    let bearer = authorization.and_then(|v| v.strip_prefix("Bearer ").map(str::trim));
     let writes = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     if writes && bearer.is_none() && isp.is_none() && ses6.is_some() && xsrf != ses6 {
         return Err(ApiError::new(
@@ -136,20 +131,23 @@ pub fn request_token<'a>(method: &Method, h: &'a HeaderMap) -> ApiResult<Option<
             "a POST or DELETE authenticated by the ses6 cookie must send the same token in x-xsrf-token",
         ));
     }
-    let given: Vec<(&str, &str)> =
-        [("Authorization", bearer), ("ISP-Session", isp), ("x-xsrf-token", xsrf), ("the ses6 cookie", ses6)]
-            .into_iter()
-            .filter_map(|(name, t)| t.map(|t| (name, t)))
-            .collect();
-    if given.iter().any(|(_, t)| *t != given[0].1) {
-        let names: Vec<&str> = given.iter().map(|(n, _)| *n).collect();
+    let given = [("Authorization", bearer), ("ISP-Session", isp), ("x-xsrf-token", xsrf), ("the ses6 cookie", ses6)];
+    let token = given.iter().find_map(|(_, t)| *t);
+    if given.iter().any(|(_, t)| t.is_some() && *t != token) {
+        let names: Vec<&str> = given.iter().filter(|(_, t)| t.is_some()).map(|(n, _)| *n).collect();
         return Err(ApiError::unauthorized(format!(
             "the request carries different tokens ({}): send one session's token",
             names.join(", ")
         )));
     }
-    Ok(bearer.or(isp).or(xsrf).or(ses6))
+    Ok(token)
 }
+
+/// DCImanager's session header.
+const ISP_SESSION: HeaderName = HeaderName::from_static("isp-session");
+
+/// The double-submit header DCImanager's clients send beside the `ses6` cookie.
+const XSRF_TOKEN: HeaderName = HeaderName::from_static("x-xsrf-token");
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
@@ -164,12 +162,13 @@ impl FromRequestParts<AppState> for Caller {
 
 /// The caller a session token belongs to (the web UI's sessions are looked up here too).
 pub async fn caller_for_token(state: &AppState, token: &str) -> ApiResult<Caller> {
-    let hash = hash_secret(token);
-    let caller = match state.sessions.get(&hash) {
+    // The digest alone keys this process's caches; the database keeps it as hex.
+    let digest: TokenDigest = Sha256::digest(token.as_bytes()).into();
+    let caller = match state.sessions.get(&digest) {
         Some(caller) => caller,
-        None => session_caller(state, hash.clone()).await?,
+        None => session_caller(state, digest).await?,
     };
-    state.rate.check(&hash)?;
+    state.rate.check(&digest)?;
     tracing::Span::current().record("user_id", caller.user_id.get());
     dcim_store::audit::set_actor(|| caller.actor());
     Ok(caller)
@@ -185,11 +184,11 @@ fn touch_every(idle: i64) -> i64 {
 }
 
 /// The caller of a session the cache does not hold, asked of the database (and cached).
-async fn session_caller(state: &AppState, hash: String) -> ApiResult<Caller> {
+async fn session_caller(state: &AppState, digest: TokenDigest) -> ApiResult<Caller> {
     let idle = state.cfg.session_idle_secs;
     let s = state
         .store
-        .session_user(&hash, idle, touch_every(idle))
+        .session_user(&hex::encode(digest), idle, touch_every(idle))
         .await?
         .ok_or_else(|| ApiError::unauthorized("the session has expired or was logged out; log in again"))?;
     if !s.confirmed {
@@ -200,8 +199,8 @@ async fn session_caller(state: &AppState, hash: String) -> ApiResult<Caller> {
     }
     let db_version = s.db_version();
     let caller =
-        Caller { user_id: s.user_id, email: s.email, role: s.role, session_id: s.session_id, db_version: None };
-    state.sessions.put(hash, caller.clone());
+        Caller { user_id: s.user_id, email: s.email.into(), role: s.role, session_id: s.session_id, db_version: None };
+    state.sessions.put(digest, caller.clone());
     Ok(Caller { db_version, ..caller })
 }
 
@@ -216,6 +215,10 @@ pub fn new_secret() -> String {
 pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
+
+/// A session token's SHA-256, as [`hash_secret`] before its hex: what the session cache
+/// and the rate limit key on (no hex string made at every request).
+type TokenDigest = [u8; 32];
 
 /// The argon2id that hashes new passwords: 9 MiB of memory and four passes, one of the
 /// configurations OWASP's password storage cheat sheet lists as equal in defence to
@@ -267,7 +270,7 @@ pub async fn verify_password(password: String, stored: Option<String>) -> bool {
 /// runs with no cache (`ttl` 0) on PostgreSQL unless told otherwise.
 pub struct SessionCache {
     ttl: Duration,
-    map: Mutex<HashMap<String, (Caller, Instant)>>,
+    map: Mutex<HashMap<TokenDigest, (Caller, Instant)>>,
 }
 
 impl SessionCache {
@@ -278,12 +281,12 @@ impl SessionCache {
         SessionCache { ttl, map: Mutex::new(HashMap::new()) }
     }
 
-    fn get(&self, token_hash: &str) -> Option<Caller> {
+    fn get(&self, digest: &TokenDigest) -> Option<Caller> {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(token_hash).filter(|(_, at)| at.elapsed() < self.ttl).map(|(c, _)| c.clone())
+        map.get(digest).filter(|(_, at)| at.elapsed() < self.ttl).map(|(c, _)| c.clone())
     }
 
-    fn put(&self, token_hash: String, caller: Caller) {
+    fn put(&self, digest: TokenDigest, caller: Caller) {
         if self.ttl.is_zero() {
             return;
         }
@@ -291,14 +294,18 @@ impl SessionCache {
         if map.len() >= Self::SWEEP_AT {
             map.retain(|_, (_, at)| at.elapsed() < self.ttl);
         }
-        map.insert(token_hash, (caller, Instant::now()));
+        map.insert(digest, (caller, Instant::now()));
     }
 
-    /// Drops one session (by token hash), or every session of a user.
+    /// Drops one session (by its token's hash, as the database keeps it), or every session
+    /// of a user.
     pub fn forget(&self, token_hash: Option<&str>, user_id: Option<UserId>) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(h) = token_hash {
-            map.remove(h);
+        let mut digest = TokenDigest::default();
+        if let Some(h) = token_hash
+            && hex::decode_to_slice(h, &mut digest).is_ok()
+        {
+            map.remove(&digest);
         }
         if let Some(u) = user_id {
             map.retain(|_, (c, _)| c.user_id != u);
@@ -312,7 +319,7 @@ impl SessionCache {
 /// give a token twice the rate; what must hold across processes (failed logins) is in
 /// the database.
 pub struct RateLimit {
-    limiter: Option<governor::DefaultKeyedRateLimiter<String>>,
+    limiter: Option<governor::DefaultKeyedRateLimiter<TokenDigest>>,
     checks: std::sync::atomic::AtomicU32,
 }
 
@@ -331,16 +338,16 @@ impl RateLimit {
         RateLimit { limiter, checks: std::sync::atomic::AtomicU32::new(0) }
     }
 
-    /// One request with the token of `token_hash`: refused with 429 and the seconds to
+    /// One request with the token of `digest`: refused with 429 and the seconds to
     /// wait when its bucket is empty.
-    pub fn check(&self, token_hash: &str) -> ApiResult<()> {
+    pub fn check(&self, digest: &TokenDigest) -> ApiResult<()> {
         use governor::clock::{Clock, DefaultClock};
         let Some(l) = &self.limiter else { return Ok(()) };
         let n = self.checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if n.is_multiple_of(Self::SWEEP_EVERY) && l.len() >= Self::SWEEP_AT {
             l.retain_recent();
         }
-        match l.check_key(&token_hash.to_owned()) {
+        match l.check_key(digest) {
             Ok(()) => Ok(()),
             Err(not_until) => {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());

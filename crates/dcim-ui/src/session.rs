@@ -80,7 +80,7 @@ impl Ui {
     pub fn chrome(&self, nav: &'static str) -> crate::view::Chrome {
         crate::view::Chrome {
             csrf: self.csrf.clone(),
-            email: self.caller.email.clone(),
+            email: self.caller.email.to_string(),
             role: self.caller.role.as_str().to_owned(),
             admin: self.caller.is_admin(),
             nav,

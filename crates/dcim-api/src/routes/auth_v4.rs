@@ -333,10 +333,10 @@ pub async fn qrcode(Body(b): Body<QrRequest>) -> ApiResult<Response> {
 pub async fn whoami(caller: Caller) -> Json<Whoami> {
     Json(Whoami {
         id: caller.user_id.get(),
-        email: caller.email.clone(),
+        email: caller.email.to_string(),
         roles: vec![caller.role.as_str().to_owned()],
         owner_id: caller.user_id.get(),
-        owner_email: caller.email,
+        owner_email: caller.email.to_string(),
     })
 }
 
