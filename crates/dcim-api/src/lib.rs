@@ -166,15 +166,27 @@ pub fn metrics_app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(request_id))
 }
 
-/// The complete application: routes, the OpenAPI document with Swagger UI, body
-/// limit and request tracing.
-pub fn app(state: AppState) -> Router {
-    app_with(state, Router::new())
-}
-
-/// [`app`] with more routes (the web UI's) under the same body limit, framing check
-/// and tracing.
-pub fn app_with(state: AppState, extra: Router) -> Router {
+/// The complete application: the API's routes, the OpenAPI document with Swagger UI,
+/// and `extra` (the web UI's routes), under one body limit, framing check and request
+/// tracing. The layers wrap the router as a plain service, not as a second
+/// `Router` with them as its fallback: that one matched every request against no
+/// routes, then cloned and boxed its fallback before the real router did the same.
+pub fn app_with<B>(
+    state: AppState,
+    extra: Router,
+) -> impl tower::Service<
+    axum::http::Request<B>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ Sync
++ 'static
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
     let limit = state.cfg.body_limit;
     let images = state.cfg.images_dir.clone();
     let routed = axum::middleware::from_fn_with_state(state.clone(), routed);
@@ -186,14 +198,13 @@ pub fn app_with(state: AppState, extra: Router) -> Router {
     // CPU of `GET /dci/v3/server/{id}`); for the same reason the framing check, the
     // client's address and the security headers are one middleware (`edge`).
     let routes = with_images(routes::router(state), images).merge(extra).merge(openapi::swagger()).layer(routed);
-    Router::new().fallback_service(
-        tower::ServiceBuilder::new()
-            .layer(axum::middleware::from_fn(request_id))
-            .layer(request_log())
-            .layer(DefaultBodyLimit::max(limit))
-            .layer(edge)
-            .service(routes),
-    )
+    tower::ServiceBuilder::new()
+        .map_request(|req: axum::http::Request<B>| req.map(axum::body::Body::new))
+        .layer(axum::middleware::from_fn(request_id))
+        .layer(request_log())
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(edge)
+        .service(routes)
 }
 
 /// On each route: its metrics and its name in the log span

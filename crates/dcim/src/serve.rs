@@ -255,8 +255,10 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         }
         None => (None, None),
     };
-    let app =
-        dcim_api::app_with(state.clone(), dcim_ui::router(state)).into_make_service_with_connect_info::<SocketAddr>();
+    let app = axum::ServiceExt::into_make_service_with_connect_info::<SocketAddr>(dcim_api::app_with(
+        state.clone(),
+        dcim_ui::router(state),
+    ));
     let handle = axum_server::Handle::new();
     let mut tls_files = None;
     let task = if let Some((cert, key)) = tls_pair {
