@@ -38,7 +38,7 @@ pub const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 128;
 
 /// The room made for each read from the socket: hyper's own first read buffer's size.
-/// The buffer keeps it while the connection lives.
+/// It is given back while the connection waits with nothing held back.
 const READ_SIZE: usize = 8 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,7 +246,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Framed<S> {
             // Read straight into the buffer's spare room, left uninitialised: a zeroed
             // chunk to read into, then copied over, cost a 16 KiB memset at every read.
             this.buf.reserve(READ_SIZE);
-            if ready!(tokio_util::io::poll_read_buf(Pin::new(&mut this.inner), cx, &mut this.buf))? == 0 {
+            let read = tokio_util::io::poll_read_buf(Pin::new(&mut this.inner), cx, &mut this.buf);
+            if read.is_pending() && this.buf.is_empty() {
+                // A kept-alive connection waiting for its next request holds no buffer.
+                this.buf = Vec::new();
+            }
+            if ready!(read)? == 0 {
                 this.eof = true;
             }
         }
