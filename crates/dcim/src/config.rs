@@ -64,7 +64,8 @@ pub struct Config {
     pub agent_callback_url: Option<String>,
     /// Seconds between two polls of every BMC's power state; 0 turns polling off.
     pub power_poll_secs: u64,
-    /// BMCs polled at once.
+    /// BMCs polled at once (64: 100,000 BMCs answering in 20 ms each took 35 s of the
+    /// default 60 s interval in the bench; 32 took 68 s and fell behind).
     pub power_poll_concurrency: usize,
     /// Seconds between two reads of every SNMP switch's port and PDU's outlet states; 0 turns it off.
     pub port_poll_secs: u64,
@@ -201,7 +202,7 @@ impl Default for Config {
             site_stale_secs: engine.site_stale.as_secs(),
             fake_call_log: None,
             power_poll_secs: 60,
-            power_poll_concurrency: 32,
+            power_poll_concurrency: 64,
             port_poll_secs: 60,
             snmp_timeout_ms: drivers.snmp.timeout.as_millis() as u64,
             snmp_retries: drivers.snmp.retries,
