@@ -163,7 +163,7 @@ impl FromRequestParts<AppState> for Caller {
 /// The caller a session token belongs to (the web UI's sessions are looked up here too).
 pub async fn caller_for_token(state: &AppState, token: &str) -> ApiResult<Caller> {
     // The digest alone keys this process's caches; the database keeps it as hex.
-    let digest: TokenDigest = Sha256::digest(token.as_bytes()).into();
+    let digest = digest_of(token);
     let caller = match state.sessions.get(&digest) {
         Some(caller) => caller,
         None => session_caller(state, digest).await?,
@@ -213,12 +213,16 @@ pub fn new_secret() -> String {
 
 /// What the database keeps of a token or key.
 pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    hex::encode(digest_of(secret))
 }
 
 /// A session token's SHA-256, as [`hash_secret`] before its hex: what the session cache
 /// and the rate limit key on (no hex string made at every request).
 type TokenDigest = [u8; 32];
+
+fn digest_of(secret: &str) -> TokenDigest {
+    Sha256::digest(secret.as_bytes()).into()
+}
 
 /// The argon2id that hashes new passwords: 9 MiB of memory and four passes, one of the
 /// configurations OWASP's password storage cheat sheet lists as equal in defence to
